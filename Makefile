@@ -1,0 +1,35 @@
+# Every target sets up .venv itself when it is missing, so a fresh clone needs only `make <target>`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test replay lint bench fixture clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11+ or run make PYTHON=python3.x"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+replay: $(STAMP)
+	$(BIN)/harness replay --scenario gap_storm
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+fixture: $(STAMP)
+	$(BIN)/harness synth --venue binance-spot --symbol BTCUSDT --seconds 60 --seed 1 -o fixtures/binance_spot_btcusdt_synth
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

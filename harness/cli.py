@@ -1,0 +1,111 @@
+"""The `harness` command line: thin option parsing over the modules that do the work.
+
+Every command imports its implementation lazily, so `harness --help` stays fast and one broken
+optional piece does not take the others down. A HarnessError becomes one `error:` line and exit 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from harness.errors import HarnessError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Record, synthesize, serve and replay exchange WebSocket market data.",
+)
+
+
+def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except HarnessError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@app.command()
+@_user_errors
+def synth(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Recording folder to create.")],
+    venue: Annotated[str, typer.Option(help="Venue dialect to write.")] = "binance-spot",
+    symbol: Annotated[str, typer.Option(help="Symbol, as the venue spells it.")] = "BTCUSDT",
+    seconds: Annotated[float, typer.Option(min=0.1, help="Simulated duration.")] = 60.0,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same bytes.")] = 1,
+) -> None:
+    """Write a seeded synthetic recording, exactly as the recorder would have captured it."""
+    from harness.synth.run import synthesize
+
+    summary = synthesize(venue=venue, symbol=symbol, seconds=seconds, seed=seed, output=output)
+    print(summary)
+
+
+@app.command()
+@_user_errors
+def serve(
+    recording: Annotated[Path, typer.Option(help="Recording to replay.")],
+    speed: Annotated[float, typer.Option(min=0.0, help="1 keeps recorded timing; 0 is as fast as clients read.")] = 1.0,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")] = 0,
+) -> None:
+    """Serve a recording as a fake venue (WebSocket + REST) on loopback."""
+    from replayer.serve_command import run_serve
+
+    run_serve(recording=recording, speed=speed, host=host, port=port)
+
+
+@app.command()
+@_user_errors
+def record(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Recording folder to create.")],
+    venue: Annotated[str, typer.Option(help="Venue to record.")] = "binance-spot",
+    symbols: Annotated[str, typer.Option(help="Comma-separated symbols, e.g. BTCUSDT,ETHUSDT.")] = "BTCUSDT",
+    ws_url: Annotated[str | None, typer.Option(help="WebSocket base URL (default: the live venue).")] = None,
+    rest_url: Annotated[str | None, typer.Option(help="REST base URL (default: the live venue).")] = None,
+    seconds: Annotated[float | None, typer.Option(min=0.0, help="Stop after this long (default: Ctrl-C).")] = None,
+) -> None:
+    """Record a venue's frames, REST snapshots and connection events to a recording."""
+    from recorder.live import run_record
+
+    run_record(
+        venue=venue,
+        symbols=[s.strip() for s in symbols.split(",") if s.strip()],
+        ws_url=ws_url,
+        rest_url=rest_url,
+        seconds=seconds,
+        output=output,
+    )
+
+
+@app.command()
+@_user_errors
+def inspect(
+    path: Annotated[Path, typer.Argument(help="Recording folder or segment file.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Summarize a recording: duration, frames per kind and stream, rates, sequence holes, reconnects."""
+    from harness.inspect_recording import inspect_recording
+
+    print(inspect_recording(path, as_json=json_output))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""The segment writer: batches events, journals the open segment, seals it to Parquet on rotation.
+
+Why a journal: a Parquet file is unreadable until its footer is written, so a recorder that dies
+mid-segment would lose the whole segment. The open segment is therefore an Arrow IPC stream, whose
+batches stay readable after a crash; each flush appends one batch and fsyncs. Rotation (by size or
+by age) and close convert the journal to a zstd Parquet file, one row group per flushed batch, and
+then remove the journal. A crash loses at most the rows not yet flushed, and the shell flushes at
+least once a second by calling `tick`.
+
+The writer reads no clock: callers pass the monotonic time they stamped on each event.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from harness.errors import HarnessError
+from recorder.format import (
+    OPEN_SUFFIX,
+    SCHEMA,
+    SEALED_SUFFIX,
+    EventKind,
+    RecordingMeta,
+    segment_name,
+)
+
+ROWS_PER_GROUP = 10_000
+FLUSH_INTERVAL_NS = 1_000_000_000
+SEGMENT_MAX_BYTES = 256 * 1024 * 1024
+SEGMENT_MAX_NS = 3600 * 1_000_000_000
+
+
+class RecordingExistsError(HarnessError):
+    """Raised instead of ever appending to, or overwriting, a recording that is already there."""
+
+
+class RecordingWriter:
+    """Appends events to a recording folder; `close()` leaves only sealed Parquet segments."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        meta: RecordingMeta,
+        *,
+        rows_per_group: int = ROWS_PER_GROUP,
+        flush_interval_ns: int = FLUSH_INTERVAL_NS,
+        segment_max_bytes: int = SEGMENT_MAX_BYTES,
+        segment_max_ns: int = SEGMENT_MAX_NS,
+        fsync: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        if self.path.exists() and any(self.path.iterdir()):
+            raise RecordingExistsError(f"{self.path} already holds files; choose a new output path")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.meta = meta
+        self._rows_per_group = rows_per_group
+        self._flush_interval_ns = flush_interval_ns
+        self._segment_max_bytes = segment_max_bytes
+        self._segment_max_ns = segment_max_ns
+        self._fsync = fsync
+        self._columns: dict[str, list] = {name: [] for name in SCHEMA.names}
+        self._next_seq = 0
+        self._segment_index = 0
+        self._journal: ipc.RecordBatchStreamWriter | None = None
+        self._journal_file = None
+        self._journal_path: Path | None = None
+        self._segment_started_ns: int | None = None
+        self._last_flush_ns: int | None = None
+        self.sealed: list[Path] = []
+        self._closed = False
+
+    @property
+    def rows_written(self) -> int:
+        return self._next_seq
+
+    @property
+    def pending_rows(self) -> int:
+        return len(self._columns["seq"])
+
+    def append(
+        self,
+        kind: EventKind,
+        *,
+        conn_id: int,
+        wall_ns: int,
+        mono_ns: int,
+        payload: bytes = b"",
+        url: str | None = None,
+        stream: str | None = None,
+        status: int | None = None,
+        reason: str | None = None,
+    ) -> int:
+        """Buffers one event and returns its `seq`; flushes when the batch is full or old enough."""
+        if self._closed:
+            raise ValueError("recording writer is closed")
+        seq = self._next_seq
+        self._next_seq += 1
+        cols = self._columns
+        cols["seq"].append(seq)
+        cols["conn_id"].append(conn_id)
+        cols["kind"].append(str(kind))
+        cols["recv_wall_ns"].append(wall_ns)
+        cols["recv_mono_ns"].append(mono_ns)
+        cols["url"].append(url)
+        cols["stream"].append(stream)
+        cols["payload"].append(payload)
+        cols["status"].append(status)
+        cols["reason"].append(reason)
+        if self._last_flush_ns is None:
+            self._last_flush_ns = mono_ns
+        if len(cols["seq"]) >= self._rows_per_group:
+            self.flush(mono_ns)
+        else:
+            self.tick(mono_ns)
+        return seq
+
+    def tick(self, now_mono_ns: int) -> None:
+        """Flushes when the oldest buffered row is a flush interval old; the shell calls this on a timer."""
+        if self._last_flush_ns is not None and now_mono_ns - self._last_flush_ns >= self._flush_interval_ns:
+            self.flush(now_mono_ns)
+
+    def flush(self, now_mono_ns: int | None = None) -> None:
+        """Writes buffered rows as one batch (one future row group) and makes them durable."""
+        self._last_flush_ns = now_mono_ns
+        if not self._columns["seq"]:
+            return
+        batch = pa.RecordBatch.from_pydict(self._columns, schema=SCHEMA)
+        first_mono = self._columns["recv_mono_ns"][0]
+        for values in self._columns.values():
+            values.clear()
+        if self._journal is None:
+            self._open_journal(first_mono)
+        self._journal.write_batch(batch)
+        self._journal_file.flush()
+        if self._fsync:
+            os.fsync(self._journal_file.fileno())
+        size = self._journal_file.tell()
+        age = (now_mono_ns or first_mono) - self._segment_started_ns
+        if size >= self._segment_max_bytes or age >= self._segment_max_ns:
+            self._seal()
+
+    def close(self) -> list[Path]:
+        """Flushes, seals the open segment and returns every sealed segment path."""
+        if self._closed:
+            return self.sealed
+        self.flush()
+        self._seal()
+        self._closed = True
+        return self.sealed
+
+    def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open_journal(self, first_mono_ns: int) -> None:
+        self._journal_path = self.path / segment_name(self._segment_index, OPEN_SUFFIX)
+        self._journal_file = open(self._journal_path, "wb")  # noqa: SIM115 - lives across calls
+        schema = SCHEMA.with_metadata(self.meta.to_metadata(self._segment_index))
+        self._journal = ipc.new_stream(self._journal_file, schema)
+        self._segment_started_ns = first_mono_ns
+
+    def _seal(self) -> None:
+        if self._journal is None:
+            return
+        self._journal.close()
+        self._journal_file.close()
+        self._journal = None
+        journal_path = self._journal_path
+        sealed_path = self.path / segment_name(self._segment_index, SEALED_SUFFIX)
+        seal_journal(journal_path, sealed_path, self.meta.to_metadata(self._segment_index), fsync=self._fsync)
+        self.sealed.append(sealed_path)
+        self._segment_index += 1
+
+
+def seal_journal(journal_path: Path, sealed_path: Path, metadata: dict[bytes, bytes], *, fsync: bool = True) -> int:
+    """Converts a journal to Parquet (one row group per batch), atomically, then deletes it.
+
+    Also used to recover the journal a crashed recorder left: a truncated tail batch is dropped.
+    Returns the number of rows sealed.
+    """
+    batches = list(read_journal(journal_path))
+    tmp_path = sealed_path.with_suffix(sealed_path.suffix + ".tmp")
+    schema = SCHEMA.with_metadata(metadata)
+    rows = 0
+    with pq.ParquetWriter(tmp_path, schema, compression="zstd", compression_level=3) as writer:
+        for batch in batches:
+            writer.write_table(pa.Table.from_batches([batch], schema=schema), row_group_size=len(batch) or 1)
+            rows += len(batch)
+    if fsync:
+        with open(tmp_path, "rb") as handle:
+            os.fsync(handle.fileno())
+    os.replace(tmp_path, sealed_path)
+    journal_path.unlink()
+    return rows
+
+
+def read_journal(journal_path: Path):
+    """Yields the complete batches of a journal; stops quietly at a torn tail left by a crash."""
+    with open(journal_path, "rb") as handle:
+        try:
+            reader = ipc.open_stream(handle)
+        except pa.ArrowInvalid:
+            return
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except (pa.ArrowInvalid, OSError):
+                return
+            yield batch

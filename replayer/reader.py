@@ -1,0 +1,141 @@
+"""Reads a recording: every segment, in `seq` order, one batch at a time, in bounded memory.
+
+A recording path is a folder of segments or a single segment file. Sealed segments are read row
+group by row group; a journal left by a crashed recorder is read up to its last complete batch.
+Anything that is not a readable v1 recording raises RecordingError with a one-line message.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from harness.errors import HarnessError
+from recorder.format import (
+    FORMAT_VERSION,
+    OPEN_SUFFIX,
+    SCHEMA,
+    SEALED_SUFFIX,
+    SEGMENT_STEM,
+    EventKind,
+    RecordedEvent,
+    RecordingMeta,
+)
+from recorder.segments import read_journal
+
+
+class RecordingError(HarnessError):
+    """A recording that cannot be read as format v1; the message is one line for the user."""
+
+
+class Recording:
+    """A handle on a recording on disk; opening it validates every segment's header, not its rows."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise RecordingError(f"{self.path}: no such recording")
+        if self.path.is_dir():
+            segments = sorted(
+                p
+                for p in self.path.iterdir()
+                if p.name.startswith(SEGMENT_STEM) and p.suffix in (SEALED_SUFFIX, OPEN_SUFFIX)
+            )
+        else:
+            segments = [self.path]
+        if not segments:
+            raise RecordingError(f"{self.path}: no segment files ({SEGMENT_STEM}*{SEALED_SUFFIX}) in it")
+        self.segments: list[Path] = segments
+        self.meta: RecordingMeta = self._read_meta(segments[0])
+        for segment in segments[1:]:
+            other = self._read_meta(segment)
+            if other.recording_id != self.meta.recording_id:
+                raise RecordingError(f"{segment}: belongs to another recording ({other.recording_id})")
+
+    @property
+    def venue(self) -> str:
+        return self.meta.venue
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self.meta.symbols
+
+    def iter_batches(self, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
+        """Yields record batches in `seq` order; checks that `seq` only ever increases."""
+        last_seq = -1
+        wanted = list(columns) if columns is not None else None
+        if wanted is not None and "seq" not in wanted:
+            wanted = ["seq", *wanted]
+        for segment in self.segments:
+            for batch in self._segment_batches(segment, wanted):
+                if len(batch) == 0:
+                    continue
+                seqs = batch.column("seq")
+                first = seqs[0].as_py()
+                if first <= last_seq:
+                    raise RecordingError(f"{segment}: seq goes back from {last_seq} to {first}; file is corrupt")
+                last_seq = seqs[len(seqs) - 1].as_py()
+                if columns is not None and "seq" not in columns:
+                    batch = batch.drop_columns(["seq"])
+                yield batch
+
+    def iter_events(self) -> Iterator[RecordedEvent]:
+        """Yields every event as a RecordedEvent, batch by batch."""
+        for batch in self.iter_batches():
+            cols = {name: batch.column(name).to_pylist() for name in SCHEMA.names}
+            kinds = [EventKind(k) for k in cols["kind"]]
+            for i in range(len(batch)):
+                yield RecordedEvent(
+                    seq=cols["seq"][i],
+                    conn_id=cols["conn_id"][i],
+                    kind=kinds[i],
+                    recv_wall_ns=cols["recv_wall_ns"][i],
+                    recv_mono_ns=cols["recv_mono_ns"][i],
+                    url=cols["url"][i],
+                    stream=cols["stream"][i],
+                    payload=cols["payload"][i],
+                    status=cols["status"][i],
+                    reason=cols["reason"][i],
+                )
+
+    def _read_meta(self, segment: Path) -> RecordingMeta:
+        try:
+            if segment.suffix == OPEN_SUFFIX:
+                with open(segment, "rb") as handle:
+                    raw = ipc.open_stream(handle).schema.metadata
+            else:
+                raw = pq.read_schema(segment).metadata
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise RecordingError(f"{segment}: not a readable segment ({_first_line(exc)})") from None
+        try:
+            meta = RecordingMeta.from_metadata(raw)
+        except (KeyError, ValueError):
+            raise RecordingError(f"{segment}: not a harness recording (no harness.* metadata)") from None
+        if meta.format_version != FORMAT_VERSION:
+            raise RecordingError(
+                f"{segment}: recording format v{meta.format_version}, this harness reads v{FORMAT_VERSION}"
+            )
+        return meta
+
+    def _segment_batches(self, segment: Path, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
+        if segment.suffix == OPEN_SUFFIX:
+            for batch in read_journal(segment):
+                yield batch.select(columns) if columns is not None else batch
+            return
+        try:
+            parquet = pq.ParquetFile(segment)
+            for group in range(parquet.num_row_groups):
+                table = parquet.read_row_group(group, columns=columns)
+                yield from table.to_batches()
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise RecordingError(f"{segment}: corrupt segment ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
