@@ -1,0 +1,70 @@
+"""A deliberately plain order book: the venue side's truth, used by the fake server and the oracle.
+
+It shares no code with the subject's book (harness/book.py), so a bug there cannot hide itself by
+being repeated here. Levels keep the venue's own price and size strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sortedcontainers import SortedDict
+
+
+def _is_zero(size: str) -> bool:
+    return float(size) == 0.0
+
+
+class ReferenceBook:
+    """Price levels per side, keyed by the float price, holding `(price_str, size_str)`."""
+
+    __slots__ = ("_asks", "_bids", "last_update_id")
+
+    def __init__(self) -> None:
+        self._bids: SortedDict = SortedDict()
+        self._asks: SortedDict = SortedDict()
+        self.last_update_id = 0
+
+    def load(self, last_update_id: int, bids: Iterable[Sequence[str]], asks: Iterable[Sequence[str]]) -> None:
+        self._bids.clear()
+        self._asks.clear()
+        self._apply_side(self._bids, bids)
+        self._apply_side(self._asks, asks)
+        self.last_update_id = last_update_id
+
+    def apply(self, last_update_id: int, bids: Iterable[Sequence[str]], asks: Iterable[Sequence[str]]) -> None:
+        self._apply_side(self._bids, bids)
+        self._apply_side(self._asks, asks)
+        self.last_update_id = last_update_id
+
+    @staticmethod
+    def _apply_side(side: SortedDict, levels: Iterable[Sequence[str]]) -> None:
+        for level in levels:
+            price, size = level[0], level[1]
+            key = float(price)
+            if _is_zero(size):
+                side.pop(key, None)
+            else:
+                side[key] = (price, size)
+
+    def bids(self, depth: int | None = None) -> list[tuple[str, str]]:
+        """Best first."""
+        values = self._bids.values()
+        n = len(values) if depth is None else min(depth, len(values))
+        return [values[-1 - i] for i in range(n)]
+
+    def asks(self, depth: int | None = None) -> list[tuple[str, str]]:
+        """Best first."""
+        values = self._asks.values()
+        n = len(values) if depth is None else min(depth, len(values))
+        return [values[i] for i in range(n)]
+
+    def copy(self) -> ReferenceBook:
+        other = ReferenceBook()
+        other._bids = self._bids.copy()
+        other._asks = self._asks.copy()
+        other.last_update_id = self.last_update_id
+        return other
+
+    def __len__(self) -> int:
+        return len(self._bids) + len(self._asks)
