@@ -54,8 +54,8 @@ class RecordingWriter:
         fsync: bool = True,
     ) -> None:
         self.path = Path(path)
-        if self.path.exists() and any(self.path.iterdir()):
-            raise RecordingExistsError(f"{self.path} already holds files; choose a new output path")
+        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise RecordingExistsError(f"{self.path} already exists and is not empty; choose a new output path")
         self.path.mkdir(parents=True, exist_ok=True)
         self.meta = meta
         self._rows_per_group = rows_per_group
@@ -206,13 +206,13 @@ def read_journal(journal_path: Path):
     with open(journal_path, "rb") as handle:
         try:
             reader = ipc.open_stream(handle)
-        except pa.ArrowInvalid:
+        except (pa.ArrowException, OSError):
             return
         while True:
             try:
                 batch = reader.read_next_batch()
             except StopIteration:
                 return
-            except (pa.ArrowInvalid, OSError):
+            except (pa.ArrowException, OSError):
                 return
             yield batch

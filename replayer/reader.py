@@ -40,14 +40,7 @@ class Recording:
         self.path = Path(path)
         if not self.path.exists():
             raise RecordingError(f"{self.path}: no such recording")
-        if self.path.is_dir():
-            segments = sorted(
-                p
-                for p in self.path.iterdir()
-                if p.name.startswith(SEGMENT_STEM) and p.suffix in (SEALED_SUFFIX, OPEN_SUFFIX)
-            )
-        else:
-            segments = [self.path]
+        segments = _segment_files(self.path) if self.path.is_dir() else [self.path]
         if not segments:
             raise RecordingError(f"{self.path}: no segment files ({SEGMENT_STEM}*{SEALED_SUFFIX}) in it")
         self.segments: list[Path] = segments
@@ -110,7 +103,7 @@ class Recording:
                     raw = ipc.open_stream(handle).schema.metadata
             else:
                 raw = pq.read_schema(segment).metadata
-        except (pa.ArrowInvalid, OSError) as exc:
+        except (pa.ArrowException, OSError) as exc:
             raise RecordingError(f"{segment}: not a readable segment ({_first_line(exc)})") from None
         try:
             meta = RecordingMeta.from_metadata(raw)
@@ -132,8 +125,37 @@ class Recording:
             for group in range(parquet.num_row_groups):
                 table = parquet.read_row_group(group, columns=columns)
                 yield from table.to_batches()
-        except (pa.ArrowInvalid, OSError) as exc:
+        except (pa.ArrowException, OSError) as exc:
             raise RecordingError(f"{segment}: corrupt segment ({_first_line(exc)})") from None
+
+
+def _segment_files(folder: Path) -> list[Path]:
+    """The segments of a recording folder, in order, leaving out what a crash can leave behind.
+
+    A crash while sealing can leave a segment's journal next to its finished Parquet file (the
+    journal is deleted after the atomic rename): the Parquet file wins. A crash before the first
+    flush can leave a journal without even its schema header: it holds no flushed rows, so it is
+    skipped.
+    """
+    found = [
+        p for p in folder.iterdir() if p.name.startswith(SEGMENT_STEM) and p.suffix in (SEALED_SUFFIX, OPEN_SUFFIX)
+    ]
+    sealed_stems = {p.stem for p in found if p.suffix == SEALED_SUFFIX}
+    segments = []
+    for path in sorted(found):
+        if path.suffix == OPEN_SUFFIX and (path.stem in sealed_stems or not _has_journal_header(path)):
+            continue
+        segments.append(path)
+    return segments
+
+
+def _has_journal_header(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            ipc.open_stream(handle)
+    except (pa.ArrowException, OSError):
+        return False
+    return True
 
 
 def _first_line(exc: BaseException) -> str:
