@@ -11,6 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+UNTIL_HEALED = 2**31 - 1
+"""A `count` that lasts until the fault's heal entry sets it back (RefuseHandshakes, RestBehaviour)."""
+
+UNLIMITED = 2**62
+"""A `ClientBufferLimit.max_bytes` that no client reaches: the heal entry of a slow-consumer fault."""
+
 
 @dataclass(frozen=True, slots=True)
 class Frame:
@@ -26,12 +32,17 @@ class Frame:
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Put `payload` on the wire at `offset_ns`; `payload` is `frame.payload` unless a fault changed it."""
+    """Put `payload` on the wire at `offset_ns`; `payload` is `frame.payload` unless a fault changed it.
+
+    `binary` sends it as a binary frame: a corrupt payload that is not valid UTF-8 goes that way,
+    because a text frame with invalid UTF-8 is a protocol error on which client libraries close (1007).
+    """
 
     offset_ns: int
     frame: Frame
     payload: bytes
     fault: str | None = None
+    binary: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +68,10 @@ class Stall:
 
 @dataclass(frozen=True, slots=True)
 class RefuseHandshakes:
-    """Answer the next `count` WebSocket handshakes with HTTP `status` instead of upgrading."""
+    """Answer the next `count` WebSocket handshakes with HTTP `status` instead of upgrading.
+
+    `count` replaces what is left of an earlier refusal; `count=0` (the heal) upgrades again.
+    """
 
     offset_ns: int
     status: int
@@ -70,7 +84,9 @@ class RestBehaviour:
     """How the next `count` REST depth requests are answered (`normal` restores the default).
 
     stale: a book older than frames already sent; too_new: a book ahead of frames sent; slow: the
-    right book after `delay_ns`; error: HTTP `status` with the venue's error body.
+    right book after `delay_ns`; error: HTTP `status` with the venue's error body. `lag_frames` is how
+    many depth frames behind (stale) or ahead of (too_new) the frames sent the book is. Each entry
+    replaces the one before; a fault's heal is a `normal` entry.
     """
 
     offset_ns: int
@@ -84,7 +100,10 @@ class RestBehaviour:
 
 @dataclass(frozen=True, slots=True)
 class ClientBufferLimit:
-    """A client whose unsent backlog exceeds `max_bytes` is dropped, as a venue drops slow readers."""
+    """A client whose unsent backlog exceeds `max_bytes` is dropped, as a venue drops slow readers.
+
+    The heal entry carries UNLIMITED.
+    """
 
     offset_ns: int
     max_bytes: int
