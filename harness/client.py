@@ -1,0 +1,323 @@
+"""The reconnecting WebSocket client: an asyncio shell around `harness.client_state.ClientCore`.
+
+The shell moves bytes and timestamps and nothing else. Every frame goes, undecoded, to a synchronous
+`on_message(payload, recv_mono_ns, recv_wall_ns, conn_id)`; everything that happens to the connection
+goes, as a small dataclass from `harness.client_state`, to a synchronous `on_event(event)`. A new
+connection is always announced by `ConnectionOpened` before its first frame, and ended by
+`Disconnected` after its last, so a book sync can resync on every new `conn_id`.
+
+Liveness has two layers: websockets' keepalive pings (a server that stops answering is failed with
+1011) and a watchdog on received frames, which aborts a connection that has been silent longer
+than `watchdog_s` without waiting for any close handshake (a half-open socket never completes one).
+
+An exception raised by `on_message` or `on_event` is a bug in the caller: the client closes the
+connection and `run()` re-raises it rather than carry on with a consumer that lost a frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
+from websockets.uri import parse_uri
+
+from harness.client_state import (
+    BackoffPolicy,
+    ClientCore,
+    ClientEvent,
+    ConnectionState,
+    DisconnectCause,
+    GaveUp,
+    GiveUp,
+    ReconnectScheduled,
+    SessionStep,
+    StepReply,
+    Stopped,
+    WatchdogFired,
+)
+from harness.errors import HarnessError
+
+OnMessage = Callable[[bytes, int, int, int], None]
+OnEvent = Callable[[ClientEvent], None]
+
+_ABNORMAL_CLOSURE = 1006
+
+
+class _StepFailed(Exception):
+    def __init__(self, cause: DisconnectCause, reason: str) -> None:
+        super().__init__(reason)
+        self.cause = cause
+        self.reason = reason
+
+
+def _ignore_event(event: ClientEvent) -> None:
+    return None
+
+
+class ReconnectingClient:
+    """Keeps one WebSocket to `url` alive until `stop()`, or until `max_retries` retries in a row fail.
+
+    Use either `start()` + `await stop()`, or `await run()` in a task of your own and `await stop()`
+    from elsewhere. `rng` makes the jittered backoff reproducible; pass a seeded `random.Random`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        on_message: OnMessage,
+        *,
+        on_event: OnEvent | None = None,
+        subscribe: SessionStep | None = None,
+        auth: SessionStep | None = None,
+        backoff: BackoffPolicy | None = None,
+        rng: random.Random | None = None,
+        max_retries: int | None = None,
+        connect_timeout_s: float = 10.0,
+        watchdog_s: float | None = 30.0,
+        ping_interval_s: float | None = 20.0,
+        ping_timeout_s: float | None = 20.0,
+        close_timeout_s: float = 2.0,
+        stable_after_s: float = 30.0,
+        max_size: int | None = 2**24,
+        compression: str | None = None,
+    ) -> None:
+        try:
+            parse_uri(url)
+        except InvalidURI as exc:
+            raise HarnessError(f"not a WebSocket URL: {url!r} ({exc})") from None
+        for name, value in (("connect timeout", connect_timeout_s), ("close timeout", close_timeout_s)):
+            if not value > 0:
+                raise HarnessError(f"{name} must be a positive number of seconds, got {value!r}")
+        if watchdog_s is not None and not watchdog_s > 0:
+            raise HarnessError(f"watchdog threshold must be positive seconds or None, got {watchdog_s!r}")
+        self.url = url
+        self._on_message = on_message
+        self._on_event = on_event or _ignore_event
+        self._steps = (
+            (ConnectionState.AUTHENTICATED, auth),
+            (ConnectionState.SUBSCRIBED, subscribe),
+        )
+        self._core = ClientCore(
+            backoff or BackoffPolicy(), rng or random.Random(), max_retries, int(stable_after_s * 1e9)
+        )
+        self._connect_kwargs = {
+            "open_timeout": connect_timeout_s,
+            "ping_interval": ping_interval_s,
+            "ping_timeout": ping_timeout_s,
+            "close_timeout": close_timeout_s,
+            "max_size": max_size,
+            "compression": compression,
+            "proxy": None,
+        }
+        self._watchdog_ns = None if watchdog_s is None else int(watchdog_s * 1e9)
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._ws: ClientConnection | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._watchdog_silence_ns = 0
+        self._last_rx_ns = 0
+        self._frames = 0
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._core.state
+
+    @property
+    def conn_id(self) -> int:
+        """The id of the current (or last) connection; 0 until the first one opens."""
+        return self._core.conn_id
+
+    @property
+    def retry_count(self) -> int:
+        """Consecutive failed attempts since the last connection that stayed up `stable_after_s`."""
+        return self._core.attempt
+
+    def start(self) -> asyncio.Task[None]:
+        """Run the client in a task of its own; `await stop()` ends it, awaiting the task gives `run()`'s end."""
+        if self._task is not None:
+            raise RuntimeError("this client has already been started")
+        self._task = asyncio.get_running_loop().create_task(self.run(), name=f"ReconnectingClient({self.url})")
+        return self._task
+
+    async def stop(self) -> None:
+        """Close the connection with 1000 and return once no task, timer or socket of ours is left."""
+        task = self._task
+        if task is None or task.done():
+            self._stopping = True
+            return
+        if task is asyncio.current_task():
+            raise RuntimeError("stop() cannot be awaited from inside the client's own task")
+        if not self._stopping:
+            self._stopping = True
+            task.cancel()
+        await asyncio.wait([task])
+
+    async def run(self) -> None:
+        """Connect, keep reconnecting with backoff, and return after `stop()` or after giving up."""
+        task = asyncio.current_task()
+        if self._task is None:
+            self._task = task
+        elif self._task is not task:
+            raise RuntimeError("this client is already running in another task")
+        try:
+            while not self._stopping:
+                await self._one_connection()
+                if self._stopping:
+                    break
+                decision = self._core.next_retry()
+                if isinstance(decision, GiveUp):
+                    self._on_event(GaveUp(decision.attempts, time.monotonic_ns()))
+                    break
+                self._on_event(ReconnectScheduled(decision.attempt, decision.delay_s, time.monotonic_ns()))
+                await asyncio.sleep(decision.delay_s)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            assert task is not None
+            task.uncancel()
+        self._on_event(Stopped(time.monotonic_ns()))
+
+    def _emit(self, events: list[ClientEvent]) -> None:
+        for event in events:
+            self._on_event(event)
+
+    async def _one_connection(self) -> None:
+        core = self._core
+        self._emit(core.connecting(time.monotonic_ns()))
+        try:
+            ws = await connect(self.url, **self._connect_kwargs)
+        except asyncio.CancelledError:
+            self._on_event(core.advance(ConnectionState.DISCONNECTED, time.monotonic_ns()))
+            raise
+        except InvalidStatus as exc:
+            self._emit(core.connect_failed(time.monotonic_ns(), exc.response.status_code, str(exc)))
+            return
+        except (OSError, WebSocketException) as exc:
+            self._emit(core.connect_failed(time.monotonic_ns(), None, f"{type(exc).__name__}: {exc}"))
+            return
+
+        now = time.monotonic_ns()
+        keepalive = ws.keepalive_task
+        self._ws = ws
+        self._last_rx_ns = now
+        self._frames = 0
+        self._watchdog_silence_ns = 0
+        cause: DisconnectCause | None = None
+        try:
+            self._emit(core.opened(now, time.time_ns(), self.url))
+            self._arm_watchdog()
+            for state, step in self._steps:
+                if step is not None:
+                    await self._run_step(ws, step)
+                self._on_event(core.advance(state, time.monotonic_ns()))
+            await self._receive(ws)
+        except ConnectionClosed:
+            pass
+        except _StepFailed as failed:
+            cause = failed.cause
+            await ws.close(1000, failed.reason)
+        except asyncio.CancelledError:
+            if self._stopping:
+                await ws.close(1000, "client stopping")
+                self._closed(ws, DisconnectCause.STOPPED)
+            raise
+        finally:
+            self._disarm_watchdog()
+            if ws.transport is not None and not ws.transport.is_closing():
+                ws.transport.abort()
+            await ws.wait_closed()
+            if keepalive is not None:
+                await asyncio.wait([keepalive])
+            self._ws = None
+        self._closed(ws, cause)
+
+    def _closed(self, ws: ClientConnection, cause: DisconnectCause | None) -> None:
+        rcvd, sent = ws.protocol.close_rcvd, ws.protocol.close_sent
+        server_first = rcvd is not None and (sent is None or bool(ws.protocol.close_rcvd_then_sent))
+        frame = rcvd if server_first else sent
+        if cause is None:
+            if self._watchdog_silence_ns:
+                cause = DisconnectCause.WATCHDOG
+            elif server_first:
+                cause = DisconnectCause.SERVER_CLOSE
+            else:
+                cause = DisconnectCause.CONNECTION_LOST
+        if cause is DisconnectCause.WATCHDOG:
+            self._on_event(WatchdogFired(self._core.conn_id, self._watchdog_silence_ns, time.monotonic_ns()))
+        code = _ABNORMAL_CLOSURE if frame is None else int(frame.code)
+        reason = "" if frame is None else frame.reason
+        self._emit(self._core.closed(time.monotonic_ns(), time.time_ns(), code, reason, cause, self._frames))
+
+    async def _run_step(self, ws: ClientConnection, step: SessionStep) -> None:
+        for message in step.messages():
+            await ws.send(message)
+        on_message, conn_id = self._on_message, self._core.conn_id
+        try:
+            async with asyncio.timeout(step.timeout_s):
+                while True:
+                    payload = await ws.recv(decode=False)
+                    mono_ns = time.monotonic_ns()
+                    self._last_rx_ns = mono_ns
+                    self._frames += 1
+                    on_message(payload, mono_ns, time.time_ns(), conn_id)
+                    reply = step.classify(payload)
+                    if reply is StepReply.ACK:
+                        return
+                    if reply is StepReply.REJECTED:
+                        raise _StepFailed(DisconnectCause.STEP_REJECTED, "request rejected")
+        except TimeoutError:
+            raise _StepFailed(DisconnectCause.STEP_TIMEOUT, "no ack before timeout") from None
+
+    async def _receive(self, ws: ClientConnection) -> None:
+        recv, on_message, conn_id = ws.recv, self._on_message, self._core.conn_id
+        monotonic_ns, time_ns = time.monotonic_ns, time.time_ns
+        payload = await recv(False)
+        mono_ns = monotonic_ns()
+        self._last_rx_ns = mono_ns
+        self._frames += 1
+        self._on_event(self._core.advance(ConnectionState.ACTIVE, mono_ns))
+        on_message(payload, mono_ns, time_ns(), conn_id)
+        frames = self._frames
+        try:
+            while True:
+                payload = await recv(False)
+                mono_ns = monotonic_ns()
+                self._last_rx_ns = mono_ns
+                frames += 1
+                on_message(payload, mono_ns, time_ns(), conn_id)
+        finally:
+            self._frames = frames
+
+    def _arm_watchdog(self) -> None:
+        if self._watchdog_ns is not None:
+            self._watchdog = asyncio.get_running_loop().call_later(self._watchdog_ns / 1e9, self._check_watchdog)
+
+    def _disarm_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def _check_watchdog(self) -> None:
+        """Timer callback: abort a silent connection, else re-arm for the rest of the threshold.
+
+        It only aborts the transport; the receive path then sees the connection end and emits the
+        events, so callbacks never run outside the client's task.
+        """
+        assert self._watchdog_ns is not None
+        ws = self._ws
+        if ws is None:
+            return
+        silence = time.monotonic_ns() - self._last_rx_ns
+        if silence >= self._watchdog_ns:
+            self._watchdog = None
+            self._watchdog_silence_ns = silence
+            if ws.transport is not None:
+                ws.transport.abort()
+            return
+        self._watchdog = asyncio.get_running_loop().call_later(
+            (self._watchdog_ns - silence) / 1e9, self._check_watchdog
+        )
