@@ -1,0 +1,427 @@
+"""The checker: judges what the subject reported against the oracle, and joins it with the server's writes.
+
+Pure: it reads no clock and touches no socket. The runner feeds it the subject's messages in the order
+the subject emitted them (`Checker.feed`, streaming, so observations need not be kept), then calls
+`finish` with the subject's final books and the server's send log. Every time it handles is a
+monotonic nanosecond stamp; fault windows come in replay offsets and are put on the same clock by
+the `to_mono` function the runner passes (see `replay_clock`).
+
+The worst finding is silent divergence: an observation that claims to be synced and differs from the
+oracle at its update id, or claims synced at an update id the clean recording never ended a frame on.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from harness.errors import HarnessError
+from harness.latency import Histogram
+from harness.observations import LOSES_SYNC, BookObservation, FinalBook, SubjectMessage, SyncEvent
+from harness.oracle import Oracle, Side
+
+STAGES = ("wire", "parse", "queue", "apply")
+"""wire: server write to receive; parse: receive to parsed; queue: parsed to dequeued; apply: dequeued to applied."""
+
+MAX_DIFF_LEVELS = 5
+
+
+class WindowLike(Protocol):
+    """A fault window in replay offsets (harness/replayer FaultWindow has this shape)."""
+
+    kind: str
+    start_ns: int
+    heal_ns: int
+
+
+class SendLike(Protocol):
+    """One server write to the subject. `client_id` must differ per connection (a reconnect is a new
+    one) and `fault` names the fault that produced the payload, if any; both are read with getattr."""
+
+    frame_index: int
+    intended_mono_ns: int
+    actual_mono_ns: int
+
+
+def replay_clock(start_mono_ns: int, speed: float) -> Callable[[int], int]:
+    """Maps a replay offset to the monotonic time the server meant to act on it (speed 1 = recorded pace)."""
+    if speed <= 0:
+        raise HarnessError("fault windows need a replay speed above 0 to be placed in time")
+    return lambda offset_ns: start_mono_ns + round(offset_ns / speed)
+
+
+@dataclass(slots=True)
+class _Track:
+    """One fault window as seen by one symbol: from its start until a verified correct book."""
+
+    kind: str
+    fault_id: str
+    symbol: str
+    start: int
+    heal: int
+    candidate: int | None = None
+    closed: bool = False
+
+
+@dataclass(slots=True)
+class _SymbolState:
+    synced: bool = False
+    since: int = 0
+    unsynced_ns: int = 0
+    last_synced_u: int | None = None
+
+
+@dataclass(slots=True)
+class WindowRecovery:
+    kind: str
+    fault_id: str
+    symbol: str
+    start_mono_ns: int
+    recovery_ns: int | None
+    """From the window's start to the first verified correct synced book after its last disruption; None: never."""
+
+
+@dataclass(slots=True)
+class FinalCheck:
+    symbol: str
+    correct: bool
+    detail: str
+    update_id: int | None
+    oracle_last_update_id: int | None
+
+
+@dataclass(slots=True)
+class Findings:
+    """Everything the checker found; harness/report.py turns it into the JSON report."""
+
+    checks: int = 0
+    divergent: int = 0
+    unknown_update_ids: int = 0
+    unverified: int = 0
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    duplicates_applied: int = 0
+    reorders_applied: int = 0
+    events: Counter[str] = field(default_factory=Counter)
+    unsynced_ns: int = 0
+    recoveries: list[WindowRecovery] = field(default_factory=list)
+    finals: list[FinalCheck] = field(default_factory=list)
+    final_book_correct: bool = False
+    frames_sent: int = 0
+    depth_frames_sent: int = 0
+    gaps_injected: int = 0
+    out_of_order_sent: int = 0
+    observations: int = 0
+    latency: dict[str, Histogram] = field(default_factory=dict)
+    unjoined: int = 0
+    negative_latencies: int = 0
+
+    @property
+    def gaps_detected(self) -> int:
+        return self.events["gap_detected"]
+
+    @property
+    def resyncs(self) -> int:
+        return self.events["resync"]
+
+
+class Checker:
+    """Feed the subject's messages in order, then `finish`; see the module docstring."""
+
+    def __init__(
+        self,
+        oracle: Oracle,
+        windows: Iterable[WindowLike] = (),
+        to_mono: Callable[[int], int] | None = None,
+        *,
+        start_mono_ns: int | None = None,
+        max_examples: int = 5,
+    ) -> None:
+        windows = list(windows)
+        if windows and to_mono is None:
+            raise HarnessError("fault windows given without a clock to place them (pass to_mono)")
+        self._oracle = oracle
+        self._windows = [
+            (getattr(w, "fault_id", ""), w.kind, to_mono(w.start_ns), to_mono(w.heal_ns))
+            for w in windows
+            if to_mono is not None
+        ]
+        self._windows.sort(key=lambda w: w[2])
+        self._pending: dict[str, int] = {}
+        self._tracks: dict[str, list[_Track]] = {}
+        self._done: list[_Track] = []
+        self._start = start_mono_ns
+        self._max_examples = max_examples
+        self._symbols: dict[str, _SymbolState] = {}
+        self._first_obs: dict[tuple[str, int], tuple[int, int]] = {}
+        self._end = start_mono_ns or 0
+        self.findings = Findings(latency={stage: Histogram() for stage in STAGES})
+        for symbol in oracle.symbols:
+            self._symbol(symbol)
+
+    def feed(self, message: SubjectMessage) -> None:
+        """One message from the subject; a FinalBook is kept for `finish`."""
+        if isinstance(message, BookObservation):
+            self.observe(message)
+        elif isinstance(message, SyncEvent):
+            self.event(message)
+        else:
+            raise HarnessError("a FinalBook goes to Checker.finish, not Checker.feed")
+
+    def observe(self, obs: BookObservation) -> None:
+        f = self.findings
+        t = obs.applied_mono_ns
+        self._tick(t)
+        f.observations += 1
+        self._stage("parse", obs.parsed_mono_ns - obs.recv_mono_ns)
+        self._stage("queue", obs.dequeued_mono_ns - obs.parsed_mono_ns)
+        self._stage("apply", obs.applied_mono_ns - obs.dequeued_mono_ns)
+        key = (obs.symbol, obs.update_id)
+        if key not in self._first_obs:
+            self._first_obs[key] = (obs.recv_mono_ns, obs.applied_mono_ns)
+        state = self._symbol(obs.symbol)
+        self._activate(obs.symbol, t)
+        if not obs.synced:
+            f.unverified += 1
+            state.last_synced_u = None
+            self._set_synced(state, False, t)
+            self._disrupt(obs.symbol, t)
+            return
+        self._set_synced(state, True, t)
+        last = state.last_synced_u
+        if last is not None:
+            if obs.update_id == last:
+                f.duplicates_applied += 1
+            elif obs.update_id < last:
+                f.reorders_applied += 1
+        state.last_synced_u = obs.update_id
+        f.checks += 1
+        expected = self._oracle.top(obs.symbol, obs.update_id)
+        if expected is None:
+            f.unknown_update_ids += 1
+            self._diverged(obs.symbol, obs.update_id, t, "update id is not a clean frame boundary", None, None)
+            self._disrupt(obs.symbol, t)
+            return
+        bids, asks = expected
+        if not _same(obs.bids, bids) or not _same(obs.asks, asks):
+            self._diverged(obs.symbol, obs.update_id, t, "top 20 differs from the oracle", obs, expected)
+            self._disrupt(obs.symbol, t)
+            return
+        for track in self._tracks.get(obs.symbol, ()):
+            if track.candidate is None:
+                track.candidate = t
+            if t >= track.heal:
+                track.closed = True
+        self._close_tracks(obs.symbol)
+
+    def event(self, ev: SyncEvent) -> None:
+        self._tick(ev.mono_ns)
+        self.findings.events[ev.kind] += 1
+        symbols = [ev.symbol] if ev.symbol else list(self._symbols)
+        for symbol in symbols:
+            state = self._symbol(symbol)
+            self._activate(symbol, ev.mono_ns)
+            if ev.kind in LOSES_SYNC:
+                state.last_synced_u = None
+                self._set_synced(state, False, ev.mono_ns)
+                self._disrupt(symbol, ev.mono_ns)
+            elif ev.kind == "synced":
+                state.last_synced_u = None
+                self._set_synced(state, True, ev.mono_ns)
+
+    def finish(
+        self,
+        final_books: Iterable[FinalBook],
+        sends: Iterable[SendLike],
+        *,
+        end_mono_ns: int | None = None,
+    ) -> Findings:
+        """Closes the run: final books against the oracle, the send log joined for gaps and latency."""
+        f = self.findings
+        end = max(self._end, end_mono_ns or 0)
+        for state in self._symbols.values():
+            self._set_synced(state, state.synced, end)
+            f.unsynced_ns += state.unsynced_ns
+        for symbol in list(self._symbols):
+            self._activate(symbol, end)
+            self._done.extend(self._tracks.pop(symbol, []))
+        self._done.sort(key=lambda tr: (tr.start, tr.symbol))
+        f.recoveries = [
+            WindowRecovery(
+                tr.kind, tr.fault_id, tr.symbol, tr.start, None if tr.candidate is None else tr.candidate - tr.start
+            )
+            for tr in self._done
+        ]
+        self._check_finals(list(final_books))
+        self._join_sends(sends)
+        return f
+
+    def _check_finals(self, finals: list[FinalBook]) -> None:
+        f = self.findings
+        by_symbol = {book.symbol: book for book in finals}
+        symbols = self._oracle.symbols or sorted(by_symbol)
+        for symbol in symbols:
+            oracle_last = self._oracle.last_update_id(symbol)
+            book = by_symbol.get(symbol)
+            if book is None:
+                f.finals.append(FinalCheck(symbol, False, "the subject gave no final book", None, oracle_last))
+                continue
+            expected = self._oracle.full_book(symbol, book.update_id)
+            if not book.synced:
+                detail, correct = "not synced at the end", False
+            elif expected is None:
+                detail, correct = "synced at an update id the clean recording never ended a frame on", False
+                f.unknown_update_ids += 1
+                self._diverged(symbol, book.update_id, self._end, "final book: " + detail, None, None)
+            elif _same(book.bids, expected[0]) and _same(book.asks, expected[1]):
+                detail, correct = "equals the oracle's full book", True
+            else:
+                detail, correct = "full book differs from the oracle", False
+                self._diverged(symbol, book.update_id, self._end, "final book differs from the oracle", book, expected)
+            f.finals.append(FinalCheck(symbol, correct, detail, book.update_id, oracle_last))
+        f.final_book_correct = bool(f.finals) and all(check.correct for check in f.finals)
+
+    def _join_sends(self, sends: Iterable[SendLike]) -> None:
+        f = self.findings
+        oracle = self._oracle
+        first_write: dict[tuple[str, int], tuple[int, int]] = {}
+        high: dict[tuple[Any, str], int] = {}
+        for send in sends:
+            f.frames_sent += 1
+            frame = oracle.frame(send.frame_index)
+            if frame is None:
+                continue
+            f.depth_frames_sent += 1
+            fault = getattr(send, "fault", None)
+            if fault is not None and fault.startswith("corrupt"):
+                continue
+            key = (frame.symbol, frame.last_update_id)
+            if key not in first_write:
+                first_write[key] = (send.actual_mono_ns, send.intended_mono_ns)
+            stream = (getattr(send, "client_id", None), frame.symbol)
+            top = high.get(stream)
+            if top is not None:
+                if frame.last_update_id <= top:
+                    f.out_of_order_sent += 1
+                    continue
+                if not frame.follows(top):
+                    f.gaps_injected += 1
+            high[stream] = frame.last_update_id
+        e2e = f.latency.setdefault("e2e", Histogram())
+        intended = f.latency.setdefault("e2e_intended", Histogram())
+        for key, (recv, applied) in self._first_obs.items():
+            written = first_write.get(key)
+            if written is None:
+                f.unjoined += 1
+                continue
+            actual, planned = written
+            self._stage("wire", recv - actual)
+            self._record(e2e, applied - actual)
+            self._record(intended, applied - planned)
+
+    def _stage(self, stage: str, ns: int) -> None:
+        self._record(self.findings.latency[stage], ns)
+
+    def _record(self, hist: Histogram, ns: int) -> None:
+        if ns < 0:
+            self.findings.negative_latencies += 1
+        hist.record(ns)
+
+    def _tick(self, t: int) -> None:
+        if self._start is None:
+            self._start = t
+            for state in self._symbols.values():
+                state.since = t
+        if t > self._end:
+            self._end = t
+
+    def _symbol(self, symbol: str) -> _SymbolState:
+        state = self._symbols.get(symbol)
+        if state is None:
+            state = self._symbols[symbol] = _SymbolState(since=self._start or 0)
+            self._pending[symbol] = 0
+            self._tracks[symbol] = []
+        return state
+
+    @staticmethod
+    def _set_synced(state: _SymbolState, synced: bool, t: int) -> None:
+        if not state.synced:
+            state.unsynced_ns += max(0, t - state.since)
+        state.since = max(state.since, t)
+        state.synced = synced
+
+    def _activate(self, symbol: str, t: int) -> None:
+        """Opens, for `symbol`, every fault window that has started by `t`."""
+        i = self._pending[symbol]
+        while i < len(self._windows) and self._windows[i][2] <= t:
+            fault_id, kind, start, heal = self._windows[i]
+            self._tracks[symbol].append(_Track(kind, fault_id, symbol, start, heal))
+            i += 1
+        self._pending[symbol] = i
+
+    def _disrupt(self, symbol: str, t: int) -> None:
+        for track in self._tracks.get(symbol, ()):
+            if t >= track.start:
+                track.candidate = None
+
+    def _close_tracks(self, symbol: str) -> None:
+        tracks = self._tracks[symbol]
+        if any(track.closed for track in tracks):
+            self._done.extend(track for track in tracks if track.closed)
+            self._tracks[symbol] = [track for track in tracks if not track.closed]
+
+    def _diverged(
+        self, symbol: str, update_id: int, t: int, reason: str, got: Any, expected: tuple[Side, Side] | None
+    ) -> None:
+        f = self.findings
+        f.divergent += 1
+        if len(f.examples) >= self._max_examples:
+            return
+        example: dict[str, Any] = {"symbol": symbol, "update_id": update_id, "mono_ns": t, "reason": reason}
+        if got is not None and expected is not None:
+            example["bids"] = _diff(got.bids, expected[0])
+            example["asks"] = _diff(got.asks, expected[1])
+        f.examples.append(example)
+
+
+def check(
+    oracle: Oracle,
+    messages: Iterable[SubjectMessage],
+    sends: Iterable[SendLike],
+    windows: Iterable[WindowLike] = (),
+    to_mono: Callable[[int], int] | None = None,
+    *,
+    start_mono_ns: int | None = None,
+    end_mono_ns: int | None = None,
+) -> Findings:
+    """The whole check in one call, for a run whose messages (FinalBooks included) are all in hand."""
+    checker = Checker(oracle, windows, to_mono, start_mono_ns=start_mono_ns)
+    finals: list[FinalBook] = []
+    for message in messages:
+        if isinstance(message, FinalBook):
+            finals.append(message)
+        else:
+            checker.feed(message)
+    return checker.finish(finals, sends, end_mono_ns=end_mono_ns)
+
+
+def _same(got: Sequence[Sequence[str]], expected: Side) -> bool:
+    if got == expected:
+        return True
+    if len(got) != len(expected):
+        return False
+    return all(tuple(level[:2]) == want for level, want in zip(got, expected, strict=True))
+
+
+def _diff(got: Sequence[Sequence[str]], expected: Side) -> list[dict[str, Any]]:
+    """The first levels (best first) where the subject and the oracle differ."""
+    rows: list[dict[str, Any]] = []
+    for i in range(max(len(got), len(expected))):
+        mine = list(got[i][:2]) if i < len(got) else None
+        theirs = list(expected[i]) if i < len(expected) else None
+        if mine != theirs:
+            rows.append({"level": i, "subject": mine, "oracle": theirs})
+            if len(rows) >= MAX_DIFF_LEVELS:
+                break
+    return rows

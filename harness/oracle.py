@@ -1,0 +1,184 @@
+"""The oracle: the book rebuilt from the clean recording, the truth the checker compares against.
+
+It decodes the venue's depth frames itself (orjson, nothing from the subject's decoder, book or
+sync) and applies them to replayer/reference_book.py's plain book, so a bug in the subject cannot
+be repeated here and hide. The top of book after every clean depth frame is computed once, up front,
+and kept per (symbol, last update id): the checker asks in any order (observations go back after a
+resync) and pays a dict lookup. The full book is kept for the last frame and rebuilt by replay for
+any other update id, which only the final check asks for.
+
+A book is known from a snapshot onwards: frames before the first usable snapshot, and frames after
+a break in the recorded sequence until another snapshot bridges it, have no known book.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import orjson
+
+from harness.book_events import DepthSnapshot
+from harness.errors import HarnessError
+from replayer.reference_book import ReferenceBook
+from replayer.timeline import Frame
+
+Side = tuple[tuple[str, str], ...]
+TOP_DEPTH = 20
+
+
+@dataclass(frozen=True, slots=True)
+class DepthFrame:
+    """The ids of one clean depth frame, as the oracle decoded them; `prev_last` is USD-M's `pu`."""
+
+    index: int
+    symbol: str
+    first_update_id: int
+    last_update_id: int
+    prev_last: int | None
+
+    def follows(self, last_update_id: int) -> bool:
+        """Whether this frame continues a stream whose last applied update was `last_update_id`."""
+        if self.prev_last is not None:
+            return self.prev_last == last_update_id
+        return self.first_update_id == last_update_id + 1
+
+
+def snapshot_from_rest(symbol: str, body: bytes) -> DepthSnapshot:
+    """A recorded REST depth body (`{"lastUpdateId":..,"bids":..,"asks":..}`) as a DepthSnapshot."""
+    try:
+        doc = orjson.loads(body)
+        return DepthSnapshot(symbol, int(doc["lastUpdateId"]), doc["bids"], doc["asks"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise HarnessError(f"recording: the REST depth snapshot for {symbol} is not a depth body") from None
+
+
+def decode_depth(frame: Frame) -> tuple[DepthFrame, list, list] | None:
+    """A combined-stream depthUpdate frame's ids and levels, or None for any other frame."""
+    try:
+        doc = orjson.loads(frame.payload)
+    except orjson.JSONDecodeError:
+        raise HarnessError(f"recording: clean frame {frame.index} on {frame.stream} is not JSON") from None
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, dict) or data.get("e") != "depthUpdate":
+        return None
+    try:
+        symbol = data.get("s") or str(doc["stream"]).split("@", 1)[0].upper()
+        ids = DepthFrame(frame.index, symbol, int(data["U"]), int(data["u"]), data.get("pu"))
+        return ids, data["b"], data["a"]
+    except (KeyError, TypeError, ValueError):
+        raise HarnessError(f"recording: clean frame {frame.index} is a depthUpdate without U, u, b and a") from None
+
+
+class Oracle:
+    """Answers "what was the book after update `u`" for the clean recording.
+
+    `snapshots` are the recorded REST snapshots (one, or several per symbol when the recorder
+    resynced); each is used at the first frame that bridges it.
+    """
+
+    def __init__(self, frames: Iterable[Frame], snapshots: DepthSnapshot | Iterable[DepthSnapshot]) -> None:
+        self._clean = list(frames)
+        pending: dict[str, list[DepthSnapshot]] = {}
+        for snap in [snapshots] if isinstance(snapshots, DepthSnapshot) else snapshots:
+            pending.setdefault(snap.symbol, []).append(snap)
+        for queue in pending.values():
+            queue.sort(key=lambda s: s.last_update_id)
+        self._snapshots = {symbol: list(queue) for symbol, queue in pending.items()}
+        self._tops: dict[tuple[str, int], tuple[Side, Side]] = {}
+        self._frames: dict[int, DepthFrame] = {}
+        self._books: dict[str, ReferenceBook] = {}
+        self.recording_gaps = 0
+        """Breaks in the clean recording's own sequence: the book is unknown from each until a snapshot."""
+        self.depth_frames = 0
+        for _ in self._replay(self._clean, pending, record=True):
+            pass
+
+    @property
+    def symbols(self) -> list[str]:
+        return sorted(self._books)
+
+    def frame(self, index: int) -> DepthFrame | None:
+        """The ids of clean frame `index` when it is a depth frame (the send log joins on this)."""
+        return self._frames.get(index)
+
+    def knows(self, symbol: str, update_id: int) -> bool:
+        return (symbol, update_id) in self._tops
+
+    def top(self, symbol: str, update_id: int) -> tuple[Side, Side] | None:
+        """Top 20 bids and asks, best first, after `update_id`; None where the book is unknown there."""
+        return self._tops.get((symbol, update_id))
+
+    def last_update_id(self, symbol: str) -> int | None:
+        book = self._books.get(symbol)
+        return book.last_update_id if book is not None else None
+
+    def full_book(self, symbol: str, update_id: int) -> tuple[Side, Side] | None:
+        """The whole book after `update_id`, None where unknown; any id but the last costs a replay."""
+        book = self._books.get(symbol)
+        if book is not None and book.last_update_id == update_id:
+            return tuple(book.bids()), tuple(book.asks())
+        if not self.knows(symbol, update_id):
+            return None
+        pending = {s: list(q) for s, q in self._snapshots.items()}
+        for sym, book in self._replay(self._clean, pending, record=False):
+            if sym == symbol and book.last_update_id == update_id:
+                return tuple(book.bids()), tuple(book.asks())
+        return None
+
+    def _replay(
+        self, frames: Iterable[Frame], pending: dict[str, list[DepthSnapshot]], *, record: bool
+    ) -> Iterator[tuple[str, ReferenceBook]]:
+        """Applies every depth frame in order, yielding (symbol, book) after each known state."""
+        books: dict[str, ReferenceBook | None] = {}
+        for frame in frames:
+            decoded = decode_depth(frame)
+            if decoded is None:
+                continue
+            ids, bids, asks = decoded
+            symbol = ids.symbol
+            if record:
+                self._frames[frame.index] = ids
+                self.depth_frames += 1
+            book = books.get(symbol)
+            if book is not None and not ids.follows(book.last_update_id):
+                if ids.last_update_id <= book.last_update_id:
+                    continue
+                if record:
+                    self.recording_gaps += 1
+                book = None
+            if book is None:
+                book = self._bridge(ids, pending.get(symbol, []))
+                if book is None:
+                    books[symbol] = None
+                    continue
+                if record:
+                    self._remember(symbol, book)
+                yield symbol, book
+                if ids.last_update_id <= book.last_update_id:
+                    books[symbol] = book
+                    continue
+            book.apply(ids.last_update_id, bids, asks)
+            books[symbol] = book
+            if record:
+                self._remember(symbol, book)
+            yield symbol, book
+        if record:
+            self._books = {symbol: book for symbol, book in books.items() if book is not None}
+
+    @staticmethod
+    def _bridge(ids: DepthFrame, queue: list[DepthSnapshot]) -> ReferenceBook | None:
+        """A book loaded from the snapshot this frame bridges (or lies before), consuming used snapshots."""
+        while queue:
+            snap = queue[0]
+            if ids.last_update_id < snap.last_update_id:
+                return None
+            queue.pop(0)
+            if ids.first_update_id <= snap.last_update_id + 1:
+                book = ReferenceBook()
+                book.load(snap.last_update_id, snap.bids, snap.asks)
+                return book
+        return None
+
+    def _remember(self, symbol: str, book: ReferenceBook) -> None:
+        self._tops[(symbol, book.last_update_id)] = (tuple(book.bids(TOP_DEPTH)), tuple(book.asks(TOP_DEPTH)))

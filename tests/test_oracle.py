@@ -1,0 +1,125 @@
+"""The oracle rebuilds the book from clean frames and a snapshot, independently of the subject's code."""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+import pytest
+
+from harness.book_events import DepthSnapshot
+from harness.errors import HarnessError
+from harness.oracle import Oracle, decode_depth, snapshot_from_rest
+from replayer.timeline import Frame
+
+SYMBOL = "BTCUSDT"
+STREAM = "btcusdt@depth@100ms"
+
+
+def depth(index: int, first: int, last: int, bids=(), asks=(), pu: int | None = None) -> Frame:
+    data = {"e": "depthUpdate", "E": 1, "s": SYMBOL, "U": first, "u": last, "b": list(bids), "a": list(asks)}
+    if pu is not None:
+        data["pu"] = pu
+    payload = orjson.dumps({"stream": STREAM, "data": data})
+    return Frame(index, index * 1_000_000, STREAM, payload, first, last)
+
+
+def ticker(index: int) -> Frame:
+    payload = orjson.dumps({"stream": "btcusdt@bookTicker", "data": {"u": 1, "s": SYMBOL, "b": "1", "a": "2"}})
+    return Frame(index, index * 1_000_000, "btcusdt@bookTicker", payload)
+
+
+SNAP = DepthSnapshot(SYMBOL, 100, [["100.0", "1"], ["99.0", "2"]], [["101.0", "1"], ["102.0", "3"]])
+
+
+def model(snapshot: DepthSnapshot, frames: list[Frame], upto: int) -> tuple[list, list]:
+    """A dict book, written for this test: the state after update `upto`."""
+    bids = {p: q for p, q in snapshot.bids}
+    asks = {p: q for p, q in snapshot.asks}
+    for frame in frames:
+        data = orjson.loads(frame.payload)["data"]
+        if data.get("e") != "depthUpdate" or data["u"] <= snapshot.last_update_id or data["u"] > upto:
+            continue
+        for side, levels in ((bids, data["b"]), (asks, data["a"])):
+            for p, q in levels:
+                if float(q) == 0:
+                    side.pop(p, None)
+                else:
+                    side[p] = q
+    return (
+        sorted(bids.items(), key=lambda kv: -float(kv[0])),
+        sorted(asks.items(), key=lambda kv: float(kv[0])),
+    )
+
+
+def random_frames(seed: int, count: int) -> list[Frame]:
+    rng = random.Random(seed)
+    frames = [depth(0, 90, 99, [["98.0", "5"]])]
+    u = 100
+    for i in range(1, count):
+        if i % 7 == 0:
+            frames.append(ticker(i))
+            continue
+        first = u + 1 if i > 1 else 99
+        u = first + rng.randrange(0, 3)
+        bids = [[f"{rng.randrange(60, 101)}.0", str(rng.choice([0, 0, 1, 2, 5]))] for _ in range(rng.randrange(0, 4))]
+        asks = [[f"{rng.randrange(101, 140)}.0", str(rng.choice([0, 1, 3]))] for _ in range(rng.randrange(0, 4))]
+        frames.append(depth(i, first, u, bids, asks))
+    return frames
+
+
+def test_top_matches_an_independent_model_at_every_frame_boundary():
+    frames = random_frames(seed=7, count=300)
+    oracle = Oracle(frames, SNAP)
+    ids = [f.last_update_id for f in frames if f.last_update_id is not None and f.last_update_id > 100]
+    assert len(ids) > 200
+    for u in [100, *ids]:
+        bids, asks = model(SNAP, frames, u)
+        assert oracle.top(SYMBOL, u) == (tuple(bids[:20]), tuple(asks[:20])), u
+    last = ids[-1]
+    assert oracle.last_update_id(SYMBOL) == last
+    bids, asks = model(SNAP, frames, last)
+    assert oracle.full_book(SYMBOL, last) == (tuple(bids), tuple(asks))
+    middle = ids[len(ids) // 2]
+    bids, asks = model(SNAP, frames, middle)
+    assert oracle.full_book(SYMBOL, middle) == (tuple(bids), tuple(asks))
+
+
+def test_frames_before_the_snapshot_and_between_boundaries_are_unknown():
+    frames = [depth(0, 90, 99), depth(1, 100, 103, [["100.0", "0"]]), depth(2, 104, 104)]
+    oracle = Oracle(frames, SNAP)
+    assert oracle.top(SYMBOL, 99) is None
+    assert oracle.top(SYMBOL, 101) is None
+    assert oracle.top(SYMBOL, 100) is not None
+    assert oracle.top(SYMBOL, 103) == ((("99.0", "2"),), (("101.0", "1"), ("102.0", "3")))
+    assert oracle.frame(1).last_update_id == 103
+    assert oracle.depth_frames == 3
+
+
+def test_a_break_in_the_recording_leaves_the_book_unknown_until_a_later_snapshot_bridges_it():
+    later = DepthSnapshot(SYMBOL, 120, [["90.0", "1"]], [["110.0", "1"]])
+    frames = [depth(1, 101, 102), depth(2, 110, 111), depth(3, 112, 119), depth(4, 120, 121, [["91.0", "4"]])]
+    oracle = Oracle(frames, [later, SNAP])
+    assert oracle.recording_gaps == 1
+    assert oracle.knows(SYMBOL, 102)
+    assert not oracle.knows(SYMBOL, 111)
+    assert not oracle.knows(SYMBOL, 119)
+    assert oracle.top(SYMBOL, 121) == ((("91.0", "4"), ("90.0", "1")), (("110.0", "1"),))
+
+
+def test_usdm_frames_chain_on_pu():
+    frames = [depth(1, 95, 105, [["100.0", "7"]], pu=90), depth(2, 106, 110, pu=105), depth(3, 112, 115, pu=110)]
+    oracle = Oracle(frames, SNAP)
+    assert oracle.recording_gaps == 0
+    assert oracle.top(SYMBOL, 115) is not None
+    assert oracle.top(SYMBOL, 105)[0][0] == ("100.0", "7")
+
+
+def test_snapshot_from_rest_and_bad_input_are_one_line_errors():
+    snap = snapshot_from_rest(SYMBOL, b'{"lastUpdateId": 5, "bids": [["1.0", "2"]], "asks": []}')
+    assert snap.last_update_id == 5 and snap.bids == [["1.0", "2"]]
+    with pytest.raises(HarnessError, match="not a depth body"):
+        snapshot_from_rest(SYMBOL, b'{"code": -1121}')
+    with pytest.raises(HarnessError, match="not JSON"):
+        decode_depth(Frame(3, 0, STREAM, b"{nope"))
+    assert decode_depth(Frame(4, 0, STREAM, b'{"result": null, "id": 1}')) is None
