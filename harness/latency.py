@@ -32,6 +32,7 @@ INTENDED_SUFFIX = "@intended"
 PERCENTILES: tuple[tuple[str, float], ...] = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999))
 
 _WIRE_VERSION = 1
+_EMPTY_MIN = 1 << 64
 _PPM = 1_000_000
 
 
@@ -58,7 +59,7 @@ class Histogram:
     `[min, max]`, so they lie within `relative_error` of the exact nearest-rank percentile.
     """
 
-    __slots__ = ("_counts", "_linear", "_sub_bits", "count", "max", "max_bits", "min", "total")
+    __slots__ = ("_counts", "_linear", "_min", "_sub_bits", "_top", "count", "max", "max_bits", "total")
 
     def __init__(self, sub_bits: int = DEFAULT_SUB_BITS, max_bits: int = DEFAULT_MAX_BITS) -> None:
         _check_layout(sub_bits, max_bits)
@@ -66,14 +67,19 @@ class Histogram:
         self.max_bits = max_bits
         self._linear = 2 << sub_bits
         self._counts = [0] * ((max_bits - sub_bits + 1) << sub_bits)
+        self._top = len(self._counts) - 1
         self.count = 0
         self.total = 0
-        self.min = 0
+        self._min = _EMPTY_MIN
         self.max = 0
 
     @property
     def sub_bits(self) -> int:
         return self._sub_bits
+
+    @property
+    def min(self) -> int:
+        return self._min if self.count else 0
 
     @property
     def relative_error(self) -> float:
@@ -87,17 +93,16 @@ class Histogram:
                 value = 0
             index = value
         else:
-            shift = value.bit_length() - self._sub_bits - 1
-            index = (shift << self._sub_bits) + (value >> shift)
-            if index >= len(self._counts):
-                index = len(self._counts) - 1
+            sub_bits = self._sub_bits
+            shift = value.bit_length() - sub_bits - 1
+            index = (shift << sub_bits) + (value >> shift)
+            if index > self._top:
+                index = self._top
         self._counts[index] += 1
-        if self.count == 0:
-            self.min = self.max = value
-        elif value > self.max:
+        if value > self.max:
             self.max = value
-        elif value < self.min:
-            self.min = value
+        if value < self._min:
+            self._min = value
         self.count += 1
         self.total += value
 
@@ -158,11 +163,8 @@ class Histogram:
         for index, n in enumerate(other._counts):
             if n:
                 counts[index] += n
-        if self.count == 0:
-            self.min, self.max = other.min, other.max
-        else:
-            self.min = min(self.min, other.min)
-            self.max = max(self.max, other.max)
+        self._min = min(self._min, other._min)
+        self.max = max(self.max, other.max)
         self.count += other.count
         self.total += other.total
 
@@ -198,7 +200,8 @@ class Histogram:
                     raise HarnessError(f"malformed histogram data: bucket {index} count {n}")
                 hist._counts[index] += n
             hist.count, hist.total = int(data["count"]), int(data["total"])
-            hist.min, hist.max = int(data["min"]), int(data["max"])
+            hist._min = int(data["min"]) if hist.count else _EMPTY_MIN
+            hist.max = int(data["max"])
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise HarnessError(f"malformed histogram data: {exc}") from None
         if sum(hist._counts) != hist.count:

@@ -92,14 +92,8 @@ class PriorityStats:
         }
 
 
-class _Entry:
-    __slots__ = ("enqueued_ns", "item", "key", "priority")
-
-    def __init__(self, item: Any, priority: int, enqueued_ns: int, key: Hashable | None) -> None:
-        self.item = item
-        self.priority = priority
-        self.enqueued_ns = enqueued_ns
-        self.key = key
+_ITEM, _ENQUEUED_NS, _KEY = 0, 1, 2
+"""A queued entry is a list `[item, enqueued_ns, key]`: mutable for conflation, and cheaper to build than an object."""
 
 
 def _wake_next(waiters: deque[asyncio.Future[None]]) -> None:
@@ -132,8 +126,8 @@ class BoundedPriorityQueue:
         self._clock = clock
         self._key_of = key_of
         self._conflate = self._policy is OverflowPolicy.CONFLATE
-        self._levels: tuple[deque[_Entry], ...] = tuple(deque() for _ in _PRIORITIES)
-        self._keys: tuple[dict[Hashable, _Entry], ...] = tuple({} for _ in _PRIORITIES)
+        self._levels: tuple[deque[list[Any]], ...] = tuple(deque() for _ in _PRIORITIES)
+        self._keys: tuple[dict[Hashable, list[Any]], ...] = tuple({} for _ in _PRIORITIES)
         self._stats = tuple(PriorityStats() for _ in _PRIORITIES)
         self._size = 0
         self._getters: deque[asyncio.Future[None]] = deque()
@@ -178,8 +172,8 @@ class BoundedPriorityQueue:
             if key is not None:
                 existing = self._keys[priority].get(key)
                 if existing is not None:
-                    existing.item = item
-                    existing.enqueued_ns = now
+                    existing[_ITEM] = item
+                    existing[_ENQUEUED_NS] = now
                     stats.enqueued += 1
                     stats.dropped += 1
                     stats.conflated += 1
@@ -187,7 +181,7 @@ class BoundedPriorityQueue:
         if self._size >= self._max_size and not self._make_room(priority):
             stats.dropped += 1
             return False
-        entry = _Entry(item, priority, now, key)
+        entry = [item, now, key]
         level = self._levels[priority]
         level.append(entry)
         if key is not None and self._conflate:
@@ -222,43 +216,27 @@ class BoundedPriorityQueue:
         """The most urgent, oldest item with its priority and time queued; raises asyncio.QueueEmpty."""
         if not self._size:
             raise asyncio.QueueEmpty
-        for level in self._levels:
-            if level:
-                entry = level.popleft()
-                break
-        self._size -= 1
-        priority = entry.priority
-        if entry.key is not None:
-            self._forget_key(entry)
-        waited = self._clock() - entry.enqueued_ns
-        stats = self._stats[priority]
-        stats.dequeued += 1
-        stats.depth = len(level)
-        stats.queued.record(waited)
-        if self._putters:
-            _wake_next(self._putters)
-        return Delivery(entry.item, _PRIORITIES[priority], waited, entry.enqueued_ns)
+        priority, entry, waited = self._pop()
+        return Delivery(entry[_ITEM], _PRIORITIES[priority], waited, entry[_ENQUEUED_NS])
 
     def get_nowait(self) -> Any:
-        return self.get_nowait_with_meta().item
+        """The most urgent, oldest item; raises asyncio.QueueEmpty."""
+        if not self._size:
+            raise asyncio.QueueEmpty
+        return self._pop()[1][_ITEM]
 
     async def get_with_meta(self, timeout: float | None = None) -> Delivery | None:
         """Wait for an item (at most `timeout` seconds; None on timeout) and return it with its metadata."""
-        if not self._size:
-            if timeout is None:
-                await self._wait_for_item()
-            else:
-                try:
-                    async with asyncio.timeout(timeout):
-                        await self._wait_for_item()
-                except TimeoutError:
-                    return None
-        return self.get_nowait_with_meta()
+        if not self._size and not await self._wait_for_item(timeout):
+            return None
+        priority, entry, waited = self._pop()
+        return Delivery(entry[_ITEM], _PRIORITIES[priority], waited, entry[_ENQUEUED_NS])
 
     async def get(self, timeout: float | None = None) -> Any:
         """The sketch's `get`: the next item, or None after `timeout` seconds without one."""
-        delivery = await self.get_with_meta(timeout)
-        return None if delivery is None else delivery.item
+        if not self._size and not await self._wait_for_item(timeout):
+            return None
+        return self._pop()[1][_ITEM]
 
     def priority_stats(self, priority: MessagePriority) -> PriorityStats:
         return self._stats[self._coerce(priority)]
@@ -291,22 +269,54 @@ class BoundedPriorityQueue:
                 return True
         return False
 
+    def _pop(self) -> tuple[int, list[Any], int]:
+        """Remove the head of the most urgent non-empty level (the caller checked `_size`)."""
+        priority = 0
+        levels = self._levels
+        while not levels[priority]:
+            priority += 1
+        level = levels[priority]
+        entry = level.popleft()
+        self._size -= 1
+        if entry[_KEY] is not None:
+            self._forget_key(priority, entry)
+        waited = self._clock() - entry[_ENQUEUED_NS]
+        stats = self._stats[priority]
+        stats.dequeued += 1
+        stats.depth = len(level)
+        stats.queued.record(waited)
+        if self._putters:
+            _wake_next(self._putters)
+        return priority, entry, waited
+
     def _evict(self, priority: int) -> None:
         level = self._levels[priority]
         entry = level.popleft()
         self._size -= 1
-        if entry.key is not None:
-            self._forget_key(entry)
+        if entry[_KEY] is not None:
+            self._forget_key(priority, entry)
         stats = self._stats[priority]
         stats.dropped += 1
         stats.depth = len(level)
 
-    def _forget_key(self, entry: _Entry) -> None:
-        keys = self._keys[entry.priority]
-        if keys.get(entry.key) is entry:
-            del keys[entry.key]
+    def _forget_key(self, priority: int, entry: list[Any]) -> None:
+        keys = self._keys[priority]
+        if keys.get(entry[_KEY]) is entry:
+            del keys[entry[_KEY]]
 
-    async def _wait_for_item(self) -> None:
+    async def _wait_for_item(self, timeout: float | None) -> bool:
+        """Wait until an item is queued; False when `timeout` seconds passed first."""
+        if timeout is None:
+            await self._wait_nonempty()
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                await self._wait_nonempty()
+        except TimeoutError:
+            return False
+        return True
+
+    async def _wait_nonempty(self) -> None:
         loop = asyncio.get_running_loop()
         while not self._size:
             fut: asyncio.Future[None] = loop.create_future()

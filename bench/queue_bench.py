@@ -1,0 +1,130 @@
+"""Our bounded priority queue against the design sketch's BackpressureQueue, in the same run.
+
+Targets (issue 3): at least 100x the sketch's put rate on a full 10,000-item DROP_LOWEST queue (the
+sketch scans every item and re-heapifies on each overflow; ours pops one deque head), and at least
+2x its put+get rate below capacity. Both queues are driven through their async `put`/`get`, the
+way a pipeline calls them. The sketch is loaded from ../shared/seed/sketches/ when that folder is
+present; without it the comparison is skipped. Also prints the cost of one latency record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import random
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from harness.latency import Histogram, LatencyTracker
+from harness.queue import BoundedPriorityQueue, MessagePriority
+
+SKETCH = Path(__file__).resolve().parent.parent.parent / "shared" / "seed" / "sketches" / "backpressure_queue.py"
+CAPACITY = 10_000
+AT_CAPACITY_TARGET = 100.0
+BELOW_CAPACITY_TARGET = 2.0
+REPEATS = 3
+
+
+def load_sketch() -> ModuleType | None:
+    if not SKETCH.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("sketch_backpressure_queue", SKETCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def _puts_at_capacity(queue: Any, low: Any, normal: Any, puts: int) -> float:
+    """Put rate into a queue already full of LOW items: every put evicts one."""
+    for i in range(CAPACITY):
+        await queue.put(i, low)
+    assert queue.qsize() == CAPACITY
+    started = time.perf_counter_ns()
+    for i in range(puts):
+        await queue.put(i, normal)
+    elapsed = time.perf_counter_ns() - started
+    assert queue.qsize() == CAPACITY
+    return puts * 1e9 / elapsed
+
+
+async def _put_get_below_capacity(queue: Any, priorities: list[Any], rounds: int) -> float:
+    """Put/get rate in bursts of mixed priorities that never fill the queue."""
+    started = time.perf_counter_ns()
+    for _ in range(rounds):
+        for i, priority in enumerate(priorities):
+            await queue.put(i, priority)
+        for _ in priorities:
+            await queue.get()
+    elapsed = time.perf_counter_ns() - started
+    assert queue.qsize() == 0
+    return 2 * rounds * len(priorities) * 1e9 / elapsed
+
+
+def _best(factory: Any, run: Any) -> float:
+    return max(asyncio.run(run(factory())) for _ in range(REPEATS))
+
+
+def _record_ns() -> tuple[float, float]:
+    samples = [random.Random(7).randrange(1_000, 50_000_000) for _ in range(1000)]
+    hist = Histogram()
+    tracker = LatencyTracker()
+    n = 200
+    started = time.perf_counter_ns()
+    for _ in range(n):
+        for value in samples:
+            hist.record(value)
+    per_hist = (time.perf_counter_ns() - started) / (n * len(samples))
+    started = time.perf_counter_ns()
+    for _ in range(n):
+        for value in samples:
+            tracker.record("decode", value)
+    per_tracker = (time.perf_counter_ns() - started) / (n * len(samples))
+    return per_hist, per_tracker
+
+
+def main() -> int:
+    failed = False
+    rng = random.Random(3)
+    ours_priorities = [rng.choice(list(MessagePriority)) for _ in range(1000)]
+
+    ours_full = _best(
+        lambda: BoundedPriorityQueue(CAPACITY, "DROP_LOWEST"),
+        lambda q: _puts_at_capacity(q, MessagePriority.LOW, MessagePriority.NORMAL, CAPACITY),
+    )
+    ours_below = _best(
+        lambda: BoundedPriorityQueue(CAPACITY, "DROP_LOWEST"),
+        lambda q: _put_get_below_capacity(q, ours_priorities, 20),
+    )
+    print(f"ours   at capacity:    {ours_full:>12,.0f} puts/s")
+    print(f"ours   below capacity: {ours_below:>12,.0f} ops/s")
+
+    sketch = load_sketch()
+    if sketch is None:
+        print(f"sketch not found at {SKETCH}: comparison skipped")
+    else:
+        sketch_priority = sketch.MessagePriority
+        sketch_priorities = [sketch_priority(int(p)) for p in ours_priorities]
+        sketch_full = _best(
+            lambda: sketch.BackpressureQueue(CAPACITY, "DROP_LOWEST"),
+            lambda q: _puts_at_capacity(q, sketch_priority.LOW, sketch_priority.NORMAL, 300),
+        )
+        sketch_below = _best(
+            lambda: sketch.BackpressureQueue(CAPACITY, "DROP_LOWEST"),
+            lambda q: _put_get_below_capacity(q, sketch_priorities, 20),
+        )
+        print(f"sketch at capacity:    {sketch_full:>12,.0f} puts/s")
+        print(f"sketch below capacity: {sketch_below:>12,.0f} ops/s")
+        for label, ratio, target in (
+            ("at capacity", ours_full / sketch_full, AT_CAPACITY_TARGET),
+            ("below capacity", ours_below / sketch_below, BELOW_CAPACITY_TARGET),
+        ):
+            verdict = "ok" if ratio >= target else "BELOW TARGET"
+            print(f"ratio {label}: {ratio:,.1f}x (target {target:g}x) {verdict}")
+            failed |= ratio < target
+
+    per_hist, per_tracker = _record_ns()
+    print(f"latency record: {per_hist:.0f} ns/Histogram.record, {per_tracker:.0f} ns/LatencyTracker.record")
+    return 1 if failed else 0
