@@ -1,0 +1,379 @@
+"""`harness record`: capture a live venue's frames, REST snapshots and connection events.
+
+The event loop only receives bytes and stamps them (`time.time_ns` and `time.monotonic_ns` right
+after each read); a writer thread owns the RecordingWriter, so a flush, an fsync or a segment being
+sealed to Parquet never delays a timestamp. The writer thread also acts as the flush timer: it ticks
+the writer whenever the queue has been idle for a tenth of a second, so rows reach the disk within a
+second of arriving. After a drop the recorder reconnects with capped, jittered backoff; the
+recording shows the hole as a `ws_close` and a later `ws_open`. `docs/recording-format.md` lists
+what each event kind holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import random
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+import harness
+from harness.errors import HarnessError
+from harness.venues.registry import venue_info
+from recorder.binance_capture import (
+    SNAPSHOT_ATTEMPTS,
+    SNAPSHOT_LIMIT,
+    SnapshotNeeds,
+    combined_stream_url,
+    depth_snapshot_url,
+    normalize_symbols,
+    stream_of,
+)
+from recorder.format import EventKind, RecordingMeta
+from recorder.http import HttpError, http_get
+from recorder.segments import RecordingWriter
+
+ABNORMAL_CLOSE = 1006
+USER_AGENT = f"harness-recorder/{harness.__version__}"
+WRITER_IDLE_TICK_S = 0.1
+STOP_GRACE_S = 2.0
+
+Observer = Callable[[EventKind, int, str | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordConfig:
+    """Everything a recording run needs; the timing knobs exist so tests can make drops cheap."""
+
+    venue: str
+    symbols: tuple[str, ...]
+    ws_url: str
+    rest_url: str
+    output: Path
+    seconds: float | None = None
+    snapshot_limit: int = SNAPSHOT_LIMIT
+    snapshot_attempts: int = SNAPSHOT_ATTEMPTS
+    snapshot_retry_s: float = 0.25
+    backoff_initial_s: float = 0.5
+    backoff_cap_s: float = 30.0
+    open_timeout_s: float = 10.0
+    fsync: bool = True
+    seed: int | None = None
+
+
+@dataclass(slots=True)
+class RecordSummary:
+    output: Path
+    frames: int = 0
+    events: int = 0
+    connections: int = 0
+    snapshots: int = 0
+    close_codes: list[int] = field(default_factory=list)
+    segments: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def reconnects(self) -> int:
+        return max(self.connections - 1, 0)
+
+    def line(self) -> str:
+        return (
+            f"recorded {self.frames} frames, {self.snapshots} REST snapshots, {self.reconnects} reconnects "
+            f"in {self.seconds:.1f} s: {self.events} events in {len(self.segments)} segments at {self.output}"
+        )
+
+
+def make_config(
+    *, venue: str, symbols: list[str], ws_url: str | None, rest_url: str | None, seconds: float | None, output: Path
+) -> RecordConfig:
+    """Resolves the venue's default endpoints; raises HarnessError for an unknown venue or bad symbols."""
+    info = venue_info(venue)
+    return RecordConfig(
+        venue=info.name,
+        symbols=normalize_symbols(symbols),
+        ws_url=ws_url or info.ws_url,
+        rest_url=rest_url or info.rest_url,
+        output=Path(output),
+        seconds=seconds,
+    )
+
+
+def run_record(
+    *, venue: str, symbols: list[str], ws_url: str | None, rest_url: str | None, seconds: float | None, output: Path
+) -> None:
+    """The CLI shell: records until the time is up, SIGINT or SIGTERM, then prints one summary line."""
+    config = make_config(venue=venue, symbols=symbols, ws_url=ws_url, rest_url=rest_url, seconds=seconds, output=output)
+    print(
+        f"recording {config.venue} {','.join(config.symbols)} from {config.ws_url} to {config.output}"
+        + ("" if seconds is not None else " (Ctrl-C to stop)"),
+        file=sys.stderr,
+    )
+    summary = asyncio.run(record(config, handle_signals=True))
+    print(summary.line(), file=sys.stderr)
+
+
+async def record(
+    config: RecordConfig,
+    *,
+    stop: asyncio.Event | None = None,
+    observe: Observer | None = None,
+    handle_signals: bool = False,
+) -> RecordSummary:
+    """Records until `config.seconds` pass or `stop` is set; every received byte is sealed on return.
+
+    `observe(kind, conn_id, stream)` is called on the loop for every event, in recording order.
+    Raises HarnessError when the first connection cannot be made or the output already exists.
+    """
+    recorder = _Recorder(config, stop or asyncio.Event(), observe)
+    return await recorder.run(handle_signals)
+
+
+class _WriterThread:
+    """Owns the RecordingWriter; the loop hands it rows through a queue and never waits on the disk."""
+
+    def __init__(self, writer: RecordingWriter, on_failure: Callable[[], None]) -> None:
+        self.writer = writer
+        self.error: BaseException | None = None
+        self._queue: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
+        self._on_failure = on_failure
+        self._thread = threading.Thread(target=self._run, name="recording-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, row: tuple) -> None:
+        self._queue.put(row)
+
+    def close(self) -> list[Path]:
+        self._queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise HarnessError(f"writing {self.writer.path} failed: {self.error}")
+        return self.writer.sealed
+
+    def _run(self) -> None:
+        writer = self.writer
+        try:
+            while True:
+                try:
+                    row = self._queue.get(timeout=WRITER_IDLE_TICK_S)
+                except queue.Empty:
+                    writer.tick(time.monotonic_ns())
+                    continue
+                if row is None:
+                    break
+                kind, conn_id, wall_ns, mono_ns, payload, url, stream, status, reason = row
+                writer.append(
+                    kind,
+                    conn_id=conn_id,
+                    wall_ns=wall_ns,
+                    mono_ns=mono_ns,
+                    payload=payload,
+                    url=url,
+                    stream=stream,
+                    status=status,
+                    reason=reason,
+                )
+            writer.close()
+        except Exception as exc:
+            self.error = exc
+            self._on_failure()
+            with contextlib.suppress(Exception):
+                writer.close()
+
+
+class _Recorder:
+    def __init__(self, config: RecordConfig, stop: asyncio.Event, observe: Observer | None) -> None:
+        self.config = config
+        self.stop = stop
+        self.observe = observe
+        self.summary = RecordSummary(output=config.output)
+        self.url = combined_stream_url(config.ws_url, config.symbols)
+        self._next_conn_id = 1
+        self._rng = random.Random(config.seed)
+        self._fetches: set[asyncio.Task[None]] = set()
+        self._rest_failure: HarnessError | None = None
+        self._writer: _WriterThread | None = None
+
+    async def run(self, handle_signals: bool) -> RecordSummary:
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        meta = RecordingMeta(
+            venue=self.config.venue,
+            symbols=self.config.symbols,
+            tool_version=harness.__version__,
+            start_wall_ns=time.time_ns(),
+            source=f"record {self.config.ws_url}",
+            recording_id=uuid.uuid4().hex,
+        )
+        output_existed = self.config.output.exists()
+        writer = RecordingWriter(self.config.output, meta, fsync=self.config.fsync)
+        self._writer = _WriterThread(writer, lambda: loop.call_soon_threadsafe(self.stop.set))
+        if handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.stop.set)
+        deadline = loop.call_later(self.config.seconds, self.stop.set) if self.config.seconds is not None else None
+        try:
+            await self._connections()
+        finally:
+            if deadline is not None:
+                deadline.cancel()
+            if handle_signals:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+            await self._finish_fetches()
+            self.summary.segments = self._writer.close()
+            self.summary.seconds = time.monotonic() - started
+            if not output_existed and not self.summary.segments:
+                with contextlib.suppress(OSError):
+                    self.config.output.rmdir()
+        if self._rest_failure is not None:
+            raise self._rest_failure
+        return self.summary
+
+    async def _connections(self) -> None:
+        attempt = 0
+        while not self.stop.is_set():
+            try:
+                ws = await connect(
+                    self.url,
+                    compression=None,
+                    max_size=None,
+                    proxy=None,
+                    open_timeout=self.config.open_timeout_s,
+                    user_agent_header=USER_AGENT,
+                )
+            except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+                if self.summary.connections == 0:
+                    raise HarnessError(f"cannot connect to {self.url}: {_one_line(exc)}") from None
+                attempt += 1
+                await self._backoff(attempt)
+                continue
+            received_before = self.summary.frames
+            await self._session(ws)
+            attempt = 0 if self.summary.frames > received_before else attempt + 1
+            if not self.stop.is_set():
+                await self._backoff(max(attempt, 1))
+
+    async def _session(self, ws: ClientConnection) -> None:
+        conn_id = self._take_conn_id()
+        self.summary.connections += 1
+        self._emit(EventKind.WS_OPEN, conn_id, time.time_ns(), time.monotonic_ns(), b"", self.url)
+        needs = SnapshotNeeds.for_symbols(self.config.symbols)
+        reading = asyncio.ensure_future(self._read(ws, conn_id, needs))
+        stopping = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not reading.done():
+                await ws.close()
+            await reading
+        finally:
+            stopping.cancel()
+            reading.cancel()
+
+    async def _read(self, ws: ClientConnection, conn_id: int, needs: SnapshotNeeds) -> None:
+        try:
+            while True:
+                payload = await ws.recv(decode=False)
+                wall_ns = time.time_ns()
+                mono_ns = time.monotonic_ns()
+                stream = stream_of(payload)
+                self.summary.frames += 1
+                self._emit(EventKind.WS_RECV, conn_id, wall_ns, mono_ns, payload, self.url, stream)
+                symbol = needs.on_frame(stream, payload)
+                if symbol is not None:
+                    self._spawn_fetch(needs, symbol)
+        except ConnectionClosed as exc:
+            wall_ns, mono_ns = time.time_ns(), time.monotonic_ns()
+            if exc.rcvd is not None:
+                code, reason = exc.rcvd.code, exc.rcvd.reason
+            else:
+                code, reason = ABNORMAL_CLOSE, _one_line(exc.__cause__ or exc)
+            self.summary.close_codes.append(code)
+            self._emit(EventKind.WS_CLOSE, conn_id, wall_ns, mono_ns, b"", self.url, status=code, reason=reason)
+
+    def _spawn_fetch(self, needs: SnapshotNeeds, symbol: str) -> None:
+        task = asyncio.ensure_future(self._fetch_snapshot(needs, symbol))
+        self._fetches.add(task)
+        task.add_done_callback(self._fetches.discard)
+
+    async def _fetch_snapshot(self, needs: SnapshotNeeds, symbol: str) -> None:
+        url = depth_snapshot_url(self.config.rest_url, symbol, self.config.snapshot_limit)
+        for attempt in range(self.config.snapshot_attempts):
+            if attempt:
+                await asyncio.sleep(self.config.snapshot_retry_s)
+            conn_id = self._take_conn_id()
+            self._emit(EventKind.HTTP_REQUEST, conn_id, time.time_ns(), time.monotonic_ns(), b"", url, reason="GET")
+            try:
+                response = await http_get(url, user_agent=USER_AGENT)
+            except HttpError as exc:
+                wall_ns, mono_ns = time.time_ns(), time.monotonic_ns()
+                self._emit(EventKind.HTTP_RESPONSE, conn_id, wall_ns, mono_ns, b"", url, reason=_one_line(exc))
+                if self.summary.snapshots == 0 and self._rest_failure is None:
+                    self._rest_failure = HarnessError(f"cannot fetch {url}: {_one_line(exc)}")
+                    self.stop.set()
+                return
+            wall_ns, mono_ns = time.time_ns(), time.monotonic_ns()
+            self.summary.snapshots += 1
+            self._emit(
+                EventKind.HTTP_RESPONSE,
+                conn_id,
+                wall_ns,
+                mono_ns,
+                response.body,
+                url,
+                status=response.status,
+                reason=response.reason,
+            )
+            if needs.fresh_enough(symbol, response.status, response.body):
+                return
+
+    async def _finish_fetches(self) -> None:
+        if not self._fetches:
+            return
+        _, pending = await asyncio.wait(set(self._fetches), timeout=STOP_GRACE_S)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _backoff(self, attempt: int) -> None:
+        delay = min(self.config.backoff_cap_s, self.config.backoff_initial_s * 2 ** (attempt - 1))
+        delay *= self._rng.uniform(0.5, 1.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), delay)
+
+    def _take_conn_id(self) -> int:
+        conn_id = self._next_conn_id
+        self._next_conn_id += 1
+        return conn_id
+
+    def _emit(
+        self,
+        kind: EventKind,
+        conn_id: int,
+        wall_ns: int,
+        mono_ns: int,
+        payload: bytes,
+        url: str,
+        stream: str | None = None,
+        *,
+        status: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self.summary.events += 1
+        self._writer.put((kind, conn_id, wall_ns, mono_ns, payload, url, stream, status, reason))
+        if self.observe is not None:
+            self.observe(kind, conn_id, stream)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
