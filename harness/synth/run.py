@@ -1,0 +1,362 @@
+"""`harness synth`: the synthetic market, as the recorder would have captured it from Binance spot.
+
+`generate_events` is the pure core: seeded market events in, the recorder's rows out (no clock, no
+files). It plays both ends of the wire. The venue batches book changes into `@100ms` depthUpdate
+frames (net change per level, contiguous `U`/`u`, skipped when nothing changed) and sends a trade
+frame as each trade happens; the recorder, one combined-stream connection, receives them after a
+seeded network delay, in send order, and after the first depth frame fetches the REST snapshot a
+syncing client needs, whose book is the venue's at the moment the request reaches it. Timestamps
+are a fixed start plus simulated offsets, so a seed always gives the same bytes.
+
+`write_synthetic_recording` and `synthesize` are the file shell around it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from harness import __version__
+from harness.book_events import DepthDelta, DepthSnapshot
+from harness.errors import HarnessError
+from harness.synth.market import BookChange, MarketSimulator, SymbolSpec, Trade, symbol_spec
+from harness.venues.binance_spot.encoder import (
+    combined_frame,
+    decimal_string,
+    depth_snapshot_body,
+    depth_stream,
+    depth_update_data,
+    trade_data,
+    trade_stream,
+)
+from harness.venues.registry import venue_info
+from recorder.format import EventKind, RecordedEvent, RecordingMeta
+from recorder.segments import RecordingWriter
+
+VENUE = "binance-spot"
+WALL_START_NS = 1_704_067_200_000_000_000
+"""2024-01-01T00:00:00Z: the recorder's first timestamp, before the connection opens."""
+MONO_START_NS = 86_400_000_000_000
+"""A monotonic clock on a machine that has been up for a day."""
+WINDOW_NS = 100_000_000
+REST_DEPTH_LIMIT = 5000
+WS_CONN_ID = 1
+REST_CONN_ID = 2
+
+
+@dataclass(slots=True)
+class SynthStats:
+    """What a run produced; filled in as its events are consumed."""
+
+    depth_frames: int = 0
+    trades: int = 0
+    first_update_id: int | None = None
+    last_update_id: int | None = None
+    snapshot_update_id: int | None = None
+    events: int = 0
+
+
+class _Network:
+    """Seeded delays, in ns, on their own random stream so the market does not shift with them."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(f"harness.synth.network:{seed}")
+
+    def _ms(self, base: float, jitter: float) -> int:
+        return int((base + self._rng.expovariate(1.0 / jitter)) * 1e6)
+
+    def handshake(self) -> int:
+        return self._ms(18.0, 6.0)
+
+    def one_way(self) -> int:
+        return self._ms(1.2, 0.4)
+
+    def back_to_back(self) -> int:
+        return self._rng.randrange(400, 2_000)
+
+    def window_phase(self) -> int:
+        return self._rng.randrange(1, WINDOW_NS + 1)
+
+    def depth_publish(self) -> int:
+        return self._ms(0.3, 0.8)
+
+    def trade_publish(self) -> int:
+        return self._ms(0.2, 0.5)
+
+    def client_reaction(self) -> int:
+        return self._ms(0.1, 0.3)
+
+    def rest_leg(self) -> int:
+        return self._ms(12.0, 4.0)
+
+
+class _Session:
+    """One recording's worth of venue and recorder, stepped by the market's own events."""
+
+    def __init__(self, spec: SymbolSpec, seconds: float, seed: int) -> None:
+        info = venue_info(VENUE)
+        self.spec = spec
+        self.symbol = spec.symbol
+        self.end_ns = round(seconds * 1e9)
+        self.stats = SynthStats()
+        self._market = MarketSimulator(spec, seed)
+        self._net = _Network(seed)
+        self._depth_stream = depth_stream(spec.symbol)
+        self._trade_stream = trade_stream(spec.symbol)
+        self.ws_url = f"{info.ws_url}/stream?streams={self._depth_stream}/{self._trade_stream}"
+        self.rest_url = f"{info.rest_url}/api/v3/depth?symbol={spec.symbol}&limit={REST_DEPTH_LIMIT}"
+        bids, asks = self._market.book()
+        self._bids = dict(bids)
+        self._asks = dict(asks)
+        self._applied_id = self._market.last_update_id
+        self._window_end = self._net.window_phase()
+        self._window_bids: dict[int, int] = {}
+        self._window_asks: dict[int, int] = {}
+        self._window_first: int | None = None
+        self._outgoing: list[tuple[int, int, str, bytes]] = []
+        self._recorded: list[tuple[int, int, RecordedEvent]] = []
+        self._order = 0
+        self._subscribed_ns = self._net.handshake()
+        self._last_recv_ns = self._subscribed_ns + self._net.one_way()
+        self._snapshot_requested = False
+        self._snapshot_at: int | None = None
+        self._snapshot_body: bytes | None = None
+
+    def events(self) -> Iterator[RecordedEvent]:
+        self._record(self._last_recv_ns, EventKind.WS_OPEN, WS_CONN_ID, self.ws_url)
+        for event in self._market.run(self.end_ns):
+            yield from self._advance(event.time_ns)
+            if isinstance(event, BookChange):
+                self._apply(event)
+            else:
+                self._send_trade(event)
+        yield from self._advance(self.end_ns)
+        close_ns = self.end_ns + self._net.one_way() + self._net.one_way()
+        self._record(close_ns, EventKind.WS_CLOSE, WS_CONN_ID, self.ws_url, status=1000, reason="")
+        yield from self._release(close_ns + 1)
+
+    def _advance(self, now_ns: int) -> Iterator[RecordedEvent]:
+        """Everything due strictly before `now_ns`: no later market event can change it any more."""
+        while self._window_end <= now_ns:
+            self._publish_window()
+        while self._outgoing and self._outgoing[0][0] < now_ns:
+            send_ns, _, stream, payload = heapq.heappop(self._outgoing)
+            self._deliver(send_ns, stream, payload)
+        if self._snapshot_at is not None and self._snapshot_body is None and now_ns > self._snapshot_at:
+            self._snapshot_body = self._snapshot()
+        yield from self._release(min(now_ns, self.end_ns))
+
+    def _release(self, before_ns: int) -> Iterator[RecordedEvent]:
+        while self._recorded and self._recorded[0][0] < before_ns:
+            _, _, event = heapq.heappop(self._recorded)
+            if event.kind is EventKind.HTTP_RESPONSE:
+                event = replace(event, payload=self._snapshot_body)
+            elif event.stream == self._depth_stream:
+                self._count_depth(event.payload)
+            elif event.stream == self._trade_stream:
+                self.stats.trades += 1
+            yield replace(event, seq=self.stats.events)
+            self.stats.events += 1
+
+    def _apply(self, change: BookChange) -> None:
+        book, window = (self._bids, self._window_bids) if change.is_bid else (self._asks, self._window_asks)
+        if change.size:
+            book[change.price] = change.size
+        else:
+            book.pop(change.price, None)
+        window[change.price] = change.size
+        if self._window_first is None:
+            self._window_first = change.update_id
+        self._applied_id = change.update_id
+
+    def _publish_window(self) -> None:
+        end = self._window_end
+        self._window_end += WINDOW_NS
+        if self._window_first is None:
+            return
+        send_ns = end + self._net.depth_publish()
+        delta = DepthDelta(
+            symbol=self.symbol,
+            first_update_id=self._window_first,
+            last_update_id=self._applied_id,
+            bids=self._levels(sorted(self._window_bids.items(), reverse=True)),
+            asks=self._levels(sorted(self._window_asks.items())),
+            event_time_ms=(WALL_START_NS + send_ns) // 1_000_000,
+        )
+        self._window_bids = {}
+        self._window_asks = {}
+        self._window_first = None
+        self._push_outgoing(send_ns, self._depth_stream, depth_update_data(delta))
+
+    def _send_trade(self, trade: Trade) -> None:
+        send_ns = trade.time_ns + self._net.trade_publish()
+        data = trade_data(
+            symbol=self.symbol,
+            trade_id=trade.trade_id,
+            price=decimal_string(trade.price * self.spec.tick_units),
+            quantity=decimal_string(trade.quantity * self.spec.lot_units),
+            trade_time_ms=(WALL_START_NS + trade.time_ns) // 1_000_000,
+            event_time_ms=(WALL_START_NS + send_ns) // 1_000_000,
+            buyer_is_maker=trade.buyer_is_maker,
+        )
+        self._push_outgoing(send_ns, self._trade_stream, data)
+
+    def _push_outgoing(self, send_ns: int, stream: str, data: bytes) -> None:
+        self._order += 1
+        heapq.heappush(self._outgoing, (send_ns, self._order, stream, combined_frame(stream, data)))
+
+    def _deliver(self, send_ns: int, stream: str, payload: bytes) -> None:
+        """One frame reaches the recorder: in send order, after a delay; before subscribing, nothing."""
+        if send_ns < self._subscribed_ns:
+            return
+        recv_ns = max(send_ns + self._net.one_way(), self._last_recv_ns + self._net.back_to_back())
+        self._last_recv_ns = recv_ns
+        self._record(recv_ns, EventKind.WS_RECV, WS_CONN_ID, self.ws_url, stream=stream, payload=payload)
+        if stream == self._depth_stream and not self._snapshot_requested:
+            self._snapshot_requested = True
+            self._request_snapshot(recv_ns)
+
+    def _count_depth(self, payload: bytes) -> None:
+        stats = self.stats
+        stats.depth_frames += 1
+        if stats.first_update_id is None:
+            stats.first_update_id = _field(payload, b'"U":')
+        stats.last_update_id = _field(payload, b'"u":')
+
+    def _request_snapshot(self, first_depth_ns: int) -> None:
+        """Recorded only when the response arrives before the recorder stops, so a request never dangles."""
+        request_ns = first_depth_ns + self._net.client_reaction()
+        snapshot_ns = request_ns + self._net.rest_leg()
+        response_ns = snapshot_ns + self._net.rest_leg()
+        if response_ns >= self.end_ns:
+            return
+        self._snapshot_at = snapshot_ns
+        self._record(request_ns, EventKind.HTTP_REQUEST, REST_CONN_ID, self.rest_url, reason="GET")
+        self._record(response_ns, EventKind.HTTP_RESPONSE, REST_CONN_ID, self.rest_url, status=200, reason="OK")
+
+    def _snapshot(self) -> bytes:
+        self.stats.snapshot_update_id = self._applied_id
+        snapshot = DepthSnapshot(
+            symbol=self.symbol,
+            last_update_id=self._applied_id,
+            bids=self._levels(sorted(self._bids.items(), reverse=True)),
+            asks=self._levels(sorted(self._asks.items())),
+        )
+        return depth_snapshot_body(snapshot, REST_DEPTH_LIMIT)
+
+    def _levels(self, levels: list[tuple[int, int]]) -> list[tuple[str, str]]:
+        tick, lot = self.spec.tick_units, self.spec.lot_units
+        return [(decimal_string(price * tick), decimal_string(size * lot)) for price, size in levels]
+
+    def _record(
+        self,
+        at_ns: int,
+        kind: EventKind,
+        conn_id: int,
+        url: str,
+        *,
+        stream: str | None = None,
+        payload: bytes = b"",
+        status: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        if at_ns >= self.end_ns and kind is not EventKind.WS_CLOSE:
+            return
+        event = RecordedEvent(
+            seq=-1,
+            conn_id=conn_id,
+            kind=kind,
+            recv_wall_ns=WALL_START_NS + at_ns,
+            recv_mono_ns=MONO_START_NS + at_ns,
+            url=url,
+            stream=stream,
+            payload=payload,
+            status=status,
+            reason=reason,
+        )
+        self._order += 1
+        heapq.heappush(self._recorded, (at_ns, self._order, event))
+
+
+def _field(payload: bytes, key: bytes) -> int:
+    start = payload.index(key) + len(key)
+    return int(payload[start : payload.index(b",", start)])
+
+
+def _session(symbol: str, seconds: float, seed: int) -> _Session:
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise HarnessError(f"seconds must be a positive number, not {seconds}")
+    return _Session(symbol_spec(symbol), seconds, seed)
+
+
+def generate_events(symbol: str = "BTCUSDT", seconds: float = 60.0, seed: int = 1) -> Iterator[RecordedEvent]:
+    """The recording's rows, `seq` from 0, exactly as `write_synthetic_recording` writes them.
+
+    Streams: memory stays bounded however long the run. Raises HarnessError for an unknown symbol
+    or a duration that is not positive.
+    """
+    return _session(symbol, seconds, seed).events()
+
+
+def recording_meta(symbol: str, seconds: float, seed: int) -> RecordingMeta:
+    """The metadata a synthetic recording carries; its id is derived from the inputs, so reruns match."""
+    digest = hashlib.sha256(f"synth:{VENUE}:{symbol}:{seconds!r}:{seed}".encode()).digest()
+    return RecordingMeta(
+        venue=VENUE,
+        symbols=(symbol,),
+        tool_version=__version__,
+        start_wall_ns=WALL_START_NS,
+        source="synth",
+        recording_id=str(uuid.UUID(bytes=digest[:16])),
+    )
+
+
+def _write(output: Path, symbol: str, seconds: float, seed: int) -> tuple[list[Path], SynthStats]:
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise HarnessError(f"{output} is a file; choose a new folder for the recording")
+    session = _session(symbol, seconds, seed)
+    meta = recording_meta(session.symbol, seconds, seed)
+    # No fsync: a synthetic recording is rebuilt from its seed, so durability buys nothing here.
+    with RecordingWriter(output, meta, fsync=False) as writer:
+        for event in session.events():
+            writer.append(
+                event.kind,
+                conn_id=event.conn_id,
+                wall_ns=event.recv_wall_ns,
+                mono_ns=event.recv_mono_ns,
+                payload=event.payload,
+                url=event.url,
+                stream=event.stream,
+                status=event.status,
+                reason=event.reason,
+            )
+    return writer.sealed, session.stats
+
+
+def write_synthetic_recording(output: Path, symbol: str = "BTCUSDT", seconds: float = 60.0, seed: int = 1) -> Path:
+    """Writes the recording folder `output` (which must not hold files yet) and returns its path."""
+    _write(output, symbol, seconds, seed)
+    return Path(output)
+
+
+def synthesize(*, venue: str, symbol: str, seconds: float, seed: int, output: Path) -> str:
+    """`harness synth`: validates the venue, writes the recording, returns a one-paragraph summary."""
+    venue_info(venue)
+    if venue != VENUE:
+        raise HarnessError(f"harness synth writes only {VENUE} so far, not {venue}")
+    segments, stats = _write(Path(output), symbol, seconds, seed)
+    size = sum(path.stat().st_size for path in segments)
+    snapshot = "none" if stats.snapshot_update_id is None else f"lastUpdateId {stats.snapshot_update_id}"
+    return (
+        f"wrote {output}: {seconds:g} s of synthetic {VENUE} {symbol.upper()} (seed {seed}), "
+        f"{stats.events} events in {len(segments)} segment(s), {size / 1024:.0f} KiB\n"
+        f"  {stats.depth_frames} depth frames (U..u {stats.first_update_id}..{stats.last_update_id}), "
+        f"{stats.trades} trades, REST snapshot: {snapshot}"
+    )
