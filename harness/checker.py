@@ -243,8 +243,9 @@ class Checker:
         for state in self._symbols.values():
             self._set_synced(state, state.synced, end)
             f.unsynced_ns += state.unsynced_ns
+        every_window = self._windows[-1][2] if self._windows else end
         for symbol in list(self._symbols):
-            self._activate(symbol, end)
+            self._activate(symbol, every_window)
             self._done.extend(self._tracks.pop(symbol, []))
         self._done.sort(key=lambda tr: (tr.start, tr.symbol))
         f.recoveries = [

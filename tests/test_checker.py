@@ -1,0 +1,277 @@
+"""The checker against hand-made subjects: a correct one, and ones that are silently wrong in each way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+import pytest
+
+from harness.book_events import DepthSnapshot
+from harness.checker import Checker, check, replay_clock
+from harness.errors import HarnessError
+from harness.observations import BookObservation, FinalBook, SyncEvent, dumps, loads
+from harness.oracle import Oracle
+from replayer.timeline import Frame
+
+SYMBOL = "BTCUSDT"
+STREAM = "btcusdt@depth@100ms"
+T0 = 5_000_000_000
+STEP = 1_000_000
+SNAP = DepthSnapshot(SYMBOL, 100, [["100.0", "1"], ["99.0", "2"]], [["101.0", "1"], ["102.0", "3"]])
+
+
+def depth(index: int, first: int, last: int, bids=(), asks=()) -> Frame:
+    data = {"e": "depthUpdate", "E": 1, "s": SYMBOL, "U": first, "u": last, "b": list(bids), "a": list(asks)}
+    return Frame(index, index * STEP, STREAM, orjson.dumps({"stream": STREAM, "data": data}), first, last)
+
+
+def clean_frames() -> list[Frame]:
+    """Frame i (1..20) carries update 100 + i and changes a bid and an ask the next frames leave alone."""
+    frames = [depth(0, 95, 100)]
+    for i in range(1, 21):
+        frames.append(depth(i, 100 + i, 100 + i, [[f"{80 + i}.0", str(i)]], [[f"{120 + i}.0", str(i)]]))
+    return frames
+
+
+@dataclass
+class Write:
+    frame_index: int
+    intended_mono_ns: int
+    actual_mono_ns: int
+    client_id: int = 1
+    fault: str | None = None
+
+
+class DictBook:
+    """The test's own book: a dict per side, nothing shared with the oracle."""
+
+    def __init__(self, snap: DepthSnapshot) -> None:
+        self.bids = dict(snap.bids)
+        self.asks = dict(snap.asks)
+        self.u = snap.last_update_id
+
+    def apply(self, frame: Frame) -> None:
+        data = orjson.loads(frame.payload)["data"]
+        for side, levels in ((self.bids, data["b"]), (self.asks, data["a"])):
+            for p, q in levels:
+                if float(q) == 0:
+                    side.pop(p, None)
+                else:
+                    side[p] = q
+        self.u = data["u"]
+
+    def top(self, n: int | None = 20) -> tuple[list, list]:
+        bids = sorted(self.bids.items(), key=lambda kv: -float(kv[0]))[:n]
+        asks = sorted(self.asks.items(), key=lambda kv: float(kv[0]))[:n]
+        return bids, asks
+
+
+def observation(book: DictBook, t: int, synced: bool = True) -> BookObservation:
+    bids, asks = book.top()
+    return BookObservation(SYMBOL, book.u, synced, bids, asks, t + 50_000, t + 60_000, t + 80_000, t + 85_000)
+
+
+def run_subject(frames: list[Frame], *, skip=(), twice=(), wrong_at=None, gap_aware=True):
+    """Drives a subject over the frames it receives; returns (messages, writes).
+
+    `skip` frame indices are never written (a drop fault); `twice` ones are written twice and applied
+    twice (a subject that does not drop duplicates); `wrong_at` corrupts one level of that update's
+    observation; a `gap_aware` subject resyncs from a fresh snapshot on a gap, otherwise it applies on.
+    """
+    book = DictBook(SNAP)
+    messages: list = [SyncEvent("connection_open", T0)]
+    writes: list[Write] = []
+    synced = False
+    for frame in frames[1:]:
+        if frame.index in skip:
+            continue
+        t = T0 + frame.offset_ns
+        for _ in range(2 if frame.index in twice else 1):
+            writes.append(Write(frame.index, t - 1000, t))
+            if gap_aware and synced and frame.first_update_id > book.u + 1:
+                messages.append(SyncEvent("gap_detected", t + 1, f"expected {book.u + 1}"))
+                messages.append(SyncEvent("resync", t + 2))
+                truth = DictBook(SNAP)
+                for earlier in frames[1 : frame.index]:
+                    truth.apply(earlier)
+                book = truth
+                bids, asks = book.top()
+                messages.append(BookObservation(SYMBOL, book.u, False, bids, asks, t + 3, t + 3, t + 3, t + 3))
+            book.apply(frame)
+            if not synced:
+                synced = True
+                messages.append(SyncEvent("synced", t + 4))
+            obs = observation(book, t)
+            if frame.last_update_id == wrong_at:
+                obs.bids = [(obs.bids[0][0], "999"), *obs.bids[1:]]
+            messages.append(obs)
+    bids, asks = book.top(None)
+    messages.append(FinalBook(SYMBOL, book.u, synced, bids, asks))
+    return messages, writes
+
+
+def test_a_correct_subject_has_no_divergence_and_a_correct_final_book():
+    frames = clean_frames()
+    oracle = Oracle(frames, SNAP)
+    messages, writes = run_subject(frames)
+    found = check(oracle, messages, writes)
+    assert found.checks == 20
+    assert found.divergent == 0 and found.examples == []
+    assert found.final_book_correct
+    assert found.finals[0].update_id == 120 == found.finals[0].oracle_last_update_id
+    assert found.gaps_injected == 0 and found.gaps_detected == 0
+    assert found.duplicates_applied == 0 and found.reorders_applied == 0
+    assert found.frames_sent == 20 == found.depth_frames_sent
+
+
+def test_a_wrong_level_while_synced_is_silent_divergence_with_a_diff():
+    frames = clean_frames()
+    messages, writes = run_subject(frames, wrong_at=107)
+    found = check(Oracle(frames, SNAP), messages, writes)
+    assert found.divergent == 1
+    example = found.examples[0]
+    assert example["update_id"] == 107
+    assert example["bids"] == [{"level": 0, "subject": ["100.0", "999"], "oracle": ["100.0", "1"]}]
+    assert example["asks"] == []
+    assert found.final_book_correct
+
+
+def test_claiming_synced_at_an_update_id_between_frame_boundaries_is_divergence():
+    frames = [depth(0, 95, 100), depth(1, 101, 105, [["100.0", "4"]])]
+    book = DictBook(SNAP)
+    book.u = 103
+    messages = [observation(book, T0)]
+    found = check(Oracle(frames, SNAP), messages, [])
+    assert found.unknown_update_ids == 1 and found.divergent == 1
+    assert "frame boundary" in found.examples[0]["reason"]
+    assert not found.final_book_correct
+    assert found.finals[0].detail == "the subject gave no final book"
+
+
+def test_a_duplicate_applied_twice_is_counted():
+    frames = clean_frames()
+    messages, writes = run_subject(frames, twice={5})
+    found = check(Oracle(frames, SNAP), messages, writes)
+    assert found.duplicates_applied == 1
+    assert found.out_of_order_sent == 1
+    assert found.frames_sent == 21
+
+
+def test_update_ids_going_back_while_synced_are_counted_unless_a_resync_came_between():
+    frames = clean_frames()
+    oracle = Oracle(frames, SNAP)
+    book = DictBook(SNAP)
+    states = {}
+    for frame in frames[1:6]:
+        book.apply(frame)
+        states[frame.last_update_id] = observation(book, T0 + frame.offset_ns)
+    back = [states[101], states[102], states[104], states[103], states[105]]
+    assert check(oracle, back, []).reorders_applied == 1
+    resynced = [states[101], states[104], SyncEvent("resync", T0 + 9), states[103], states[105]]
+    assert check(oracle, resynced, []).reorders_applied == 0
+
+
+def test_a_subject_that_never_detects_a_gap_diverges_and_detects_none():
+    frames = clean_frames()
+    messages, writes = run_subject(frames, skip={4, 9, 10, 15}, gap_aware=False)
+    found = check(Oracle(frames, SNAP), messages, writes)
+    assert found.gaps_injected == 3
+    assert found.gaps_detected == 0
+    assert found.divergent > 0
+    assert found.examples[0]["update_id"] == 105
+    assert not found.final_book_correct
+
+
+def test_a_gap_aware_subject_detects_every_gap_and_stays_correct():
+    frames = clean_frames()
+    messages, writes = run_subject(frames, skip={4, 9, 10, 15})
+    found = check(Oracle(frames, SNAP), messages, writes)
+    assert found.gaps_injected == 3 == found.gaps_detected
+    assert found.resyncs == 3
+    assert found.divergent == 0
+    assert found.unverified == 3
+    assert found.final_book_correct
+
+
+def test_corrupt_writes_count_as_missing_and_reconnects_are_not_gaps():
+    frames = clean_frames()
+    writes = [Write(1, 0, 10), Write(2, 0, 20, fault="corrupt_truncate"), Write(3, 0, 30), Write(5, 0, 50, client_id=2)]
+    found = check(Oracle(frames, SNAP), [], writes)
+    assert found.gaps_injected == 1
+    assert found.depth_frames_sent == 4
+
+
+def test_recovery_runs_from_window_start_to_the_first_correct_book_after_the_last_disruption():
+    @dataclass
+    class Window:
+        kind: str
+        start_ns: int
+        stop_ns: int
+        heal_ns: int
+        fault_id: str = ""
+
+    frames = clean_frames()
+    messages, writes = run_subject(frames, skip={9, 10})
+    windows = [
+        Window("drop", 8 * STEP, 10 * STEP, 11 * STEP, "drop-1"),
+        Window("delay", 14 * STEP, 15 * STEP, 15 * STEP),
+    ]
+    found = check(Oracle(frames, SNAP), messages, writes, windows, replay_clock(T0, 1.0))
+    first, second = found.recoveries
+    assert (first.kind, first.fault_id, second.kind) == ("drop", "drop-1", "delay")
+    # Frame 8 is applied correctly inside the window, but the gap at frame 11 disrupts: recovery ends
+    # at frame 11's correct observation, applied 85 µs after its write.
+    assert first.recovery_ns == 3 * STEP + 85_000
+    assert second.recovery_ns == 85_000
+    unhealed = check(
+        Oracle(frames, SNAP), messages, writes, [Window("x", 30 * STEP, 31 * STEP, 32 * STEP)], replay_clock(T0, 1.0)
+    )
+    assert unhealed.recoveries[0].recovery_ns is None
+
+
+def test_unsynced_time_runs_from_each_loss_of_sync_to_the_next_sync():
+    frames = clean_frames()
+    messages, writes = run_subject(frames, skip={9})
+    found = check(Oracle(frames, SNAP), messages, writes, start_mono_ns=T0)
+    # Unsynced from T0 to the first `synced` (frame 1 + 4 ns), and from frame 10's gap (+1 ns) to
+    # its resynced observation (+85 µs).
+    assert found.unsynced_ns == (STEP + 4) + (85_000 - 1)
+
+
+def test_latency_joins_the_first_write_of_each_update_id():
+    frames = clean_frames()
+    messages, writes = run_subject(frames, twice={3})
+    found = check(Oracle(frames, SNAP), messages, writes)
+    e2e, intended, wire = found.latency["e2e"], found.latency["e2e_intended"], found.latency["wire"]
+    assert e2e.count == 20 == intended.count == wire.count
+    assert e2e.max == 85_000 and e2e.min == 85_000
+    assert intended.max == 86_000
+    assert wire.max == 50_000
+    assert found.latency["queue"].max == 20_000 and found.latency["queue"].count == 21
+    assert found.unjoined == 0 and found.negative_latencies == 0
+
+
+def test_a_final_book_that_is_synced_and_wrong_is_divergence():
+    frames = clean_frames()
+    messages, writes = run_subject(frames)
+    final = messages[-1]
+    final.asks = list(final.asks)[:-1]
+    found = check(Oracle(frames, SNAP), messages, writes)
+    assert not found.final_book_correct
+    assert found.divergent == 1
+    assert found.examples[0]["reason"] == "final book differs from the oracle"
+
+
+def test_messages_round_trip_through_orjson_and_bad_ones_are_refused():
+    frames = clean_frames()
+    messages, _ = run_subject(frames)
+    assert [loads(dumps(m)) for m in messages] == messages
+    with pytest.raises(HarnessError, match="sync event kind"):
+        SyncEvent("gap_detect", 1)
+    with pytest.raises(HarnessError, match="not a tagged observation"):
+        loads(b"[1,2,3]")
+    with pytest.raises(HarnessError, match="expected 9"):
+        loads(b'["o", [1, 2]]')
+    with pytest.raises(HarnessError, match=r"Checker\.finish"):
+        Checker(Oracle(frames, SNAP)).feed(messages[-1])
