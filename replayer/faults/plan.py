@@ -1,0 +1,143 @@
+"""The fault plan: clean frames + faults + seed -> the schedule the fake server walks.
+
+Pure and deterministic: no clock, no I/O, and every fault draws from its own stream
+`random.Random(f"{seed}/{fault_id}")` (string seeds hash with SHA-512, so the stream is the same on
+every machine and every PYTHONHASHSEED). The caller hands `entries` to the server, `injected` to the
+report, `windows` to the checker (time from fault to a correct book) and `sequence_breaks` to the
+checker as the gaps a client connected throughout must detect.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from harness.errors import HarnessError
+from replayer.faults import connection, rest, stream
+from replayer.faults.spec import FaultSpec
+from replayer.faults.work import FaultContext, FaultWindow, Work
+from replayer.timeline import Frame, Send, TimelineEntry
+
+HEAL_BY_FRACTION = 0.85
+"""Every fault heals before this fraction of the recording, so the end of the replay proves the book."""
+
+APPLY: dict[str, Callable[[Work, FaultContext], None]] = {
+    "drop": stream.drop,
+    "gap": stream.gap,
+    "duplicate": stream.duplicate,
+    "reorder": stream.reorder,
+    "delay": stream.delay,
+    "burst": stream.burst,
+    "corrupt": stream.corrupt,
+    "stall": connection.stall,
+    "disconnect": connection.disconnect,
+    "handshake_refused": connection.handshake_refused,
+    "slow_consumer": connection.slow_consumer,
+    "exchange_restart": connection.exchange_restart,
+    "snapshot": rest.snapshot,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FaultPlan:
+    """The schedule and what went into it.
+
+    entries: sorted by offset; at one offset, control entries (in the order the faults made them)
+    come before sends. injected: count per fault kind of the scenario (0 included; units in
+    docs/scenarios.md). windows: one per episode, sorted by start. sequence_breaks: depth-stream
+    discontinuities in the sends as scheduled (gaps, corrupt or reordered frames), not counting
+    what disconnects and stalls cost a client, which depends on timing.
+    """
+
+    entries: list[TimelineEntry]
+    injected: dict[str, int]
+    windows: list[FaultWindow]
+    sequence_breaks: int
+    duration_ns: int
+    heal_by_ns: int
+
+    @property
+    def sends(self) -> list[Send]:
+        return [e for e in self.entries if isinstance(e, Send)]
+
+
+def fault_ids(faults: Sequence[FaultSpec]) -> list[str]:
+    """Each fault's stream name: its own `fault_id`, else `kind.N` for the Nth fault of its kind."""
+    seen: Counter[str] = Counter()
+    ids = []
+    for spec in faults:
+        ids.append(spec.fault_id or f"{spec.kind}.{seen[spec.kind]}")
+        seen[spec.kind] += 1
+    duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)
+    if duplicates:
+        raise HarnessError(f"fault id {duplicates[0]!r} is used twice; give each fault its own id")
+    return ids
+
+
+def build_schedule(frames: list[Frame], faults: Sequence[FaultSpec], seed: int) -> FaultPlan:
+    """Applies `faults` in order to the clean schedule of `frames` (offsets from replay start, at speed 1).
+
+    Raises HarnessError when a fault does not fit the recording (its window ends after the heal line,
+    or it needs more frames than its window holds).
+    """
+    duration_ns = frames[-1].offset_ns if frames else 0
+    heal_by_ns = int(duration_ns * HEAL_BY_FRACTION)
+    work = Work.clean(frames)
+    work.normalize()
+    for spec, fault_id in zip(faults, fault_ids(faults), strict=True):
+        ctx = FaultContext(
+            kind=spec.kind,
+            fault_id=fault_id,
+            start_ns=spec.start.to_ns(duration_ns),
+            stop_ns=spec.stop.to_ns(duration_ns),
+            params=spec.params,
+            rng=random.Random(f"{seed}/{fault_id}"),
+        )
+        where = f"fault {fault_id} ({spec.kind})"
+        if ctx.stop_ns < ctx.start_ns:
+            raise HarnessError(f"{where}: stop {spec.stop} comes before start {spec.start} on this recording")
+        first_window = len(work.windows)
+        APPLY[spec.kind](work, ctx)
+        work.normalize()
+        heal = max([ctx.stop_ns, *(w.heal_ns for w in work.windows[first_window:])])
+        if heal > heal_by_ns:
+            raise HarnessError(
+                f"{where}: heals at {heal / 1e9:.2f}s, after {heal_by_ns / 1e9:.2f}s "
+                f"({HEAL_BY_FRACTION:.0%} of the {duration_ns / 1e9:.2f}s recording); end it earlier so the "
+                "book can be proven correct at the end"
+            )
+    sends = [(s.offset_ns, 1, s.rank, replace(s.send, offset_ns=s.offset_ns)) for s in work.slots]
+    controls = [(c.offset_ns, 0, (i, 0), c) for i, c in enumerate(work.controls)]
+    entries = [item[3] for item in sorted(controls + sends, key=lambda item: item[:3])]
+    injected = {spec.kind: 0 for spec in faults} | dict(work.injected)
+    return FaultPlan(
+        entries=entries,
+        injected=injected,
+        windows=sorted(work.windows, key=lambda w: (w.start_ns, w.fault_id)),
+        sequence_breaks=sequence_breaks(entries),
+        duration_ns=duration_ns,
+        heal_by_ns=heal_by_ns,
+    )
+
+
+def sequence_breaks(entries: Sequence[TimelineEntry]) -> int:
+    """How often a client reading every send in order, per depth stream, sees an update that does not
+    follow the last one it applied (Binance spot's `U == last u + 1`). A corrupt frame is not applied;
+    an update at or below the last applied one (a duplicate, a late reordered frame) is skipped."""
+    last: dict[str, int] = {}
+    breaks = 0
+    for entry in entries:
+        if not isinstance(entry, Send) or entry.fault == "corrupt":
+            continue
+        frame = entry.frame
+        if frame.first_update_id is None or frame.last_update_id is None:
+            continue
+        previous = last.get(frame.stream)
+        if previous is not None and frame.last_update_id <= previous:
+            continue
+        if previous is not None and frame.first_update_id > previous + 1:
+            breaks += 1
+        last[frame.stream] = frame.last_update_id
+    return breaks
