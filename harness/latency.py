@@ -54,7 +54,8 @@ def _rank(quantile: float, count: int) -> int:
 class Histogram:
     """Counts of non-negative integer nanoseconds in log-spaced buckets; see the module docstring.
 
-    Negative values (a clock stepped backwards, an intended time in the future) are recorded as 0.
+    Negative values (a clock stepped backwards, an intended time in the future) are recorded as 0;
+    values of `2**max_bits` and more share the top bucket, whose percentiles report the exact max.
     `min`, `max`, `count` and `total` are exact; percentiles are bucket midpoints clamped to
     `[min, max]`, so they lie within `relative_error` of the exact nearest-rank percentile.
     """
@@ -126,7 +127,10 @@ class Histogram:
                 continue
             seen += n
             while w < len(wanted) and wanted[w][0] <= seen:
-                out[wanted[w][1]] = min(self.max, max(self.min, self._bucket_midpoint(index)))
+                if index == self._top:
+                    out[wanted[w][1]] = self.max
+                else:
+                    out[wanted[w][1]] = min(self.max, max(self.min, self._bucket_midpoint(index)))
                 w += 1
             if w == len(wanted):
                 break
