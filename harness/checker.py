@@ -116,6 +116,8 @@ class Findings:
     latency: dict[str, Histogram] = field(default_factory=dict)
     unjoined: int = 0
     negative_latencies: int = 0
+    clean_depth_frames: int = 0
+    recording_gaps: int = 0
 
     @property
     def gaps_detected(self) -> int:
@@ -156,7 +158,11 @@ class Checker:
         self._symbols: dict[str, _SymbolState] = {}
         self._first_obs: dict[tuple[str, int], tuple[int, int]] = {}
         self._end = start_mono_ns or 0
-        self.findings = Findings(latency={stage: Histogram() for stage in STAGES})
+        self.findings = Findings(
+            latency={stage: Histogram() for stage in STAGES},
+            clean_depth_frames=oracle.depth_frames,
+            recording_gaps=oracle.recording_gaps,
+        )
         for symbol in oracle.symbols:
             self._symbol(symbol)
 

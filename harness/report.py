@@ -1,0 +1,289 @@
+"""The run's report: a JSON document (docs/report-schema.md), a terminal table, and JUnit XML for CI.
+
+`build_report` turns the checker's Findings plus what the runner knows (scenario, seed, recording,
+fault counts, queue figures) into a plain dict. The runner then evaluates the scenario's expectations
+against that dict (harness/scenarios.py reads it by dotted path) and hands the results back to
+`apply_expectations`, which sets `passed`. Silent divergence fails a run whatever the scenario says.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping
+from os import PathLike
+from typing import Any
+
+import orjson
+from rich import box
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from harness.checker import STAGES, Findings
+
+SCHEMA_VERSION = 1
+NO_DIVERGENCE = "no silent divergence"
+LATENCY_ROWS = ("e2e", "e2e_intended", *STAGES)
+PERCENTILE_KEYS = ("p50", "p90", "p99", "p999", "max")
+
+
+def build_report(
+    findings: Findings,
+    *,
+    scenario: str,
+    seed: int,
+    recording: str,
+    faults: Mapping[str, int],
+    queue: Mapping[str, Any] | None = None,
+    speed: float | None = None,
+    expectations: Iterable[Any] = (),
+) -> dict[str, Any]:
+    """The report dict; `passed` reflects divergence and `expectations` (add more with apply_expectations)."""
+    f = findings
+    latency = {name: _latency(f, name) for name in ("e2e", "e2e_intended")}
+    report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "passed": False,
+        "scenario": scenario,
+        "seed": seed,
+        "recording": recording,
+        "speed": speed,
+        "faults": {kind: int(n) for kind, n in sorted(faults.items())},
+        "frames": {
+            "sent": f.frames_sent,
+            "depth_sent": f.depth_frames_sent,
+            "clean_depth": f.clean_depth_frames,
+            "observed": f.observations,
+        },
+        "sync": {
+            "checks": f.checks,
+            "divergent": f.divergent,
+            "unknown_update_ids": f.unknown_update_ids,
+            "divergence_examples": f.examples,
+            "unverified": f.unverified,
+            "gaps_injected": f.gaps_injected,
+            "gaps_detected": f.gaps_detected,
+            "out_of_order_sent": f.out_of_order_sent,
+            "duplicates_applied": f.duplicates_applied,
+            "reorders_applied": f.reorders_applied,
+            "resyncs": f.resyncs,
+            "unsynced_ms": round(f.unsynced_ns / 1e6, 3),
+            "recovery_ms": _recovery(f),
+            "windows": [
+                {
+                    "kind": r.kind,
+                    "fault_id": r.fault_id,
+                    "symbol": r.symbol,
+                    "recovery_ms": None if r.recovery_ns is None else round(r.recovery_ns / 1e6, 3),
+                }
+                for r in f.recoveries
+            ],
+            "final_book_correct": f.final_book_correct,
+            "final": [
+                {
+                    "symbol": c.symbol,
+                    "correct": c.correct,
+                    "detail": c.detail,
+                    "update_id": c.update_id,
+                    "oracle_last_update_id": c.oracle_last_update_id,
+                }
+                for c in f.finals
+            ],
+            "events": dict(sorted(f.events.items())),
+            "recording_gaps": f.recording_gaps,
+        },
+        "latency_us": {
+            **latency,
+            "stages": {stage: _latency(f, stage) for stage in STAGES},
+            "unjoined": f.unjoined,
+            "negative": f.negative_latencies,
+        },
+        "queue": dict(queue or {}),
+        "expectations": [],
+    }
+    apply_expectations(report, expectations)
+    return report
+
+
+def apply_expectations(report: dict[str, Any], results: Iterable[Any]) -> dict[str, Any]:
+    """Sets `expectations` (the built-in divergence check first, then `results`) and `passed`.
+
+    Each result is a mapping or an object with `name`, `threshold`, `value` and `passed`.
+    """
+    divergent = report["sync"]["divergent"]
+    rows = [{"name": NO_DIVERGENCE, "threshold": "sync.divergent == 0", "value": divergent, "passed": divergent == 0}]
+    for result in results:
+        get = result.get if isinstance(result, Mapping) else lambda key, r=result: getattr(r, key)
+        rows.append(
+            {
+                "name": str(get("name")),
+                "threshold": _plain(get("threshold")),
+                "value": _plain(get("value")),
+                "passed": bool(get("passed")),
+            }
+        )
+    report["expectations"] = rows
+    report["passed"] = all(row["passed"] for row in rows)
+    return report
+
+
+def dumps_report(report: Mapping[str, Any]) -> bytes:
+    return orjson.dumps(report, option=orjson.OPT_INDENT_2)
+
+
+def write_report(report: Mapping[str, Any], path: str | PathLike[str]) -> None:
+    with open(path, "wb") as handle:
+        handle.write(dumps_report(report))
+
+
+def write_junit(report: Mapping[str, Any], path: str | PathLike[str]) -> None:
+    """One testcase per expectation (the divergence check included), in a suite named for the scenario."""
+    rows = report["expectations"]
+    failures = [row for row in rows if not row["passed"]]
+    suite = ET.Element(
+        "testsuite",
+        name=f"harness.replay.{report['scenario']}",
+        tests=str(len(rows)),
+        failures=str(len(failures)),
+        errors="0",
+        skipped="0",
+    )
+    props = ET.SubElement(suite, "properties")
+    for key in ("scenario", "seed", "recording"):
+        ET.SubElement(props, "property", name=key, value=str(report[key]))
+    for row in rows:
+        case = ET.SubElement(suite, "testcase", classname=f"replay.{report['scenario']}", name=row["name"])
+        if not row["passed"]:
+            failure = ET.SubElement(
+                case,
+                "failure",
+                message=f"value {row['value']!r} does not meet {row['threshold']!r}",
+                type="expectation",
+            )
+            failure.text = orjson.dumps(row).decode()
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def render_terminal(report: Mapping[str, Any]) -> RenderableType:
+    """Verdict first, then sync findings, faults, latency per stage and the expectations."""
+    sync = report["sync"]
+    parts: list[RenderableType] = [_verdict(report)]
+
+    table = Table(title="sync", box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_column(style="dim")
+    divergent = sync["divergent"]
+    table.add_row("silent divergence", _mark(divergent, divergent == 0), f"of {sync['checks']} synced books checked")
+    table.add_row("final book", _mark("correct" if sync["final_book_correct"] else "WRONG", sync["final_book_correct"]))
+    gaps_ok = sync["gaps_detected"] >= sync["gaps_injected"]
+    table.add_row(
+        "gaps detected", _mark(f"{sync['gaps_detected']} / {sync['gaps_injected']}", gaps_ok), "detected / on the wire"
+    )
+    table.add_row("resyncs", str(sync["resyncs"]))
+    twice = sync["duplicates_applied"] + sync["reorders_applied"]
+    table.add_row("applied twice", _mark(twice, twice == 0), "duplicates + going back while synced")
+    table.add_row("unsynced", f"{sync['unsynced_ms']:.1f} ms", f"{sync['unverified']} unsynced books, not compared")
+    rec = sync["recovery_ms"]
+    if rec["count"] or rec["unrecovered"]:
+        text = "  ".join(f"{k} {_ms(rec[k])}" for k in ("p50", "p99", "max"))
+        table.add_row("recovery", _mark(text, rec["unrecovered"] == 0), f"{rec['unrecovered']} windows never recovered")
+    parts.append(table)
+
+    for example in sync["divergence_examples"][:1]:
+        parts.append(Text(f"first divergence: {_example(example)}", style="red"))
+
+    if report["faults"]:
+        faults = Table(title="faults injected", box=box.SIMPLE_HEAD, title_justify="left")
+        faults.add_column("kind")
+        faults.add_column("count", justify="right")
+        for kind, count in report["faults"].items():
+            faults.add_row(kind, str(count))
+        parts.append(faults)
+
+    lat = Table(title="latency (µs)", box=box.SIMPLE_HEAD, title_justify="left")
+    lat.add_column("stage")
+    lat.add_column("count", justify="right")
+    for key in PERCENTILE_KEYS:
+        lat.add_column(key, justify="right")
+    latency = report["latency_us"]
+    for name in LATENCY_ROWS:
+        row = latency[name] if name in latency else latency["stages"][name]
+        lat.add_row(name, str(row["count"]), *(f"{row[key]:,.1f}" for key in PERCENTILE_KEYS))
+    parts.append(lat)
+
+    if report["queue"]:
+        parts.append(Text("queue: " + ", ".join(f"{k} {v}" for k, v in report["queue"].items())))
+
+    exp = Table(title="expectations", box=box.SIMPLE_HEAD, title_justify="left")
+    exp.add_column("")
+    exp.add_column("name")
+    exp.add_column("threshold")
+    exp.add_column("value", justify="right")
+    for row in report["expectations"]:
+        exp.add_row(
+            _mark("PASS" if row["passed"] else "FAIL", row["passed"]),
+            row["name"],
+            str(row["threshold"]),
+            str(row["value"]),
+        )
+    parts.append(exp)
+    return Group(*parts)
+
+
+def _verdict(report: Mapping[str, Any]) -> Panel:
+    failed = [row["name"] for row in report["expectations"] if not row["passed"]]
+    if report["passed"]:
+        headline = Text("PASS", style="bold green")
+        why = f"{len(report['expectations'])} expectations hold"
+    else:
+        headline = Text("FAIL", style="bold red")
+        why = "failed: " + ", ".join(failed) if failed else "no expectations evaluated"
+    headline.append(f"  {report['scenario']}  seed {report['seed']}  {report['recording']}", style="default")
+    return Panel(Group(headline, Text(why)), border_style="green" if report["passed"] else "red", expand=False)
+
+
+def _latency(findings: Findings, name: str) -> dict[str, float | int]:
+    hist = findings.latency.get(name)
+    if hist is None:
+        return {"count": 0, **dict.fromkeys(PERCENTILE_KEYS, 0.0)}
+    summary = hist.summary_us()
+    return {"count": summary["count"], **{key: summary[key] for key in PERCENTILE_KEYS}}
+
+
+def _recovery(findings: Findings) -> dict[str, Any]:
+    """Exact nearest-rank percentiles: there are few windows, so no histogram is needed."""
+    values = sorted(r.recovery_ns for r in findings.recoveries if r.recovery_ns is not None)
+    out: dict[str, Any] = {"count": len(values), "unrecovered": len(findings.recoveries) - len(values)}
+    for key, q in (("p50", 0.5), ("p99", 0.99)):
+        out[key] = round(values[max(0, math.ceil(q * len(values)) - 1)] / 1e6, 3) if values else None
+    out["max"] = round(values[-1] / 1e6, 3) if values else None
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def _mark(value: Any, ok: bool) -> Text:
+    return Text(str(value), style="green" if ok else "bold red")
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.2f} ms" if value < 100 else f"{value:,.0f} ms"
+
+
+def _example(example: Mapping[str, Any]) -> str:
+    text = f"{example['symbol']} at update {example['update_id']}: {example['reason']}"
+    for side in ("bids", "asks"):
+        for row in example.get(side, [])[:1]:
+            text += f"; {side}[{row['level']}] subject {row['subject']} oracle {row['oracle']}"
+    return text
