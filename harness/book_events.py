@@ -51,3 +51,23 @@ class TopOfBook:
     bid_size: str
     ask_price: str
     ask_size: str
+
+
+@dataclass(slots=True)
+class Trade:
+    """A public trade print; books ignore it, but decoders must not mistake it for a malformed frame."""
+
+    symbol: str
+    trade_id: int
+    price: str
+    size: str
+    buyer_is_maker: bool
+    trade_time_ms: int
+
+
+class DecodeError(ValueError):
+    """A frame or REST body that does not have the venue's shape.
+
+    Decoders raise it instead of a bare KeyError or TypeError so the caller can count the frame and
+    skip it; a skipped depth frame is a gap, which the sync detects on the next one.
+    """
