@@ -1,0 +1,236 @@
+"""`harness inspect`: what is in a recording, computed batch by batch with polars in bounded memory.
+
+Besides counts and rates it checks the recorded data itself: on a Binance depth stream each frame's
+`U` must be the previous frame's `u` + 1 on the same connection, so a hole there is data the venue
+(or the recorder) lost, not something replay introduced. A reconnect starts a new chain.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+import polars as pl
+import pyarrow.parquet as pq
+
+from recorder.format import OPEN_SUFFIX, EventKind
+from recorder.segments import read_journal
+from replayer.reader import Recording
+
+HOLE_EXAMPLES = 10
+SNAPSHOT_ITEMS = 20
+_UPDATE_IDS = re.compile(rb'"U":(\d+),"u":(\d+)')
+_NO_STREAM = "(none)"
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Running totals over the batches; nothing here grows with the number of frames except bounded lists."""
+
+    events: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
+    streams: Counter[str] = field(default_factory=Counter)
+    close_codes: Counter[int] = field(default_factory=Counter)
+    first_mono: int | None = None
+    last_mono: int | None = None
+    first_wall: int | None = None
+    last_wall: int | None = None
+    last_u: dict[tuple[int, str], int] = field(default_factory=dict)
+    holes: int = 0
+    missing_updates: int = 0
+    hole_examples: list[dict[str, Any]] = field(default_factory=list)
+    snapshots: int = 0
+    snapshot_items: list[dict[str, Any]] = field(default_factory=list)
+
+
+def inspect_recording(path: Path, as_json: bool) -> str:
+    """Summarizes the recording at `path`; raises RecordingError (a HarnessError) when it is unreadable."""
+    summary = summarize(path)
+    if as_json:
+        return orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode()
+    return render_text(summary)
+
+
+def summarize(path: Path) -> dict[str, Any]:
+    """The summary as plain data with stable keys (the `--json` output)."""
+    recording = Recording(path)
+    tally = _Tally()
+    for batch in recording.iter_batches():
+        _add_batch(tally, pl.from_arrow(batch.drop_columns(["payload"])), batch.column("payload").to_pylist())
+    meta = recording.meta
+    duration_s = (tally.last_mono - tally.first_mono) / 1e9 if tally.events else 0.0
+    frames = tally.kinds[str(EventKind.WS_RECV)]
+    ws_opens = tally.kinds[str(EventKind.WS_OPEN)]
+    return {
+        "path": str(path),
+        "format_version": meta.format_version,
+        "recording_id": meta.recording_id,
+        "venue": meta.venue,
+        "symbols": list(meta.symbols),
+        "source": meta.source,
+        "tool_version": meta.tool_version,
+        "start_wall_ns": meta.start_wall_ns,
+        "start_time": _iso(meta.start_wall_ns),
+        "events": tally.events,
+        "first_wall_ns": tally.first_wall,
+        "last_wall_ns": tally.last_wall,
+        "duration_s": duration_s,
+        "events_per_kind": {str(kind): tally.kinds[str(kind)] for kind in EventKind},
+        "frames": frames,
+        "frames_per_s": _rate(frames, duration_s),
+        "streams": {
+            stream: {"frames": count, "frames_per_s": _rate(count, duration_s)}
+            for stream, count in sorted(tally.streams.items())
+        },
+        "sequence_holes": {
+            "count": tally.holes,
+            "missing_updates": tally.missing_updates,
+            "examples": tally.hole_examples,
+        },
+        "connections": {
+            "ws_opens": ws_opens,
+            "reconnects": max(ws_opens - 1, 0),
+            "close_codes": {str(code): n for code, n in sorted(tally.close_codes.items())},
+        },
+        "rest_snapshots": {"count": tally.snapshots, "items": tally.snapshot_items},
+        "segments": [_segment_info(segment) for segment in recording.segments],
+    }
+
+
+def _add_batch(tally: _Tally, frame: pl.DataFrame, payloads: list[bytes]) -> None:
+    frame = frame.with_columns(pl.col("kind").cast(pl.String), pl.col("stream").cast(pl.String))
+    tally.events += frame.height
+    monos = frame["recv_mono_ns"]
+    walls = frame["recv_wall_ns"]
+    if tally.first_mono is None:
+        tally.first_mono, tally.first_wall = monos[0], walls[0]
+    tally.last_mono, tally.last_wall = monos[-1], walls[-1]
+    for kind, n in frame.group_by("kind").len().iter_rows():
+        tally.kinds[kind] += n
+    received = frame.filter(pl.col("kind") == str(EventKind.WS_RECV))
+    for stream, n in received.group_by("stream").len().iter_rows():
+        tally.streams[stream or _NO_STREAM] += n
+    closes = frame.filter(pl.col("kind") == str(EventKind.WS_CLOSE))
+    for code, n in closes.group_by("status").len().iter_rows():
+        tally.close_codes[code if code is not None else 0] += n
+    indexed = frame.with_row_index("row")
+    depth = indexed.filter((pl.col("kind") == str(EventKind.WS_RECV)) & pl.col("stream").str.contains("@depth"))
+    for row, seq, conn_id, stream in depth.select("row", "seq", "conn_id", "stream").iter_rows():
+        _check_sequence(tally, seq, conn_id, stream, payloads[row])
+    responses = indexed.filter(
+        (pl.col("kind") == str(EventKind.HTTP_RESPONSE))
+        & pl.col("url").cast(pl.String).str.contains("/depth?", literal=True)
+    )
+    for row, seq, url, status in responses.select("row", "seq", "url", "status").iter_rows():
+        _add_snapshot(tally, seq, url, status, payloads[row])
+
+
+def _check_sequence(tally: _Tally, seq: int, conn_id: int, stream: str, payload: bytes) -> None:
+    ids = _update_ids(payload)
+    if ids is None:
+        return
+    first, last = ids
+    key = (conn_id, stream)
+    previous = tally.last_u.get(key)
+    tally.last_u[key] = last
+    if previous is None or first == previous + 1:
+        return
+    tally.holes += 1
+    tally.missing_updates += max(first - previous - 1, 0)
+    if len(tally.hole_examples) < HOLE_EXAMPLES:
+        tally.hole_examples.append(
+            {"seq": seq, "conn_id": conn_id, "stream": stream, "expected_U": previous + 1, "got_U": first}
+        )
+
+
+def _update_ids(payload: bytes) -> tuple[int, int] | None:
+    """`U` and `u` of a depthUpdate frame: a regex where Binance's key order allows, JSON otherwise."""
+    match = _UPDATE_IDS.search(payload)
+    if match:
+        return int(match.group(1)), int(match.group(2))
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    data = doc.get("data", doc) if isinstance(doc, dict) else None
+    if not isinstance(data, dict):
+        return None
+    first, last = data.get("U"), data.get("u")
+    return (first, last) if isinstance(first, int) and isinstance(last, int) else None
+
+
+def _add_snapshot(tally: _Tally, seq: int, url: str | None, status: int | None, payload: bytes) -> None:
+    tally.snapshots += 1
+    if len(tally.snapshot_items) >= SNAPSHOT_ITEMS:
+        return
+    symbol = parse_qs(urlsplit(url or "").query).get("symbol", [None])[0]
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        doc = None
+    last = doc.get("lastUpdateId") if isinstance(doc, dict) else None
+    tally.snapshot_items.append(
+        {"seq": seq, "symbol": symbol, "status": status, "last_update_id": last if isinstance(last, int) else None}
+    )
+
+
+def _segment_info(segment: Path) -> dict[str, Any]:
+    if segment.suffix == OPEN_SUFFIX:
+        rows = sum(len(batch) for batch in read_journal(segment))
+    else:
+        rows = pq.ParquetFile(segment).metadata.num_rows
+    return {
+        "name": segment.name,
+        "rows": rows,
+        "bytes": segment.stat().st_size,
+        "sealed": segment.suffix != OPEN_SUFFIX,
+    }
+
+
+def _rate(count: int, seconds: float) -> float:
+    return round(count / seconds, 3) if seconds > 0 else 0.0
+
+
+def _iso(wall_ns: int) -> str:
+    return datetime.fromtimestamp(wall_ns / 1e9, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def render_text(s: dict[str, Any]) -> str:
+    """The summary for a terminal: one fact per line, examples indented under their heading."""
+    holes = s["sequence_holes"]
+    conns = s["connections"]
+    codes = ", ".join(f"{code}×{n}" for code, n in conns["close_codes"].items()) or "none"
+    lines = [
+        f"recording   {s['path']}",
+        f"venue       {s['venue']}  symbols {','.join(s['symbols'])}",
+        f"source      {s['source']}  (harness {s['tool_version']}, format v{s['format_version']})",
+        f"started     {s['start_time']}",
+        f"duration    {s['duration_s']:.3f} s  ({s['events']} events)",
+        "events      " + "  ".join(f"{kind} {n}" for kind, n in s["events_per_kind"].items()),
+        f"frames      {s['frames']}  ({s['frames_per_s']:.1f}/s)",
+    ]
+    lines += [f"  {stream:<28} {v['frames']:>9}  {v['frames_per_s']:>9.1f}/s" for stream, v in s["streams"].items()]
+    lines.append(f"seq holes   {holes['count']}  ({holes['missing_updates']} updates missing)")
+    lines += [
+        f"  seq {h['seq']} conn {h['conn_id']} {h['stream']}: expected U={h['expected_U']}, got U={h['got_U']}"
+        for h in holes["examples"]
+    ]
+    lines.append(f"reconnects  {conns['reconnects']}  ({conns['ws_opens']} connections; close codes: {codes})")
+    snapshots = s["rest_snapshots"]
+    lines.append(f"snapshots   {snapshots['count']}")
+    lines += [
+        f"  seq {i['seq']} {i['symbol']} status {i['status']} lastUpdateId {i['last_update_id']}"
+        for i in snapshots["items"]
+    ]
+    lines.append(f"segments    {len(s['segments'])}")
+    lines += [
+        f"  {g['name']}  {g['rows']} rows  {g['bytes']} bytes" + ("" if g["sealed"] else "  (open journal)")
+        for g in s["segments"]
+    ]
+    return "\n".join(lines)
