@@ -318,9 +318,6 @@ def recording_meta(symbol: str, seconds: float, seed: int) -> RecordingMeta:
 
 
 def _write(output: Path, symbol: str, seconds: float, seed: int) -> tuple[list[Path], SynthStats]:
-    output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise HarnessError(f"{output} is a file; choose a new folder for the recording")
     session = _session(symbol, seconds, seed)
     meta = recording_meta(session.symbol, seconds, seed)
     # No fsync: a synthetic recording is rebuilt from its seed, so durability buys nothing here.

@@ -1,0 +1,290 @@
+"""`harness synth`: the seeded market, the Binance spot encoder, and the recording they make."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from itertools import pairwise
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from harness.book_events import DepthDelta, DepthSnapshot
+from harness.cli import app
+from harness.errors import HarnessError
+from harness.synth.market import BookChange, MarketSimulator, Trade, symbol_spec
+from harness.synth.run import generate_events, synthesize, write_synthetic_recording
+from harness.venues.binance_spot.encoder import (
+    combined_frame,
+    decimal_string,
+    depth_snapshot_body,
+    depth_update_data,
+    trade_data,
+)
+from recorder.format import EventKind, RecordedEvent
+from replayer.reader import Recording
+from replayer.reference_book import ReferenceBook
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE = REPO / "fixtures" / "binance_spot_btcusdt_synth"
+REAL_BINANCE = REPO.parent / "shared" / "data" / "real" / "binance_spot_btcusdt_20240808.hftbacktest.gz"
+WS_URL = "wss://stream.binance.com:9443/stream?streams=btcusdt@depth@100ms/btcusdt@trade"
+REST_URL = "https://api.binance.com/api/v3/depth?symbol=BTCUSDT&limit=5000"
+DECIMAL = re.compile(r"^[0-9]+\.[0-9]{8}$")
+SECONDS = 8.0
+
+
+@pytest.fixture(scope="module")
+def events() -> list[RecordedEvent]:
+    return list(generate_events("BTCUSDT", SECONDS, 5))
+
+
+def depth_frames(events: list[RecordedEvent]) -> list[dict]:
+    return [orjson.loads(e.payload)["data"] for e in events if e.stream == "btcusdt@depth@100ms"]
+
+
+def snapshot_of(events: list[RecordedEvent]) -> dict:
+    (response,) = [e for e in events if e.kind is EventKind.HTTP_RESPONSE]
+    return orjson.loads(response.payload)
+
+
+def units(text: str) -> int:
+    assert DECIMAL.match(text), text
+    whole, frac = text.split(".")
+    return int(whole) * 10**8 + int(frac)
+
+
+def test_same_seed_gives_the_same_rows_and_another_seed_does_not() -> None:
+    first = list(generate_events("BTCUSDT", 3.0, 11))
+    again = list(generate_events("BTCUSDT", 3.0, 11))
+    other = list(generate_events("BTCUSDT", 3.0, 12))
+    assert first == again
+    assert [e.payload for e in first] != [e.payload for e in other]
+
+
+def test_same_seed_writes_byte_identical_files(tmp_path: Path) -> None:
+    one = write_synthetic_recording(tmp_path / "one", "BTCUSDT", 3.0, 4)
+    two = write_synthetic_recording(tmp_path / "two", "BTCUSDT", 3.0, 4)
+    files_one = sorted(p.name for p in one.iterdir())
+    assert files_one == sorted(p.name for p in two.iterdir())
+    assert files_one
+    for name in files_one:
+        assert (one / name).read_bytes() == (two / name).read_bytes()
+
+
+def test_rows_follow_the_recorder_conventions(events: list[RecordedEvent]) -> None:
+    assert [e.seq for e in events] == list(range(len(events)))
+    first, last = events[0], events[-1]
+    assert (first.kind, first.conn_id, first.url, first.payload) == (EventKind.WS_OPEN, 1, WS_URL, b"")
+    assert (last.kind, last.conn_id, last.status, last.reason, last.payload) == (EventKind.WS_CLOSE, 1, 1000, "", b"")
+    monos = [e.recv_mono_ns for e in events]
+    assert monos == sorted(monos)
+    assert len({e.recv_wall_ns - e.recv_mono_ns for e in events}) == 1
+    for e in events:
+        if e.kind in (EventKind.HTTP_REQUEST, EventKind.HTTP_RESPONSE):
+            assert (e.conn_id, e.url) == (2, REST_URL)
+        else:
+            assert (e.conn_id, e.url) == (1, WS_URL)
+    kinds = [e.kind for e in events]
+    assert kinds.count(EventKind.HTTP_REQUEST) == kinds.count(EventKind.HTTP_RESPONSE) == 1
+
+
+def test_frames_are_binance_shaped(events: list[RecordedEvent]) -> None:
+    spec = symbol_spec("BTCUSDT")
+    seen = set()
+    for e in (e for e in events if e.kind is EventKind.WS_RECV):
+        frame = orjson.loads(e.payload)
+        assert frame["stream"] == e.stream
+        assert e.payload == combined_frame(e.stream, orjson.dumps(frame["data"]))
+        data = frame["data"]
+        seen.add(data["e"])
+        assert data["s"] == "BTCUSDT"
+        assert data["E"] * 1_000_000 <= e.recv_wall_ns
+        if data["e"] == "trade":
+            assert units(data["p"]) % spec.tick_units == 0
+            assert units(data["q"]) % spec.lot_units == 0 and units(data["q"]) > 0
+            assert isinstance(data["m"], bool) and data["M"] is True and data["T"] <= data["E"]
+        else:
+            assert list(data) == ["e", "E", "s", "U", "u", "b", "a"]
+            bids = [units(p) for p, _ in data["b"]]
+            asks = [units(p) for p, _ in data["a"]]
+            assert bids == sorted(bids, reverse=True) and asks == sorted(asks)
+            for price, size in data["b"] + data["a"]:
+                assert units(price) % spec.tick_units == 0 and units(size) % spec.lot_units == 0
+    assert seen == {"trade", "depthUpdate"}
+
+
+def test_update_ids_are_contiguous_across_depth_frames(events: list[RecordedEvent]) -> None:
+    frames = depth_frames(events)
+    assert len(frames) > SECONDS * 8
+    for before, after in pairwise(frames):
+        assert before["U"] <= before["u"]
+        assert after["U"] == before["u"] + 1
+
+
+def test_depth_frames_come_every_100ms(events: list[RecordedEvent]) -> None:
+    times = [frame["E"] for frame in depth_frames(events)]
+    gaps = [b - a for a, b in pairwise(times)]
+    for gap in gaps:
+        windows = round(gap / 100)
+        assert windows >= 1 and abs(gap - 100 * windows) <= 6, gap
+    assert sum(1 for gap in gaps if round(gap / 100) == 1) > 0.9 * len(gaps)
+
+
+def test_rest_snapshot_brackets_the_buffered_stream(events: list[RecordedEvent]) -> None:
+    index = {e.kind: i for i, e in reversed(list(enumerate(events)))}
+    request, response = events[index[EventKind.HTTP_REQUEST]], events[index[EventKind.HTTP_RESPONSE]]
+    first_depth = next(i for i, e in enumerate(events) if e.stream == "btcusdt@depth@100ms")
+    assert first_depth < index[EventKind.HTTP_REQUEST] < index[EventKind.HTTP_RESPONSE]
+    assert (request.reason, request.payload, request.status) == ("GET", b"", None)
+    assert (response.status, response.reason) == (200, "OK")
+    assert 10_000_000 < response.recv_mono_ns - request.recv_mono_ns < 200_000_000
+    body = snapshot_of(events)
+    assert list(body) == ["lastUpdateId", "bids", "asks"]
+    frames = depth_frames(events)
+    last_update_id = body["lastUpdateId"]
+    assert frames[0]["U"] <= last_update_id
+    assert any(f["U"] <= last_update_id + 1 <= f["u"] for f in frames[1:])
+    assert 100 <= len(body["bids"]) < 5000 and 100 <= len(body["asks"]) < 5000
+
+
+def test_replaying_frames_over_the_snapshot_keeps_a_sane_book_equal_to_the_market(
+    events: list[RecordedEvent],
+) -> None:
+    body = snapshot_of(events)
+    book = ReferenceBook()
+    book.load(body["lastUpdateId"], body["bids"], body["asks"])
+    applied = 0
+    for frame in depth_frames(events):
+        if frame["u"] <= book.last_update_id:
+            continue
+        assert frame["U"] <= book.last_update_id + 1 <= frame["u"]
+        book.apply(frame["u"], frame["b"], frame["a"])
+        applied += 1
+        assert float(book.bids(1)[0][0]) < float(book.asks(1)[0][0])
+    assert applied > 0 and len(book.bids()) >= 100 and len(book.asks()) >= 100
+
+    spec = symbol_spec("BTCUSDT")
+    market = MarketSimulator(spec, 5)
+    for event in market.run(int(SECONDS * 1e9)):
+        if isinstance(event, BookChange) and event.update_id == book.last_update_id:
+            break
+    bids, asks = market.book()
+    assert book.bids() == [(decimal_string(p * spec.tick_units), decimal_string(s * spec.lot_units)) for p, s in bids]
+    assert book.asks() == [(decimal_string(p * spec.tick_units), decimal_string(s * spec.lot_units)) for p, s in asks]
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(min_value=0, max_value=2**32))
+def test_market_never_crosses_and_counts_every_change(seed: int) -> None:
+    market = MarketSimulator(symbol_spec("ETHUSDT"), seed)
+    bids, asks = (dict(side) for side in market.book())
+    next_id = market.last_update_id + 1
+    last_time = 0
+    trades = 0
+    for event in market.run(3_000_000_000):
+        assert event.time_ns >= last_time
+        last_time = event.time_ns
+        if isinstance(event, Trade):
+            trades += 1
+            touch = max(bids) if event.buyer_is_maker else min(asks)
+            assert event.price == touch and event.quantity > 0
+            continue
+        assert event.update_id == next_id
+        next_id += 1
+        side = bids if event.is_bid else asks
+        if event.size:
+            side[event.price] = event.size
+        else:
+            del side[event.price]
+        assert max(bids) < min(asks)
+    assert trades > 0
+    assert market.book() == (sorted(bids.items(), reverse=True), sorted(asks.items()))
+
+
+@pytest.mark.skipif(not REAL_BINANCE.exists(), reason="real capture not available")
+def test_encoder_reproduces_real_binance_bytes() -> None:
+    checked = {"depthUpdate": 0, "trade": 0, "snapshot": 0}
+    with gzip.open(REAL_BINANCE) as handle:
+        for _, line in zip(range(400), handle, strict=False):
+            raw = line.rstrip(b"\n").split(b" ", 1)[1]
+            message = orjson.loads(raw)
+            if "lastUpdateId" in message:
+                snapshot = DepthSnapshot("BTCUSDT", message["lastUpdateId"], message["bids"], message["asks"])
+                assert depth_snapshot_body(snapshot) == raw
+                checked["snapshot"] += 1
+                continue
+            data = message["data"]
+            if data.get("e") == "depthUpdate":
+                delta = DepthDelta(data["s"], data["U"], data["u"], data["b"], data["a"], event_time_ms=data["E"])
+                encoded = depth_update_data(delta)
+            elif data.get("e") == "trade":
+                encoded = trade_data(
+                    symbol=data["s"],
+                    trade_id=data["t"],
+                    price=data["p"],
+                    quantity=data["q"],
+                    trade_time_ms=data["T"],
+                    event_time_ms=data["E"],
+                    buyer_is_maker=data["m"],
+                )
+            else:
+                continue
+            assert combined_frame(message["stream"], encoded) == raw
+            checked[data["e"]] += 1
+    assert all(count > 0 for count in checked.values()), checked
+
+
+def test_decimal_strings_match_binance_spot() -> None:
+    assert decimal_string(6_183_763_000_000) == "61837.63000000"
+    assert decimal_string(1_000) == "0.00001000"
+    assert decimal_string(0) == "0.00000000"
+
+
+def test_bundled_fixture_is_small_readable_and_current() -> None:
+    recording = Recording(FIXTURE)
+    assert (recording.venue, recording.symbols, recording.meta.source) == ("binance-spot", ("BTCUSDT",), "synth")
+    assert sum(p.stat().st_size for p in FIXTURE.iterdir()) < 2 * 1024 * 1024
+    stored = [e.payload for e in recording.iter_events()]
+    fresh = [e.payload for e in generate_events("BTCUSDT", 60.0, 1)]
+    assert stored == fresh, "fixture is stale: delete fixtures/binance_spot_btcusdt_synth and run `make fixture`"
+
+
+def test_unknown_symbol_and_bad_duration_are_user_errors() -> None:
+    with pytest.raises(HarnessError, match="known symbols: BTCUSDT, ETHUSDT"):
+        generate_events("DOGEUSDT", 1.0, 1)
+    with pytest.raises(HarnessError, match="positive"):
+        generate_events("BTCUSDT", 0.0, 1)
+
+
+def test_synthesize_refuses_an_output_that_exists(tmp_path: Path) -> None:
+    target = tmp_path / "taken"
+    target.write_text("x")
+    with pytest.raises(HarnessError, match="taken"):
+        synthesize(venue="binance-spot", symbol="BTCUSDT", seconds=1.0, seed=1, output=target)
+
+
+def test_cli_writes_a_readable_recording(tmp_path: Path) -> None:
+    out = tmp_path / "rec"
+    result = CliRunner().invoke(app, ["synth", "--seconds", "2", "--seed", "3", "--symbol", "ethusdt", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "depth frames" in result.stdout and "ETHUSDT" in result.stdout
+    recording = Recording(out)
+    assert recording.symbols == ("ETHUSDT",)
+    assert any(e.stream == "ethusdt@depth@100ms" for e in recording.iter_events())
+
+    again = CliRunner().invoke(app, ["synth", "--seconds", "2", "-o", str(out)])
+    assert again.exit_code == 2
+    assert again.stderr.startswith("error: ") and str(out) in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+
+
+def test_cli_unknown_venue_exits_2_with_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["synth", "--venue", "kraken", "-o", str(tmp_path / "rec")])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == ["error: unknown venue 'kraken'; known venues: binance-spot"]
+    assert not (tmp_path / "rec").exists()
