@@ -1,0 +1,203 @@
+"""Scenario files: a named set of faults, a pacing, a default seed and the expectations a verdict checks.
+
+Loading is pure apart from reading the file. Everything is checked on load, so a typo fails with one
+line naming the file and the key before a server starts; `harness replay` then calls `Scenario.plan`
+for the schedule and `Scenario.evaluate` on the finished report. docs/scenarios.md is the format.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from replayer.faults import FaultPlan, FaultSpec, build_schedule, parse_fault
+from replayer.timeline import Frame
+
+LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
+"""The bundled scenario library (a source checkout or an editable install)."""
+
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    ">": operator.gt,
+}
+_CONDITION = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(\S+)\s*$")
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_TOP_KEYS = ("name", "description", "speed", "seed", "faults", "expect")
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectationResult:
+    name: str
+    threshold: Any
+    value: Any
+    passed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """`metric` is a dotted path into the JSON report; it holds when `value <op> threshold`.
+
+    A metric missing from the report, or of another type than the threshold (a bool against a number),
+    fails: an expectation never passes by not being measured.
+    """
+
+    metric: str
+    op: str
+    threshold: bool | int | float
+
+    @property
+    def name(self) -> str:
+        shown = str(self.threshold).lower() if isinstance(self.threshold, bool) else self.threshold
+        return f"{self.metric} {self.op} {shown}"
+
+    def evaluate(self, report: Mapping[str, Any]) -> ExpectationResult:
+        value: Any = report
+        for part in self.metric.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if isinstance(self.threshold, bool):
+            passed = isinstance(value, bool) and OPERATORS[self.op](value, self.threshold)
+        else:
+            passed = (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and OPERATORS[self.op](value, self.threshold)
+            )
+        return ExpectationResult(self.name, self.threshold, value, passed)
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A loaded, checked scenario. `speed` is the replay pacing (1 = recorded timing)."""
+
+    name: str
+    description: str
+    speed: float
+    seed: int
+    faults: tuple[FaultSpec, ...]
+    expectations: tuple[Expectation, ...]
+    path: Path | None = None
+
+    def plan(self, frames: list[Frame], seed: int | None = None) -> FaultPlan:
+        """The fault schedule on these frames, with the scenario's seed unless `seed` is given."""
+        return build_schedule(frames, self.faults, self.seed if seed is None else seed)
+
+    def evaluate(self, report: Mapping[str, Any]) -> list[ExpectationResult]:
+        return [e.evaluate(report) for e in self.expectations]
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """A library scenario by name (`gap_storm`) or any scenario file by path."""
+    text = str(name_or_path)
+    path = Path(name_or_path)
+    if text.endswith(".toml") or "/" in text or "\\" in text or path.is_file():
+        if not path.is_file():
+            raise HarnessError(f"{path}: no such scenario file")
+        return _load_file(path, library=False)
+    if not _NAME.match(text) or not (LIBRARY / f"{text}.toml").is_file():
+        known = ", ".join(s.stem for s in _library_files()) or "none"
+        raise HarnessError(f"unknown scenario {text!r}; known scenarios: {known}")
+    return _load_file(LIBRARY / f"{text}.toml", library=True)
+
+
+def list_scenarios() -> list[Scenario]:
+    """Every library scenario, by name; a broken library file raises its own error."""
+    return [_load_file(path, library=True) for path in _library_files()]
+
+
+def parse_scenario(text: str, source: str, expected_name: str | None = None) -> Scenario:
+    """A Scenario from TOML text; `source` names it in errors (usually the file's path)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise HarnessError(f"{source}: not valid TOML: {exc}") from None
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise HarnessError(f"{source}: unknown key {key!r}; expected one of {', '.join(_TOP_KEYS)}")
+    name = _require(data, "name", str, "a string", source)
+    if not _NAME.match(name):
+        raise HarnessError(f"{source}: key 'name': expected letters, digits, '_' or '-', got {name!r}")
+    if expected_name is not None and name != expected_name:
+        raise HarnessError(f"{source}: key 'name': expected {expected_name!r} (the file's name), got {name!r}")
+    description = _require(data, "description", str, "a string", source)
+    speed = _require(data, "speed", (int, float), "a number > 0", source)
+    if speed <= 0:
+        raise HarnessError(f"{source}: key 'speed': expected a number > 0, got {speed!r}")
+    seed = _require(data, "seed", int, "an integer", source)
+    raw_faults = data.get("faults", [])
+    if not isinstance(raw_faults, list) or not all(isinstance(t, dict) for t in raw_faults):
+        raise HarnessError(f"{source}: key 'faults': expected [[faults]] tables")
+    faults = tuple(parse_fault(table, f"{source}: faults[{i}]") for i, table in enumerate(raw_faults))
+    expect = data.get("expect")
+    if not isinstance(expect, dict) or not expect:
+        raise HarnessError(f"{source}: missing key 'expect' (expected an [expect] table with at least one threshold)")
+    expectations = tuple(_expectations(expect, "", source))
+    return Scenario(name, description, float(speed), seed, faults, expectations)
+
+
+def _load_file(path: Path, library: bool) -> Scenario:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"{path}: cannot read scenario ({exc.__class__.__name__})") from None
+    scenario = parse_scenario(text, str(path), expected_name=path.stem if library else None)
+    return replace(scenario, path=path)
+
+
+def _library_files() -> list[Path]:
+    return sorted(LIBRARY.glob("*.toml")) if LIBRARY.is_dir() else []
+
+
+def _require(data: Mapping[str, Any], key: str, types: type | tuple[type, ...], expected: str, source: str) -> Any:
+    if key not in data:
+        raise HarnessError(f"{source}: missing key {key!r} (expected {expected})")
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise HarnessError(f"{source}: key {key!r}: expected {expected}, got {value!r}")
+    return value
+
+
+def _expectations(table: Mapping[str, Any], prefix: str, source: str) -> list[Expectation]:
+    """`[expect]` holds `metric = value` (equality) or `metric = "<op> value"`; dotted keys nest."""
+    found = []
+    for key, value in table.items():
+        metric = f"{prefix}{key}"
+        if isinstance(value, dict):
+            found.extend(_expectations(value, f"{metric}.", source))
+            continue
+        op, threshold = "==", value
+        if isinstance(value, str):
+            match = _CONDITION.match(value)
+            threshold = _threshold(match.group(2)) if match else None
+            if match is None or threshold is None:
+                raise HarnessError(
+                    f"{source}: expect key {metric!r}: expected a number, true/false, or a condition like "
+                    f"'>= 10', got {value!r}"
+                )
+            op = match.group(1)
+        elif not isinstance(value, bool | int | float):
+            raise HarnessError(f"{source}: expect key {metric!r}: expected a number, true/false or a condition")
+        if isinstance(threshold, bool) and op not in ("==", "!="):
+            raise HarnessError(f"{source}: expect key {metric!r}: true/false takes only == or !=, got {op!r}")
+        found.append(Expectation(metric, op, threshold))
+    return found
+
+
+def _threshold(text: str) -> bool | int | float | None:
+    if text in ("true", "false"):
+        return text == "true"
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            continue
+    return None
