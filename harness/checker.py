@@ -12,6 +12,7 @@ oracle at its update id, or claims synced at an update id the clean recording ne
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from harness.errors import HarnessError
 from harness.latency import Histogram
 from harness.observations import LOSES_SYNC, BookObservation, FinalBook, SubjectMessage, SyncEvent
 from harness.oracle import Oracle, Side
+from replayer.timeline import Frame
 
 STAGES = ("wire", "parse", "queue", "apply")
 """wire: server write to receive; parse: receive to parsed; queue: parsed to dequeued; apply: dequeued to applied."""
@@ -37,12 +39,41 @@ class WindowLike(Protocol):
 
 
 class SendLike(Protocol):
-    """One server write to the subject. `client_id` must differ per connection (a reconnect is a new
-    one) and `fault` names the fault that produced the payload, if any; both are read with getattr."""
+    """One server write (replayer/server.py SendRecord); an optional `fault` attribute naming the fault
+    that produced the payload lets a corrupted frame count as not delivered."""
 
     frame_index: int
     intended_mono_ns: int
-    actual_mono_ns: int
+    write_mono_ns: int
+
+
+class ClientLike(Protocol):
+    """One connection the subject made and what the server wrote on it (replayer/server.py ClientRecord)."""
+
+    client_id: int
+    sends: Sequence[SendLike]
+
+
+def send_log_clock(frames: Sequence[Frame], clients: Iterable[ClientLike]) -> Callable[[int], int]:
+    """Maps a replay offset to when the server wrote the first clean frame due at or after it.
+
+    For speed 0 (as fast as the client reads), where offsets have no fixed place in time; an offset
+    after every write maps past the last one.
+    """
+    written: dict[int, int] = {}
+    for client in clients:
+        for send in client.sends:
+            if written.get(send.frame_index, send.write_mono_ns) >= send.write_mono_ns:
+                written[send.frame_index] = send.write_mono_ns
+    points = sorted((frames[i].offset_ns, t) for i, t in written.items() if 0 <= i < len(frames))
+    offsets = [offset for offset, _ in points]
+    last = max((t for _, t in points), default=0)
+
+    def to_mono(offset_ns: int) -> int:
+        i = bisect_left(offsets, offset_ns)
+        return points[i][1] if i < len(points) else last + 1
+
+    return to_mono
 
 
 def replay_clock(start_mono_ns: int, speed: float) -> Callable[[int], int]:
@@ -239,7 +270,7 @@ class Checker:
     def finish(
         self,
         final_books: Iterable[FinalBook],
-        sends: Iterable[SendLike],
+        clients: Iterable[ClientLike],
         *,
         end_mono_ns: int | None = None,
     ) -> Findings:
@@ -261,7 +292,7 @@ class Checker:
             for tr in self._done
         ]
         self._check_finals(list(final_books))
-        self._join_sends(sends)
+        self._join_sends(clients)
         return f
 
     def _check_finals(self, finals: list[FinalBook]) -> None:
@@ -289,12 +320,13 @@ class Checker:
             f.finals.append(FinalCheck(symbol, correct, detail, book.update_id, oracle_last))
         f.final_book_correct = bool(f.finals) and all(check.correct for check in f.finals)
 
-    def _join_sends(self, sends: Iterable[SendLike]) -> None:
+    def _join_sends(self, clients: Iterable[ClientLike]) -> None:
         f = self.findings
         oracle = self._oracle
         first_write: dict[tuple[str, int], tuple[int, int]] = {}
         high: dict[tuple[Any, str], int] = {}
-        for send in sends:
+        sends = ((client.client_id, send) for client in clients for send in client.sends)
+        for client_id, send in sends:
             f.frames_sent += 1
             frame = oracle.frame(send.frame_index)
             if frame is None:
@@ -304,9 +336,10 @@ class Checker:
             if fault is not None and fault.startswith("corrupt"):
                 continue
             key = (frame.symbol, frame.last_update_id)
-            if key not in first_write:
-                first_write[key] = (send.actual_mono_ns, send.intended_mono_ns)
-            stream = (getattr(send, "client_id", None), frame.symbol)
+            earlier = first_write.get(key)
+            if earlier is None or send.write_mono_ns < earlier[0]:
+                first_write[key] = (send.write_mono_ns, send.intended_mono_ns)
+            stream = (client_id, frame.symbol)
             top = high.get(stream)
             if top is not None:
                 if frame.last_update_id <= top:
@@ -395,7 +428,7 @@ class Checker:
 def check(
     oracle: Oracle,
     messages: Iterable[SubjectMessage],
-    sends: Iterable[SendLike],
+    clients: Iterable[ClientLike],
     windows: Iterable[WindowLike] = (),
     to_mono: Callable[[int], int] | None = None,
     *,
@@ -410,7 +443,7 @@ def check(
             finals.append(message)
         else:
             checker.feed(message)
-    return checker.finish(finals, sends, end_mono_ns=end_mono_ns)
+    return checker.finish(finals, clients, end_mono_ns=end_mono_ns)
 
 
 def _same(got: Sequence[Sequence[str]], expected: Side) -> bool:

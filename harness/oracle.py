@@ -74,13 +74,14 @@ class Oracle:
     """Answers "what was the book after update `u`" for the clean recording.
 
     `snapshots` are the recorded REST snapshots (one, or several per symbol when the recorder
-    resynced); each is used at the first frame that bridges it.
+    resynced), or any objects with `symbol`, `last_update_id`, `bids` and `asks` (the replay's start
+    books); each is used at the first frame that bridges it, and the ones no frame bridges are skipped.
     """
 
     def __init__(self, frames: Iterable[Frame], snapshots: DepthSnapshot | Iterable[DepthSnapshot]) -> None:
         self._clean = list(frames)
         pending: dict[str, list[DepthSnapshot]] = {}
-        for snap in [snapshots] if isinstance(snapshots, DepthSnapshot) else snapshots:
+        for snap in [snapshots] if hasattr(snapshots, "last_update_id") else snapshots:
             pending.setdefault(snap.symbol, []).append(snap)
         for queue in pending.values():
             queue.sort(key=lambda s: s.last_update_id)

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from harness.book_events import DepthSnapshot
-from harness.checker import Checker, check, replay_clock
+from harness.checker import Checker, check, replay_clock, send_log_clock
 from harness.errors import HarnessError
 from harness.observations import BookObservation, FinalBook, SyncEvent, dumps, loads
 from harness.oracle import Oracle
@@ -38,9 +38,14 @@ def clean_frames() -> list[Frame]:
 class Write:
     frame_index: int
     intended_mono_ns: int
-    actual_mono_ns: int
-    client_id: int = 1
+    write_mono_ns: int
     fault: str | None = None
+
+
+@dataclass
+class Client:
+    client_id: int
+    sends: list[Write]
 
 
 class DictBook:
@@ -73,7 +78,7 @@ def observation(book: DictBook, t: int, synced: bool = True) -> BookObservation:
 
 
 def run_subject(frames: list[Frame], *, skip=(), twice=(), wrong_at=None, gap_aware=True):
-    """Drives a subject over the frames it receives; returns (messages, writes).
+    """Drives a subject over the frames it receives; returns (messages, server clients).
 
     `skip` frame indices are never written (a drop fault); `twice` ones are written twice and applied
     twice (a subject that does not drop duplicates); `wrong_at` corrupts one level of that update's
@@ -82,6 +87,7 @@ def run_subject(frames: list[Frame], *, skip=(), twice=(), wrong_at=None, gap_aw
     book = DictBook(SNAP)
     messages: list = [SyncEvent("connection_open", T0)]
     writes: list[Write] = []
+    clients = [Client(1, writes)]
     synced = False
     for frame in frames[1:]:
         if frame.index in skip:
@@ -108,14 +114,14 @@ def run_subject(frames: list[Frame], *, skip=(), twice=(), wrong_at=None, gap_aw
             messages.append(obs)
     bids, asks = book.top(None)
     messages.append(FinalBook(SYMBOL, book.u, synced, bids, asks))
-    return messages, writes
+    return messages, clients
 
 
 def test_a_correct_subject_has_no_divergence_and_a_correct_final_book():
     frames = clean_frames()
     oracle = Oracle(frames, SNAP)
-    messages, writes = run_subject(frames)
-    found = check(oracle, messages, writes)
+    messages, clients = run_subject(frames)
+    found = check(oracle, messages, clients)
     assert found.checks == 20
     assert found.divergent == 0 and found.examples == []
     assert found.final_book_correct
@@ -127,8 +133,8 @@ def test_a_correct_subject_has_no_divergence_and_a_correct_final_book():
 
 def test_a_wrong_level_while_synced_is_silent_divergence_with_a_diff():
     frames = clean_frames()
-    messages, writes = run_subject(frames, wrong_at=107)
-    found = check(Oracle(frames, SNAP), messages, writes)
+    messages, clients = run_subject(frames, wrong_at=107)
+    found = check(Oracle(frames, SNAP), messages, clients)
     assert found.divergent == 1
     example = found.examples[0]
     assert example["update_id"] == 107
@@ -151,8 +157,8 @@ def test_claiming_synced_at_an_update_id_between_frame_boundaries_is_divergence(
 
 def test_a_duplicate_applied_twice_is_counted():
     frames = clean_frames()
-    messages, writes = run_subject(frames, twice={5})
-    found = check(Oracle(frames, SNAP), messages, writes)
+    messages, clients = run_subject(frames, twice={5})
+    found = check(Oracle(frames, SNAP), messages, clients)
     assert found.duplicates_applied == 1
     assert found.out_of_order_sent == 1
     assert found.frames_sent == 21
@@ -174,8 +180,8 @@ def test_update_ids_going_back_while_synced_are_counted_unless_a_resync_came_bet
 
 def test_a_subject_that_never_detects_a_gap_diverges_and_detects_none():
     frames = clean_frames()
-    messages, writes = run_subject(frames, skip={4, 9, 10, 15}, gap_aware=False)
-    found = check(Oracle(frames, SNAP), messages, writes)
+    messages, clients = run_subject(frames, skip={4, 9, 10, 15}, gap_aware=False)
+    found = check(Oracle(frames, SNAP), messages, clients)
     assert found.gaps_injected == 3
     assert found.gaps_detected == 0
     assert found.divergent > 0
@@ -185,8 +191,8 @@ def test_a_subject_that_never_detects_a_gap_diverges_and_detects_none():
 
 def test_a_gap_aware_subject_detects_every_gap_and_stays_correct():
     frames = clean_frames()
-    messages, writes = run_subject(frames, skip={4, 9, 10, 15})
-    found = check(Oracle(frames, SNAP), messages, writes)
+    messages, clients = run_subject(frames, skip={4, 9, 10, 15})
+    found = check(Oracle(frames, SNAP), messages, clients)
     assert found.gaps_injected == 3 == found.gaps_detected
     assert found.resyncs == 3
     assert found.divergent == 0
@@ -196,8 +202,8 @@ def test_a_gap_aware_subject_detects_every_gap_and_stays_correct():
 
 def test_corrupt_writes_count_as_missing_and_reconnects_are_not_gaps():
     frames = clean_frames()
-    writes = [Write(1, 0, 10), Write(2, 0, 20, fault="corrupt_truncate"), Write(3, 0, 30), Write(5, 0, 50, client_id=2)]
-    found = check(Oracle(frames, SNAP), [], writes)
+    first = Client(1, [Write(1, 0, 10), Write(2, 0, 20, fault="corrupt_truncate"), Write(3, 0, 30)])
+    found = check(Oracle(frames, SNAP), [], [first, Client(2, [Write(5, 0, 50)])])
     assert found.gaps_injected == 1
     assert found.depth_frames_sent == 4
 
@@ -212,12 +218,12 @@ def test_recovery_runs_from_window_start_to_the_first_correct_book_after_the_las
         fault_id: str = ""
 
     frames = clean_frames()
-    messages, writes = run_subject(frames, skip={9, 10})
+    messages, clients = run_subject(frames, skip={9, 10})
     windows = [
         Window("drop", 8 * STEP, 10 * STEP, 11 * STEP, "drop-1"),
         Window("delay", 14 * STEP, 15 * STEP, 15 * STEP),
     ]
-    found = check(Oracle(frames, SNAP), messages, writes, windows, replay_clock(T0, 1.0))
+    found = check(Oracle(frames, SNAP), messages, clients, windows, replay_clock(T0, 1.0))
     first, second = found.recoveries
     assert (first.kind, first.fault_id, second.kind) == ("drop", "drop-1", "delay")
     # Frame 8 is applied correctly inside the window, but the gap at frame 11 disrupts: recovery ends
@@ -225,15 +231,15 @@ def test_recovery_runs_from_window_start_to_the_first_correct_book_after_the_las
     assert first.recovery_ns == 3 * STEP + 85_000
     assert second.recovery_ns == 85_000
     unhealed = check(
-        Oracle(frames, SNAP), messages, writes, [Window("x", 30 * STEP, 31 * STEP, 32 * STEP)], replay_clock(T0, 1.0)
+        Oracle(frames, SNAP), messages, clients, [Window("x", 30 * STEP, 31 * STEP, 32 * STEP)], replay_clock(T0, 1.0)
     )
     assert unhealed.recoveries[0].recovery_ns is None
 
 
 def test_unsynced_time_runs_from_each_loss_of_sync_to_the_next_sync():
     frames = clean_frames()
-    messages, writes = run_subject(frames, skip={9})
-    found = check(Oracle(frames, SNAP), messages, writes, start_mono_ns=T0)
+    messages, clients = run_subject(frames, skip={9})
+    found = check(Oracle(frames, SNAP), messages, clients, start_mono_ns=T0)
     # Unsynced from T0 to the first `synced` (frame 1 + 4 ns), and from frame 10's gap (+1 ns) to
     # its resynced observation (+85 µs).
     assert found.unsynced_ns == (STEP + 4) + (85_000 - 1)
@@ -241,8 +247,8 @@ def test_unsynced_time_runs_from_each_loss_of_sync_to_the_next_sync():
 
 def test_latency_joins_the_first_write_of_each_update_id():
     frames = clean_frames()
-    messages, writes = run_subject(frames, twice={3})
-    found = check(Oracle(frames, SNAP), messages, writes)
+    messages, clients = run_subject(frames, twice={3})
+    found = check(Oracle(frames, SNAP), messages, clients)
     e2e, intended, wire = found.latency["e2e"], found.latency["e2e_intended"], found.latency["wire"]
     assert e2e.count == 20 == intended.count == wire.count
     assert e2e.max == 85_000 and e2e.min == 85_000
@@ -254,10 +260,10 @@ def test_latency_joins_the_first_write_of_each_update_id():
 
 def test_a_final_book_that_is_synced_and_wrong_is_divergence():
     frames = clean_frames()
-    messages, writes = run_subject(frames)
+    messages, clients = run_subject(frames)
     final = messages[-1]
     final.asks = list(final.asks)[:-1]
-    found = check(Oracle(frames, SNAP), messages, writes)
+    found = check(Oracle(frames, SNAP), messages, clients)
     assert not found.final_book_correct
     assert found.divergent == 1
     assert found.examples[0]["reason"] == "final book differs from the oracle"
@@ -275,3 +281,14 @@ def test_messages_round_trip_through_orjson_and_bad_ones_are_refused():
         loads(b'["o", [1, 2]]')
     with pytest.raises(HarnessError, match=r"Checker\.finish"):
         Checker(Oracle(frames, SNAP)).feed(messages[-1])
+
+
+def test_send_log_clock_places_offsets_at_the_first_write_of_the_frame_due_then():
+    frames = clean_frames()
+    _, clients = run_subject(frames, skip={4})
+    to_mono = send_log_clock(frames, clients)
+    assert to_mono(3 * STEP) == T0 + 3 * STEP
+    assert to_mono(3 * STEP + 1) == T0 + 5 * STEP
+    assert to_mono(99 * STEP) == T0 + 20 * STEP + 1
+    with pytest.raises(HarnessError, match="speed above 0"):
+        replay_clock(T0, 0.0)

@@ -52,7 +52,13 @@ REQUIRED = [
 class Write:
     frame_index: int
     intended_mono_ns: int
-    actual_mono_ns: int
+    write_mono_ns: int
+
+
+@dataclass
+class Client:
+    client_id: int
+    sends: list[Write]
 
 
 @dataclass
@@ -85,7 +91,7 @@ def run(wrong: bool = False) -> dict:
         )
     messages.append(FinalBook(SYMBOL, 15, True, list(bids), [("11.00", "1")]))
     oracle = Oracle(frames, SNAP)
-    found = check(oracle, messages, writes, [Window("drop", 2_000_000, 3_000_000)], replay_clock(T0, 1.0))
+    found = check(oracle, messages, [Client(1, writes)], [Window("drop", 2_000_000, 3_000_000)], replay_clock(T0, 1.0))
     return build_report(
         found,
         scenario="gap_storm",
