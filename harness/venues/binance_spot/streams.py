@@ -1,0 +1,171 @@
+"""Binance spot WebSocket stream names, endpoint paths, combined-stream framing and control requests.
+
+Binance wraps every message on a `/stream` connection as `{"stream":"<name>","data":<DATA>}` and sends
+DATA alone on a `/ws` connection. Recordings hold the combined form exactly as received, so a raw
+client gets DATA sliced out of the recorded bytes: never parsed and re-serialized, so a replayed
+frame stays byte-identical to what the venue sent.
+
+Control requests (SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS, SET_PROPERTY, GET_PROPERTY) are parsed
+here into `ControlRequest`, or rejected with a `ControlError` that carries Binance's error code and
+message; the shell only moves the reply bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import orjson
+
+RAW_PATH = "/ws"
+COMBINED_PATH = "/stream"
+MAX_STREAMS_PER_CONNECTION = 1024
+
+_STREAM_NAME = re.compile(r"^[a-z0-9_\-.!]+@[A-Za-z0-9_@\-.!]+$")
+_DEPTH_DIFF = re.compile(r"^[^@]+@depth(@(100|1000)ms)?$")
+_METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
+
+
+def symbol_of(stream: str) -> str:
+    """`btcusdt@depth@100ms` -> `BTCUSDT`: Binance stream names carry the symbol in lower case."""
+    return stream.split("@", 1)[0].upper()
+
+
+def is_depth_diff(stream: str) -> bool:
+    """True for diff-depth streams (`<s>@depth`, `@depth@100ms`); partial-book `@depth20` is not one."""
+    return _DEPTH_DIFF.match(stream) is not None
+
+
+def is_valid_stream_name(name: object) -> bool:
+    return isinstance(name, str) and _STREAM_NAME.match(name) is not None
+
+
+def combined_prefix(stream: str) -> bytes:
+    return b'{"stream":"' + stream.encode() + b'","data":'
+
+
+def wrap_combined(stream: str, data: bytes) -> bytes:
+    """The combined-stream message Binance sends for `data` on `stream`, byte for byte."""
+    return combined_prefix(stream) + data + b"}"
+
+
+def raw_data(payload: bytes, stream: str) -> bytes | None:
+    """The DATA bytes inside a recorded combined payload, or None when the payload is not in that form.
+
+    None happens for a deliberately corrupted frame; the caller then sends the payload unchanged,
+    so the corruption still reaches the client.
+    """
+    prefix = combined_prefix(stream)
+    if payload.startswith(prefix) and payload.endswith(b"}") and len(payload) > len(prefix) + 1:
+        return payload[len(prefix) : -1]
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class WsPath:
+    """A WebSocket endpoint: `combined` selects the `{"stream","data"}` wrapping; `streams` the initial set."""
+
+    combined: bool
+    streams: tuple[str, ...]
+
+
+def parse_ws_path(path: str) -> WsPath | None:
+    """Parses `/ws`, `/ws/<a>/<b>`, `/stream` and `/stream?streams=a/b`; None for any other path.
+
+    Names are kept as given: a name that no recorded stream matches is accepted and simply never
+    receives anything, as on Binance.
+    """
+    parts = urlsplit(path)
+    route = parts.path.rstrip("/") or "/"
+    if route == RAW_PATH or route.startswith(RAW_PATH + "/"):
+        names = [unquote(n) for n in route[len(RAW_PATH) :].split("/") if n]
+        return WsPath(False, tuple(dict.fromkeys(names)))
+    if route == COMBINED_PATH:
+        query = parse_qs(parts.query)
+        names = [n for value in query.get("streams", []) for n in value.split("/") if n]
+        return WsPath(True, tuple(dict.fromkeys(names)))
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRequest:
+    """A valid control request; `params` are stream names (SUBSCRIBE/UNSUBSCRIBE) or property arguments."""
+
+    method: str
+    params: tuple[Any, ...]
+    id: int | str
+
+
+class ControlError(Exception):
+    """A request Binance would reject; `reply()` is the error message to send back."""
+
+    def __init__(self, code: int, msg: str, request_id: object = None) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.request_id = request_id
+
+    def reply(self) -> bytes:
+        return orjson.dumps({"error": {"code": self.code, "msg": self.msg}, "id": self.request_id})
+
+
+def parse_control(message: str | bytes) -> ControlRequest:
+    """Validates a client's control message the way Binance does; raises ControlError otherwise."""
+    try:
+        request = orjson.loads(message)
+    except orjson.JSONDecodeError as exc:
+        raise ControlError(3, f"Invalid JSON: {exc}") from None
+    if not isinstance(request, dict):
+        raise ControlError(3, "Invalid JSON: expected an object")
+    request_id = request.get("id")
+    method = request.get("method")
+    if method is None:
+        raise ControlError(2, "Invalid request: missing field `method`", _echo_id(request_id))
+    if method not in _METHODS:
+        expected = ", ".join(f"`{m}`" for m in _METHODS)
+        raise ControlError(
+            2, f"Invalid request: unknown variant `{method}`, expected one of {expected}", _echo_id(request_id)
+        )
+    if not _valid_id(request_id):
+        raise ControlError(2, "Invalid request: request ID must be an unsigned integer", _echo_id(request_id))
+    params = request.get("params", [])
+    if not isinstance(params, list):
+        raise ControlError(2, "Invalid request: params must be an array", request_id)
+    if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+        if len(params) > MAX_STREAMS_PER_CONNECTION:
+            raise ControlError(2, "Invalid request: too many parameters", request_id)
+        for name in params:
+            if not is_valid_stream_name(name):
+                raise ControlError(2, f"Invalid request: invalid stream name {name!r}", request_id)
+    elif method == "SET_PROPERTY":
+        if len(params) != 2 or not isinstance(params[0], str):
+            raise ControlError(2, "Invalid request: property name must be a string", request_id)
+        if params[0] != "combined":
+            raise ControlError(0, "Unknown property", request_id)
+        if not isinstance(params[1], bool):
+            raise ControlError(1, "Invalid value type: expected Boolean", request_id)
+    elif method == "GET_PROPERTY":
+        if len(params) != 1 or not isinstance(params[0], str):
+            raise ControlError(2, "Invalid request: property name must be a string", request_id)
+        if params[0] != "combined":
+            raise ControlError(0, "Unknown property", request_id)
+    return ControlRequest(method, tuple(params), request_id)
+
+
+def result_reply(request_id: int | str, result: object = None) -> bytes:
+    """`{"result":null,"id":1}`, or `{"result":[...],"id":3}` for LIST_SUBSCRIPTIONS."""
+    return orjson.dumps({"result": result, "id": request_id})
+
+
+def _valid_id(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value >= 0
+    return isinstance(value, str) and 0 < len(value) <= 36
+
+
+def _echo_id(value: object) -> object:
+    return value if _valid_id(value) else None

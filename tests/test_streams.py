@@ -1,0 +1,176 @@
+"""Binance spot stream names, paths, combined-stream slicing, control requests and REST bodies."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.errors import HarnessError
+from harness.venues.binance_spot import rest
+from harness.venues.binance_spot.streams import (
+    ControlError,
+    WsPath,
+    is_depth_diff,
+    parse_control,
+    parse_ws_path,
+    raw_data,
+    result_reply,
+    symbol_of,
+    wrap_combined,
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/ws", WsPath(False, ())),
+        ("/ws/", WsPath(False, ())),
+        ("/ws/btcusdt@depth@100ms", WsPath(False, ("btcusdt@depth@100ms",))),
+        ("/ws/btcusdt@depth@100ms/btcusdt@trade", WsPath(False, ("btcusdt@depth@100ms", "btcusdt@trade"))),
+        ("/ws/btcusdt%40trade", WsPath(False, ("btcusdt@trade",))),
+        ("/stream?streams=btcusdt@depth@100ms/btcusdt@trade", WsPath(True, ("btcusdt@depth@100ms", "btcusdt@trade"))),
+        ("/stream", WsPath(True, ())),
+        ("/stream?streams=a@trade/a@trade", WsPath(True, ("a@trade",))),
+        ("/api/v3/depth", None),
+        ("/wsx", None),
+        ("/", None),
+    ],
+)
+def test_parse_ws_path(path: str, expected: WsPath | None) -> None:
+    assert parse_ws_path(path) == expected
+
+
+def test_stream_helpers() -> None:
+    assert symbol_of("btcusdt@depth@100ms") == "BTCUSDT"
+    assert is_depth_diff("btcusdt@depth@100ms")
+    assert is_depth_diff("btcusdt@depth")
+    assert not is_depth_diff("btcusdt@depth20@100ms")
+    assert not is_depth_diff("btcusdt@trade")
+
+
+_json_text = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=_json_text, stream=st.from_regex(r"[a-z]{3,8}@(trade|depth@100ms)", fullmatch=True))
+def test_raw_data_slices_exactly_what_wrap_combined_wrapped(data: object, stream: str) -> None:
+    data_bytes = orjson.dumps(data)
+    payload = wrap_combined(stream, data_bytes)
+    assert orjson.loads(payload) == {"stream": stream, "data": data}
+    assert raw_data(payload, stream) == data_bytes
+
+
+def test_raw_data_refuses_payloads_not_in_combined_form() -> None:
+    payload = wrap_combined("btcusdt@trade", b'{"e":"trade","p":{"x":1}}')
+    assert raw_data(payload, "ethusdt@trade") is None
+    assert raw_data(b"\xff\xfe", "btcusdt@trade") is None
+    assert raw_data(payload[:20], "btcusdt@trade") is None
+
+
+@pytest.mark.parametrize("cut", range(1, 12))
+def test_a_truncated_payload_still_reaches_a_raw_client_as_invalid_json(cut: int) -> None:
+    payload = wrap_combined("btcusdt@trade", b'{"e":"trade","p":{"x":1}}')[:-cut]
+    sliced = raw_data(payload, "btcusdt@trade")
+    sent = payload if sliced is None else sliced
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(sent)
+
+
+def test_control_requests_parse() -> None:
+    sub = parse_control(b'{"method":"SUBSCRIBE","params":["btcusdt@depth@100ms","btcusdt@trade"],"id":1}')
+    assert (sub.method, sub.params, sub.id) == ("SUBSCRIBE", ("btcusdt@depth@100ms", "btcusdt@trade"), 1)
+    listing = parse_control('{"method":"LIST_SUBSCRIPTIONS","id":3}')
+    assert (listing.method, listing.params) == ("LIST_SUBSCRIPTIONS", ())
+    assert result_reply(1) == b'{"result":null,"id":1}'
+    assert result_reply(3, ["btcusdt@depth@100ms"]) == b'{"result":["btcusdt@depth@100ms"],"id":3}'
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "msg_start", "reply_id"),
+    [
+        ("not json", 3, "Invalid JSON", None),
+        ("[1,2]", 3, "Invalid JSON", None),
+        ('{"params":[],"id":1}', 2, "Invalid request: missing field `method`", 1),
+        ('{"method":"SUBSCRIB","params":[],"id":1}', 2, "Invalid request: unknown variant `SUBSCRIB`", 1),
+        ('{"method":"SUBSCRIBE","params":["btcusdt@trade"]}', 2, "Invalid request: request ID must be", None),
+        ('{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":-1}', 2, "Invalid request: request ID must be", None),
+        ('{"method":"SUBSCRIBE","params":"btcusdt@trade","id":7}', 2, "Invalid request: params", 7),
+        ('{"method":"SUBSCRIBE","params":[5],"id":7}', 2, "Invalid request: invalid stream name", 7),
+        ('{"method":"SET_PROPERTY","params":["combined","yes"],"id":5}', 1, "Invalid value type: expected Boolean", 5),
+        ('{"method":"SET_PROPERTY","params":["colour",true],"id":5}', 0, "Unknown property", 5),
+        ('{"method":"GET_PROPERTY","params":[1],"id":5}', 2, "Invalid request: property name must be a string", 5),
+    ],
+)
+def test_control_errors_carry_binance_codes(message: str, code: int, msg_start: str, reply_id: object) -> None:
+    with pytest.raises(ControlError) as caught:
+        parse_control(message)
+    reply = orjson.loads(caught.value.reply())
+    assert reply["error"]["code"] == code
+    assert reply["error"]["msg"].startswith(msg_start)
+    assert reply["id"] == reply_id
+
+
+def test_depth_params_defaults_truncation_and_errors() -> None:
+    assert rest.depth_params({"symbol": ["BTCUSDT"]}) == ("BTCUSDT", 100)
+    assert rest.depth_params({"symbol": ["BTCUSDT"], "limit": ["9000"]}) == ("BTCUSDT", 5000)
+    cases = [
+        ({}, 400, -1102),
+        ({"symbol": ["btcusdt"]}, 400, -1100),
+        ({"symbol": ["BTCUSDT"], "limit": ["ten"]}, 400, -1100),
+        ({"symbol": ["BTCUSDT"], "limit": ["0"]}, 400, -1130),
+        ({"symbol": ["BTCUSDT"], "depth": ["5"]}, 400, -1104),
+        ({"symbol": ["BTCUSDT", "ETHUSDT"]}, 400, -1101),
+    ]
+    for query, status, code in cases:
+        with pytest.raises(rest.RestError) as caught:
+            rest.depth_params(query)
+        assert (caught.value.status, orjson.loads(caught.value.body())["code"]) == (status, code), query
+
+
+def test_depth_body_shape() -> None:
+    body = rest.depth_body(7, [("100.10", "1.5")], [("100.20", "0.25")])
+    assert body == b'{"lastUpdateId":7,"bids":[["100.10","1.5"]],"asks":[["100.20","0.25"]]}'
+
+
+def test_symbol_spec_derives_tick_and_lot_from_strings() -> None:
+    spec = rest.symbol_spec("BTCUSDT", ["67000.01000000", "67000.10000000"], ["0.00012000", "1.00000000"])
+    assert (spec.base_asset, spec.quote_asset) == ("BTC", "USDT")
+    assert spec.tick_size == "0.01000000"
+    assert spec.step_size == "0.00001000"
+    coarse = rest.symbol_spec("ETHFDUSD", ["3000.00000000"], ["2"])
+    assert (coarse.base_asset, coarse.quote_asset, coarse.tick_size, coarse.step_size) == (
+        "ETH",
+        "FDUSD",
+        "1.00000000",
+        "1.00000000",
+    )
+    with pytest.raises(HarnessError):
+        rest.split_symbol("FOOBAR")
+
+
+def test_exchange_info_body_has_the_fields_market_loaders_read() -> None:
+    spec = rest.symbol_spec("BTCUSDT", ["1.01"], ["0.001"])
+    info = orjson.loads(rest.exchange_info_body([spec], 123))
+    assert info["serverTime"] == 123
+    (symbol,) = info["symbols"]
+    assert symbol["status"] == "TRADING"
+    assert (symbol["baseAsset"], symbol["quoteAsset"], symbol["baseAssetPrecision"]) == ("BTC", "USDT", 8)
+    filters = {f["filterType"]: f for f in symbol["filters"]}
+    assert filters["PRICE_FILTER"]["tickSize"] == "0.01000000"
+    assert filters["LOT_SIZE"]["stepSize"] == "0.00100000"
+    assert rest.exchange_info_params({"symbols": ['["BTCUSDT","ETHUSDT"]']}) == ["BTCUSDT", "ETHUSDT"]
+    with pytest.raises(rest.RestError):
+        rest.exchange_info_params({"symbols": ["BTCUSDT"]})
+
+
+def test_error_bodies_for_injected_statuses() -> None:
+    assert orjson.loads(rest.error_for_status(429).body())["code"] == -1003
+    assert orjson.loads(rest.error_for_status(503).body())["code"] == -1008
+    assert rest.error_for_status(500).status == 500
+    assert rest.invalid_symbol().body() == b'{"code":-1121,"msg":"Invalid symbol."}'
