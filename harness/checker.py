@@ -447,7 +447,7 @@ def check(
 
 
 def _same(got: Sequence[Sequence[str]], expected: Side) -> bool:
-    if got == expected:
+    if tuple(got) == expected:
         return True
     if len(got) != len(expected):
         return False
