@@ -283,17 +283,16 @@ async def test_watchdog_aborts_a_silent_half_open_connection() -> None:
             await ws.wait_closed()
 
     probe = Probe()
-    try:
-        async with serve(handler, "127.0.0.1", 0, ping_interval=None) as server:
+    async with serve(handler, "127.0.0.1", 0, ping_interval=None) as server:
+        try:
             client = make_client(
                 f"ws://127.0.0.1:{port_of(server)}/ws", probe, watchdog_s=0.2, ping_interval_s=0.05, ping_timeout_s=30
             )
             client.start()
             await probe.until(probe.active(2))
             await client.stop()
-            release.set()
-    finally:
-        release.set()
+        finally:
+            release.set()  # let the paused handler end, or the server would wait for it forever
 
     fired = probe.of(WatchdogFired)
     assert [w.conn_id for w in fired] == [1]
@@ -386,6 +385,27 @@ async def test_stop_during_a_long_backoff_returns_and_leaves_no_task() -> None:
     assert task.done() and not task.cancelled()
     assert asyncio.all_tasks() - before == set()
     assert isinstance(probe.log[-1], Stopped)
+
+
+@aio
+async def test_failing_on_message_surfaces_from_run_and_closes_the_socket() -> None:
+    closed = asyncio.Event()
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(b"boom")
+        await ws.wait_closed()
+        closed.set()
+
+    def on_message(payload: bytes, recv_mono_ns: int, recv_wall_ns: int, conn_id: int) -> None:
+        raise ValueError(payload.decode())
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        client = ReconnectingClient(f"ws://127.0.0.1:{port_of(server)}/ws", on_message, ping_interval_s=None)
+        async with asyncio.timeout(SAFETY_S):
+            with pytest.raises(ValueError, match="boom"):
+                await client.run()
+            await closed.wait()
+    assert client.conn_id == 1
 
 
 def test_bad_configuration_is_a_harness_error() -> None:
