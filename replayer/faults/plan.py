@@ -48,7 +48,8 @@ class FaultPlan:
     come before sends. injected: count per fault kind of the scenario (0 included; units in
     docs/scenarios.md). windows: one per episode, sorted by start. sequence_breaks: depth-stream
     discontinuities in the sends as scheduled (gaps, corrupt or reordered frames), not counting
-    what disconnects and stalls cost a client, which depends on timing.
+    what disconnects and stalls cost a client, which depends on timing. A Send's `fault` names the
+    first fault that touched it (a duplicate's copy says `duplicate`).
     """
 
     entries: list[TimelineEntry]
@@ -124,12 +125,13 @@ def build_schedule(frames: list[Frame], faults: Sequence[FaultSpec], seed: int) 
 
 def sequence_breaks(entries: Sequence[TimelineEntry]) -> int:
     """How often a client reading every send in order, per depth stream, sees an update that does not
-    follow the last one it applied (Binance spot's `U == last u + 1`). A corrupt frame is not applied;
+    follow the last one it applied (Binance spot's `U == last u + 1`). A send whose payload is not the
+    recorded one (corrupt) is not applied;
     an update at or below the last applied one (a duplicate, a late reordered frame) is skipped."""
     last: dict[str, int] = {}
     breaks = 0
     for entry in entries:
-        if not isinstance(entry, Send) or entry.fault == "corrupt":
+        if not isinstance(entry, Send) or entry.payload is not entry.frame.payload:
             continue
         frame = entry.frame
         if frame.first_update_id is None or frame.last_update_id is None:

@@ -123,7 +123,7 @@ def reorder(work: Work, ctx: FaultContext) -> None:
         for slot, (offset, rank), displaced in zip(wanted, places, present, strict=True):
             if slot is not displaced:
                 touched.append((offset, offset))
-                slot.send = replace(slot.send, fault=ctx.kind)
+                slot.mark(ctx.kind)
             slot.offset_ns, slot.rank = offset, rank
     _record_span(work, ctx, touched)
 
@@ -147,7 +147,7 @@ def delay(work: Work, ctx: FaultContext) -> None:
         moved = max(slot.offset_ns + extra, running)
         if extra:
             touched.append(slot.offset_ns)
-            slot.send = replace(slot.send, fault=ctx.kind)
+            slot.mark(ctx.kind)
         if moved != slot.offset_ns:
             last_moved = moved
         slot.offset_ns = running = moved
@@ -161,7 +161,7 @@ def hold(work: Work, ctx: FaultContext, start_ns: int, release_ns: int, depth_on
     for slot in work.slots:
         if start_ns <= slot.offset_ns < release_ns and (slot.send.frame.first_update_id is not None or not depth_only):
             slot.offset_ns = release_ns
-            slot.send = replace(slot.send, fault=ctx.kind)
+            slot.mark(ctx.kind)
             held += 1
     return held
 
@@ -188,7 +188,10 @@ def corrupt(work: Work, ctx: FaultContext) -> None:
         slot = primaries.get(frame.index)
         if hit and slot is not None:
             slot.send = replace(
-                slot.send, payload=corrupt_payload(frame.payload, mode), fault=ctx.kind, binary=mode == "invalid_utf8"
+                slot.send,
+                payload=corrupt_payload(frame.payload, mode),
+                fault=slot.send.fault or ctx.kind,
+                binary=mode == "invalid_utf8",
             )
             touched.append((slot.offset_ns, slot.offset_ns))
     _record_span(work, ctx, touched)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from replayer.timeline import Frame, Send, TimelineEntry
@@ -37,6 +37,11 @@ class Slot:
     rank: tuple[int, int]
     send: Send
     copy: int = 0
+
+    def mark(self, kind: str) -> None:
+        """Labels the send with the first fault that touched it; a later fault does not relabel it."""
+        if self.send.fault is None:
+            self.send = replace(self.send, fault=kind)
 
 
 @dataclass(frozen=True, slots=True)
