@@ -55,6 +55,10 @@ async def http_get(url: str, *, user_agent: str, timeout_s: float = 10.0) -> Htt
         raise HttpError(f"{parts.hostname}:{port} closed the connection mid-response") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise HttpError(f"{parts.hostname}:{port} sent a malformed HTTP response ({exc})") from None
+    except HttpError:
+        raise
+    except OSError as exc:
+        raise HttpError(f"cannot reach {parts.hostname}:{port}: {exc.strerror or exc}") from None
 
 
 async def _read_response(reader: asyncio.StreamReader) -> HttpResponse:

@@ -314,3 +314,111 @@ def test_cli_unknown_venue_is_one_error_line(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "unknown venue 'kraken'" in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_recording_from_harness_serve_is_byte_identical_to_the_served_recording(tmp_path: Path) -> None:
+    load_replay_data = pytest.importorskip("replayer.replay_data").load_replay_data
+    fixture = REPO / "fixtures" / "binance_spot_btcusdt_synth"
+    served = load_replay_data(fixture)
+    output = tmp_path / "rec"
+
+    async def main() -> None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "harness.cli", "serve", "--recording", str(fixture), "--port", "0", "--speed", "0",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO,
+        )  # fmt: skip
+        try:
+            urls: dict[str, str] = {}
+            while len(urls) < 2:
+                line = (await asyncio.wait_for(proc.stdout.readline(), WAIT_S)).decode()
+                assert line, (await proc.stderr.read()).decode()
+                label, _, rest = line.partition(":")
+                if label in ("websocket", "rest"):
+                    urls[label] = rest.split()[0]
+            stop = asyncio.Event()
+            received = 0
+
+            def observe(kind: EventKind, conn_id: int, stream: str | None) -> None:
+                nonlocal received
+                received += kind is EventKind.WS_RECV
+                if received == len(served.frames):
+                    stop.set()
+
+            config = config_for(0, output, symbols=served.symbols, ws_url=urls["websocket"], rest_url=urls["rest"])
+            await asyncio.wait_for(record(config, stop=stop, observe=observe), WAIT_S * 3)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            await asyncio.wait_for(proc.communicate(), WAIT_S)
+
+    asyncio.run(main())
+    events = events_of(output)
+    frames = [e for e in events if e.kind is EventKind.WS_RECV]
+    assert [e.payload for e in frames] == [f.payload for f in served.frames]
+    assert [e.stream for e in frames] == [f.stream for f in served.frames]
+    assert {e.conn_id for e in frames} == {events[0].conn_id}
+    responses = [e for e in events if e.kind is EventKind.HTTP_RESPONSE]
+    # The fake venue answers from the book at the replay position, which is past the first depth frame
+    # the recorder saw, so one fetch is enough and its lastUpdateId reaches that frame's U.
+    assert [r.status for r in responses] == [200]
+    first_depth = next(e for e in frames if "@depth" in e.stream)
+    assert orjson.loads(responses[0].payload)["lastUpdateId"] >= orjson.loads(first_depth.payload)["data"]["U"]
+
+
+def test_http_get_decodes_chunked_and_length_bodies_byte_exact() -> None:
+    from recorder.http import HttpError, http_get
+
+    body = b'{"lastUpdateId":7,"bids":[["1.0","2"]],"asks":[]}\xc3\xa9'
+    replies = [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"".join(b"%x;ext=1\r\n%s\r\n" % (len(part), part) for part in (body[:10], body[10:]))
+        + b"0\r\nX-Trailer: 1\r\n\r\n",
+        b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body),
+        b"HTTP/1.0 200 OK\r\n\r\n" + body,
+        b"garbage\r\n\r\n",
+    ]
+    requests: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(replies[len(requests) - 1])
+        await writer.drain()
+        writer.close()
+
+    async def main() -> list:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        url = f"http://127.0.0.1:{port}/api/v3/depth?symbol=BTCUSDT&limit=5"
+        async with server:
+            results = [await http_get(url, user_agent="t") for _ in range(3)]
+            with pytest.raises(HttpError, match="malformed"):
+                await http_get(url, user_agent="t")
+        with pytest.raises(HttpError):
+            await http_get(url, user_agent="t")
+        return results
+
+    results = asyncio.run(main())
+    assert [(r.status, r.reason, r.body) for r in results] == [
+        (200, "OK", body),
+        (429, "Too Many Requests", body),
+        (200, "OK", body),
+    ]
+    assert requests[0].startswith(b"GET /api/v3/depth?symbol=BTCUSDT&limit=5 HTTP/1.1\r\nHost: 127.0.0.1:")
+
+
+def test_unreachable_rest_on_first_snapshot_is_an_error_after_sealing(tmp_path: Path) -> None:
+    fake = FakeBinance(endings=[("hold", 0, "")])
+    output = tmp_path / "rec"
+
+    async def main() -> None:
+        async with serve(fake.handler, "127.0.0.1", 0, process_request=fake.process_request) as server:
+            port = server.sockets[0].getsockname()[1]
+            config = config_for(port, output, symbols=("BTCUSDT",), rest_url=f"http://127.0.0.1:{free_port()}")
+            await asyncio.wait_for(record(config), WAIT_S)
+
+    with pytest.raises(HarnessError, match=r"cannot fetch http://127\.0\.0\.1:\d+/api/v3/depth"):
+        asyncio.run(main())
+    events = events_of(output)
+    assert not list(output.glob(f"*{OPEN_SUFFIX}"))
+    response = next(e for e in events if e.kind is EventKind.HTTP_RESPONSE)
+    assert response.status is None and response.reason
+    assert events[-1].kind is EventKind.WS_CLOSE
