@@ -201,6 +201,7 @@ class _Recorder:
         self._rng = random.Random(config.seed)
         self._fetches: set[asyncio.Task[None]] = set()
         self._rest_failure: HarnessError | None = None
+        self._fetch_bug: BaseException | None = None
         self._writer: _WriterThread | None = None
 
     async def run(self, handle_signals: bool) -> RecordSummary:
@@ -235,6 +236,8 @@ class _Recorder:
             if not output_existed and not self.summary.segments:
                 with contextlib.suppress(OSError):
                     self.config.output.rmdir()
+        if self._fetch_bug is not None:
+            raise self._fetch_bug
         if self._rest_failure is not None:
             raise self._rest_failure
         return self.summary
@@ -303,7 +306,14 @@ class _Recorder:
     def _spawn_fetch(self, needs: SnapshotNeeds, symbol: str) -> None:
         task = asyncio.ensure_future(self._fetch_snapshot(needs, symbol))
         self._fetches.add(task)
-        task.add_done_callback(self._fetches.discard)
+        task.add_done_callback(self._fetch_done)
+
+    def _fetch_done(self, task: asyncio.Task[None]) -> None:
+        """A fetch that failed unexpectedly stops the recording and is re-raised by `run`, not lost."""
+        self._fetches.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._fetch_bug is None:
+            self._fetch_bug = task.exception()
+            self.stop.set()
 
     async def _fetch_snapshot(self, needs: SnapshotNeeds, symbol: str) -> None:
         url = depth_snapshot_url(self.config.rest_url, symbol, self.config.snapshot_limit)
