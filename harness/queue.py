@@ -130,6 +130,7 @@ class BoundedPriorityQueue:
         self._keys: tuple[dict[Hashable, list[Any]], ...] = tuple({} for _ in _PRIORITIES)
         self._stats = tuple(PriorityStats() for _ in _PRIORITIES)
         self._size = 0
+        self._high_water = 0
         self._getters: deque[asyncio.Future[None]] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
 
@@ -187,6 +188,8 @@ class BoundedPriorityQueue:
         if key is not None and self._conflate:
             self._keys[priority][key] = entry
         self._size += 1
+        if self._size > self._high_water:
+            self._high_water = self._size
         stats.enqueued += 1
         depth = len(level)
         stats.depth = depth
@@ -248,6 +251,7 @@ class BoundedPriorityQueue:
         return {
             "queue_size": self._size,
             "max_size": self._max_size,
+            "high_water": self._high_water,
             "policy": str(self._policy),
             "offered": offered,
             "dropped": dropped,

@@ -217,6 +217,7 @@ def test_counters_and_sketch_metrics() -> None:
     assert metrics["processed"] == 1
     assert metrics["dropped"] == 1
     assert metrics["drop_rate"] == pytest.approx(1 / 3)
+    assert metrics["high_water"] == 2
     low = metrics["by_priority"]["LOW"]
     assert (low["offered"], low["enqueued"], low["dequeued"], low["depth"], low["high_water"]) == (3, 2, 1, 1, 2)
 
