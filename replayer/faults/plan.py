@@ -49,7 +49,8 @@ class FaultPlan:
     docs/scenarios.md). windows: one per episode, sorted by start. sequence_breaks: depth-stream
     discontinuities in the sends as scheduled (gaps, corrupt or reordered frames), not counting
     what disconnects and stalls cost a client, which depends on timing. A Send's `fault` names the
-    first fault that touched it (a duplicate's copy says `duplicate`).
+    first fault that touched it, except that `corrupt` always wins; a duplicate of a corrupted send is
+    labelled `duplicate`, so "mangled" is `payload != frame.payload`.
     """
 
     entries: list[TimelineEntry]

@@ -190,7 +190,7 @@ def corrupt(work: Work, ctx: FaultContext) -> None:
             slot.send = replace(
                 slot.send,
                 payload=corrupt_payload(frame.payload, mode),
-                fault=slot.send.fault or ctx.kind,
+                fault=ctx.kind,
                 binary=mode == "invalid_utf8",
             )
             touched.append((slot.offset_ns, slot.offset_ns))

@@ -39,7 +39,7 @@ class Slot:
     copy: int = 0
 
     def mark(self, kind: str) -> None:
-        """Labels the send with the first fault that touched it; a later fault does not relabel it."""
+        """Labels the send with the first fault that touched it; only `corrupt` relabels (mangled matters most)."""
         if self.send.fault is None:
             self.send = replace(self.send, fault=kind)
 
