@@ -179,13 +179,15 @@ class BoundedPriorityQueue:
                     stats.dropped += 1
                     stats.conflated += 1
                     return True
+        else:
+            key = None
         if self._size >= self._max_size and not self._make_room(priority):
             stats.dropped += 1
             return False
         entry = [item, now, key]
         level = self._levels[priority]
         level.append(entry)
-        if key is not None and self._conflate:
+        if key is not None:
             self._keys[priority][key] = entry
         self._size += 1
         if self._size > self._high_water:
