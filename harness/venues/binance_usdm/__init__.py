@@ -1,0 +1,1 @@
+"""Binance USD-M futures: the spot dialect plus a `pu` link on every depth event."""
