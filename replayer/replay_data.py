@@ -1,0 +1,290 @@
+"""What the fake venue replays, loaded from a recording, and the venue's truth as replay advances.
+
+Where replay starts: the server answers REST depth from a book it keeps in step with the frames it
+sends, and that book can only be built from a recorded REST snapshot. Depth frames recorded before
+the snapshot cannot be bracketed by any snapshot, so replay starts at the first depth frame that
+applies on top of the recorded snapshot (`U <= lastUpdateId + 1 <= u`), and keeps the non-depth
+frames from that point on; everything recorded earlier is skipped (`ReplayData.skipped_frames`).
+With several symbols replay starts at the latest of their start frames, and each symbol's start
+book already holds its own depth frames up to that point.
+
+`VenueBooks` is the truth the REST endpoint serves: it advances by clean frame index, each clean
+depth frame applied once, whatever a fault plan did to the schedule (dropped, duplicated, reordered
+or corrupted sends), because a real venue's book does not care what reached one client.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from harness.errors import HarnessError
+from harness.venues.binance_spot.rest import SymbolSpec, symbol_spec
+from harness.venues.binance_spot.streams import is_depth_diff, symbol_of
+from recorder.format import EventKind, RecordedEvent
+from replayer.reader import Recording
+from replayer.reference_book import ReferenceBook
+from replayer.timeline import Frame
+
+SPEC_SAMPLE_FRAMES = 200
+"""Frames per symbol whose price/size strings, with the snapshots', decide tick and lot sizes."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedSnapshot:
+    """A REST depth snapshot as the recorder captured it (`seq` orders it among the frames)."""
+
+    symbol: str
+    last_update_id: int
+    bids: list[list[str]]
+    asks: list[list[str]]
+    seq: int
+
+
+@dataclass(slots=True)
+class ReplayData:
+    """The clean frames from the replay start on (indexes from 0, offsets from the first frame)."""
+
+    frames: list[Frame]
+    symbols: tuple[str, ...]
+    streams: tuple[str, ...]
+    snapshots: dict[str, list[RecordedSnapshot]]
+    start_books: dict[str, ReferenceBook]
+    specs: dict[str, SymbolSpec]
+    skipped_frames: int = 0
+    depth_indexes: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def duration_ns(self) -> int:
+        return self.frames[-1].offset_ns if self.frames else 0
+
+
+def load_replay_data(path: str | os.PathLike[str]) -> ReplayData:
+    """Reads a whole recording into memory; a HarnessError when it holds nothing the venue can replay."""
+    recording = Recording(path)
+    if recording.venue != "binance-spot":
+        raise HarnessError(f"{path}: a {recording.venue!r} recording; the fake venue serves binance-spot")
+    return build_replay_data(recording.iter_events(), recording.symbols, source=str(path))
+
+
+def build_replay_data(events: Iterable[RecordedEvent], symbols: Sequence[str], source: str = "recording") -> ReplayData:
+    """The pure part of loading: recorded events in `seq` order to ReplayData."""
+    frames: list[Frame] = []
+    seqs: list[int] = []
+    monos: list[int] = []
+    snapshots: dict[str, list[RecordedSnapshot]] = {}
+    for event in events:
+        if event.kind is EventKind.WS_RECV and event.stream:
+            frames.append(_frame(len(frames), event, source))
+            seqs.append(event.seq)
+            monos.append(event.recv_mono_ns)
+        elif event.kind is EventKind.HTTP_RESPONSE and event.status == 200 and _is_depth_url(event.url):
+            snapshot = _snapshot(event, source)
+            snapshots.setdefault(snapshot.symbol, []).append(snapshot)
+    if not frames:
+        raise HarnessError(f"{source}: no WebSocket stream frames to replay")
+
+    start_at: dict[str, tuple[int, RecordedSnapshot]] = {}
+    depth_symbols = sorted({symbol_of(f.stream) for f in frames if f.last_update_id is not None})
+    for symbol in depth_symbols:
+        found = _bracketing(frames, symbol, snapshots.get(symbol, []))
+        if found is None:
+            raise HarnessError(
+                f"{source}: no recorded REST depth snapshot for {symbol} that its recorded depth frames continue "
+                "(need a frame with U <= lastUpdateId+1 <= u)"
+            )
+        start_at[symbol] = found
+    start = max((index for index, _ in start_at.values()), default=0)
+
+    start_books: dict[str, ReferenceBook] = {}
+    for symbol, (index, snapshot) in start_at.items():
+        book = ReferenceBook()
+        book.load(snapshot.last_update_id, snapshot.bids, snapshot.asks)
+        for frame in frames[index:start]:
+            if frame.last_update_id is not None and symbol_of(frame.stream) == symbol:
+                apply_depth(book, frame, snapshots.get(symbol, ()))
+        start_books[symbol] = book
+
+    kept = _reindex(frames[start:], monos[start:])
+    all_symbols = tuple(dict.fromkeys([*(s.upper() for s in symbols), *(symbol_of(f.stream) for f in kept)]))
+    depth_indexes: dict[str, list[int]] = {symbol: [] for symbol in start_books}
+    for frame in kept:
+        if frame.last_update_id is not None:
+            depth_indexes.setdefault(symbol_of(frame.stream), []).append(frame.index)
+    return ReplayData(
+        frames=kept,
+        symbols=all_symbols,
+        streams=tuple(sorted({f.stream for f in kept})),
+        snapshots=snapshots,
+        start_books=start_books,
+        specs={symbol: _spec(symbol, kept, snapshots.get(symbol, [])) for symbol in all_symbols},
+        skipped_frames=start,
+        depth_indexes=depth_indexes,
+    )
+
+
+def depth_levels(frame: Frame) -> tuple[list, list]:
+    """(bids, asks) of a clean depth frame, parsed on demand so the frames stay plain bytes in memory."""
+    data = orjson.loads(frame.payload)["data"]
+    return data["b"], data["a"]
+
+
+def apply_depth(book: ReferenceBook, frame: Frame, snapshots: Iterable[RecordedSnapshot]) -> bool:
+    """Applies a clean depth frame to the venue's book by Binance's rule; True when the recording had a hole.
+
+    A frame the book already covers is skipped. A hole in the recorded ids (the recorder lost a
+    connection) is bridged by a later recorded snapshot the frame continues, when there is one;
+    otherwise the frame is applied anyway and the hole is reported, since nothing better is known.
+    """
+    first, last = frame.first_update_id, frame.last_update_id
+    if last is None or first is None or last <= book.last_update_id:
+        return False
+    hole = first > book.last_update_id + 1
+    if hole:
+        for snapshot in snapshots:
+            if first <= snapshot.last_update_id + 1 <= last and snapshot.last_update_id >= book.last_update_id:
+                book.load(snapshot.last_update_id, snapshot.bids, snapshot.asks)
+                break
+    bids, asks = depth_levels(frame)
+    book.apply(last, bids, asks)
+    return hole
+
+
+class VenueBooks:
+    """The venue's book per symbol at the current replay position, advanced by clean frame index."""
+
+    def __init__(self, data: ReplayData) -> None:
+        self._data = data
+        self._books = {symbol: book.copy() for symbol, book in data.start_books.items()}
+        self._applied = dict.fromkeys(self._books, 0)
+        self._order = sorted(i for indexes in data.depth_indexes.values() for i in indexes)
+        self._cursor = 0
+        self.recording_holes = 0
+
+    @property
+    def position(self) -> int:
+        """How many clean depth frames (all symbols) the books hold."""
+        return self._cursor
+
+    def advance_to(self, index: int) -> None:
+        """Applies every clean depth frame with index <= `index` not applied yet (skipped ones first)."""
+        frames = self._data.frames
+        while self._cursor < len(self._order) and self._order[self._cursor] <= index:
+            frame = frames[self._order[self._cursor]]
+            symbol = symbol_of(frame.stream)
+            if apply_depth(self._books[symbol], frame, self._data.snapshots.get(symbol, ())):
+                self.recording_holes += 1
+            self._applied[symbol] += 1
+            self._cursor += 1
+
+    def advance_all(self) -> None:
+        self.advance_to(len(self._data.frames))
+
+    def book(self, symbol: str) -> ReferenceBook | None:
+        return self._books.get(symbol)
+
+    def lagging(self, symbol: str, lag_frames: int) -> ReferenceBook:
+        """The book `lag_frames` of the symbol's depth frames ago, never older than the replay start."""
+        keep = max(0, self._applied[symbol] - lag_frames)
+        book = self._data.start_books[symbol].copy()
+        snapshots = self._data.snapshots.get(symbol, ())
+        for index in self._data.depth_indexes[symbol][:keep]:
+            apply_depth(book, self._data.frames[index], snapshots)
+        return book
+
+    def leading(self, symbol: str, lag_frames: int) -> ReferenceBook:
+        """The book `lag_frames` of the symbol's depth frames ahead, never past the recording's end."""
+        done = self._applied[symbol]
+        book = self._books[symbol].copy()
+        snapshots = self._data.snapshots.get(symbol, ())
+        for index in self._data.depth_indexes[symbol][done : done + lag_frames]:
+            apply_depth(book, self._data.frames[index], snapshots)
+        return book
+
+
+def _frame(index: int, event: RecordedEvent, source: str) -> Frame:
+    stream = event.stream or ""
+    if not is_depth_diff(stream):
+        return Frame(index, 0, stream, event.payload)
+    try:
+        data = orjson.loads(event.payload)["data"]
+        first, last = int(data["U"]), int(data["u"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise HarnessError(f"{source}: depth frame seq {event.seq} on {stream} has no readable U/u") from None
+    return Frame(index, 0, stream, event.payload, first, last)
+
+
+def _reindex(frames: list[Frame], monos: list[int]) -> list[Frame]:
+    """Renumbers from 0 with offsets from the first frame, never going back (segments of other processes)."""
+    kept: list[Frame] = []
+    if not frames:
+        return kept
+    origin = monos[0]
+    offset = 0
+    for i, (frame, mono) in enumerate(zip(frames, monos, strict=True)):
+        offset = max(offset, mono - origin)
+        kept.append(Frame(i, offset, frame.stream, frame.payload, frame.first_update_id, frame.last_update_id))
+    return kept
+
+
+def _is_depth_url(url: str | None) -> bool:
+    return url is not None and urlsplit(url).path.endswith("/api/v3/depth")
+
+
+def _snapshot(event: RecordedEvent, source: str) -> RecordedSnapshot:
+    query = parse_qs(urlsplit(event.url or "").query)
+    symbols = query.get("symbol")
+    try:
+        body = orjson.loads(event.payload)
+        if not symbols:
+            raise KeyError("symbol")
+        return RecordedSnapshot(symbols[0].upper(), int(body["lastUpdateId"]), body["bids"], body["asks"], event.seq)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise HarnessError(f"{source}: REST depth response seq {event.seq} is not a readable snapshot") from None
+
+
+def _bracketing(
+    frames: list[Frame], symbol: str, snapshots: list[RecordedSnapshot]
+) -> tuple[int, RecordedSnapshot] | None:
+    """(index of the first frame that applies on the snapshot, snapshot), for the earliest snapshot that has one."""
+    depth = [f for f in frames if f.last_update_id is not None and symbol_of(f.stream) == symbol]
+    for snapshot in snapshots:
+        target = snapshot.last_update_id + 1
+        for frame in depth:
+            if frame.first_update_id <= target <= frame.last_update_id:
+                return frame.index, snapshot
+    return None
+
+
+def _spec(symbol: str, frames: list[Frame], snapshots: list[RecordedSnapshot]) -> SymbolSpec:
+    prices: list[str] = []
+    sizes: list[str] = []
+    for snapshot in snapshots:
+        for level in (*snapshot.bids, *snapshot.asks):
+            prices.append(level[0])
+            sizes.append(level[1])
+    sampled = 0
+    for frame in frames:
+        if sampled >= SPEC_SAMPLE_FRAMES:
+            break
+        if symbol_of(frame.stream) != symbol:
+            continue
+        try:
+            data = orjson.loads(frame.payload)["data"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        sampled += 1
+        for key in ("b", "a", "bids", "asks"):
+            for level in data.get(key) or ():
+                prices.append(level[0])
+                sizes.append(level[1])
+        if isinstance(data.get("p"), str) and isinstance(data.get("q"), str):
+            prices.append(data["p"])
+            sizes.append(data["q"])
+    return symbol_spec(symbol, prices, sizes)

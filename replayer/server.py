@@ -1,0 +1,602 @@
+"""The fake Binance spot venue: WebSocket streams and the REST endpoints, on one loopback port.
+
+One replay clock for every client, as on a real venue: a client that connects late gets the stream
+from that moment on. The clock starts when the first client holds a subscription (by its path or a
+SUBSCRIBE), so a test or a replay run sees the schedule from its first entry, deterministically.
+At `speed` 1 entries go out at their recorded offsets, at 2 twice as fast; at 0 as fast as the
+clients read (each Send waits until every recipient's writer has drained it). When the schedule
+ends the connections stay open and idle and `finished` is set.
+
+The server walks a `list[TimelineEntry]` (replayer/timeline.py): a fault plan changes the list, never
+this module. Sends go to the clients subscribed to the frame's stream, the recorded bytes as they
+are (`/stream`) or their `data` part sliced out (`/ws`). REST depth answers from `VenueBooks`, which
+advances by clean frame index as entries pass, so `lastUpdateId` matches what has been sent even
+when faults dropped, duplicated or reordered frames.
+
+Each client has its own outbox and writer task, so one slow reader delays only itself; its unsent
+backlog is what `ClientBufferLimit` measures (only while the kernel refuses more bytes, so a burst to
+a healthy reader is not mistaken for a slow one). Everything runs on one event loop; `ServerThread`
+runs it in a thread of its own for a harness whose subject lives on another loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import socket
+import struct
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from harness.venues.binance_spot import rest
+from harness.venues.binance_spot.streams import (
+    ControlError,
+    parse_control,
+    parse_ws_path,
+    raw_data,
+    result_reply,
+)
+from replayer.replay_data import ReplayData, VenueBooks
+from replayer.timeline import (
+    ClientBufferLimit,
+    Disconnect,
+    RefuseHandshakes,
+    RestBehaviour,
+    Send,
+    Stall,
+    TimelineEntry,
+    clean_schedule,
+)
+
+BINANCE_PING_INTERVAL_S = 20.0
+BINANCE_PONG_TIMEOUT_S = 60.0
+
+OnSend = Callable[[int, Send, int, int], None]
+"""`on_send(client_id, entry, intended_mono_ns, write_mono_ns)`, called on the server's loop after each write."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendRecord:
+    """One frame written to one client: intended = clock start + offset / speed; write = handed to the socket.
+
+    `fault` is the Send's fault (a corrupted or duplicated payload), None for a clean frame.
+    """
+
+    frame_index: int
+    stream: str
+    last_update_id: int | None
+    intended_mono_ns: int
+    write_mono_ns: int
+    fault: str | None = None
+
+
+@dataclass(slots=True)
+class ClientRecord:
+    """A connection's life, kept after it closes; match it to a subject by `peer` (the client's address)."""
+
+    client_id: int
+    path: str
+    peer: tuple | None
+    opened_mono_ns: int
+    closed_mono_ns: int | None = None
+    close_cause: str | None = None
+    sends: list[SendRecord] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ServerStats:
+    """Counts for the report; `rest_requests` is keyed `endpoint:status`, `rest_faults` by behaviour mode."""
+
+    entries_walked: int = 0
+    frames_sent: int = 0
+    bytes_sent: int = 0
+    clients_connected: int = 0
+    clients_open: int = 0
+    handshakes_refused: int = 0
+    slow_consumers_dropped: int = 0
+    disconnects: Counter = field(default_factory=Counter)
+    rest_requests: Counter = field(default_factory=Counter)
+    rest_faults: Counter = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class _CloseMarker:
+    code: int
+    reason: str
+
+
+class _Client:
+    __slots__ = (
+        "combined",
+        "connection",
+        "id",
+        "idle",
+        "outbox",
+        "queued_bytes",
+        "record",
+        "streams",
+        "wake",
+        "writer",
+    )
+
+    def __init__(self, client_id: int, connection: ServerConnection, combined: bool, streams: tuple[str, ...]) -> None:
+        self.id = client_id
+        self.connection = connection
+        self.combined = combined
+        self.streams: dict[str, None] = dict.fromkeys(streams)
+        self.outbox: deque = deque()
+        self.queued_bytes = 0
+        self.wake = asyncio.Event()
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.writer: asyncio.Task | None = None
+        self.record = ClientRecord(client_id, connection.request.path, connection.remote_address, time.monotonic_ns())
+
+
+class VenueServer:
+    """The fake venue on `host:port`; `await start()`, then clients connect to `ws_url` and `rest_url`."""
+
+    def __init__(
+        self,
+        data: ReplayData,
+        *,
+        schedule: list[TimelineEntry] | None = None,
+        speed: float = 1.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ping_interval_s: float | None = BINANCE_PING_INTERVAL_S,
+        ping_timeout_s: float | None = BINANCE_PONG_TIMEOUT_S,
+        on_send: OnSend | None = None,
+        keep_send_log: bool = True,
+        socket_send_buffer: int | None = None,
+    ) -> None:
+        """`socket_send_buffer` fixes each connection's SO_SNDBUF, so a slow reader backs up after few bytes."""
+        if speed < 0:
+            raise ValueError("speed must be >= 0")
+        self.data = data
+        self.schedule = schedule if schedule is not None else clean_schedule(data.frames)
+        self.speed = speed
+        self.host = host
+        self._requested_port = port
+        self._ping_interval = ping_interval_s
+        self._ping_timeout = ping_timeout_s
+        self._on_send = on_send
+        self._keep_send_log = keep_send_log
+        self._sndbuf = socket_send_buffer
+        self.books = VenueBooks(data)
+        self.stats = ServerStats()
+        self.clients: dict[int, ClientRecord] = {}
+        self.finished = asyncio.Event()
+        self._open: dict[int, _Client] = {}
+        self._next_client_id = 1
+        self._clock_started = asyncio.Event()
+        self._clock_start_ns: int | None = None
+        self._server: Server | None = None
+        self._walker: asyncio.Task | None = None
+        self._port: int | None = None
+        self._refusal: RefuseHandshakes | None = None
+        self._refusals_left = 0
+        self._rest_mode: RestBehaviour | None = None
+        self._rest_left = 0
+        self._buffer_limit: int | None = None
+        self._half_open = False
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("server not started")
+        return self._port
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self._netloc()}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self._netloc()}"
+
+    @property
+    def clock_start_mono_ns(self) -> int | None:
+        return self._clock_start_ns
+
+    def _netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    async def start(self) -> None:
+        """Binds and starts the replay walker; raises OSError when the port cannot be bound."""
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self._requested_port,
+            process_request=self._process_request,
+            compression=None,
+            ping_interval=self._ping_interval,
+            ping_timeout=self._ping_timeout,
+            server_header=None,
+            open_timeout=30,
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+        self._walker = asyncio.create_task(self._walk(), name="venue-replay")
+
+    def start_clock(self) -> None:
+        """Starts the replay clock now, without waiting for a subscriber (idempotent)."""
+        if not self._clock_started.is_set():
+            self._clock_start_ns = time.monotonic_ns()
+            self._clock_started.set()
+
+    async def stop(self) -> None:
+        """Stops replay, closes every connection (1001, aborting after 2 s) and leaves no task behind."""
+        if self._walker is not None:
+            self._walker.cancel()
+            await asyncio.gather(self._walker, return_exceptions=True)
+            self._walker = None
+        if self._server is None:
+            return
+        self._set_half_open(False)
+        for client in self._open.values():
+            client.record.close_cause = client.record.close_cause or "server_stop"
+        self._server.close()
+        try:
+            await asyncio.wait_for(self._server.wait_closed(), 2.0)
+        except TimeoutError:
+            for client in list(self._open.values()):
+                client.connection.transport.abort()
+            await self._server.wait_closed()
+        self._server = None
+
+    def send_log(self, client_id: int) -> list[SendRecord]:
+        return self.clients[client_id].sends
+
+    # The replay walker.
+
+    async def _walk(self) -> None:
+        await self._clock_started.wait()
+        for entry in self.schedule:
+            intended = await self._wait_due(entry.offset_ns)
+            if isinstance(entry, Send):
+                self.books.advance_to(entry.frame.index)
+                await self._send(entry, intended)
+            elif isinstance(entry, Disconnect):
+                self._disconnect(entry)
+            elif isinstance(entry, Stall):
+                await self._stall(entry)
+            elif isinstance(entry, RefuseHandshakes):
+                self._refusal, self._refusals_left = entry, entry.count
+            elif isinstance(entry, RestBehaviour):
+                normal = entry.mode == "normal"
+                self._rest_mode, self._rest_left = (None, 0) if normal else (entry, entry.count)
+            elif isinstance(entry, ClientBufferLimit):
+                self._buffer_limit = entry.max_bytes if entry.max_bytes > 0 else None
+            self.stats.entries_walked += 1
+        self.books.advance_all()
+        self.finished.set()
+
+    async def _wait_due(self, offset_ns: int) -> int:
+        if self.speed == 0:
+            return time.monotonic_ns()
+        intended = self._clock_start_ns + int(offset_ns / self.speed)
+        delay = intended - time.monotonic_ns()
+        if delay > 0:
+            await asyncio.sleep(delay / 1e9)
+        return intended
+
+    async def _send(self, entry: Send, intended: int) -> None:
+        stream = entry.frame.stream
+        raw: bytes | None = None
+        recipients = [c for c in self._open.values() if stream in c.streams]
+        for client in recipients:
+            if client.combined:
+                payload = entry.payload
+            else:
+                if raw is None:
+                    raw = raw_data(entry.payload, stream) or entry.payload
+                payload = raw
+            self._enqueue(client, (payload, entry, intended), len(payload))
+            if self._buffer_limit is not None and self._over_limit(client):
+                self._drop_slow(client)
+        if self.speed == 0:
+            for client in recipients:
+                if client.id in self._open:
+                    await client.idle.wait()
+        else:
+            await asyncio.sleep(0)  # let writers run between the sends of a burst, so backlogs are real
+
+    def _over_limit(self, client: _Client) -> bool:
+        transport = client.connection.transport
+        in_kernel_queue = transport.get_write_buffer_size()
+        return in_kernel_queue > 0 and client.queued_bytes + in_kernel_queue > self._buffer_limit
+
+    def _drop_slow(self, client: _Client) -> None:
+        self.stats.slow_consumers_dropped += 1
+        client.record.close_cause = "slow_consumer"
+        client.outbox.clear()
+        client.queued_bytes = 0
+        client.connection.transport.abort()
+
+    def _disconnect(self, entry: Disconnect) -> None:
+        self.stats.disconnects[entry.mode] += 1
+        for client in list(self._open.values()):
+            client.record.close_cause = f"disconnect:{entry.mode}"
+            if entry.mode == "close":
+                self._enqueue(client, _CloseMarker(entry.code, entry.reason), 0)
+                continue
+            transport = client.connection.transport
+            if entry.mode == "reset":
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+
+    async def _stall(self, entry: Stall) -> None:
+        seconds = entry.duration_ns / 1e9 if self.speed == 0 else entry.duration_ns / self.speed / 1e9
+        if not entry.answer_pings:
+            self._set_half_open(True)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self._set_half_open(False)
+
+    def _set_half_open(self, half_open: bool) -> None:
+        """Half-open: read nothing (pings go unanswered) and send no keepalive pings, on every connection."""
+        if half_open == self._half_open:
+            return
+        self._half_open = half_open
+        for client in self._open.values():
+            self._apply_half_open(client.connection)
+
+    def _apply_half_open(self, connection: ServerConnection) -> None:
+        if self._half_open:
+            connection.transport.pause_reading()
+            if connection.keepalive_task is not None:
+                connection.keepalive_task.cancel()
+                connection.keepalive_task = None
+        elif not connection.transport.is_closing():
+            connection.transport.resume_reading()
+            if connection.keepalive_task is None:
+                connection.start_keepalive()
+
+    # Connections.
+
+    def _enqueue(self, client: _Client, item: object, size: int) -> None:
+        client.outbox.append(item)
+        client.queued_bytes += size
+        client.idle.clear()
+        client.wake.set()
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        ws_path = parse_ws_path(connection.request.path)
+        client = _Client(self._next_client_id, connection, ws_path.combined, ws_path.streams)
+        self._next_client_id += 1
+        self.clients[client.id] = client.record
+        self._open[client.id] = client
+        self.stats.clients_connected += 1
+        self.stats.clients_open += 1
+        if self._sndbuf is not None:
+            sock = connection.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self._sndbuf)
+        if self._half_open:
+            self._apply_half_open(connection)
+        client.writer = asyncio.create_task(self._write_loop(client), name=f"venue-writer-{client.id}")
+        if client.streams:
+            self.start_clock()
+        try:
+            async for message in connection:
+                self._control(client, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            del self._open[client.id]
+            self.stats.clients_open -= 1
+            client.record.closed_mono_ns = time.monotonic_ns()
+            client.record.close_cause = client.record.close_cause or "client"
+            client.idle.set()
+            if not (client.outbox and isinstance(client.outbox[0], _CloseMarker)):
+                client.writer.cancel()
+            await asyncio.gather(client.writer, return_exceptions=True)
+
+    async def _write_loop(self, client: _Client) -> None:
+        connection = client.connection
+        record = client.record
+        try:
+            while True:
+                while not client.outbox:
+                    client.idle.set()
+                    client.wake.clear()
+                    await client.wake.wait()
+                item = client.outbox[0]
+                if isinstance(item, _CloseMarker):
+                    await connection.close(item.code, item.reason)
+                    return
+                client.outbox.popleft()
+                payload, entry, intended = item
+                client.queued_bytes -= len(payload)
+                write_ns = time.monotonic_ns()
+                await connection.send(payload, text=True)
+                if entry is None:
+                    continue
+                self.stats.frames_sent += 1
+                self.stats.bytes_sent += len(payload)
+                if self._keep_send_log:
+                    frame = entry.frame
+                    record.sends.append(
+                        SendRecord(frame.index, frame.stream, frame.last_update_id, intended, write_ns, entry.fault)
+                    )
+                if self._on_send is not None:
+                    self._on_send(client.id, entry, intended, write_ns)
+        except ConnectionClosed:
+            pass
+        finally:
+            client.idle.set()
+
+    def _control(self, client: _Client, message: str | bytes) -> None:
+        try:
+            request = parse_control(message)
+        except ControlError as exc:
+            reply = exc.reply()
+        else:
+            result = None
+            if request.method == "SUBSCRIBE":
+                client.streams.update(dict.fromkeys(request.params))
+            elif request.method == "UNSUBSCRIBE":
+                for name in request.params:
+                    client.streams.pop(name, None)
+            elif request.method == "LIST_SUBSCRIPTIONS":
+                result = list(client.streams)
+            elif request.method == "SET_PROPERTY":
+                client.combined = request.params[1]
+            elif request.method == "GET_PROPERTY":
+                result = client.combined
+            reply = result_reply(request.id, result)
+        self._enqueue(client, (reply, None, None), len(reply))
+        if client.streams:
+            self.start_clock()
+
+    # Plain HTTP: REST, and handshakes refused by a fault.
+
+    async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        parts = urlsplit(request.path)
+        if parts.path.startswith("/api/"):
+            return await self._rest(parts.path, parse_qs(parts.query, keep_blank_values=True))
+        if parse_ws_path(request.path) is None:
+            return _response(404, b'{"code":-1000,"msg":"Not found."}')
+        if request.headers.get("Upgrade", "").lower() == "websocket" and self._refusals_left > 0:
+            self._refusals_left -= 1
+            self.stats.handshakes_refused += 1
+            error = rest.error_for_status(self._refusal.status)
+            return _response(error.status, error.body())
+        return None
+
+    async def _rest(self, route: str, query: dict[str, list[str]]) -> Response:
+        endpoint = route.rsplit("/", 1)[-1]
+        try:
+            if route == rest.PING_PATH:
+                body = rest.ping_body()
+            elif route == rest.TIME_PATH:
+                body = rest.time_body(time.time_ns() // 1_000_000)
+            elif route == rest.EXCHANGE_INFO_PATH:
+                body = self._exchange_info(query)
+            elif route == rest.DEPTH_PATH:
+                body = await self._depth(query)
+            else:
+                self.stats.rest_requests[f"{endpoint}:404"] += 1
+                return _response(404, b'{"code":-1000,"msg":"Not found."}')
+        except rest.RestError as error:
+            self.stats.rest_requests[f"{endpoint}:{error.status}"] += 1
+            return _response(error.status, error.body())
+        self.stats.rest_requests[f"{endpoint}:200"] += 1
+        return _response(200, body)
+
+    def _exchange_info(self, query: dict[str, list[str]]) -> bytes:
+        names = rest.exchange_info_params(query)
+        if names is None:
+            names = list(self.data.symbols)
+        elif any(name not in self.data.specs for name in names):
+            raise rest.invalid_symbol()
+        return rest.exchange_info_body([self.data.specs[n] for n in names], time.time_ns() // 1_000_000)
+
+    async def _depth(self, query: dict[str, list[str]]) -> bytes:
+        symbol, limit = rest.depth_params(query)
+        book = self.books.book(symbol)
+        if book is None:
+            raise rest.invalid_symbol()
+        behaviour = self._take_rest_behaviour()
+        delay_ns = 0
+        if behaviour is not None:
+            self.stats.rest_faults[behaviour.mode] += 1
+            if behaviour.mode == "error":
+                raise rest.error_for_status(behaviour.status)
+            if behaviour.mode == "stale":
+                book = self.books.lagging(symbol, behaviour.lag_frames)
+            elif behaviour.mode == "too_new":
+                book = self.books.leading(symbol, behaviour.lag_frames)
+            elif behaviour.mode == "slow":
+                delay_ns = behaviour.delay_ns
+        body = rest.depth_body(book.last_update_id, book.bids(limit), book.asks(limit))
+        if delay_ns:
+            await asyncio.sleep(delay_ns / 1e9)
+        return body
+
+    def _take_rest_behaviour(self) -> RestBehaviour | None:
+        if self._rest_mode is None or self._rest_left <= 0:
+            return None
+        self._rest_left -= 1
+        return self._rest_mode
+
+
+def _response(status: int, body: bytes) -> Response:
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    headers = Headers(
+        [
+            ("Content-Type", "application/json;charset=UTF-8"),
+            ("Content-Length", str(len(body))),
+            ("Connection", "close"),
+        ]
+    )
+    return Response(status, phrase, headers, body)
+
+
+class ServerThread:
+    """Runs a VenueServer on an event loop in its own thread, for a harness whose subject has another loop."""
+
+    def __init__(self, data: ReplayData, **kwargs: object) -> None:
+        self._data = data
+        self._kwargs = kwargs
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="venue-server", daemon=True)
+        self.server: VenueServer | None = None
+
+    def start(self, timeout: float = 10.0) -> VenueServer:
+        """Returns once the server listens; raises what `VenueServer.start` raised (OSError for a busy port)."""
+        self._thread.start()
+        self.server = asyncio.run_coroutine_threadsafe(self._create(), self._loop).result(timeout)
+        return self.server
+
+    async def _create(self) -> VenueServer:
+        server = VenueServer(self._data, **self._kwargs)
+        await server.start()
+        return server
+
+    def wait_finished(self, timeout: float | None = None) -> bool:
+        """True once the whole schedule has been walked."""
+        future = asyncio.run_coroutine_threadsafe(self.server.finished.wait(), self._loop)
+        try:
+            future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            return False
+        return True
+
+    def call(self, func: Callable[[], object], timeout: float = 10.0) -> object:
+        """Runs `func` on the server's loop (to read its books or counters consistently) and returns its result."""
+
+        async def run() -> object:
+            return func()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.server is not None and self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(timeout)
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
+        self._loop.close()
+
+    def __enter__(self) -> VenueServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
