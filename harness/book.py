@@ -93,6 +93,8 @@ def _load_side(updates: Iterable[Level], sign: float) -> tuple[dict[float, Level
     for level in updates:
         if level[1].strip("0."):
             levels[sign * float(level[0])] = level
+        else:
+            levels.pop(sign * float(level[0]), None)
     keys = sorted(levels)
     return levels, keys, _resize(levels, keys, _NO_FLOOR)
 
