@@ -24,6 +24,7 @@ from recorder.format import OPEN_SUFFIX, EventKind, RecordedEvent
 from recorder.live import RecordConfig, make_config, record
 from recorder.segments import RecordingExistsError
 from replayer.reader import Recording
+from replayer.replay_data import load_replay_data
 
 REPO = Path(__file__).resolve().parent.parent
 WAIT_S = 10.0
@@ -317,7 +318,6 @@ def test_cli_unknown_venue_is_one_error_line(tmp_path: Path) -> None:
 
 
 def test_recording_from_harness_serve_is_byte_identical_to_the_served_recording(tmp_path: Path) -> None:
-    load_replay_data = pytest.importorskip("replayer.replay_data").load_replay_data
     fixture = REPO / "fixtures" / "binance_spot_btcusdt_synth"
     served = load_replay_data(fixture)
     output = tmp_path / "rec"
