@@ -13,6 +13,13 @@ are (`/stream`) or their `data` part sliced out (`/ws`). REST depth answers from
 advances by clean frame index as entries pass, so `lastUpdateId` matches what has been sent even
 when faults dropped, duplicated or reordered frames.
 
+Control entries: a Disconnect ends every open connection (`close` after what is already queued to
+it, `abort` and `reset` at once). A Stall holds every entry due during it (they go out late, at its
+end); its duration is scaled by `speed` like offsets, and is real time at speed 0. RefuseHandshakes
+counts WebSocket upgrades only, never REST. RestBehaviour applies to the next `count` depth requests
+that pass validation; `slow` takes the book when the request arrives and answers `delay_ns` (real
+time) later, as a slow network would deliver it.
+
 Each client has its own outbox and writer task, so one slow reader delays only itself; its unsent
 backlog is what `ClientBufferLimit` measures (only while the kernel refuses more bytes, so a burst to
 a healthy reader is not mistaken for a slow one). Everything runs on one event loop; `ServerThread`

@@ -671,3 +671,27 @@ def test_harness_serve_on_a_bad_recording_exits_2_with_one_line(tmp_path: Path) 
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:")
+
+
+def test_the_server_pings_and_drops_a_peer_that_never_pongs(data: ReplayData) -> None:
+    async def run() -> None:
+        async with serving(data, ping_interval_s=0.05, ping_timeout_s=0.1) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(
+                b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 101")
+            opcodes = []
+            while not opcodes or opcodes[-1] != 0x8:
+                first, length = await reader.readexactly(2)
+                body = await reader.readexactly(length & 0x7F)
+                opcodes.append(first & 0x0F)
+            writer.close()
+            assert opcodes[0] == 0x9
+            assert int.from_bytes(body[:2], "big") == 1011
+            (record,) = server.clients.values()
+            assert record.sends == []
+
+    asyncio.run(run())
