@@ -103,6 +103,37 @@ def inspect(
     print(inspect_recording(path, as_json=json_output))
 
 
+@app.command()
+@_user_errors
+def replay(
+    scenario: Annotated[str, typer.Option(help="Scenario name from the library, or a TOML file.")],
+    recording: Annotated[Path | None, typer.Option(help="Recording to replay (default: the bundled fixture).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Fault seed (default: the scenario's).")] = None,
+    speed: Annotated[float | None, typer.Option(min=0.0, help="Replay speed (default: the scenario's).")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
+    junit: Annotated[Path | None, typer.Option(help="Write a JUnit XML file here (one case per expectation).")] = None,
+    subject: Annotated[str, typer.Option(help="Subject factory, module:function.")] = "harness.default_subject:create",
+) -> None:
+    """Replay a recording through the fake venue with a scenario's faults; exit 0 pass, 1 fail, 2 bad input."""
+    from harness.replay_command import run_replay_command
+
+    raise typer.Exit(
+        run_replay_command(
+            scenario=scenario, recording=recording, seed=seed, speed=speed, report=report, junit=junit, subject=subject
+        )
+    )
+
+
+@app.command()
+@_user_errors
+def scenarios() -> None:
+    """List the scenario library."""
+    from harness.scenarios import list_scenarios
+
+    for item in list_scenarios():
+        print(f"{item.name:<20} {item.description}")
+
+
 def main() -> None:
     app()
 

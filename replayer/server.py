@@ -428,7 +428,7 @@ class VenueServer:
                 payload, entry, intended = item
                 client.queued_bytes -= len(payload)
                 write_ns = time.monotonic_ns()
-                await connection.send(payload, text=True)
+                await connection.send(payload, text=entry is None or not entry.binary)
                 if entry is None:
                     continue
                 self.stats.frames_sent += 1

@@ -1,0 +1,220 @@
+"""Our components wired as the harness's default subject: client -> decode -> queue -> sync -> book.
+
+The pipeline a Binance spot consumer runs in production: the reconnecting client hands raw frames
+to `_on_message`, which parses them (stage `parse`) and queues depth updates at NORMAL priority and
+trades at HIGH; one consumer task takes them off (stage `queue`) and feeds the book sync (stage
+`apply`). Snapshots are fetched over REST when the sync asks for one. Every book state the sync
+exposes is reported as a BookObservation; every loss and regain of sync as a SyncEvent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterable
+from time import monotonic_ns
+from typing import Any
+
+from harness.book_events import DecodeError, DepthDelta, Trade
+from harness.client import ReconnectingClient
+from harness.client_state import BackoffPolicy, ClientEvent, ConnectionOpened, Disconnected
+from harness.observations import BookObservation, FinalBook, SyncEvent
+from harness.queue import BoundedPriorityQueue, MessagePriority
+from harness.subject import Report, SubjectConfig
+from harness.sync import Applied, BookSync, GapDetected, NeedSnapshot, Resync, StaleSnapshot, Synced
+from harness.sync import SyncEvent as Decision
+from harness.venues.binance_spot.decoder import decode_frame, decode_snapshot
+from harness.venues.binance_spot.sequencing import BinanceSpotSequencing
+from recorder.http import HttpError, http_get
+
+TOP_LEVELS = 20
+SNAPSHOT_LIMIT = 5000
+USER_AGENT = "harness-subject/1"
+
+
+def create(config: SubjectConfig) -> BinanceSpotSubject:
+    """The factory `--subject harness.default_subject:create` names."""
+    return BinanceSpotSubject(config)
+
+
+class BinanceSpotSubject:
+    """One combined-stream connection for all symbols, one BookSync per symbol."""
+
+    def __init__(
+        self,
+        config: SubjectConfig,
+        *,
+        queue_size: int = 10_000,
+        watchdog_s: float = 1.5,
+        backoff: BackoffPolicy | None = None,
+        snapshot_retry_s: float = 0.05,
+        snapshot_retry_cap_s: float = 1.0,
+    ) -> None:
+        if config.venue != "binance-spot":
+            raise ValueError(f"the default subject speaks binance-spot, not {config.venue}")
+        self._config = config
+        streams = "/".join(f"{s.lower()}@depth@100ms/{s.lower()}@trade" for s in config.symbols)
+        self._url = f"{config.ws_url.rstrip('/')}/stream?streams={streams}"
+        self._syncs = {symbol: BookSync(BinanceSpotSequencing()) for symbol in config.symbols}
+        self._queue = BoundedPriorityQueue(queue_size, "DROP_LOWEST")
+        self._client = ReconnectingClient(
+            self._url,
+            self._on_message,
+            on_event=self._on_event,
+            backoff=backoff or BackoffPolicy(base_s=0.05, multiplier=2.0, cap_s=1.0),
+            rng=random.Random(config.seed),
+            watchdog_s=watchdog_s,
+            stable_after_s=2.0,
+        )
+        self._snapshot_retry_s = snapshot_retry_s
+        self._snapshot_retry_cap_s = snapshot_retry_cap_s
+        self._conn_id: int | None = None
+        self._fetches: dict[str, asyncio.Task[None]] = {}
+        self._refetch: set[str] = set()
+        self._report: Report = _discard
+        self._stopping = False
+        self._trades = 0
+        self._decode_errors = 0
+
+    async def run(self, report: Report, stop: asyncio.Event) -> None:
+        """Runs until `stop`; the final books are taken before the client closes, so the close is no loss."""
+        self._report = report
+        consumer = asyncio.create_task(self._consume(), name="subject-consumer")
+        client = self._client.start()
+        try:
+            await stop.wait()
+            self._stopping = True
+            for symbol, sync in self._syncs.items():
+                bids, asks = sync.book.depth()
+                report(FinalBook(symbol, sync.last_update_id, sync.synced, bids, asks))
+        finally:
+            self._stopping = True
+            await self._client.stop()
+            await asyncio.gather(client, return_exceptions=True)
+            consumer.cancel()
+            for task in self._fetches.values():
+                task.cancel()
+            await asyncio.gather(consumer, *self._fetches.values(), return_exceptions=True)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "queue": self._queue.get_metrics(),
+            "trades": self._trades,
+            "decode_errors": self._decode_errors,
+            "sync": {symbol: sync.stats.reasons | {"gaps": sync.stats.gaps} for symbol, sync in self._syncs.items()},
+        }
+
+    def _on_message(self, payload: bytes, recv_mono_ns: int, recv_wall_ns: int, conn_id: int) -> None:
+        try:
+            event = decode_frame(payload)
+        except DecodeError as exc:
+            self._decode_errors += 1
+            self._report(SyncEvent("decode_error", monotonic_ns(), str(exc)[:200]))
+            return
+        parsed = monotonic_ns()
+        if type(event) is DepthDelta:
+            if not self._queue.put_nowait((event, recv_mono_ns, parsed, conn_id), MessagePriority.NORMAL):
+                self._report(SyncEvent("dropped", parsed, "queue full", event.symbol))
+        elif type(event) is Trade:
+            self._queue.put_nowait((event, recv_mono_ns, parsed, conn_id), MessagePriority.HIGH)
+
+    def _on_event(self, event: ClientEvent) -> None:
+        if self._stopping:
+            return
+        if isinstance(event, ConnectionOpened):
+            self._conn_id = event.conn_id
+            self._report(SyncEvent("connection_open", event.mono_ns, f"conn {event.conn_id}"))
+        elif isinstance(event, Disconnected):
+            self._conn_id = None
+            self._report(SyncEvent("connection_closed", event.mono_ns, f"{event.code} {event.reason}".strip()))
+            for symbol, sync in self._syncs.items():
+                self._handle(symbol, sync.on_connection_reset(), event.mono_ns)
+
+    async def _consume(self) -> None:
+        queue = self._queue
+        syncs = self._syncs
+        while True:
+            delivery = await queue.get_with_meta()
+            if delivery is None:
+                continue
+            dequeued = monotonic_ns()
+            event, recv, parsed, conn_id = delivery.item
+            if conn_id != self._conn_id:
+                continue
+            if type(event) is Trade:
+                self._trades += 1
+                continue
+            sync = syncs.get(event.symbol)
+            if sync is None:
+                continue
+            decisions = sync.on_delta(event)
+            applied = monotonic_ns()
+            self._handle(event.symbol, decisions, applied, (recv, parsed, dequeued))
+
+    def _handle(
+        self,
+        symbol: str,
+        decisions: Iterable[Decision],
+        now_ns: int,
+        stamps: tuple[int, int, int] | None = None,
+    ) -> None:
+        report = self._report
+        sync = self._syncs[symbol]
+        for decision in decisions:
+            kind = type(decision)
+            if kind is Applied or kind is Synced:
+                if kind is Synced:
+                    report(SyncEvent("synced", now_ns, f"at {decision.last_update_id}", symbol))
+                recv, parsed, dequeued = stamps or (now_ns, now_ns, now_ns)
+                bids, asks = sync.book.top_n(TOP_LEVELS)
+                report(BookObservation(symbol, sync.last_update_id, True, bids, asks, recv, parsed, dequeued, now_ns))
+            elif kind is GapDetected:
+                report(SyncEvent("gap_detected", now_ns, f"after {decision.last_update_id}", symbol))
+            elif kind is Resync:
+                report(SyncEvent("resync", now_ns, decision.reason, symbol))
+            elif kind is StaleSnapshot:
+                report(SyncEvent("stale_snapshot", now_ns, f"snapshot {decision.snapshot_id}", symbol))
+            elif kind is NeedSnapshot:
+                self._want_snapshot(symbol)
+
+    def _want_snapshot(self, symbol: str) -> None:
+        task = self._fetches.get(symbol)
+        if task is not None and not task.done():
+            self._refetch.add(symbol)
+            return
+        self._fetches[symbol] = asyncio.create_task(self._fetch_snapshot(symbol), name=f"snapshot-{symbol}")
+
+    async def _fetch_snapshot(self, symbol: str) -> None:
+        """Fetches until the sync holds a snapshot it did not reject, backing off after failures."""
+        sync = self._syncs[symbol]
+        url = f"{self._config.rest_url.rstrip('/')}/api/v3/depth?symbol={symbol}&limit={SNAPSHOT_LIMIT}"
+        delay = self._snapshot_retry_s
+        while True:
+            self._refetch.discard(symbol)
+            failure = None
+            try:
+                response = await http_get(url, user_agent=USER_AGENT, timeout_s=5.0)
+                if response.status != 200:
+                    failure = f"HTTP {response.status}"
+                else:
+                    snapshot = decode_snapshot(response.body, symbol)
+            except (HttpError, TimeoutError, DecodeError) as exc:
+                failure = str(exc)[:200] or type(exc).__name__
+            now = monotonic_ns()
+            if failure is not None:
+                self._report(SyncEvent("snapshot_error", now, failure, symbol))
+                sync.on_snapshot_failed()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._snapshot_retry_cap_s)
+                continue
+            decisions = sync.on_snapshot(snapshot)
+            again = any(type(d) is NeedSnapshot for d in decisions)
+            self._handle(symbol, [d for d in decisions if type(d) is not NeedSnapshot], monotonic_ns())
+            if not again and (sync.synced or symbol not in self._refetch):
+                return
+            delay = self._snapshot_retry_s
+            await asyncio.sleep(delay)
+
+
+def _discard(message: object) -> None:
+    return None

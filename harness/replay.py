@@ -1,0 +1,252 @@
+"""`harness replay`: recording + scenario + seed in, verdict and latency out.
+
+The run: load the recording and the scenario, build the fault plan (pure, seeded), start the fake
+venue on loopback walking that plan, start the subject in its own process pointed at the venue,
+collect everything the subject reports until the plan has been walked and the subject has caught
+up (or gone quiet), stop both, and judge the subject's reports against the oracle. The judging is
+pure and happens after the run, so it costs the subject no latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from harness.book_events import DepthSnapshot
+from harness.checker import check, replay_clock, send_log_clock
+from harness.errors import HarnessError
+from harness.observations import BookObservation, SubjectMessage, loads
+from harness.oracle import Oracle
+from harness.report import apply_expectations, build_report
+from harness.scenarios import load_scenario
+from harness.subject import DEFAULT_SUBJECT
+from replayer.reader import Recording
+from replayer.replay_data import ReplayData, load_replay_data
+from replayer.server import VenueServer
+
+BUNDLED_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "binance_spot_btcusdt_synth"
+SUBSCRIBE_TIMEOUT_S = 20.0
+CATCH_UP_TIMEOUT_S = 5.0
+STOP_TIMEOUT_S = 10.0
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(slots=True)
+class ReplayRequest:
+    """What the user asked for; None means the scenario's (or the bundled fixture's) default."""
+
+    scenario: str
+    recording: Path | None = None
+    seed: int | None = None
+    speed: float | None = None
+    subject: str = DEFAULT_SUBJECT
+
+
+@dataclass(slots=True)
+class SubjectRun:
+    """What came back from the subject process."""
+
+    messages: list[SubjectMessage] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    exit_code: int | None = None
+    stderr: str = ""
+    protocol_error: str | None = None
+
+
+def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict[str, Any]:
+    """Runs one replay and returns the JSON report (with `passed`); raises HarnessError for bad input."""
+    scenario = load_scenario(request.scenario)
+    recording_path = request.recording or BUNDLED_FIXTURE
+    venue = Recording(recording_path).venue
+    if venue != "binance-spot":
+        raise HarnessError(f"{recording_path}: venue {venue!r} cannot be replayed yet; replay supports binance-spot")
+    data = load_replay_data(recording_path)
+    seed = scenario.seed if request.seed is None else request.seed
+    speed = scenario.speed if request.speed is None else request.speed
+    plan = scenario.plan(data.frames, seed)
+    oracle = oracle_for(data)
+    final_ids = {symbol: oracle.last_update_id(symbol) for symbol in oracle.symbols}
+    run, server = asyncio.run(_run(data, plan.entries, speed, seed, venue, request.subject, final_ids, progress))
+    clients = list(server.clients.values())
+    start = server.clock_start_mono_ns
+    to_mono = replay_clock(start, speed) if speed > 0 else send_log_clock(data.frames, clients)
+    findings = check(
+        oracle,
+        run.messages,
+        clients,
+        plan.windows,
+        to_mono,
+        start_mono_ns=start,
+    )
+    report = build_report(
+        findings,
+        scenario=scenario.name,
+        seed=seed,
+        recording=str(recording_path),
+        faults=plan.injected,
+        queue=run.stats.get("queue"),
+        speed=speed,
+    )
+    report["subject"] = {
+        "factory": request.subject,
+        "exit_code": run.exit_code,
+        "protocol_error": run.protocol_error,
+        "stats": {k: v for k, v in run.stats.items() if k != "queue"},
+    }
+    results = list(scenario.evaluate(report))
+    if run.exit_code != 0 or run.protocol_error:
+        detail = run.protocol_error or _tail(run.stderr)
+        results.append({"name": "subject exited cleanly", "threshold": 0, "value": detail, "passed": False})
+    return apply_expectations(report, results)
+
+
+def oracle_for(data: ReplayData) -> Oracle:
+    """The independent truth: the clean frames over the recorded snapshots and the replay's start books."""
+    snapshots: list[Any] = [snap for snaps in data.snapshots.values() for snap in snaps]
+    snapshots += [
+        DepthSnapshot(symbol, book.last_update_id, book.bids(), book.asks())
+        for symbol, book in data.start_books.items()
+    ]
+    return Oracle(data.frames, snapshots)
+
+
+async def _run(
+    data: ReplayData,
+    schedule: list,
+    speed: float,
+    seed: int,
+    venue: str,
+    subject: str,
+    final_ids: dict[str, int],
+    progress: Progress | None,
+) -> tuple[SubjectRun, VenueServer]:
+    server = VenueServer(data, schedule=schedule, speed=speed)
+    try:
+        await server.start()
+    except OSError as exc:
+        raise HarnessError(f"cannot start the fake venue on 127.0.0.1: {exc.strerror or exc}") from None
+    try:
+        run = await _drive_subject(server, data, speed, seed, venue, subject, final_ids, progress)
+    finally:
+        await server.stop()
+    return run, server
+
+
+async def _drive_subject(
+    server: VenueServer,
+    data: ReplayData,
+    speed: float,
+    seed: int,
+    venue: str,
+    subject: str,
+    final_ids: dict[str, int],
+    progress: Progress | None,
+) -> SubjectRun:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "harness.subject_host",
+        "--factory",
+        subject,
+        "--venue",
+        venue,
+        "--symbols",
+        ",".join(data.symbols),
+        "--ws-url",
+        server.ws_url,
+        "--rest-url",
+        server.rest_url,
+        "--seed",
+        str(seed),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        limit=2**24,
+    )
+    run = SubjectRun()
+    caught_up = asyncio.Event()
+    reader = asyncio.create_task(_read_reports(process, run, final_ids, caught_up))
+    errors = asyncio.create_task(process.stderr.read())
+    exited = asyncio.create_task(process.wait())
+    ticker = asyncio.create_task(_report_progress(server, progress)) if progress else None
+    try:
+        started = asyncio.create_task(server.finished.wait())
+        duration_s = data.duration_ns / 1e9 / speed if speed > 0 else 0.0
+        done, _ = await asyncio.wait(
+            {started, exited}, timeout=SUBSCRIBE_TIMEOUT_S + duration_s * 1.5 + 30, return_when="FIRST_COMPLETED"
+        )
+        started.cancel()
+        if exited not in done and server.finished.is_set():
+            await _wait_any(caught_up.wait(), exited, timeout=CATCH_UP_TIMEOUT_S)
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+        if process.stdin is not None and not process.stdin.is_closing():
+            process.stdin.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(exited), STOP_TIMEOUT_S)
+        except TimeoutError:
+            process.kill()
+            await exited
+        await reader
+        run.stderr = (await errors).decode(errors="replace")
+    run.exit_code = process.returncode
+    if progress is not None:
+        progress(server.stats.entries_walked, len(server.schedule))
+    return run
+
+
+async def _wait_any(awaitable: Any, task: asyncio.Task, timeout: float) -> None:
+    waiter = asyncio.ensure_future(awaitable)
+    await asyncio.wait({waiter, task}, timeout=timeout, return_when="FIRST_COMPLETED")
+    waiter.cancel()
+
+
+async def _read_reports(
+    process: asyncio.subprocess.Process,
+    run: SubjectRun,
+    final_ids: dict[str, int],
+    caught_up: asyncio.Event,
+) -> None:
+    """Collects every line; sets `caught_up` once each symbol has a synced book at its last update."""
+    pending = dict(final_ids)
+    assert process.stdout is not None
+    while line := await process.stdout.readline():
+        line = line.rstrip(b"\n")
+        if not line:
+            continue
+        if line.startswith(b"{"):
+            try:
+                run.stats = orjson.loads(line).get("stats", {})
+            except orjson.JSONDecodeError:
+                run.protocol_error = f"unreadable stats line: {line[:80]!r}"
+            continue
+        try:
+            message = loads(line)
+        except HarnessError as exc:
+            run.protocol_error = str(exc)
+            continue
+        run.messages.append(message)
+        if type(message) is BookObservation and message.synced and pending.get(message.symbol) == message.update_id:
+            del pending[message.symbol]
+            if not pending:
+                caught_up.set()
+
+
+async def _report_progress(server: VenueServer, progress: Progress) -> None:
+    total = len(server.schedule)
+    while True:
+        progress(server.stats.entries_walked, total)
+        await asyncio.sleep(0.1)
+
+
+def _tail(text: str, lines: int = 5) -> str:
+    kept = [line for line in text.strip().splitlines() if line.strip()]
+    return " | ".join(kept[-lines:]) if kept else "no output"

@@ -1,0 +1,61 @@
+"""The subject boundary: what the harness runs against the fake venue, and how it reports back.
+
+A subject is anything that connects to a venue, keeps order books and tells the harness what its
+books look like. Ours (harness/default_subject.py) is the default; a user's own components take
+its place through a factory named `module:function` (the `--subject` option). The harness runs the
+subject in its own process (harness/subject_host.py), so its event loop, its GIL and its latency
+are its own, and the server's clock is not disturbed by it.
+
+Contract: `factory(config)` returns an object with `async run(report, stop)`. `run` connects to
+`config.ws_url` / `config.rest_url`, calls `report(message)` with the observation types of
+harness/observations.py as things happen, and when `stop` is set it reports one FinalBook per
+symbol and returns. It may also have `stats() -> dict` (queue depth, drops), read after `run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from harness.errors import HarnessError
+from harness.observations import SubjectMessage
+
+DEFAULT_SUBJECT = "harness.default_subject:create"
+
+Report = Callable[[SubjectMessage], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectConfig:
+    """Where the fake venue listens and what it serves."""
+
+    venue: str
+    symbols: tuple[str, ...]
+    ws_url: str
+    rest_url: str
+    seed: int = 0
+
+
+class Subject(Protocol):
+    async def run(self, report: Report, stop: asyncio.Event) -> None: ...
+
+
+SubjectFactory = Callable[[SubjectConfig], Subject]
+
+
+def load_factory(spec: str) -> SubjectFactory:
+    """Resolves `module:function`; every way it can fail is one line for the user."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise HarnessError(f"subject {spec!r} is not of the form module:factory")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise HarnessError(f"subject module {module_name!r} cannot be imported: {exc}") from None
+    factory: Any = getattr(module, attr, None)
+    if not callable(factory):
+        raise HarnessError(f"subject module {module_name!r} has no callable {attr!r}")
+    return factory

@@ -1,0 +1,94 @@
+"""Runs a subject in its own process and streams what it reports to stdout, one orjson line each.
+
+`python -m harness.subject_host --factory module:function --venue ... --symbols A,B --ws-url ...
+--rest-url ... --seed N`. The parent asks the subject to stop by closing our stdin; we then let the
+subject report its final books, write one `{"stats": ...}` line and exit 0. A subject that raises
+exits 1 with its traceback on stderr, which the parent shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import threading
+from typing import BinaryIO
+
+import orjson
+
+from harness.errors import HarnessError
+from harness.observations import SubjectMessage, dumps
+from harness.subject import SubjectConfig, load_factory
+
+
+class LineWriter:
+    """Buffers report lines and flushes when the loop goes idle, so a burst costs one write, not many."""
+
+    def __init__(self, out: BinaryIO, loop: asyncio.AbstractEventLoop) -> None:
+        self._out = out
+        self._loop = loop
+        self._pending: list[bytes] = []
+        self._scheduled = False
+
+    def __call__(self, message: SubjectMessage) -> None:
+        self._pending.append(dumps(message))
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def write_raw(self, line: bytes) -> None:
+        self._pending.append(line)
+        self.flush()
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if self._pending:
+            self._out.write(b"\n".join(self._pending) + b"\n")
+            self._out.flush()
+            self._pending.clear()
+
+
+def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    sys.stdin.buffer.read()
+    loop.call_soon_threadsafe(stop.set)
+
+
+async def _main(args: argparse.Namespace) -> int:
+    config = SubjectConfig(
+        venue=args.venue,
+        symbols=tuple(s for s in args.symbols.split(",") if s),
+        ws_url=args.ws_url,
+        rest_url=args.rest_url,
+        seed=args.seed,
+    )
+    subject = load_factory(args.factory)(config)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    threading.Thread(target=_watch_stdin, args=(loop, stop), daemon=True, name="stdin-watch").start()
+    writer = LineWriter(sys.stdout.buffer, loop)
+    await subject.run(writer, stop)
+    writer.flush()
+    stats_of = getattr(subject, "stats", None)
+    stats = stats_of() if callable(stats_of) else {}
+    writer.write_raw(orjson.dumps({"stats": stats}, default=str))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="harness.subject_host")
+    parser.add_argument("--factory", required=True)
+    parser.add_argument("--venue", required=True)
+    parser.add_argument("--symbols", required=True)
+    parser.add_argument("--ws-url", required=True)
+    parser.add_argument("--rest-url", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        return asyncio.run(_main(args))
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
