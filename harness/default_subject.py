@@ -18,6 +18,7 @@ from typing import Any
 from harness.book_events import DecodeError, DepthDelta, Trade
 from harness.client import ReconnectingClient
 from harness.client_state import BackoffPolicy, ClientEvent, ConnectionOpened, Disconnected
+from harness.http import HttpError, http_get
 from harness.observations import BookObservation, FinalBook, SyncEvent
 from harness.queue import BoundedPriorityQueue, MessagePriority
 from harness.subject import Report, SubjectConfig
@@ -25,7 +26,6 @@ from harness.sync import Applied, BookSync, GapDetected, NeedSnapshot, Resync, S
 from harness.sync import SyncEvent as Decision
 from harness.venues.binance_spot.decoder import decode_frame, decode_snapshot
 from harness.venues.binance_spot.sequencing import BinanceSpotSequencing
-from recorder.http import HttpError, http_get
 
 TOP_LEVELS = 20
 SNAPSHOT_LIMIT = 5000

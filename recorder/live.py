@@ -29,6 +29,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 import harness
 from harness.errors import HarnessError
+from harness.http import HttpError, http_get
 from harness.venues.registry import venue_info
 from recorder.binance_capture import (
     SNAPSHOT_ATTEMPTS,
@@ -40,7 +41,6 @@ from recorder.binance_capture import (
     stream_of,
 )
 from recorder.format import EventKind, RecordingMeta
-from recorder.http import HttpError, http_get
 from recorder.segments import RecordingWriter
 
 ABNORMAL_CLOSE = 1006

@@ -365,7 +365,7 @@ def test_recording_from_harness_serve_is_byte_identical_to_the_served_recording(
 
 
 def test_http_get_decodes_chunked_and_length_bodies_byte_exact() -> None:
-    from recorder.http import HttpError, http_get
+    from harness.http import HttpError, http_get
 
     body = b'{"lastUpdateId":7,"bids":[["1.0","2"]],"asks":[]}\xc3\xa9'
     replies = [

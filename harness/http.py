@@ -1,9 +1,10 @@
-"""A minimal HTTP/1.1 GET on asyncio streams, for the recorder's REST snapshots.
+"""A minimal HTTP/1.1 GET on asyncio streams, for REST snapshots (the recorder, the default subject).
 
-Why not urllib in a thread: a request in flight when the user presses Ctrl-C must be cancellable,
-and its response must be stamped on the event loop's own clock reads, next to the frames. Why not a
-new dependency: one GET with `Connection: close` is all the recorder needs. The body comes back as
-the exact bytes the server sent (chunked transfer decoded, no content decoding asked for).
+Why not urllib in a thread: a request in flight when the user presses Ctrl-C, or when a replay
+stops, must be cancellable, and its response must be stamped on the event loop's own clock reads,
+next to the frames. Why not a new dependency: one GET with `Connection: close` is all a snapshot
+needs. The body comes back as the exact bytes the server sent (chunked transfer decoded, no content
+decoding asked for).
 """
 
 from __future__ import annotations
