@@ -18,13 +18,9 @@ from harness.cli import app
 from harness.errors import HarnessError
 from harness.synth.market import BookChange, MarketSimulator, Trade, symbol_spec
 from harness.synth.run import generate_events, synthesize, write_synthetic_recording
-from harness.venues.binance_spot.encoder import (
-    combined_frame,
-    decimal_string,
-    depth_snapshot_body,
-    depth_update_data,
-    trade_data,
-)
+from harness.venues.binance_spot.encoder import decimal_string, depth_update_data, trade_data
+from harness.venues.binance_spot.rest import depth_snapshot_body
+from harness.venues.binance_spot.streams import wrap_combined as combined_frame
 from recorder.format import EventKind, RecordedEvent
 from replayer.reader import Recording
 from replayer.reference_book import ReferenceBook

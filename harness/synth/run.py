@@ -26,15 +26,10 @@ from harness import __version__
 from harness.book_events import DepthDelta, DepthSnapshot
 from harness.errors import HarnessError
 from harness.synth.market import BookChange, MarketSimulator, SymbolSpec, Trade, symbol_spec
-from harness.venues.binance_spot.encoder import (
-    combined_frame,
-    decimal_string,
-    depth_snapshot_body,
-    depth_stream,
-    depth_update_data,
-    trade_data,
-    trade_stream,
-)
+from harness.venues.binance_spot.encoder import decimal_string, depth_update_data, trade_data
+from harness.venues.binance_spot.rest import depth_snapshot_body
+from harness.venues.binance_spot.streams import depth_stream, trade_stream
+from harness.venues.binance_spot.streams import wrap_combined as combined_frame
 from harness.venues.registry import venue_info
 from recorder.format import EventKind, RecordedEvent, RecordingMeta
 from recorder.segments import RecordingWriter

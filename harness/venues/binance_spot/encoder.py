@@ -1,9 +1,9 @@
-"""Binance spot's wire format, written: book events and trades to the exact bytes Binance sends.
+"""Binance spot's stream events, written: book changes and trades to the exact `data` bytes Binance sends.
 
 Byte for byte as Binance does it (checked against a real capture in tests/test_synth.py): compact
 JSON with no spaces, keys in Binance's order, prices and sizes as 8-decimal strings
-("61837.63000000"). The synthesizer records these bytes; the fake server sends recorded bytes as
-they are and uses this module only for what it must compute itself (the REST depth body).
+("61837.63000000"). The synthesizer records these bytes, wrapped by `streams.wrap_combined`; the
+REST bodies live in `rest.py`. The fake server sends recorded bytes as they are.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 import orjson
 
-from harness.book_events import DepthDelta, DepthSnapshot
+from harness.book_events import DepthDelta
 
 DECIMALS = 8
 _SCALE = 10**DECIMALS
@@ -22,21 +22,6 @@ def decimal_string(units: int) -> str:
     """`units` of 1e-8 as Binance spot writes a price or size: 6183763000000 -> "61837.63000000"."""
     whole, frac = divmod(units, _SCALE)
     return f"{whole}.{frac:08d}"
-
-
-def depth_stream(symbol: str, speed_ms: int = 100) -> str:
-    """The diff-depth stream name: `btcusdt@depth@100ms` (1000 ms is Binance's plain `btcusdt@depth`)."""
-    base = f"{symbol.lower()}@depth"
-    return base if speed_ms == 1000 else f"{base}@{speed_ms}ms"
-
-
-def trade_stream(symbol: str) -> str:
-    return f"{symbol.lower()}@trade"
-
-
-def combined_frame(stream: str, data: bytes) -> bytes:
-    """Wraps a raw stream payload as a `/stream?streams=` connection receives it; `data` is kept as is."""
-    return b'{"stream":"' + stream.encode() + b'","data":' + data + b"}"
 
 
 def _levels(levels: Iterable[Sequence[str]]) -> list[list[str]]:
@@ -82,10 +67,3 @@ def trade_data(
             "M": True,
         }
     )
-
-
-def depth_snapshot_body(snapshot: DepthSnapshot, limit: int | None = None) -> bytes:
-    """The `GET /api/v3/depth` response body; `limit` keeps the best `limit` levels per side."""
-    bids = snapshot.bids if limit is None else snapshot.bids[:limit]
-    asks = snapshot.asks if limit is None else snapshot.asks[:limit]
-    return orjson.dumps({"lastUpdateId": snapshot.last_update_id, "bids": _levels(bids), "asks": _levels(asks)})

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from harness.book_events import Level
+from harness.book_events import DepthSnapshot, Level
 from harness.errors import HarnessError
 
 DEPTH_PATH = "/api/v3/depth"
@@ -105,9 +105,19 @@ def depth_params(query: Mapping[str, Sequence[str]]) -> tuple[str, int]:
     return symbol, min(limit, DEPTH_MAX_LIMIT)
 
 
+def depth_url(rest_base: str, symbol: str, limit: int) -> str:
+    """The `GET /api/v3/depth` URL under `rest_base` that `depth_params` reads back."""
+    return f"{rest_base.rstrip('/')}{DEPTH_PATH}?symbol={symbol}&limit={limit}"
+
+
 def depth_body(last_update_id: int, bids: Sequence[Level], asks: Sequence[Level]) -> bytes:
     """`{"lastUpdateId":N,"bids":[[p,q],..],"asks":[..]}`: pass the best `limit` levels, best first."""
     return orjson.dumps({"lastUpdateId": last_update_id, "bids": bids, "asks": asks})
+
+
+def depth_snapshot_body(snapshot: DepthSnapshot, limit: int | None = None) -> bytes:
+    """`depth_body` for a whole snapshot; `limit` keeps the best `limit` levels per side."""
+    return depth_body(snapshot.last_update_id, snapshot.bids[:limit], snapshot.asks[:limit])
 
 
 def exchange_info_params(query: Mapping[str, Sequence[str]]) -> list[str] | None:

@@ -1,4 +1,4 @@
-"""Binance spot WebSocket stream names, endpoint paths, combined-stream framing and control requests.
+"""Binance spot WebSocket stream names and URLs, combined-stream framing, and control requests.
 
 Binance wraps every message on a `/stream` connection as `{"stream":"<name>","data":<DATA>}` and sends
 DATA alone on a `/ws` connection. Recordings hold the combined form exactly as received, so a raw
@@ -13,6 +13,7 @@ message; the shell only moves the reply bytes.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -25,7 +26,23 @@ MAX_STREAMS_PER_CONNECTION = 1024
 
 _STREAM_NAME = re.compile(r"^[a-z0-9_\-.!]+@[A-Za-z0-9_@\-.!]+$")
 _DEPTH_DIFF = re.compile(r"^[^@]+@depth(@(100|1000)ms)?$")
+_STREAM_KEY = b'{"stream":"'
 _METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
+
+
+def depth_stream(symbol: str, speed_ms: int = 100) -> str:
+    """The diff-depth stream name: `btcusdt@depth@100ms` (1000 ms is Binance's plain `btcusdt@depth`)."""
+    base = f"{symbol.lower()}@depth"
+    return base if speed_ms == 1000 else f"{base}@{speed_ms}ms"
+
+
+def trade_stream(symbol: str) -> str:
+    return f"{symbol.lower()}@trade"
+
+
+def combined_url(ws_base: str, streams: Iterable[str]) -> str:
+    """The `/stream?streams=a/b` URL under `ws_base` that `parse_ws_path` reads back."""
+    return f"{ws_base.rstrip('/')}{COMBINED_PATH}?streams={'/'.join(streams)}"
 
 
 def symbol_of(stream: str) -> str:
@@ -43,7 +60,7 @@ def is_valid_stream_name(name: object) -> bool:
 
 
 def combined_prefix(stream: str) -> bytes:
-    return b'{"stream":"' + stream.encode() + b'","data":'
+    return _STREAM_KEY + stream.encode() + b'","data":'
 
 
 def wrap_combined(stream: str, data: bytes) -> bytes:
@@ -61,6 +78,23 @@ def raw_data(payload: bytes, stream: str) -> bytes | None:
     if payload.startswith(prefix) and payload.endswith(b"}") and len(payload) > len(prefix) + 1:
         return payload[len(prefix) : -1]
     return None
+
+
+def stream_of(payload: bytes) -> str | None:
+    """The `stream` of a combined-stream frame; None for anything else (e.g. a SUBSCRIBE reply).
+
+    Binance puts `stream` first, so the common case is a prefix scan rather than a JSON parse.
+    """
+    if payload.startswith(_STREAM_KEY):
+        end = payload.find(b'"', len(_STREAM_KEY))
+        if end > 0:
+            return payload[len(_STREAM_KEY) : end].decode("utf-8", "replace")
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    stream = doc.get("stream") if isinstance(doc, dict) else None
+    return stream if isinstance(stream, str) else None
 
 
 @dataclass(frozen=True, slots=True)
