@@ -4,6 +4,8 @@ The recorder behaves like a syncing order-book client, so that a recording holds
 saw: one combined-stream connection with `<symbol>@depth@100ms` and `<symbol>@trade` for every symbol,
 and, after the first depth frame of a symbol on a connection, a `/api/v3/depth` snapshot, fetched
 again while its `lastUpdateId` is below that frame's `U` (the snapshot predates the buffered stream).
+This module holds that policy only; stream names, URLs and framing are the venue's dialect, in
+`harness/venues/binance_spot/`.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from dataclasses import dataclass, field
 import orjson
 
 from harness.errors import HarnessError
+from harness.venues.binance_spot.rest import DEPTH_MAX_LIMIT
+from harness.venues.binance_spot.streams import book_streams, combined_url, depth_stream
 
-SNAPSHOT_LIMIT = 5000
+SNAPSHOT_LIMIT = DEPTH_MAX_LIMIT
 SNAPSHOT_ATTEMPTS = 5
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
-_STREAM_PREFIX = b'{"stream":"'
 
 
 def normalize_symbols(symbols: list[str]) -> tuple[str, ...]:
@@ -32,38 +35,9 @@ def normalize_symbols(symbols: list[str]) -> tuple[str, ...]:
     return cleaned
 
 
-def depth_stream(symbol: str) -> str:
-    return f"{symbol.lower()}@depth@100ms"
-
-
-def trade_stream(symbol: str) -> str:
-    return f"{symbol.lower()}@trade"
-
-
 def combined_stream_url(ws_base: str, symbols: tuple[str, ...]) -> str:
-    streams = "/".join(s for symbol in symbols for s in (depth_stream(symbol), trade_stream(symbol)))
-    return f"{ws_base.rstrip('/')}/stream?streams={streams}"
-
-
-def depth_snapshot_url(rest_base: str, symbol: str, limit: int = SNAPSHOT_LIMIT) -> str:
-    return f"{rest_base.rstrip('/')}/api/v3/depth?symbol={symbol}&limit={limit}"
-
-
-def stream_of(payload: bytes) -> str | None:
-    """The `stream` of a combined-stream frame; None for anything else (e.g. a SUBSCRIBE reply).
-
-    Binance puts `stream` first, so the common case is a prefix scan rather than a JSON parse.
-    """
-    if payload.startswith(_STREAM_PREFIX):
-        end = payload.find(b'"', len(_STREAM_PREFIX))
-        if end > 0:
-            return payload[len(_STREAM_PREFIX) : end].decode("utf-8", "replace")
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return None
-    stream = doc.get("stream") if isinstance(doc, dict) else None
-    return stream if isinstance(stream, str) else None
+    """The recorder's one connection: what a syncing client subscribes to, for every symbol."""
+    return combined_url(ws_base, book_streams(symbols))
 
 
 def first_update_id(payload: bytes) -> int | None:

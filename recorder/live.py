@@ -30,15 +30,15 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 import harness
 from harness.errors import HarnessError
 from harness.http import HttpError, http_get
+from harness.venues.binance_spot.rest import depth_url
+from harness.venues.binance_spot.streams import stream_of
 from harness.venues.registry import venue_info
 from recorder.binance_capture import (
     SNAPSHOT_ATTEMPTS,
     SNAPSHOT_LIMIT,
     SnapshotNeeds,
     combined_stream_url,
-    depth_snapshot_url,
     normalize_symbols,
-    stream_of,
 )
 from recorder.format import EventKind, RecordingMeta
 from recorder.segments import RecordingWriter
@@ -316,7 +316,7 @@ class _Recorder:
             self.stop.set()
 
     async def _fetch_snapshot(self, needs: SnapshotNeeds, symbol: str) -> None:
-        url = depth_snapshot_url(self.config.rest_url, symbol, self.config.snapshot_limit)
+        url = depth_url(self.config.rest_url, symbol, self.config.snapshot_limit)
         for attempt in range(self.config.snapshot_attempts):
             if attempt:
                 await asyncio.sleep(self.config.snapshot_retry_s)

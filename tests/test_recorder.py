@@ -19,7 +19,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request
 
 from harness.errors import HarnessError
-from recorder.binance_capture import SnapshotNeeds, combined_stream_url, normalize_symbols, stream_of
+from harness.venues.binance_spot.streams import stream_of
+from recorder.binance_capture import SnapshotNeeds, combined_stream_url, normalize_symbols
 from recorder.format import OPEN_SUFFIX, EventKind, RecordedEvent
 from recorder.live import RecordConfig, make_config, record
 from recorder.segments import RecordingExistsError

@@ -40,6 +40,11 @@ def trade_stream(symbol: str) -> str:
     return f"{symbol.lower()}@trade"
 
 
+def book_streams(symbols: Iterable[str]) -> list[str]:
+    """What a syncing order-book client subscribes to: each symbol's `@depth@100ms` and `@trade`, in order."""
+    return [name for symbol in symbols for name in (depth_stream(symbol), trade_stream(symbol))]
+
+
 def combined_url(ws_base: str, streams: Iterable[str]) -> str:
     """The `/stream?streams=a/b` URL under `ws_base` that `parse_ws_path` reads back."""
     return f"{ws_base.rstrip('/')}{COMBINED_PATH}?streams={'/'.join(streams)}"
