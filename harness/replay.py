@@ -25,7 +25,7 @@ from harness.observations import BookObservation, SubjectMessage, loads
 from harness.oracle import Oracle
 from harness.report import apply_expectations, build_report
 from harness.scenarios import load_scenario
-from harness.subject import DEFAULT_SUBJECT
+from harness.subject import DEFAULT_SUBJECT, check_factory_spec
 from replayer.reader import Recording
 from replayer.replay_data import ReplayData, load_replay_data
 from replayer.server import VenueServer
@@ -63,6 +63,7 @@ class SubjectRun:
 def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict[str, Any]:
     """Runs one replay and returns the JSON report (with `passed`); raises HarnessError for bad input."""
     scenario = load_scenario(request.scenario)
+    check_factory_spec(request.subject)
     recording_path = request.recording or BUNDLED_FIXTURE
     venue = Recording(recording_path).venue
     if venue != "binance-spot":
@@ -74,6 +75,8 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
     oracle = oracle_for(data)
     final_ids = {symbol: oracle.last_update_id(symbol) for symbol in oracle.symbols}
     run, server = asyncio.run(_run(data, plan.entries, speed, seed, venue, request.subject, final_ids, progress))
+    if run.exit_code == 2 and run.stderr.startswith("error: "):
+        raise HarnessError(run.stderr.splitlines()[0].removeprefix("error: "))
     clients = list(server.clients.values())
     start = server.clock_start_mono_ns
     to_mono = replay_clock(start, speed) if speed > 0 else send_log_clock(data.frames, clients)

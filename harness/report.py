@@ -59,6 +59,7 @@ def build_report(
         },
         "sync": {
             "checks": f.checks,
+            "coverage": round(f.checks / f.clean_depth_frames, 4) if f.clean_depth_frames else 0.0,
             "divergent": f.divergent,
             "unknown_update_ids": f.unknown_update_ids,
             "divergence_examples": f.examples,
@@ -215,7 +216,7 @@ def render_terminal(report: Mapping[str, Any]) -> RenderableType:
     parts.append(lat)
 
     if report["queue"]:
-        parts.append(Text("queue: " + ", ".join(f"{k} {v}" for k, v in report["queue"].items())))
+        parts.append(_queue_table(report["queue"]))
 
     exp = Table(title="expectations", box=box.SIMPLE_HEAD, title_justify="left")
     exp.add_column("")
@@ -231,6 +232,30 @@ def render_terminal(report: Mapping[str, Any]) -> RenderableType:
         )
     parts.append(exp)
     return Group(*parts)
+
+
+def _queue_table(queue: Mapping[str, Any]) -> RenderableType:
+    """Per priority: what was offered, dropped, the deepest the queue got and how long items waited."""
+    by_priority = queue.get("by_priority")
+    if not isinstance(by_priority, Mapping):
+        return Text("queue: " + ", ".join(f"{k} {v}" for k, v in queue.items()))
+    limits = f"{queue.get('policy', '?')}, max {queue.get('max_size', '?')}, high water {queue.get('high_water', '?')}"
+    title = f"queue ({limits})"
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for name in ("priority", "offered", "dropped", "high water", "wait p50 µs", "wait p99 µs", "wait max µs"):
+        table.add_column(name, justify="left" if name == "priority" else "right")
+    for priority, stats in by_priority.items():
+        if not stats.get("offered"):
+            continue
+        wait = stats.get("queued_us", {})
+        table.add_row(
+            priority,
+            str(stats["offered"]),
+            _mark(stats["dropped"], stats["dropped"] == 0),
+            str(stats["high_water"]),
+            *(f"{wait.get(key, 0):,.1f}" for key in ("p50", "p99", "max")),
+        )
+    return table
 
 
 def _verdict(report: Mapping[str, Any]) -> Panel:

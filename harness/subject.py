@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -46,11 +47,23 @@ class Subject(Protocol):
 SubjectFactory = Callable[[SubjectConfig], Subject]
 
 
-def load_factory(spec: str) -> SubjectFactory:
-    """Resolves `module:function`; every way it can fail is one line for the user."""
+def check_factory_spec(spec: str) -> tuple[str, str]:
+    """Checks `module:function` names an importable module without running it (the subject process will)."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise HarnessError(f"subject {spec!r} is not of the form module:factory")
+    try:
+        found = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise HarnessError(f"subject module {module_name!r} cannot be found")
+    return module_name, attr
+
+
+def load_factory(spec: str) -> SubjectFactory:
+    """Resolves `module:function`; every way it can fail is one line for the user."""
+    module_name, attr = check_factory_spec(spec)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -1,0 +1,157 @@
+"""`harness replay` end to end: the whole scenario library against our components, determinism, the CLI.
+
+The library runs on the bundled fixture and on a synthetic recording of another seed. Replays are
+paced by the scenario (mostly waiting on the replay clock), so they run a few at a time in threads,
+each with its own event loop, server and subject process.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import orjson
+import pytest
+
+from harness.replay import BUNDLED_FIXTURE, ReplayRequest, run_replay
+from harness.scenarios import list_scenarios, load_scenario
+from harness.synth.run import write_synthetic_recording
+from replayer.replay_data import load_replay_data
+
+LIBRARY = sorted(s.name for s in list_scenarios())
+OTHER_SEED = 7
+PARALLEL = 4
+
+
+def _run_library(recording: Path) -> dict[str, dict]:
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        futures = {name: pool.submit(run_replay, ReplayRequest(scenario=name, recording=recording)) for name in LIBRARY}
+        return {name: future.result() for name, future in futures.items()}
+
+
+@pytest.fixture(scope="module")
+def fixture_reports() -> dict[str, dict]:
+    return _run_library(BUNDLED_FIXTURE)
+
+
+@pytest.fixture(scope="module")
+def other_seed_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    recording = write_synthetic_recording(tmp_path_factory.mktemp("seed7") / "rec", seconds=60, seed=OTHER_SEED)
+    return _run_library(recording)
+
+
+def _failures(report: dict) -> list[str]:
+    return [f"{row['name']}: got {row['value']!r}" for row in report["expectations"] if not row["passed"]]
+
+
+def test_library_has_every_named_scenario() -> None:
+    assert set(LIBRARY) >= {
+        "clean",
+        "gap_storm",
+        "dup_flood",
+        "reorder_window",
+        "jitter",
+        "burst_10x",
+        "stall_half_open",
+        "flappy_connection",
+        "stale_snapshot",
+        "snapshot_errors",
+        "corrupt_frames",
+        "slow_consumer",
+        "exchange_restart",
+        "chaos",
+    }
+
+
+@pytest.mark.parametrize("name", LIBRARY)
+def test_scenario_passes_on_bundled_fixture(name: str, fixture_reports: dict[str, dict]) -> None:
+    report = fixture_reports[name]
+    assert report["passed"], _failures(report)
+    assert report["sync"]["divergent"] == 0
+    assert report["sync"]["final_book_correct"] is True
+    assert report["sync"]["checks"] > 0
+    assert report["latency_us"]["e2e"]["count"] > 0
+
+
+@pytest.mark.parametrize("name", LIBRARY)
+def test_scenario_passes_on_another_seed(name: str, other_seed_reports: dict[str, dict]) -> None:
+    report = other_seed_reports[name]
+    assert report["passed"], _failures(report)
+    assert report["sync"]["final_book_correct"] is True
+
+
+def test_injected_faults_are_counted_in_the_report(fixture_reports: dict[str, dict]) -> None:
+    for name in LIBRARY:
+        scenario = load_scenario(name)
+        kinds = {spec.kind for spec in scenario.faults}
+        report = fixture_reports[name]
+        assert all(report["faults"].get(kind, 0) > 0 for kind in kinds), (name, report["faults"])
+
+
+def test_fault_detecting_scenarios_detect_gaps(fixture_reports: dict[str, dict]) -> None:
+    gap_storm = fixture_reports["gap_storm"]["sync"]
+    assert gap_storm["gaps_injected"] > 0
+    assert gap_storm["gaps_detected"] == gap_storm["gaps_injected"]
+    assert fixture_reports["clean"]["sync"]["gaps_injected"] == 0
+    assert fixture_reports["clean"]["sync"]["resyncs"] == 0
+
+
+def test_same_recording_scenario_and_seed_give_the_same_schedule_and_counts() -> None:
+    frames = load_replay_data(BUNDLED_FIXTURE).frames
+    scenario = load_scenario("chaos")
+    first, second = scenario.plan(frames, 3), scenario.plan(frames, 3)
+    assert first.entries == second.entries
+    assert first.injected == second.injected
+    assert scenario.plan(frames, 4).entries != first.entries
+    runs = [run_replay(ReplayRequest(scenario="gap_storm", seed=5)) for _ in range(2)]
+    assert runs[0]["faults"] == runs[1]["faults"]
+    assert runs[0]["sync"]["gaps_injected"] == runs[1]["sync"]["gaps_injected"]
+    assert runs[0]["frames"]["sent"] == runs[1]["frames"]["sent"]
+    assert runs[0]["seed"] == 5
+
+
+def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
+
+
+def test_cli_passing_run_writes_reports_and_exits_zero(tmp_path: Path) -> None:
+    report_path, junit_path = tmp_path / "r.json", tmp_path / "r.xml"
+    result = _cli(
+        "replay", "--scenario", "clean", "--speed", "20", "--report", str(report_path), "--junit", str(junit_path)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "PASS" in result.stdout
+    report = orjson.loads(report_path.read_bytes())
+    for key in ("passed", "scenario", "seed", "recording", "faults", "frames", "sync", "latency_us", "expectations"):
+        assert key in report
+    assert report["passed"] is True and report["speed"] == 20
+    assert junit_path.read_text().startswith("<?xml")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scenario", "no_such_scenario"], "unknown scenario"),
+        (["--scenario", "clean", "--recording", "/nonexistent/rec"], "no such recording"),
+        (["--scenario", "clean", "--subject", "not_a_factory"], "module:factory"),
+        (["--scenario", "clean", "--subject", "no_such_module_xyz:create"], "cannot be found"),
+        (["--scenario", "clean", "--subject", "harness.default_subject:nothing"], "no callable"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_two(args: list[str], message: str) -> None:
+    result = _cli("replay", *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.stderr
+
+
+def test_cli_bad_scenario_file_names_file_and_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\ndescription = "x"\nspeed = "fast"\nseed = 1\n')
+    result = _cli("replay", "--scenario", str(bad))
+    assert result.returncode == 2
+    assert str(bad) in result.stderr and "speed" in result.stderr
