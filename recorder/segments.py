@@ -25,6 +25,7 @@ from recorder.format import (
     SCHEMA,
     SEALED_SUFFIX,
     EventKind,
+    RecordedEvent,
     RecordingMeta,
     segment_name,
 )
@@ -118,6 +119,20 @@ class RecordingWriter:
         else:
             self.tick(mono_ns)
         return seq
+
+    def append_event(self, event: RecordedEvent) -> int:
+        """Appends an event built elsewhere (synth, importers); its own `seq` is replaced by the writer's."""
+        return self.append(
+            event.kind,
+            conn_id=event.conn_id,
+            wall_ns=event.recv_wall_ns,
+            mono_ns=event.recv_mono_ns,
+            payload=event.payload,
+            url=event.url,
+            stream=event.stream,
+            status=event.status,
+            reason=event.reason,
+        )
 
     def tick(self, now_mono_ns: int) -> None:
         """Flushes when the oldest buffered row is a flush interval old; the shell calls this on a timer."""

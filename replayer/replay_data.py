@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from harness.errors import HarnessError
-from harness.venues.binance_spot.rest import SymbolSpec, symbol_spec
+from harness.venues.binance_spot.rest import DEPTH_PATH, SymbolSpec, symbol_spec
 from harness.venues.binance_spot.streams import is_depth_diff, symbol_of
 from recorder.format import EventKind, RecordedEvent
 from replayer.reader import Recording
@@ -232,7 +232,7 @@ def _reindex(frames: list[Frame], monos: list[int]) -> list[Frame]:
 
 
 def _is_depth_url(url: str | None) -> bool:
-    return url is not None and urlsplit(url).path.endswith("/api/v3/depth")
+    return url is not None and urlsplit(url).path.endswith(DEPTH_PATH)
 
 
 def _snapshot(event: RecordedEvent, source: str) -> RecordedSnapshot:

@@ -46,20 +46,6 @@ def make_event(seq: int, rng: random.Random) -> RecordedEvent:
     )
 
 
-def append(writer: RecordingWriter, event: RecordedEvent) -> int:
-    return writer.append(
-        event.kind,
-        conn_id=event.conn_id,
-        wall_ns=event.recv_wall_ns,
-        mono_ns=event.recv_mono_ns,
-        payload=event.payload,
-        url=event.url,
-        stream=event.stream,
-        status=event.status,
-        reason=event.reason,
-    )
-
-
 def frame(writer: RecordingWriter, mono_ns: int, payload: bytes = b"x" * 100) -> int:
     return writer.append(
         EventKind.WS_RECV, conn_id=1, wall_ns=META.start_wall_ns + mono_ns, mono_ns=mono_ns, payload=payload
@@ -75,7 +61,7 @@ def test_round_trip_keeps_every_field_and_the_metadata(tmp_path: Path) -> None:
     rng = random.Random(7)
     events = [make_event(seq, rng) for seq in range(500)]
     with RecordingWriter(tmp_path / "rec", META, fsync=False) as writer:
-        seqs = [append(writer, e) for e in events]
+        seqs = [writer.append_event(e) for e in events]
     assert seqs == list(range(500))
     assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == [segment_name(0, SEALED_SUFFIX)]
     recording = Recording(tmp_path / "rec")
@@ -326,7 +312,7 @@ def test_any_batching_and_rotation_reads_back_the_same_events(
         folder, META, rows_per_group=rows_per_group, segment_max_bytes=segment_max_bytes, fsync=False
     ) as writer:
         for event in events:
-            append(writer, event)
+            writer.append_event(event)
             if event.seq in flush_at:
                 writer.flush(event.recv_mono_ns)
     if count == 0:

@@ -20,7 +20,7 @@ from harness.synth.market import BookChange, MarketSimulator, Trade, symbol_spec
 from harness.synth.run import generate_events, synthesize, write_synthetic_recording
 from harness.venues.binance_spot.encoder import decimal_string, depth_update_data, trade_data
 from harness.venues.binance_spot.rest import depth_snapshot_body
-from harness.venues.binance_spot.streams import wrap_combined as combined_frame
+from harness.venues.binance_spot.streams import wrap_combined
 from recorder.format import EventKind, RecordedEvent
 from replayer.reader import Recording
 from replayer.reference_book import ReferenceBook
@@ -95,7 +95,7 @@ def test_frames_are_binance_shaped(events: list[RecordedEvent]) -> None:
     for e in (e for e in events if e.kind is EventKind.WS_RECV):
         frame = orjson.loads(e.payload)
         assert frame["stream"] == e.stream
-        assert e.payload == combined_frame(e.stream, orjson.dumps(frame["data"]))
+        assert e.payload == wrap_combined(e.stream, orjson.dumps(frame["data"]))
         data = frame["data"]
         seen.add(data["e"])
         assert data["s"] == "BTCUSDT"
@@ -230,7 +230,7 @@ def test_encoder_reproduces_real_binance_bytes() -> None:
                 )
             else:
                 continue
-            assert combined_frame(message["stream"], encoded) == raw
+            assert wrap_combined(message["stream"], encoded) == raw
             checked[data["e"]] += 1
     assert all(count > 0 for count in checked.values()), checked
 

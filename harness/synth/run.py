@@ -27,9 +27,8 @@ from harness.book_events import DepthDelta, DepthSnapshot
 from harness.errors import HarnessError
 from harness.synth.market import BookChange, MarketSimulator, SymbolSpec, Trade, symbol_spec
 from harness.venues.binance_spot.encoder import decimal_string, depth_update_data, trade_data
-from harness.venues.binance_spot.rest import depth_snapshot_body
-from harness.venues.binance_spot.streams import depth_stream, trade_stream
-from harness.venues.binance_spot.streams import wrap_combined as combined_frame
+from harness.venues.binance_spot.rest import depth_snapshot_body, depth_url
+from harness.venues.binance_spot.streams import combined_url, depth_stream, trade_stream, wrap_combined
 from harness.venues.registry import venue_info
 from recorder.format import EventKind, RecordedEvent, RecordingMeta
 from recorder.segments import RecordingWriter
@@ -104,8 +103,8 @@ class _Session:
         self._net = _Network(seed)
         self._depth_stream = depth_stream(spec.symbol)
         self._trade_stream = trade_stream(spec.symbol)
-        self.ws_url = f"{info.ws_url}/stream?streams={self._depth_stream}/{self._trade_stream}"
-        self.rest_url = f"{info.rest_url}/api/v3/depth?symbol={spec.symbol}&limit={REST_DEPTH_LIMIT}"
+        self.ws_url = combined_url(info.ws_url, (self._depth_stream, self._trade_stream))
+        self.rest_url = depth_url(info.rest_url, spec.symbol, REST_DEPTH_LIMIT)
         bids, asks = self._market.book()
         self._bids = dict(bids)
         self._asks = dict(asks)
@@ -204,7 +203,7 @@ class _Session:
 
     def _push_outgoing(self, send_ns: int, stream: str, data: bytes) -> None:
         self._order += 1
-        heapq.heappush(self._outgoing, (send_ns, self._order, stream, combined_frame(stream, data)))
+        heapq.heappush(self._outgoing, (send_ns, self._order, stream, wrap_combined(stream, data)))
 
     def _deliver(self, send_ns: int, stream: str, payload: bytes) -> None:
         """One frame reaches the recorder: in send order, after a delay; before subscribing, nothing."""
@@ -318,17 +317,7 @@ def _write(output: Path, symbol: str, seconds: float, seed: int) -> tuple[list[P
     # No fsync: a synthetic recording is rebuilt from its seed, so durability buys nothing here.
     with RecordingWriter(output, meta, fsync=False) as writer:
         for event in session.events():
-            writer.append(
-                event.kind,
-                conn_id=event.conn_id,
-                wall_ns=event.recv_wall_ns,
-                mono_ns=event.recv_mono_ns,
-                payload=event.payload,
-                url=event.url,
-                stream=event.stream,
-                status=event.status,
-                reason=event.reason,
-            )
+            writer.append_event(event)
     return writer.sealed, session.stats
 
 
