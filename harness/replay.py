@@ -29,6 +29,7 @@ from harness.subject import DEFAULT_SUBJECT, check_factory_spec
 from replayer.reader import Recording
 from replayer.replay_data import ReplayData, load_replay_data
 from replayer.server import VenueServer
+from replayer.timeline import TimelineEntry
 
 BUNDLED_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "binance_spot_btcusdt_synth"
 SUBSCRIBE_TIMEOUT_S = 20.0
@@ -60,6 +61,19 @@ class SubjectRun:
     protocol_error: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Setup:
+    """Everything the live part of a run needs, decided before any socket opens."""
+
+    data: ReplayData
+    schedule: list[TimelineEntry]
+    speed: float
+    seed: int
+    venue: str
+    subject: str
+    final_ids: dict[str, int]
+
+
 def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict[str, Any]:
     """Runs one replay and returns the JSON report (with `passed`); raises HarnessError for bad input."""
     scenario = load_scenario(request.scenario)
@@ -74,7 +88,8 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
     plan = scenario.plan(data.frames, seed)
     oracle = oracle_for(data)
     final_ids = {symbol: oracle.last_update_id(symbol) for symbol in oracle.symbols}
-    run, server = asyncio.run(_run(data, plan.entries, speed, seed, venue, request.subject, final_ids, progress))
+    setup = _Setup(data, plan.entries, speed, seed, venue, request.subject, final_ids)
+    run, server = asyncio.run(_run(setup, progress))
     if run.exit_code == 2 and run.stderr.startswith("error: "):
         raise HarnessError(run.stderr.splitlines()[0].removeprefix("error: "))
     clients = list(server.clients.values())
@@ -120,54 +135,36 @@ def oracle_for(data: ReplayData) -> Oracle:
     return Oracle(data.frames, snapshots)
 
 
-async def _run(
-    data: ReplayData,
-    schedule: list,
-    speed: float,
-    seed: int,
-    venue: str,
-    subject: str,
-    final_ids: dict[str, int],
-    progress: Progress | None,
-) -> tuple[SubjectRun, VenueServer]:
-    server = VenueServer(data, schedule=schedule, speed=speed)
+async def _run(setup: _Setup, progress: Progress | None) -> tuple[SubjectRun, VenueServer]:
+    server = VenueServer(setup.data, schedule=setup.schedule, speed=setup.speed)
     try:
         await server.start()
     except OSError as exc:
         raise HarnessError(f"cannot start the fake venue on 127.0.0.1: {exc.strerror or exc}") from None
     try:
-        run = await _drive_subject(server, data, speed, seed, venue, subject, final_ids, progress)
+        run = await _drive_subject(server, setup, progress)
     finally:
         await server.stop()
     return run, server
 
 
-async def _drive_subject(
-    server: VenueServer,
-    data: ReplayData,
-    speed: float,
-    seed: int,
-    venue: str,
-    subject: str,
-    final_ids: dict[str, int],
-    progress: Progress | None,
-) -> SubjectRun:
+async def _drive_subject(server: VenueServer, setup: _Setup, progress: Progress | None) -> SubjectRun:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "harness.subject_host",
         "--factory",
-        subject,
+        setup.subject,
         "--venue",
-        venue,
+        setup.venue,
         "--symbols",
-        ",".join(data.symbols),
+        ",".join(setup.data.symbols),
         "--ws-url",
         server.ws_url,
         "--rest-url",
         server.rest_url,
         "--seed",
-        str(seed),
+        str(setup.seed),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -175,22 +172,19 @@ async def _drive_subject(
     )
     run = SubjectRun()
     caught_up = asyncio.Event()
-    reader = asyncio.create_task(_read_reports(process, run, final_ids, caught_up))
+    reader = asyncio.create_task(_read_reports(process, run, setup.final_ids, caught_up))
     errors = asyncio.create_task(process.stderr.read())
     exited = asyncio.create_task(process.wait())
     ticker = asyncio.create_task(_report_progress(server, progress)) if progress else None
     try:
-        started = asyncio.create_task(server.finished.wait())
-        duration_s = data.duration_ns / 1e9 / speed if speed > 0 else 0.0
-        done, _ = await asyncio.wait(
-            {started, exited}, timeout=SUBSCRIBE_TIMEOUT_S + duration_s * 1.5 + 30, return_when="FIRST_COMPLETED"
-        )
-        started.cancel()
-        if exited not in done and server.finished.is_set():
+        duration_s = setup.data.duration_ns / 1e9 / setup.speed if setup.speed > 0 else 0.0
+        await _wait_any(server.finished.wait(), exited, timeout=SUBSCRIBE_TIMEOUT_S + duration_s * 1.5 + 30)
+        if not exited.done() and server.finished.is_set():
             await _wait_any(caught_up.wait(), exited, timeout=CATCH_UP_TIMEOUT_S)
     finally:
         if ticker is not None:
             ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
         if process.stdin is not None and not process.stdin.is_closing():
             process.stdin.close()
         try:
@@ -207,9 +201,11 @@ async def _drive_subject(
 
 
 async def _wait_any(awaitable: Any, task: asyncio.Task, timeout: float) -> None:
+    """Waits for `awaitable`, but no longer than `task` (the subject process) lives, nor `timeout`."""
     waiter = asyncio.ensure_future(awaitable)
     await asyncio.wait({waiter, task}, timeout=timeout, return_when="FIRST_COMPLETED")
     waiter.cancel()
+    await asyncio.gather(waiter, return_exceptions=True)
 
 
 async def _read_reports(
