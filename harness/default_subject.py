@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from time import monotonic_ns
 from typing import Any
 
@@ -22,7 +22,7 @@ from harness.http import HttpError, http_get
 from harness.observations import BookObservation, FinalBook, SyncEvent
 from harness.queue import BoundedPriorityQueue, MessagePriority
 from harness.subject import Report, SubjectConfig
-from harness.sync import Applied, BookSync, GapDetected, NeedSnapshot, Resync, StaleSnapshot, Synced
+from harness.sync import Applied, BookSync, GapDetected, NeedSnapshot, Resync, SequencingRule, StaleSnapshot, Synced
 from harness.sync import SyncEvent as Decision
 from harness.venues.binance_spot.decoder import decode_frame, decode_snapshot
 from harness.venues.binance_spot.sequencing import BinanceSpotSequencing
@@ -45,17 +45,25 @@ class BinanceSpotSubject:
         config: SubjectConfig,
         *,
         queue_size: int = 10_000,
-        watchdog_s: float = 1.5,
+        watchdog_s: float | None = 1.5,
         backoff: BackoffPolicy | None = None,
+        max_retries: int | None = None,
         snapshot_retry_s: float = 0.05,
         snapshot_retry_cap_s: float = 1.0,
+        snapshot_timeout_s: float = 5.0,
+        sequencing: Callable[[], SequencingRule] = BinanceSpotSequencing,
     ) -> None:
+        """The keywords are the knobs a deployment tunes (tests/broken_subjects.py mistunes them on purpose).
+
+        `sequencing` makes one rule per symbol; `watchdog_s=None` trusts a silent socket forever;
+        `max_retries` caps consecutive failed reconnects (None: retry forever).
+        """
         if config.venue != "binance-spot":
             raise ValueError(f"the default subject speaks binance-spot, not {config.venue}")
         self._config = config
         streams = "/".join(f"{s.lower()}@depth@100ms/{s.lower()}@trade" for s in config.symbols)
         self._url = f"{config.ws_url.rstrip('/')}/stream?streams={streams}"
-        self._syncs = {symbol: BookSync(BinanceSpotSequencing()) for symbol in config.symbols}
+        self._syncs = {symbol: BookSync(sequencing()) for symbol in config.symbols}
         self._queue = BoundedPriorityQueue(queue_size, "DROP_LOWEST")
         self._client = ReconnectingClient(
             self._url,
@@ -63,11 +71,13 @@ class BinanceSpotSubject:
             on_event=self._on_event,
             backoff=backoff or BackoffPolicy(base_s=0.05, multiplier=2.0, cap_s=1.0),
             rng=random.Random(config.seed),
+            max_retries=max_retries,
             watchdog_s=watchdog_s,
             stable_after_s=2.0,
         )
         self._snapshot_retry_s = snapshot_retry_s
         self._snapshot_retry_cap_s = snapshot_retry_cap_s
+        self._snapshot_timeout_s = snapshot_timeout_s
         self._conn_id: int | None = None
         self._fetches: dict[str, asyncio.Task[None]] = {}
         self._refetch: set[str] = set()
@@ -193,7 +203,7 @@ class BinanceSpotSubject:
             self._refetch.discard(symbol)
             failure = None
             try:
-                response = await http_get(url, user_agent=USER_AGENT, timeout_s=5.0)
+                response = await http_get(url, user_agent=USER_AGENT, timeout_s=self._snapshot_timeout_s)
                 if response.status != 200:
                     failure = f"HTTP {response.status}"
                 else:

@@ -1,0 +1,248 @@
+"""Deliberately broken subjects: our components with one defect each, for tests/test_replay_catches.py.
+
+Each factory is importable as `tests.broken_subjects:<name>` from the repository root (the subject
+process runs `python -m harness.subject_host` there). Each defect is one a real market-data client
+has shipped with; each is harmless on a clean feed and shows only under the fault it mishandles, so
+a test can show the checker separating the broken subject from our default one on the same replay.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from typing import Any
+
+from harness.book_events import DecodeError, DepthDelta
+from harness.client_state import ClientEvent, ConnectionOpened, Disconnected
+from harness.default_subject import SNAPSHOT_LIMIT, USER_AGENT, BinanceSpotSubject
+from harness.http import HttpError, http_get
+from harness.observations import SyncEvent
+from harness.queue import MessagePriority
+from harness.subject import SubjectConfig
+from harness.sync import Step
+from harness.venues.binance_spot.decoder import decode_frame, decode_snapshot
+from harness.venues.binance_spot.sequencing import BinanceSpotSequencing
+
+# Sequencing rules with one rule of Binance's "manage a local order book" recipe left out.
+
+
+class GapBlindSequencing(BinanceSpotSequencing):
+    """Skips what it has seen, applies anything newer: an update that does not start at `u + 1` is
+    applied anyway, so lost, corrupt and reordered frames leave holes nobody notices."""
+
+    def follow(self, delta: DepthDelta, last_update_id: int) -> Step:
+        return Step.DROP if delta.last_update_id <= last_update_id else Step.APPLY
+
+
+class NoDedupSequencing(BinanceSpotSequencing):
+    """Applies an update it has already applied (or an older one) instead of dropping it: a late
+    retransmission puts old sizes back into the book."""
+
+    def follow(self, delta: DepthDelta, last_update_id: int) -> Step:
+        if delta.last_update_id <= last_update_id:
+            return Step.APPLY
+        return super().follow(delta, last_update_id)
+
+
+class TrustingBridgeSequencing(BinanceSpotSequencing):
+    """Joins any snapshot to the buffered updates: never refetches a stale snapshot and never drops
+    the updates a too-new snapshot already contains."""
+
+    def snapshot_is_stale(self, snapshot_id: int, first: DepthDelta) -> bool:
+        return False
+
+    def bridge(self, delta: DepthDelta, snapshot_id: int) -> Step:
+        return Step.APPLY
+
+
+class ResumingSequencing(BinanceSpotSequencing):
+    """The usual rule, except that the first update after a reconnect is taken as the next one."""
+
+    def __init__(self) -> None:
+        self.resume_next = False
+
+    def follow(self, delta: DepthDelta, last_update_id: int) -> Step:
+        if self.resume_next and delta.last_update_id > last_update_id:
+            self.resume_next = False
+            return Step.APPLY
+        return super().follow(delta, last_update_id)
+
+
+# Subjects.
+
+
+class ResumesAfterReconnect(BinanceSpotSubject):
+    """Assumes a new connection resumes the stream where the old one left off: keeps its book across
+    a disconnect (no resync) and applies the new connection's first update on top of it."""
+
+    def __init__(self, config: SubjectConfig, **options: Any) -> None:
+        self._rules: list[ResumingSequencing] = []
+        super().__init__(config, sequencing=self._new_rule, **options)
+
+    def _new_rule(self) -> ResumingSequencing:
+        rule = ResumingSequencing()
+        self._rules.append(rule)
+        return rule
+
+    def _on_event(self, event: ClientEvent) -> None:
+        if isinstance(event, Disconnected):
+            for rule in self._rules:
+                rule.resume_next = True
+            return
+        super()._on_event(event)
+
+
+class GivesUpOnSnapshot(BinanceSpotSubject):
+    """Fetches each snapshot once with a tight timeout; after an error or a timeout it never asks
+    again, so the book stays unsynced."""
+
+    def __init__(self, config: SubjectConfig) -> None:
+        super().__init__(config, snapshot_timeout_s=0.25)
+        self._gave_up: set[str] = set()
+
+    def _want_snapshot(self, symbol: str) -> None:
+        if symbol not in self._gave_up:
+            super()._want_snapshot(symbol)
+
+    async def _fetch_snapshot(self, symbol: str) -> None:
+        url = f"{self._config.rest_url.rstrip('/')}/api/v3/depth?symbol={symbol}&limit={SNAPSHOT_LIMIT}"
+        try:
+            response = await http_get(url, user_agent=USER_AGENT, timeout_s=self._snapshot_timeout_s)
+            snapshot = decode_snapshot(response.body, symbol) if response.status == 200 else None
+        except (HttpError, TimeoutError, DecodeError):
+            snapshot = None
+        if snapshot is None:
+            self._gave_up.add(symbol)
+            self._report(SyncEvent("snapshot_error", time.monotonic_ns(), "giving up", symbol))
+            return
+        self._fetches.pop(symbol, None)
+        self._handle(symbol, self._syncs[symbol].on_snapshot(snapshot), time.monotonic_ns())
+
+
+_FIELD = re.compile(rb'"([sUu])":"?([A-Za-z0-9]+)')
+_LEVEL = re.compile(rb'\["([0-9.]+)","([0-9.]+)"\]')
+
+
+def salvage_depth(payload: bytes) -> DepthDelta | None:
+    """What a "tolerant" parser recovers from a broken depthUpdate: its ids and every complete level
+    it can find. From a truncated frame that is the first part of the update under its full id range."""
+    if b"depthUpdate" not in payload:
+        return None
+    fields = {key.decode(): value.decode() for key, value in _FIELD.findall(payload)}
+    if not {"s", "U", "u"} <= fields.keys() or not (fields["U"].isdigit() and fields["u"].isdigit()):
+        return None
+    bids_at, asks_at = payload.find(b'"b":'), payload.find(b'"a":')
+    bids_part = payload[bids_at : asks_at if asks_at > bids_at else len(payload)] if bids_at >= 0 else b""
+    asks_part = payload[asks_at:] if asks_at >= 0 else b""
+    bids = [[p.decode(), q.decode()] for p, q in _LEVEL.findall(bids_part)]
+    asks = [[p.decode(), q.decode()] for p, q in _LEVEL.findall(asks_part)]
+    return DepthDelta(fields["s"], int(fields["U"]), int(fields["u"]), bids, asks)
+
+
+class SalvagesCorruptFrames(BinanceSpotSubject):
+    """Repairs frames it cannot decode instead of dropping them and letting the sequence check see the gap."""
+
+    def _on_message(self, payload: bytes, recv_mono_ns: int, recv_wall_ns: int, conn_id: int) -> None:
+        try:
+            decode_frame(payload)
+        except DecodeError:
+            delta = salvage_depth(payload)
+            if delta is not None:
+                self._queue.put_nowait((delta, recv_mono_ns, time.monotonic_ns(), conn_id), MessagePriority.NORMAL)
+                return
+        super()._on_message(payload, recv_mono_ns, recv_wall_ns, conn_id)
+
+
+class SlowReading(BinanceSpotSubject):
+    """Takes `READ_COST_S` per frame on a small receive buffer, so the venue's backlog for it grows and
+    a slow-consumer limit drops it."""
+
+    READ_COST_S = 0.004
+    RECEIVE_BUFFER = 4096
+
+    def _on_event(self, event: ClientEvent) -> None:
+        if isinstance(event, ConnectionOpened):
+            ws = self._client._ws
+            sock = ws.transport.get_extra_info("socket") if ws is not None and ws.transport is not None else None
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.RECEIVE_BUFFER)
+        super()._on_event(event)
+
+    def _on_message(self, payload: bytes, recv_mono_ns: int, recv_wall_ns: int, conn_id: int) -> None:
+        time.sleep(self.READ_COST_S)
+        super()._on_message(payload, recv_mono_ns, recv_wall_ns, conn_id)
+
+
+def gap_blind(config: SubjectConfig) -> BinanceSpotSubject:
+    """Applies updates across sequence gaps (drop, gap, reorder)."""
+    return BinanceSpotSubject(config, sequencing=GapBlindSequencing)
+
+
+def applies_duplicates(config: SubjectConfig) -> BinanceSpotSubject:
+    """Applies duplicate and older updates again (duplicate)."""
+    return BinanceSpotSubject(config, sequencing=NoDedupSequencing)
+
+
+def sheds_bursts(config: SubjectConfig) -> BinanceSpotSubject:
+    """A four-slot queue that drops depth updates when a burst arrives, and a sync that does not
+    notice the holes they leave (burst)."""
+    return BinanceSpotSubject(config, queue_size=4, sequencing=GapBlindSequencing)
+
+
+def trigger_happy_watchdog(config: SubjectConfig) -> BinanceSpotSubject:
+    """Takes 200 ms of silence for a dead connection: a network delay costs it a reconnect and a resync (delay)."""
+    return BinanceSpotSubject(config, watchdog_s=0.2)
+
+
+def no_watchdog(config: SubjectConfig) -> BinanceSpotSubject:
+    """Trusts a silent socket forever, so a half-open connection is never noticed (stall)."""
+    return BinanceSpotSubject(config, watchdog_s=None)
+
+
+def resumes_after_reconnect(config: SubjectConfig) -> BinanceSpotSubject:
+    """Keeps its book across reconnects (disconnect)."""
+    return ResumesAfterReconnect(config)
+
+
+def gives_up_reconnecting(config: SubjectConfig) -> BinanceSpotSubject:
+    """Stops reconnecting after two refused handshakes in a row (handshake_refused, exchange_restart)."""
+    return BinanceSpotSubject(config, max_retries=2)
+
+
+def gives_up_silently(config: SubjectConfig) -> BinanceSpotSubject:
+    """Never reconnects after a disconnect and does not notice: its book freezes but still claims synced."""
+    return ResumesAfterReconnect(config, max_retries=0)
+
+
+def trusts_any_snapshot(config: SubjectConfig) -> BinanceSpotSubject:
+    """Joins stale and too-new snapshots to the stream (snapshot stale, too_new)."""
+    return BinanceSpotSubject(config, sequencing=TrustingBridgeSequencing)
+
+
+def gives_up_on_snapshot(config: SubjectConfig) -> BinanceSpotSubject:
+    """One snapshot attempt with a 250 ms timeout, then never again (snapshot error, slow)."""
+    return GivesUpOnSnapshot(config)
+
+
+def salvages_corrupt_frames(config: SubjectConfig) -> BinanceSpotSubject:
+    """Applies what it can parse of a broken frame (corrupt, truncated)."""
+    return SalvagesCorruptFrames(config)
+
+
+def slow_reader_resumes(config: SubjectConfig) -> BinanceSpotSubject:
+    """Too slow for the venue, and keeps its book when the venue drops it (slow_consumer)."""
+    return SlowReaderResumes(config)
+
+
+def slow_reader(config: SubjectConfig) -> BinanceSpotSubject:
+    """Too slow for the venue but otherwise correct: dropped, it reconnects and resyncs."""
+    return SlowReader(config)
+
+
+class SlowReader(SlowReading):
+    """Dropped for being slow, it reconnects and resyncs: slow but correct."""
+
+
+class SlowReaderResumes(SlowReading, ResumesAfterReconnect):
+    """Dropped for being slow, it carries on with its old book."""
