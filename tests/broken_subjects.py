@@ -156,7 +156,8 @@ class SalvagesCorruptFrames(BinanceSpotSubject):
 
 class SlowReading(BinanceSpotSubject):
     """Takes `READ_COST_S` per frame on a small receive buffer, so the venue's backlog for it grows and
-    a slow-consumer limit drops it."""
+    a slow-consumer limit drops it. (The client has no socket-option hook, so this reaches into its
+    live connection; fine for a test double, not for a subject.)"""
 
     READ_COST_S = 0.004
     RECEIVE_BUFFER = 4096
@@ -174,6 +175,10 @@ class SlowReading(BinanceSpotSubject):
         super()._on_message(payload, recv_mono_ns, recv_wall_ns, conn_id)
 
 
+class SlowReaderResumes(SlowReading, ResumesAfterReconnect):
+    """Dropped for being slow, it carries on with its old book."""
+
+
 def gap_blind(config: SubjectConfig) -> BinanceSpotSubject:
     """Applies updates across sequence gaps (drop, gap, reorder)."""
     return BinanceSpotSubject(config, sequencing=GapBlindSequencing)
@@ -185,9 +190,9 @@ def applies_duplicates(config: SubjectConfig) -> BinanceSpotSubject:
 
 
 def sheds_bursts(config: SubjectConfig) -> BinanceSpotSubject:
-    """A four-slot queue that drops depth updates when a burst arrives, and a sync that does not
-    notice the holes they leave (burst)."""
-    return BinanceSpotSubject(config, queue_size=4, sequencing=GapBlindSequencing)
+    """A four-slot queue: a burst overflows it and depth updates the venue delivered are dropped, so
+    the sync sees gaps that were never on the wire and resyncs for nothing (burst)."""
+    return BinanceSpotSubject(config, queue_size=4)
 
 
 def trigger_happy_watchdog(config: SubjectConfig) -> BinanceSpotSubject:
@@ -233,16 +238,3 @@ def salvages_corrupt_frames(config: SubjectConfig) -> BinanceSpotSubject:
 def slow_reader_resumes(config: SubjectConfig) -> BinanceSpotSubject:
     """Too slow for the venue, and keeps its book when the venue drops it (slow_consumer)."""
     return SlowReaderResumes(config)
-
-
-def slow_reader(config: SubjectConfig) -> BinanceSpotSubject:
-    """Too slow for the venue but otherwise correct: dropped, it reconnects and resyncs."""
-    return SlowReader(config)
-
-
-class SlowReader(SlowReading):
-    """Dropped for being slow, it reconnects and resyncs: slow but correct."""
-
-
-class SlowReaderResumes(SlowReading, ResumesAfterReconnect):
-    """Dropped for being slow, it carries on with its old book."""

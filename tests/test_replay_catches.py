@@ -65,7 +65,7 @@ def _fault(kind: str, start: str, stop: str, **params: Any) -> str:
 
 CASES: dict[str, Case] = {
     "drop": Case("drop", "gap_blind", 8, _fault("drop", "15%", "75%", probability=0.1)),
-    "gap": Case("gap", "gap_blind", 8, _fault("gap", "15%", "75%", count=6, length=2)),
+    "gap": Case("gap", "gap_blind", 8, _fault("gap", "15%", "75%", count=10, length=1)),
     "duplicate": Case(
         "duplicate",
         "applies_duplicates",
@@ -83,7 +83,13 @@ CASES: dict[str, Case] = {
     "delay": Case(
         "delay", "trigger_happy_watchdog", 5, _fault("delay", "30%", "50%", base=2.0, jitter=0.5), '"sync.resyncs" = 0'
     ),
-    "burst": Case("burst", "sheds_bursts", 8, _fault("burst", "15%", "75%", count=6, hold=0.3)),
+    # A burst loses nothing on the wire; a subject whose queue overflows loses updates itself. With our
+    # sequencing it then sees gaps and resyncs (honest, so no divergence): the catch is gaps detected
+    # where the venue sent none. (A gap-blind sync behind the same queue diverges too, but how much
+    # depends on timing: the crossed-book check often resyncs it first, so that is not asserted.)
+    "burst": Case(
+        "burst", "sheds_bursts", 8, _fault("burst", "15%", "75%", count=6, hold=0.3), '"sync.gaps_detected" = 0'
+    ),
     "corrupt": Case(
         "corrupt", "salvages_corrupt_frames", 8, _fault("corrupt", "15%", "75%", probability=0.1, mode="truncated")
     ),
@@ -109,6 +115,7 @@ CASES: dict[str, Case] = {
     "snapshot_error": Case(
         "snapshot", "gives_up_on_snapshot", 8, _fault("snapshot", "30%", "50%", mode="error", status=503)
     ),
+    # The venue sleeps a slow snapshot's `delay` in real time, not divided by speed.
     "snapshot_slow": Case(
         "snapshot", "gives_up_on_snapshot", 8, _fault("snapshot", "30%", "50%", mode="slow", delay=1.0)
     ),
@@ -219,10 +226,11 @@ def test_delay_mistaken_for_a_dead_connection_costs_a_resync(replays: Replays) -
     assert good["sync"]["events"].get("connection_closed", 0) == 0
 
 
-def test_burst_shed_by_a_small_queue_without_resync_diverges(replays: Replays) -> None:
+def test_burst_overflowing_a_small_queue_shows_gaps_never_on_the_wire(replays: Replays) -> None:
     broken, good = replays.pair("burst")
-    sync = _catches(broken, good, *DIVERGED)
-    assert sync["divergent"] > 0
+    sync = _catches(broken, good, "sync.gaps_detected == 0")
+    assert sync["gaps_detected"] > sync["gaps_injected"] == 0 and sync["resyncs"] > 0
+    assert sync["divergent"] == 0 and sync["final_book_correct"]
     assert broken["queue"]["dropped"] > 0 and good["queue"]["dropped"] == 0
 
 
@@ -244,7 +252,7 @@ def test_book_kept_across_a_disconnect_diverges(replays: Replays) -> None:
     broken, good = replays.pair("disconnect")
     sync = _catches(broken, good, *DIVERGED)
     assert sync["divergent"] > 0
-    assert sync["events"]["connection_open"] == good["sync"]["events"]["connection_open"] > 1
+    assert sync["events"]["connection_open"] > 1 and good["sync"]["events"]["connection_open"] > 1
 
 
 def test_client_that_gives_up_on_refused_handshakes_ends_unsynced(replays: Replays) -> None:
