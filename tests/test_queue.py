@@ -245,3 +245,29 @@ def test_plain_int_priorities_are_accepted() -> None:
 def test_bad_arguments_are_user_errors(make, message) -> None:
     with pytest.raises(HarnessError, match=message):
         make()
+
+
+def test_async_put_and_get_count_and_time_like_the_nowait_calls() -> None:
+    """`put`/`get` and `put_nowait`/`get_nowait*` share one fast path below capacity and one general path at it."""
+    asyncio.run(_async_put_and_get_count_and_time_like_the_nowait_calls())
+
+
+async def _async_put_and_get_count_and_time_like_the_nowait_calls() -> None:
+    ops = [("put", i, p) for i, p in enumerate([LOW, NORMAL, LOW, HIGH, CRITICAL, LOW, NORMAL])]
+    ops[3:3] = [("get",), ("get_meta",)]
+    now = [0]
+    by_async = BoundedPriorityQueue(4, "DROP_LOWEST", clock=lambda: now[0])
+    by_nowait = BoundedPriorityQueue(4, "DROP_LOWEST", clock=lambda: now[0])
+    for step, op in enumerate(ops):
+        now[0] = 1_000 * step
+        if op[0] == "put":
+            assert await by_async.put(op[1], op[2]) == by_nowait.put_nowait(op[1], op[2])
+        elif op[0] == "get":
+            assert await by_async.get() == by_nowait.get_nowait()
+        else:
+            got, want = await by_async.get_with_meta(), by_nowait.get_nowait_with_meta()
+            assert got == want and type(got) is type(want) and got.priority is want.priority
+            assert got.queued_ns == now[0] - got.enqueued_ns > 0
+    assert by_async.get_metrics() == by_nowait.get_metrics()
+    assert by_async.get_metrics()["high_water"] == 4 and by_async.get_metrics()["dropped"] == 1
+    assert drain(by_async) == drain(by_nowait) == [4, 3, 6, 5]
