@@ -111,3 +111,18 @@ def test_sketch_api_on_generic_dicts() -> None:
     with pytest.raises(SequenceGap):
         book.process_delta({"update_id": 8, "prev_update_id": 7, "bids": [], "asks": []})
     assert book.last_update_id == 6
+
+
+def test_every_zero_spelling_removes_after_the_book_learned_another() -> None:
+    """The loop compares sizes with the last zero it saw before the strip test; no spelling may slip past."""
+    book = OrderBook()
+    prices = [f"{100 + i}.00" for i in range(8)]
+    book.load(1, [[p, "1"] for p in prices], [[f"{200 + i}.00", "1"] for i in range(8)])
+    spellings = ["0", "0.00000000", "0.", ".0", "000.000", "0.0", "00", "0"]
+    for step, (price, zero) in enumerate(zip(prices, spellings, strict=True), start=2):
+        book.apply(step, [[price, zero], ["99.00", "00.5"]], [[f"{200 + step - 2}.00", zero]])
+    assert book.bids() == [("99.00", "00.5")]
+    assert book.asks() == []
+    book.apply(20, [["98.00", "0.00100000"]], [["201.00", "0.00000001"]])
+    assert book.bids() == [("99.00", "00.5"), ("98.00", "0.00100000")]
+    assert book.asks() == [("201.00", "0.00000001")]
