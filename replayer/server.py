@@ -35,7 +35,7 @@ import struct
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -196,6 +196,8 @@ class VenueServer:
         self._rest_left = 0
         self._buffer_limit: int | None = None
         self._half_open = False
+        self._weight_minute = 0
+        self._weight_used = 0
 
     @property
     def port(self) -> int:
@@ -472,7 +474,7 @@ class VenueServer:
 
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         parts = urlsplit(request.path)
-        if parts.path.startswith("/api/"):
+        if parts.path.startswith(("/api/", "/sapi/")):
             return await self._rest(parts.path, parse_qs(parts.query, keep_blank_values=True))
         if parse_ws_path(request.path) is None:
             return _response(404, b'{"code":-1000,"msg":"Not found."}')
@@ -485,6 +487,7 @@ class VenueServer:
 
     async def _rest(self, route: str, query: dict[str, list[str]]) -> Response:
         endpoint = route.rsplit("/", 1)[-1]
+        weight = self._use_weight(rest.request_weight(route, query))
         try:
             if route == rest.PING_PATH:
                 body = rest.ping_body()
@@ -494,22 +497,56 @@ class VenueServer:
                 body = self._exchange_info(query)
             elif route == rest.DEPTH_PATH:
                 body = await self._depth(query)
+            elif route == rest.BOOK_TICKER_PATH:
+                body = self._book_ticker(query)
+            elif route == rest.SYSTEM_STATUS_PATH:
+                body = rest.system_status_body()
             else:
                 self.stats.rest_requests[f"{endpoint}:404"] += 1
-                return _response(404, b'{"code":-1000,"msg":"Not found."}')
+                return _response(404, b'{"code":-1000,"msg":"Not found."}', weight)
         except rest.RestError as error:
             self.stats.rest_requests[f"{endpoint}:{error.status}"] += 1
-            return _response(error.status, error.body())
+            return _response(error.status, error.body(), weight)
         self.stats.rest_requests[f"{endpoint}:200"] += 1
-        return _response(200, body)
+        return _response(200, body, weight)
+
+    def _use_weight(self, weight: int) -> list[tuple[str, str]]:
+        """Adds a request's weight to this wall-clock minute's total (one IP: loopback); returns the headers."""
+        minute = time.time_ns() // 60_000_000_000
+        if minute != self._weight_minute:
+            self._weight_minute, self._weight_used = minute, 0
+        self._weight_used += weight
+        return rest.used_weight_headers(self._weight_used)
 
     def _exchange_info(self, query: dict[str, list[str]]) -> bytes:
-        names = rest.exchange_info_params(query)
+        asked = rest.exchange_info_params(query)
+        names = self._known(asked.names)
+        if asked.status not in (None, rest.SYMBOL_STATUS):
+            names = []
+        specs = [self.data.specs[n] for n in names]
+        return rest.exchange_info_body(
+            specs, time.time_ns() // 1_000_000, show_permission_sets=asked.show_permission_sets
+        )
+
+    def _book_ticker(self, query: dict[str, list[str]]) -> bytes:
+        """Best bid and ask from the venue book at the current replay position, like REST depth."""
+        asked = rest.book_ticker_params(query)
+        entries = []
+        for name in self._known(asked):
+            book = self.books.book(name)
+            if book is None:
+                raise rest.invalid_symbol()
+            bids, asks = book.bids(1), book.asks(1)
+            entries.append(rest.book_ticker_entry(name, bids[0] if bids else None, asks[0] if asks else None))
+        return rest.book_ticker_body(entries, single="symbol" in query)
+
+    def _known(self, names: list[str] | None) -> list[str]:
+        """`names` (every recorded symbol when None), or -1121 when one was not recorded."""
         if names is None:
-            names = list(self.data.symbols)
-        elif any(name not in self.data.specs for name in names):
+            return list(self.data.symbols)
+        if any(name not in self.data.specs for name in names):
             raise rest.invalid_symbol()
-        return rest.exchange_info_body([self.data.specs[n] for n in names], time.time_ns() // 1_000_000)
+        return names
 
     async def _depth(self, query: dict[str, list[str]]) -> bytes:
         symbol, limit = rest.depth_params(query)
@@ -540,7 +577,7 @@ class VenueServer:
         return self._rest_mode
 
 
-def _response(status: int, body: bytes) -> Response:
+def _response(status: int, body: bytes, extra_headers: Sequence[tuple[str, str]] = ()) -> Response:
     try:
         phrase = http.HTTPStatus(status).phrase
     except ValueError:
@@ -549,6 +586,7 @@ def _response(status: int, body: bytes) -> Response:
         [
             ("Content-Type", "application/json;charset=UTF-8"),
             ("Content-Length", str(len(body))),
+            *extra_headers,
             ("Connection", "close"),
         ]
     )

@@ -167,6 +167,19 @@ async def http_get(server: VenueServer, target: str) -> tuple[int, bytes]:
     return int(head.split(b" ", 2)[1]), body
 
 
+async def http_get_headers(server: VenueServer, target: str) -> tuple[int, dict[str, str], bytes]:
+    """Like `http_get`, with the response headers (names lower-cased): what weight-aware clients read."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nAccept: */*\r\n\r\n".encode())
+    response = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    head, _, body = response.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode().split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return int(status_line.split(" ", 2)[1]), headers, body
+
+
 async def recv_n(ws: ClientConnection, n: int) -> list[bytes]:
     return [await ws.recv(decode=False) for _ in range(n)]
 
@@ -269,6 +282,8 @@ def test_subscribe_list_unsubscribe_and_errors_on_a_bare_ws_path(built: Built, d
             reply, _ = await request(ws, {"method": "SUBSCRIBE!", "params": [], "id": 9})
             assert reply["error"]["code"] == 2 and reply["error"]["msg"].startswith("Invalid request: unknown variant")
             assert reply["id"] == 9
+            reply, _ = await request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": None})
+            assert reply == {"result": [], "id": None}
             reply, _ = await request(ws, {"method": "SUBSCRIBE", "params": [TRADE], "id": "x" * 40})
             assert reply == {
                 "error": {"code": 2, "msg": "Invalid request: request ID must be an unsigned integer"},
@@ -405,6 +420,84 @@ def test_rest_endpoints_and_their_errors(data: ReplayData) -> None:
             assert status == 404
             assert server.stats.rest_requests["depth:400"] == 3
             assert server.stats.rest_requests["depth:200"] == 1
+
+    asyncio.run(run())
+
+
+def test_every_rest_answer_reports_the_weight_used_this_minute(data: ReplayData) -> None:
+    """binance-connector's `show_limit_usage` read nothing before these headers existed."""
+    requests = [
+        ("/api/v3/ping", 1),
+        ("/api/v3/depth?symbol=BTCUSDT&limit=500", 25),
+        ("/api/v3/exchangeInfo", 20),
+        ("/api/v3/depth?symbol=ETHUSDT", 5),
+        ("/api/v3/ticker/bookTicker?symbol=BTCUSDT", 2),
+        ("/sapi/v1/system/status", 1),
+    ]
+
+    async def run() -> None:
+        async with serving(data, schedule=parked(data, 0)) as server:
+            used = 0
+            for target, weight in requests:
+                status, headers, _ = await http_get_headers(server, target)
+                assert headers["content-type"] == "application/json;charset=UTF-8", target
+                now = int(headers["x-mbx-used-weight-1m"])
+                assert headers["x-mbx-used-weight"] == headers["x-mbx-used-weight-1m"]
+                assert now in (used + weight, weight), (target, now)  # the count restarts with each minute
+                used = now
+            assert status == 200
+
+    asyncio.run(run())
+
+
+def test_book_ticker_and_system_status_answer_from_the_current_position(data: ReplayData) -> None:
+    """ccxt `fetch_bids_asks`/`fetch_status`, python-binance `get_orderbook_ticker`/`get_system_status` call these."""
+
+    async def run() -> None:
+        async with serving(data, schedule=parked(data, 6)) as server:
+            async with connect(f"{server.ws_url}/stream?streams={DEPTH}/{TRADE}", compression=None) as ws:
+                got = await recv_n(ws, 6)
+            status, body = await http_get(server, "/api/v3/depth?symbol=BTCUSDT&limit=1")
+            depth = orjson.loads(body)
+            assert depth["lastUpdateId"] == depth_u(got)[-1] != data.start_books["BTCUSDT"].last_update_id
+            status, body = await http_get(server, "/api/v3/ticker/bookTicker?symbol=BTCUSDT")
+            assert status == 200
+            assert orjson.loads(body) == {
+                "symbol": "BTCUSDT",
+                "bidPrice": depth["bids"][0][0],
+                "bidQty": depth["bids"][0][1],
+                "askPrice": depth["asks"][0][0],
+                "askQty": depth["asks"][0][1],
+            }
+            status, listed = await http_get(server, "/api/v3/ticker/bookTicker")
+            assert status == 200 and orjson.loads(listed) == [orjson.loads(body)]
+            status, listed = await http_get(server, '/api/v3/ticker/bookTicker?symbols=["BTCUSDT"]')
+            assert status == 200 and orjson.loads(listed) == [orjson.loads(body)]
+            assert await http_get(server, "/api/v3/ticker/bookTicker?symbolStatus=HALT") == (200, b"[]")
+            status, body = await http_get(server, "/api/v3/ticker/bookTicker?symbol=ETHUSDT")
+            assert (status, orjson.loads(body)["code"]) == (400, -1121)
+            assert await http_get(server, "/sapi/v1/system/status") == (200, b'{"status":0,"msg":"normal"}')
+            status, _ = await http_get(server, "/sapi/v1/capital/config/getall")
+            assert status == 404
+
+    asyncio.run(run())
+
+
+def test_symbol_status_and_permission_set_parameters(data: ReplayData) -> None:
+    async def run() -> None:
+        async with serving(data, schedule=parked(data, 0)) as server:
+            status, body = await http_get(server, "/api/v3/depth?symbol=BTCUSDT&limit=5&symbolStatus=TRADING")
+            assert status == 200 and len(orjson.loads(body)["bids"]) == 5
+            status, body = await http_get(server, "/api/v3/depth?symbol=BTCUSDT&symbolStatus=HALT")
+            assert (status, orjson.loads(body)["code"]) == (400, -1220)
+            status, body = await http_get(server, "/api/v3/exchangeInfo?symbolStatus=TRADING")
+            assert status == 200 and [s["symbol"] for s in orjson.loads(body)["symbols"]] == ["BTCUSDT"]
+            status, body = await http_get(server, "/api/v3/exchangeInfo?symbolStatus=BREAK")
+            assert status == 200 and orjson.loads(body)["symbols"] == []
+            status, body = await http_get(server, "/api/v3/exchangeInfo?symbol=BTCUSDT&symbolStatus=TRADING")
+            assert (status, orjson.loads(body)["code"]) == (400, -1128)
+            status, body = await http_get(server, "/api/v3/exchangeInfo?showPermissionSets=false")
+            assert status == 200 and orjson.loads(body)["symbols"][0]["permissionSets"] == []
 
     asyncio.run(run())
 

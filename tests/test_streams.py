@@ -88,6 +88,10 @@ def test_control_requests_parse() -> None:
     listing = parse_control('{"method":"LIST_SUBSCRIPTIONS","id":3}')
     assert (listing.method, listing.params) == ("LIST_SUBSCRIPTIONS", ())
     assert result_reply(1) == b'{"result":null,"id":1}'
+    for request_id in (None, -5, 2**63 - 1, "a1b2-c3"):
+        request = parse_control(orjson.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": request_id}))
+        assert request.id == request_id
+        assert orjson.loads(result_reply(request.id)) == {"result": None, "id": request_id}
     assert result_reply(3, ["btcusdt@depth@100ms"]) == b'{"result":["btcusdt@depth@100ms"],"id":3}'
 
 
@@ -99,7 +103,13 @@ def test_control_requests_parse() -> None:
         ('{"params":[],"id":1}', 2, "Invalid request: missing field `method`", 1),
         ('{"method":"SUBSCRIB","params":[],"id":1}', 2, "Invalid request: unknown variant `SUBSCRIB`", 1),
         ('{"method":"SUBSCRIBE","params":["btcusdt@trade"]}', 2, "Invalid request: request ID must be", None),
-        ('{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":-1}', 2, "Invalid request: request ID must be", None),
+        (
+            '{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":9223372036854775808}',
+            2,
+            "Invalid request: request",
+            None,
+        ),
+        ('{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":true}', 2, "Invalid request: request ID must be", None),
         ('{"method":"SUBSCRIBE","params":"btcusdt@trade","id":7}', 2, "Invalid request: params", 7),
         ('{"method":"SUBSCRIBE","params":[5],"id":7}', 2, "Invalid request: invalid stream name", 7),
         ('{"method":"SET_PROPERTY","params":["combined","yes"],"id":5}', 1, "Invalid value type: expected Boolean", 5),
@@ -119,6 +129,7 @@ def test_control_errors_carry_binance_codes(message: str, code: int, msg_start: 
 def test_depth_params_defaults_truncation_and_errors() -> None:
     assert rest.depth_params({"symbol": ["BTCUSDT"]}) == ("BTCUSDT", 100)
     assert rest.depth_params({"symbol": ["BTCUSDT"], "limit": ["9000"]}) == ("BTCUSDT", 5000)
+    assert rest.depth_params({"symbol": ["BTCUSDT"], "symbolStatus": ["TRADING"]}) == ("BTCUSDT", 100)
     cases = [
         ({}, 400, -1102),
         ({"symbol": ["btcusdt"]}, 400, -1100),
@@ -126,6 +137,8 @@ def test_depth_params_defaults_truncation_and_errors() -> None:
         ({"symbol": ["BTCUSDT"], "limit": ["0"]}, 400, -1130),
         ({"symbol": ["BTCUSDT"], "depth": ["5"]}, 400, -1104),
         ({"symbol": ["BTCUSDT", "ETHUSDT"]}, 400, -1101),
+        ({"symbol": ["BTCUSDT"], "symbolStatus": ["HALT"]}, 400, -1220),
+        ({"symbol": ["BTCUSDT"], "symbolStatus": ["END_OF_DAY"]}, 400, -1122),
     ]
     for query, status, code in cases:
         with pytest.raises(rest.RestError) as caught:
@@ -164,9 +177,54 @@ def test_exchange_info_body_has_the_fields_market_loaders_read() -> None:
     filters = {f["filterType"]: f for f in symbol["filters"]}
     assert filters["PRICE_FILTER"]["tickSize"] == "0.01000000"
     assert filters["LOT_SIZE"]["stepSize"] == "0.00100000"
-    assert rest.exchange_info_params({"symbols": ['["BTCUSDT","ETHUSDT"]']}) == ["BTCUSDT", "ETHUSDT"]
-    with pytest.raises(rest.RestError):
-        rest.exchange_info_params({"symbols": ["BTCUSDT"]})
+    assert rest.exchange_info_params({"symbols": ['["BTCUSDT","ETHUSDT"]']}).names == ["BTCUSDT", "ETHUSDT"]
+    assert rest.exchange_info_params({}) == rest.ExchangeInfoQuery(None, None, True)
+    asked = rest.exchange_info_params({"symbolStatus": ["HALT"], "showPermissionSets": ["false"]})
+    assert asked == rest.ExchangeInfoQuery(None, "HALT", False)
+    hidden = orjson.loads(rest.exchange_info_body([spec], 123, show_permission_sets=False))
+    assert hidden["symbols"][0]["permissionSets"] == [] and symbol["permissionSets"] == [["SPOT"]]
+    for query, code in [
+        ({"symbols": ["BTCUSDT"]}, -1100),
+        ({"symbol": ["BTCUSDT"], "symbolStatus": ["TRADING"]}, -1128),
+        ({"symbolStatus": ["OPEN"]}, -1122),
+        ({"showPermissionSets": ["yes"]}, -1130),
+    ]:
+        with pytest.raises(rest.RestError) as caught:
+            rest.exchange_info_params(query)
+        assert caught.value.code == code, query
+
+
+def test_request_weights_follow_binance_and_headers_are_lower_case() -> None:
+    weight = rest.request_weight
+    assert weight(rest.PING_PATH, {}) == weight(rest.TIME_PATH, {}) == 1
+    assert weight(rest.EXCHANGE_INFO_PATH, {}) == 20
+    limits = {None: 5, "100": 5, "101": 25, "500": 25, "1000": 50, "5000": 250, "abc": 5}
+    for limit, expected in limits.items():
+        query = {"symbol": ["BTCUSDT"]} | ({"limit": [limit]} if limit else {})
+        assert weight(rest.DEPTH_PATH, query) == expected, limit
+    assert weight(rest.BOOK_TICKER_PATH, {"symbol": ["BTCUSDT"]}) == 2
+    assert weight(rest.BOOK_TICKER_PATH, {}) == 4
+    assert weight("/api/v3/klines", {}) == 0
+    assert rest.used_weight_headers(47) == [("x-mbx-used-weight", "47"), ("x-mbx-used-weight-1m", "47")]
+
+
+def test_book_ticker_params_and_shapes() -> None:
+    assert rest.book_ticker_params({}) is None
+    assert rest.book_ticker_params({"symbol": ["BTCUSDT"]}) == ["BTCUSDT"]
+    assert rest.book_ticker_params({"symbolStatus": ["BREAK"]}) == []
+    with pytest.raises(rest.RestError) as caught:
+        rest.book_ticker_params({"symbol": ["BTCUSDT"], "symbolStatus": ["HALT"]})
+    assert caught.value.code == -1220
+    entry = rest.book_ticker_entry("BTCUSDT", ("1.00", "2.00"), None)
+    assert entry == {
+        "symbol": "BTCUSDT",
+        "bidPrice": "1.00",
+        "bidQty": "2.00",
+        "askPrice": "0.00000000",
+        "askQty": "0.00000000",
+    }
+    assert orjson.loads(rest.book_ticker_body([entry], single=True)) == entry
+    assert orjson.loads(rest.book_ticker_body([entry], single=False)) == [entry]
 
 
 def test_error_bodies_for_injected_statuses() -> None:

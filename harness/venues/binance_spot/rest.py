@@ -21,12 +21,20 @@ DEPTH_PATH = "/api/v3/depth"
 PING_PATH = "/api/v3/ping"
 TIME_PATH = "/api/v3/time"
 EXCHANGE_INFO_PATH = "/api/v3/exchangeInfo"
+BOOK_TICKER_PATH = "/api/v3/ticker/bookTicker"
+SYSTEM_STATUS_PATH = "/sapi/v1/system/status"
+"""The one sapi endpoint served: clients (ccxt `fetch_status`, python-binance `get_system_status`) call it as a
+health check before connecting."""
 
 DEPTH_DEFAULT_LIMIT = 100
 DEPTH_MAX_LIMIT = 5000
 """Binance truncates a larger limit to 5000 rather than rejecting it."""
 
 ASSET_PRECISION = 8
+SYMBOL_STATUS = "TRADING"
+"""Every replayed symbol trades: a recording holds no halts."""
+_SYMBOL_STATUSES = ("TRADING", "HALT", "BREAK")
+_ZERO = "0." + "0" * ASSET_PRECISION
 _SYMBOL = re.compile(r"^[A-Z0-9\-_.]{1,20}$")
 _QUOTE_ASSETS = (
     "FDUSD", "USDT", "USDC", "TUSD", "BUSD", "USDP", "DAI", "BTC", "ETH", "BNB", "EUR", "TRY",
@@ -79,8 +87,43 @@ def error_for_status(status: int) -> RestError:
     return RestError(status, -1000, "An unknown error occurred while processing the request.")
 
 
+def request_weight(route: str, query: Mapping[str, Sequence[str]]) -> int:
+    """The REQUEST_WEIGHT Binance charges for a request, valid or not (0 for a route it does not serve).
+
+    The caller adds it to the weight used in the current minute and reports the total in
+    `used_weight_headers`, as Binance does on every response.
+    """
+    if route in (PING_PATH, TIME_PATH, SYSTEM_STATUS_PATH):
+        return 1
+    if route == EXCHANGE_INFO_PATH:
+        return 20
+    if route == DEPTH_PATH:
+        raw = (query.get("limit") or [str(DEPTH_DEFAULT_LIMIT)])[0]
+        limit = int(raw) if re.fullmatch(r"[0-9]{1,20}", raw) else DEPTH_DEFAULT_LIMIT
+        return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
+    if route == BOOK_TICKER_PATH:
+        if "symbol" in query:
+            return 2
+        symbols = query.get("symbols")
+        return 2 if symbols and symbols[0].count(",") < 20 else 4
+    return 0
+
+
+def used_weight_headers(used: int) -> list[tuple[str, str]]:
+    """`x-mbx-used-weight` and `x-mbx-used-weight-1m`: the weight used this minute, lower-case as Binance sends them.
+
+    binance-connector's `show_limit_usage` and weight-aware clients read these.
+    """
+    return [("x-mbx-used-weight", str(used)), ("x-mbx-used-weight-1m", str(used))]
+
+
 def ping_body() -> bytes:
     return b"{}"
+
+
+def system_status_body() -> bytes:
+    """`/sapi/v1/system/status` when the venue is up: the fake is never in maintenance."""
+    return b'{"status":0,"msg":"normal"}'
 
 
 def time_body(server_time_ms: int) -> bytes:
@@ -89,11 +132,13 @@ def time_body(server_time_ms: int) -> bytes:
 
 def depth_params(query: Mapping[str, Sequence[str]]) -> tuple[str, int]:
     """(symbol, limit) from a `/api/v3/depth` query, checked as Binance checks them."""
-    _reject_unknown(query, {"symbol", "limit"})
+    _reject_unknown(query, {"symbol", "limit", "symbolStatus"})
     symbol = _single(query, "symbol")
     if not symbol:
         raise RestError(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
     _check_symbol_chars(symbol, "symbol")
+    if _check_symbol_status(query) not in (None, SYMBOL_STATUS):
+        raise symbol_status_mismatch()
     raw_limit = _single(query, "limit")
     if raw_limit is None:
         return symbol, DEPTH_DEFAULT_LIMIT
@@ -120,25 +165,54 @@ def depth_snapshot_body(snapshot: DepthSnapshot, limit: int | None = None) -> by
     return depth_body(snapshot.last_update_id, snapshot.bids[:limit], snapshot.asks[:limit])
 
 
-def exchange_info_params(query: Mapping[str, Sequence[str]]) -> list[str] | None:
-    """The symbols asked for (`symbol=X` or `symbols=["X","Y"]`), or None for all of them."""
+@dataclass(frozen=True, slots=True)
+class ExchangeInfoQuery:
+    """What an exchangeInfo request asks for: `names` None means every symbol (those with `status`, if given)."""
+
+    names: list[str] | None
+    status: str | None
+    show_permission_sets: bool
+
+
+def exchange_info_params(query: Mapping[str, Sequence[str]]) -> ExchangeInfoQuery:
+    """`symbol=X` or `symbols=["X","Y"]`, or `symbolStatus=S` (not with either), and `showPermissionSets`."""
     _reject_unknown(query, {"symbol", "symbols", "permissions", "showPermissionSets", "symbolStatus"})
-    symbol = _single(query, "symbol")
-    symbols = _single(query, "symbols")
-    if symbol is not None and symbols is not None:
+    names = _symbols_param(query)
+    status = _check_symbol_status(query)
+    if status is not None and names is not None:
         raise RestError(400, -1128, "Combination of optional parameters invalid.")
-    if symbol is not None:
-        _check_symbol_chars(symbol, "symbol")
-        return [symbol]
-    if symbols is not None:
-        try:
-            names = orjson.loads(symbols)
-        except orjson.JSONDecodeError:
-            names = None
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) and _SYMBOL.match(n) for n in names):
-            raise RestError(400, -1100, "Illegal characters found in parameter 'symbols'.")
-        return names
-    return None
+    show = _single(query, "showPermissionSets")
+    if show not in (None, "true", "false"):
+        raise RestError(400, -1130, "Invalid data sent for a parameter.")
+    return ExchangeInfoQuery(names, status, show != "false")
+
+
+def book_ticker_params(query: Mapping[str, Sequence[str]]) -> list[str] | None:
+    """The symbols a `/api/v3/ticker/bookTicker` request names, or None for all of them."""
+    _reject_unknown(query, {"symbol", "symbols", "symbolStatus"})
+    names = _symbols_param(query)
+    status = _check_symbol_status(query)
+    if status is not None and status != SYMBOL_STATUS:
+        if names is not None:
+            raise symbol_status_mismatch()
+        return []
+    return names
+
+
+def book_ticker_entry(symbol: str, best_bid: Level | None, best_ask: Level | None) -> dict:
+    """One symbol's best bid and ask; an empty side reads as zero price and size, as on Binance."""
+    bid_price, bid_qty = best_bid or (_ZERO, _ZERO)
+    ask_price, ask_qty = best_ask or (_ZERO, _ZERO)
+    return {"symbol": symbol, "bidPrice": bid_price, "bidQty": bid_qty, "askPrice": ask_price, "askQty": ask_qty}
+
+
+def book_ticker_body(entries: Sequence[dict], single: bool) -> bytes:
+    """The object for a `symbol=` request (`single`), otherwise the array of `entries`."""
+    return orjson.dumps(entries[0] if single else list(entries))
+
+
+def symbol_status_mismatch() -> RestError:
+    return RestError(400, -1220, "The symbol's status does not match the requested symbolStatus.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +265,7 @@ def symbol_spec(symbol: str, prices: Iterable[str], sizes: Iterable[str]) -> Sym
     )
 
 
-def exchange_info_body(specs: Sequence[SymbolSpec], server_time_ms: int) -> bytes:
+def exchange_info_body(specs: Sequence[SymbolSpec], server_time_ms: int, *, show_permission_sets: bool = True) -> bytes:
     """The `/api/v3/exchangeInfo` document for `specs`, with the fields market loaders read."""
     return orjson.dumps(
         {
@@ -204,16 +278,16 @@ def exchange_info_body(specs: Sequence[SymbolSpec], server_time_ms: int) -> byte
                 {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
             ],
             "exchangeFilters": [],
-            "symbols": [_symbol_entry(spec) for spec in specs],
+            "symbols": [_symbol_entry(spec, show_permission_sets) for spec in specs],
         }
     )
 
 
-def _symbol_entry(spec: SymbolSpec) -> dict:
+def _symbol_entry(spec: SymbolSpec, show_permission_sets: bool) -> dict:
     precision = max(ASSET_PRECISION, spec.price_decimals, spec.size_decimals)
     return {
         "symbol": spec.symbol,
-        "status": "TRADING",
+        "status": SYMBOL_STATUS,
         "baseAsset": spec.base_asset,
         "baseAssetPrecision": precision,
         "quoteAsset": spec.quote_asset,
@@ -261,7 +335,7 @@ def _symbol_entry(spec: SymbolSpec) -> dict:
             },
         ],
         "permissions": [],
-        "permissionSets": [["SPOT"]],
+        "permissionSets": [["SPOT"]] if show_permission_sets else [],
         "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
         "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
     }
@@ -285,6 +359,38 @@ def _single(query: Mapping[str, Sequence[str]], name: str) -> str | None:
     if len(values) > 1:
         raise RestError(400, -1101, f"Duplicate values for parameter '{name}'.")
     return values[0]
+
+
+def _symbols_param(query: Mapping[str, Sequence[str]]) -> list[str] | None:
+    symbol = _single(query, "symbol")
+    symbols = _single(query, "symbols")
+    if symbol is not None and symbols is not None:
+        raise RestError(400, -1128, "Combination of optional parameters invalid.")
+    if symbol is not None:
+        _check_symbol_chars(symbol, "symbol")
+        return [symbol]
+    if symbols is None:
+        return None
+    try:
+        names = orjson.loads(symbols)
+    except orjson.JSONDecodeError:
+        names = None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and _SYMBOL.match(n) for n in names):
+        raise RestError(400, -1100, "Illegal characters found in parameter 'symbols'.")
+    return names
+
+
+def _check_symbol_status(query: Mapping[str, Sequence[str]]) -> str | None:
+    """The `symbolStatus` asked for (None when absent); -1122 for a value Binance does not know.
+
+    The caller compares it with SYMBOL_STATUS: a named symbol that differs is -1220, a listing filters.
+    """
+    status = _single(query, "symbolStatus")
+    if status is None:
+        return None
+    if status not in _SYMBOL_STATUSES:
+        raise RestError(400, -1122, "Invalid symbolStatus.")
+    return status
 
 
 def _check_symbol_chars(symbol: str, name: str) -> None:

@@ -27,6 +27,7 @@ MAX_STREAMS_PER_CONNECTION = 1024
 _STREAM_NAME = re.compile(r"^[a-z0-9_\-.!]+@[A-Za-z0-9_@\-.!]+$")
 _DEPTH_DIFF = re.compile(r"^[^@]+@depth(@(100|1000)ms)?$")
 _STREAM_KEY = b'{"stream":"'
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 
 
@@ -134,7 +135,7 @@ class ControlRequest:
 
     method: str
     params: tuple[Any, ...]
-    id: int | str
+    id: int | str | None
 
 
 class ControlError(Exception):
@@ -167,7 +168,7 @@ def parse_control(message: str | bytes) -> ControlRequest:
         raise ControlError(
             2, f"Invalid request: unknown variant `{method}`, expected one of {expected}", _echo_id(request_id)
         )
-    if not _valid_id(request_id):
+    if "id" not in request or not _valid_id(request_id):
         raise ControlError(2, "Invalid request: request ID must be an unsigned integer", _echo_id(request_id))
     params = request.get("params", [])
     if not isinstance(params, list):
@@ -193,16 +194,19 @@ def parse_control(message: str | bytes) -> ControlRequest:
     return ControlRequest(method, tuple(params), request_id)
 
 
-def result_reply(request_id: int | str, result: object = None) -> bytes:
+def result_reply(request_id: int | str | None, result: object = None) -> bytes:
     """`{"result":null,"id":1}`, or `{"result":[...],"id":3}` for LIST_SUBSCRIPTIONS."""
     return orjson.dumps({"result": result, "id": request_id})
 
 
 def _valid_id(value: object) -> bool:
+    """Binance takes a 64-bit signed integer, a string of at most 36 characters, or null (echoed back as given)."""
+    if value is None:
+        return True
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
-        return value >= 0
+        return _INT64_MIN <= value <= _INT64_MAX
     return isinstance(value, str) and 0 < len(value) <= 36
 
 
