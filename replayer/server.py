@@ -51,6 +51,7 @@ from harness.venues.binance_spot.streams import (
     parse_ws_path,
     raw_data,
     result_reply,
+    unserved_time_unit,
 )
 from replayer.replay_data import ReplayData, VenueBooks
 from replayer.timeline import (
@@ -478,6 +479,10 @@ class VenueServer:
             return await self._rest(parts.path, parse_qs(parts.query, keep_blank_values=True))
         if parse_ws_path(request.path) is None:
             return _response(404, b'{"code":-1000,"msg":"Not found."}')
+        unit = unserved_time_unit(request.path)
+        if unit is not None:
+            msg = f"timeUnit={unit} is not served: the recorded frames are in milliseconds."
+            return _response(400, rest.RestError(400, -1000, msg).body())
         if request.headers.get("Upgrade", "").lower() == "websocket" and self._refusals_left > 0:
             self._refusals_left -= 1
             self.stats.handshakes_refused += 1

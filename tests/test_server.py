@@ -597,6 +597,24 @@ def test_refused_handshakes_get_the_status_and_binance_body(data: ReplayData) ->
     asyncio.run(run())
 
 
+def test_a_stream_url_asking_for_microseconds_is_refused_not_served_milliseconds(data: ReplayData) -> None:
+    """binance-connector and python-binance add `timeUnit=` when asked; recorded frames are in milliseconds."""
+
+    async def run() -> None:
+        async with serving(data, speed=0) as server:
+            with pytest.raises(InvalidStatus) as caught:
+                async with connect(f"{server.ws_url}/ws/{DEPTH}?timeUnit=MICROSECOND", compression=None):
+                    pass
+            assert caught.value.response.status_code == 400
+            assert "timeUnit=MICROSECOND" in orjson.loads(caught.value.response.body)["msg"]
+            url = f"{server.ws_url}/stream?streams={DEPTH}&timeUnit=millisecond"
+            async with connect(url, compression=None) as ws:
+                assert depth_u(await recv_n(ws, 1)) == [data.frames[0].last_update_id]
+            assert server.stats.clients_connected == 1
+
+    asyncio.run(run())
+
+
 def test_a_half_open_stall_leaves_client_pings_unanswered(data: ReplayData) -> None:
     async def run() -> None:
         stall = Stall(0, LATER, answer_pings=False)

@@ -18,6 +18,7 @@ from harness.venues.binance_spot.streams import (
     raw_data,
     result_reply,
     symbol_of,
+    unserved_time_unit,
     wrap_combined,
 )
 
@@ -40,6 +41,13 @@ from harness.venues.binance_spot.streams import (
 )
 def test_parse_ws_path(path: str, expected: WsPath | None) -> None:
     assert parse_ws_path(path) == expected
+
+
+def test_only_millisecond_time_units_are_served() -> None:
+    assert unserved_time_unit("/ws/btcusdt@trade") is None
+    assert unserved_time_unit("/stream?streams=btcusdt@trade&timeUnit=millisecond") is None
+    assert unserved_time_unit("/stream?streams=btcusdt@trade&timeUnit=MICROSECOND") == "MICROSECOND"
+    assert unserved_time_unit("/ws/btcusdt@trade?timeUnit=microsecond") == "microsecond"
 
 
 def test_stream_helpers() -> None:

@@ -111,6 +111,18 @@ class WsPath:
     streams: tuple[str, ...]
 
 
+def unserved_time_unit(path: str) -> str | None:
+    """The `timeUnit` a stream URL asks for when it is not milliseconds, else None.
+
+    Recorded frames carry millisecond timestamps and are sent as recorded, never rewritten, so the
+    caller refuses such a handshake rather than send a client milliseconds it did not ask for.
+    """
+    for value in parse_qs(urlsplit(path).query).get("timeUnit", []):
+        if value.upper() != "MILLISECOND":
+            return value
+    return None
+
+
 def parse_ws_path(path: str) -> WsPath | None:
     """Parses `/ws`, `/ws/<a>/<b>`, `/stream` and `/stream?streams=a/b`; None for any other path.
 
