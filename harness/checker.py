@@ -308,6 +308,8 @@ class Checker:
             expected = self._oracle.full_book(symbol, book.update_id)
             if not book.synced:
                 detail, correct = "not synced at the end", False
+            elif book.update_id != oracle_last and expected is not None:
+                detail, correct = f"synced but stopped at {book.update_id}, before the stream's last update", False
             elif expected is None:
                 detail, correct = "synced at an update id the clean recording never ended a frame on", False
                 f.unknown_update_ids += 1

@@ -25,7 +25,9 @@ from harness.subject import Report, SubjectConfig
 from harness.sync import Applied, BookSync, GapDetected, NeedSnapshot, Resync, SequencingRule, StaleSnapshot, Synced
 from harness.sync import SyncEvent as Decision
 from harness.venues.binance_spot.decoder import decode_frame, decode_snapshot
+from harness.venues.binance_spot.rest import depth_url
 from harness.venues.binance_spot.sequencing import BinanceSpotSequencing
+from harness.venues.binance_spot.streams import book_streams, combined_url
 
 TOP_LEVELS = 20
 SNAPSHOT_LIMIT = 5000
@@ -61,8 +63,7 @@ class BinanceSpotSubject:
         if config.venue != "binance-spot":
             raise ValueError(f"the default subject speaks binance-spot, not {config.venue}")
         self._config = config
-        streams = "/".join(f"{s.lower()}@depth@100ms/{s.lower()}@trade" for s in config.symbols)
-        self._url = f"{config.ws_url.rstrip('/')}/stream?streams={streams}"
+        self._url = combined_url(config.ws_url, book_streams(config.symbols))
         self._syncs = {symbol: BookSync(sequencing()) for symbol in config.symbols}
         self._queue = BoundedPriorityQueue(queue_size, "DROP_LOWEST")
         self._client = ReconnectingClient(
@@ -197,7 +198,7 @@ class BinanceSpotSubject:
     async def _fetch_snapshot(self, symbol: str) -> None:
         """Fetches until the sync holds a snapshot it did not reject, backing off after failures."""
         sync = self._syncs[symbol]
-        url = f"{self._config.rest_url.rstrip('/')}/api/v3/depth?symbol={symbol}&limit={SNAPSHOT_LIMIT}"
+        url = depth_url(self._config.rest_url, symbol, SNAPSHOT_LIMIT)
         delay = self._snapshot_retry_s
         while True:
             self._refetch.discard(symbol)

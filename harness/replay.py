@@ -29,12 +29,15 @@ from harness.subject import DEFAULT_SUBJECT, check_factory_spec
 from replayer.reader import Recording
 from replayer.replay_data import ReplayData, load_replay_data
 from replayer.server import VenueServer
-from replayer.timeline import TimelineEntry
+from replayer.timeline import ClientBufferLimit, TimelineEntry
 
 BUNDLED_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "binance_spot_btcusdt_synth"
 SUBSCRIBE_TIMEOUT_S = 20.0
 CATCH_UP_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 10.0
+SLOW_READER_SNDBUF = 16 * 1024
+"""The venue's socket send buffer when a plan limits client buffers: on loopback the kernel would
+otherwise autotune it to megabytes, more than a whole recording, and no reader would ever be slow."""
 
 Progress = Callable[[int, int], None]
 
@@ -112,6 +115,15 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
         queue=run.stats.get("queue"),
         speed=speed,
     )
+    venue_stats = server.stats
+    report["venue"] = {
+        "connections": venue_stats.clients_connected,
+        "handshakes_refused": venue_stats.handshakes_refused,
+        "slow_consumers_dropped": venue_stats.slow_consumers_dropped,
+        "disconnects": dict(venue_stats.disconnects),
+        "rest_requests": dict(venue_stats.rest_requests),
+        "rest_faults": dict(venue_stats.rest_faults),
+    }
     report["subject"] = {
         "factory": request.subject,
         "exit_code": run.exit_code,
@@ -136,7 +148,12 @@ def oracle_for(data: ReplayData) -> Oracle:
 
 
 async def _run(setup: _Setup, progress: Progress | None) -> tuple[SubjectRun, VenueServer]:
-    server = VenueServer(setup.data, schedule=setup.schedule, speed=setup.speed)
+    server = VenueServer(
+        setup.data,
+        schedule=setup.schedule,
+        speed=setup.speed,
+        socket_send_buffer=SLOW_READER_SNDBUF if _limits_client_buffers(setup.schedule) else None,
+    )
     try:
         await server.start()
     except OSError as exc:
@@ -198,6 +215,10 @@ async def _drive_subject(server: VenueServer, setup: _Setup, progress: Progress 
     if progress is not None:
         progress(server.stats.entries_walked, len(server.schedule))
     return run
+
+
+def _limits_client_buffers(schedule: list[TimelineEntry]) -> bool:
+    return any(type(entry) is ClientBufferLimit for entry in schedule)
 
 
 async def _wait_any(awaitable: Any, task: asyncio.Task, timeout: float) -> None:

@@ -17,12 +17,13 @@ Control entries: a Disconnect ends every open connection (`close` after what is 
 it, `abort` and `reset` at once). A Stall holds every entry due during it (they go out late, at its
 end); its duration is scaled by `speed` like offsets, and is real time at speed 0. RefuseHandshakes
 counts WebSocket upgrades only, never REST. RestBehaviour applies to the next `count` depth requests
-that pass validation; `slow` takes the book when the request arrives and answers `delay_ns` (real
-time) later, as a slow network would deliver it.
+that pass validation; `slow` takes the book when the request arrives and answers `delay_ns` later
+(scaled by speed like every scheduled duration), as a slow network would deliver it.
 
 Each client has its own outbox and writer task, so one slow reader delays only itself; its unsent
-backlog is what `ClientBufferLimit` measures (only while the kernel refuses more bytes, so a burst to
-a healthy reader is not mistaken for a slow one). Everything runs on one event loop; `ServerThread`
+backlog is what `ClientBufferLimit` measures (only while the kernel refuses more bytes, and only a
+client that stays over the limit for SLOW_CONSUMER_GRACE_NS is dropped, so a burst to a healthy reader
+is not mistaken for a slow one). Everything runs on one event loop; `ServerThread`
 runs it in a thread of its own for a harness whose subject lives on another loop.
 """
 
@@ -67,6 +68,9 @@ from replayer.timeline import (
 
 BINANCE_PING_INTERVAL_S = 20.0
 BINANCE_PONG_TIMEOUT_S = 60.0
+SLOW_CONSUMER_GRACE_NS = 250_000_000
+"""How long a client may stay over its buffer limit before it is dropped: a healthy reader that was
+not scheduled for a moment drains in milliseconds, a slow one does not."""
 
 OnSend = Callable[[int, Send, int, int], None]
 """`on_send(client_id, entry, intended_mono_ns, write_mono_ns)`, called on the server's loop after each write."""
@@ -129,6 +133,7 @@ class _Client:
         "id",
         "idle",
         "outbox",
+        "over_limit_since",
         "queued_bytes",
         "record",
         "streams",
@@ -143,6 +148,7 @@ class _Client:
         self.streams: dict[str, None] = dict.fromkeys(streams)
         self.outbox: deque = deque()
         self.queued_bytes = 0
+        self.over_limit_since: int | None = None
         self.wake = asyncio.Event()
         self.idle = asyncio.Event()
         self.idle.set()
@@ -312,14 +318,25 @@ class VenueServer:
                     raw = raw_data(entry.payload, stream) or entry.payload
                 payload = raw
             self._enqueue(client, (payload, entry, intended), len(payload))
-            if self._buffer_limit is not None and self._over_limit(client):
-                self._drop_slow(client)
+            if self._buffer_limit is not None:
+                self._police_backlog(client)
         if self.speed == 0:
             for client in recipients:
                 if client.id in self._open:
                     await client.idle.wait()
         else:
             await asyncio.sleep(0)  # let writers run between the sends of a burst, so backlogs are real
+
+    def _police_backlog(self, client: _Client) -> None:
+        """Drops a client that has stayed over the buffer limit for the grace period."""
+        if not self._over_limit(client):
+            client.over_limit_since = None
+            return
+        now = time.monotonic_ns()
+        if client.over_limit_since is None:
+            client.over_limit_since = now
+        elif now - client.over_limit_since >= SLOW_CONSUMER_GRACE_NS:
+            self._drop_slow(client)
 
     def _over_limit(self, client: _Client) -> bool:
         transport = client.connection.transport
@@ -347,8 +364,12 @@ class VenueServer:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             transport.abort()
 
+    def _wall_seconds(self, duration_ns: int) -> float:
+        """A scheduled duration in wall time: scaled by speed like offsets, as recorded at speed 0."""
+        return duration_ns / 1e9 if self.speed == 0 else duration_ns / self.speed / 1e9
+
     async def _stall(self, entry: Stall) -> None:
-        seconds = entry.duration_ns / 1e9 if self.speed == 0 else entry.duration_ns / self.speed / 1e9
+        seconds = self._wall_seconds(entry.duration_ns)
         if not entry.answer_pings:
             self._set_half_open(True)
         try:
@@ -572,7 +593,7 @@ class VenueServer:
                 delay_ns = behaviour.delay_ns
         body = rest.depth_body(book.last_update_id, book.bids(limit), book.asks(limit))
         if delay_ns:
-            await asyncio.sleep(delay_ns / 1e9)
+            await asyncio.sleep(self._wall_seconds(delay_ns))
         return body
 
     def _take_rest_behaviour(self) -> RestBehaviour | None:

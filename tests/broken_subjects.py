@@ -22,6 +22,7 @@ from harness.queue import MessagePriority
 from harness.subject import SubjectConfig
 from harness.sync import Step
 from harness.venues.binance_spot.decoder import decode_frame, decode_snapshot
+from harness.venues.binance_spot.rest import depth_url
 from harness.venues.binance_spot.sequencing import BinanceSpotSequencing
 
 # Sequencing rules with one rule of Binance's "manage a local order book" recipe left out.
@@ -106,7 +107,7 @@ class GivesUpOnSnapshot(BinanceSpotSubject):
             super()._want_snapshot(symbol)
 
     async def _fetch_snapshot(self, symbol: str) -> None:
-        url = f"{self._config.rest_url.rstrip('/')}/api/v3/depth?symbol={symbol}&limit={SNAPSHOT_LIMIT}"
+        url = depth_url(self._config.rest_url, symbol, SNAPSHOT_LIMIT)
         try:
             response = await http_get(url, user_agent=USER_AGENT, timeout_s=self._snapshot_timeout_s)
             snapshot = decode_snapshot(response.body, symbol) if response.status == 200 else None
@@ -159,7 +160,7 @@ class SlowReading(BinanceSpotSubject):
     a slow-consumer limit drops it. (The client has no socket-option hook, so this reaches into its
     live connection; fine for a test double, not for a subject.)"""
 
-    READ_COST_S = 0.004
+    READ_COST_S = 0.01
     RECEIVE_BUFFER = 4096
 
     def _on_event(self, event: ClientEvent) -> None:
