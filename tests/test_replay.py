@@ -46,25 +46,6 @@ def _failures(report: dict) -> list[str]:
     return [f"{row['name']}: got {row['value']!r}" for row in report["expectations"] if not row["passed"]]
 
 
-def test_library_has_every_named_scenario() -> None:
-    assert set(LIBRARY) >= {
-        "clean",
-        "gap_storm",
-        "dup_flood",
-        "reorder_window",
-        "jitter",
-        "burst_10x",
-        "stall_half_open",
-        "flappy_connection",
-        "stale_snapshot",
-        "snapshot_errors",
-        "corrupt_frames",
-        "slow_consumer",
-        "exchange_restart",
-        "chaos",
-    }
-
-
 @pytest.mark.parametrize("name", LIBRARY)
 def test_scenario_passes_on_bundled_fixture(name: str, fixture_reports: dict[str, dict]) -> None:
     report = fixture_reports[name]
