@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import gzip
-import importlib.util
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,11 +24,12 @@ from typing import Any
 
 import orjson
 
+from bench.sketches import load_sketch, sketch_path
 from harness.book import OrderBook
 
 ROOT = Path(__file__).resolve().parents[2] / "shared"
 CAPTURE = ROOT / "data" / "real" / "binance_spot_btcusdt_20240808.hftbacktest.gz"
-SKETCH = ROOT / "seed" / "sketches" / "synced_book.py"
+SKETCH = sketch_path("synced_book.py")
 PASSES = 9
 REQUIRED_RATIO = 2.0
 
@@ -54,16 +54,6 @@ def _parse_calls(lines: list[bytes]) -> Calls:
             events.append({"update_id": data["u"], "bids": data["b"], "asks": data["a"]})
     assert snapshot is not None
     return snapshot, [e for e in events if e["update_id"] > snapshot["update_id"]]
-
-
-def _load_sketch() -> ModuleType | None:
-    if not SKETCH.exists():
-        return None
-    spec = importlib.util.spec_from_file_location("synced_book_sketch", SKETCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _timed(run: Callable[[], None]) -> float:
@@ -115,7 +105,7 @@ def main() -> int:
     if not CAPTURE.exists():
         print(f"book: skipped ({CAPTURE} not present)")
         return 0
-    module = _load_sketch()
+    module = load_sketch(SKETCH.name)
     if module is None:
         print(f"book: skipped ({SKETCH} not present)")
         return 0

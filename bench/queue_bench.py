@@ -15,31 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib.util
 import random
 import time
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from bench.sketches import load_sketch, sketch_path
 from harness.latency import Histogram, LatencyTracker
 from harness.queue import BoundedPriorityQueue, MessagePriority
 
-SKETCH = Path(__file__).resolve().parent.parent.parent / "shared" / "seed" / "sketches" / "backpressure_queue.py"
+SKETCH = sketch_path("backpressure_queue.py")
 CAPACITY = 10_000
 AT_CAPACITY_TARGET = 100.0
 BELOW_CAPACITY_TARGET = 2.0
 REPEATS = 5
-
-
-def load_sketch() -> ModuleType | None:
-    if not SKETCH.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("sketch_backpressure_queue", SKETCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 async def _puts_at_capacity(queue: Any, low: Any, normal: Any, puts: int) -> float:
@@ -114,7 +102,7 @@ def main() -> int:
         lambda q: _put_get_below_capacity(q, ours_priorities, 20),
     )
 
-    sketch = load_sketch()
+    sketch = load_sketch(SKETCH.name)
     if sketch is None:
         ours_full, ours_below = _best_in_turns(ours_full_run, ours_below_run)
         print(f"ours   at capacity:    {ours_full:>12,.0f} puts/s")
