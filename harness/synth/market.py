@@ -22,9 +22,6 @@ from sortedcontainers import SortedDict
 
 from harness.errors import HarnessError
 
-UNITS = 10**8
-"""Prices and sizes are written in units of 1e-8 (Binance spot's eight decimals)."""
-
 
 @dataclass(frozen=True, slots=True)
 class SymbolSpec:

@@ -332,7 +332,10 @@ def synthesize(*, venue: str, symbol: str, seconds: float, seed: int, output: Pa
     venue_info(venue)
     if venue != VENUE:
         raise HarnessError(f"harness synth writes only {VENUE} so far, not {venue}")
-    segments, stats = _write(Path(output), symbol, seconds, seed)
+    try:
+        segments, stats = _write(Path(output), symbol, seconds, seed)
+    except OSError as exc:
+        raise HarnessError(f"cannot write the recording to {output}: {exc.strerror or exc}") from None
     size = sum(path.stat().st_size for path in segments)
     snapshot = "none" if stats.snapshot_update_id is None else f"lastUpdateId {stats.snapshot_update_id}"
     return (
