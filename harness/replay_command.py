@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from harness.errors import HarnessError
 from harness.replay import ReplayRequest, run_replay
 from harness.report import render_terminal, write_junit, write_report
 
@@ -22,6 +25,8 @@ def run_replay_command(
     subject: str,
 ) -> int:
     """Returns the exit code: 0 when every expectation holds, 1 when one fails."""
+    _check_output(report, "--report")
+    _check_output(junit, "--junit")
     request = ReplayRequest(scenario=scenario, recording=recording, seed=seed, speed=speed, subject=subject)
     errors = Console(stderr=True)
     bar = Progress(
@@ -38,7 +43,24 @@ def run_replay_command(
         result = run_replay(request, progress=lambda done, total: bar.update(task, completed=done, total=total))
     Console().print(render_terminal(result))
     if report is not None:
-        write_report(result, report)
+        _write(write_report, result, report)
     if junit is not None:
-        write_junit(result, junit)
+        _write(write_junit, result, junit)
     return 0 if result["passed"] else 1
+
+
+def _check_output(path: Path | None, option: str) -> None:
+    """Refuses, before the run rather than after it, an output path no file can be written to."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise HarnessError(f"{option} {path}: is a folder; give a file path")
+    if not path.parent.is_dir():
+        raise HarnessError(f"{option} {path}: folder {path.parent} does not exist")
+
+
+def _write(write: Callable[[Mapping[str, Any], Path], None], result: Mapping[str, Any], path: Path) -> None:
+    try:
+        write(result, path)
+    except OSError as exc:
+        raise HarnessError(f"cannot write {path}: {exc.strerror or exc}") from None
