@@ -28,10 +28,12 @@ STAGES = ("wire", "parse", "queue", "apply")
 """wire: server write to receive; parse: receive to parsed; queue: parsed to dequeued; apply: dequeued to applied."""
 
 MAX_DIFF_LEVELS = 5
+MAX_EXAMPLES = 5
+"""Divergences described in full in the report; every one is counted."""
 
 
 class WindowLike(Protocol):
-    """A fault window in replay offsets (harness/replayer FaultWindow has this shape)."""
+    """A fault window in replay offsets (replayer/faults/work.py FaultWindow has this shape)."""
 
     kind: str
     start_ns: int
@@ -169,7 +171,6 @@ class Checker:
         to_mono: Callable[[int], int] | None = None,
         *,
         start_mono_ns: int | None = None,
-        max_examples: int = 5,
     ) -> None:
         windows = list(windows)
         if windows and to_mono is None:
@@ -185,7 +186,6 @@ class Checker:
         self._tracks: dict[str, list[_Track]] = {}
         self._done: list[_Track] = []
         self._start = start_mono_ns
-        self._max_examples = max_examples
         self._symbols: dict[str, _SymbolState] = {}
         self._first_obs: dict[tuple[str, int], tuple[int, int]] = {}
         self._end = start_mono_ns or 0
@@ -267,16 +267,10 @@ class Checker:
                 state.last_synced_u = None
                 self._set_synced(state, True, ev.mono_ns)
 
-    def finish(
-        self,
-        final_books: Iterable[FinalBook],
-        clients: Iterable[ClientLike],
-        *,
-        end_mono_ns: int | None = None,
-    ) -> Findings:
+    def finish(self, final_books: Iterable[FinalBook], clients: Iterable[ClientLike]) -> Findings:
         """Closes the run: final books against the oracle, the send log joined for gaps and latency."""
         f = self.findings
-        end = max(self._end, end_mono_ns or 0)
+        end = self._end
         for state in self._symbols.values():
             self._set_synced(state, state.synced, end)
             f.unsynced_ns += state.unsynced_ns
@@ -418,7 +412,7 @@ class Checker:
     ) -> None:
         f = self.findings
         f.divergent += 1
-        if len(f.examples) >= self._max_examples:
+        if len(f.examples) >= MAX_EXAMPLES:
             return
         example: dict[str, Any] = {"symbol": symbol, "update_id": update_id, "mono_ns": t, "reason": reason}
         if got is not None and expected is not None:
@@ -435,7 +429,6 @@ def check(
     to_mono: Callable[[int], int] | None = None,
     *,
     start_mono_ns: int | None = None,
-    end_mono_ns: int | None = None,
 ) -> Findings:
     """The whole check in one call, for a run whose messages (FinalBooks included) are all in hand."""
     checker = Checker(oracle, windows, to_mono, start_mono_ns=start_mono_ns)
@@ -445,7 +438,7 @@ def check(
             finals.append(message)
         else:
             checker.feed(message)
-    return checker.finish(finals, clients, end_mono_ns=end_mono_ns)
+    return checker.finish(finals, clients)
 
 
 def _same(got: Sequence[Sequence[str]], expected: Side) -> bool:
