@@ -41,7 +41,6 @@ SCHEMA = pa.schema(
         pa.field("reason", pa.string()),
     ]
 )
-COLUMNS = tuple(SCHEMA.names)
 
 META_PREFIX = "harness."
 

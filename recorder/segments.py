@@ -13,6 +13,7 @@ The writer reads no clock: callers pass the monotonic time they stamped on each 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -55,9 +56,12 @@ class RecordingWriter:
         fsync: bool = True,
     ) -> None:
         self.path = Path(path)
-        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
-            raise RecordingExistsError(f"{self.path} already exists and is not empty; choose a new output path")
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+                raise RecordingExistsError(f"{self.path} already exists and is not empty; choose a new output path")
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HarnessError(f"cannot write the recording to {self.path}: {exc.strerror or exc}") from None
         self.meta = meta
         self._rows_per_group = rows_per_group
         self._flush_interval_ns = flush_interval_ns
@@ -216,7 +220,7 @@ def seal_journal(journal_path: Path, sealed_path: Path, metadata: dict[bytes, by
     return rows
 
 
-def read_journal(journal_path: Path):
+def read_journal(journal_path: Path) -> Iterator[pa.RecordBatch]:
     """Yields the complete batches of a journal; stops quietly at a torn tail left by a crash."""
     with open(journal_path, "rb") as handle:
         try:
@@ -226,8 +230,6 @@ def read_journal(journal_path: Path):
         while True:
             try:
                 batch = reader.read_next_batch()
-            except StopIteration:
-                return
-            except (pa.ArrowException, OSError):
+            except (StopIteration, pa.ArrowException, OSError):
                 return
             yield batch

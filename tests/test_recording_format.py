@@ -231,6 +231,13 @@ def test_existing_output_is_refused(tmp_path: Path) -> None:
     assert (tmp_path / "file").read_bytes() == b"x"
 
 
+def test_an_output_path_that_cannot_be_created_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(HarnessError, match="cannot write the recording to") as info:
+        RecordingWriter(tmp_path / "file" / "rec", META)
+    assert "\n" not in str(info.value)
+
+
 def one_line_error(path: Path) -> str:
     with pytest.raises(RecordingError) as info:
         list(Recording(path).iter_events())
