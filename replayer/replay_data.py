@@ -165,11 +165,6 @@ class VenueBooks:
         self._cursor = 0
         self.recording_holes = 0
 
-    @property
-    def position(self) -> int:
-        """How many clean depth frames (all symbols) the books hold."""
-        return self._cursor
-
     def advance_to(self, index: int) -> None:
         """Applies every clean depth frame with index <= `index` not applied yet (skipped ones first)."""
         frames = self._data.frames

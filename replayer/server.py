@@ -640,24 +640,6 @@ class ServerThread:
         await server.start()
         return server
 
-    def wait_finished(self, timeout: float | None = None) -> bool:
-        """True once the whole schedule has been walked."""
-        future = asyncio.run_coroutine_threadsafe(self.server.finished.wait(), self._loop)
-        try:
-            future.result(timeout)
-        except TimeoutError:
-            future.cancel()
-            return False
-        return True
-
-    def call(self, func: Callable[[], object], timeout: float = 10.0) -> object:
-        """Runs `func` on the server's loop (to read its books or counters consistently) and returns its result."""
-
-        async def run() -> object:
-            return func()
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
-
     def stop(self, timeout: float = 10.0) -> None:
         if self.server is not None and self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(timeout)

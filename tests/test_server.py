@@ -158,13 +158,8 @@ async def serving(data: ReplayData, **kwargs: object) -> AsyncIterator[VenueServ
 
 
 async def http_get(server: VenueServer, target: str) -> tuple[int, bytes]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nAccept: */*\r\n\r\n".encode())
-    response = await reader.read()
-    writer.close()
-    await writer.wait_closed()
-    head, _, body = response.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), body
+    status, _, body = await http_get_headers(server, target)
+    return status, body
 
 
 async def http_get_headers(server: VenueServer, target: str) -> tuple[int, dict[str, str], bytes]:
