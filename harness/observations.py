@@ -80,7 +80,9 @@ class BookObservation:
 
     @classmethod
     def from_wire(cls, row: Sequence[Any]) -> BookObservation:
-        symbol, update_id, synced, bids, asks, recv, parsed, dequeued, applied = _unpack(row, 9, "observation")
+        symbol, update_id, synced, bids, asks, recv, parsed, dequeued, applied = _unpack(
+            row, "an observation", _OBSERVATION_FIELDS
+        )
         return cls(symbol, update_id, bool(synced), _levels(bids), _levels(asks), recv, parsed, dequeued, applied)
 
 
@@ -104,7 +106,7 @@ class SyncEvent:
 
     @classmethod
     def from_wire(cls, row: Sequence[Any]) -> SyncEvent:
-        kind, mono_ns, detail, symbol = _unpack(row, 4, "sync event")
+        kind, mono_ns, detail, symbol = _unpack(row, "a sync event", _SYNC_EVENT_FIELDS)
         return cls(kind, mono_ns, detail, symbol)
 
 
@@ -123,7 +125,7 @@ class FinalBook:
 
     @classmethod
     def from_wire(cls, row: Sequence[Any]) -> FinalBook:
-        symbol, update_id, synced, bids, asks = _unpack(row, 5, "final book")
+        symbol, update_id, synced, bids, asks = _unpack(row, "a final book", _FINAL_BOOK_FIELDS)
         return cls(symbol, update_id, bool(synced), _levels(bids), _levels(asks))
 
 
@@ -144,16 +146,32 @@ def loads(data: bytes | str) -> SubjectMessage:
         tag, row = orjson.loads(data)
         cls = _TYPES[tag]
     except (orjson.JSONDecodeError, ValueError, TypeError, KeyError):
-        head = data[:80] if isinstance(data, bytes) else data[:80].encode()
-        raise HarnessError(f"subject sent a message that is not a tagged observation: {head!r}") from None
-    return cls.from_wire(row)
+        raise HarnessError(f"subject sent a message that is not a tagged observation: {_head(data)!r}") from None
+    try:
+        return cls.from_wire(row)
+    except (TypeError, IndexError, KeyError):
+        raise HarnessError(f"subject sent book levels that are not [price, size] pairs: {_head(data)!r}") from None
 
 
-def _unpack(row: Sequence[Any], n: int, what: str) -> Sequence[Any]:
+# The exact type of each wire field (None: checked elsewhere, or any); a wrong one would otherwise
+# surface as a traceback deep in the checker instead of as the subject's protocol error.
+_OBSERVATION_FIELDS = (str, int, None, None, None, int, int, int, int)
+_SYNC_EVENT_FIELDS = (str, int, str, str)
+_FINAL_BOOK_FIELDS = (str, int, None, None, None)
+
+
+def _head(data: bytes | str) -> bytes:
+    return data[:80] if isinstance(data, bytes) else data[:80].encode()
+
+
+def _unpack(row: Sequence[Any], what: str, fields: tuple[type | None, ...]) -> Sequence[Any]:
     if not isinstance(row, list | tuple):
-        raise HarnessError(f"subject sent a {what} that is not a list: {row!r:.80}")
-    if len(row) != n:
-        raise HarnessError(f"subject sent a {what} with {len(row)} fields; expected {n}")
+        raise HarnessError(f"subject sent {what} that is not a list: {row!r:.80}")
+    if len(row) != len(fields):
+        raise HarnessError(f"subject sent {what} with {len(row)} fields; expected {len(fields)}")
+    for i, (value, wanted) in enumerate(zip(row, fields, strict=True)):
+        if wanted is not None and type(value) is not wanted:
+            raise HarnessError(f"subject sent {what} whose field {i} is {value!r:.40}; expected {wanted.__name__}")
     return row
 
 
