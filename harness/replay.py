@@ -244,9 +244,13 @@ async def _read_reports(
             continue
         if line.startswith(b"{"):
             try:
-                run.stats = orjson.loads(line).get("stats", {})
+                stats = orjson.loads(line).get("stats", {})
             except orjson.JSONDecodeError:
-                run.protocol_error = f"unreadable stats line: {line[:80]!r}"
+                stats = None
+            if isinstance(stats, dict) and isinstance(stats.get("queue", {}), dict):
+                run.stats = stats
+            else:
+                run.protocol_error = f"unreadable stats line (stats and its queue must be objects): {line[:80]!r}"
             continue
         try:
             message = loads(line)
