@@ -134,9 +134,5 @@ def scenarios() -> None:
         print(f"{item.name:<20} {item.description}")
 
 
-def main() -> None:
-    app()
-
-
 if __name__ == "__main__":
-    main()
+    app()
