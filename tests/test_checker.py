@@ -117,7 +117,7 @@ def run_subject(frames: list[Frame], *, skip=(), twice=(), wrong_at=None, gap_aw
     return messages, clients
 
 
-def test_a_correct_subject_has_no_divergence_and_a_correct_final_book():
+def test_a_correct_subject_has_no_divergence_and_a_correct_final_book() -> None:
     frames = clean_frames()
     oracle = Oracle(frames, SNAP)
     messages, clients = run_subject(frames)
@@ -131,7 +131,7 @@ def test_a_correct_subject_has_no_divergence_and_a_correct_final_book():
     assert found.frames_sent == 20 == found.depth_frames_sent
 
 
-def test_a_wrong_level_while_synced_is_silent_divergence_with_a_diff():
+def test_a_wrong_level_while_synced_is_silent_divergence_with_a_diff() -> None:
     frames = clean_frames()
     messages, clients = run_subject(frames, wrong_at=107)
     found = check(Oracle(frames, SNAP), messages, clients)
@@ -143,7 +143,7 @@ def test_a_wrong_level_while_synced_is_silent_divergence_with_a_diff():
     assert found.final_book_correct
 
 
-def test_claiming_synced_at_an_update_id_between_frame_boundaries_is_divergence():
+def test_claiming_synced_at_an_update_id_between_frame_boundaries_is_divergence() -> None:
     frames = [depth(0, 95, 100), depth(1, 101, 105, [["100.0", "4"]])]
     book = DictBook(SNAP)
     book.u = 103
@@ -155,7 +155,7 @@ def test_claiming_synced_at_an_update_id_between_frame_boundaries_is_divergence(
     assert found.finals[0].detail == "the subject gave no final book"
 
 
-def test_a_duplicate_applied_twice_is_counted():
+def test_a_duplicate_applied_twice_is_counted() -> None:
     frames = clean_frames()
     messages, clients = run_subject(frames, twice={5})
     found = check(Oracle(frames, SNAP), messages, clients)
@@ -164,7 +164,7 @@ def test_a_duplicate_applied_twice_is_counted():
     assert found.frames_sent == 21
 
 
-def test_update_ids_going_back_while_synced_are_counted_unless_a_resync_came_between():
+def test_update_ids_going_back_while_synced_are_counted_unless_a_resync_came_between() -> None:
     frames = clean_frames()
     oracle = Oracle(frames, SNAP)
     book = DictBook(SNAP)
@@ -178,7 +178,7 @@ def test_update_ids_going_back_while_synced_are_counted_unless_a_resync_came_bet
     assert check(oracle, resynced, []).reorders_applied == 0
 
 
-def test_a_subject_that_never_detects_a_gap_diverges_and_detects_none():
+def test_a_subject_that_never_detects_a_gap_diverges_and_detects_none() -> None:
     frames = clean_frames()
     messages, clients = run_subject(frames, skip={4, 9, 10, 15}, gap_aware=False)
     found = check(Oracle(frames, SNAP), messages, clients)
@@ -189,7 +189,7 @@ def test_a_subject_that_never_detects_a_gap_diverges_and_detects_none():
     assert not found.final_book_correct
 
 
-def test_a_gap_aware_subject_detects_every_gap_and_stays_correct():
+def test_a_gap_aware_subject_detects_every_gap_and_stays_correct() -> None:
     frames = clean_frames()
     messages, clients = run_subject(frames, skip={4, 9, 10, 15})
     found = check(Oracle(frames, SNAP), messages, clients)
@@ -200,7 +200,7 @@ def test_a_gap_aware_subject_detects_every_gap_and_stays_correct():
     assert found.final_book_correct
 
 
-def test_corrupt_writes_count_as_missing_and_reconnects_are_not_gaps():
+def test_corrupt_writes_count_as_missing_and_reconnects_are_not_gaps() -> None:
     frames = clean_frames()
     first = Client(1, [Write(1, 0, 10), Write(2, 0, 20, fault="corrupt_truncate"), Write(3, 0, 30)])
     found = check(Oracle(frames, SNAP), [], [first, Client(2, [Write(5, 0, 50)])])
@@ -208,7 +208,7 @@ def test_corrupt_writes_count_as_missing_and_reconnects_are_not_gaps():
     assert found.depth_frames_sent == 4
 
 
-def test_recovery_runs_from_window_start_to_the_first_correct_book_after_the_last_disruption():
+def test_recovery_runs_from_window_start_to_the_first_correct_book_after_the_last_disruption() -> None:
     @dataclass
     class Window:
         kind: str
@@ -236,7 +236,7 @@ def test_recovery_runs_from_window_start_to_the_first_correct_book_after_the_las
     assert unhealed.recoveries[0].recovery_ns is None
 
 
-def test_unsynced_time_runs_from_each_loss_of_sync_to_the_next_sync():
+def test_unsynced_time_runs_from_each_loss_of_sync_to_the_next_sync() -> None:
     frames = clean_frames()
     messages, clients = run_subject(frames, skip={9})
     found = check(Oracle(frames, SNAP), messages, clients, start_mono_ns=T0)
@@ -245,7 +245,7 @@ def test_unsynced_time_runs_from_each_loss_of_sync_to_the_next_sync():
     assert found.unsynced_ns == (STEP + 4) + (85_000 - 1)
 
 
-def test_latency_joins_the_first_write_of_each_update_id():
+def test_latency_joins_the_first_write_of_each_update_id() -> None:
     frames = clean_frames()
     messages, clients = run_subject(frames, twice={3})
     found = check(Oracle(frames, SNAP), messages, clients)
@@ -258,7 +258,7 @@ def test_latency_joins_the_first_write_of_each_update_id():
     assert found.unjoined == 0 and found.negative_latencies == 0
 
 
-def test_a_final_book_that_is_synced_and_wrong_is_divergence():
+def test_a_final_book_that_is_synced_and_wrong_is_divergence() -> None:
     frames = clean_frames()
     messages, clients = run_subject(frames)
     final = messages[-1]
@@ -269,7 +269,7 @@ def test_a_final_book_that_is_synced_and_wrong_is_divergence():
     assert found.examples[0]["reason"] == "final book differs from the oracle"
 
 
-def test_messages_round_trip_through_orjson_and_bad_ones_are_refused():
+def test_messages_round_trip_through_orjson_and_bad_ones_are_refused() -> None:
     frames = clean_frames()
     messages, _ = run_subject(frames)
     assert [loads(dumps(m)) for m in messages] == messages
@@ -283,7 +283,7 @@ def test_messages_round_trip_through_orjson_and_bad_ones_are_refused():
         Checker(Oracle(frames, SNAP)).feed(messages[-1])
 
 
-def test_send_log_clock_places_offsets_at_the_first_write_of_the_frame_due_then():
+def test_send_log_clock_places_offsets_at_the_first_write_of_the_frame_due_then() -> None:
     frames = clean_frames()
     _, clients = run_subject(frames, skip={4})
     to_mono = send_log_clock(frames, clients)

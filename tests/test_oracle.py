@@ -68,7 +68,7 @@ def random_frames(seed: int, count: int) -> list[Frame]:
     return frames
 
 
-def test_top_matches_an_independent_model_at_every_frame_boundary():
+def test_top_matches_an_independent_model_at_every_frame_boundary() -> None:
     frames = random_frames(seed=7, count=300)
     oracle = Oracle(frames, SNAP)
     ids = [f.last_update_id for f in frames if f.last_update_id is not None and f.last_update_id > 100]
@@ -85,7 +85,7 @@ def test_top_matches_an_independent_model_at_every_frame_boundary():
     assert oracle.full_book(SYMBOL, middle) == (tuple(bids), tuple(asks))
 
 
-def test_frames_before_the_snapshot_and_between_boundaries_are_unknown():
+def test_frames_before_the_snapshot_and_between_boundaries_are_unknown() -> None:
     frames = [depth(0, 90, 99), depth(1, 100, 103, [["100.0", "0"]]), depth(2, 104, 104)]
     oracle = Oracle(frames, SNAP)
     assert oracle.top(SYMBOL, 99) is None
@@ -96,7 +96,7 @@ def test_frames_before_the_snapshot_and_between_boundaries_are_unknown():
     assert oracle.depth_frames == 3
 
 
-def test_a_break_in_the_recording_leaves_the_book_unknown_until_a_later_snapshot_bridges_it():
+def test_a_break_in_the_recording_leaves_the_book_unknown_until_a_later_snapshot_bridges_it() -> None:
     later = DepthSnapshot(SYMBOL, 120, [["90.0", "1"]], [["110.0", "1"]])
     frames = [depth(1, 101, 102), depth(2, 110, 111), depth(3, 112, 119), depth(4, 120, 121, [["91.0", "4"]])]
     oracle = Oracle(frames, [later, SNAP])
@@ -107,7 +107,7 @@ def test_a_break_in_the_recording_leaves_the_book_unknown_until_a_later_snapshot
     assert oracle.top(SYMBOL, 121) == ((("91.0", "4"), ("90.0", "1")), (("110.0", "1"),))
 
 
-def test_usdm_frames_chain_on_pu():
+def test_usdm_frames_chain_on_pu() -> None:
     frames = [depth(1, 95, 105, [["100.0", "7"]], pu=90), depth(2, 106, 110, pu=105), depth(3, 112, 115, pu=110)]
     oracle = Oracle(frames, SNAP)
     assert oracle.recording_gaps == 0
@@ -115,7 +115,7 @@ def test_usdm_frames_chain_on_pu():
     assert oracle.top(SYMBOL, 105)[0][0] == ("100.0", "7")
 
 
-def test_snapshot_from_rest_and_bad_input_are_one_line_errors():
+def test_snapshot_from_rest_and_bad_input_are_one_line_errors() -> None:
     snap = snapshot_from_rest(SYMBOL, b'{"lastUpdateId": 5, "bids": [["1.0", "2"]], "asks": []}')
     assert snap.last_update_id == 5 and snap.bids == [["1.0", "2"]]
     with pytest.raises(HarnessError, match="not a depth body"):
@@ -125,7 +125,7 @@ def test_snapshot_from_rest_and_bad_input_are_one_line_errors():
     assert decode_depth(Frame(4, 0, STREAM, b'{"result": null, "id": 1}')) is None
 
 
-def test_oracle_agrees_with_the_venue_books_on_a_synth_recording():
+def test_oracle_agrees_with_the_venue_books_on_a_synth_recording() -> None:
     from harness.synth.run import generate_events
     from replayer.replay_data import VenueBooks, build_replay_data
 

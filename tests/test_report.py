@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 from rich.console import Console
@@ -111,7 +112,7 @@ def dig(report: dict, path: str):
     return node
 
 
-def test_report_has_every_required_key_and_round_trips_through_orjson(tmp_path):
+def test_report_has_every_required_key_and_round_trips_through_orjson(tmp_path: Path) -> None:
     report = run()
     for path in REQUIRED:
         dig(report, path)
@@ -128,7 +129,7 @@ def test_report_has_every_required_key_and_round_trips_through_orjson(tmp_path):
     assert report["sync"]["recovery_ms"] == {"count": 1, "unrecovered": 0, "p50": 0.046, "p99": 0.046, "max": 0.046}
 
 
-def test_divergence_fails_the_run_even_when_every_expectation_holds():
+def test_divergence_fails_the_run_even_when_every_expectation_holds() -> None:
     report = apply_expectations(run(wrong=True), [{"name": "gaps", "threshold": ">= 1", "value": 3, "passed": True}])
     assert report["sync"]["divergent"] == 1
     assert report["passed"] is False
@@ -136,7 +137,7 @@ def test_divergence_fails_the_run_even_when_every_expectation_holds():
     assert report["sync"]["divergence_examples"][0]["update_id"] == 13
 
 
-def test_a_failing_expectation_fails_the_run_and_objects_are_accepted():
+def test_a_failing_expectation_fails_the_run_and_objects_are_accepted() -> None:
     @dataclass
     class Result:
         name: str
@@ -150,7 +151,7 @@ def test_a_failing_expectation_fails_the_run_and_objects_are_accepted():
     orjson.loads(dumps_report(report))
 
 
-def test_junit_has_one_testcase_per_expectation_and_marks_failures(tmp_path):
+def test_junit_has_one_testcase_per_expectation_and_marks_failures(tmp_path: Path) -> None:
     report = apply_expectations(run(), [{"name": "p99", "threshold": "< 1000", "value": 2000, "passed": False}])
     path = tmp_path / "junit.xml"
     write_junit(report, path)
@@ -163,7 +164,7 @@ def test_junit_has_one_testcase_per_expectation_and_marks_failures(tmp_path):
     assert "2000" in cases[1].find("failure").get("message")
 
 
-def test_terminal_table_leads_with_the_verdict():
+def test_terminal_table_leads_with_the_verdict() -> None:
     console = Console(record=True, width=120, color_system=None)
     console.print(render_terminal(run(wrong=True)))
     text = console.export_text()
