@@ -14,10 +14,7 @@ pass already computed: a live feed never delivers the same string object twice.
 from __future__ import annotations
 
 import asyncio
-import gc
 import gzip
-import time
-from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,6 +22,7 @@ from typing import Any
 import orjson
 
 from bench.sketches import load_sketch, sketch_path
+from bench.timing import cpu_timed
 from harness.book import OrderBook
 
 ROOT = Path(__file__).resolve().parents[2] / "shared"
@@ -56,29 +54,15 @@ def _parse_calls(lines: list[bytes]) -> Calls:
     return snapshot, [e for e in events if e["update_id"] > snapshot["update_id"]]
 
 
-def _timed(run: Callable[[], None]) -> float:
-    """CPU seconds of this thread spent in `run`, with the cyclic collector paused."""
-    gc.collect()
-    gc.disable()
-    try:
-        start = time.thread_time()
-        run()
-        return time.thread_time() - start
-    finally:
-        gc.enable()
-
-
 def _ours(calls: Calls) -> float:
     snapshot, deltas = calls
     book = OrderBook("BTCUSDT")
     book.process_snapshot(snapshot)
     process = book.process_delta
-
-    def run() -> None:
+    with cpu_timed() as spent:
         for call in deltas:
             process(call)
-
-    return _timed(run)
+    return spent[0] / 1e9
 
 
 def _sketch(module: ModuleType, calls: Calls) -> float:
@@ -88,15 +72,10 @@ def _sketch(module: ModuleType, calls: Calls) -> float:
         book = module.SyncedOrderBook("BTCUSDT")
         await book.process_snapshot(snapshot)
         process = book.process_delta
-        gc.collect()
-        gc.disable()
-        try:
-            start = time.thread_time()
+        with cpu_timed() as spent:
             for call in deltas:
                 await process(call)
-            return time.thread_time() - start
-        finally:
-            gc.enable()
+        return spent[0] / 1e9
 
     return asyncio.run(run())
 

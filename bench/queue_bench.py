@@ -14,12 +14,12 @@ ratio is best against best.
 from __future__ import annotations
 
 import asyncio
-import gc
 import random
 import time
 from typing import Any
 
 from bench.sketches import load_sketch, sketch_path
+from bench.timing import cpu_timed
 from harness.latency import Histogram, LatencyTracker
 from harness.queue import BoundedPriorityQueue, MessagePriority
 
@@ -35,31 +35,23 @@ async def _puts_at_capacity(queue: Any, low: Any, normal: Any, puts: int) -> flo
     for i in range(CAPACITY):
         await queue.put(i, low)
     assert queue.qsize() == CAPACITY
-    gc.collect()
-    gc.disable()
-    started = time.thread_time_ns()
-    for i in range(puts):
-        await queue.put(i, normal)
-    elapsed = time.thread_time_ns() - started
-    gc.enable()
+    with cpu_timed() as spent:
+        for i in range(puts):
+            await queue.put(i, normal)
     assert queue.qsize() == CAPACITY
-    return puts * 1e9 / elapsed
+    return puts * 1e9 / spent[0]
 
 
 async def _put_get_below_capacity(queue: Any, priorities: list[Any], rounds: int) -> float:
     """Put/get rate in bursts of mixed priorities that never fill the queue."""
-    gc.collect()
-    gc.disable()
-    started = time.thread_time_ns()
-    for _ in range(rounds):
-        for i, priority in enumerate(priorities):
-            await queue.put(i, priority)
-        for _ in priorities:
-            await queue.get()
-    elapsed = time.thread_time_ns() - started
-    gc.enable()
+    with cpu_timed() as spent:
+        for _ in range(rounds):
+            for i, priority in enumerate(priorities):
+                await queue.put(i, priority)
+            for _ in priorities:
+                await queue.get()
     assert queue.qsize() == 0
-    return 2 * rounds * len(priorities) * 1e9 / elapsed
+    return 2 * rounds * len(priorities) * 1e9 / spent[0]
 
 
 def _best_in_turns(*contenders: tuple[Any, Any]) -> list[float]:
@@ -72,7 +64,8 @@ def _best_in_turns(*contenders: tuple[Any, Any]) -> list[float]:
 
 
 def _record_ns() -> tuple[float, float]:
-    samples = [random.Random(7).randrange(1_000, 50_000_000) for _ in range(1000)]
+    rng = random.Random(7)
+    samples = [rng.randrange(1_000, 50_000_000) for _ in range(1000)]
     hist = Histogram()
     tracker = LatencyTracker()
     n = 200
