@@ -10,6 +10,7 @@ pure and happens after the run, so it costs the subject no latency.
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,13 +82,15 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
     """Runs one replay and returns the JSON report (with `passed`); raises HarnessError for bad input."""
     scenario = load_scenario(request.scenario)
     check_factory_spec(request.subject)
+    seed = scenario.seed if request.seed is None else request.seed
+    speed = scenario.speed if request.speed is None else request.speed
+    if not (speed >= 0 and math.isfinite(speed)):
+        raise HarnessError(f"speed must be a finite number >= 0 (0 is as fast as the subject reads), not {speed}")
     recording_path = request.recording or BUNDLED_FIXTURE
     venue = Recording(recording_path).venue
     if venue != "binance-spot":
         raise HarnessError(f"{recording_path}: venue {venue!r} cannot be replayed yet; replay supports binance-spot")
     data = load_replay_data(recording_path)
-    seed = scenario.seed if request.seed is None else request.seed
-    speed = scenario.speed if request.speed is None else request.speed
     plan = scenario.plan(data.frames, seed)
     oracle = oracle_for(data)
     final_ids = {symbol: oracle.last_update_id(symbol) for symbol in oracle.symbols}

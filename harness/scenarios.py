@@ -7,6 +7,7 @@ for the schedule and `Scenario.evaluate` on the finished report. docs/scenarios.
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 import tomllib
@@ -130,7 +131,7 @@ def parse_scenario(text: str, source: str, expected_name: str | None = None) -> 
         raise HarnessError(f"{source}: key 'name': expected {expected_name!r} (the file's name), got {name!r}")
     description = _require(data, "description", str, "a string", source)
     speed = _require(data, "speed", (int, float), "a number > 0", source)
-    if speed <= 0:
+    if not (speed > 0 and math.isfinite(speed)):
         raise HarnessError(f"{source}: key 'speed': expected a number > 0, got {speed!r}")
     seed = _require(data, "seed", int, "an integer", source)
     raw_faults = data.get("faults", [])
@@ -186,6 +187,8 @@ def _expectations(table: Mapping[str, Any], prefix: str, source: str) -> list[Ex
             op = match.group(1)
         elif not isinstance(value, bool | int | float):
             raise HarnessError(f"{source}: expect key {metric!r}: expected a number, true/false or a condition")
+        if isinstance(threshold, float) and math.isnan(threshold):
+            raise HarnessError(f"{source}: expect key {metric!r}: nan compares false with everything; give a number")
         if isinstance(threshold, bool) and op not in ("==", "!="):
             raise HarnessError(f"{source}: expect key {metric!r}: true/false takes only == or !=, got {op!r}")
         found.append(Expectation(metric, op, threshold))
