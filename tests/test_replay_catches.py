@@ -122,12 +122,14 @@ CASES: dict[str, Case] = {
     ),
     # Being too slow is the defect: the venue drops the reader (a fast one takes the burst). Whether the
     # stale book it keeps then diverges depends on timing (the crossed-book check may resync it first),
-    # so the catch asserted is the drop the venue reports, and divergence only where it shows.
+    # so the catch asserted is the drop the venue reports, and divergence only where it shows. The limit
+    # stays 5 s (recorded) past the release, 1.25 s at speed 4: five times the venue's grace, so a loaded
+    # machine that sends the post-release frames late still polices the backlog before the limit lifts.
     "slow_consumer": Case(
         "slow_consumer",
         "slow_reader_resumes",
         4,
-        _fault("slow_consumer", "20%", "60%", max_bytes=4096, hold=6.0),
+        _fault("slow_consumer", "20%", "75%", max_bytes=4096, hold=6.0),
         '"venue.slow_consumers_dropped" = 0',
     ),
     "exchange_restart": Case("exchange_restart", "gives_up_reconnecting", 8, _fault("exchange_restart", "30%", "45%")),
