@@ -54,17 +54,19 @@ class BinanceSpotSubject:
         snapshot_retry_cap_s: float = 1.0,
         snapshot_timeout_s: float = 5.0,
         sequencing: Callable[[], SequencingRule] = BinanceSpotSequencing,
+        check_crossed: bool = True,
     ) -> None:
         """The keywords are the knobs a deployment tunes (tests/broken_subjects.py mistunes them on purpose).
 
         `sequencing` makes one rule per symbol; `watchdog_s=None` trusts a silent socket forever;
-        `max_retries` caps consecutive failed reconnects (None: retry forever).
+        `max_retries` caps consecutive failed reconnects (None: retry forever); `check_crossed=False`
+        drops the sync's sanity check that a crossed book cannot be in sync.
         """
         if config.venue != "binance-spot":
             raise ValueError(f"the default subject speaks binance-spot, not {config.venue}")
         self._config = config
         self._url = combined_url(config.ws_url, book_streams(config.symbols))
-        self._syncs = {symbol: BookSync(sequencing()) for symbol in config.symbols}
+        self._syncs = {symbol: BookSync(sequencing(), check_crossed=check_crossed) for symbol in config.symbols}
         self._queue = BoundedPriorityQueue(queue_size, "DROP_LOWEST")
         self._client = ReconnectingClient(
             self._url,

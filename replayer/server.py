@@ -328,15 +328,30 @@ class VenueServer:
             await asyncio.sleep(0)  # let writers run between the sends of a burst, so backlogs are real
 
     def _police_backlog(self, client: _Client) -> None:
-        """Drops a client that has stayed over the buffer limit for the grace period."""
+        """Drops a client that has stayed over the buffer limit for the grace period.
+
+        Checked on every send to the client and once more when a grace period that began ends, so a
+        reader that stays behind is dropped even when no further frame comes to trigger the check.
+        """
         if not self._over_limit(client):
             client.over_limit_since = None
             return
         now = time.monotonic_ns()
         if client.over_limit_since is None:
             client.over_limit_since = now
+            asyncio.get_running_loop().call_later(
+                SLOW_CONSUMER_GRACE_NS / 1e9, self._grace_ended, client, client.over_limit_since
+            )
         elif now - client.over_limit_since >= SLOW_CONSUMER_GRACE_NS:
             self._drop_slow(client)
+
+    def _grace_ended(self, client: _Client, since: int) -> None:
+        if client.id not in self._open or client.over_limit_since != since or self._buffer_limit is None:
+            return
+        if self._over_limit(client):
+            self._drop_slow(client)
+        else:
+            client.over_limit_since = None
 
     def _over_limit(self, client: _Client) -> bool:
         transport = client.connection.transport

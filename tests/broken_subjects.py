@@ -222,8 +222,9 @@ def gives_up_silently(config: SubjectConfig) -> BinanceSpotSubject:
 
 
 def trusts_any_snapshot(config: SubjectConfig) -> BinanceSpotSubject:
-    """Joins stale and too-new snapshots to the stream (snapshot stale, too_new)."""
-    return BinanceSpotSubject(config, sequencing=TrustingBridgeSequencing)
+    """Joins stale and too-new snapshots to the stream, and never asks whether the result is even
+    uncrossed (snapshot stale, too_new): the crossed-book check would otherwise often resync it by luck."""
+    return BinanceSpotSubject(config, sequencing=TrustingBridgeSequencing, check_crossed=False)
 
 
 def gives_up_on_snapshot(config: SubjectConfig) -> BinanceSpotSubject:
