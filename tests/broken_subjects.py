@@ -13,6 +13,8 @@ import socket
 import time
 from typing import Any
 
+import orjson
+
 from harness.book_events import DecodeError, DepthDelta
 from harness.client_state import ClientEvent, ConnectionOpened, Disconnected
 from harness.default_subject import SNAPSHOT_LIMIT, USER_AGENT, BinanceSpotSubject
@@ -156,12 +158,21 @@ class SalvagesCorruptFrames(BinanceSpotSubject):
 
 
 class SlowReading(BinanceSpotSubject):
-    """Takes `READ_COST_S` per frame on a small receive buffer, so the venue's backlog for it grows and
-    a slow-consumer limit drops it. (The client has no socket-option hook, so this reaches into its
-    live connection; fine for a test double, not for a subject.)"""
+    """Stops reading for `STALL_S` of wall time (a blocked loop, a long GC pause) once the stream is
+    `STALL_AFTER_S` of recorded time old, on a 4 KiB receive buffer, so the venue's backlog for it
+    grows past any slow-consumer limit. A stall rather than a steady slowness, so that whether the venue
+    drops it depends on bytes (what is sent during the stall against what the kernels hold: about 40 KiB
+    with the venue's pinned send buffer), not on how fast this machine happens to be. (The client has no
+    socket-option hook, so this reaches into its live connection; fine for a test double, not for a subject.)"""
 
-    READ_COST_S = 0.01
+    STALL_AFTER_S = 3.0
+    STALL_S = 3.0
     RECEIVE_BUFFER = 4096
+
+    def __init__(self, config: SubjectConfig, **options: Any) -> None:
+        super().__init__(config, **options)
+        self._first_event_ms: int | None = None
+        self._stalled = False
 
     def _on_event(self, event: ClientEvent) -> None:
         if isinstance(event, ConnectionOpened):
@@ -172,7 +183,15 @@ class SlowReading(BinanceSpotSubject):
         super()._on_event(event)
 
     def _on_message(self, payload: bytes, recv_mono_ns: int, recv_wall_ns: int, conn_id: int) -> None:
-        time.sleep(self.READ_COST_S)
+        if not self._stalled:
+            event_ms = orjson.loads(payload).get("data", {}).get("E")
+            if event_ms is None:
+                pass
+            elif self._first_event_ms is None:
+                self._first_event_ms = event_ms
+            elif event_ms - self._first_event_ms >= self.STALL_AFTER_S * 1000:
+                self._stalled = True
+                time.sleep(self.STALL_S)
         super()._on_message(payload, recv_mono_ns, recv_wall_ns, conn_id)
 
 

@@ -124,14 +124,15 @@ CASES: dict[str, Case] = {
     ),
     # Being too slow is the defect: the venue drops the reader (a fast one takes the burst). Whether the
     # stale book it keeps then diverges depends on timing (the crossed-book check may resync it first),
-    # so the catch asserted is the drop the venue reports, and divergence only where it shows. The limit
-    # stays 5 s (recorded) past the release, 1.25 s at speed 4: five times the venue's grace, so a loaded
-    # machine that sends the post-release frames late still polices the backlog before the limit lifts.
+    # so the catch asserted is the drop the venue reports, and divergence only where it shows. The
+    # broken reader stalls at the burst's release (8 s recorded in) for the rest of the limit's window
+    # (2 s to 16 s recorded; 3 s of wall time at speed 4 covers it), so the venue sends it over 100 KiB
+    # while the kernels hold about 40 KiB: dropped on any machine, however loaded.
     "slow_consumer": Case(
         "slow_consumer",
         "slow_reader_resumes",
         4,
-        _fault("slow_consumer", "20%", "75%", max_bytes=4096, hold=6.0),
+        _fault("slow_consumer", "10%", "80%", max_bytes=4096, hold=6.0),
         '"venue.slow_consumers_dropped" = 0',
     ),
     "exchange_restart": Case("exchange_restart", "gives_up_reconnecting", 8, _fault("exchange_restart", "30%", "45%")),
