@@ -123,6 +123,7 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
         "connections": venue_stats.clients_connected,
         "handshakes_refused": venue_stats.handshakes_refused,
         "slow_consumers_dropped": venue_stats.slow_consumers_dropped,
+        "too_many_requests": venue_stats.too_many_requests,
         "disconnects": dict(venue_stats.disconnects),
         "rest_requests": dict(venue_stats.rest_requests),
         "rest_faults": dict(venue_stats.rest_faults),

@@ -23,7 +23,9 @@ that pass validation; `slow` takes the book when the request arrives and answers
 Each client has its own outbox and writer task, so one slow reader delays only itself; its unsent
 backlog is what `ClientBufferLimit` measures (only while the kernel refuses more bytes, and only a
 client that stays over the limit for SLOW_CONSUMER_GRACE_NS is dropped, so a burst to a healthy reader
-is not mistaken for a slow one). Everything runs on one event loop; `ServerThread`
+is not mistaken for a slow one). A client that sends more than Binance's five messages in a second is
+closed with 1008 "Too many requests", as the venue does (replayer/rate_limit.py). Everything runs on one
+event loop; `ServerThread`
 runs it in a thread of its own for a harness whose subject lives on another loop.
 """
 
@@ -47,6 +49,8 @@ from websockets.http11 import Request, Response
 
 from harness.venues.binance_spot import rest
 from harness.venues.binance_spot.streams import (
+    MAX_INCOMING_MESSAGES_PER_SECOND,
+    TOO_MANY_REQUESTS_CLOSE,
     ControlError,
     parse_control,
     parse_ws_path,
@@ -54,6 +58,7 @@ from harness.venues.binance_spot.streams import (
     result_reply,
     unserved_time_unit,
 )
+from replayer.rate_limit import MessageRateLimit
 from replayer.replay_data import ReplayData, VenueBooks
 from replayer.timeline import (
     ClientBufferLimit,
@@ -115,6 +120,7 @@ class ServerStats:
     clients_open: int = 0
     handshakes_refused: int = 0
     slow_consumers_dropped: int = 0
+    too_many_requests: int = 0
     disconnects: Counter = field(default_factory=Counter)
     rest_requests: Counter = field(default_factory=Counter)
     rest_faults: Counter = field(default_factory=Counter)
@@ -135,13 +141,21 @@ class _Client:
         "outbox",
         "over_limit_since",
         "queued_bytes",
+        "rate",
         "record",
         "streams",
         "wake",
         "writer",
     )
 
-    def __init__(self, client_id: int, connection: ServerConnection, combined: bool, streams: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        client_id: int,
+        connection: ServerConnection,
+        combined: bool,
+        streams: tuple[str, ...],
+        rate: MessageRateLimit | None,
+    ) -> None:
         self.id = client_id
         self.connection = connection
         self.combined = combined
@@ -149,6 +163,7 @@ class _Client:
         self.outbox: deque = deque()
         self.queued_bytes = 0
         self.over_limit_since: int | None = None
+        self.rate = rate
         self.wake = asyncio.Event()
         self.idle = asyncio.Event()
         self.idle.set()
@@ -172,8 +187,11 @@ class VenueServer:
         on_send: OnSend | None = None,
         keep_send_log: bool = True,
         socket_send_buffer: int | None = None,
+        messages_per_second: int | None = MAX_INCOMING_MESSAGES_PER_SECOND,
     ) -> None:
-        """`socket_send_buffer` fixes each connection's SO_SNDBUF, so a slow reader backs up after few bytes."""
+        """`socket_send_buffer` fixes each connection's SO_SNDBUF, so a slow reader backs up after few bytes.
+        `messages_per_second` is the venue's limit on what a client sends (None: no limit, for tests of
+        the control protocol itself)."""
         if speed < 0:
             raise ValueError("speed must be >= 0")
         self.data = data
@@ -186,6 +204,7 @@ class VenueServer:
         self._on_send = on_send
         self._keep_send_log = keep_send_log
         self._sndbuf = socket_send_buffer
+        self._messages_per_second = messages_per_second
         self.books = VenueBooks(data)
         self.stats = ServerStats()
         self.clients: dict[int, ClientRecord] = {}
@@ -365,6 +384,14 @@ class VenueServer:
         client.queued_bytes = 0
         client.connection.transport.abort()
 
+    def _close_too_many_requests(self, client: _Client) -> None:
+        """Closes at once: what was queued for the client is discarded, as the venue cuts it off."""
+        self.stats.too_many_requests += 1
+        client.record.close_cause = "too_many_requests"
+        client.outbox.clear()
+        client.queued_bytes = 0
+        self._enqueue(client, _CloseMarker(*TOO_MANY_REQUESTS_CLOSE), 0)
+
     def _disconnect(self, entry: Disconnect) -> None:
         self.stats.disconnects[entry.mode] += 1
         for client in list(self._open.values()):
@@ -421,7 +448,8 @@ class VenueServer:
 
     async def _handle(self, connection: ServerConnection) -> None:
         ws_path = parse_ws_path(connection.request.path)
-        client = _Client(self._next_client_id, connection, ws_path.combined, ws_path.streams)
+        rate = MessageRateLimit(self._messages_per_second) if self._messages_per_second is not None else None
+        client = _Client(self._next_client_id, connection, ws_path.combined, ws_path.streams, rate)
         self._next_client_id += 1
         self.clients[client.id] = client.record
         self._open[client.id] = client
@@ -437,6 +465,9 @@ class VenueServer:
             self.start_clock()
         try:
             async for message in connection:
+                if client.rate is not None and not client.rate.admit(time.monotonic_ns()):
+                    self._close_too_many_requests(client)
+                    break
                 self._control(client, message)
         except ConnectionClosed:
             pass

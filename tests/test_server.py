@@ -250,7 +250,11 @@ def test_raw_path_delivers_the_data_bytes_of_only_the_named_stream(built: Built,
 
 def test_subscribe_list_unsubscribe_and_errors_on_a_bare_ws_path(built: Built, data: ReplayData) -> None:
     async def run() -> None:
-        async with serving(data, speed=0) as server, connect(f"{server.ws_url}/ws", compression=None) as ws:
+        # Thirteen requests back to back: past Binance's five a second, so the limit is off here.
+        async with (
+            serving(data, speed=0, messages_per_second=None) as server,
+            connect(f"{server.ws_url}/ws", compression=None) as ws,
+        ):
             reply, before = await request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 3})
             assert (reply, before) == ({"result": [], "id": 3}, [])
             assert server.clock_start_mono_ns is None and server.stats.frames_sent == 0
@@ -284,6 +288,25 @@ def test_subscribe_list_unsubscribe_and_errors_on_a_bare_ws_path(built: Built, d
                 "error": {"code": 2, "msg": "Invalid request: request ID must be an unsigned integer"},
                 "id": None,
             }
+
+    asyncio.run(run())
+
+
+def test_a_sixth_message_within_a_second_closes_the_connection_with_1008(data: ReplayData) -> None:
+    async def run() -> None:
+        async with serving(data, speed=0) as server, connect(f"{server.ws_url}/ws", compression=None) as ws:
+            for request_id in range(1, 7):
+                await ws.send(orjson.dumps({"method": "LIST_SUBSCRIPTIONS", "id": request_id}).decode())
+            replies = []
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    replies.append(orjson.loads(await ws.recv(decode=False)))
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "Too many requests")
+            assert [reply["id"] for reply in replies] == list(range(1, len(replies) + 1))
+            assert len(replies) <= 5
+            assert server.stats.too_many_requests == 1
+            assert server.clients[1].close_cause == "too_many_requests"
 
     asyncio.run(run())
 

@@ -23,6 +23,8 @@ import orjson
 RAW_PATH = "/ws"
 COMBINED_PATH = "/stream"
 MAX_STREAMS_PER_CONNECTION = 1024
+MAX_INCOMING_MESSAGES_PER_SECOND = 5
+TOO_MANY_REQUESTS_CLOSE = (1008, "Too many requests")
 
 _STREAM_NAME = re.compile(r"^[a-z0-9_\-.!]+@[A-Za-z0-9_@\-.!]+$")
 _DEPTH_DIFF = re.compile(r"^[^@]+@depth(@(100|1000)ms)?$")
