@@ -4,7 +4,10 @@ The event loop only receives bytes and stamps them (`time.time_ns` and `time.mon
 after each read); a writer thread owns the RecordingWriter, so a flush, an fsync or a segment being
 sealed to Parquet never delays a timestamp. The writer thread also acts as the flush timer: it ticks
 the writer whenever the queue has been idle for a tenth of a second, so rows reach the disk within a
-second of arriving. After a drop the recorder reconnects with capped, jittered backoff; the
+second of arriving. The rows waiting for the writer are bounded (`max_backlog_bytes`): a disk that
+falls that far behind stops the recording with an error once everything received is written, rather
+than growing the process until the OS kills it and the open segment's tail is lost. After a drop the
+recorder reconnects with capped, jittered backoff; the
 recording shows the hole as a `ws_close` and a later `ws_open`. `docs/recording-format.md` lists
 what each event kind holds.
 """
@@ -46,6 +49,7 @@ from recorder.segments import RecordingWriter
 ABNORMAL_CLOSE = 1006
 USER_AGENT = f"harness-recorder/{harness.__version__}"
 WRITER_IDLE_TICK_S = 0.1
+MAX_BACKLOG_BYTES = 256 * 1024 * 1024
 STOP_GRACE_S = 2.0
 
 Observer = Callable[[EventKind, int, str | None], None]
@@ -69,6 +73,7 @@ class RecordConfig:
     open_timeout_s: float = 10.0
     fsync: bool = True
     seed: int | None = None
+    max_backlog_bytes: int = MAX_BACKLOG_BYTES
 
 
 @dataclass(slots=True)
@@ -139,17 +144,29 @@ async def record(
 
 
 class _WriterThread:
-    """Owns the RecordingWriter; the loop hands it rows through a queue and never waits on the disk."""
+    """Owns the RecordingWriter; the loop hands it rows through a queue and never waits on the disk.
+
+    The backlog is two counters with one writer each (bytes put by the loop, bytes written by this
+    thread), so reading it needs no lock.
+    """
 
     def __init__(self, writer: RecordingWriter, on_failure: Callable[[], None]) -> None:
         self.writer = writer
         self.error: BaseException | None = None
         self._queue: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
         self._on_failure = on_failure
+        self._put_bytes = 0
+        self._written_bytes = 0
         self._thread = threading.Thread(target=self._run, name="recording-writer", daemon=True)
         self._thread.start()
 
+    @property
+    def backlog_bytes(self) -> int:
+        """Payload bytes handed over and not yet appended to the writer."""
+        return self._put_bytes - self._written_bytes
+
     def put(self, row: tuple) -> None:
+        self._put_bytes += len(row[4])
         self._queue.put(row)
 
     def close(self) -> list[Path]:
@@ -182,6 +199,7 @@ class _WriterThread:
                     status=status,
                     reason=reason,
                 )
+                self._written_bytes += len(payload)
             writer.close()
         except Exception as exc:
             self.error = exc
@@ -202,6 +220,7 @@ class _Recorder:
         self._fetches: set[asyncio.Task[None]] = set()
         self._rest_failure: HarnessError | None = None
         self._fetch_bug: BaseException | None = None
+        self._backlog_failure: HarnessError | None = None
         self._writer: _WriterThread | None = None
 
     async def run(self, handle_signals: bool) -> RecordSummary:
@@ -238,6 +257,8 @@ class _Recorder:
                     self.config.output.rmdir()
         if self._fetch_bug is not None:
             raise self._fetch_bug
+        if self._backlog_failure is not None:
+            raise self._backlog_failure
         if self._rest_failure is not None:
             raise self._rest_failure
         return self.summary
@@ -380,6 +401,13 @@ class _Recorder:
     ) -> None:
         self.summary.events += 1
         self._writer.put((kind, conn_id, wall_ns, mono_ns, payload, url, stream, status, reason))
+        if self._writer.backlog_bytes > self.config.max_backlog_bytes and self._backlog_failure is None:
+            mib = self.config.max_backlog_bytes / 2**20
+            self._backlog_failure = HarnessError(
+                f"the disk is not keeping up: more than {mib:g} MiB received and not yet written; recording "
+                f"stopped, and everything received up to then was written to {self.config.output}"
+            )
+            self.stop.set()
         if self.observe is not None:
             self.observe(kind, conn_id, stream)
 

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -23,7 +24,7 @@ from harness.venues.binance_spot.streams import stream_of
 from recorder.binance_capture import SnapshotNeeds, combined_stream_url, normalize_symbols
 from recorder.format import OPEN_SUFFIX, EventKind, RecordedEvent
 from recorder.live import RecordConfig, make_config, record
-from recorder.segments import RecordingExistsError
+from recorder.segments import RecordingExistsError, RecordingWriter
 from replayer.reader import Recording
 from replayer.replay_data import load_replay_data
 
@@ -423,3 +424,40 @@ def test_unreachable_rest_on_first_snapshot_is_an_error_after_sealing(tmp_path: 
     response = next(e for e in events if e.kind is EventKind.HTTP_RESPONSE)
     assert response.status is None and response.reason
     assert events[-1].kind is EventKind.WS_CLOSE
+
+
+def test_a_disk_that_falls_behind_stops_the_recording_and_keeps_everything_received(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeBinance(endings=[("hold", 0, "")])
+    output = tmp_path / "rec"
+    disk_free = threading.Event()
+    append = RecordingWriter.append
+
+    def stuck_append(self: RecordingWriter, *args: object, **kwargs: object) -> None:
+        disk_free.wait()
+        append(self, *args, **kwargs)
+
+    monkeypatch.setattr(RecordingWriter, "append", stuck_append)
+    observed: list[EventKind] = []
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        async with serve(fake.handler, "127.0.0.1", 0, process_request=fake.process_request) as server:
+            port = server.sockets[0].getsockname()[1]
+            # Two depth frames are over 200 bytes: the second one overflows the backlog.
+            config = config_for(port, output, symbols=("BTCUSDT",), max_backlog_bytes=200)
+            recording = asyncio.ensure_future(record(config, stop=stop, observe=lambda kind, *_: observed.append(kind)))
+            await stop.wait()
+            disk_free.set()
+            await asyncio.wait_for(recording, WAIT_S)
+
+    with pytest.raises(HarnessError, match=r"^the disk is not keeping up: more than 0\.000190735 MiB") as failure:
+        asyncio.run(main())
+    assert str(output) in str(failure.value) and "\n" not in str(failure.value)
+    # Without the limit this recording would never end (the server holds the connection open).
+    assert observed.count(EventKind.WS_RECV) >= 2
+    events = events_of(output)
+    assert not list(output.glob(f"*{OPEN_SUFFIX}"))
+    assert [e.kind for e in events] == observed
+    assert observed.count(EventKind.WS_CLOSE) == 1
