@@ -665,10 +665,12 @@ def test_a_stall_that_answers_pings_keeps_the_connection_alive(data: ReplayData)
 
 
 def test_a_slow_reader_past_the_buffer_limit_is_dropped(tmp_path: Path) -> None:
-    built = build_recording(tmp_path / "big", depth_frames=80, pad=150)
+    built = build_recording(tmp_path / "big", depth_frames=120, pad=150)
     data = load_replay_data(built.path)
     schedule: list[TimelineEntry] = [ClientBufferLimit(0, 64 * 1024)]
     # 8 ms apart: the sends outlast the venue's grace period, so staying over the limit is what drops.
+    # The backlog passes the limit about 30 frames in (4 KiB depth frames), leaving over a second of
+    # sends: a loaded loop that falls behind must lose more than that before the grace could be cut short.
     schedule += [Send(i * 8_000_000, f, f.payload) for i, f in enumerate(data.frames)]
 
     async def run() -> None:
