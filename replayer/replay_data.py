@@ -133,25 +133,23 @@ def depth_levels(frame: Frame) -> tuple[list, list]:
     return data["b"], data["a"]
 
 
-def apply_depth(book: ReferenceBook, frame: Frame, snapshots: Iterable[RecordedSnapshot]) -> bool:
-    """Applies a clean depth frame to the venue's book by Binance's rule; True when the recording had a hole.
+def apply_depth(book: ReferenceBook, frame: Frame, snapshots: Iterable[RecordedSnapshot]) -> None:
+    """Applies a clean depth frame to the venue's book by Binance's rule.
 
     A frame the book already covers is skipped. A hole in the recorded ids (the recorder lost a
     connection) is bridged by a later recorded snapshot the frame continues, when there is one;
-    otherwise the frame is applied anyway and the hole is reported, since nothing better is known.
+    otherwise the frame is applied anyway, since nothing better is known (`harness inspect` lists such holes).
     """
     first, last = frame.first_update_id, frame.last_update_id
     if last is None or first is None or last <= book.last_update_id:
-        return False
-    hole = first > book.last_update_id + 1
-    if hole:
+        return
+    if first > book.last_update_id + 1:
         for snapshot in snapshots:
             if first <= snapshot.last_update_id + 1 <= last and snapshot.last_update_id >= book.last_update_id:
                 book.load(snapshot.last_update_id, snapshot.bids, snapshot.asks)
                 break
     bids, asks = depth_levels(frame)
     book.apply(last, bids, asks)
-    return hole
 
 
 class VenueBooks:
@@ -163,7 +161,6 @@ class VenueBooks:
         self._applied = dict.fromkeys(self._books, 0)
         self._order = sorted(i for indexes in data.depth_indexes.values() for i in indexes)
         self._cursor = 0
-        self.recording_holes = 0
 
     def advance_to(self, index: int) -> None:
         """Applies every clean depth frame with index <= `index` not applied yet (skipped ones first)."""
@@ -171,8 +168,7 @@ class VenueBooks:
         while self._cursor < len(self._order) and self._order[self._cursor] <= index:
             frame = frames[self._order[self._cursor]]
             symbol = symbol_of(frame.stream)
-            if apply_depth(self._books[symbol], frame, self._data.snapshots.get(symbol, ())):
-                self.recording_holes += 1
+            apply_depth(self._books[symbol], frame, self._data.snapshots.get(symbol, ()))
             self._applied[symbol] += 1
             self._cursor += 1
 
