@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test replay lint bench fixture clean
+.PHONY: setup test replay lint bench fixture fixture-real clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11+ or run make PYTHON=python3.x"; exit 2; }
@@ -30,6 +30,9 @@ bench: $(STAMP)
 
 fixture: $(STAMP)
 	$(BIN)/harness synth --venue binance-spot --symbol BTCUSDT --seconds 60 --seed 1 -o fixtures/binance_spot_btcusdt_synth
+
+fixture-real: $(STAMP)
+	$(BIN)/harness import ../shared/data/real/binance_spot_btcusdt_20240808.hftbacktest.gz --seconds 60 -o fixtures/binance_spot_btcusdt_real_60s
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

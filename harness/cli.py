@@ -91,6 +91,20 @@ def record(
     )
 
 
+@app.command("import")
+@_user_errors
+def import_capture(
+    source: Annotated[Path, typer.Argument(help="The capture file.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Recording folder to create.")],
+    capture_format: Annotated[str, typer.Option("--format", help="Capture format: hftbacktest.")] = "hftbacktest",
+    seconds: Annotated[float | None, typer.Option(help="Import only the first this many seconds.")] = None,
+) -> None:
+    """Turn another tool's capture into a recording, payload bytes unchanged."""
+    from recorder.importing import run_import
+
+    run_import(capture_format=capture_format, source=source, output=output, seconds=seconds)
+
+
 @app.command()
 @_user_errors
 def inspect(

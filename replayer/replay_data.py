@@ -272,10 +272,16 @@ def _spec(symbol: str, frames: list[Frame], snapshots: list[RecordedSnapshot]) -
             continue
         sampled += 1
         for key in ("b", "a", "bids", "asks"):
-            for level in data.get(key) or ():
-                prices.append(level[0])
-                sizes.append(level[1])
-        if isinstance(data.get("p"), str) and isinstance(data.get("q"), str):
-            prices.append(data["p"])
-            sizes.append(data["q"])
+            levels = data.get(key)
+            if isinstance(levels, list):
+                for level in levels:
+                    if isinstance(level, list) and len(level) >= 2:
+                        prices.append(level[0])
+                        sizes.append(level[1])
+        # A trade's price and quantity, and a bookTicker's best bid and ask with their sizes.
+        for price_key, size_key in (("p", "q"), ("b", "B"), ("a", "A")):
+            price, size = data.get(price_key), data.get(size_key)
+            if isinstance(price, str) and isinstance(size, str):
+                prices.append(price)
+                sizes.append(size)
     return symbol_spec(symbol, prices, sizes)

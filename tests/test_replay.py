@@ -1,6 +1,7 @@
 """`harness replay` end to end: the whole scenario library against our components, determinism, the CLI.
 
-The library runs on the bundled fixture and on a synthetic recording of another seed. Replays are
+The library runs on the bundled fixture, on a synthetic recording of another seed, and on the bundled
+slice of a real Binance capture. Replays are
 paced by the scenario (mostly waiting on the replay clock), so they run a few at a time in threads,
 each with its own event loop, server and subject process.
 """
@@ -21,6 +22,7 @@ from harness.synth.run import write_synthetic_recording
 from replayer.replay_data import load_replay_data
 
 LIBRARY = sorted(s.name for s in list_scenarios())
+REAL_SLICE = BUNDLED_FIXTURE.parent / "binance_spot_btcusdt_real_60s"
 OTHER_SEED = 7
 PARALLEL = 4
 
@@ -42,13 +44,16 @@ def other_seed_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, di
     return _run_library(recording)
 
 
+@pytest.fixture(scope="module")
+def real_slice_reports() -> dict[str, dict]:
+    return _run_library(REAL_SLICE)
+
+
 def _failures(report: dict) -> list[str]:
     return [f"{row['name']}: got {row['value']!r}" for row in report["expectations"] if not row["passed"]]
 
 
-@pytest.mark.parametrize("name", LIBRARY)
-def test_scenario_passes_on_bundled_fixture(name: str, fixture_reports: dict[str, dict]) -> None:
-    report = fixture_reports[name]
+def _assert_passed_with_a_correct_book(report: dict) -> None:
     assert report["passed"], _failures(report)
     assert report["sync"]["divergent"] == 0
     assert report["sync"]["final_book_correct"] is True
@@ -57,10 +62,18 @@ def test_scenario_passes_on_bundled_fixture(name: str, fixture_reports: dict[str
 
 
 @pytest.mark.parametrize("name", LIBRARY)
+def test_scenario_passes_on_bundled_fixture(name: str, fixture_reports: dict[str, dict]) -> None:
+    _assert_passed_with_a_correct_book(fixture_reports[name])
+
+
+@pytest.mark.parametrize("name", LIBRARY)
 def test_scenario_passes_on_another_seed(name: str, other_seed_reports: dict[str, dict]) -> None:
-    report = other_seed_reports[name]
-    assert report["passed"], _failures(report)
-    assert report["sync"]["final_book_correct"] is True
+    _assert_passed_with_a_correct_book(other_seed_reports[name])
+
+
+@pytest.mark.parametrize("name", LIBRARY)
+def test_scenario_passes_on_the_real_capture_slice(name: str, real_slice_reports: dict[str, dict]) -> None:
+    _assert_passed_with_a_correct_book(real_slice_reports[name])
 
 
 def test_injected_faults_are_counted_in_the_report(fixture_reports: dict[str, dict]) -> None:

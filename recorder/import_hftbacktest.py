@@ -1,0 +1,197 @@
+"""Imports a Binance capture in hftbacktest's collector format into a recording (format v1).
+
+hftbacktest's collector writes gzip text, one line per message: `<local receive time, ns> <raw JSON>`,
+the JSON exactly as it arrived: combined-stream frames (`{"stream":..,"data":..}`) and, where the
+collector fetched one, the bare body of the REST depth snapshot. That is what our recorder captures
+too, so an import is a relabelling, never a re-serialization: payloads keep their bytes.
+
+What the capture does not hold is made up in the plainest way and written down in
+docs/recording-format.md: one WebSocket connection (conn 1) opened at the first line's time, on the
+combined URL of the streams the capture holds; each snapshot as a request and response pair on its
+own connection id at the snapshot line's time, its URL naming the capture's one depth symbol and a
+`limit` equal to the levels the body holds; no close, since the capture just ends. Receive times are
+the collector's wall clock, used for both time columns.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import uuid
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+import harness
+from harness.errors import HarnessError
+from harness.venues.binance_spot.rest import depth_url
+from harness.venues.binance_spot.streams import combined_url, is_depth_diff, stream_of, symbol_of
+from harness.venues.registry import venue_info
+from recorder.format import EventKind, RecordingMeta
+from recorder.segments import RecordingWriter
+
+FORMAT = "hftbacktest"
+VENUE = "binance-spot"
+WS_CONN_ID = 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    number: int
+    recv_ns: int
+    payload: bytes
+    stream: str | None
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    """What an import wrote; `line()` is what the command prints."""
+
+    source: Path
+    output: Path
+    frames: int = 0
+    snapshots: int = 0
+    streams: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        per_stream = ", ".join(f"{name} {count}" for name, count in self.streams.items())
+        return (
+            f"imported {self.frames} frames ({per_stream}) and {self.snapshots} REST snapshots, "
+            f"{self.seconds:.1f} s, from {self.source} to {self.output}"
+        )
+
+
+def import_hftbacktest(source: Path, output: Path, *, seconds: float | None = None) -> ImportSummary:
+    """Writes the capture at `source` (or its first `seconds`) as a recording at `output`.
+
+    Raises HarnessError for a file that is not such a capture, a capture of another venue, or an
+    output that already exists; the same input always gives the same bytes.
+    """
+    source = Path(source)
+    if seconds is not None and not seconds > 0:
+        raise HarnessError(f"--seconds must be more than 0, got {seconds}")
+    lines = list(_read(source, seconds))
+    if not lines:
+        raise HarnessError(f"{source}: no lines to import")
+    streams = list(dict.fromkeys(line.stream for line in lines if line.stream is not None))
+    depth_symbols = list(dict.fromkeys(symbol_of(s) for s in streams if is_depth_diff(s)))
+    if not depth_symbols:
+        raise HarnessError(f"{source}: no Binance depth stream in the capture; nothing a book could be built from")
+    has_snapshot = any(line.stream is None for line in lines)
+    if has_snapshot and len(depth_symbols) > 1:
+        raise HarnessError(
+            f"{source}: depth streams for {', '.join(depth_symbols)}, and a REST snapshot body does not say "
+            "which symbol it is for; import one symbol's capture at a time"
+        )
+    info = venue_info(VENUE)
+    ws_url = combined_url(info.ws_url, tuple(streams))
+    symbols = tuple(dict.fromkeys(symbol_of(s) for s in streams))
+    meta = RecordingMeta(
+        venue=VENUE,
+        symbols=symbols,
+        tool_version=harness.__version__,
+        start_wall_ns=lines[0].recv_ns,
+        source=f"import {FORMAT} {source.name}",
+        recording_id=_recording_id(lines),
+    )
+    summary = ImportSummary(source, Path(output), streams=dict.fromkeys(streams, 0))
+    rest_conn_id = WS_CONN_ID
+    with RecordingWriter(output, meta, fsync=False) as writer:
+        writer.append(
+            EventKind.WS_OPEN, conn_id=WS_CONN_ID, wall_ns=lines[0].recv_ns, mono_ns=lines[0].recv_ns, url=ws_url
+        )
+        for line in lines:
+            at = line.recv_ns
+            if line.stream is not None:
+                summary.frames += 1
+                summary.streams[line.stream] += 1
+                writer.append(
+                    EventKind.WS_RECV,
+                    conn_id=WS_CONN_ID,
+                    wall_ns=at,
+                    mono_ns=at,
+                    payload=line.payload,
+                    url=ws_url,
+                    stream=line.stream,
+                )
+                continue
+            rest_conn_id += 1
+            summary.snapshots += 1
+            url = depth_url(info.rest_url, depth_symbols[0], _levels(line))
+            writer.append(EventKind.HTTP_REQUEST, conn_id=rest_conn_id, wall_ns=at, mono_ns=at, url=url, reason="GET")
+            writer.append(
+                EventKind.HTTP_RESPONSE,
+                conn_id=rest_conn_id,
+                wall_ns=at,
+                mono_ns=at,
+                payload=line.payload,
+                url=url,
+                status=200,
+                reason="OK",
+            )
+    summary.seconds = (lines[-1].recv_ns - lines[0].recv_ns) / 1e9
+    return summary
+
+
+def _read(source: Path, seconds: float | None) -> Iterator[_Line]:
+    """The capture's lines, checked one by one, up to `seconds` after the first."""
+    limit_ns = round(seconds * 1e9) if seconds is not None else None
+    first: int | None = None
+    previous = 0
+    try:
+        with gzip.open(source, "rb") as text:
+            for number, raw in enumerate(text, start=1):
+                line = _parse(source, number, raw.rstrip(b"\r\n"))
+                if line.recv_ns < previous:
+                    raise HarnessError(f"{source}:{number}: receive time goes back ({line.recv_ns} after {previous})")
+                previous = line.recv_ns
+                if first is None:
+                    first = line.recv_ns
+                elif limit_ns is not None and line.recv_ns - first > limit_ns:
+                    return
+                yield line
+    except FileNotFoundError:
+        raise HarnessError(f"{source}: no such file") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise HarnessError(f"{source}: not a gzip-compressed hftbacktest capture ({exc})") from None
+    except IsADirectoryError:
+        raise HarnessError(f"{source}: is a folder; expected a gzip-compressed hftbacktest capture") from None
+
+
+def _parse(source: Path, number: int, raw: bytes) -> _Line:
+    stamp, _, payload = raw.partition(b" ")
+    if not stamp.isdigit() or not payload:
+        raise HarnessError(f"{source}:{number}: expected '<receive time ns> <JSON>'")
+    stream = stream_of(payload)
+    if stream is not None:
+        if is_depth_diff(stream) and b'"pu":' in payload:
+            raise HarnessError(
+                f"{source}:{number}: a depth frame with `pu`, so a Binance USD-M futures capture; "
+                f"only {VENUE} captures can be imported"
+            )
+        return _Line(number, int(stamp), payload, stream)
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise HarnessError(f"{source}:{number}: not JSON ({exc})") from None
+    if not (isinstance(body, dict) and "lastUpdateId" in body and "bids" in body and "asks" in body):
+        raise HarnessError(f"{source}:{number}: neither a combined-stream frame nor a REST depth snapshot")
+    return _Line(number, int(stamp), payload, None)
+
+
+def _levels(line: _Line) -> int:
+    body = orjson.loads(line.payload)
+    return max(len(body["bids"]), len(body["asks"]), 1)
+
+
+def _recording_id(lines: list[_Line]) -> str:
+    """Derived from what was imported, so the same capture and cut give the same recording."""
+    digest = hashlib.sha256()
+    for line in lines:
+        digest.update(line.recv_ns.to_bytes(8, "big"))
+        digest.update(line.payload)
+    return str(uuid.UUID(bytes=digest.digest()[:16]))
