@@ -257,7 +257,7 @@ class BookSync:
         book = self.book
         try:
             book.apply(delta.last_update_id, delta.bids, delta.asks)
-        except (ValueError, TypeError, IndexError, AttributeError):
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError):
             return self._lose_sync("malformed levels")
         if not self._rule.verify(book, delta):
             return self._lose_sync("verify failed")
@@ -342,7 +342,7 @@ class BookSync:
                 replayed += 1
                 if not rule.verify(book, delta):
                     return self._lose_sync("verify failed")
-        except (ValueError, TypeError, IndexError, AttributeError):
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError):
             return self._lose_sync("malformed levels")
         buffer.clear()
         if self._check_crossed and book.is_crossed():

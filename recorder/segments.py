@@ -208,7 +208,11 @@ def seal_journal(journal_path: Path, sealed_path: Path, metadata: dict[bytes, by
     tmp_path = sealed_path.with_suffix(sealed_path.suffix + ".tmp")
     schema = SCHEMA.with_metadata(metadata)
     rows = 0
-    with pq.ParquetWriter(tmp_path, schema, compression="zstd", compression_level=3) as writer:
+    # Page checksums let a reader tell a damaged page from data: without them a flipped bit in a
+    # compressed page can decode to plausible, wrong rows.
+    with pq.ParquetWriter(
+        tmp_path, schema, compression="zstd", compression_level=3, write_page_checksum=True
+    ) as writer:
         for batch in batches:
             writer.write_table(pa.Table.from_batches([batch], schema=schema), row_group_size=len(batch) or 1)
             rows += len(batch)

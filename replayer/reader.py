@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
@@ -60,28 +61,17 @@ class Recording:
 
     def iter_batches(self, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
         """Yields record batches in `seq` order; checks that `seq` only ever increases."""
-        last_seq = -1
-        wanted = list(columns) if columns is not None else None
-        if wanted is not None and "seq" not in wanted:
-            wanted = ["seq", *wanted]
-        for segment in self.segments:
-            for batch in self._segment_batches(segment, wanted):
-                if len(batch) == 0:
-                    continue
-                seqs = batch.column("seq")
-                first = seqs[0].as_py()
-                if first <= last_seq:
-                    raise RecordingError(f"{segment}: seq goes back from {last_seq} to {first}; file is corrupt")
-                last_seq = seqs[len(seqs) - 1].as_py()
-                if columns is not None and "seq" not in columns:
-                    batch = batch.drop_columns(["seq"])
-                yield batch
+        for _, batch in self._checked_batches(columns):
+            yield batch
 
     def iter_events(self) -> Iterator[RecordedEvent]:
         """Yields every event as a RecordedEvent, batch by batch."""
-        for batch in self.iter_batches():
-            cols = {name: batch.column(name).to_pylist() for name in SCHEMA.names}
-            kinds = [EventKind(k) for k in cols["kind"]]
+        for segment, batch in self._checked_batches(None):
+            try:
+                cols = {name: batch.column(name).to_pylist() for name in SCHEMA.names}
+                kinds = [EventKind(k) for k in cols["kind"]]
+            except (UnicodeDecodeError, ValueError, pa.ArrowException) as exc:
+                raise RecordingError(f"{segment}: corrupt segment ({_first_line(exc)})") from None
             for i in range(len(batch)):
                 yield RecordedEvent(
                     seq=cols["seq"][i],
@@ -95,6 +85,27 @@ class Recording:
                     status=cols["status"][i],
                     reason=cols["reason"][i],
                 )
+
+    def _checked_batches(self, columns: Sequence[str] | None) -> Iterator[tuple[Path, pa.RecordBatch]]:
+        """(segment, batch) in `seq` order; `seq` must increase row by row, within and across batches."""
+        last_seq = -1
+        wanted = list(columns) if columns is not None else None
+        if wanted is not None and "seq" not in wanted:
+            wanted = ["seq", *wanted]
+        for segment in self.segments:
+            for batch in self._segment_batches(segment, wanted):
+                if len(batch) == 0:
+                    continue
+                seqs = batch.column("seq")
+                first = seqs[0].as_py()
+                if first <= last_seq:
+                    raise RecordingError(f"{segment}: seq goes back from {last_seq} to {first}; file is corrupt")
+                if len(seqs) > 1 and not pc.all(pc.greater(seqs.slice(1), seqs.slice(0, len(seqs) - 1))).as_py():
+                    raise RecordingError(f"{segment}: seq does not increase row by row; file is corrupt")
+                last_seq = seqs[len(seqs) - 1].as_py()
+                if columns is not None and "seq" not in columns:
+                    batch = batch.drop_columns(["seq"])
+                yield segment, batch
 
     def _read_meta(self, segment: Path) -> RecordingMeta:
         try:
@@ -121,7 +132,9 @@ class Recording:
                 yield batch.select(columns) if columns is not None else batch
             return
         try:
-            parquet = pq.ParquetFile(segment)
+            parquet = pq.ParquetFile(segment, page_checksum_verification=True)
+            if parquet.schema_arrow.names != SCHEMA.names:
+                raise RecordingError(f"{segment}: corrupt segment (columns {parquet.schema_arrow.names})")
             for group in range(parquet.num_row_groups):
                 table = parquet.read_row_group(group, columns=columns)
                 yield from table.to_batches()
