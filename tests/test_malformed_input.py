@@ -7,6 +7,7 @@ traceback and not a silently wrong answer.
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import shutil
@@ -21,9 +22,11 @@ from harness.book_events import DecodeError, DepthDelta, DepthSnapshot, TopOfBoo
 from harness.errors import HarnessError
 from harness.replay import BUNDLED_FIXTURE
 from harness.sync import BookSync, SyncState
+from harness.venues.binance_spot import rest
 from harness.venues.binance_spot.decoder import decode_frame, decode_snapshot
 from harness.venues.binance_spot.sequencing import BinanceSpotSequencing
 from harness.venues.binance_spot.streams import ControlError, parse_control
+from recorder.import_hftbacktest import import_hftbacktest
 from replayer.reader import Recording
 
 JSON = st.recursive(
@@ -39,6 +42,7 @@ LEVEL = GOOD_LEVEL | st.tuples(JSON, SIZE).map(list) | st.tuples(PRICE, JSON).ma
 # The stdlib encoder, not orjson's: it writes integers past 64 bits, which a wire can carry.
 ENCODED = JSON.map(lambda value: json.dumps(value).encode())
 DEPTH_FIELDS = {"e": "depthUpdate", "E": 1, "s": "BTCUSDT", "U": 5, "u": 6, "b": [["100.00", "1"]], "a": []}
+DEPTH_FRAME = orjson.dumps({"stream": "btcusdt@depth@100ms", "data": DEPTH_FIELDS})
 
 
 @given(payload=st.binary(max_size=64) | ENCODED)
@@ -142,3 +146,41 @@ def test_a_snapshot_with_a_price_that_is_not_finite_is_never_synced(price: str, 
     levels = [[price, "1"]]
     sync.on_snapshot(DepthSnapshot("BTCUSDT", 11, levels if bid else [], [] if bid else levels))
     assert sync.state is not SyncState.SYNCED and not sync.synced
+
+
+QUERY = st.dictionaries(
+    st.sampled_from(["symbol", "symbols", "limit", "permissions", "showPermissionSets", "symbolStatus", "x"]),
+    st.lists(st.text(max_size=12), min_size=1, max_size=2),
+    max_size=4,
+)
+
+
+@given(query=QUERY, route=st.sampled_from([rest.DEPTH_PATH, rest.EXCHANGE_INFO_PATH, rest.BOOK_TICKER_PATH]))
+def test_rest_queries_are_answered_or_refused_with_a_binance_error(query: dict[str, list[str]], route: str) -> None:
+    assert rest.request_weight(route, query) >= 1
+    parse = {
+        rest.DEPTH_PATH: rest.depth_params,
+        rest.EXCHANGE_INFO_PATH: rest.exchange_info_params,
+        rest.BOOK_TICKER_PATH: rest.book_ticker_params,
+    }[route]
+    try:
+        parse(query)
+    except rest.RestError as error:
+        body = orjson.loads(error.body())
+        assert 400 <= error.status < 600 and type(body["code"]) is int and body["msg"]
+
+
+@given(line=st.binary(max_size=40) | ENCODED.map(lambda payload: b"1723161253937085768 " + payload))
+def test_an_import_line_is_a_frame_a_snapshot_or_one_harness_error(line: bytes, tmp_path_factory) -> None:
+    folder = tmp_path_factory.mktemp("import")
+    source = folder / "cap.gz"
+    with gzip.open(source, "wb") as out:
+        out.write(b"1723161253937085768 " + DEPTH_FRAME + b"\n" + line + b"\n")
+    try:
+        summary = import_hftbacktest(source, folder / "rec")
+    except HarnessError as error:
+        assert "\n" not in str(error)
+        assert not (folder / "rec").exists()
+        return
+    assert summary.frames + summary.snapshots >= 1
+    assert [e.payload for e in Recording(folder / "rec").iter_events()][1] == DEPTH_FRAME
