@@ -7,9 +7,8 @@ the writer whenever the queue has been idle for a tenth of a second, so rows rea
 second of arriving. The rows waiting for the writer are bounded (`max_backlog_bytes`): a disk that
 falls that far behind stops the recording with an error once everything received is written, rather
 than growing the process until the OS kills it and the open segment's tail is lost. After a drop the
-recorder reconnects with capped, jittered backoff; the
-recording shows the hole as a `ws_close` and a later `ws_open`. `docs/recording-format.md` lists
-what each event kind holds.
+recorder reconnects with capped, jittered backoff; the recording shows the hole as a `ws_close` and a
+later `ws_open`. `docs/recording-format.md` lists what each event kind holds.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ backlog is what `ClientBufferLimit` measures (only while the kernel refuses more
 client that stays over the limit for SLOW_CONSUMER_GRACE_NS is dropped, so a burst to a healthy reader
 is not mistaken for a slow one). A client that sends more than Binance's five messages in a second is
 closed with 1008 "Too many requests", as the venue does (replayer/rate_limit.py). Everything runs on one
-event loop; `ServerThread`
-runs it in a thread of its own for a harness whose subject lives on another loop.
+event loop; `ServerThread` runs it in a thread of its own for a harness whose subject lives on another
+loop.
 """
 
 from __future__ import annotations
