@@ -43,14 +43,16 @@ def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 def synth(
     output: Annotated[Path, typer.Option("-o", "--output", help="Recording folder to create.")],
     venue: Annotated[str, typer.Option(help="Venue dialect to write.")] = "binance-spot",
-    symbol: Annotated[str, typer.Option(help="Symbol, as the venue spells it.")] = "BTCUSDT",
+    symbol: Annotated[
+        str, typer.Option(help="Symbol, or comma-separated symbols on one connection: BTCUSDT,ETHUSDT.")
+    ] = "BTCUSDT",
     seconds: Annotated[float, typer.Option(min=0.1, help="Simulated duration.")] = 60.0,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same bytes.")] = 1,
 ) -> None:
     """Write a seeded synthetic recording, exactly as the recorder would have captured it."""
     from harness.synth.run import synthesize
 
-    summary = synthesize(venue=venue, symbol=symbol, seconds=seconds, seed=seed, output=output)
+    summary = synthesize(venue=venue, symbols=symbol, seconds=seconds, seed=seed, output=output)
     print(summary)
 
 

@@ -92,6 +92,18 @@ def test_fault_detecting_scenarios_detect_gaps(fixture_reports: dict[str, dict])
     assert fixture_reports["clean"]["sync"]["resyncs"] == 0
 
 
+def test_two_symbols_on_one_connection_are_each_synced_checked_and_correct(tmp_path: Path) -> None:
+    recording = write_synthetic_recording(tmp_path / "two", "BTCUSDT,ETHUSDT", seconds=30, seed=3)
+    report = run_replay(ReplayRequest(scenario="gap_storm", recording=recording))
+    _assert_passed_with_a_correct_book(report)
+    assert [(final["symbol"], final["correct"]) for final in report["sync"]["final"]] == [
+        ("BTCUSDT", True),
+        ("ETHUSDT", True),
+    ]
+    assert report["sync"]["gaps_detected"] == report["sync"]["gaps_injected"] > 0
+    assert report["venue"]["rest_requests"]["depth:200"] >= 2
+
+
 def test_same_recording_scenario_and_seed_give_the_same_schedule_and_counts() -> None:
     frames = load_replay_data(BUNDLED_FIXTURE).frames
     scenario = load_scenario("chaos")

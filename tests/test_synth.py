@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import re
 from itertools import pairwise
 from pathlib import Path
@@ -261,7 +262,7 @@ def test_synthesize_refuses_an_output_that_exists(tmp_path: Path) -> None:
     target = tmp_path / "taken"
     target.write_text("x")
     with pytest.raises(HarnessError, match="taken"):
-        synthesize(venue="binance-spot", symbol="BTCUSDT", seconds=1.0, seed=1, output=target)
+        synthesize(venue="binance-spot", symbols="BTCUSDT", seconds=1.0, seed=1, output=target)
 
 
 def test_cli_writes_a_readable_recording(tmp_path: Path) -> None:
@@ -284,3 +285,43 @@ def test_cli_unknown_venue_exits_2_with_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == ["error: unknown venue 'kraken'; known venues: binance-spot"]
     assert not (tmp_path / "rec").exists()
+
+
+def test_two_symbols_share_one_connection_and_each_keeps_its_own_market() -> None:
+    both = list(generate_events("BTCUSDT,ETHUSDT", 4.0, 5))
+    alone = list(generate_events("BTCUSDT", 4.0, 5))
+    assert [e.seq for e in both] == list(range(len(both)))
+    monos = [e.recv_mono_ns for e in both]
+    assert monos == sorted(monos)
+    kinds = [e.kind for e in both]
+    assert kinds[0] is EventKind.WS_OPEN and kinds[-1] is EventKind.WS_CLOSE
+    assert kinds.count(EventKind.WS_OPEN) == kinds.count(EventKind.WS_CLOSE) == 1
+    frames = [e for e in both if e.kind is EventKind.WS_RECV]
+    assert {e.conn_id for e in frames} == {1}
+    assert {e.url for e in frames} == {both[0].url} and both[0].url.endswith(
+        "/stream?streams=btcusdt@depth@100ms/btcusdt@trade/ethusdt@depth@100ms/ethusdt@trade"
+    )
+    assert {e.stream for e in frames} == {
+        "btcusdt@depth@100ms",
+        "btcusdt@trade",
+        "ethusdt@depth@100ms",
+        "ethusdt@trade",
+    }
+    # The first symbol keeps the seed: its frames are byte for byte those of a run of it alone.
+    assert [e.payload for e in frames if e.stream.startswith("btcusdt@")] == [
+        e.payload for e in alone if e.kind is EventKind.WS_RECV
+    ]
+    for symbol in ("btcusdt", "ethusdt"):
+        depth = [orjson.loads(e.payload)["data"] for e in frames if e.stream == f"{symbol}@depth@100ms"]
+        assert depth and all(b["U"] == a["u"] + 1 for a, b in itertools.pairwise(depth))
+    responses = [e for e in both if e.kind is EventKind.HTTP_RESPONSE]
+    requests = [e for e in both if e.kind is EventKind.HTTP_REQUEST]
+    assert sorted(e.conn_id for e in responses) == sorted(e.conn_id for e in requests) == [2, 3]
+    assert {e.url.split("symbol=")[1].split("&")[0] for e in responses} == {"BTCUSDT", "ETHUSDT"}
+
+
+def test_a_repeated_or_missing_symbol_is_a_user_error() -> None:
+    with pytest.raises(HarnessError, match="symbol given twice: BTCUSDT"):
+        generate_events("BTCUSDT,btcusdt", 1.0, 1)
+    with pytest.raises(HarnessError, match="no symbol given"):
+        generate_events(" , ", 1.0, 1)

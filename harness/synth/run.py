@@ -6,7 +6,9 @@ frames (net change per level, contiguous `U`/`u`, skipped when nothing changed) 
 frame as each trade happens; the recorder, one combined-stream connection, receives them after a
 seeded network delay, in send order, and after the first depth frame fetches the REST snapshot a
 syncing client needs, whose book is the venue's at the moment the request reaches it. Timestamps
-are a fixed start plus simulated offsets, so a seed always gives the same bytes.
+are a fixed start plus simulated offsets, so a seed always gives the same bytes. Several symbols are
+several such markets, each with its own seed (the first keeps the given one), merged in receive order
+onto one combined-stream connection, each snapshot on a REST connection of its own.
 
 `write_synthetic_recording` and `synthesize` are the file shell around it.
 """
@@ -18,7 +20,7 @@ import heapq
 import math
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -101,9 +103,9 @@ class _Session:
         self.stats = SynthStats()
         self._market = MarketSimulator(spec, seed)
         self._net = _Network(seed)
-        self._depth_stream = depth_stream(spec.symbol)
-        self._trade_stream = trade_stream(spec.symbol)
-        self.ws_url = combined_url(info.ws_url, (self._depth_stream, self._trade_stream))
+        self.depth_stream = depth_stream(spec.symbol)
+        self.trade_stream = trade_stream(spec.symbol)
+        self.ws_url = combined_url(info.ws_url, (self.depth_stream, self.trade_stream))
         self.rest_url = depth_url(info.rest_url, spec.symbol, REST_DEPTH_LIMIT)
         bids, asks = self._market.book()
         self._bids = dict(bids)
@@ -151,9 +153,9 @@ class _Session:
             _, _, event = heapq.heappop(self._recorded)
             if event.kind is EventKind.HTTP_RESPONSE:
                 event = replace(event, payload=self._snapshot_body)
-            elif event.stream == self._depth_stream:
+            elif event.stream == self.depth_stream:
                 self._count_depth(event.payload)
-            elif event.stream == self._trade_stream:
+            elif event.stream == self.trade_stream:
                 self.stats.trades += 1
             yield replace(event, seq=self.stats.events)
             self.stats.events += 1
@@ -186,7 +188,7 @@ class _Session:
         self._window_bids = {}
         self._window_asks = {}
         self._window_first = None
-        self._push_outgoing(send_ns, self._depth_stream, depth_update_data(delta))
+        self._push_outgoing(send_ns, self.depth_stream, depth_update_data(delta))
 
     def _send_trade(self, trade: Trade) -> None:
         send_ns = trade.time_ns + self._net.trade_publish()
@@ -199,7 +201,7 @@ class _Session:
             event_time_ms=(WALL_START_NS + send_ns) // 1_000_000,
             buyer_is_maker=trade.buyer_is_maker,
         )
-        self._push_outgoing(send_ns, self._trade_stream, data)
+        self._push_outgoing(send_ns, self.trade_stream, data)
 
     def _push_outgoing(self, send_ns: int, stream: str, data: bytes) -> None:
         self._order += 1
@@ -212,7 +214,7 @@ class _Session:
         recv_ns = max(send_ns + self._net.one_way(), self._last_recv_ns + self._net.back_to_back())
         self._last_recv_ns = recv_ns
         self._record(recv_ns, EventKind.WS_RECV, WS_CONN_ID, self.ws_url, stream=stream, payload=payload)
-        if stream == self._depth_stream and not self._snapshot_requested:
+        if stream == self.depth_stream and not self._snapshot_requested:
             self._snapshot_requested = True
             self._request_snapshot(recv_ns)
 
@@ -283,27 +285,84 @@ def _field(payload: bytes, key: bytes) -> int:
     return int(payload[start : payload.index(b",", start)])
 
 
-def _session(symbol: str, seconds: float, seed: int) -> _Session:
+def _sessions(symbols: str | Sequence[str], seconds: float, seed: int) -> list[_Session]:
+    """One session per symbol; the first keeps `seed`, the others get seeds derived from it and their
+    symbol, so one symbol's market and timings never copy another's."""
     if not (math.isfinite(seconds) and seconds > 0):
         raise HarnessError(f"seconds must be a positive number, not {seconds}")
-    return _Session(symbol_spec(symbol), seconds, seed)
+    names = _symbol_list(symbols)
+    return [
+        _Session(symbol_spec(name), seconds, seed if i == 0 else _derived_seed(seed, name))
+        for i, name in enumerate(names)
+    ]
 
 
-def generate_events(symbol: str = "BTCUSDT", seconds: float = 60.0, seed: int = 1) -> Iterator[RecordedEvent]:
+def _symbol_list(symbols: str | Sequence[str]) -> list[str]:
+    names = [s.strip().upper() for s in (symbols.split(",") if isinstance(symbols, str) else symbols)]
+    names = [name for name in names if name]
+    if not names:
+        raise HarnessError("no symbol given")
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise HarnessError(f"symbol given twice: {', '.join(duplicated)}")
+    return names
+
+
+def _derived_seed(seed: int, symbol: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{symbol}".encode()).digest()[:8], "big")
+
+
+def _one_connection(sessions: list[_Session]) -> Iterator[RecordedEvent]:
+    """Every symbol's rows as one combined-stream connection delivers them, which is how the recorder
+    records several symbols: one `ws_open` and one `ws_close` around all the frames, in receive order,
+    and each symbol's REST snapshot on a connection id of its own."""
+    if len(sessions) == 1:
+        yield from sessions[0].events()
+        return
+    streams = [stream for session in sessions for stream in (session.depth_stream, session.trade_stream)]
+    ws_url = combined_url(venue_info(VENUE).ws_url, streams)
+    tagged = [_tagged(session.events(), index) for index, session in enumerate(sessions)]
+    opened = closed = seq = 0
+    for event, index in heapq.merge(*tagged, key=lambda pair: pair[0].recv_mono_ns):
+        if event.kind is EventKind.WS_OPEN:
+            opened += 1
+            if opened > 1:
+                continue
+        elif event.kind is EventKind.WS_CLOSE:
+            closed += 1
+            if closed < len(sessions):
+                continue
+        if event.conn_id == WS_CONN_ID:
+            event = replace(event, url=ws_url)
+        else:
+            event = replace(event, conn_id=REST_CONN_ID + index)
+        yield replace(event, seq=seq)
+        seq += 1
+
+
+def _tagged(events: Iterator[RecordedEvent], index: int) -> Iterator[tuple[RecordedEvent, int]]:
+    for event in events:
+        yield event, index
+
+
+def generate_events(
+    symbols: str | Sequence[str] = "BTCUSDT", seconds: float = 60.0, seed: int = 1
+) -> Iterator[RecordedEvent]:
     """The recording's rows, `seq` from 0, exactly as `write_synthetic_recording` writes them.
 
-    Streams: memory stays bounded however long the run. Raises HarnessError for an unknown symbol
-    or a duration that is not positive.
+    `symbols` is one symbol or several (a sequence, or one comma-separated string). Streams: memory
+    stays bounded however long the run. Raises HarnessError for an unknown or repeated symbol or a
+    duration that is not positive.
     """
-    return _session(symbol, seconds, seed).events()
+    return _one_connection(_sessions(symbols, seconds, seed))
 
 
-def recording_meta(symbol: str, seconds: float, seed: int) -> RecordingMeta:
+def recording_meta(symbols: Sequence[str], seconds: float, seed: int) -> RecordingMeta:
     """The metadata a synthetic recording carries; its id is derived from the inputs, so reruns match."""
-    digest = hashlib.sha256(f"synth:{VENUE}:{symbol}:{seconds!r}:{seed}".encode()).digest()
+    digest = hashlib.sha256(f"synth:{VENUE}:{','.join(symbols)}:{seconds!r}:{seed}".encode()).digest()
     return RecordingMeta(
         venue=VENUE,
-        symbols=(symbol,),
+        symbols=tuple(symbols),
         tool_version=__version__,
         start_wall_ns=WALL_START_NS,
         source="synth",
@@ -311,36 +370,47 @@ def recording_meta(symbol: str, seconds: float, seed: int) -> RecordingMeta:
     )
 
 
-def _write(output: Path, symbol: str, seconds: float, seed: int) -> tuple[list[Path], SynthStats]:
-    session = _session(symbol, seconds, seed)
-    meta = recording_meta(session.symbol, seconds, seed)
+def _write(
+    output: Path, symbols: str | Sequence[str], seconds: float, seed: int
+) -> tuple[list[Path], int, list[_Session]]:
+    sessions = _sessions(symbols, seconds, seed)
+    meta = recording_meta([session.symbol for session in sessions], seconds, seed)
     # No fsync: a synthetic recording is rebuilt from its seed, so durability buys nothing here.
     with RecordingWriter(output, meta, fsync=False) as writer:
-        for event in session.events():
+        for event in _one_connection(sessions):
             writer.append_event(event)
-    return writer.sealed, session.stats
+    return writer.sealed, writer.rows_written, sessions
 
 
-def write_synthetic_recording(output: Path, symbol: str = "BTCUSDT", seconds: float = 60.0, seed: int = 1) -> Path:
+def write_synthetic_recording(
+    output: Path, symbols: str | Sequence[str] = "BTCUSDT", seconds: float = 60.0, seed: int = 1
+) -> Path:
     """Writes the recording folder `output` (which must not hold files yet) and returns its path."""
-    _write(output, symbol, seconds, seed)
+    _write(output, symbols, seconds, seed)
     return Path(output)
 
 
-def synthesize(*, venue: str, symbol: str, seconds: float, seed: int, output: Path) -> str:
-    """`harness synth`: validates the venue, writes the recording, returns a one-paragraph summary."""
+def synthesize(*, venue: str, symbols: str | Sequence[str], seconds: float, seed: int, output: Path) -> str:
+    """`harness synth`: validates the venue, writes the recording, returns a short summary."""
     venue_info(venue)
     if venue != VENUE:
         raise HarnessError(f"harness synth writes only {VENUE} so far, not {venue}")
     try:
-        segments, stats = _write(Path(output), symbol, seconds, seed)
+        segments, rows, sessions = _write(Path(output), symbols, seconds, seed)
     except OSError as exc:
         raise HarnessError(f"cannot write the recording to {output}: {exc.strerror or exc}") from None
     size = sum(path.stat().st_size for path in segments)
-    snapshot = "none" if stats.snapshot_update_id is None else f"lastUpdateId {stats.snapshot_update_id}"
-    return (
-        f"wrote {output}: {seconds:g} s of synthetic {VENUE} {symbol.upper()} (seed {seed}), "
-        f"{stats.events} events in {len(segments)} segment(s), {size / 1024:.0f} KiB\n"
-        f"  {stats.depth_frames} depth frames (U..u {stats.first_update_id}..{stats.last_update_id}), "
-        f"{stats.trades} trades, REST snapshot: {snapshot}"
-    )
+    names = ",".join(session.symbol for session in sessions)
+    lines = [
+        f"wrote {output}: {seconds:g} s of synthetic {VENUE} {names} (seed {seed}), "
+        f"{rows} events in {len(segments)} segment(s), {size / 1024:.0f} KiB"
+    ]
+    for session in sessions:
+        stats = session.stats
+        snapshot = "none" if stats.snapshot_update_id is None else f"lastUpdateId {stats.snapshot_update_id}"
+        prefix = f"{session.symbol}: " if len(sessions) > 1 else ""
+        lines.append(
+            f"  {prefix}{stats.depth_frames} depth frames (U..u {stats.first_update_id}..{stats.last_update_id}), "
+            f"{stats.trades} trades, REST snapshot: {snapshot}"
+        )
+    return "\n".join(lines)
