@@ -4,12 +4,17 @@
 --rest-url ... --seed N`. The parent asks the subject to stop by closing our stdin; we then let the
 subject report its final books, write one `{"stats": ...}` line and exit 0. A subject that raises
 exits 1 with its traceback on stderr, which the parent shows.
+
+The report lines travel on a private copy of the stdout descriptor; the process's own stdout is
+pointed at stderr before the subject is loaded, so a user's `print` (or a library's) lands among the
+diagnostics instead of corrupting the report channel.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import threading
 from typing import BinaryIO
@@ -53,7 +58,7 @@ def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
     loop.call_soon_threadsafe(stop.set)
 
 
-async def _main(args: argparse.Namespace) -> int:
+async def _main(args: argparse.Namespace, channel: BinaryIO) -> int:
     config = SubjectConfig(
         venue=args.venue,
         symbols=tuple(s for s in args.symbols.split(",") if s),
@@ -65,7 +70,7 @@ async def _main(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     threading.Thread(target=_watch_stdin, args=(loop, stop), daemon=True, name="stdin-watch").start()
-    writer = LineWriter(sys.stdout.buffer, loop)
+    writer = LineWriter(channel, loop)
     await subject.run(writer, stop)
     writer.flush()
     stats_of = getattr(subject, "stats", None)
@@ -83,8 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rest-url", required=True)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    sys.stdout.flush()
+    channel = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     try:
-        return asyncio.run(_main(args))
+        return asyncio.run(_main(args, channel))
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ each with its own event loop, server and subject process.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from harness.scenarios import list_scenarios, load_scenario
 from harness.synth.run import write_synthetic_recording
 from replayer.replay_data import load_replay_data
 
+REPO = Path(__file__).resolve().parents[1]
 LIBRARY = sorted(s.name for s in list_scenarios())
 REAL_SLICE = BUNDLED_FIXTURE.parent / "binance_spot_btcusdt_real_60s"
 OTHER_SEED = 7
@@ -102,6 +104,17 @@ def test_two_symbols_on_one_connection_are_each_synced_checked_and_correct(tmp_p
     ]
     assert report["sync"]["gaps_detected"] == report["sync"]["gaps_injected"] > 0
     assert report["venue"]["rest_requests"]["depth:200"] >= 2
+
+
+def test_a_subject_that_prints_to_stdout_does_not_corrupt_its_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    monkeypatch.syspath_prepend(str(REPO))
+    recording = write_synthetic_recording(tmp_path / "rec", seconds=10, seed=2)
+    report = run_replay(ReplayRequest(scenario="clean", recording=recording, subject="tests.printing_subject:create"))
+    assert report["subject"]["protocol_error"] is None and report["subject"]["exit_code"] == 0
+    _assert_passed_with_a_correct_book(report)
 
 
 def test_same_recording_scenario_and_seed_give_the_same_schedule_and_counts() -> None:
