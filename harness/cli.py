@@ -79,18 +79,23 @@ def record(
     ws_url: Annotated[str | None, typer.Option(help="WebSocket base URL (default: the live venue).")] = None,
     rest_url: Annotated[str | None, typer.Option(help="REST base URL (default: the live venue).")] = None,
     seconds: Annotated[float | None, typer.Option(min=0.0, help="Stop after this long (default: Ctrl-C).")] = None,
+    book_ticker: Annotated[
+        bool, typer.Option("--book-ticker", help="Also record each symbol's @bookTicker (best bid/ask).")
+    ] = False,
 ) -> None:
     """Record a venue's frames, REST snapshots and connection events to a recording."""
-    from recorder.live import run_record
+    from recorder.live import make_config, run_record
 
-    run_record(
+    config = make_config(
         venue=venue,
         symbols=[s.strip() for s in symbols.split(",") if s.strip()],
         ws_url=ws_url,
         rest_url=rest_url,
         seconds=seconds,
         output=output,
+        book_ticker=book_ticker,
     )
+    run_record(config)
 
 
 @app.command("import")

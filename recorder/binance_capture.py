@@ -1,11 +1,11 @@
 """What the recorder asks Binance spot for, and when it needs a REST snapshot: pure, no I/O.
 
 The recorder behaves like a syncing order-book client, so that a recording holds what such a client
-saw: one combined-stream connection with `<symbol>@depth@100ms` and `<symbol>@trade` for every symbol,
-and, after the first depth frame of a symbol on a connection, a `/api/v3/depth` snapshot, fetched
-again while its `lastUpdateId` is below that frame's `U` (the snapshot predates the buffered stream).
-This module holds that policy only; stream names, URLs and framing are the venue's dialect, in
-`harness/venues/binance_spot/`.
+saw: one combined-stream connection with `<symbol>@depth@100ms` and `<symbol>@trade` for every symbol
+(and `<symbol>@bookTicker` when asked), and, after the first depth frame of a symbol on a connection,
+a `/api/v3/depth` snapshot, fetched again while its `lastUpdateId` is below that frame's `U` (the
+snapshot predates the buffered stream). This module holds that policy only; stream names, URLs and
+framing are the venue's dialect, in `harness/venues/binance_spot/`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import orjson
 
 from harness.errors import HarnessError
 from harness.venues.binance_spot.rest import DEPTH_MAX_LIMIT
-from harness.venues.binance_spot.streams import book_streams, combined_url, depth_stream
+from harness.venues.binance_spot.streams import book_streams, book_ticker_stream, combined_url, depth_stream
 
 SNAPSHOT_LIMIT = DEPTH_MAX_LIMIT
 SNAPSHOT_ATTEMPTS = 5
@@ -35,9 +35,13 @@ def normalize_symbols(symbols: list[str]) -> tuple[str, ...]:
     return cleaned
 
 
-def combined_stream_url(ws_base: str, symbols: tuple[str, ...]) -> str:
-    """The recorder's one connection: what a syncing client subscribes to, for every symbol."""
-    return combined_url(ws_base, book_streams(symbols))
+def combined_stream_url(ws_base: str, symbols: tuple[str, ...], *, book_ticker: bool = False) -> str:
+    """The recorder's one connection: what a syncing client subscribes to, for every symbol, and each
+    symbol's best bid/ask stream when asked (a second view of the book to check one against)."""
+    streams = book_streams(symbols)
+    if book_ticker:
+        streams += [book_ticker_stream(symbol) for symbol in symbols]
+    return combined_url(ws_base, streams)
 
 
 def first_update_id(payload: bytes) -> int | None:

@@ -73,6 +73,7 @@ class RecordConfig:
     fsync: bool = True
     seed: int | None = None
     max_backlog_bytes: int = MAX_BACKLOG_BYTES
+    book_ticker: bool = False
 
 
 @dataclass(slots=True)
@@ -98,7 +99,14 @@ class RecordSummary:
 
 
 def make_config(
-    *, venue: str, symbols: list[str], ws_url: str | None, rest_url: str | None, seconds: float | None, output: Path
+    *,
+    venue: str,
+    symbols: list[str],
+    ws_url: str | None,
+    rest_url: str | None,
+    seconds: float | None,
+    output: Path,
+    book_ticker: bool = False,
 ) -> RecordConfig:
     """Resolves the venue's default endpoints; raises HarnessError for an unknown venue or bad symbols."""
     info = venue_info(venue)
@@ -109,17 +117,15 @@ def make_config(
         rest_url=rest_url or info.rest_url,
         output=Path(output),
         seconds=seconds,
+        book_ticker=book_ticker,
     )
 
 
-def run_record(
-    *, venue: str, symbols: list[str], ws_url: str | None, rest_url: str | None, seconds: float | None, output: Path
-) -> None:
+def run_record(config: RecordConfig) -> None:
     """The CLI shell: records until the time is up, SIGINT or SIGTERM, then prints one summary line."""
-    config = make_config(venue=venue, symbols=symbols, ws_url=ws_url, rest_url=rest_url, seconds=seconds, output=output)
     print(
         f"recording {config.venue} {','.join(config.symbols)} from {config.ws_url} to {config.output}"
-        + ("" if seconds is not None else " (Ctrl-C to stop)"),
+        + ("" if config.seconds is not None else " (Ctrl-C to stop)"),
         file=sys.stderr,
     )
     summary = asyncio.run(record(config, handle_signals=True))
@@ -213,7 +219,7 @@ class _Recorder:
         self.stop = stop
         self.observe = observe
         self.summary = RecordSummary(output=config.output)
-        self.url = combined_stream_url(config.ws_url, config.symbols)
+        self.url = combined_stream_url(config.ws_url, config.symbols, book_ticker=config.book_ticker)
         self._next_conn_id = 1
         self._rng = random.Random(config.seed)
         self._fetches: set[asyncio.Task[None]] = set()

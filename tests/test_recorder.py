@@ -319,8 +319,14 @@ def test_cli_unknown_venue_is_one_error_line(tmp_path: Path) -> None:
     assert not (tmp_path / "r").exists()
 
 
-def test_recording_from_harness_serve_is_byte_identical_to_the_served_recording(tmp_path: Path) -> None:
-    fixture = REPO / "fixtures" / "binance_spot_btcusdt_synth"
+@pytest.mark.parametrize(
+    ("fixture_name", "book_ticker"),
+    [("binance_spot_btcusdt_synth", False), ("binance_spot_btcusdt_real_60s", True)],
+)
+def test_recording_from_harness_serve_is_byte_identical_to_the_served_recording(
+    tmp_path: Path, fixture_name: str, book_ticker: bool
+) -> None:
+    fixture = REPO / "fixtures" / fixture_name
     served = load_replay_data(fixture)
     output = tmp_path / "rec"
 
@@ -346,7 +352,14 @@ def test_recording_from_harness_serve_is_byte_identical_to_the_served_recording(
                 if received == len(served.frames):
                     stop.set()
 
-            config = config_for(0, output, symbols=served.symbols, ws_url=urls["websocket"], rest_url=urls["rest"])
+            config = config_for(
+                0,
+                output,
+                symbols=served.symbols,
+                ws_url=urls["websocket"],
+                rest_url=urls["rest"],
+                book_ticker=book_ticker,
+            )
             await asyncio.wait_for(record(config, stop=stop, observe=observe), WAIT_S * 3)
         finally:
             proc.send_signal(signal.SIGINT)
@@ -357,6 +370,7 @@ def test_recording_from_harness_serve_is_byte_identical_to_the_served_recording(
     frames = [e for e in events if e.kind is EventKind.WS_RECV]
     assert [e.payload for e in frames] == [f.payload for f in served.frames]
     assert [e.stream for e in frames] == [f.stream for f in served.frames]
+    assert ("btcusdt@bookTicker" in {e.stream for e in frames}) is book_ticker
     assert {e.conn_id for e in frames} == {events[0].conn_id}
     responses = [e for e in events if e.kind is EventKind.HTTP_RESPONSE]
     # The fake venue answers from the book at the replay position, which is past the first depth frame

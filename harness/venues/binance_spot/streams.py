@@ -48,6 +48,11 @@ def book_streams(symbols: Iterable[str]) -> list[str]:
     return [name for symbol in symbols for name in (depth_stream(symbol), trade_stream(symbol))]
 
 
+def book_ticker_stream(symbol: str) -> str:
+    """The best bid/ask stream: `btcusdt@bookTicker`, real-time, with the book's update id `u`."""
+    return f"{symbol.lower()}@bookTicker"
+
+
 def combined_url(ws_base: str, streams: Iterable[str]) -> str:
     """The `/stream?streams=a/b` URL under `ws_base` that `parse_ws_path` reads back."""
     return f"{ws_base.rstrip('/')}{COMBINED_PATH}?streams={'/'.join(streams)}"
