@@ -2,14 +2,16 @@
 
 Besides counts and rates it checks the recorded data itself: on a Binance depth stream each frame's
 `U` must be the previous frame's `u` + 1 on the same connection, so a hole there is data the venue
-(or the recorder) lost, not something replay introduced. A reconnect starts a new chain.
+(or the recorder) lost, not something replay introduced. A reconnect starts a new chain. When the
+recording holds a bookTicker stream, the depth stream rebuilt on its snapshot is checked against it
+(replayer/ticker_agreement.py); that check reads the recording's frames into memory, as a replay does.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,12 @@ import orjson
 import polars as pl
 import pyarrow.parquet as pq
 
+from harness.errors import HarnessError
 from recorder.format import OPEN_SUFFIX, EventKind
 from recorder.segments import read_journal
 from replayer.reader import Recording
+from replayer.replay_data import load_replay_data
+from replayer.ticker_agreement import ticker_agreement
 
 HOLE_EXAMPLES = 10
 SNAPSHOT_ITEMS = 20
@@ -99,8 +104,20 @@ def summarize(path: Path) -> dict[str, Any]:
             "close_codes": {str(code): n for code, n in sorted(tally.close_codes.items())},
         },
         "rest_snapshots": {"count": tally.snapshots, "items": tally.snapshot_items},
+        "book_ticker": _book_ticker(path, tally),
         "segments": [_segment_info(segment) for segment in recording.segments],
     }
+
+
+def _book_ticker(path: Path, tally: _Tally) -> dict[str, Any] | None:
+    """The depth stream against the bookTicker stream; None without one, a reason when it cannot run."""
+    if not any(stream.endswith("@bookTicker") for stream in tally.streams):
+        return None
+    try:
+        agreement = ticker_agreement(load_replay_data(path))
+    except HarnessError as exc:
+        return {"not_checked": str(exc)}
+    return asdict(agreement) if agreement is not None else None
 
 
 def _add_batch(tally: _Tally, frame: pl.DataFrame, payloads: list[bytes]) -> None:
@@ -228,6 +245,18 @@ def render_text(s: dict[str, Any]) -> str:
         f"  seq {i['seq']} {i['symbol']} status {i['status']} lastUpdateId {i['last_update_id']}"
         for i in snapshots["items"]
     ]
+    ticker = s["book_ticker"]
+    if ticker is not None and "not_checked" in ticker:
+        lines.append(f"bookTicker  not checked: {ticker['not_checked']}")
+    elif ticker is not None:
+        lines.append(
+            f"bookTicker  {ticker['compared']} of {ticker['tickers']} at a depth frame's update id: "
+            f"{ticker['agree']} agree with the book, {ticker['disagree']} disagree"
+        )
+        lines += [
+            f"  frame {x['frame']} {x['symbol']} u={x['update_id']}: ticker {x['ticker']}, book {x['book']}"
+            for x in ticker["examples"]
+        ]
     lines.append(f"segments    {len(s['segments'])}")
     lines += [
         f"  {g['name']}  {g['rows']} rows  {g['bytes']} bytes" + ("" if g["sealed"] else "  (open journal)")

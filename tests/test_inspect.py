@@ -1,10 +1,12 @@
-"""`harness inspect` on a recording built by hand with a known hole, a reconnect and two segments."""
+"""`harness inspect`: a hand-built recording with a known hole, a reconnect and two segments, and the real slice."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import orjson
 import pytest
 from typer.testing import CliRunner
 
@@ -12,7 +14,9 @@ from harness.cli import app
 from harness.inspect_recording import inspect_recording, summarize
 from recorder.format import EventKind, RecordingMeta
 from recorder.segments import RecordingWriter
-from replayer.reader import RecordingError
+from replayer.reader import Recording, RecordingError
+from replayer.replay_data import build_replay_data, load_replay_data
+from replayer.ticker_agreement import ticker_agreement
 
 SECOND = 1_000_000_000
 START = 1_700_000_000 * SECOND
@@ -132,8 +136,10 @@ def test_json_keys_are_stable_and_text_mentions_the_findings(tmp_path: Path) -> 
         "sequence_holes",
         "connections",
         "rest_snapshots",
+        "book_ticker",
         "segments",
     ]
+    assert doc["book_ticker"] is None
     assert list(doc["sequence_holes"]["examples"][0]) == ["seq", "conn_id", "stream", "expected_U", "got_U"]
     text = inspect_recording(tmp_path / "rec", as_json=False)
     assert "seq holes   2  (4 updates missing)" in text
@@ -169,3 +175,33 @@ def test_cli_inspect_json_and_errors(tmp_path: Path) -> None:
     assert junk.output.startswith("error: ") and len(junk.output.strip().splitlines()) == 1
     with pytest.raises(RecordingError):
         summarize(tmp_path / "junk.parquet")
+
+
+REAL_SLICE = Path(__file__).resolve().parents[1] / "fixtures" / "binance_spot_btcusdt_real_60s"
+
+
+def test_a_real_recording_agrees_with_its_own_book_ticker_stream() -> None:
+    summary = summarize(REAL_SLICE)
+    ticker = summary["book_ticker"]
+    replayed = load_replay_data(REAL_SLICE).frames
+    assert ticker["tickers"] == sum(frame.stream == "btcusdt@bookTicker" for frame in replayed)
+    assert ticker["compared"] > 100 and ticker["agree"] == ticker["compared"] and ticker["disagree"] == 0
+    assert "bookTicker  " in inspect_recording(REAL_SLICE, as_json=False)
+    synthetic = summarize(Path(__file__).resolve().parents[1] / "fixtures" / "binance_spot_btcusdt_synth")
+    assert synthetic["book_ticker"] is None
+
+
+def test_a_garbled_ticker_at_a_depth_update_id_is_a_disagreement() -> None:
+    recording = Recording(REAL_SLICE)
+    events = list(recording.iter_events())
+    data = build_replay_data(events, recording.symbols)
+    depth_ids = {frame.last_update_id for frame in data.frames if frame.last_update_id is not None}
+    target = next(
+        e.seq for e in events if e.stream == "btcusdt@bookTicker" and orjson.loads(e.payload)["data"]["u"] in depth_ids
+    )
+    garbled = [replace(e, payload=e.payload.replace(b'"b":"', b'"b":"1', 1)) if e.seq == target else e for e in events]
+    agreement = ticker_agreement(build_replay_data(garbled, recording.symbols))
+    assert agreement is not None and agreement.disagree == 1
+    (example,) = agreement.examples
+    assert example["symbol"] == "BTCUSDT" and example["ticker"][0].startswith("1")
+    assert example["book"][0] != example["ticker"][0]
