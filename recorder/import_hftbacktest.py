@@ -154,12 +154,14 @@ def _read(source: Path, seconds: float | None) -> Iterator[_Line]:
                 elif limit_ns is not None and line.recv_ns - first > limit_ns:
                     return
                 yield line
-    except FileNotFoundError:
-        raise HarnessError(f"{source}: no such file") from None
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise HarnessError(f"{source}: not a gzip-compressed hftbacktest capture ({exc})") from None
+    except FileNotFoundError:
+        raise HarnessError(f"{source}: no such file") from None
     except IsADirectoryError:
         raise HarnessError(f"{source}: is a folder; expected a gzip-compressed hftbacktest capture") from None
+    except OSError as exc:
+        raise HarnessError(f"{source}: cannot read it ({exc.strerror or exc})") from None
 
 
 def _parse(source: Path, number: int, raw: bytes) -> _Line:
