@@ -19,7 +19,7 @@ import gzip
 import hashlib
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,6 +99,31 @@ def import_hftbacktest(source: Path, output: Path, *, seconds: float | None = No
         recording_id=_recording_id(lines),
     )
     summary = ImportSummary(source, Path(output), streams=dict.fromkeys(streams, 0))
+    try:
+        _write(
+            output,
+            meta,
+            lines,
+            ws_url,
+            depth_url_for=lambda levels: depth_url(info.rest_url, depth_symbols[0], levels),
+            summary=summary,
+        )
+    except OSError as exc:
+        raise HarnessError(f"cannot write the recording to {output}: {exc.strerror or exc}") from None
+    summary.seconds = (lines[-1].recv_ns - lines[0].recv_ns) / 1e9
+    return summary
+
+
+def _write(
+    output: Path,
+    meta: RecordingMeta,
+    lines: list[_Line],
+    ws_url: str,
+    *,
+    depth_url_for: Callable[[int], str],
+    summary: ImportSummary,
+) -> None:
+    """All the writing, in one place, so a full disk anywhere in it is one error line for the caller."""
     rest_conn_id = WS_CONN_ID
     with RecordingWriter(output, meta, fsync=False) as writer:
         writer.append(
@@ -121,7 +146,7 @@ def import_hftbacktest(source: Path, output: Path, *, seconds: float | None = No
                 continue
             rest_conn_id += 1
             summary.snapshots += 1
-            url = depth_url(info.rest_url, depth_symbols[0], _levels(line))
+            url = depth_url_for(_levels(line))
             writer.append(EventKind.HTTP_REQUEST, conn_id=rest_conn_id, wall_ns=at, mono_ns=at, url=url, reason="GET")
             writer.append(
                 EventKind.HTTP_RESPONSE,
@@ -133,8 +158,6 @@ def import_hftbacktest(source: Path, output: Path, *, seconds: float | None = No
                 status=200,
                 reason="OK",
             )
-    summary.seconds = (lines[-1].recv_ns - lines[0].recv_ns) / 1e9
-    return summary
 
 
 def _read(source: Path, seconds: float | None) -> Iterator[_Line]:

@@ -15,6 +15,7 @@ from harness.errors import HarnessError
 from recorder.format import EventKind
 from recorder.import_hftbacktest import import_hftbacktest
 from recorder.importing import run_import
+from recorder.segments import RecordingWriter
 from replayer.reader import Recording
 from replayer.replay_data import load_replay_data
 
@@ -144,6 +145,16 @@ def test_a_line_without_a_timestamp_and_a_file_that_is_not_gzip_are_refused(tmp_
         import_hftbacktest(tmp_path, tmp_path / "rec")
     with pytest.raises(HarnessError, match="unknown capture format 'tardis'; known formats: hftbacktest"):
         run_import(capture_format="tardis", source=plain, output=tmp_path / "rec", seconds=None)
+
+
+def test_a_full_disk_is_one_error_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_space(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(RecordingWriter, "append", no_space)
+    source = write_capture(tmp_path / "cap.gz", capture_lines())
+    with pytest.raises(HarnessError, match=r"cannot write the recording to .*rec: No space left on device"):
+        import_hftbacktest(source, tmp_path / "rec")
 
 
 def test_an_existing_output_is_never_written_over(tmp_path: Path) -> None:
