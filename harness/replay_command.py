@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from harness.errors import HarnessError
 from harness.replay import ReplayRequest, run_replay
 from harness.report import render_terminal, write_junit, write_report
+from harness.scenarios import Scenario, load_scenario
+
+# Faults whose effect is a span of time (a hold, a downtime, a reconnect race). At --speed 0 the stream
+# does not wait for the subject to come back, so they are not what they are at a finite speed.
+TIMED_FAULTS = frozenset(
+    {"delay", "burst", "stall", "disconnect", "handshake_refused", "slow_consumer", "exchange_restart"}
+)
 
 
 def run_replay_command(
@@ -29,6 +37,9 @@ def run_replay_command(
     _check_output(junit, "--junit")
     request = ReplayRequest(scenario=scenario, recording=recording, seed=seed, speed=speed, subject=subject)
     errors = Console(stderr=True)
+    notice = speed_zero_notice(load_scenario(scenario), speed)
+    if notice:
+        print(notice, file=sys.stderr)
     bar = Progress(
         TextColumn(f"replay {scenario}"),
         BarColumn(),
@@ -47,6 +58,19 @@ def run_replay_command(
     if junit is not None:
         _write(write_junit, result, junit)
     return 0 if result["passed"] else 1
+
+
+def speed_zero_notice(scenario: Scenario, speed: float | None) -> str | None:
+    """One line for a run at speed 0 whose scenario has faults that need time to mean anything."""
+    if (scenario.speed if speed is None else speed) != 0:
+        return None
+    timed = sorted({spec.kind for spec in scenario.faults} & TIMED_FAULTS)
+    if not timed:
+        return None
+    return (
+        f"note: at --speed 0 the stream does not wait for a subject that is reconnecting or held up, so "
+        f"{', '.join(timed)} can leave it short of the end (docs/scenarios.md, 'At speed 0')"
+    )
 
 
 def _check_output(path: Path | None, option: str) -> None:

@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from harness.replay import BUNDLED_FIXTURE, ReplayRequest, run_replay
+from harness.replay_command import speed_zero_notice
 from harness.scenarios import list_scenarios, load_scenario
 from harness.synth.run import write_synthetic_recording
 from replayer.replay_data import load_replay_data
@@ -135,6 +136,15 @@ def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
     return subprocess.run(
         [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=120, cwd=cwd
     )
+
+
+def test_speed_zero_notes_the_faults_that_need_time_and_only_then() -> None:
+    note = speed_zero_notice(load_scenario("chaos"), 0.0)
+    assert note is not None and note.startswith("note: at --speed 0") and "\n" not in note
+    assert "disconnect" in note and "stall" in note and "gap," not in note
+    assert speed_zero_notice(load_scenario("chaos"), None) is None
+    assert speed_zero_notice(load_scenario("gap_storm"), 0.0) is None
+    assert speed_zero_notice(load_scenario("clean"), 0.0) is None
 
 
 def test_cli_passing_run_writes_reports_and_exits_zero(tmp_path: Path) -> None:
