@@ -1,7 +1,9 @@
 """The `harness` command line: thin option parsing over the modules that do the work.
 
 Every command imports its implementation lazily, so `harness --help` stays fast and one broken
-optional piece does not take the others down. A HarnessError becomes one `error:` line and exit 2.
+optional piece does not take the others down. A HarnessError becomes one `error:` line and exit 2,
+and so does a usage error (an unknown option, a value out of range): `main` runs the app without
+click's standalone handling, which would draw a box around it.
 """
 
 from __future__ import annotations
@@ -155,5 +157,21 @@ def scenarios() -> None:
         print(f"{item.name:<20} {item.description}")
 
 
+def main() -> None:
+    """The `harness` console script."""
+    try:
+        code = app(standalone_mode=False)
+    except Exception as exc:
+        # Usage errors are click's exceptions, which typer vendors privately: known by their interface.
+        describe = getattr(exc, "format_message", None)
+        if describe is None:
+            raise
+        message = describe()
+        if message:  # empty after `harness` alone, whose help has just been printed
+            print(f"error: {message}", file=sys.stderr)
+        code = getattr(exc, "exit_code", 2)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -169,6 +169,9 @@ def test_cli_passing_run_writes_reports_and_exits_zero(tmp_path: Path) -> None:
         (["--scenario", "clean", "--subject", "not_a_factory"], "module:factory"),
         (["--scenario", "clean", "--subject", "no_such_module_xyz:create"], "cannot be found"),
         (["--scenario", "clean", "--subject", "harness.default_subject:nothing"], "no callable"),
+        (["--scenario", "clean", "--no-such-option"], "No such option: --no-such-option"),
+        (["--scenario", "clean", "--speed", "-1"], "Invalid value for '--speed'"),
+        ([], "Missing option '--scenario'"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_two(args: list[str], message: str) -> None:
