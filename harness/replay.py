@@ -3,7 +3,8 @@
 The run: load the recording and the scenario, build the fault plan (pure, seeded), start the fake
 venue on loopback walking that plan, start the subject in its own process pointed at the venue,
 collect everything the subject reports until the plan has been walked and the subject has caught
-up (or gone quiet), stop both, and judge the subject's reports against the oracle. The judging is
+up (or gone quiet), stop both (the subject first: connections a half-open fault silenced stay silent
+until it has given its final books), and judge the subject's reports against the oracle. The judging is
 pure and happens after the run, so it costs the subject no latency.
 """
 
@@ -114,7 +115,9 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
         scenario=scenario.name,
         seed=seed,
         recording=str(recording_path),
-        faults=plan.injected,
+        faults=plan.served(server.served),
+        faults_armed=plan.injected,
+        faults_by_id=plan.by_fault(server.served),
         queue=run.stats.get("queue"),
         speed=speed,
     )
@@ -122,6 +125,7 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
     report["venue"] = {
         "connections": venue_stats.clients_connected,
         "handshakes_refused": venue_stats.handshakes_refused,
+        "half_open_connections": venue_stats.half_open_connections,
         "slow_consumers_dropped": venue_stats.slow_consumers_dropped,
         "too_many_requests": venue_stats.too_many_requests,
         "disconnects": dict(venue_stats.disconnects),
@@ -193,7 +197,8 @@ async def _drive_subject(server: VenueServer, setup: _Setup, progress: Progress 
     )
     run = SubjectRun()
     caught_up = asyncio.Event()
-    reader = asyncio.create_task(_read_reports(process, run, setup.final_ids, caught_up))
+    stats_in = asyncio.Event()
+    reader = asyncio.create_task(_read_reports(process, run, setup.final_ids, caught_up, stats_in))
     errors = asyncio.create_task(process.stderr.read())
     exited = asyncio.create_task(process.wait())
     ticker = asyncio.create_task(_report_progress(server, progress)) if progress else None
@@ -208,6 +213,8 @@ async def _drive_subject(server: VenueServer, setup: _Setup, progress: Progress 
             await asyncio.gather(ticker, return_exceptions=True)
         if process.stdin is not None and not process.stdin.is_closing():
             process.stdin.close()
+        await _wait_any(stats_in.wait(), exited, timeout=STOP_TIMEOUT_S)
+        server.release_half_open()
         try:
             await asyncio.wait_for(asyncio.shield(exited), STOP_TIMEOUT_S)
         except TimeoutError:
@@ -238,8 +245,10 @@ async def _read_reports(
     run: SubjectRun,
     final_ids: dict[str, int],
     caught_up: asyncio.Event,
+    stats_in: asyncio.Event,
 ) -> None:
-    """Collects every line; sets `caught_up` once each symbol has a synced book at its last update."""
+    """Collects every line; sets `caught_up` once each symbol has a synced book at its last update, and
+    `stats_in` at the stats line, which the subject writes after its final books."""
     pending = dict(final_ids)
     assert process.stdout is not None
     while line := await process.stdout.readline():
@@ -255,6 +264,7 @@ async def _read_reports(
                 run.stats = stats
             else:
                 run.protocol_error = f"unreadable stats line (stats and its queue must be objects): {line[:80]!r}"
+            stats_in.set()
             continue
         try:
             message = loads(line)

@@ -1,7 +1,7 @@
 """The run's report: a JSON document (docs/report-schema.md), a terminal table, and JUnit XML for CI.
 
 `build_report` turns the checker's Findings plus what the runner knows (scenario, seed, recording,
-fault counts, queue figures) into a plain dict. The runner then evaluates the scenario's expectations
+faults served and armed, queue figures) into a plain dict. The runner then evaluates the scenario's expectations
 against that dict (harness/scenarios.py reads it by dotted path) and hands the results back to
 `apply_expectations`, which sets `passed`. Silent divergence fails a run whatever the scenario says.
 """
@@ -36,10 +36,16 @@ def build_report(
     seed: int,
     recording: str,
     faults: Mapping[str, int],
+    faults_armed: Mapping[str, int] | None = None,
+    faults_by_id: Mapping[str, Mapping[str, Any]] | None = None,
     queue: Mapping[str, Any] | None = None,
     speed: float | None = None,
 ) -> dict[str, Any]:
-    """The report dict; `passed` reflects divergence only until the scenario's results go to apply_expectations."""
+    """The report dict; `passed` reflects divergence only until the scenario's results go to apply_expectations.
+
+    `faults` are the units served, `faults_armed` those the plan armed (the same as served when omitted:
+    a caller that cannot tell them apart), `faults_by_id` both per fault of the scenario.
+    """
     f = findings
     latency = {name: _latency(f, name) for name in ("e2e", "e2e_intended")}
     report: dict[str, Any] = {
@@ -50,6 +56,8 @@ def build_report(
         "recording": recording,
         "speed": speed,
         "faults": {kind: int(n) for kind, n in sorted(faults.items())},
+        "faults_armed": {kind: int(n) for kind, n in sorted((faults_armed or faults).items())},
+        "faults_by_id": {fault_id: dict(row) for fault_id, row in (faults_by_id or {}).items()},
         "frames": {
             "sent": f.frames_sent,
             "depth_sent": f.depth_frames_sent,
@@ -198,11 +206,13 @@ def render_terminal(report: Mapping[str, Any]) -> RenderableType:
         parts.append(Text(f"first divergence: {_example(example)}", style="red"))
 
     if report["faults"]:
-        faults = Table(title="faults injected", box=box.SIMPLE_HEAD, title_justify="left")
+        faults = Table(title="faults", box=box.SIMPLE_HEAD, title_justify="left")
         faults.add_column("kind")
-        faults.add_column("count", justify="right")
+        faults.add_column("served", justify="right")
+        faults.add_column("armed", justify="right")
+        armed = report.get("faults_armed", report["faults"])
         for kind, count in report["faults"].items():
-            faults.add_row(kind, str(count))
+            faults.add_row(kind, _mark(count, count > 0 or armed.get(kind, 0) == 0), str(armed.get(kind, count)))
         parts.append(faults)
 
     lat = Table(title="latency (µs)", box=box.SIMPLE_HEAD, title_justify="left")

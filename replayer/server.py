@@ -15,10 +15,16 @@ when faults dropped, duplicated or reordered frames.
 
 Control entries: a Disconnect ends every open connection (`close` after what is already queued to
 it, `abort` and `reset` at once). A Stall holds every entry due during it (they go out late, at its
-end); its duration is scaled by `speed` like offsets, and is real time at speed 0. RefuseHandshakes
+end); its duration is scaled by `speed` like offsets, and is real time at speed 0. A HalfOpen silences
+every connection open at that moment for good (nothing sent, nothing read, no keepalive; later
+Disconnects do not reach it either) until `release_half_open()` or `stop()` aborts it. RefuseHandshakes
 counts WebSocket upgrades only, never REST. RestBehaviour applies to the next `count` depth requests
 that pass validation; `slow` takes the book when the request arrives and answers `delay_ns` later
 (scaled by speed like every scheduled duration), as a slow network would deliver it.
+
+Faults served: an entry's `tags` go into `served` when the entry did something to a client (a
+tagged frame written, a Withheld frame a client was subscribed to, a Disconnect, Stall or HalfOpen
+that met an open connection, a refusal, a REST answer in a fault's mode); FaultPlan.served counts them.
 
 Each client has its own outbox and writer task, so one slow reader delays only itself; its unsent
 backlog is what `ClientBufferLimit` measures (only while the kernel refuses more bytes, and only a
@@ -63,11 +69,15 @@ from replayer.replay_data import ReplayData, VenueBooks
 from replayer.timeline import (
     ClientBufferLimit,
     Disconnect,
+    FaultTag,
+    HalfOpen,
     RefuseHandshakes,
     RestBehaviour,
     Send,
     Stall,
+    Tags,
     TimelineEntry,
+    Withheld,
     clean_schedule,
 )
 
@@ -119,6 +129,7 @@ class ServerStats:
     clients_connected: int = 0
     clients_open: int = 0
     handshakes_refused: int = 0
+    half_open_connections: int = 0
     slow_consumers_dropped: int = 0
     too_many_requests: int = 0
     disconnects: Counter = field(default_factory=Counter)
@@ -143,6 +154,7 @@ class _Client:
         "queued_bytes",
         "rate",
         "record",
+        "silent",
         "streams",
         "wake",
         "writer",
@@ -168,6 +180,7 @@ class _Client:
         self.idle = asyncio.Event()
         self.idle.set()
         self.writer: asyncio.Task | None = None
+        self.silent = False
         self.record = ClientRecord(client_id, connection.request.path, connection.remote_address, time.monotonic_ns())
 
 
@@ -207,6 +220,7 @@ class VenueServer:
         self._messages_per_second = messages_per_second
         self.books = VenueBooks(data)
         self.stats = ServerStats()
+        self.served: set[FaultTag] = set()
         self.clients: dict[int, ClientRecord] = {}
         self.finished = asyncio.Event()
         self._open: dict[int, _Client] = {}
@@ -218,8 +232,10 @@ class VenueServer:
         self._port: int | None = None
         self._refusal: RefuseHandshakes | None = None
         self._refusals_left = 0
+        self._refused = 0
         self._rest_mode: RestBehaviour | None = None
         self._rest_left = 0
+        self._rest_answered = 0
         self._buffer_limit: int | None = None
         self._half_open = False
         self._weight_minute = 0
@@ -277,6 +293,7 @@ class VenueServer:
             self._walker = None
         if self._server is None:
             return
+        self.release_half_open()
         self._set_half_open(False)
         for client in self._open.values():
             client.record.close_cause = client.record.close_cause or "server_stop"
@@ -288,6 +305,13 @@ class VenueServer:
                 client.connection.transport.abort()
             await self._server.wait_closed()
         self._server = None
+
+    def release_half_open(self) -> None:
+        """Aborts every connection a HalfOpen silenced: the run is over, so the socket may close now."""
+        for client in list(self._open.values()):
+            if client.silent and not client.connection.transport.is_closing():
+                client.record.close_cause = client.record.close_cause or "half_open"
+                client.connection.transport.abort()
 
     def send_log(self, client_id: int) -> list[SendRecord]:
         return self.clients[client_id].sends
@@ -301,15 +325,21 @@ class VenueServer:
             if isinstance(entry, Send):
                 self.books.advance_to(entry.frame.index)
                 await self._send(entry, intended)
+            elif isinstance(entry, Withheld):
+                if any(entry.stream in c.streams for c in self._listening()):
+                    self._serve(entry.tags)
             elif isinstance(entry, Disconnect):
                 self._disconnect(entry)
             elif isinstance(entry, Stall):
                 await self._stall(entry)
+            elif isinstance(entry, HalfOpen):
+                self._silence(entry)
             elif isinstance(entry, RefuseHandshakes):
-                self._refusal, self._refusals_left = entry, entry.count
+                self._refusal, self._refusals_left, self._refused = entry, entry.count, 0
             elif isinstance(entry, RestBehaviour):
                 normal = entry.mode == "normal"
                 self._rest_mode, self._rest_left = (None, 0) if normal else (entry, entry.count)
+                self._rest_answered = 0
             elif isinstance(entry, ClientBufferLimit):
                 self._buffer_limit = entry.max_bytes if entry.max_bytes > 0 else None
             self.stats.entries_walked += 1
@@ -325,10 +355,23 @@ class VenueServer:
             await asyncio.sleep(delay / 1e9)
         return intended
 
+    def _listening(self) -> list[_Client]:
+        """The open connections that still hear the venue (not silenced by a HalfOpen)."""
+        return [c for c in self._open.values() if not c.silent]
+
+    def _serve(self, tags: Tags, k: int | None = None) -> None:
+        """Records that an entry's fault took effect: all its tags, or the k-th (the last one beyond)."""
+        if not tags:
+            return
+        if k is None:
+            self.served.update(tags)
+        else:
+            self.served.add(tags[min(k, len(tags) - 1)])
+
     async def _send(self, entry: Send, intended: int) -> None:
         stream = entry.frame.stream
         raw: bytes | None = None
-        recipients = [c for c in self._open.values() if stream in c.streams]
+        recipients = [c for c in self._listening() if stream in c.streams]
         for client in recipients:
             if client.combined:
                 payload = entry.payload
@@ -394,7 +437,10 @@ class VenueServer:
 
     def _disconnect(self, entry: Disconnect) -> None:
         self.stats.disconnects[entry.mode] += 1
-        for client in list(self._open.values()):
+        affected = self._listening()
+        if affected:
+            self._serve(entry.tags)
+        for client in affected:
             client.record.close_cause = f"disconnect:{entry.mode}"
             if entry.mode == "close":
                 self._enqueue(client, _CloseMarker(entry.code, entry.reason), 0)
@@ -411,6 +457,8 @@ class VenueServer:
         return duration_ns / 1e9 if self.speed == 0 else duration_ns / self.speed / 1e9
 
     async def _stall(self, entry: Stall) -> None:
+        if self._listening():
+            self._serve(entry.tags)
         seconds = self._wall_seconds(entry.duration_ns)
         if not entry.answer_pings:
             self._set_half_open(True)
@@ -419,20 +467,37 @@ class VenueServer:
         finally:
             self._set_half_open(False)
 
+    def _silence(self, entry: HalfOpen) -> None:
+        """Every connection open now hears nothing more and says nothing more, for good."""
+        affected = self._listening()
+        if affected:
+            self._serve(entry.tags)
+        for client in affected:
+            client.silent = True
+            client.outbox.clear()
+            client.queued_bytes = 0
+            client.over_limit_since = None
+            client.idle.set()
+            self.stats.half_open_connections += 1
+            self._mute(client.connection)
+
+    def _mute(self, connection: ServerConnection) -> None:
+        connection.transport.pause_reading()
+        if connection.keepalive_task is not None:
+            connection.keepalive_task.cancel()
+            connection.keepalive_task = None
+
     def _set_half_open(self, half_open: bool) -> None:
         """Half-open: read nothing (pings go unanswered) and send no keepalive pings, on every connection."""
         if half_open == self._half_open:
             return
         self._half_open = half_open
-        for client in self._open.values():
+        for client in self._listening():
             self._apply_half_open(client.connection)
 
     def _apply_half_open(self, connection: ServerConnection) -> None:
         if self._half_open:
-            connection.transport.pause_reading()
-            if connection.keepalive_task is not None:
-                connection.keepalive_task.cancel()
-                connection.keepalive_task = None
+            self._mute(connection)
         elif not connection.transport.is_closing():
             connection.transport.resume_reading()
             if connection.keepalive_task is None:
@@ -441,6 +506,8 @@ class VenueServer:
     # Connections.
 
     def _enqueue(self, client: _Client, item: object, size: int) -> None:
+        if client.silent:
+            return
         client.outbox.append(item)
         client.queued_bytes += size
         client.idle.clear()
@@ -503,6 +570,8 @@ class VenueServer:
                     continue
                 self.stats.frames_sent += 1
                 self.stats.bytes_sent += len(payload)
+                if entry.tags:
+                    self.served.update(entry.tags)
                 if self._keep_send_log:
                     frame = entry.frame
                     record.sends.append(
@@ -553,6 +622,8 @@ class VenueServer:
         if request.headers.get("Upgrade", "").lower() == "websocket" and self._refusals_left > 0:
             self._refusals_left -= 1
             self.stats.handshakes_refused += 1
+            self._serve(self._refusal.tags, self._refused)
+            self._refused += 1
             error = rest.error_for_status(self._refusal.status)
             return _response(error.status, error.body())
         return None
@@ -646,6 +717,8 @@ class VenueServer:
         if self._rest_mode is None or self._rest_left <= 0:
             return None
         self._rest_left -= 1
+        self._serve(self._rest_mode.tags, self._rest_answered)
+        self._rest_answered += 1
         return self._rest_mode
 
 

@@ -4,6 +4,10 @@ A fault plan (replayer/faults) is a pure function from clean frames to a list of
 The fake server walks that list on one replay clock for all clients: a Send goes to every client
 subscribed to its stream, a control entry changes how the server behaves from that moment on.
 Offsets are nanoseconds from the start of replay at speed 1 (the intended send time).
+
+Entries a fault made carry `tags`: the armed units of the fault they can serve (docs/report-schema.md,
+"Faults served"). The server records a tag when the entry actually did something to a client, so the
+report counts faults served apart from faults armed.
 """
 
 from __future__ import annotations
@@ -16,6 +20,24 @@ UNTIL_HEALED = 2**31 - 1
 
 UNLIMITED = 2**62
 """A `ClientBufferLimit.max_bytes` that no client reaches: the heal entry of a slow-consumer fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class FaultTag:
+    """One armed unit of a fault: the `unit`-th of fault `fault_id` (of `kind`).
+
+    A unit is served when the server has recorded every one of its parts (FaultPlan.units lists them);
+    only an exchange restart with a REST outage has two (`ws`: it closed a client, `rest`: it refused a
+    snapshot after the WebSocket was back), every other unit has the one part "".
+    """
+
+    kind: str
+    fault_id: str
+    unit: int
+    part: str = ""
+
+
+Tags = tuple[FaultTag, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,40 +65,51 @@ class Send:
     payload: bytes
     fault: str | None = None
     binary: bool = False
+    tags: Tags = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Disconnect:
-    """End every client connection: a close frame with `code`, an abort without one, or a TCP reset."""
+    """End every client connection: a close frame with `code`, an abort without one, or a TCP reset.
+
+    Served when it ended at least one open connection (a half-open one does not count: it hears nothing).
+    """
 
     offset_ns: int
     mode: Literal["close", "abort", "reset"]
     code: int = 1000
     reason: str = ""
     fault: str | None = None
+    tags: Tags = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Stall:
-    """Send nothing for `duration_ns`, sockets open; without `answer_pings` the peer looks half-open."""
+    """Send nothing for `duration_ns`, sockets open; without `answer_pings` the peer looks half-open.
+
+    Served (its tags) when at least one connection was open at its start.
+    """
 
     offset_ns: int
     duration_ns: int
     answer_pings: bool = True
     fault: str | None = None
+    tags: Tags = ()
 
 
 @dataclass(frozen=True, slots=True)
 class RefuseHandshakes:
     """Answer the next `count` WebSocket handshakes with HTTP `status` instead of upgrading.
 
-    `count` replaces what is left of an earlier refusal; `count=0` (the heal) upgrades again.
+    `count` replaces what is left of an earlier refusal; `count=0` (the heal) upgrades again. The k-th
+    refusal under this entry serves `tags[k]` (the last tag for any beyond).
     """
 
     offset_ns: int
     status: int
     count: int
     fault: str | None = None
+    tags: Tags = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +119,8 @@ class RestBehaviour:
     stale: a book older than frames already sent; too_new: a book ahead of frames sent; slow: the
     right book after `delay_ns`; error: HTTP `status` with the venue's error body. `lag_frames` is how
     many depth frames behind (stale) or ahead of (too_new) the frames sent the book is. Each entry
-    replaces the one before; a fault's heal is a `normal` entry.
+    replaces the one before; a fault's heal is a `normal` entry. The k-th request answered under this
+    entry serves `tags[k]` (the last tag for any beyond).
     """
 
     offset_ns: int
@@ -96,6 +130,7 @@ class RestBehaviour:
     delay_ns: int = 0
     lag_frames: int = 0
     fault: str | None = None
+    tags: Tags = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +143,35 @@ class ClientBufferLimit:
     offset_ns: int
     max_bytes: int
     fault: str | None = None
+    tags: Tags = ()
 
 
-TimelineEntry = Send | Disconnect | Stall | RefuseHandshakes | RestBehaviour | ClientBufferLimit
+@dataclass(frozen=True, slots=True)
+class HalfOpen:
+    """Every connection open now goes silent for good: no frame, ping or pong reaches it or leaves it
+    again (the venue stops reading it and sends it nothing) until the server stops, as a connection
+    whose path died without a FIN. Connections made later are served normally.
+
+    Served when at least one connection was open.
+    """
+
+    offset_ns: int
+    fault: str | None = None
+    tags: Tags = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Withheld:
+    """A send a fault took off the schedule (drop, gap), kept as a marker so that the server can tell
+    whether anyone missed it: served when a connection was subscribed to `stream` at this moment."""
+
+    offset_ns: int
+    stream: str
+    fault: str | None = None
+    tags: Tags = ()
+
+
+TimelineEntry = Send | Disconnect | Stall | HalfOpen | RefuseHandshakes | RestBehaviour | ClientBufferLimit | Withheld
 
 
 def clean_schedule(frames: list[Frame]) -> list[TimelineEntry]:

@@ -2,23 +2,24 @@
 
 Pure and deterministic: no clock, no I/O, and every fault draws from its own stream
 `random.Random(f"{seed}/{fault_id}")` (string seeds hash with SHA-512, so the stream is the same on
-every machine and every PYTHONHASHSEED). The caller hands `entries` to the server, `injected` to the
-report, `windows` to the checker (time from fault to a correct book) and `sequence_breaks` to the
-checker as the gaps a client connected throughout must detect.
+every machine and every PYTHONHASHSEED). The caller hands `entries` to the server, `injected` (faults
+armed) to the report with `served(tags)` for the tags the server recorded, `windows` to the checker
+(time from fault to a correct book) and `sequence_breaks` to the checker as the gaps a client
+connected throughout must detect.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from harness.errors import HarnessError
 from replayer.faults import connection, rest, stream
 from replayer.faults.spec import FaultSpec
-from replayer.faults.work import FaultContext, FaultWindow, Work
-from replayer.timeline import Frame, Send, TimelineEntry
+from replayer.faults.work import ArmedUnit, FaultContext, FaultWindow, Work
+from replayer.timeline import FaultTag, Frame, Send, TimelineEntry
 
 HEAL_BY_FRACTION = 0.85
 """Every fault heals before this fraction of the recording, so the end of the replay proves the book."""
@@ -45,16 +46,19 @@ class FaultPlan:
     """The schedule and what went into it.
 
     entries: sorted by offset; at one offset, control entries (in the order the faults made them)
-    come before sends. injected: count per fault kind of the scenario (0 included; units in
-    docs/scenarios.md). windows: one per episode, sorted by start. sequence_breaks: depth-stream
-    discontinuities in the sends as scheduled (gaps, corrupt or reordered frames), not counting
-    what disconnects and stalls cost a client, which depends on timing. A Send's `fault` names the
+    come before sends. injected: units armed per fault kind of the scenario (0 included; units in
+    docs/scenarios.md); units: each of them, in order, for `served`; fault_ids: each fault's id and
+    kind, in scenario order. windows: one per episode, sorted by start. sequence_breaks: depth-stream
+    discontinuities in the sends as scheduled (gaps, corrupt or reordered frames), not counting what
+    disconnects and stalls cost a client, which depends on timing. A Send's `fault` names the
     first fault that touched it, except that `corrupt` always wins; a duplicate of a corrupted send is
     labelled `duplicate`, so "mangled" is `payload != frame.payload`.
     """
 
     entries: list[TimelineEntry]
     injected: dict[str, int]
+    units: tuple[ArmedUnit, ...]
+    fault_ids: dict[str, str]
     windows: list[FaultWindow]
     sequence_breaks: int
     duration_ns: int
@@ -63,6 +67,30 @@ class FaultPlan:
     @property
     def sends(self) -> list[Send]:
         return [e for e in self.entries if isinstance(e, Send)]
+
+    def served(self, tags: Iterable[FaultTag]) -> dict[str, int]:
+        """Units served per kind (every kind of the scenario, 0 included), given the tags the server recorded."""
+        counts = dict.fromkeys(self.injected, 0)
+        for unit in self._served_units(tags):
+            counts[unit.kind] += 1
+        return counts
+
+    def by_fault(self, tags: Iterable[FaultTag]) -> dict[str, dict[str, int | str]]:
+        """Per fault id, in scenario order: its kind, units armed and units served."""
+        rows: dict[str, dict[str, int | str]] = {
+            fault_id: {"kind": kind, "armed": 0, "served": 0} for fault_id, kind in self.fault_ids.items()
+        }
+        for unit in self.units:
+            rows[unit.fault_id]["armed"] += 1
+        for unit in self._served_units(tags):
+            rows[unit.fault_id]["served"] += 1
+        return rows
+
+    def _served_units(self, tags: Iterable[FaultTag]) -> list[ArmedUnit]:
+        seen: dict[tuple[str, int], set[str]] = {}
+        for tag in tags:
+            seen.setdefault((tag.fault_id, tag.unit), set()).add(tag.part)
+        return [u for u in self.units if u.parts <= seen.get((u.fault_id, u.unit), set())]
 
 
 def fault_ids(faults: Sequence[FaultSpec]) -> list[str]:
@@ -88,7 +116,8 @@ def build_schedule(frames: list[Frame], faults: Sequence[FaultSpec], seed: int) 
     heal_by_ns = int(duration_ns * HEAL_BY_FRACTION)
     work = Work.clean(frames)
     work.normalize()
-    for spec, fault_id in zip(faults, fault_ids(faults), strict=True):
+    ids = fault_ids(faults)
+    for spec, fault_id in zip(faults, ids, strict=True):
         ctx = FaultContext(
             kind=spec.kind,
             fault_id=fault_id,
@@ -113,10 +142,12 @@ def build_schedule(frames: list[Frame], faults: Sequence[FaultSpec], seed: int) 
     sends = [(s.offset_ns, 1, s.rank, replace(s.send, offset_ns=s.offset_ns)) for s in work.slots]
     controls = [(c.offset_ns, 0, (i, 0), c) for i, c in enumerate(work.controls)]
     entries = [item[3] for item in sorted(controls + sends, key=lambda item: item[:3])]
-    injected = {spec.kind: 0 for spec in faults} | dict(work.injected)
+    injected = {spec.kind: 0 for spec in faults} | dict(Counter(unit.kind for unit in work.units))
     return FaultPlan(
         entries=entries,
         injected=injected,
+        units=tuple(work.units),
+        fault_ids={fault_id: spec.kind for spec, fault_id in zip(faults, ids, strict=True)},
         windows=sorted(work.windows, key=lambda w: (w.start_ns, w.fault_id)),
         sequence_breaks=sequence_breaks(entries),
         duration_ns=duration_ns,

@@ -11,12 +11,16 @@ def snapshot(work: Work, ctx: FaultContext) -> None:
     """Answers the next `requests` depth requests in `mode` from start until stop.
 
     A client fetches a snapshot only when it (re)syncs, so by default the fault also disconnects every
-    client at start (`trigger = "disconnect"`); with `trigger = "none"` it meets whatever fetch comes,
+    client at start (`trigger = "disconnect"`). `trigger = "gap"` instead loses the first depth update
+    of each stream due in the window: a client that is connected detects the gap one frame later and
+    refetches at once, with no reconnect (and no reconnect backoff) between the trigger and the fetch,
+    so the fault is met even in a short window. With `trigger = "none"` it meets whatever fetch comes,
     such as the first one when the window starts at 0.
     """
     if ctx.stop_ns <= ctx.start_ns:
         raise fault_error(ctx, "the window must last longer than zero (start to stop)")
     params = ctx.params
+    tags = tuple(work.arm(ctx) for _ in range(params["requests"]))
     work.control(
         RestBehaviour(
             ctx.start_ns,
@@ -26,9 +30,17 @@ def snapshot(work: Work, ctx: FaultContext) -> None:
             delay_ns=round(params["delay"] * 1e9) if params["mode"] == "slow" else 0,
             lag_frames=params["lag_frames"] if params["mode"] in ("stale", "too_new") else 0,
             fault=ctx.kind,
+            tags=tags,
         )
     )
     if params["trigger"] == "disconnect":
         work.control(Disconnect(ctx.start_ns, "close", 1001, "going away", fault=ctx.kind))
+    elif params["trigger"] == "gap":
+        first: dict[str, int] = {}
+        for frame in work.eligible(ctx):
+            first.setdefault(frame.stream, frame.index)
+        if not first:
+            raise fault_error(ctx, "trigger 'gap' needs a depth update in the window")
+        work.remove(set(first.values()))
     work.control(RestBehaviour(ctx.stop_ns, "normal", fault=ctx.kind))
     work.record(ctx, params["requests"], ctx.start_ns, ctx.stop_ns, ctx.stop_ns)

@@ -91,9 +91,15 @@ FAULT_PARAMS: dict[str, dict[str, Param]] = {
         "probability": _prob(0.05),
         "mode": Param((str,), "mixed", choices=("invalid_json", "truncated", "wrong_types", "invalid_utf8", "mixed")),
     },
-    "stall": {"count": _count(1), "duration": _seconds(2.0, minimum=0.001), "answer_pings": Param((bool,), False)},
+    "stall": {
+        "count": _count(1),
+        "duration": _seconds(2.0, minimum=0.001),
+        "answer_pings": Param((bool,), False),
+        "mode": Param((str,), "late", choices=("late", "half_open")),
+    },
     "disconnect": {
         "count": _count(1),
+        "spacing": _seconds(1.0),
         "mode": Param((str,), "close", choices=("close", "abort", "reset", "mixed")),
         "code": Param((int,), 1001, minimum=1000, maximum=4999),
         "reason": Param((str,), ""),
@@ -109,17 +115,31 @@ FAULT_PARAMS: dict[str, dict[str, Param]] = {
         "status": Param((int,), 503, choices=(418, 429, 500, 502, 503, 504)),
         "delay": _seconds(2.0),
         "lag_frames": _count(10),
-        "trigger": Param((str,), "disconnect", choices=("disconnect", "none")),
+        "trigger": Param((str,), "disconnect", choices=("disconnect", "gap", "none")),
     },
     "slow_consumer": {"max_bytes": _count(4096), "hold": _seconds(2.0, minimum=0.001)},
     "exchange_restart": {
         "mode": Param((str,), "close", choices=("close", "abort", "reset")),
         "code": Param((int,), 1012, minimum=1000, maximum=4999),
+        "rest_outage": _seconds(0.0),
     },
 }
 """Every fault kind and its parameters; docs/scenarios.md describes each one."""
 
 FAULT_KINDS: tuple[str, ...] = tuple(FAULT_PARAMS)
+
+CONFLICTS: dict[str, tuple[tuple[str, Any, str, Any, str], ...]] = {
+    "stall": (
+        (
+            "mode",
+            "half_open",
+            "answer_pings",
+            True,
+            "a half-open connection answers nothing; answer_pings applies to mode 'late' only",
+        ),
+    ),
+}
+"""Per kind: (key, value, other key, other value, why) pairs that cannot be given together."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +230,9 @@ def parse_fault(table: Mapping[str, Any], where: str) -> FaultSpec:
             if param.default is _REQUIRED:
                 raise HarnessError(f"{where} ({kind}): missing key {key!r} (expected {param.expected()})")
             params[key] = param.default
+    for key, value, other, other_value, why in CONFLICTS.get(kind, ()):
+        if params[key] == value and params[other] == other_value:
+            raise HarnessError(f"{where} ({kind}): key {other!r}: {other}={other_value!r} with {key}={value!r}: {why}")
     return FaultSpec(kind=kind, start=times["start"], stop=times["stop"], params=params, fault_id=fault_id)
 
 

@@ -49,6 +49,8 @@ def drop(work: Work, ctx: FaultContext) -> None:
                 chosen.append(frame)
             bad = rng.random() >= params["p_leave_bad"] if bad else rng.random() < params["p_enter_bad"]
     removed = work.remove({f.index for f in chosen})
+    for slot in removed:
+        work.withhold(ctx, [slot], work.arm(ctx))
     _record_span(work, ctx, [(s.offset_ns, s.offset_ns) for s in removed])
 
 
@@ -69,7 +71,9 @@ def gap(work: Work, ctx: FaultContext) -> None:
         stream = by_stream[first.stream]
         at = stream.index(first)
         run = stream[at : at + length]
-        if work.remove({f.index for f in run}):
+        removed = work.remove({f.index for f in run})
+        if removed:
+            work.withhold(ctx, removed, work.arm(ctx))
             work.record(ctx, 1, run[0].offset_ns, run[-1].offset_ns, run[-1].offset_ns)
 
 
@@ -94,6 +98,7 @@ def duplicate(work: Work, ctx: FaultContext) -> None:
             target = stream[min(position[frame.index] + lag, len(stream) - 1)]
             after = primaries.get(target.index, original)
         copy = Slot(after.offset_ns, (after.rank[0], 1), replace(original.send, fault=ctx.kind), copy=1)
+        copy.tag(work.arm(ctx))
         work.slots.append(copy)
         touched.append((original.offset_ns, copy.offset_ns))
     _record_span(work, ctx, touched)
@@ -124,6 +129,7 @@ def reorder(work: Work, ctx: FaultContext) -> None:
             if slot is not displaced:
                 touched.append((offset, offset))
                 slot.mark(ctx.kind)
+                slot.tag(work.arm(ctx))
             slot.offset_ns, slot.rank = offset, rank
     _record_span(work, ctx, touched)
 
@@ -148,21 +154,22 @@ def delay(work: Work, ctx: FaultContext) -> None:
         if extra:
             touched.append(slot.offset_ns)
             slot.mark(ctx.kind)
+            slot.tag(work.arm(ctx))
         if moved != slot.offset_ns:
             last_moved = moved
         slot.offset_ns = running = moved
     _record_span(work, ctx, [(t, last_moved) for t in touched])
 
 
-def hold(work: Work, ctx: FaultContext, start_ns: int, release_ns: int, depth_only: bool) -> int:
+def hold(work: Work, ctx: FaultContext, start_ns: int, release_ns: int, depth_only: bool) -> list[Slot]:
     """Holds every send due in `[start_ns, release_ns)` and releases them together, in order, at
-    `release_ns`; returns how many it held."""
-    held = 0
+    `release_ns`; returns the slots it held."""
+    held = []
     for slot in work.slots:
         if start_ns <= slot.offset_ns < release_ns and (slot.send.frame.first_update_id is not None or not depth_only):
             slot.offset_ns = release_ns
             slot.mark(ctx.kind)
-            held += 1
+            held.append(slot)
     return held
 
 
@@ -174,7 +181,9 @@ def burst(work: Work, ctx: FaultContext) -> None:
         raise fault_error(ctx, f"{count} holds of {ctx.params['hold']:g}s do not fit in the window")
     for start in spread(ctx.rng, ctx.start_ns, ctx.stop_ns, count, hold_ns):
         held = hold(work, ctx, start, start + hold_ns, ctx.params["frames"] == "depth")
-        work.record(ctx, held, start, start + hold_ns, start + hold_ns)
+        for slot in held:
+            slot.tag(work.arm(ctx))
+        work.record(ctx, len(held), start, start + hold_ns, start + hold_ns)
 
 
 def corrupt(work: Work, ctx: FaultContext) -> None:
@@ -193,6 +202,7 @@ def corrupt(work: Work, ctx: FaultContext) -> None:
                 fault=ctx.kind,
                 binary=mode == "invalid_utf8",
             )
+            slot.tag(work.arm(ctx))
             touched.append((slot.offset_ns, slot.offset_ns))
     _record_span(work, ctx, touched)
 

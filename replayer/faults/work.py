@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from replayer.timeline import Frame, Send, TimelineEntry
+from replayer.timeline import FaultTag, Frame, Send, TimelineEntry, Withheld
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,10 @@ class Slot:
         if self.send.fault is None:
             self.send = replace(self.send, fault=kind)
 
+    def tag(self, tag: FaultTag) -> None:
+        """Adds an armed unit that this send serves when it reaches a client (several faults may touch it)."""
+        self.send = replace(self.send, tags=(*self.send.tags, tag))
+
 
 @dataclass(frozen=True, slots=True)
 class FaultContext:
@@ -56,13 +60,24 @@ class FaultContext:
     rng: random.Random
 
 
+@dataclass(frozen=True, slots=True)
+class ArmedUnit:
+    """One unit a fault armed (counted in the report's `faults_armed`), and the parts that serve it."""
+
+    kind: str
+    fault_id: str
+    unit: int
+    parts: frozenset[str] = frozenset({""})
+
+
 @dataclass(slots=True)
 class Work:
     frames: list[Frame]
     slots: list[Slot]
     controls: list[TimelineEntry] = field(default_factory=list)
-    injected: Counter[str] = field(default_factory=Counter)
+    units: list[ArmedUnit] = field(default_factory=list)
     windows: list[FaultWindow] = field(default_factory=list)
+    _next_unit: Counter[str] = field(default_factory=Counter)
 
     @classmethod
     def clean(cls, frames: list[Frame]) -> Work:
@@ -95,9 +110,20 @@ class Work:
         for position, slot in enumerate(self.slots):
             slot.rank = (position, 0)
 
+    def arm(self, ctx: FaultContext, parts: tuple[str, ...] = ("",)) -> FaultTag:
+        """Arms one unit of this fault; returns its tag for the first part (`replace(tag, part=...)` for others)."""
+        unit = self._next_unit[ctx.fault_id]
+        self._next_unit[ctx.fault_id] += 1
+        self.units.append(ArmedUnit(ctx.kind, ctx.fault_id, unit, frozenset(parts)))
+        return FaultTag(ctx.kind, ctx.fault_id, unit, parts[0])
+
+    def withhold(self, ctx: FaultContext, removed: list[Slot], tag: FaultTag) -> None:
+        """Marks where removed sends would have gone out, so the server can tell whether anyone missed them."""
+        for slot in removed:
+            self.control(Withheld(slot.offset_ns, slot.send.frame.stream, fault=ctx.kind, tags=(tag,)))
+
     def record(self, ctx: FaultContext, count: int, start_ns: int, stop_ns: int, heal_ns: int) -> None:
-        """Counts `count` injections of this kind, and a window when anything was injected."""
-        self.injected[ctx.kind] += count
+        """A window for the checker, when the fault armed anything (`count` units) in it."""
         if count:
             self.windows.append(FaultWindow(ctx.kind, start_ns, stop_ns, heal_ns, ctx.fault_id))
 
