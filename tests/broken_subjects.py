@@ -96,12 +96,12 @@ class ResumesAfterReconnect(BinanceSpotSubject):
         super()._on_event(event)
 
 
-class GivesUpOnSnapshot(BinanceSpotSubject):
-    """Fetches each snapshot once with a tight timeout; after an error or a timeout it never asks
-    again, so the book stays unsynced."""
+class SingleShotSnapshot(BinanceSpotSubject):
+    """Fetches a snapshot with one attempt; after an error or a timeout it asks no more for that symbol
+    until something clears `_gave_up`, so meanwhile the book stays unsynced."""
 
-    def __init__(self, config: SubjectConfig) -> None:
-        super().__init__(config, snapshot_timeout_s=0.25)
+    def __init__(self, config: SubjectConfig, **options: Any) -> None:
+        super().__init__(config, **options)
         self._gave_up: set[str] = set()
 
     def _want_snapshot(self, symbol: str) -> None:
@@ -121,6 +121,24 @@ class GivesUpOnSnapshot(BinanceSpotSubject):
             return
         self._fetches.pop(symbol, None)
         self._handle(symbol, self._syncs[symbol].on_snapshot(snapshot), time.monotonic_ns())
+
+
+class GivesUpOnSnapshot(SingleShotSnapshot):
+    """One snapshot attempt with a tight timeout, ever: after a failure the book stays unsynced."""
+
+    def __init__(self, config: SubjectConfig) -> None:
+        super().__init__(config, snapshot_timeout_s=0.25)
+
+
+class FetchesOncePerConnection(SingleShotSnapshot):
+    """Takes a failed snapshot for part of an outage that will drop the WebSocket too, and tries again
+    only on the next connection. Right when REST and the WebSocket fail and recover together; stuck
+    unsynced when REST is still down after the WebSocket is back."""
+
+    def _on_event(self, event: ClientEvent) -> None:
+        if isinstance(event, ConnectionOpened):
+            self._gave_up.clear()
+        super()._on_event(event)
 
 
 _FIELD = re.compile(rb'"([sUu])":"?([A-Za-z0-9]+)')
@@ -244,6 +262,11 @@ def trusts_any_snapshot(config: SubjectConfig) -> BinanceSpotSubject:
     """Joins stale and too-new snapshots to the stream, and never asks whether the result is even
     uncrossed (snapshot stale, too_new): the crossed-book check would otherwise often resync it by luck."""
     return BinanceSpotSubject(config, sequencing=TrustingBridgeSequencing, check_crossed=False)
+
+
+def fetches_once_per_connection(config: SubjectConfig) -> BinanceSpotSubject:
+    """Retries a failed snapshot only after a reconnect (exchange_restart with a REST outage)."""
+    return FetchesOncePerConnection(config)
 
 
 def gives_up_on_snapshot(config: SubjectConfig) -> BinanceSpotSubject:

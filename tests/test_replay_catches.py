@@ -138,6 +138,16 @@ CASES: dict[str, Case] = {
     "exchange_restart": Case("exchange_restart", "gives_up_reconnecting", 8, _fault("exchange_restart", "30%", "45%")),
     # Not a fault kind: a disconnect after which the subject's client gives up without telling anyone.
     "frozen": Case("disconnect", "gives_up_silently", 8, _fault("disconnect", "70%", "70%")),
+    # Half-open for good: the connection never delivers again, so a subject without a watchdog waits
+    # forever on a book that stays "synced" at the moment the silence began.
+    "stall_half_open": Case("stall", "no_watchdog", 6, _fault("stall", "30%", "50%", mode="half_open")),
+    # REST still down 6 s (recorded; 1.5 s of wall time) after the WebSocket is back: the subject has
+    # reconnected and fetches into the outage, and one that retries only on a new connection is stuck.
+    # REST is back at 60% of the recording, so a subject backing off its retries (ours: up to 1 s)
+    # still has stream left to sync on.
+    "exchange_restart_rest_outage": Case(
+        "exchange_restart", "fetches_once_per_connection", 4, _fault("exchange_restart", "20%", "30%", rest_outage=6.0)
+    ),
 }
 
 
@@ -202,6 +212,9 @@ def test_every_fault_kind_and_snapshot_mode_has_a_case() -> None:
     assert {case.kind for case in CASES.values()} == set(FAULT_KINDS)
     modes = {name.removeprefix("snapshot_") for name in CASES if name.startswith("snapshot_")}
     assert modes == set(FAULT_PARAMS["snapshot"]["mode"].choices)
+    stalls = [case.faults for case in CASES.values() if case.kind == "stall"]
+    stall_modes = {"half_open" if 'mode = "half_open"' in faults else "late" for faults in stalls}
+    assert stall_modes == set(FAULT_PARAMS["stall"]["mode"].choices)
 
 
 def test_drop_applied_across_is_silent_divergence(replays: Replays) -> None:
@@ -319,6 +332,27 @@ def test_book_frozen_by_a_silent_give_up_is_not_a_correct_final_book(replays: Re
     broken, good = replays.pair("frozen")
     sync = _catches(broken, good, "sync.final_book_correct == true")
     assert sync["final"][0]["update_id"] < sync["final"][0]["oracle_last_update_id"]
+
+
+def test_half_open_for_good_leaves_a_subject_without_a_watchdog_stale(replays: Replays) -> None:
+    broken, good = replays.pair("stall_half_open")
+    sync = _catches(broken, good, "sync.final_book_correct == true")
+    assert sync["divergent"] == 0 and sync["events"].get("connection_closed", 0) == 0
+    final = sync["final"][0]
+    assert final["detail"].startswith("synced but stopped at") and final["update_id"] < final["oracle_last_update_id"]
+    assert broken["venue"]["half_open_connections"] == 1 and broken["faults"]["stall"] == 1
+    assert good["sync"]["resyncs"] >= 1 and good["venue"]["half_open_connections"] == 1
+
+
+def test_rest_outlasting_the_websocket_strands_a_subject_that_retries_only_on_reconnect(replays: Replays) -> None:
+    broken, good = replays.pair("exchange_restart_rest_outage")
+    sync = _catches(broken, good, "sync.final_book_correct == true")
+    assert [final["detail"] for final in sync["final"]] == ["not synced at the end"]
+    assert sync["events"]["snapshot_error"] == 1 and broken["venue"]["rest_requests"].get("depth:503", 0) == 1
+    # Served means both halves happened: a client closed by the restart, and a snapshot refused after
+    # the WebSocket was back; ours met the outage too, and kept fetching until REST returned.
+    assert broken["faults"]["exchange_restart"] == good["faults"]["exchange_restart"] == 1
+    assert good["venue"]["rest_requests"]["depth:503"] >= 1 and good["sync"]["final_book_correct"] is True
 
 
 def test_cli_exits_one_on_a_caught_subject(replays: Replays) -> None:
