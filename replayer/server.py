@@ -356,8 +356,9 @@ class VenueServer:
         return intended
 
     def _listening(self) -> list[_Client]:
-        """The open connections that still hear the venue (not silenced by a HalfOpen)."""
-        return [c for c in self._open.values() if not c.silent]
+        """The open connections that still hear the venue: not silenced by a HalfOpen, and not already
+        being closed (a Disconnect's close frame queued, a slow or rate-limited client cut off)."""
+        return [c for c in self._open.values() if not c.silent and c.record.close_cause is None]
 
     def _serve(self, tags: Tags, k: int | None = None) -> None:
         """Records that an entry's fault took effect: all its tags, or the k-th (the last one beyond)."""

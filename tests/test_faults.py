@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 
 import orjson
 import pytest
@@ -17,11 +18,14 @@ from replayer.timeline import (
     UNTIL_HEALED,
     ClientBufferLimit,
     Disconnect,
+    FaultTag,
     Frame,
+    HalfOpen,
     RefuseHandshakes,
     RestBehaviour,
     Send,
     Stall,
+    Withheld,
     clean_schedule,
 )
 
@@ -245,8 +249,30 @@ def test_stall_entries() -> None:
     assert len(sends(plan)) == len(FRAMES), "the server skips frames for stalled connections only"
 
 
+def test_a_half_open_stall_never_heals_the_connections_it_silences() -> None:
+    plan = build_schedule(FRAMES, [fault("stall", 2, 12, count=2, duration=3.0, mode="half_open")], seed=1)
+    moments = [e for e in plan.entries if isinstance(e, HalfOpen)]
+    assert not any(isinstance(e, Stall) for e in plan.entries)
+    assert len(moments) == plan.injected["stall"] == 2 and moments[1].offset_ns - moments[0].offset_ns >= 3 * S
+    # New connections are served at once, so the venue has healed at the moment itself.
+    assert [(w.start_ns, w.heal_ns) for w in plan.windows] == [(m.offset_ns, m.offset_ns) for m in moments]
+    assert len(sends(plan)) == len(FRAMES)
+    with pytest.raises(HarnessError, match=r"stall.*answer_pings.*mode 'late' only"):
+        fault("stall", 2, 12, mode="half_open", answer_pings=True)
+    with pytest.raises(HarnessError, match="key 'mode': expected one of 'late', 'half_open'"):
+        fault("stall", 2, 12, mode="forever")
+
+
+def test_disconnects_keep_their_spacing_so_a_client_can_come_back_between() -> None:
+    plan = build_schedule(FRAMES, [fault("disconnect", 1, 15, count=4, spacing=3.0)], seed=7)
+    at = [e.offset_ns for e in plan.entries if isinstance(e, Disconnect)]
+    assert len(at) == 4 and all(b - a >= 3 * S for a, b in pairwise(at))
+    with pytest.raises(HarnessError, match="4 disconnects 4s apart do not fit in the window"):
+        build_schedule(FRAMES, [fault("disconnect", 1, 15, count=4, spacing=4.0)], seed=7)
+
+
 def test_disconnect_modes_and_codes() -> None:
-    plan = build_schedule(FRAMES, [fault("disconnect", 1, 15, count=9, mode="mixed", code=4001)], seed=1)
+    plan = build_schedule(FRAMES, [fault("disconnect", 1, 15, count=9, mode="mixed", code=4001, spacing=1.5)], seed=1)
     cuts = [e for e in plan.entries if isinstance(e, Disconnect)]
     assert len(cuts) == plan.injected["disconnect"] == 9
     assert {c.mode for c in cuts} == {"close", "abort", "reset"}
@@ -280,6 +306,23 @@ def test_snapshot_faults_set_and_restore_rest_behaviour() -> None:
     assert slow.entries[0].delay_ns == 1500 * MS
 
 
+def test_a_snapshot_fault_triggered_by_a_gap_loses_one_update_per_stream_instead_of_a_disconnect() -> None:
+    frames = make_frames(streams=("btcusdt", "ethusdt"))
+    plan = build_schedule(frames, [fault("snapshot", 2, 4, mode="error", trigger="gap")], seed=1)
+    assert not any(isinstance(e, Disconnect) for e in plan.entries)
+    lost = {f.index for f in frames} - {s.frame.index for s in sends(plan)}
+    first_in_window = {
+        stream: min(f.index for f in frames if f.stream == stream and f.offset_ns >= 2 * S)
+        for stream in (
+            "btcusdt@depth@100ms",
+            "ethusdt@depth@100ms",
+        )
+    }
+    assert lost == set(first_in_window.values()) and plan.sequence_breaks == 2
+    with pytest.raises(HarnessError, match="trigger 'gap' needs a depth update"):
+        build_schedule(frames, [fault("snapshot", 25, 30, mode="error", trigger="gap")], seed=1)
+
+
 def test_slow_consumer_limits_then_bursts_then_lifts() -> None:
     plan = build_schedule(FRAMES, [fault("slow_consumer", 4, 9, max_bytes=2048, hold=2.0)], seed=1)
     limits = [e for e in plan.entries if isinstance(e, ClientBufferLimit)]
@@ -290,6 +333,24 @@ def test_slow_consumer_limits_then_bursts_then_lifts() -> None:
     assert all(s.offset_ns == 6 * S for s in held)
     assert plan.injected["slow_consumer"] == 1
     assert plan.windows[0].heal_ns == 9 * S
+
+
+def test_an_exchange_restart_can_keep_rest_down_after_the_websocket_is_back() -> None:
+    plan = build_schedule(FRAMES, [fault("exchange_restart", 5, 8, rest_outage=2.5)], seed=1)
+    rest = [(e.offset_ns, e.mode, e.tags) for e in plan.entries if isinstance(e, RestBehaviour)]
+    ws_tag = next(e.tags[0] for e in plan.entries if isinstance(e, Disconnect))
+    rest_tag = FaultTag("exchange_restart", "exchange_restart.0", 0, "rest")
+    assert rest == [(5 * S, "error", ()), (8 * S, "error", (rest_tag,)), (10_500 * MS, "normal", ())]
+    assert [(e.offset_ns, e.count) for e in plan.entries if isinstance(e, RefuseHandshakes)] == [
+        (5 * S, UNTIL_HEALED),
+        (8 * S, 0),
+    ]
+    assert plan.windows[0].heal_ns == 10_500 * MS
+    # Served only when both halves happened: a client cut, and a snapshot refused with the WebSocket back.
+    assert plan.served([ws_tag]) == {"exchange_restart": 0}
+    assert plan.served([ws_tag, rest_tag]) == {"exchange_restart": 1} == plan.injected
+    with pytest.raises(HarnessError, match=r"heals at 18\.00s"):
+        build_schedule(FRAMES, [fault("exchange_restart", 5, 8, rest_outage=10.0)], seed=1)
 
 
 def test_exchange_restart_is_a_disconnect_plus_a_gap_on_binance_spot() -> None:
@@ -369,6 +430,25 @@ def test_same_inputs_same_schedule_and_counts() -> None:
     second = build_schedule(list(FRAMES), list(EVERYTHING), seed=42)
     assert first == second
     assert all(first.injected[kind] > 0 for kind in FAULT_KINDS)
+
+
+def test_every_armed_unit_has_an_entry_that_can_serve_it() -> None:
+    """`injected` counts armed units; each one is tagged on the entries that serve it (every part of it),
+    and every tag names an armed unit, so `served` can never exceed `injected`."""
+    plan = build_schedule(FRAMES, EVERYTHING, seed=42)
+    tags = {tag for entry in plan.entries for tag in entry.tags}
+    assert Counter(unit.kind for unit in plan.units) == {k: n for k, n in plan.injected.items() if n}
+    assert {(t.fault_id, t.unit, t.part) for t in tags} == {
+        (u.fault_id, u.unit, part) for u in plan.units for part in u.parts
+    }
+    assert plan.served(tags) == plan.injected
+    assert plan.served(()) == dict.fromkeys(plan.injected, 0)
+    by_fault = plan.by_fault(tags)
+    assert list(by_fault) == [f"{f.kind}.0" for f in EVERYTHING]
+    assert all(row["armed"] == row["served"] > 0 for row in by_fault.values())
+    # Lost frames leave a marker where they would have gone out, for the server to tell who missed them.
+    withheld = [e for e in plan.entries if isinstance(e, Withheld)]
+    assert {e.tags[0].kind for e in withheld} == {"drop", "gap"}
 
 
 def test_another_seed_gives_another_schedule() -> None:

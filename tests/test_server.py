@@ -24,11 +24,14 @@ from replayer.server import ServerThread, VenueServer
 from replayer.timeline import (
     ClientBufferLimit,
     Disconnect,
+    FaultTag,
+    HalfOpen,
     RefuseHandshakes,
     RestBehaviour,
     Send,
     Stall,
     TimelineEntry,
+    Withheld,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -660,6 +663,76 @@ def test_a_stall_that_answers_pings_keeps_the_connection_alive(data: ReplayData)
                 reply, frames = await request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 1})
             assert frames == [] and reply["id"] == 1
             assert server.stats.frames_sent == 3
+
+    asyncio.run(run())
+
+
+def test_half_open_for_good_silences_open_connections_and_serves_new_ones(data: ReplayData) -> None:
+    """The connection open at the HalfOpen hears nothing more (frames, pongs, pings) and is closed only by
+    stop(); one made later gets the stream as usual."""
+    tag = FaultTag("stall", "stall.0", 0)
+
+    async def run() -> None:
+        head = [Send(0, f, f.payload) for f in data.frames[:3]]
+        tail = [Send(f.offset_ns + 10**9, f, f.payload) for f in data.frames[3:]]
+        schedule = [*head, HalfOpen(0, fault="stall", tags=(tag,)), *tail]
+        server = VenueServer(data, schedule=schedule, speed=10, ping_interval_s=0.05, ping_timeout_s=0.1)
+        await server.start()
+        path = f"{server.ws_url}/stream?streams={DEPTH}/{TRADE}"
+        try:
+            async with asyncio.timeout(20):
+                silent = await connect(path, compression=None, ping_interval=None, close_timeout=0.2)
+                assert await recv_n(silent, 3) == [f.payload for f in data.frames[:3]]
+                pong = await silent.ping()
+                async with connect(path, compression=None) as fresh:
+                    got = await recv_n(fresh, len(data.frames) - 3)
+                assert got[-1] == data.frames[-1].payload
+                # The fresh client was pinged every 50 ms and kept answering; the silent one got no pong
+                # for its ping, and nothing else: the server's send log for it stops at the first three.
+                assert not pong.done()
+                first, second = server.clients.values()
+                assert len(first.sends) == 3 and first.closed_mono_ns is None
+                assert len(second.sends) == len(data.frames) - 3
+                assert server.served == {tag} and server.stats.half_open_connections == 1
+        finally:
+            await server.stop()
+        with pytest.raises(ConnectionClosed):
+            await silent.recv()
+        assert first.close_cause == "half_open"
+
+    asyncio.run(run())
+
+
+def test_a_fault_is_served_only_when_it_meets_a_client(data: ReplayData) -> None:
+    """Tags are recorded for what took effect: a frame written, a frame withheld from a subscriber, a
+    disconnect that closed someone, the k-th refusal and REST answer; not for what met nobody."""
+    tags = {name: FaultTag(name, name, 0) for name in ("send", "withheld", "elsewhere", "cut", "silence")}
+    rest = (FaultTag("snapshot", "snapshot.0", 0), FaultTag("snapshot", "snapshot.0", 1))
+    refusals = (FaultTag("handshake_refused", "h.0", 0), FaultTag("handshake_refused", "h.0", 1))
+    first = data.frames[0]
+
+    async def run() -> None:
+        schedule = [
+            Send(0, first, first.payload, tags=(tags["send"],)),
+            Withheld(0, first.stream, tags=(tags["withheld"],)),
+            Withheld(0, "ethusdt@depth@100ms", tags=(tags["elsewhere"],)),
+            RestBehaviour(0, "error", 2, status=503, tags=rest),
+            RefuseHandshakes(0, 503, 2, tags=refusals),
+            Disconnect(0, "close", 1001, tags=(tags["cut"],)),
+            HalfOpen(0, tags=(tags["silence"],)),
+            *(Send(LATER, f, f.payload) for f in data.frames[1:]),
+        ]
+        async with serving(data, schedule=schedule) as server:
+            async with connect(f"{server.ws_url}/ws/{first.stream}", compression=None) as ws:
+                await recv_n(ws, 1)
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+            statuses = [(await http_get(server, "/api/v3/depth?symbol=BTCUSDT"))[0] for _ in range(3)]
+            with pytest.raises(InvalidStatus):
+                async with connect(f"{server.ws_url}/ws/{first.stream}", compression=None):
+                    pass
+            assert statuses == [503, 503, 200]
+            assert server.served == {tags["send"], tags["withheld"], tags["cut"], rest[0], rest[1], refusals[0]}
 
     asyncio.run(run())
 
