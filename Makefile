@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test replay lint bench fixture fixture-real clean
+.PHONY: setup test test-full replay lint bench fixture fixture-real clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11+ or run make PYTHON=python3.x"; exit 2; }
@@ -18,6 +18,11 @@ setup: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# Everything, with the tests marked slow: the library at seeds 1-20 over real sockets (tens of minutes).
+test-full: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 replay: $(STAMP)
 	$(BIN)/harness replay --scenario gap_storm

@@ -79,12 +79,14 @@ def test_scenario_passes_on_the_real_capture_slice(name: str, real_slice_reports
     _assert_passed_with_a_correct_book(real_slice_reports[name])
 
 
-def test_injected_faults_are_counted_in_the_report(fixture_reports: dict[str, dict]) -> None:
+def test_every_fault_a_library_scenario_arms_is_served_at_its_default_seed(fixture_reports: dict[str, dict]) -> None:
     for name in LIBRARY:
         scenario = load_scenario(name)
-        kinds = {spec.kind for spec in scenario.faults}
         report = fixture_reports[name]
-        assert all(report["faults"].get(kind, 0) > 0 for kind in kinds), (name, report["faults"])
+        by_id = report["faults_by_id"]
+        assert [row["kind"] for row in by_id.values()] == [spec.kind for spec in scenario.faults]
+        assert all(row["served"] >= 1 for row in by_id.values()), (name, by_id)
+        assert all(report["faults"][kind] <= armed for kind, armed in report["faults_armed"].items()), name
 
 
 def test_fault_detecting_scenarios_detect_gaps(fixture_reports: dict[str, dict]) -> None:

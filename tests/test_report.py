@@ -27,6 +27,8 @@ REQUIRED = [
     "seed",
     "recording",
     "faults",
+    "faults_armed",
+    "faults_by_id",
     "frames.sent",
     "sync.checks",
     "sync.divergent",
@@ -99,6 +101,8 @@ def run(wrong: bool = False) -> dict:
         seed=7,
         recording="fixtures/btcusdt",
         faults={"drop": 3, "duplicate": 1},
+        faults_armed={"drop": 4, "duplicate": 1},
+        faults_by_id={"drop.0": {"kind": "drop", "armed": 4, "served": 3}},
         queue={"high_water": 4, "drops": {"low": 0}},
         speed=1.0,
     )
@@ -123,6 +127,8 @@ def test_report_has_every_required_key_and_round_trips_through_orjson(tmp_path: 
     assert report["sync"]["checks"] == 5 and report["sync"]["final_book_correct"] is True
     assert report["frames"]["sent"] == 5
     assert report["faults"] == {"drop": 3, "duplicate": 1}
+    assert report["faults_armed"] == {"drop": 4, "duplicate": 1}
+    assert report["faults_by_id"] == {"drop.0": {"kind": "drop", "armed": 4, "served": 3}}
     assert report["latency_us"]["e2e"]["max"] == 46.0
     assert report["latency_us"]["e2e_intended"]["max"] == 48.0
     assert report["latency_us"]["stages"]["wire"]["count"] == 5
@@ -174,4 +180,7 @@ def test_terminal_table_leads_with_the_verdict() -> None:
         assert stage in text
     passing = Console(record=True, width=120, color_system=None)
     passing.print(render_terminal(run()))
-    assert "PASS" in passing.export_text()
+    text = passing.export_text()
+    assert "PASS" in text
+    served_armed = [line.split() for line in text.splitlines() if line.split()[:1] in (["drop"], ["duplicate"])]
+    assert ["drop", "3", "4"] in served_armed and ["duplicate", "1", "1"] in served_armed
