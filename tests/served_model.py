@@ -9,8 +9,9 @@ notices a silent connection after `watchdog_s`, and it refetches its snapshot on
 on a gap. A fault that even this client is not served sits where a subject meets it only by luck: the
 plan must move it (its window, its trigger), not the expectation.
 
-It mirrors replayer/server.py's rules for what counts as served; tests/test_served.py checks the
-model against real replays so that the two cannot drift apart unnoticed.
+It mirrors replayer/server.py's rules for what counts as served (a change there belongs here too);
+the real replays in tests/test_served.py, a sample in every run and the full matrix on demand, are
+the ground truth it stands in for.
 """
 
 from __future__ import annotations
