@@ -7,6 +7,7 @@ import random
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError, Inval
 from recorder.format import EventKind, RecordingMeta
 from recorder.segments import RecordingWriter
 from replayer.replay_data import ReplayData, VenueBooks, load_replay_data
+from replayer.request_weight import IGNORED_429S_BEFORE_BAN
 from replayer.server import ServerThread, VenueServer
 from replayer.timeline import (
     ClientBufferLimit,
@@ -464,6 +466,39 @@ def test_every_rest_answer_reports_the_weight_used_this_minute(data: ReplayData)
                 assert now in (used + weight, weight), (target, now)  # the count restarts with each minute
                 used = now
             assert status == 200
+
+    asyncio.run(run())
+
+
+def test_rest_weight_past_the_limit_is_refused_with_429_then_banned_with_418(data: ReplayData) -> None:
+    """Binance's answers, headers and bodies as documented; a relaxed limit serves what the default refuses."""
+    deep = "/api/v3/depth?symbol=BTCUSDT&limit=5000"
+
+    async def run() -> None:
+        async with serving(data, schedule=parked(data, 0), rest_weight_limit=1000) as server:
+            before_ms = time.time_ns() // 1_000_000
+            answers = [await http_get_headers(server, deep) for _ in range(4 + 1 + IGNORED_429S_BEFORE_BAN)]
+            after_ms = time.time_ns() // 1_000_000
+            assert [status for status, _, _ in answers] == [200] * 4 + [429] * IGNORED_429S_BEFORE_BAN + [418]
+            status, headers, body = answers[4]
+            assert headers["x-mbx-used-weight-1m"] == "1250" and 1 <= int(headers["retry-after"]) <= 60
+            assert orjson.loads(body) == {
+                "code": -1003,
+                "msg": "Too much request weight used; current limit is 1000 request weight per 1 MINUTE. "
+                "Please use WebSocket Streams for live updates to avoid polling the API.",
+            }
+            status, headers, body = answers[-1]
+            ban = orjson.loads(body)
+            assert ban["code"] == -1003 and int(headers["retry-after"]) == 120
+            until = int(ban["msg"].split("IP banned until ")[1].split(".")[0])
+            assert before_ms + 120_000 <= until <= after_ms + 120_000  # epoch ms, as Binance writes it
+            assert (await http_get_headers(server, "/api/v3/ping"))[0] == 418  # banned from every endpoint
+            weight = server.weight
+            assert (weight.refused_429, weight.refused_418, weight.bans) == (IGNORED_429S_BEFORE_BAN, 2, 1)
+            assert server.stats.rest_requests["depth:418"] == 1 and len(server.snapshots_served) == 4
+        async with serving(data, schedule=parked(data, 0), rest_weight_limit=0) as relaxed:
+            assert {(await http_get(relaxed, deep))[0] for _ in range(30)} == {200}
+            assert relaxed.weight.peak_per_minute == 30 * 250
 
     asyncio.run(run())
 
