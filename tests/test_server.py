@@ -480,14 +480,14 @@ def test_rest_weight_past_the_limit_is_refused_with_429_then_banned_with_418(dat
             answers = [await http_get_headers(server, deep) for _ in range(4 + 1 + IGNORED_429S_BEFORE_BAN)]
             after_ms = time.time_ns() // 1_000_000
             assert [status for status, _, _ in answers] == [200] * 4 + [429] * IGNORED_429S_BEFORE_BAN + [418]
-            status, headers, body = answers[4]
+            _, headers, body = answers[4]
             assert headers["x-mbx-used-weight-1m"] == "1250" and 1 <= int(headers["retry-after"]) <= 60
             assert orjson.loads(body) == {
                 "code": -1003,
                 "msg": "Too much request weight used; current limit is 1000 request weight per 1 MINUTE. "
                 "Please use WebSocket Streams for live updates to avoid polling the API.",
             }
-            status, headers, body = answers[-1]
+            _, headers, body = answers[-1]
             ban = orjson.loads(body)
             assert ban["code"] == -1003 and int(headers["retry-after"]) == 120
             until = int(ban["msg"].split("IP banned until ")[1].split(".")[0])
