@@ -466,7 +466,7 @@ def check(
     turns on the hole search over `clients`' send log.
     """
     clients = list(clients)
-    deliveries = None if snapshots is None else Deliveries(oracle.depth_frames(), clients, snapshots)
+    deliveries = None if snapshots is None else Deliveries(oracle.depth_frame_ids(), clients, snapshots)
     checker = Checker(oracle, windows, to_mono, start_mono_ns=start_mono_ns, deliveries=deliveries)
     finals: list[FinalBook] = []
     for message in messages:

@@ -103,7 +103,7 @@ class Oracle:
         """The ids of clean frame `index` when it is a depth frame (the send log joins on this)."""
         return self._frames.get(index)
 
-    def depth_frames(self) -> list[DepthFrame]:
+    def depth_frame_ids(self) -> list[DepthFrame]:
         """Every clean depth frame's ids, in recording order (the checker's hole search walks them)."""
         return list(self._frames.values())
 
