@@ -108,7 +108,6 @@ class SnapshotRecord:
     symbol: str
     last_update_id: int
     served_mono_ns: int
-    peer: str
 
 
 @dataclass(slots=True)
@@ -610,7 +609,7 @@ class VenueServer:
             return _response(error.status, error.body(), weight)
         self.stats.rest_requests[f"{endpoint}:200"] += 1
         if route == rest.DEPTH_PATH:
-            self._served_snapshot(query["symbol"][0], body, ip)
+            self._served_snapshot(query["symbol"][0], body)
         return _response(200, body, weight)
 
     def _weight_clock_ns(self) -> int:
@@ -620,11 +619,10 @@ class VenueServer:
         elapsed = time.monotonic_ns() - self._started_ns
         return elapsed if self.speed == 0 else round(elapsed * self.speed)
 
-    def _served_snapshot(self, symbol: str, body: bytes, ip: str) -> None:
+    def _served_snapshot(self, symbol: str, body: bytes) -> None:
         match = _LAST_UPDATE_ID.match(body)
         if match is not None:
-            record = SnapshotRecord(symbol, int(match.group(1)), time.monotonic_ns(), ip)
-            self.snapshots_served.append(record)
+            self.snapshots_served.append(SnapshotRecord(symbol, int(match.group(1)), time.monotonic_ns()))
 
     def _exchange_info(self, query: dict[str, list[str]]) -> bytes:
         asked = rest.exchange_info_params(query)
