@@ -26,12 +26,13 @@ from harness.subject import Report, SubjectConfig
 from harness.sync import Applied, BookSync, GapDetected, NeedSnapshot, Resync, SequencingRule, StaleSnapshot, Synced
 from harness.sync import SyncEvent as Decision
 from harness.venues.binance_spot.decoder import decode_frame, decode_snapshot
-from harness.venues.binance_spot.rest import depth_url
+from harness.venues.binance_spot.rest import DEPTH_MAX_LIMIT, depth_url
 from harness.venues.binance_spot.sequencing import BinanceSpotSequencing
 from harness.venues.binance_spot.streams import book_streams, combined_url
 
 TOP_LEVELS = 20
-SNAPSHOT_LIMIT = 5000
+SNAPSHOT_LIMIT = DEPTH_MAX_LIMIT
+"""The deepest snapshot Binance serves: the first for each symbol, and any whose book may be deeper."""
 USER_AGENT = "harness-subject/1"
 
 
@@ -227,7 +228,9 @@ class BinanceSpotSubject:
                 await asyncio.sleep(max(delay, wait_s or 0.0))
                 delay = min(delay * 2, self._snapshot_retry_cap_s)
                 continue
-            self._book_levels[symbol] = whole_book_levels(limit, len(snapshot.bids), len(snapshot.asks))
+            levels = self._book_levels[symbol] = whole_book_levels(limit, len(snapshot.bids), len(snapshot.asks))
+            if levels is None and limit < SNAPSHOT_LIMIT:
+                continue  # the book outgrew the shallow answer, which may be cut short: ask for the deepest
             decisions = sync.on_snapshot(snapshot)
             again = any(type(d) is NeedSnapshot for d in decisions)
             self._handle(symbol, [d for d in decisions if type(d) is not NeedSnapshot], monotonic_ns())
