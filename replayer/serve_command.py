@@ -41,6 +41,8 @@ async def _serve(data: ReplayData, recording: Path, speed: float, host: str, por
         print(
             f"rest:      {server.rest_url}  (e.g. {server.rest_url}/api/v3/depth?symbol={data.symbols[0]})", flush=True
         )
+        limit = f"{weight_limit} weight a minute per IP (429, then 418 bans)" if weight_limit else "off"
+        print(f"rest weight limit: {limit}; --rest-weight-limit sets it, 0 turns it off", flush=True)
         print("the replay clock starts when the first client subscribes; Ctrl-C stops", flush=True)
         await server.finished.wait()
         print("replay finished; connections stay open, Ctrl-C stops", flush=True)

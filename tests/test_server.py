@@ -840,6 +840,19 @@ def test_harness_serve_on_a_bad_recording_exits_2_with_one_line(tmp_path: Path) 
     assert len(lines) == 1 and lines[0].startswith("error:")
 
 
+@pytest.mark.parametrize("command", ["serve", "replay"])
+def test_a_negative_rest_weight_limit_exits_2_with_one_line(built: Built, command: str) -> None:
+    args = ["--recording", str(built.path), "--rest-weight-limit", "-1"]
+    if command == "replay":
+        args += ["--scenario", "clean"]
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", command, *args], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--rest-weight-limit" in lines[0], lines
+
+
 def test_the_server_pings_and_drops_a_peer_that_never_pongs(data: ReplayData) -> None:
     async def run() -> None:
         async with serving(data, ping_interval_s=0.05, ping_timeout_s=0.1) as server:
