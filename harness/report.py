@@ -179,7 +179,7 @@ def render_terminal(report: Mapping[str, Any]) -> RenderableType:
     divergent = sync["divergent"]
     table.add_row("silent divergence", _mark(divergent, divergent == 0), f"of {sync['checks']} synced books checked")
     holes = sync.get("holes_bridged", 0)
-    table.add_row("holes bridged", _mark(holes, holes == 0), "synced states built across updates never received")
+    table.add_row("holes bridged", _mark(holes, holes == 0), "synced states built across updates never received intact")
     table.add_row("final book", _mark("correct" if sync["final_book_correct"] else "WRONG", sync["final_book_correct"]))
     gaps_ok = sync["gaps_detected"] > 0 or sync["gaps_injected"] == 0
     table.add_row(
