@@ -274,8 +274,10 @@ def no_watchdog(config: SubjectConfig) -> BinanceSpotSubject:
 
 
 def resumes_after_reconnect(config: SubjectConfig) -> BinanceSpotSubject:
-    """Keeps its book across reconnects (disconnect)."""
-    return ResumesAfterReconnect(config)
+    """Keeps its book across reconnects, and never asks whether the result is even uncrossed
+    (disconnect): the crossed-book check would otherwise resync it by luck whenever the updates it
+    missed while away happened to cross the book."""
+    return ResumesAfterReconnect(config, check_crossed=False)
 
 
 def gives_up_reconnecting(config: SubjectConfig) -> BinanceSpotSubject:
