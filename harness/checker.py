@@ -8,6 +8,9 @@ the `to_mono` function the runner passes (see `replay_clock`).
 
 The worst finding is silent divergence: an observation that claims to be synced and differs from the
 oracle at its update id, or claims synced at an update id the clean recording never ended a frame on.
+The venue's REST snapshots usually fall inside a depth event, where the clean recording has no book;
+a synced observation at such an id is judged against the snapshot the venue logged serving there
+(its top levels: what the venue said the book was), and an id that is neither is still divergence.
 """
 
 from __future__ import annotations
@@ -47,6 +50,15 @@ class SendLike(Protocol):
     frame_index: int
     intended_mono_ns: int
     write_mono_ns: int
+
+
+class ServedLike(Protocol):
+    """One REST depth snapshot the venue served (replayer/server.py ServedSnapshot), top levels best first."""
+
+    symbol: str
+    last_update_id: int
+    bids: Side
+    asks: Side
 
 
 class ClientLike(Protocol):
@@ -171,8 +183,12 @@ class Checker:
         to_mono: Callable[[int], int] | None = None,
         *,
         start_mono_ns: int | None = None,
+        served: Iterable[ServedLike] = (),
     ) -> None:
         windows = list(windows)
+        self._served: dict[tuple[str, int], list[tuple[Side, Side]]] = {}
+        for snap in served:
+            self._served.setdefault((snap.symbol, snap.last_update_id), []).append((snap.bids, snap.asks))
         if windows and to_mono is None:
             raise HarnessError("fault windows given without a clock to place them (pass to_mono)")
         self._oracle = oracle
@@ -236,12 +252,19 @@ class Checker:
         f.checks += 1
         expected = self._oracle.top(obs.symbol, obs.update_id)
         if expected is None:
-            f.unknown_update_ids += 1
-            self._diverged(obs.symbol, obs.update_id, t, "update id is not a clean frame boundary", None, None)
-            self._disrupt(obs.symbol, t)
-            return
-        bids, asks = expected
-        if not _same(obs.bids, bids) or not _same(obs.asks, asks):
+            served = self._served.get((obs.symbol, obs.update_id))
+            if served is None:
+                f.unknown_update_ids += 1
+                reason = "update id is neither a clean frame boundary nor a snapshot the venue served"
+                self._diverged(obs.symbol, obs.update_id, t, reason, None, None)
+                self._disrupt(obs.symbol, t)
+                return
+            if not any(_same(obs.bids, bids) and _same(obs.asks, asks) for bids, asks in served):
+                reason = "top 20 differs from the snapshot the venue served at this id"
+                self._diverged(obs.symbol, obs.update_id, t, reason, obs, served[0])
+                self._disrupt(obs.symbol, t)
+                return
+        elif not _same(obs.bids, expected[0]) or not _same(obs.asks, expected[1]):
             self._diverged(obs.symbol, obs.update_id, t, "top 20 differs from the oracle", obs, expected)
             self._disrupt(obs.symbol, t)
             return
@@ -302,7 +325,7 @@ class Checker:
             expected = self._oracle.full_book(symbol, book.update_id)
             if not book.synced:
                 detail, correct = "not synced at the end", False
-            elif book.update_id != oracle_last and expected is not None:
+            elif book.update_id != oracle_last and (expected is not None or (symbol, book.update_id) in self._served):
                 detail, correct = f"synced but stopped at {book.update_id}, before the stream's last update", False
             elif expected is None:
                 detail, correct = "synced at an update id the clean recording never ended a frame on", False
@@ -429,9 +452,10 @@ def check(
     to_mono: Callable[[int], int] | None = None,
     *,
     start_mono_ns: int | None = None,
+    served: Iterable[ServedLike] = (),
 ) -> Findings:
     """The whole check in one call, for a run whose messages (FinalBooks included) are all in hand."""
-    checker = Checker(oracle, windows, to_mono, start_mono_ns=start_mono_ns)
+    checker = Checker(oracle, windows, to_mono, start_mono_ns=start_mono_ns, served=served)
     finals: list[FinalBook] = []
     for message in messages:
         if isinstance(message, FinalBook):

@@ -108,6 +108,7 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
         plan.windows,
         to_mono,
         start_mono_ns=start,
+        served=server.served_snapshots,
     )
     report = build_report(
         findings,
@@ -156,6 +157,7 @@ async def _run(setup: _Setup, progress: Progress | None) -> tuple[SubjectRun, Ve
         setup.data,
         schedule=setup.schedule,
         speed=setup.speed,
+        seed=setup.seed,
         socket_send_buffer=SLOW_READER_SNDBUF if _limits_client_buffers(setup.schedule) else None,
     )
     try:

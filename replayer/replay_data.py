@@ -10,12 +10,15 @@ book already holds its own depth frames up to that point.
 
 `VenueBooks` is the truth the REST endpoint serves: it advances by clean frame index, each clean
 depth frame applied once, whatever a fault plan did to the schedule (dropped, duplicated, reordered
-or corrupted sends), because a real venue's book does not care what reached one client.
+or corrupted sends), because a real venue's book does not care what reached one client. Its REST
+snapshots fall inside the next depth event by default (`U <= lastUpdateId < u`), as on the live venue.
 """
 
 from __future__ import annotations
 
 import os
+import random
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -153,10 +156,26 @@ def apply_depth(book: ReferenceBook, frame: Frame, snapshots: Iterable[RecordedS
 
 
 class VenueBooks:
-    """The venue's book per symbol at the current replay position, advanced by clean frame index."""
+    """The venue's book per symbol at the current replay position, advanced by clean frame index.
 
-    def __init__(self, data: ReplayData) -> None:
+    `book` is the state at the current frame boundary (bookTicker answers from it). `snapshot`,
+    `snapshot_before` and their stale and too-new shifts are what REST depth serves: with `straddle`
+    on, a state inside the symbol's next depth event, as the live venue's `lastUpdateId` usually is.
+    A Binance depth event carries one entry per level with the level's final size, so the venue's
+    book between its first and last update id is the book before it plus some of its entries: each
+    event's entries get one seeded order (drawn per event, so two answers at the same id always
+    agree), and a request takes the first `k` of them (k drawn per request), labelled `U + k - 1`.
+    Entries that remove or change a level come before those that add one, so no such state is
+    crossed when the books on both sides of the event are not. A client that applies the event over
+    it gets exactly the book after the event; one that drops the event because `U <= lastUpdateId`
+    keeps a book wrong at the other levels. An event with fewer than two entries, or one update id,
+    cannot be straddled, and an answer there is at the boundary.
+    """
+
+    def __init__(self, data: ReplayData, *, seed: int = 0, straddle: bool = True) -> None:
         self._data = data
+        self._seed = seed
+        self._straddle = straddle
         self._books = {symbol: book.copy() for symbol, book in data.start_books.items()}
         self._applied = dict.fromkeys(self._books, 0)
         self._order = sorted(i for indexes in data.depth_indexes.values() for i in indexes)
@@ -178,23 +197,94 @@ class VenueBooks:
     def book(self, symbol: str) -> ReferenceBook | None:
         return self._books.get(symbol)
 
-    def lagging(self, symbol: str, lag_frames: int) -> ReferenceBook:
-        """The book `lag_frames` of the symbol's depth frames ago, never older than the replay start."""
-        keep = max(0, self._applied[symbol] - lag_frames)
-        book = self._data.start_books[symbol].copy()
+    def snapshot(self, symbol: str, request: int, shift: int = 0) -> ReferenceBook:
+        """What REST depth serves for request number `request`: inside the event `shift` depth frames
+        from the current position (0: the next one not sent yet; negative: stale; positive: too new)."""
+        position = self._clamp(symbol, self._applied[symbol] + shift)
+        return self._straddled(symbol, self._book_at(symbol, position), position, request)
+
+    def snapshot_before(self, symbol: str, first_index: int | None, lag: int, request: int) -> ReferenceBook:
+        """A snapshot `lag` events older than clean frame `first_index`, the first depth frame a client's
+        connection was sent (None: the next one to send), so that frame cannot bridge it.
+
+        The lag shrinks until the client's join is uncrossed (the snapshot, then every event from that
+        frame to the current position), so only the bridge rule tells the client it is stale; when no lag
+        does, the smallest one is served.
+        """
+        indexes = self._data.depth_indexes[symbol]
+        applied = self._applied[symbol]
+        first = applied if first_index is None else min(bisect_left(indexes, first_index), applied)
+        for shrink in range(lag, 0, -1):
+            position = self._clamp(symbol, first - shrink)
+            answer = self._straddled(symbol, self._book_at(symbol, position), position, request)
+            join = answer.copy()
+            for index in indexes[first:applied]:
+                apply_depth(join, self._data.frames[index], ())
+            if not is_crossed(join):
+                break
+        return answer
+
+    def _clamp(self, symbol: str, position: int) -> int:
+        return max(0, min(position, len(self._data.depth_indexes[symbol])))
+
+    def _book_at(self, symbol: str, position: int) -> ReferenceBook:
+        """A copy of the book after the symbol's first `position` depth frames (clamped to the recording)."""
+        position = self._clamp(symbol, position)
+        applied = self._applied[symbol]
+        indexes = self._data.depth_indexes[symbol]
+        if position >= applied:
+            book, todo = self._books[symbol].copy(), indexes[applied:position]
+        else:
+            book, todo = self._data.start_books[symbol].copy(), indexes[:position]
         snapshots = self._data.snapshots.get(symbol, ())
-        for index in self._data.depth_indexes[symbol][:keep]:
+        for index in todo:
             apply_depth(book, self._data.frames[index], snapshots)
         return book
 
-    def leading(self, symbol: str, lag_frames: int) -> ReferenceBook:
-        """The book `lag_frames` of the symbol's depth frames ahead, never past the recording's end."""
-        done = self._applied[symbol]
-        book = self._books[symbol].copy()
-        snapshots = self._data.snapshots.get(symbol, ())
-        for index in self._data.depth_indexes[symbol][done : done + lag_frames]:
-            apply_depth(book, self._data.frames[index], snapshots)
+    def _straddled(self, symbol: str, book: ReferenceBook, position: int, request: int) -> ReferenceBook:
+        """`book` (after `position` depth frames) moved inside the next event, where it can be."""
+        indexes = self._data.depth_indexes[symbol]
+        if not self._straddle or position >= len(indexes):
+            return book
+        frame = self._data.frames[indexes[position]]
+        first, last = frame.first_update_id, frame.last_update_id
+        if first > book.last_update_id + 1:
+            # A hole in the recording: a recorded snapshot the event continues is the venue's own state.
+            for recorded in self._data.snapshots.get(symbol, ()):
+                if first <= recorded.last_update_id + 1 <= last and recorded.last_update_id >= book.last_update_id:
+                    own = ReferenceBook()
+                    own.load(recorded.last_update_id, recorded.bids, recorded.asks)
+                    return own
+            return book
+        if first != book.last_update_id + 1:
+            return book  # already inside the event (a recorded snapshot), or past it
+        entries = self._event_order(book, frame)
+        most = min(len(entries) - 1, last - first)
+        if most < 1:
+            return book
+        k = random.Random(f"{self._seed}/straddle/{request}").randint(1, most)
+        bids = [entry for side, entry in entries[:k] if side == "b"]
+        asks = [entry for side, entry in entries[:k] if side == "a"]
+        book.apply(first + k - 1, bids, asks)
         return book
+
+    def _event_order(self, book: ReferenceBook, frame: Frame) -> list[tuple[str, list]]:
+        """The event's entries in the order the venue applied them: seeded per event, removals and
+        changes before new levels (so no prefix is crossed)."""
+        bids, asks = depth_levels(frame)
+        entries = [("b", entry) for entry in bids] + [("a", entry) for entry in asks]
+        random.Random(f"{self._seed}/straddle-order/{frame.index}").shuffle(entries)
+        return sorted(entries, key=lambda item: _adds_level(book, *item))
+
+
+def is_crossed(book: ReferenceBook) -> bool:
+    """Best bid at or above best ask: no venue's book is ever in this state."""
+    bid, ask = book.bids(1), book.asks(1)
+    return bool(bid and ask) and float(bid[0][0]) >= float(ask[0][0])
+
+
+def _adds_level(book: ReferenceBook, side: str, entry: list) -> bool:
+    return float(entry[1]) != 0.0 and not book.has_level(side == "b", entry[0])
 
 
 def _frame(index: int, event: RecordedEvent, source: str) -> Frame:
