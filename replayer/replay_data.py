@@ -207,22 +207,28 @@ class VenueBooks:
         """A snapshot `lag` events older than clean frame `first_index`, the first depth frame a client's
         connection was sent (None: the next one to send), so that frame cannot bridge it.
 
-        The lag shrinks until the client's join is uncrossed (the snapshot, then every event from that
-        frame to the current position), so only the bridge rule tells the client it is stale; when no lag
-        does, the smallest one is served.
+        The lag shrinks until the book a client makes by joining the stream to it anyway (every event
+        from that frame on, to the recording's end) is never crossed, so only the bridge rule can tell
+        the client the snapshot is stale. Inside the event just before the frame, a state whose missing
+        entries only add levels always qualifies: the client's levels are then a subset of the true ones.
         """
         indexes = self._data.depth_indexes[symbol]
-        applied = self._applied[symbol]
-        first = applied if first_index is None else min(bisect_left(indexes, first_index), applied)
+        first = self._applied[symbol] if first_index is None else bisect_left(indexes, first_index)
         for shrink in range(lag, 0, -1):
             position = self._clamp(symbol, first - shrink)
             answer = self._straddled(symbol, self._book_at(symbol, position), position, request)
-            join = answer.copy()
-            for index in indexes[first:applied]:
-                apply_depth(join, self._data.frames[index], ())
-            if not is_crossed(join):
-                break
-        return answer
+            if not self._join_crosses(symbol, answer, first):
+                return answer
+        position = self._clamp(symbol, first - 1)
+        return self._straddled(symbol, self._book_at(symbol, position), position, request, adds_missing=True)
+
+    def _join_crosses(self, symbol: str, book: ReferenceBook, first: int) -> bool:
+        join = book.copy()
+        for index in self._data.depth_indexes[symbol][first:]:
+            apply_depth(join, self._data.frames[index], ())
+            if is_crossed(join):
+                return True
+        return False
 
     def _clamp(self, symbol: str, position: int) -> int:
         return max(0, min(position, len(self._data.depth_indexes[symbol])))
@@ -241,8 +247,11 @@ class VenueBooks:
             apply_depth(book, self._data.frames[index], snapshots)
         return book
 
-    def _straddled(self, symbol: str, book: ReferenceBook, position: int, request: int) -> ReferenceBook:
-        """`book` (after `position` depth frames) moved inside the next event, where it can be."""
+    def _straddled(
+        self, symbol: str, book: ReferenceBook, position: int, request: int, adds_missing: bool = False
+    ) -> ReferenceBook:
+        """`book` (after `position` depth frames) moved inside the next event, where it can be;
+        `adds_missing`: only entries that add a level are left out (none: the boundary)."""
         indexes = self._data.depth_indexes[symbol]
         if not self._straddle or position >= len(indexes):
             return book
@@ -260,9 +269,10 @@ class VenueBooks:
             return book  # already inside the event (a recorded snapshot), or past it
         entries = self._event_order(book, frame)
         most = min(len(entries) - 1, last - first)
-        if most < 1:
+        least = sum(not _adds_level(book, *entry) for entry in entries) if adds_missing else 1
+        if most < max(1, least):
             return book
-        k = random.Random(f"{self._seed}/straddle/{request}").randint(1, most)
+        k = random.Random(f"{self._seed}/straddle/{request}").randint(max(1, least), most)
         bids = [entry for side, entry in entries[:k] if side == "b"]
         asks = [entry for side, entry in entries[:k] if side == "a"]
         book.apply(first + k - 1, bids, asks)
