@@ -33,6 +33,9 @@ from replayer.reader import Recording
 from replayer.reference_book import ReferenceBook
 from replayer.timeline import Frame
 
+JOIN_HORIZON = 300
+"""Depth events past the current position over which a barely stale snapshot's join must stay
+uncrossed: 30 s of a 100 ms stream (the check replays them per request, about 50 ms here, on the venue loop)."""
 SPEC_SAMPLE_FRAMES = 200
 """Frames per symbol whose price/size strings, with the snapshots', decide tick and lot sizes."""
 
@@ -136,12 +139,15 @@ def depth_levels(frame: Frame) -> tuple[list, list]:
     return data["b"], data["a"]
 
 
-def apply_depth(book: ReferenceBook, frame: Frame, snapshots: Iterable[RecordedSnapshot]) -> None:
+def apply_depth(
+    book: ReferenceBook, frame: Frame, snapshots: Iterable[RecordedSnapshot], levels: tuple[list, list] | None = None
+) -> None:
     """Applies a clean depth frame to the venue's book by Binance's rule.
 
     A frame the book already covers is skipped. A hole in the recorded ids (the recorder lost a
     connection) is bridged by a later recorded snapshot the frame continues, when there is one;
     otherwise the frame is applied anyway, since nothing better is known (`harness inspect` lists such holes).
+    `levels` is the frame's `depth_levels` when the caller has them parsed already.
     """
     first, last = frame.first_update_id, frame.last_update_id
     if last is None or first is None or last <= book.last_update_id:
@@ -151,7 +157,7 @@ def apply_depth(book: ReferenceBook, frame: Frame, snapshots: Iterable[RecordedS
             if first <= snapshot.last_update_id + 1 <= last and snapshot.last_update_id >= book.last_update_id:
                 book.load(snapshot.last_update_id, snapshot.bids, snapshot.asks)
                 break
-    bids, asks = depth_levels(frame)
+    bids, asks = levels if levels is not None else depth_levels(frame)
     book.apply(last, bids, asks)
 
 
@@ -180,6 +186,8 @@ class VenueBooks:
         self._applied = dict.fromkeys(self._books, 0)
         self._order = sorted(i for indexes in data.depth_indexes.values() for i in indexes)
         self._cursor = 0
+        self._levels: dict[int, tuple[list, list]] = {}
+        """Parsed levels of the depth frames a snapshot replayed, so stale answers in a row parse once."""
 
     def advance_to(self, index: int) -> None:
         """Applies every clean depth frame with index <= `index` not applied yet (skipped ones first)."""
@@ -208,9 +216,10 @@ class VenueBooks:
         connection was sent (None: the next one to send), so that frame cannot bridge it.
 
         The lag shrinks until the book a client makes by joining the stream to it anyway (every event
-        from that frame on, to the recording's end) is never crossed, so only the bridge rule can tell
-        the client the snapshot is stale. Inside the event just before the frame, a state whose missing
-        entries only add levels always qualifies: the client's levels are then a subset of the true ones.
+        from that frame on, JOIN_HORIZON events past the current position) is never crossed, so only
+        the bridge rule can tell the client the snapshot is stale. Inside the event just before the
+        frame, a state whose missing entries only add levels always qualifies: the client's levels are
+        then a subset of the true ones.
         """
         indexes = self._data.depth_indexes[symbol]
         first = self._applied[symbol] if first_index is None else bisect_left(indexes, first_index)
@@ -224,8 +233,8 @@ class VenueBooks:
 
     def _join_crosses(self, symbol: str, book: ReferenceBook, first: int) -> bool:
         join = book.copy()
-        for index in self._data.depth_indexes[symbol][first:]:
-            apply_depth(join, self._data.frames[index], ())
+        for index in self._data.depth_indexes[symbol][first : self._applied[symbol] + JOIN_HORIZON]:
+            self._apply(join, index)
             if is_crossed(join):
                 return True
         return False
@@ -244,8 +253,15 @@ class VenueBooks:
             book, todo = self._data.start_books[symbol].copy(), indexes[:position]
         snapshots = self._data.snapshots.get(symbol, ())
         for index in todo:
-            apply_depth(book, self._data.frames[index], snapshots)
+            self._apply(book, index, snapshots)
         return book
+
+    def _apply(self, book: ReferenceBook, index: int, snapshots: Iterable[RecordedSnapshot] = ()) -> None:
+        frame = self._data.frames[index]
+        levels = self._levels.get(index)
+        if levels is None:
+            levels = self._levels[index] = depth_levels(frame)
+        apply_depth(book, frame, snapshots, levels)
 
     def _straddled(
         self, symbol: str, book: ReferenceBook, position: int, request: int, adds_missing: bool = False
