@@ -148,7 +148,13 @@ class TrustsSecondSnapshot(BinanceSpotSubject):
         self._rules.append(rule)
         return rule
 
-    def _handle(self, symbol: str, decisions: Iterable[Decision], now_ns: int, stamps: Any = None) -> None:
+    def _handle(
+        self,
+        symbol: str,
+        decisions: Iterable[Decision],
+        now_ns: int,
+        stamps: tuple[int, int, int] | None = None,
+    ) -> None:
         decisions = list(decisions)
         rule = self._rule_of[symbol]
         for decision in decisions:
