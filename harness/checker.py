@@ -7,10 +7,12 @@ monotonic nanosecond stamp; fault windows come in replay offsets and are put on 
 the `to_mono` function the runner passes (see `replay_clock`).
 
 The worst finding is silent divergence: an observation that claims to be synced and differs from the
-oracle at its update id, or claims synced at an update id the clean recording never ended a frame on.
-The venue's REST snapshots usually fall inside a depth event, where the clean recording has no book;
-a synced observation at such an id is judged against the snapshot the venue logged serving there
-(its top levels: what the venue said the book was), and an id that is neither is still divergence.
+oracle at its update id, claims synced at an update id the clean recording never ended a frame on, or
+claims synced on a chain of updates that crosses a hole in what the subject received (given the
+snapshots the venue served, harness/deliveries.py), whatever its top 20 shows. The venue's REST
+snapshots usually fall inside a depth event, where the clean recording has no book: a synced
+observation at a served snapshot's id is judged against that snapshot's top levels (what the venue
+said the book was), and an id that is neither a frame boundary nor a served snapshot's is divergence.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from harness.deliveries import ChainJudge, Deliveries, Hole, SnapshotLike
 from harness.errors import HarnessError
 from harness.latency import Histogram
 from harness.observations import LOSES_SYNC, BookObservation, FinalBook, SubjectMessage, SyncEvent
@@ -52,11 +55,10 @@ class SendLike(Protocol):
     write_mono_ns: int
 
 
-class ServedLike(Protocol):
-    """One REST depth snapshot the venue served (replayer/server.py ServedSnapshot), top levels best first."""
+class ServedLike(SnapshotLike, Protocol):
+    """One REST depth snapshot the venue served (replayer/server.py SnapshotRecord), with its top levels,
+    best first; they are read only for a synced observation at an id no clean frame ends on."""
 
-    symbol: str
-    last_update_id: int
     bids: Side
     asks: Side
 
@@ -144,6 +146,7 @@ class Findings:
     checks: int = 0
     divergent: int = 0
     unknown_update_ids: int = 0
+    holes_bridged: int = 0
     unverified: int = 0
     examples: list[dict[str, Any]] = field(default_factory=list)
     duplicates_applied: int = 0
@@ -183,12 +186,16 @@ class Checker:
         to_mono: Callable[[int], int] | None = None,
         *,
         start_mono_ns: int | None = None,
+        deliveries: Deliveries | None = None,
         served: Iterable[ServedLike] = (),
     ) -> None:
+        """`deliveries` (what reached the subject, and the snapshots served) turns on the hole search:
+        without it the checker cannot know where a chain may start, and counts no `holes_bridged`.
+        `served`, the snapshots the venue served, are the truth at ids inside an event."""
         windows = list(windows)
-        self._served: dict[tuple[str, int], list[tuple[Side, Side]]] = {}
+        self._served: dict[tuple[str, int], list[ServedLike]] = {}
         for snap in served:
-            self._served.setdefault((snap.symbol, snap.last_update_id), []).append((snap.bids, snap.asks))
+            self._served.setdefault((snap.symbol, snap.last_update_id), []).append(snap)
         if windows and to_mono is None:
             raise HarnessError("fault windows given without a clock to place them (pass to_mono)")
         self._oracle = oracle
@@ -205,6 +212,7 @@ class Checker:
         self._symbols: dict[str, _SymbolState] = {}
         self._first_obs: dict[tuple[str, int], tuple[int, int]] = {}
         self._end = start_mono_ns or 0
+        self._chains = ChainJudge(deliveries) if deliveries is not None else None
         self.findings = Findings(
             latency={stage: Histogram() for stage in STAGES},
             clean_depth_frames=oracle.depth_frames,
@@ -243,6 +251,13 @@ class Checker:
             return
         self._set_synced(state, True, t)
         last = state.last_synced_u
+        hole = None
+        if self._chains is not None:
+            if last is None:
+                self._chains.restart(obs.symbol)
+            hole = self._chains.judge(obs.symbol, obs.update_id, t)
+            if hole is not None:
+                f.holes_bridged += 1
         if last is not None:
             if obs.update_id == last:
                 f.duplicates_applied += 1
@@ -252,20 +267,25 @@ class Checker:
         f.checks += 1
         expected = self._oracle.top(obs.symbol, obs.update_id)
         if expected is None:
-            served = self._served.get((obs.symbol, obs.update_id))
-            if served is None:
+            served = [(snap.bids, snap.asks) for snap in self._served.get((obs.symbol, obs.update_id), ())]
+            if not served:
                 f.unknown_update_ids += 1
                 reason = "update id is neither a clean frame boundary nor a snapshot the venue served"
-                self._diverged(obs.symbol, obs.update_id, t, reason, None, None)
+                self._diverged(obs.symbol, obs.update_id, t, reason, None, None, hole)
                 self._disrupt(obs.symbol, t)
                 return
             if not any(_same(obs.bids, bids) and _same(obs.asks, asks) for bids, asks in served):
                 reason = "top 20 differs from the snapshot the venue served at this id"
-                self._diverged(obs.symbol, obs.update_id, t, reason, obs, served[0])
+                self._diverged(obs.symbol, obs.update_id, t, reason, obs, served[0], hole)
                 self._disrupt(obs.symbol, t)
                 return
         elif not _same(obs.bids, expected[0]) or not _same(obs.asks, expected[1]):
-            self._diverged(obs.symbol, obs.update_id, t, "top 20 differs from the oracle", obs, expected)
+            self._diverged(obs.symbol, obs.update_id, t, "top 20 differs from the oracle", obs, expected, hole)
+            self._disrupt(obs.symbol, t)
+            return
+        if hole is not None:
+            reason = "synced across a hole in what the subject received (top 20 agrees)"
+            self._diverged(obs.symbol, obs.update_id, t, reason, None, None, hole)
             self._disrupt(obs.symbol, t)
             return
         for track in self._tracks.get(obs.symbol, ()):
@@ -431,13 +451,22 @@ class Checker:
             self._tracks[symbol] = [track for track in tracks if not track.closed]
 
     def _diverged(
-        self, symbol: str, update_id: int, t: int, reason: str, got: Any, expected: tuple[Side, Side] | None
+        self,
+        symbol: str,
+        update_id: int,
+        t: int,
+        reason: str,
+        got: Any,
+        expected: tuple[Side, Side] | None,
+        hole: Hole | None = None,
     ) -> None:
         f = self.findings
         f.divergent += 1
         if len(f.examples) >= MAX_EXAMPLES:
             return
         example: dict[str, Any] = {"symbol": symbol, "update_id": update_id, "mono_ns": t, "reason": reason}
+        if hole is not None:
+            example["hole"] = {"first_update_id": hole.first, "last_update_id": hole.last, "why": hole.why}
         if got is not None and expected is not None:
             example["bids"] = _diff(got.bids, expected[0])
             example["asks"] = _diff(got.asks, expected[1])
@@ -452,10 +481,19 @@ def check(
     to_mono: Callable[[int], int] | None = None,
     *,
     start_mono_ns: int | None = None,
-    served: Iterable[ServedLike] = (),
+    snapshots: Iterable[ServedLike] | None = None,
 ) -> Findings:
-    """The whole check in one call, for a run whose messages (FinalBooks included) are all in hand."""
-    checker = Checker(oracle, windows, to_mono, start_mono_ns=start_mono_ns, served=served)
+    """The whole check in one call, for a run whose messages (FinalBooks included) are all in hand.
+
+    `snapshots`, the REST depth answers the venue served (replayer/server.py `snapshots_served`),
+    turns on the hole search over `clients`' send log, and is the truth at ids inside an event.
+    """
+    clients = list(clients)
+    snapshots = None if snapshots is None else list(snapshots)
+    deliveries = None if snapshots is None else Deliveries(oracle.depth_frame_ids(), clients, snapshots)
+    checker = Checker(
+        oracle, windows, to_mono, start_mono_ns=start_mono_ns, deliveries=deliveries, served=snapshots or ()
+    )
     finals: list[FinalBook] = []
     for message in messages:
         if isinstance(message, FinalBook):

@@ -12,8 +12,7 @@ this module. Sends go to the clients subscribed to the frame's stream, the recor
 are (`/stream`) or their `data` part sliced out (`/ws`). REST depth answers from `VenueBooks`, which
 advances by clean frame index as entries pass, so `lastUpdateId` follows what has been sent even
 when faults dropped, duplicated or reordered frames: by default it falls inside the next depth event
-not sent yet (`U <= lastUpdateId < u`), as on the live venue, and every answer is logged in
-`served_snapshots` for the checker.
+not sent yet (`U <= lastUpdateId < u`), as on the live venue.
 
 Control entries: a Disconnect ends every open connection (`close` after what is already queued to
 it, `abort` and `reset` at once). A Stall holds every entry due during it (they go out late, at its
@@ -26,7 +25,11 @@ Each client has its own outbox and writer task, so one slow reader delays only i
 backlog is what `ClientBufferLimit` measures (only while the kernel refuses more bytes, and only a
 client that stays over the limit for SLOW_CONSUMER_GRACE_NS is dropped, so a burst to a healthy reader
 is not mistaken for a slow one). A client that sends more than Binance's five messages in a second is
-closed with 1008 "Too many requests", as the venue does (replayer/rate_limit.py). Everything runs on one
+closed with 1008 "Too many requests", as the venue does (replayer/rate_limit.py); REST requests are
+charged Binance's request weight per IP and minute and refused with 429, then 418, past the limit
+(replayer/request_weight.py). Every depth answer served is logged (`snapshots_served`) for the checker,
+which looks for chains a client could not have built from what it received, and judges a book
+reported at a snapshot's id inside an event against the snapshot's levels. Everything runs on one
 event loop; `ServerThread` runs it in a thread of its own for a harness whose subject lives on another
 loop.
 """
@@ -64,6 +67,7 @@ from harness.venues.binance_spot.streams import (
 )
 from replayer.rate_limit import MessageRateLimit
 from replayer.replay_data import ReplayData, VenueBooks
+from replayer.request_weight import RequestWeightLimit
 from replayer.timeline import (
     ClientBufferLimit,
     Disconnect,
@@ -78,7 +82,7 @@ from replayer.timeline import (
 BINANCE_PING_INTERVAL_S = 20.0
 BINANCE_PONG_TIMEOUT_S = 60.0
 SERVED_LEVELS = 20
-"""Levels per side of each served snapshot kept in `served_snapshots`: the depth the checker compares."""
+"""Levels per side of each served snapshot kept in `snapshots_served`: the depth the checker compares."""
 SLOW_CONSUMER_GRACE_NS = 250_000_000
 """How long a client may stay over its buffer limit before it is dropped: a healthy reader that was
 not scheduled for a moment drains in milliseconds, a slow one does not."""
@@ -103,8 +107,9 @@ class SendRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class ServedSnapshot:
-    """A REST depth answer as the venue gave it: its id and top levels, best first.
+class SnapshotRecord:
+    """One REST depth answer served: the book a client may start its chain from (the checker's hole search),
+    with its top levels, best first.
 
     A served `lastUpdateId` usually falls inside a depth event, where the clean recording has no book;
     the checker judges a subject's book at such an id against what the venue said it was.
@@ -112,8 +117,9 @@ class ServedSnapshot:
 
     symbol: str
     last_update_id: int
-    bids: tuple[tuple[str, str], ...]
-    asks: tuple[tuple[str, str], ...]
+    served_mono_ns: int
+    bids: tuple[tuple[str, str], ...] = ()
+    asks: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -211,13 +217,16 @@ class VenueServer:
         keep_send_log: bool = True,
         socket_send_buffer: int | None = None,
         messages_per_second: int | None = MAX_INCOMING_MESSAGES_PER_SECOND,
+        rest_weight_limit: int = rest.REQUEST_WEIGHT_PER_MINUTE,
         seed: int = 0,
         straddle: bool = True,
     ) -> None:
         """`socket_send_buffer` fixes each connection's SO_SNDBUF, so a slow reader backs up after few bytes.
         `messages_per_second` is the venue's limit on what a client sends (None: no limit, for tests of
-        the control protocol itself). `straddle` puts REST snapshots inside a depth event, as the live
-        venue's are (off: at a frame boundary); `seed` fixes which states those are (replayer/replay_data.py)."""
+        the control protocol itself). `rest_weight_limit` is the REST weight an IP may use per minute
+        (replayer/request_weight.py; 0 counts it for the headers and the report but refuses nothing).
+        `straddle` puts REST snapshots inside a depth event, as the live venue's are (off: at a frame
+        boundary); `seed` fixes which states those are (replayer/replay_data.py)."""
         if speed < 0:
             raise ValueError("speed must be >= 0")
         self.data = data
@@ -232,7 +241,6 @@ class VenueServer:
         self._sndbuf = socket_send_buffer
         self._messages_per_second = messages_per_second
         self.books = VenueBooks(data, seed=seed, straddle=straddle)
-        self.served_snapshots: list[ServedSnapshot] = []
         self._depth_requests = 0
         self.stats = ServerStats()
         self.clients: dict[int, ClientRecord] = {}
@@ -250,8 +258,9 @@ class VenueServer:
         self._rest_left = 0
         self._buffer_limit: int | None = None
         self._half_open = False
-        self._weight_minute = 0
-        self._weight_used = 0
+        self.weight = RequestWeightLimit(rest_weight_limit)
+        self.snapshots_served: list[SnapshotRecord] = []
+        self._started_ns = time.monotonic_ns()
 
     @property
     def port(self) -> int:
@@ -575,7 +584,9 @@ class VenueServer:
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         parts = urlsplit(request.path)
         if parts.path.startswith(("/api/", "/sapi/")):
-            return await self._rest(parts.path, parse_qs(parts.query, keep_blank_values=True))
+            peer = connection.remote_address
+            ip = str(peer[0]) if peer else ""
+            return await self._rest(parts.path, parse_qs(parts.query, keep_blank_values=True), ip)
         if parse_ws_path(request.path) is None:
             return _response(404, b'{"code":-1000,"msg":"Not found."}')
         unit = unserved_time_unit(request.path)
@@ -589,9 +600,18 @@ class VenueServer:
             return _response(error.status, error.body())
         return None
 
-    async def _rest(self, route: str, query: dict[str, list[str]]) -> Response:
+    async def _rest(self, route: str, query: dict[str, list[str]], ip: str) -> Response:
         endpoint = route.rsplit("/", 1)[-1]
-        weight = self._use_weight(rest.request_weight(route, query))
+        decision = self.weight.admit(ip, rest.request_weight(route, query), self._weight_clock_ns())
+        weight = rest.used_weight_headers(decision.used)
+        if decision.status != 200:
+            self.stats.rest_requests[f"{endpoint}:{decision.status}"] += 1
+            wait_s = self._wall_seconds(decision.retry_after_ns or 0)
+            if decision.status == 429:
+                error = rest.weight_exceeded(self.weight.limit)
+            else:
+                error = rest.ip_banned(time.time_ns() // 1_000_000 + round(wait_s * 1000))
+            return _response(error.status, error.body(), [*weight, rest.retry_after_header(wait_s)])
         try:
             if route == rest.PING_PATH:
                 body = rest.ping_body()
@@ -614,13 +634,12 @@ class VenueServer:
         self.stats.rest_requests[f"{endpoint}:200"] += 1
         return _response(200, body, weight)
 
-    def _use_weight(self, weight: int) -> list[tuple[str, str]]:
-        """Adds a request's weight to this wall-clock minute's total (one IP: loopback); returns the headers."""
-        minute = time.time_ns() // 60_000_000_000
-        if minute != self._weight_minute:
-            self._weight_minute, self._weight_used = minute, 0
-        self._weight_used += weight
-        return rest.used_weight_headers(self._weight_used)
+    def _weight_clock_ns(self) -> int:
+        """The clock request-weight minutes run on: replay time, scaled by speed like every scheduled
+        duration (at speed 8 a minute of weight lasts 7.5 s), so a client's snapshot fetches per recorded
+        minute meet the limit they would meet live; wall time at speed 0."""
+        elapsed = time.monotonic_ns() - self._started_ns
+        return elapsed if self.speed == 0 else round(elapsed * self.speed)
 
     def _exchange_info(self, query: dict[str, list[str]]) -> bytes:
         asked = rest.exchange_info_params(query)
@@ -676,12 +695,12 @@ class VenueServer:
         else:
             book = self.books.snapshot(symbol, request, shift)
         bids, asks = book.bids(limit), book.asks(limit)
-        self.served_snapshots.append(
-            ServedSnapshot(symbol, book.last_update_id, tuple(bids[:SERVED_LEVELS]), tuple(asks[:SERVED_LEVELS]))
-        )
         body = rest.depth_body(book.last_update_id, bids, asks)
         if delay_ns:
             await asyncio.sleep(self._wall_seconds(delay_ns))
+        top_bids, top_asks = tuple(bids[:SERVED_LEVELS]), tuple(asks[:SERVED_LEVELS])
+        record = SnapshotRecord(symbol, book.last_update_id, time.monotonic_ns(), top_bids, top_asks)
+        self.snapshots_served.append(record)
         return body
 
     def _newest_first_depth(self, symbol: str) -> int | None:
