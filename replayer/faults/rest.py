@@ -1,6 +1,9 @@
-"""Faults on the REST depth snapshot a syncing client fetches: stale, too new, slow, or an error."""
+"""Faults on the REST depth snapshot a syncing client fetches: stale, barely stale, too new, slow, or an error."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from replayer.faults.stream import fault_error
 from replayer.faults.work import FaultContext, Work
@@ -28,7 +31,7 @@ def snapshot(work: Work, ctx: FaultContext) -> None:
             params["requests"],
             status=params["status"] if params["mode"] == "error" else 200,
             delay_ns=round(params["delay"] * 1e9) if params["mode"] == "slow" else 0,
-            lag_frames=params["lag_frames"] if params["mode"] in ("stale", "too_new") else 0,
+            lag_frames=_lag(params),
             fault=ctx.kind,
             tags=tags,
         )
@@ -44,3 +47,9 @@ def snapshot(work: Work, ctx: FaultContext) -> None:
         work.remove(set(first.values()))
     work.control(RestBehaviour(ctx.stop_ns, "normal", fault=ctx.kind))
     work.record(ctx, params["requests"], ctx.start_ns, ctx.stop_ns, ctx.stop_ns)
+
+
+def _lag(params: Mapping[str, Any]) -> int:
+    if params["mode"] == "barely_stale":
+        return params["lag_updates"]
+    return params["lag_frames"] if params["mode"] in ("stale", "too_new") else 0
