@@ -275,7 +275,9 @@ def test_stream_names_and_snapshot_rule() -> None:
     assert needs.on_frame("btcusdt@depth@100ms", depth("BTCUSDT", 61, 70)) is None
     assert not needs.fresh_enough("BTCUSDT", 200, b'{"lastUpdateId":49}')
     assert needs.fresh_enough("BTCUSDT", 200, b'{"lastUpdateId":50}')
-    assert needs.fresh_enough("BTCUSDT", 429, b"{}")
+    assert not needs.fresh_enough("BTCUSDT", 429, b"{}")
+    assert not needs.fresh_enough("BTCUSDT", 503, b"{}")
+    assert needs.fresh_enough("BTCUSDT", 400, b'{"code":-1121}')
 
 
 def test_cli_record_stops_cleanly_on_sigint(tmp_path: Path) -> None:
