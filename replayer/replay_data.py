@@ -110,7 +110,9 @@ def build_replay_data(events: Iterable[RecordedEvent], symbols: Sequence[str], s
         start_books[symbol] = book
 
     kept = _reindex(frames[start:], monos[start:])
-    all_symbols = tuple(dict.fromkeys([*(s.upper() for s in symbols), *(symbol_of(f.stream) for f in kept)]))
+    # A market stream is `<symbol>@<kind>`; a user-data stream (a listen key, redacted) names no symbol.
+    market = (symbol_of(f.stream) for f in kept if "@" in f.stream)
+    all_symbols = tuple(dict.fromkeys([*(s.upper() for s in symbols), *market]))
     depth_indexes: dict[str, list[int]] = {symbol: [] for symbol in start_books}
     for frame in kept:
         if frame.last_update_id is not None:
