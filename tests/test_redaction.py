@@ -36,7 +36,9 @@ SECRETS = (API_KEY, SECRET_KEY, LISTEN_KEY, BEARER, SIGNATURE)
 def test_known_secrets_and_telling_shapes_are_redacted_everywhere() -> None:
     redact = Redactor([API_KEY, LISTEN_KEY])
     url = f"https://api.binance.com/api/v3/account?timestamp=1&signature={SIGNATURE}&recvWindow=5000"
-    assert redact.text(url) == f"https://api.binance.com/api/v3/account?timestamp=1&signature={REDACTED}&recvWindow=5000"
+    assert (
+        redact.text(url) == f"https://api.binance.com/api/v3/account?timestamp=1&signature={REDACTED}&recvWindow=5000"
+    )
     assert redact.text(f"wss://h/ws/{LISTEN_KEY}") == f"wss://h/ws/{REDACTED}"
     assert redact.text(f"http://h/x?apiKey={SECRET_KEY}&listenKey=abcdef") == (
         f"http://h/x?apiKey={REDACTED}&listenKey={REDACTED}"
