@@ -141,10 +141,14 @@ def make_config(
     seconds: float | None,
     output: Path,
     book_ticker: bool = False,
+    headers: list[str] | None = None,
+    extra_streams: list[str] | None = None,
+    watchdog_s: float = WATCHDOG_S,
 ) -> RecordConfig:
-    """Resolves the venue's default endpoints; raises HarnessError for an unknown venue or bad symbols."""
+    """Resolves the venue's default endpoints; raises HarnessError for an unknown venue, bad symbols,
+    a header that is not `Name: value`, or a secret too short to be told from data."""
     info = venue_info(venue)
-    return RecordConfig(
+    config = RecordConfig(
         venue=info.name,
         symbols=normalize_symbols(symbols),
         ws_url=ws_url or info.ws_url,
@@ -152,7 +156,23 @@ def make_config(
         output=Path(output),
         seconds=seconds,
         book_ticker=book_ticker,
+        watchdog_s=watchdog_s,
+        headers=tuple(_header(text) for text in headers or []),
+        extra_streams=tuple(s.strip() for s in extra_streams or [] if s.strip()),
     )
+    try:
+        config.redactor()
+    except ValueError as exc:
+        raise HarnessError(f"--header/--stream: {exc}") from None
+    return config
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not name or not value or any(c in text for c in "\r\n") or " " in name:
+        raise HarnessError("--header: expected 'Name: value' on one line (the value is not repeated here)")
+    return name, value
 
 
 def run_record(config: RecordConfig) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.loopback import exposure_warning
 from replayer.replay_data import ReplayData, load_replay_data
 from replayer.server import VenueServer
 
@@ -22,6 +24,8 @@ def run_serve(recording: Path, speed: float = 1.0, host: str = "127.0.0.1", port
 
 
 async def _serve(data: ReplayData, recording: Path, speed: float, host: str, port: int) -> None:
+    if (warning := exposure_warning(host)) is not None:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     server = VenueServer(data, speed=speed, host=host, port=port)
     try:
         await server.start()

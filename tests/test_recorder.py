@@ -264,6 +264,29 @@ def test_config_defaults_to_the_live_venue_and_rejects_bad_input(tmp_path: Path)
         normalize_symbols(["BTC/USDT"])
 
 
+def test_headers_streams_and_watchdog_from_the_command_line(tmp_path: Path) -> None:
+    from harness.cli import WATCHDOG_DEFAULT_S
+    from recorder.live import WATCHDOG_S
+
+    assert WATCHDOG_DEFAULT_S == WATCHDOG_S
+    key = "k" * 64
+    config = make_config(venue="binance-spot", symbols=["BTCUSDT"], ws_url=None, rest_url=None, seconds=None,
+                         output=tmp_path / "x", headers=[f"X-MBX-APIKEY: {key}"], extra_streams=[" lk123456 "],
+                         watchdog_s=5.0)  # fmt: skip
+    assert config.headers == (("X-MBX-APIKEY", key),)
+    assert config.extra_streams == ("lk123456",)
+    assert config.watchdog_s == 5.0
+    assert combined_stream_url("ws://h", config.symbols, extra_streams=config.extra_streams).endswith("/lk123456")
+    for bad in (key, f"X MBX: {key}", "X-MBX-APIKEY:", f"A: {key}\r\nB: c"):
+        with pytest.raises(HarnessError, match="expected 'Name: value'") as info:
+            make_config(venue="binance-spot", symbols=["BTCUSDT"], ws_url=None, rest_url=None, seconds=None,
+                        output=tmp_path / "x", headers=[bad])  # fmt: skip
+        assert key not in str(info.value)
+    with pytest.raises(HarnessError, match="cannot be told from data"):
+        make_config(venue="binance-spot", symbols=["BTCUSDT"], ws_url=None, rest_url=None, seconds=None,
+                    output=tmp_path / "x", headers=["Authorization: abc"])  # fmt: skip
+
+
 def test_stream_names_and_snapshot_rule() -> None:
     assert stream_of(depth("BTCUSDT", 1, 2)) == "btcusdt@depth@100ms"
     assert stream_of(b'{"result":null,"id":1}') is None
