@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from harness.errors import HarnessError
 from recorder.format import OPEN_SUFFIX, EventKind
-from recorder.segments import read_journal
+from recorder.segments import JournalReader
 from replayer.reader import Recording
 from replayer.replay_data import load_replay_data
 from replayer.ticker_agreement import ticker_agreement
@@ -231,8 +231,11 @@ def _add_snapshot(tally: _Tally, seq: int, url: str | None, status: int | None, 
 
 
 def _segment_info(segment: Path) -> dict[str, Any]:
+    torn = None
     if segment.suffix == OPEN_SUFFIX:
-        rows = sum(len(batch) for batch in read_journal(segment))
+        journal = JournalReader(segment)
+        rows = sum(len(batch) for batch in journal)
+        torn = journal.torn.describe(segment) if journal.torn is not None else None
     else:
         rows = pq.ParquetFile(segment).metadata.num_rows
     return {
@@ -240,6 +243,7 @@ def _segment_info(segment: Path) -> dict[str, Any]:
         "rows": rows,
         "bytes": segment.stat().st_size,
         "sealed": segment.suffix != OPEN_SUFFIX,
+        "torn": torn,
     }
 
 
@@ -302,4 +306,5 @@ def render_text(s: dict[str, Any]) -> str:
         f"  {g['name']}  {g['rows']} rows  {g['bytes']} bytes" + ("" if g["sealed"] else "  (open journal)")
         for g in s["segments"]
     ]
+    lines += [f"warning: {g['torn']}" for g in s["segments"] if g["torn"]]
     return "\n".join(lines)

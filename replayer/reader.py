@@ -1,7 +1,8 @@
 """Reads a recording: every segment, in `seq` order, one batch at a time, in bounded memory.
 
 A recording path is a folder of segments or a single segment file. Sealed segments are read row
-group by row group; a journal left by a crashed recorder is read up to its last complete batch.
+group by row group; a journal left by a crashed recorder is read up to its last complete batch,
+and a torn batch after it is dropped and named in `Recording.notes`.
 Anything that is not a readable v1 recording raises RecordingError with a one-line message.
 """
 
@@ -27,7 +28,7 @@ from recorder.format import (
     RecordedEvent,
     RecordingMeta,
 )
-from recorder.segments import read_journal
+from recorder.segments import JournalCorruptError, JournalReader
 
 
 class RecordingError(HarnessError):
@@ -45,6 +46,8 @@ class Recording:
         if not segments:
             raise RecordingError(f"{self.path}: no segment files ({SEGMENT_STEM}*{SEALED_SUFFIX}) in it")
         self.segments: list[Path] = segments
+        self.notes: list[str] = []
+        """One line per journal whose torn last batch was dropped, filled in as segments are read."""
         self.meta: RecordingMeta = self._read_meta(segments[0])
         for segment in segments[1:]:
             other = self._read_meta(segment)
@@ -128,8 +131,14 @@ class Recording:
 
     def _segment_batches(self, segment: Path, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
         if segment.suffix == OPEN_SUFFIX:
-            for batch in read_journal(segment):
-                yield batch.select(columns) if columns is not None else batch
+            journal = JournalReader(segment)
+            try:
+                for batch in journal:
+                    yield batch.select(columns) if columns is not None else batch
+            except JournalCorruptError as exc:
+                raise RecordingError(str(exc)) from None
+            if journal.torn is not None:
+                self.notes.append(journal.torn.describe(segment))
             return
         try:
             parquet = pq.ParquetFile(segment, page_checksum_verification=True)

@@ -1,0 +1,113 @@
+"""Journals (the open segment a crash leaves) are checksummed: a torn last batch is reported and dropped,
+damage with data after it is an error, and neither is ever read as rows."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pytest
+
+from harness.inspect_recording import inspect_recording, summarize
+from recorder.format import OPEN_SUFFIX, SCHEMA, segment_name
+from recorder.segments import CHECKSUM_KEY, JournalReader, RecordingWriter, seal_journal
+from replayer.reader import Recording, RecordingError
+from tests.test_recording_format import META, SECOND, frame
+
+ROWS = 10
+MARKS = (b"A", b"B", b"C")
+
+
+def journal_of_three_batches(folder: Path) -> tuple[Path, list[int]]:
+    """A crashed recorder's journal: three flushed batches of ten rows, batch k's payloads all MARKS[k].
+
+    Returns the journal and the file size after each flush (where each batch ends)."""
+    writer = RecordingWriter(folder, META, fsync=False)
+    ends = []
+    for batch, mark in enumerate(MARKS):
+        for i in range(ROWS):
+            frame(writer, batch * SECOND + i, mark * 120)
+        writer.flush(batch * SECOND + ROWS)
+        ends.append((folder / segment_name(0, OPEN_SUFFIX)).stat().st_size)
+    return folder / segment_name(0, OPEN_SUFFIX), ends
+
+
+def crashed_copy(tmp_path: Path, journal: Path, data: bytes) -> Path:
+    crashed = tmp_path / "crashed"
+    shutil.rmtree(crashed, ignore_errors=True)
+    crashed.mkdir()
+    (crashed / journal.name).write_bytes(data)
+    return crashed
+
+
+def test_every_batch_carries_a_checksum(tmp_path: Path) -> None:
+    journal, _ = journal_of_three_batches(tmp_path / "rec")
+    with open(journal, "rb") as handle:
+        reader = ipc.open_stream(handle)
+        stored = [reader.read_next_batch_with_custom_metadata()[1] for _ in MARKS]
+    assert all(CHECKSUM_KEY in metadata for metadata in stored)
+
+
+def test_a_torn_last_batch_is_reported_once_and_never_read(tmp_path: Path) -> None:
+    journal, ends = journal_of_three_batches(tmp_path / "rec")
+    data = journal.read_bytes()
+    # Every way the last write can be cut short (sampled every 13 bytes, plus its first and last byte).
+    cuts = sorted({ends[1] + 1, ends[2] - 1, *range(ends[1] + 1, ends[2], 13)})
+    for cut in cuts:
+        crashed = crashed_copy(tmp_path, journal, data[:cut])
+        recording = Recording(crashed)
+        events = list(recording.iter_events())
+        assert [e.seq for e in events] == list(range(2 * ROWS)), cut
+        assert {e.payload for e in events} == {MARKS[0] * 120, MARKS[1] * 120}
+        assert recording.notes == [
+            f"{journal.name}: the last batch is torn (the recorder stopped while writing it): "
+            f"{cut - ends[1]} bytes at offset {ends[1]} dropped, the 2 complete batches before it are read"
+        ]
+    text = inspect_recording(crashed, as_json=False)
+    assert text.count("warning: ") == 1 and "the last batch is torn" in text
+    assert summarize(crashed)["segments"][0]["rows"] == 2 * ROWS
+
+
+def test_a_last_batch_with_a_flipped_bit_is_torn_not_data(tmp_path: Path) -> None:
+    journal, ends = journal_of_three_batches(tmp_path / "rec")
+    data = bytearray(journal.read_bytes())
+    data[data.rindex(MARKS[2] * 120) + 5] ^= 0x01
+    crashed = crashed_copy(tmp_path, journal, bytes(data))
+    recording = Recording(crashed)
+    assert [e.seq for e in recording.iter_events()] == list(range(2 * ROWS))
+    assert len(recording.notes) == 1 and f"{ends[2] - ends[1]} bytes at offset {ends[1]}" in recording.notes[0]
+    # Sealing the leftover drops the torn batch too.
+    sealed = crashed / "sealed.parquet"
+    assert seal_journal(crashed / journal.name, sealed, META.to_metadata(0), fsync=False) == 2 * ROWS
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate_middle"])
+def test_damage_before_the_last_batch_is_an_error_not_a_shorter_recording(tmp_path: Path, damage: str) -> None:
+    journal, ends = journal_of_three_batches(tmp_path / "rec")
+    data = bytearray(journal.read_bytes())
+    if damage == "flip":
+        data[data.index(MARKS[1] * 120) + 7] ^= 0x40
+    else:
+        del data[ends[0] + 40 : ends[0] + 60]
+    crashed = crashed_copy(tmp_path, journal, bytes(data))
+    with pytest.raises(RecordingError, match=r"batch 2 at offset \d+ .*complete batches follow it") as info:
+        list(Recording(crashed).iter_events())
+    assert "\n" not in str(info.value)
+    assert (crashed / journal.name).exists()
+
+
+def test_a_journal_written_before_checksums_is_read_unverified(tmp_path: Path) -> None:
+    folder = tmp_path / "old"
+    folder.mkdir()
+    path = folder / segment_name(0, OPEN_SUFFIX)
+    rows = {name: [] for name in SCHEMA.names}
+    for seq in range(5):
+        for name, value in zip(SCHEMA.names, [seq, 1, "ws_recv", seq, seq, None, None, b"x", None, None], strict=True):
+            rows[name].append(value)
+    with open(path, "wb") as sink, ipc.new_stream(sink, SCHEMA.with_metadata(META.to_metadata(0))) as stream:
+        stream.write_batch(pa.RecordBatch.from_pydict(rows, schema=SCHEMA))
+    journal = JournalReader(path)
+    assert sum(len(b) for b in journal) == 5 and journal.torn is None
+    assert [e.seq for e in Recording(folder).iter_events()] == list(range(5))
