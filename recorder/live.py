@@ -58,7 +58,7 @@ from recorder.binance_capture import (
 )
 from recorder.format import EventKind, RecordingMeta
 from recorder.redaction import Redactor
-from recorder.segments import RecordingWriter
+from recorder.segments import SEGMENT_MAX_BYTES, RecordingWriter
 
 USER_AGENT = f"harness-recorder/{harness.__version__}"
 WRITER_IDLE_TICK_S = 0.1
@@ -93,6 +93,7 @@ class RecordConfig:
     max_backlog_bytes: int = MAX_BACKLOG_BYTES
     book_ticker: bool = False
     watchdog_s: float = WATCHDOG_S
+    segment_max_bytes: int = SEGMENT_MAX_BYTES
     headers: tuple[tuple[str, str], ...] = ()
     """Sent with every handshake and REST request (an API key); never recorded, and redacted if echoed."""
     extra_streams: tuple[str, ...] = ()
@@ -322,7 +323,9 @@ class _Recorder:
             user_agent=USER_AGENT,
         )
         output_existed = self.config.output.exists()
-        writer = RecordingWriter(self.config.output, meta, fsync=self.config.fsync)
+        writer = RecordingWriter(
+            self.config.output, meta, fsync=self.config.fsync, segment_max_bytes=self.config.segment_max_bytes
+        )
         self._writer = _WriterThread(writer, lambda: loop.call_soon_threadsafe(self.stop.set))
         if handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):

@@ -213,20 +213,23 @@ def seal_journal(journal_path: Path, sealed_path: Path, metadata: dict[bytes, by
 
     Also used to recover the journal a crashed recorder left: a torn tail batch is dropped (see
     JournalReader; a damaged journal raises JournalCorruptError and is left in place). Returns the
-    number of rows sealed.
+    number of rows sealed. Batch by batch: a 256 MiB journal is never held in memory at once.
     """
-    batches = list(JournalReader(journal_path))
     tmp_path = sealed_path.with_suffix(sealed_path.suffix + ".tmp")
     schema = SCHEMA.with_metadata(metadata)
     rows = 0
     # Page checksums let a reader tell a damaged page from data: without them a flipped bit in a
     # compressed page can decode to plausible, wrong rows.
-    with pq.ParquetWriter(
-        tmp_path, schema, compression="zstd", compression_level=3, write_page_checksum=True
-    ) as writer:
-        for batch in batches:
-            writer.write_table(pa.Table.from_batches([batch], schema=schema), row_group_size=len(batch) or 1)
-            rows += len(batch)
+    try:
+        with pq.ParquetWriter(
+            tmp_path, schema, compression="zstd", compression_level=3, write_page_checksum=True
+        ) as writer:
+            for batch in JournalReader(journal_path):
+                writer.write_table(pa.Table.from_batches([batch], schema=schema), row_group_size=len(batch) or 1)
+                rows += len(batch)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
     if fsync:
         with open(tmp_path, "rb") as handle:
             os.fsync(handle.fileno())
