@@ -9,7 +9,9 @@ At the end it checks the recording against what the venue says it sent on each c
 - every frame the recorder acknowledged (received and handed to the writer) is in the recording,
   exactly once, in order, and each connection's frames are a prefix of what the venue sent on it
   (all of it when the connection ended with a close frame; an abort may lose what was in flight);
-- RSS after warm-up is flat (reported: first, last, max and the least-squares slope in MiB/min);
+- RSS after warm-up is flat (reported: first, last, max and the least-squares slope in MiB/min,
+  with the count of live Python objects and Arrow's allocated bytes, which tell a leak from the
+  allocator's own drift);
 - descriptors, tasks and threads are back where they started once the recorder has stopped.
 
 Not part of `make bench` (its name does not end in `_bench`) and not of `make test`: a ten-minute
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import sys
 import tempfile
@@ -32,6 +35,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import orjson
+import pyarrow as pa
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -144,6 +148,8 @@ class Sample:
     fds: int
     tasks: int
     threads: int
+    py_objects: int
+    arrow_mib: float
 
 
 def sample(started: float) -> Sample:
@@ -155,6 +161,8 @@ def sample(started: float) -> Sample:
         len(os.listdir("/proc/self/fd")),
         len(asyncio.all_tasks()),
         threading.active_count(),
+        len(gc.get_objects()),
+        pa.total_allocated_bytes() / 2**20,
     )
 
 
@@ -294,6 +302,10 @@ def report(result: SoakResult, seconds: float, warm_up_s: float) -> list[str]:
         lines.append(
             f"  RSS after {warm_up_s:.0f} s warm-up: first {rss[0]:.1f} MiB, last {rss[-1]:.1f}, max {max(rss):.1f}, "
             f"slope {slope_mib_per_min(warm):+.2f} MiB/min over {len(warm)} samples"
+        )
+        lines.append(
+            f"  Python objects first {warm[0].py_objects}, last {warm[-1].py_objects}, max "
+            f"{max(s.py_objects for s in warm)}; Arrow memory at samples max {max(s.arrow_mib for s in warm):.1f} MiB"
         )
         lines.append(
             f"  while recording: fds {min(s.fds for s in warm)}..{max(s.fds for s in warm)}, "
