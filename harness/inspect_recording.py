@@ -1,12 +1,12 @@
 """`harness inspect`: what is in a recording, computed batch by batch with polars in bounded memory.
 
-Besides counts and rates it lists the connection holes (a `ws_close` and the `ws_open` that ended
-the outage, how long it lasted and why the connection closed), and checks the recorded data
-itself: on a Binance depth stream each frame's
-`U` must be the previous frame's `u` + 1 on the same connection, so a hole there is data the venue
-(or the recorder) lost, not something replay introduced. A reconnect starts a new chain. When the
-recording holds a bookTicker stream, the depth stream rebuilt on its snapshot is checked against it
-(replayer/ticker_agreement.py); that check reads the recording's frames into memory, as a replay does.
+Besides counts and rates it lists the connection holes (a `ws_close` and the `ws_open` that ended the
+outage, how long it lasted and why the connection closed) and checks the recorded data itself: on a
+Binance depth stream each frame's `U` must be the previous frame's `u` + 1 on the same connection, so
+a hole there is data the venue (or the recorder) lost, not something replay introduced. A reconnect
+starts a new chain. When the recording holds a bookTicker stream, the depth stream rebuilt on its
+snapshot is checked against it (replayer/ticker_agreement.py); that check reads the recording's frames
+into memory, as a replay does. A journal whose torn last batch was dropped gets a `warning:` line.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ connection, reach every reconnect through the client's backoff policy, be listed
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -39,6 +41,7 @@ SPEED = 12.0
 WATCHDOG_S = 0.3
 BACKOFF = BackoffPolicy(base_s=0.01, cap_s=0.08)
 WAIT_S = 60.0
+REPO = Path(__file__).resolve().parent.parent
 
 
 def hostile_config(server: VenueServer, output: Path, **overrides: object) -> RecordConfig:
@@ -204,3 +207,40 @@ def test_recorder_survives_a_hostile_venue_and_its_recording_replays_clean(
     missed = {e["name"] for e in report["expectations"] if not e["passed"]}
     assert missed <= {"sync.gaps_detected == 0", "sync.coverage >= 0.95"}, report["expectations"]
     assert report["passed"] is (sync["recording_gaps"] == 0 and sync["coverage"] >= 0.95)
+
+
+def test_harness_record_cli_survives_a_half_open_venue_and_inspect_lists_the_holes(tmp_path: Path) -> None:
+    """The same through the command line: `harness record --watchdog --header`, then `harness inspect`."""
+    data = load_replay_data(BUNDLED_FIXTURE)
+    plan = load_scenario("stall_half_open").plan(data.frames, 1)
+    output = tmp_path / "rec"
+    key = "cli-api-key-0123456789abcdef"
+
+    async def main() -> tuple[int, str]:
+        server = VenueServer(data, schedule=plan.entries, speed=SPEED)
+        await server.start()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "harness.cli", "record", "--symbols", "BTCUSDT", "--ws-url", server.ws_url,
+                "--rest-url", server.rest_url, "--watchdog", str(WATCHDOG_S), "--header", f"X-MBX-APIKEY: {key}",
+                "--seconds", "6", "-o", str(output),
+                stderr=asyncio.subprocess.PIPE, cwd=REPO,
+            )  # fmt: skip
+            _, stderr = await asyncio.wait_for(proc.communicate(), WAIT_S)
+        finally:
+            await server.stop()
+        return proc.returncode, stderr.decode()
+
+    returncode, stderr = asyncio.run(main())
+    assert returncode == 0, stderr
+    events = list(Recording(output).iter_events())
+    closes = [e for e in events if e.kind is EventKind.WS_CLOSE]
+    assert [c.reason for c in closes[:-1]] == ["watchdog"] * (len(closes) - 1) and len(closes) >= 2
+    assert all(key.encode() not in segment.read_bytes() for segment in output.iterdir())
+    inspected = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "inspect", str(output)], capture_output=True, text=True, cwd=REPO,
+        check=True,
+    )  # fmt: skip
+    holes = [line for line in inspected.stdout.splitlines() if " closed 1006 (watchdog), " in line]
+    assert len(holes) == len(closes) - 1
+    assert f"holes       {len(closes) - 1}  (" in inspected.stdout
