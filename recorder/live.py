@@ -127,9 +127,15 @@ class RecordSummary:
         return max(self.connections - 1, 0)
 
     def line(self) -> str:
+        why = [
+            f"{n} {what}"
+            for n, what in ((self.watchdog_fired, "by the watchdog"), (self.connect_failures, "refused attempts"))
+            if n
+        ]
         return (
-            f"recorded {self.frames} frames, {self.snapshots} REST snapshots, {self.reconnects} reconnects "
-            f"in {self.seconds:.1f} s: {self.events} events in {len(self.segments)} segments at {self.output}"
+            f"recorded {self.frames} frames, {self.snapshots} REST snapshots, {self.reconnects} reconnects"
+            + (f" ({', '.join(why)})" if why else "")
+            + f" in {self.seconds:.1f} s: {self.events} events in {len(self.segments)} segments at {self.output}"
         )
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
@@ -58,6 +60,28 @@ def test_known_secrets_and_telling_shapes_are_redacted_everywhere() -> None:
     assert redact.payload(redact.payload(payload)) == redact.payload(payload)
     with pytest.raises(ValueError, match="cannot be told from data"):
         Redactor(["abc"])
+
+
+SECRET_CHARS = st.characters(whitelist_categories=("Lu", "Ll", "Nd"), max_codepoint=127) | st.sampled_from("-_.+/=")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    secret=st.text(SECRET_CHARS, min_size=8, max_size=64),
+    before=st.binary(max_size=80),
+    after=st.binary(max_size=80),
+    named=st.sampled_from(["signature", "apiKey", "listenKey", "token"]),
+)
+def test_a_secret_never_survives_whatever_surrounds_it(secret: str, before: bytes, after: bytes, named: str) -> None:
+    """Known or not, a secret is gone: a known one anywhere, an unknown one under a telling name."""
+    known = Redactor([secret]).payload(before + secret.encode() + after)
+    assert secret.encode() not in known
+    assert Redactor([secret]).text(f"{before!r}{secret}{after!r}").count(secret) == 0
+    value = secret.replace('"', "").replace("\\", "")
+    as_member = Redactor().payload(b'{"%s":"%s"}' % (named.encode(), value.encode()))
+    assert value.encode() not in as_member.split(b":", 1)[1]
+    in_query = Redactor().text(f"https://h/p?x=1&{named}={value}&y=2")
+    assert in_query == f"https://h/p?x=1&{named}={REDACTED}&y=2"
 
 
 def test_config_names_its_own_secrets() -> None:
