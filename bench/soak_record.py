@@ -219,8 +219,11 @@ async def soak(
     port_known: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     child: asyncio.subprocess.Process | None = None
     venue_task: asyncio.Task[None] | None = None
-    before = sample(time.monotonic())
+    # The recorder's own descriptors, tasks and threads: counted before it starts and after it returns,
+    # with the venue in the same state both times (not yet started and stopped again when it shares
+    # this loop; running when it is a child, whose pipes and waitpid thread are not the recorder's).
     if venue_in_process:
+        before = sample(time.monotonic())
         venue_task = asyncio.create_task(venue.run(port_known.set_result, venue_stop))
         port = await port_known
     else:
@@ -231,6 +234,7 @@ async def soak(
         )  # fmt: skip
         assert child.stdout is not None
         port = int((await child.stdout.readline()).split()[1])
+        before = sample(time.monotonic())
     acknowledged = 0
 
     def observe(kind: EventKind, conn_id: int, stream: str | None) -> None:
@@ -265,6 +269,7 @@ async def soak(
         sampling.cancel()
         await asyncio.gather(sampling, return_exceptions=True)
         if child is not None:
+            after = sample(started)
             assert child.stdin is not None and child.stdout is not None
             child.stdin.close()
             sent = [SentRange(**item) for item in orjson.loads(await child.stdout.read())]
@@ -274,7 +279,7 @@ async def soak(
             assert venue_task is not None
             await venue_task
             sent = venue.sent
-    after = sample(started)
+            after = sample(started)
     return SoakResult(summary, sent, samples, before, after, acknowledged, check_recording(output, sent, acknowledged))
 
 
