@@ -438,6 +438,8 @@ def test_http_get_decodes_chunked_and_length_bodies_byte_exact() -> None:
         return results
 
     results = asyncio.run(main())
+    with pytest.raises(ValueError, match="line break"):
+        asyncio.run(http_get("http://127.0.0.1:1/x", user_agent="t", headers=[("X-MBX-APIKEY", "k\r\nHost: evil")]))
     assert [(r.status, r.reason, r.body) for r in results] == [
         (200, "OK", body),
         (429, "Too Many Requests", body),
