@@ -411,11 +411,14 @@ class _Recorder:
             self.stop.set()
 
     async def _fetch_snapshot(self, needs: SnapshotNeeds, symbol: str) -> None:
-        """Fetches until a snapshot a syncing client would keep, backing off between tries."""
+        """Fetches until a snapshot a syncing client would keep, backing off between tries (at least
+        as long as a 429's or 418's `Retry-After` says: Binance bans an IP that keeps asking)."""
         url = depth_url(self.config.rest_url, symbol, self.config.snapshot_limit)
+        told_to_wait_s = 0.0
         for attempt in range(self.config.snapshot_attempts):
             if attempt:
-                await asyncio.sleep(self._snapshot_backoff.delay(attempt - 1, self._snapshot_rng))
+                delay = self._snapshot_backoff.delay(attempt - 1, self._snapshot_rng)
+                await asyncio.sleep(max(delay, told_to_wait_s))
             conn_id = self._take_conn_id()
             self._emit(EventKind.HTTP_REQUEST, conn_id, time.time_ns(), time.monotonic_ns(), b"", url, reason="GET")
             try:
@@ -442,6 +445,8 @@ class _Recorder:
             )
             if needs.fresh_enough(symbol, response.status, response.body):
                 return
+            retry_after = response.headers.get("retry-after", "")
+            told_to_wait_s = float(retry_after) if retry_after.isdigit() else 0.0
 
     async def _finish_fetches(self) -> None:
         if not self._fetches:
