@@ -200,7 +200,7 @@ def test_recorder_survives_a_hostile_venue_and_its_recording_replays_clean(
     # assume a recording without holes and are the only expectations allowed to miss.
     report = run_replay(ReplayRequest("clean", recording=output))
     sync = report["sync"]
-    assert sync["divergent"] == 0 and sync["unknown_update_ids"] == 0
+    assert sync["divergent"] == 0 and sync["unknown_update_ids"] == 0 and sync["holes_bridged"] == 0
     assert sync["final_book_correct"] is True
     assert sync["recording_gaps"] <= summary.reconnects
     assert sync["gaps_detected"] <= sync["recording_gaps"]
