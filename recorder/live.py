@@ -418,7 +418,8 @@ class _Recorder:
         for attempt in range(self.config.snapshot_attempts):
             if attempt:
                 delay = self._snapshot_backoff.delay(attempt - 1, self._snapshot_rng)
-                await asyncio.sleep(max(delay, told_to_wait_s))
+                if await self._stopped_within(max(delay, told_to_wait_s)):
+                    return
             conn_id = self._take_conn_id()
             self._emit(EventKind.HTTP_REQUEST, conn_id, time.time_ns(), time.monotonic_ns(), b"", url, reason="GET")
             try:
@@ -447,6 +448,12 @@ class _Recorder:
                 return
             retry_after = response.headers.get("retry-after", "")
             told_to_wait_s = float(retry_after) if retry_after.isdigit() else 0.0
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        """Waits `seconds`, or less when the recording is stopped meanwhile (a Retry-After can be long)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
+        return self.stop.is_set()
 
     async def _finish_fetches(self) -> None:
         if not self._fetches:

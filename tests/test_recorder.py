@@ -502,3 +502,50 @@ def test_a_disk_that_falls_behind_stops_the_recording_and_keeps_everything_recei
     assert not list(output.glob(f"*{OPEN_SUFFIX}"))
     assert [e.kind for e in events] == observed
     assert observed.count(EventKind.WS_CLOSE) == 1
+
+
+def test_a_rate_limited_snapshot_is_fetched_again_after_its_retry_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeBinance(endings=[("hold", 0, "")])
+    answered = fake.process_request
+    refusals = [
+        (HTTPStatus.TOO_MANY_REQUESTS, "7"),
+        (HTTPStatus.SERVICE_UNAVAILABLE, None),
+    ]
+
+    def process_request(connection: ServerConnection, request: Request):
+        if request.path.startswith("/api/v3/depth") and refusals:
+            status, retry_after = refusals.pop(0)
+            response = connection.respond(status, '{"code":-1003,"msg":"Too many requests."}')
+            if retry_after is not None:
+                response.headers["Retry-After"] = retry_after
+            return response
+        return answered(connection, request)
+
+    waits: list[float] = []
+
+    async def no_wait(self: object, seconds: float) -> bool:
+        waits.append(seconds)
+        return False
+
+    monkeypatch.setattr("recorder.live._Recorder._stopped_within", no_wait)
+    output = tmp_path / "rec"
+
+    async def main() -> None:
+        stop = asyncio.Event()
+
+        def observe(kind: EventKind, conn_id: int, stream: str | None) -> None:
+            if kind is EventKind.HTTP_RESPONSE and not refusals:
+                stop.set()
+
+        async with serve(fake.handler, "127.0.0.1", 0, process_request=process_request) as server:
+            port = server.sockets[0].getsockname()[1]
+            config = config_for(port, output, symbols=("BTCUSDT",))
+            await asyncio.wait_for(record(config, stop=stop, observe=observe), WAIT_S)
+
+    asyncio.run(main())
+    statuses = [e.status for e in events_of(output) if e.kind is EventKind.HTTP_RESPONSE]
+    assert statuses[:3] == [429, 503, 200]
+    # After the 429 the recorder waits at least its Retry-After; after the 503, only its own backoff.
+    assert waits[0] >= 7 and waits[1] < 7
