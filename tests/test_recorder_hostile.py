@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.hostile_record import BACKOFF, SPEED, WAIT_S, WATCHDOG_S, record_through
 from harness.client_state import (
-    BackoffPolicy,
     ClientEvent,
     ConnectFailed,
     ConnectionOpened,
@@ -30,84 +30,11 @@ from harness.inspect_recording import summarize
 from harness.replay import BUNDLED_FIXTURE, ReplayRequest, run_replay
 from harness.scenarios import load_scenario
 from recorder.format import EventKind, RecordedEvent
-from recorder.live import RecordConfig, RecordSummary, record
 from replayer.reader import Recording
 from replayer.replay_data import load_replay_data
 from replayer.server import VenueServer
-from replayer.timeline import Send
 
-SPEED = 12.0
-"""The fixture's 60 s in 5 s; the 8 s half-open stall still lasts 0.67 s, twice the watchdog."""
-WATCHDOG_S = 0.3
-BACKOFF = BackoffPolicy(base_s=0.01, cap_s=0.08)
-WAIT_S = 60.0
 REPO = Path(__file__).resolve().parent.parent
-
-
-def hostile_config(server: VenueServer, output: Path, **overrides: object) -> RecordConfig:
-    base: dict[str, object] = dict(
-        venue="binance-spot",
-        symbols=("BTCUSDT",),
-        ws_url=server.ws_url,
-        rest_url=server.rest_url,
-        output=output,
-        backoff_initial_s=BACKOFF.base_s,
-        backoff_cap_s=BACKOFF.cap_s,
-        snapshot_retry_s=0.02,
-        watchdog_s=WATCHDOG_S,
-        fsync=False,
-        seed=7,
-    )
-    base.update(overrides)
-    return RecordConfig(**base)  # type: ignore[arg-type]
-
-
-async def record_through(
-    scenario_name: str, output: Path, seed: int = 1
-) -> tuple[RecordSummary, VenueServer, list[ClientEvent]]:
-    """Records while the venue walks the scenario; stops once the last scheduled frame has arrived."""
-    data = load_replay_data(BUNDLED_FIXTURE)
-    plan = load_scenario(scenario_name).plan(data.frames, seed)
-    last_index = [e for e in plan.entries if isinstance(e, Send)][-1].frame.index
-    written: Counter[int] = Counter()
-    received: Counter[int] = Counter()
-    opens: list[int] = []
-    client_events: list[ClientEvent] = []
-    done = asyncio.Event()
-    last_written = False
-
-    def check_done() -> None:
-        if last_written and opens and received[opens[-1]] == written[len(opens)]:
-            done.set()
-
-    def on_send(client_id: int, entry: Send, intended: int, write: int) -> None:
-        nonlocal last_written
-        written[client_id] += 1
-        last_written = last_written or entry.frame.index == last_index
-        check_done()
-
-    def observe(kind: EventKind, conn_id: int, stream: str | None) -> None:
-        if kind is EventKind.WS_OPEN:
-            opens.append(conn_id)
-        elif kind is EventKind.WS_RECV and stream is not None:
-            received[conn_id] += 1
-            check_done()
-
-    server = VenueServer(data, schedule=plan.entries, speed=SPEED, on_send=on_send)
-    await server.start()
-    stop = asyncio.Event()
-    try:
-        recording = asyncio.ensure_future(
-            record(hostile_config(server, output), stop=stop, observe=observe, observe_client=client_events.append)
-        )
-        waiting = asyncio.ensure_future(done.wait())
-        await asyncio.wait({recording, waiting}, timeout=WAIT_S, return_when=asyncio.FIRST_COMPLETED)
-        assert done.is_set(), "the recorder never received the schedule's last frame"
-        stop.set()
-        summary = await asyncio.wait_for(recording, WAIT_S)
-    finally:
-        await server.stop()
-    return summary, server, client_events
 
 
 def by_connection(events: list[RecordedEvent]) -> dict[int, list[RecordedEvent]]:
