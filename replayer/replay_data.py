@@ -57,6 +57,8 @@ class ReplayData:
     specs: dict[str, SymbolSpec]
     skipped_frames: int = 0
     depth_indexes: dict[str, list[int]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    """What reading the recording dropped and said so (a journal's torn last batch), for the user."""
 
     @property
     def duration_ns(self) -> int:
@@ -68,7 +70,9 @@ def load_replay_data(path: str | os.PathLike[str]) -> ReplayData:
     recording = Recording(path)
     if recording.venue != "binance-spot":
         raise HarnessError(f"{path}: a {recording.venue!r} recording; the fake venue serves binance-spot")
-    return build_replay_data(recording.iter_events(), recording.symbols, source=str(path))
+    data = build_replay_data(recording.iter_events(), recording.symbols, source=str(path))
+    data.notes = tuple(recording.notes)
+    return data
 
 
 def build_replay_data(events: Iterable[RecordedEvent], symbols: Sequence[str], source: str = "recording") -> ReplayData:

@@ -24,6 +24,8 @@ def run_serve(
     if speed < 0:
         raise HarnessError(f"--speed must be >= 0, got {speed}")
     data = load_replay_data(recording)
+    for note in data.notes:
+        print(f"warning: {note}", file=sys.stderr, flush=True)
     try:
         asyncio.run(_serve(data, recording, speed, host, port, rest_weight_limit))
     except KeyboardInterrupt:

@@ -11,9 +11,11 @@ import pyarrow.ipc as ipc
 import pytest
 
 from harness.inspect_recording import inspect_recording, summarize
+from harness.replay import BUNDLED_FIXTURE, ReplayRequest, run_replay
 from recorder.format import OPEN_SUFFIX, SCHEMA, segment_name
 from recorder.segments import CHECKSUM_KEY, JournalReader, RecordingWriter, seal_journal
 from replayer.reader import Recording, RecordingError
+from replayer.replay_data import load_replay_data
 from tests.test_recording_format import META, SECOND, frame
 
 ROWS = 10
@@ -111,3 +113,26 @@ def test_a_journal_written_before_checksums_is_read_unverified(tmp_path: Path) -
     journal = JournalReader(path)
     assert sum(len(b) for b in journal) == 5 and journal.torn is None
     assert [e.seq for e in Recording(folder).iter_events()] == list(range(5))
+
+
+def test_serve_and_replay_say_when_a_torn_batch_was_dropped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A crashed recording of the bundled fixture, its last flush torn: replay data carries the note and
+    `harness replay` prints it once as a warning before it runs."""
+    fixture = Recording(BUNDLED_FIXTURE)
+    writer = RecordingWriter(tmp_path / "rec", fixture.meta, fsync=False)
+    events = list(fixture.iter_events())
+    for event in events[:-40]:
+        writer.append_event(event)
+    writer.flush(events[-41].recv_mono_ns)
+    kept = (tmp_path / "rec" / segment_name(0, OPEN_SUFFIX)).stat().st_size
+    for event in events[-40:]:
+        writer.append_event(event)
+    writer.flush(events[-1].recv_mono_ns)
+    journal = tmp_path / "rec" / segment_name(0, OPEN_SUFFIX)
+    crashed = crashed_copy(tmp_path, journal, journal.read_bytes()[: kept + 100])
+    data = load_replay_data(crashed)
+    assert len(data.notes) == 1 and f"offset {kept} dropped" in data.notes[0]
+    report = run_replay(ReplayRequest("clean", recording=crashed, speed=0))
+    assert capsys.readouterr().err.count("warning: segment-000000.arrows: the last batch is torn") == 1
+    assert report["sync"]["divergent"] == 0
+    writer.close()
