@@ -44,6 +44,10 @@ SEGMENT_MAX_BYTES = 256 * 1024 * 1024
 SEGMENT_MAX_NS = 3600 * 1_000_000_000
 CHECKSUM_KEY = b"harness.crc32"
 """Each journal batch's custom metadata: the CRC32 of its buffers (`batch_checksum`), in decimal."""
+HEADER_CHECKSUM_KEY = b"harness.header_crc32"
+"""Each journal batch's custom metadata: the CRC32 of the journal's serialized schema, metadata included."""
+CHECKSUMS_KEY = b"harness.journal_checksums"
+"""In a journal's schema metadata: every batch carries both checksums, so a batch without them is damaged."""
 _CONTINUATION = b"\xff\xff\xff\xff"
 
 
@@ -84,6 +88,7 @@ class RecordingWriter:
         self._journal: ipc.RecordBatchStreamWriter | None = None
         self._journal_file = None
         self._journal_path: Path | None = None
+        self._header_checksum = 0
         self._segment_started_ns: int | None = None
         self._last_flush_ns: int | None = None
         self.sealed: list[Path] = []
@@ -164,7 +169,11 @@ class RecordingWriter:
             values.clear()
         if self._journal is None:
             self._open_journal(first_mono)
-        self._journal.write_batch(batch, custom_metadata={CHECKSUM_KEY: b"%d" % batch_checksum(_as_read_back(batch))})
+        checksums = {
+            CHECKSUM_KEY: b"%d" % batch_checksum(_as_read_back(batch)),
+            HEADER_CHECKSUM_KEY: b"%d" % self._header_checksum,
+        }
+        self._journal.write_batch(batch, custom_metadata=checksums)
         self._journal_file.flush()
         if self._fsync:
             os.fsync(self._journal_file.fileno())
@@ -191,7 +200,8 @@ class RecordingWriter:
     def _open_journal(self, first_mono_ns: int) -> None:
         self._journal_path = self.path / segment_name(self._segment_index, OPEN_SUFFIX)
         self._journal_file = open(self._journal_path, "wb")  # noqa: SIM115 - lives across calls
-        schema = SCHEMA.with_metadata(self.meta.to_metadata(self._segment_index))
+        schema = SCHEMA.with_metadata({**self.meta.to_metadata(self._segment_index), CHECKSUMS_KEY: b"crc32"})
+        self._header_checksum = zlib.crc32(schema.serialize())
         self._journal = ipc.new_stream(self._journal_file, schema)
         self._segment_started_ns = first_mono_ns
 
@@ -287,7 +297,9 @@ class JournalReader:
     A batch that fails to parse or fails its checksum is the crash's torn tail when nothing complete
     follows it, and is dropped (once iteration ends, `torn` holds where and how much). With a complete
     batch after it the journal is damaged, not torn, and JournalCorruptError is raised rather than
-    read past. Journals written before checksums existed carry none and are read unverified.
+    read past. The header (schema and metadata) is checked too: its columns must be v1's, and each
+    batch carries the header's checksum. Journals written before checksums existed carry none and are
+    read unverified.
     """
 
     def __init__(self, journal_path: Path) -> None:
@@ -300,19 +312,34 @@ class JournalReader:
             size = os.fstat(handle.fileno()).st_size
             try:
                 reader = ipc.open_stream(handle)
-            except (pa.ArrowException, OSError):
-                return
+            except (pa.ArrowException, OSError, MemoryError):
+                handle.seek(0)
+                if _holds_a_later_batch(handle.read()):
+                    raise JournalCorruptError(
+                        f"{self.path}: the journal's header does not parse, and batches follow it"
+                    ) from None
+                return  # a crash before the first flush: no rows were ever written
+            schema = reader.schema
+            checked = (schema.metadata or {}).get(CHECKSUMS_KEY) is not None
+            if not schema.equals(SCHEMA):
+                raise JournalCorruptError(f"{self.path}: the journal's header is damaged (its columns are not v1's)")
+            header_checksum = zlib.crc32(schema.serialize())
             while True:
                 offset = handle.tell()
                 try:
                     batch, custom = reader.read_next_batch_with_custom_metadata()
                 except StopIteration:
                     return
-                except (pa.ArrowException, OSError) as exc:
+                except (pa.ArrowException, OSError, MemoryError) as exc:
+                    # A damaged length can ask for more memory than there is: still a batch that does not parse.
                     self._damaged(handle, offset, size, f"does not parse ({_first_line(exc)})")
                     return
-                stored = (custom or {}).get(CHECKSUM_KEY)
-                if stored is not None and int(stored) != batch_checksum(batch):
+                custom = custom or {}
+                stored = custom.get(CHECKSUM_KEY)
+                if checked and _as_int(custom.get(HEADER_CHECKSUM_KEY)) != header_checksum:
+                    self._damaged(handle, offset, size, "does not match the journal's header")
+                    return
+                if (checked or stored is not None) and _as_int(stored) != batch_checksum(batch):
                     self._damaged(handle, offset, size, "fails its checksum")
                     return
                 self.batches += 1
@@ -329,13 +356,24 @@ class JournalReader:
         self.torn = TornTail(offset, size - offset, self.batches)
 
 
+def _as_int(value: bytes | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def journal_holds_batches(journal_path: Path) -> bool:
+    """Whether a complete record batch message is anywhere in the file after its start, readable or not:
+    a journal whose header does not parse but that holds batches is damaged, not an empty leftover."""
+    with open(journal_path, "rb") as handle:
+        return _holds_a_later_batch(handle.read())
+
+
 def _holds_a_later_batch(rest: bytes) -> bool:
     """Whether a complete record batch message starts anywhere in `rest` after its first message's start."""
     at = rest.find(_CONTINUATION, 1)
     while at != -1:
         try:
             message = ipc.read_message(pa.BufferReader(rest[at:]))
-        except (pa.ArrowException, OSError, ValueError):
+        except (pa.ArrowException, OSError, ValueError, MemoryError):
             message = None
         if message is not None and message.type == "record batch":
             return True

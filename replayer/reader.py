@@ -28,7 +28,7 @@ from recorder.format import (
     RecordedEvent,
     RecordingMeta,
 )
-from recorder.segments import JournalCorruptError, JournalReader
+from recorder.segments import JournalCorruptError, JournalReader, journal_holds_batches
 
 
 class RecordingError(HarnessError):
@@ -117,7 +117,7 @@ class Recording:
                     raw = ipc.open_stream(handle).schema.metadata
             else:
                 raw = pq.read_schema(segment).metadata
-        except (pa.ArrowException, OSError) as exc:
+        except (pa.ArrowException, OSError, MemoryError) as exc:
             raise RecordingError(f"{segment}: not a readable segment ({_first_line(exc)})") from None
         try:
             meta = RecordingMeta.from_metadata(raw)
@@ -157,7 +157,8 @@ def _segment_files(folder: Path) -> list[Path]:
     A crash while sealing can leave a segment's journal next to its finished Parquet file (the
     journal is deleted after the atomic rename): the Parquet file wins. A crash before the first
     flush can leave a journal without even its schema header: it holds no flushed rows, so it is
-    skipped.
+    skipped; a journal whose header does not parse but that holds batches is damaged, and is kept so
+    that reading it fails rather than quietly leaving its rows out.
     """
     found = [
         p for p in folder.iterdir() if p.name.startswith(SEGMENT_STEM) and p.suffix in (SEALED_SUFFIX, OPEN_SUFFIX)
@@ -165,17 +166,23 @@ def _segment_files(folder: Path) -> list[Path]:
     sealed_stems = {p.stem for p in found if p.suffix == SEALED_SUFFIX}
     segments = []
     for path in sorted(found):
-        if path.suffix == OPEN_SUFFIX and (path.stem in sealed_stems or not _has_journal_header(path)):
+        if path.suffix == OPEN_SUFFIX and _leftover_without_rows(path, sealed_stems):
             continue
         segments.append(path)
     return segments
+
+
+def _leftover_without_rows(journal: Path, sealed_stems: set[str]) -> bool:
+    if journal.stem in sealed_stems:
+        return True
+    return not _has_journal_header(journal) and not journal_holds_batches(journal)
 
 
 def _has_journal_header(path: Path) -> bool:
     try:
         with open(path, "rb") as handle:
             ipc.open_stream(handle)
-    except (pa.ArrowException, OSError):
+    except (pa.ArrowException, OSError, MemoryError):
         return False
     return True
 
