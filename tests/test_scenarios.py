@@ -26,6 +26,7 @@ LIBRARY_NAMES = {
     "corrupt_frames",
     "slow_consumer",
     "exchange_restart",
+    "restart_rest_outage",
     "chaos",
 }
 
