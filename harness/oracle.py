@@ -127,6 +127,23 @@ class Oracle:
                 return tuple(book.bids()), tuple(book.asks())
         return None
 
+    def touched_prices(self, symbol: str, after_id: int, upto_id: int) -> tuple[set[str], set[str]]:
+        """Bid and ask prices that the clean depth frames ending after `after_id` and starting by
+        `upto_id` changed: what a book loaded from a snapshot at `after_id` learned beyond it."""
+        bids: set[str] = set()
+        asks: set[str] = set()
+        for frame in self._clean:
+            ids = self._frames.get(frame.index)
+            if ids is None or ids.symbol != symbol or ids.last_update_id <= after_id:
+                continue
+            if ids.first_update_id > upto_id:
+                break
+            decoded = decode_depth(frame)
+            if decoded is not None:
+                bids.update(level[0] for level in decoded[1])
+                asks.update(level[0] for level in decoded[2])
+        return bids, asks
+
     def _replay(
         self, frames: Iterable[Frame], pending: dict[str, list[DepthSnapshot]], *, record: bool
     ) -> Iterator[tuple[str, ReferenceBook]]:

@@ -108,6 +108,7 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
         plan.windows,
         to_mono,
         start_mono_ns=start,
+        snapshots_served=server.depths_served,
     )
     report = build_report(
         findings,

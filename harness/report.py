@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 from os import PathLike
 from typing import Any
 
@@ -58,7 +59,7 @@ def build_report(
         },
         "sync": {
             "checks": f.checks,
-            "coverage": round(f.checks / f.clean_depth_frames, 4) if f.clean_depth_frames else 0.0,
+            "coverage": round(min(1.0, f.checked_states / f.clean_depth_frames), 4) if f.clean_depth_frames else 0.0,
             "divergent": f.divergent,
             "unknown_update_ids": f.unknown_update_ids,
             "divergence_examples": f.examples,
@@ -88,6 +89,7 @@ def build_report(
                     "detail": c.detail,
                     "update_id": c.update_id,
                     "oracle_last_update_id": c.oracle_last_update_id,
+                    "depth": None if c.depth is None else asdict(c.depth),
                 }
                 for c in f.finals
             ],

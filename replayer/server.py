@@ -47,6 +47,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from harness.level_match import SnapshotReach, reach_of
 from harness.venues.binance_spot import rest
 from harness.venues.binance_spot.streams import (
     MAX_INCOMING_MESSAGES_PER_SECOND,
@@ -208,6 +209,8 @@ class VenueServer:
         self.books = VenueBooks(data)
         self.stats = ServerStats()
         self.clients: dict[int, ClientRecord] = {}
+        self.depths_served: dict[str, list[SnapshotReach]] = {}
+        """Per symbol, how far each REST depth answer reached: what a client's book can know beyond it."""
         self.finished = asyncio.Event()
         self._open: dict[int, _Client] = {}
         self._next_client_id = 1
@@ -637,7 +640,9 @@ class VenueServer:
                 book = self.books.leading(symbol, behaviour.lag_frames)
             elif behaviour.mode == "slow":
                 delay_ns = behaviour.delay_ns
-        body = rest.depth_body(book.last_update_id, book.bids(limit), book.asks(limit))
+        bids, asks = book.bids(limit), book.asks(limit)
+        self.depths_served.setdefault(symbol, []).append(reach_of(book.last_update_id, limit, bids, asks))
+        body = rest.depth_body(book.last_update_id, bids, asks)
         if delay_ns:
             await asyncio.sleep(self._wall_seconds(delay_ns))
         return body

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from decimal import Decimal
 
 import orjson
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from harness.book_events import DepthSnapshot
 from harness.checker import Checker, check, replay_clock, send_log_clock
 from harness.errors import HarnessError
+from harness.level_match import LevelMatch, reach_of
 from harness.observations import BookObservation, FinalBook, SyncEvent, dumps, loads
 from harness.oracle import Oracle
 from replayer.timeline import Frame
@@ -122,7 +125,8 @@ def test_a_correct_subject_has_no_divergence_and_a_correct_final_book() -> None:
     oracle = Oracle(frames, SNAP)
     messages, clients = run_subject(frames)
     found = check(oracle, messages, clients)
-    assert found.checks == 20
+    assert found.checks == 21, "20 synced observations and the synced final book"
+    assert found.checked_states == 20
     assert found.divergent == 0 and found.examples == []
     assert found.final_book_correct
     assert found.finals[0].update_id == 120 == found.finals[0].oracle_last_update_id
@@ -292,3 +296,73 @@ def test_send_log_clock_places_offsets_at_the_first_write_of_the_frame_due_then(
     assert to_mono(99 * STEP) == T0 + 20 * STEP + 1
     with pytest.raises(HarnessError, match="speed above 0"):
         replay_clock(T0, 0.0)
+
+
+def numbers(side, convert) -> list[tuple]:
+    return [(convert(p), convert(q)) for p, q in side]
+
+
+@pytest.mark.parametrize(
+    "convert", [float, Decimal, lambda s: f"{Decimal(s):.8f}"], ids=["float", "Decimal", "padded str"]
+)
+def test_levels_held_as_numbers_are_judged_by_value(convert) -> None:
+    frames = clean_frames()
+    messages, clients = run_subject(frames)
+    for message in messages:
+        if isinstance(message, BookObservation | FinalBook):
+            message.bids, message.asks = numbers(message.bids, convert), numbers(message.asks, convert)
+    found = check(Oracle(frames, SNAP), [loads(dumps(m)) for m in messages], clients)
+    assert found.divergent == 0 and found.checks == 21
+    assert found.final_book_correct
+
+
+def test_an_int_equals_the_venue_decimal_it_denotes() -> None:
+    match = LevelMatch()
+    assert match.equal(100, "100.00000000") and match.equal(Decimal("0.1"), "0.10")
+    assert not match.equal(True, "1") and not match.equal(None, "1") and not match.equal("abc", "1")
+
+
+def test_a_float_one_ulp_off_the_venue_number_is_divergence_and_shows_as_sent() -> None:
+    frames = clean_frames()
+    messages, clients = run_subject(frames)
+    obs = next(m for m in messages if isinstance(m, BookObservation) and m.update_id == 107)
+    obs.bids = numbers(obs.bids, float)
+    price, size = obs.bids[0]
+    obs.bids[0] = (price, math.nextafter(size, math.inf))
+    found = check(Oracle(frames, SNAP), messages, clients)
+    assert found.divergent == 1
+    row = found.examples[0]["bids"][0]
+    assert row["subject"] == [price, math.nextafter(size, math.inf)] and isinstance(row["subject"][0], float)
+
+
+def test_a_state_reported_twice_counts_once_for_coverage_and_divergent_never_exceeds_checks() -> None:
+    frames = clean_frames()
+    messages, clients = run_subject(frames)
+    observations = [m for m in messages if isinstance(m, BookObservation)]
+    final = messages[-1]
+    final.asks = list(final.asks)[:-1]
+    found = check(Oracle(frames, SNAP), [*observations, *observations, final], clients)
+    assert found.checked_states == 20 == found.clean_depth_frames - 1
+    assert found.checks == 41 and found.divergent == 1 <= found.checks
+
+
+def test_the_final_book_is_judged_within_the_reach_of_the_snapshot_the_subject_was_served() -> None:
+    frames = clean_frames()
+    oracle = Oracle(frames, SNAP)
+    messages, clients = run_subject(frames)
+    final = messages[-1]
+    # Served with limit 1: the subject saw bid 100.0 and ask 101.0 only. Later frames set bids 81..100
+    # and asks 121..140, so the snapshot's ask 102.0 is the one level it cannot know.
+    served = {SYMBOL: [reach_of(100, 1, SNAP.bids[:1], SNAP.asks[:1])]}
+    final.asks = [level for level in final.asks if level[0] != "102.0"]
+    assert not check(oracle, messages, clients).final_book_correct, "the whole book is compared without it"
+    found = check(oracle, messages, clients, snapshots_served=served)
+    assert found.final_book_correct and found.divergent == 0
+    depth = found.finals[0].depth
+    assert (depth.snapshot_levels, depth.bids_beyond, depth.asks_beyond) == (1, 0, 1)
+    assert depth.bids_compared == 20 and depth.asks_compared == 21
+    assert "1-level snapshot" in found.finals[0].detail
+    final.bids = [level for level in final.bids if level[0] != "85.0"]
+    missed = check(oracle, messages, clients, snapshots_served=served)
+    assert not missed.final_book_correct, "a level a diff set after the snapshot is within reach"
+    assert "snapshot's reach" in missed.examples[0]["reason"]
