@@ -35,7 +35,14 @@ def run_replay_command(
     """Returns the exit code: 0 when every expectation holds, 1 when one fails."""
     _check_output(report, "--report")
     _check_output(junit, "--junit")
-    request = ReplayRequest(scenario=scenario, recording=recording, seed=seed, speed=speed, subject=subject)
+    request = ReplayRequest(
+        scenario=scenario,
+        recording=recording,
+        seed=seed,
+        speed=speed,
+        subject=subject,
+        stderr_path=subject_log_path(report),
+    )
     errors = Console(stderr=True)
     notice = speed_zero_notice(load_scenario(scenario), speed)
     if notice:
@@ -58,6 +65,11 @@ def run_replay_command(
     if junit is not None:
         _write(write_junit, result, junit)
     return 0 if result["passed"] else 1
+
+
+def subject_log_path(report: Path | None) -> Path | None:
+    """The subject's stderr, kept next to the report (`run.json` -> `run.subject-stderr.log`)."""
+    return None if report is None else report.with_name(f"{report.stem}.subject-stderr.log")
 
 
 def speed_zero_notice(scenario: Scenario, speed: float | None) -> str | None:

@@ -172,6 +172,13 @@ def render_terminal(report: Mapping[str, Any]) -> RenderableType:
     """Verdict first, then sync findings, faults, latency per stage and the expectations."""
     sync = report["sync"]
     parts: list[RenderableType] = [_verdict(report)]
+    subject = report.get("subject") or {}
+    if subject.get("traceback"):
+        parts.append(Panel(Text(subject["traceback"].rstrip()), title="the subject raised", border_style="red"))
+    if subject.get("stopped"):
+        parts.append(Text(f"subject {subject['stopped']}", style="red"))
+    if subject.get("stderr_file") and not report["passed"]:
+        parts.append(Text(f"subject's stderr: {subject['stderr_file']}", style="dim"))
 
     table = Table(title="sync", box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
     table.add_column(style="bold")
@@ -179,7 +186,11 @@ def render_terminal(report: Mapping[str, Any]) -> RenderableType:
     table.add_column(style="dim")
     divergent = sync["divergent"]
     table.add_row("silent divergence", _mark(divergent, divergent == 0), f"of {sync['checks']} synced books checked")
-    table.add_row("final book", _mark("correct" if sync["final_book_correct"] else "WRONG", sync["final_book_correct"]))
+    table.add_row(
+        "final book",
+        _mark("correct" if sync["final_book_correct"] else "WRONG", sync["final_book_correct"]),
+        _final_detail(sync.get("final", [])),
+    )
     gaps_ok = sync["gaps_detected"] > 0 or sync["gaps_injected"] == 0
     table.add_row(
         "gaps detected",
@@ -235,6 +246,19 @@ def render_terminal(report: Mapping[str, Any]) -> RenderableType:
         )
     parts.append(exp)
     return Group(*parts)
+
+
+def _final_detail(finals: Iterable[Mapping[str, Any]]) -> str:
+    """Each wrong final book's reason, or how deep a correct one was compared when not whole."""
+    wrong = [f"{c['symbol']}: {c['detail']}" for c in finals if not c["correct"]]
+    if wrong:
+        return "; ".join(wrong)
+    depths = [c["depth"] for c in finals if c.get("depth")]
+    if not depths:
+        return "whole book compared"
+    shallowest = min(d["snapshot_levels"] for d in depths)
+    beyond = sum(d["bids_beyond"] + d["asks_beyond"] for d in depths)
+    return f"within the subject's {shallowest}-level snapshot's reach; {beyond} deeper levels it could not know"
 
 
 def _queue_table(queue: Mapping[str, Any]) -> RenderableType:

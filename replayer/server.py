@@ -272,6 +272,10 @@ class VenueServer:
             self._clock_start_ns = time.monotonic_ns()
             self._clock_started.set()
 
+    async def wait_clock_started(self) -> None:
+        """Returns once the replay clock runs: a client subscribed, or `start_clock` was called."""
+        await self._clock_started.wait()
+
     async def stop(self) -> None:
         """Stops replay, closes every connection (1001, aborting after 2 s) and leaves no task behind."""
         if self._walker is not None:
