@@ -82,11 +82,11 @@ def test_each_wrong_final_book_names_its_reason_in_the_terminal(short_recording:
 
 def test_subject_module_is_imported_from_the_current_directory(short_recording: Path, tmp_path: Path) -> None:
     (tmp_path / "my_client.py").write_text(
-        "from harness.default_subject import create as ours\n\ndef create(config):\n    return ours(config)\n"
+        "from harness.default_subject import create as ours\n\ndef x(config):\n    return ours(config)\n"
     )
     harness = str(Path(sys.executable).parent / "harness")  # a console script: the cwd is not on its path
     result = subprocess.run(
-        [harness, "replay", "--scenario", "clean", "--recording", str(short_recording), "--subject", "my_client:create"],
+        [harness, "replay", "--scenario", "clean", "--recording", str(short_recording), "--subject", "my_client:x"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
