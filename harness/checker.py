@@ -105,6 +105,8 @@ class _SymbolState:
     since: int = 0
     unsynced_ns: int = 0
     last_synced_u: int | None = None
+    ever_correct: bool = False
+    lost: bool = False
 
 
 @dataclass(slots=True)
@@ -157,6 +159,12 @@ class Findings:
     negative_latencies: int = 0
     clean_depth_frames: int = 0
     recording_gaps: int = 0
+    losses_detected: int = 0
+    """Times a symbol's book, once correct, stopped being synced as the subject shows it: an event that
+    loses sync, an unsynced observation, or a correct book at a later id that skipped states (a reload
+    nobody announced). Whatever words the subject uses for its events."""
+    recovered: int = 0
+    """Times a symbol came back to a correct synced book after such a loss."""
 
     @property
     def gaps_detected(self) -> int:
@@ -230,6 +238,7 @@ class Checker:
         if not obs.synced:
             f.unverified += 1
             state.last_synced_u = None
+            self._lose(state)
             self._set_synced(state, False, t)
             self._disrupt(obs.symbol, t)
             return
@@ -256,6 +265,15 @@ class Checker:
             self._diverged(obs.symbol, obs.update_id, t, "top 20 differs from the oracle", obs, expected)
             self._disrupt(obs.symbol, t)
             return
+        if state.lost:
+            state.lost = False
+            f.recovered += 1
+        elif (
+            last is not None and obs.update_id > last and not self._oracle.consecutive(obs.symbol, last, obs.update_id)
+        ):
+            f.losses_detected += 1
+            f.recovered += 1
+        state.ever_correct = True
         for track in self._tracks.get(obs.symbol, ()):
             if track.candidate is None:
                 track.candidate = t
@@ -272,6 +290,7 @@ class Checker:
             self._activate(symbol, ev.mono_ns)
             if ev.kind in LOSES_SYNC:
                 state.last_synced_u = None
+                self._lose(state)
                 self._set_synced(state, False, ev.mono_ns)
                 self._disrupt(symbol, ev.mono_ns)
             elif ev.kind == "synced":
@@ -426,6 +445,11 @@ class Checker:
             self._tracks[symbol] = []
         return state
 
+    def _lose(self, state: _SymbolState) -> None:
+        if state.ever_correct and not state.lost:
+            state.lost = True
+            self.findings.losses_detected += 1
+
     @staticmethod
     def _set_synced(state: _SymbolState, synced: bool, t: int) -> None:
         if not state.synced:
@@ -483,7 +507,7 @@ def check(
     for message in messages:
         if isinstance(message, FinalBook):
             finals.append(message)
-        else:
+        elif not finals:  # what a subject says while shutting down, after its final books, is not judged
             checker.feed(message)
     return checker.finish(finals, clients, snapshots_served)
 

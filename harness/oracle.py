@@ -87,6 +87,8 @@ class Oracle:
             queue.sort(key=lambda s: s.last_update_id)
         self._snapshots = {symbol: list(queue) for symbol, queue in pending.items()}
         self._tops: dict[tuple[str, int], tuple[Side, Side]] = {}
+        self._ordinals: dict[tuple[str, int], int] = {}
+        self._next_ordinal: dict[str, int] = {}
         self._frames: dict[int, DepthFrame] = {}
         self._books: dict[str, ReferenceBook] = {}
         self.recording_gaps = 0
@@ -109,6 +111,12 @@ class Oracle:
     def top(self, symbol: str, update_id: int) -> tuple[Side, Side] | None:
         """Top 20 bids and asks, best first, after `update_id`; None where the book is unknown there."""
         return self._tops.get((symbol, update_id))
+
+    def consecutive(self, symbol: str, earlier: int, later: int) -> bool:
+        """Whether `later` is the known state right after `earlier`: a book that moved from one to the
+        other applied one frame, where a jump further means it was reloaded in between."""
+        first = self._ordinals.get((symbol, earlier))
+        return first is not None and self._ordinals.get((symbol, later)) == first + 1
 
     def last_update_id(self, symbol: str) -> int | None:
         book = self._books.get(symbol)
@@ -199,4 +207,8 @@ class Oracle:
         return None
 
     def _remember(self, symbol: str, book: ReferenceBook) -> None:
-        self._tops[(symbol, book.last_update_id)] = (tuple(book.bids(TOP_DEPTH)), tuple(book.asks(TOP_DEPTH)))
+        key = (symbol, book.last_update_id)
+        self._tops[key] = (tuple(book.bids(TOP_DEPTH)), tuple(book.asks(TOP_DEPTH)))
+        if key not in self._ordinals:
+            self._ordinals[key] = self._next_ordinal.get(symbol, 0)
+            self._next_ordinal[symbol] = self._ordinals[key] + 1

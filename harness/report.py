@@ -70,6 +70,8 @@ def build_report(
             "duplicates_applied": f.duplicates_applied,
             "reorders_applied": f.reorders_applied,
             "resyncs": f.resyncs,
+            "losses_detected": f.losses_detected,
+            "recovered": f.recovered,
             "unsynced_ms": round(f.unsynced_ns / 1e6, 3),
             "recovery_ms": _recovery(f),
             "windows": [

@@ -366,3 +366,42 @@ def test_the_final_book_is_judged_within_the_reach_of_the_snapshot_the_subject_w
     missed = check(oracle, messages, clients, snapshots_served=served)
     assert not missed.final_book_correct, "a level a diff set after the snapshot is within reach"
     assert "snapshot's reach" in missed.examples[0]["reason"]
+
+
+def test_loss_and_recovery_are_read_from_behaviour_whatever_the_subject_calls_its_events() -> None:
+    frames = clean_frames()
+    oracle = Oracle(frames, SNAP)
+    messages, clients = run_subject(frames, skip={4, 9, 10, 15})
+    named = check(oracle, messages, clients)
+    assert (named.losses_detected, named.recovered) == (3, 3)
+    other_words = [
+        SyncEvent("connection_closed", m.mono_ns) if isinstance(m, SyncEvent) and m.kind == "resync" else m
+        for m in messages
+        if not (isinstance(m, SyncEvent) and m.kind == "gap_detected")
+    ]
+    renamed = check(oracle, other_words, clients)
+    assert (renamed.losses_detected, renamed.recovered, renamed.resyncs) == (3, 3, 0)
+    silent = [
+        m for m in messages if not isinstance(m, SyncEvent) and not (isinstance(m, BookObservation) and not m.synced)
+    ]
+    reloaded = check(oracle, silent, clients)
+    assert (reloaded.losses_detected, reloaded.recovered, reloaded.divergent) == (3, 3, 0)
+
+
+def test_a_book_that_skips_states_and_is_wrong_recovered_nothing() -> None:
+    frames = clean_frames()
+    messages, clients = run_subject(frames, skip={4, 9, 10, 15}, gap_aware=False)
+    found = check(Oracle(frames, SNAP), messages, clients)
+    assert found.divergent > 0
+    assert (found.losses_detected, found.recovered) == (0, 0)
+
+
+def test_a_loss_without_a_correct_book_again_is_detected_but_not_recovered_and_shutdown_is_not_judged() -> None:
+    frames = clean_frames()
+    messages, clients = run_subject(frames)
+    final = messages.pop()
+    late = T0 + 30 * STEP
+    lost = check(Oracle(frames, SNAP), [*messages, SyncEvent("connection_closed", late), final], clients)
+    assert (lost.losses_detected, lost.recovered) == (1, 0)
+    shutdown = check(Oracle(frames, SNAP), [*messages, final, SyncEvent("connection_closed", late)], clients)
+    assert (shutdown.losses_detected, shutdown.recovered) == (0, 0)
