@@ -64,9 +64,7 @@ def serve(
     recording: Annotated[Path, typer.Option(help="Recording to replay.")],
     speed: Annotated[
         float | None,
-        typer.Option(
-            min=0.0, help="1: recorded timing; 0: as fast as clients read (default 1, or the scenario's)."
-        ),
+        typer.Option(min=0.0, help="1: recorded timing; 0: as fast as clients read (default 1, or the scenario's)."),
     ] = None,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")] = 0,
