@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def short_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_synthetic_recording(tmp_path_factory.mktemp("short") / "rec", seconds=4, seed=3)
+    return write_synthetic_recording(tmp_path_factory.mktemp("short") / "rec", seconds=20, seed=3)
 
 
 def rendered(report: dict) -> str:
@@ -120,3 +120,12 @@ def test_a_recording_without_depth_frames_is_bad_input_naming_what_is_missing(tm
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "no depth update frames" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("scenario", ["gap_storm", "flappy_connection", "corrupt_frames"])
+def test_a_subject_that_names_no_events_passes_by_what_its_books_show(scenario: str, short_recording: Path) -> None:
+    quiet = "tests.quiet_subject:create"
+    report = run_replay(ReplayRequest(scenario=scenario, recording=short_recording, subject=quiet))
+    assert report["passed"], [row for row in report["expectations"] if not row["passed"]]
+    sync = report["sync"]
+    assert sync["events"] == {} and sync["losses_detected"] >= 1 and sync["recovered"] >= 1
