@@ -111,16 +111,21 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
     setup = _Setup(data, plan.entries, speed, seed, venue, request.subject, final_ids)
     stderr_path = request.stderr_path or _temporary_log()
     try:
-        with open(stderr_path, "wb") as stderr_file:
-            run, server = asyncio.run(_run(setup, progress, stderr_file))
+        stderr_file = open(stderr_path, "wb")  # noqa: SIM115 (closed below, before it is read back)
     except OSError as exc:
         raise HarnessError(f"cannot write the subject's stderr to {stderr_path}: {exc.strerror or exc}") from None
-    run.stderr = _read_tail(stderr_path)
-    if run.exit_code == 2 and run.stderr.startswith("error: "):
-        raise HarnessError(run.stderr.splitlines()[0].removeprefix("error: "))
-    failed = run.exit_code != 0 or run.protocol_error or run.crash or run.stopped
-    if request.stderr_path is None and not failed:
-        stderr_path.unlink(missing_ok=True)
+    keep = request.stderr_path is not None
+    try:
+        with stderr_file:
+            run, server = asyncio.run(_run(setup, progress, stderr_file))
+        run.stderr = _read_tail(stderr_path)
+        if run.exit_code == 2 and run.stderr.startswith("error: "):
+            raise HarnessError(run.stderr.splitlines()[0].removeprefix("error: "))
+        failed = bool(run.exit_code != 0 or run.protocol_error or run.crash or run.stopped)
+        keep = keep or failed
+    finally:
+        if not keep:
+            stderr_path.unlink(missing_ok=True)
     clients = list(server.clients.values())
     start = server.clock_start_mono_ns
     to_mono = replay_clock(start, speed) if speed > 0 else send_log_clock(data.frames, clients)
@@ -158,7 +163,7 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
         "protocol_error": run.protocol_error,
         "traceback": run.crash,
         "stopped": run.stopped,
-        "stderr_file": str(stderr_path) if request.stderr_path is not None or failed else None,
+        "stderr_file": str(stderr_path) if keep else None,
         "stats": {k: v for k, v in run.stats.items() if k != "queue"},
     }
     results: list[Any] = []
