@@ -67,7 +67,9 @@ def test_a_hanging_subject_is_stopped_after_a_stated_time_with_what_it_did(
     assert "connections: 0" in stopped and "subscribed: no" in stopped and "books reported: 0" in stopped
     assert "killed" in stopped
     assert not report["passed"]
-    assert Path(report["subject"]["stderr_file"]).is_file()
+    kept = Path(report["subject"]["stderr_file"])
+    assert kept.is_file(), "a failed subject's temporary stderr is kept"
+    kept.unlink()
     assert "without subscribing" in rendered(report)
 
 
