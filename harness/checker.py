@@ -7,7 +7,9 @@ monotonic nanosecond stamp; fault windows come in replay offsets and are put on 
 the `to_mono` function the runner passes (see `replay_clock`).
 
 The worst finding is silent divergence: an observation that claims to be synced and differs from the
-oracle at its update id, or claims synced at an update id the clean recording never ended a frame on.
+oracle at its update id, claims synced at an update id the clean recording never ended a frame on, or
+claims synced on a chain of updates that crosses a hole in what the subject received (given the
+snapshots the venue served, harness/deliveries.py), whatever its top 20 shows.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from harness.deliveries import ChainJudge, Deliveries, Hole, SnapshotLike
 from harness.errors import HarnessError
 from harness.latency import Histogram
 from harness.level_match import LevelMatch, SnapshotReach, VisibleDepth, as_sent, within_reach
@@ -140,6 +143,7 @@ class Findings:
     """Distinct (symbol, update id) states among the synced observations checked: coverage counts these."""
     divergent: int = 0
     unknown_update_ids: int = 0
+    holes_bridged: int = 0
     unverified: int = 0
     examples: list[dict[str, Any]] = field(default_factory=list)
     duplicates_applied: int = 0
@@ -185,7 +189,10 @@ class Checker:
         to_mono: Callable[[int], int] | None = None,
         *,
         start_mono_ns: int | None = None,
+        deliveries: Deliveries | None = None,
     ) -> None:
+        """`deliveries` (what reached the subject, and the snapshots served) turns on the hole search:
+        without it the checker cannot know where a chain may start, and counts no `holes_bridged`."""
         windows = list(windows)
         if windows and to_mono is None:
             raise HarnessError("fault windows given without a clock to place them (pass to_mono)")
@@ -205,6 +212,7 @@ class Checker:
         self._end = start_mono_ns or 0
         self._match = LevelMatch()
         self._checked: set[tuple[str, int]] = set()
+        self._chains = ChainJudge(deliveries) if deliveries is not None else None
         self.findings = Findings(
             latency={stage: Histogram() for stage in STAGES},
             clean_depth_frames=oracle.depth_frames,
@@ -244,6 +252,13 @@ class Checker:
             return
         self._set_synced(state, True, t)
         last = state.last_synced_u
+        hole = None
+        if self._chains is not None:
+            if last is None:
+                self._chains.restart(obs.symbol)
+            hole = self._chains.judge(obs.symbol, obs.update_id, t)
+            if hole is not None:
+                f.holes_bridged += 1
         if last is not None:
             if obs.update_id == last:
                 f.duplicates_applied += 1
@@ -257,12 +272,17 @@ class Checker:
         expected = self._oracle.top(obs.symbol, obs.update_id)
         if expected is None:
             f.unknown_update_ids += 1
-            self._diverged(obs.symbol, obs.update_id, t, "update id is not a clean frame boundary", None, None)
+            self._diverged(obs.symbol, obs.update_id, t, "update id is not a clean frame boundary", None, None, hole)
             self._disrupt(obs.symbol, t)
             return
         bids, asks = expected
         if not self._match.same_side(obs.bids, bids) or not self._match.same_side(obs.asks, asks):
-            self._diverged(obs.symbol, obs.update_id, t, "top 20 differs from the oracle", obs, expected)
+            self._diverged(obs.symbol, obs.update_id, t, "top 20 differs from the oracle", obs, expected, hole)
+            self._disrupt(obs.symbol, t)
+            return
+        if hole is not None:
+            reason = "synced across a hole in what the subject received (top 20 agrees)"
+            self._diverged(obs.symbol, obs.update_id, t, reason, None, None, hole)
             self._disrupt(obs.symbol, t)
             return
         if state.lost:
@@ -301,11 +321,11 @@ class Checker:
         self,
         final_books: Iterable[FinalBook],
         clients: Iterable[ClientLike],
-        snapshots_served: Mapping[str, Sequence[SnapshotReach]] | None = None,
+        snapshot_reach: Mapping[str, Sequence[SnapshotReach]] | None = None,
     ) -> Findings:
         """Closes the run: final books against the oracle, the send log joined for gaps and latency.
 
-        `snapshots_served` (per symbol, in the order the venue served them) limits each final book's
+        `snapshot_reach` (per symbol, in the order the venue served them) limits each final book's
         comparison to what the subject's last snapshot before its final update id could show it;
         without it the whole book is compared.
         """
@@ -325,7 +345,7 @@ class Checker:
             )
             for tr in self._done
         ]
-        self._check_finals(list(final_books), snapshots_served or {})
+        self._check_finals(list(final_books), snapshot_reach or {})
         self._join_sends(clients)
         return f
 
@@ -478,13 +498,22 @@ class Checker:
             self._tracks[symbol] = [track for track in tracks if not track.closed]
 
     def _diverged(
-        self, symbol: str, update_id: int, t: int, reason: str, got: Any, expected: tuple[Side, Side] | None
+        self,
+        symbol: str,
+        update_id: int,
+        t: int,
+        reason: str,
+        got: Any,
+        expected: tuple[Side, Side] | None,
+        hole: Hole | None = None,
     ) -> None:
         f = self.findings
         f.divergent += 1
         if len(f.examples) >= MAX_EXAMPLES:
             return
         example: dict[str, Any] = {"symbol": symbol, "update_id": update_id, "mono_ns": t, "reason": reason}
+        if hole is not None:
+            example["hole"] = {"first_update_id": hole.first, "last_update_id": hole.last, "why": hole.why}
         if got is not None and expected is not None:
             example["bids"] = _diff(self._match, got.bids, expected[0])
             example["asks"] = _diff(self._match, got.asks, expected[1])
@@ -499,17 +528,25 @@ def check(
     to_mono: Callable[[int], int] | None = None,
     *,
     start_mono_ns: int | None = None,
-    snapshots_served: Mapping[str, Sequence[SnapshotReach]] | None = None,
+    snapshots: Iterable[SnapshotLike] | None = None,
+    snapshot_reach: Mapping[str, Sequence[SnapshotReach]] | None = None,
 ) -> Findings:
-    """The whole check in one call, for a run whose messages (FinalBooks included) are all in hand."""
-    checker = Checker(oracle, windows, to_mono, start_mono_ns=start_mono_ns)
+    """The whole check in one call, for a run whose messages (FinalBooks included) are all in hand.
+
+    `snapshots`, the REST depth answers the venue served (replayer/server.py `snapshots_served`),
+    turns on the hole search over `clients`' send log; `snapshot_reach` (server `depths_served`) bounds
+    the final-book comparison, as in `Checker.finish`.
+    """
+    clients = list(clients)
+    deliveries = None if snapshots is None else Deliveries(oracle.depth_frame_ids(), clients, snapshots)
+    checker = Checker(oracle, windows, to_mono, start_mono_ns=start_mono_ns, deliveries=deliveries)
     finals: list[FinalBook] = []
     for message in messages:
         if isinstance(message, FinalBook):
             finals.append(message)
         elif not finals:  # what a subject says while shutting down, after its final books, is not judged
             checker.feed(message)
-    return checker.finish(finals, clients, snapshots_served)
+    return checker.finish(finals, clients, snapshot_reach)
 
 
 def _last_reach(served: Sequence[SnapshotReach], update_id: int) -> SnapshotReach | None:

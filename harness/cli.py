@@ -18,6 +18,8 @@ import typer
 
 from harness.errors import HarnessError
 
+_WEIGHT_HELP = "REST weight per IP and minute the fake venue serves before 429 and 418 (Binance's 6000); 0 is off."
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -79,6 +81,7 @@ def serve(
     rebase_time: Annotated[
         bool, typer.Option("--rebase-time", help="Shift recorded event times (E, T) so the replay reads as now.")
     ] = False,
+    rest_weight_limit: Annotated[int, typer.Option(min=0, help=_WEIGHT_HELP)] = 6000,
 ) -> None:
     """Serve a recording as a fake venue (WebSocket + REST) on loopback, with a scenario's faults if asked."""
     from replayer.serve_command import run_serve
@@ -93,6 +96,7 @@ def serve(
         loop=loop,
         rebase_time=rebase_time,
         injected_path=injected,
+        rest_weight_limit=rest_weight_limit,
     )
 
 
@@ -160,13 +164,21 @@ def replay(
     report: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
     junit: Annotated[Path | None, typer.Option(help="Write a JUnit XML file here (one case per expectation).")] = None,
     subject: Annotated[str, typer.Option(help="Subject factory, module:function.")] = "harness.default_subject:create",
+    rest_weight_limit: Annotated[int, typer.Option(min=0, help=_WEIGHT_HELP)] = 6000,
 ) -> None:
     """Replay a recording through the fake venue with a scenario's faults; exit 0 pass, 1 fail, 2 bad input."""
     from harness.replay_command import run_replay_command
 
     raise typer.Exit(
         run_replay_command(
-            scenario=scenario, recording=recording, seed=seed, speed=speed, report=report, junit=junit, subject=subject
+            scenario=scenario,
+            recording=recording,
+            seed=seed,
+            speed=speed,
+            report=report,
+            junit=junit,
+            subject=subject,
+            rest_weight_limit=rest_weight_limit,
         )
     )
 

@@ -29,6 +29,7 @@ from harness.oracle import Oracle
 from harness.report import apply_expectations, build_report
 from harness.scenarios import load_scenario
 from harness.subject import DEFAULT_SUBJECT, check_factory_spec
+from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 from replayer.reader import Recording
 from replayer.replay_data import ReplayData, load_replay_data
 from replayer.server import VenueServer
@@ -57,6 +58,8 @@ class ReplayRequest:
     stderr_path: Path | None = None
     """Where the subject's stderr goes; None: a temporary file, kept (and named in the report) only
     when the subject failed."""
+    rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE
+    """REST weight per IP and minute the venue serves (Binance's 6,000); 0 refuses nothing."""
 
 
 @dataclass(slots=True)
@@ -85,6 +88,7 @@ class _Setup:
     venue: str
     subject: str
     final_ids: dict[str, int]
+    rest_weight_limit: int
 
 
 def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict[str, Any]:
@@ -108,7 +112,9 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
             f"{recording_path}: no depth update frames continuing a recorded REST snapshot, so there is no "
             "book to judge; record the symbols' @depth streams (harness record does by default)"
         )
-    setup = _Setup(data, plan.entries, speed, seed, venue, request.subject, final_ids)
+    if request.rest_weight_limit < 0:
+        raise HarnessError(f"the REST weight limit must be >= 0 (0 turns it off), not {request.rest_weight_limit}")
+    setup = _Setup(data, plan.entries, speed, seed, venue, request.subject, final_ids, request.rest_weight_limit)
     stderr_path = request.stderr_path or _temporary_log()
     try:
         stderr_file = open(stderr_path, "wb")  # noqa: SIM115 (closed below, before it is read back)
@@ -136,7 +142,8 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
         plan.windows,
         to_mono,
         start_mono_ns=start,
-        snapshots_served=server.depths_served,
+        snapshots=server.snapshots_served,
+        snapshot_reach=server.depths_served,
     )
     report = build_report(
         findings,
@@ -156,6 +163,13 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
         "disconnects": dict(venue_stats.disconnects),
         "rest_requests": dict(venue_stats.rest_requests),
         "rest_faults": dict(venue_stats.rest_faults),
+        "rest_weight": {
+            "limit": server.weight.limit,
+            "peak_per_minute": server.weight.peak_per_minute,
+            "refused_429": server.weight.refused_429,
+            "refused_418": server.weight.refused_418,
+            "bans": server.weight.bans,
+        },
     }
     report["subject"] = {
         "factory": request.subject,
@@ -197,6 +211,7 @@ async def _run(setup: _Setup, progress: Progress | None, stderr_file: Any) -> tu
         schedule=setup.schedule,
         speed=setup.speed,
         socket_send_buffer=SLOW_READER_SNDBUF if _limits_client_buffers(setup.schedule) else None,
+        rest_weight_limit=setup.rest_weight_limit,
     )
     try:
         await server.start()

@@ -22,6 +22,7 @@ import orjson
 
 from harness.errors import HarnessError
 from harness.scenarios import Scenario, load_scenario
+from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 from replayer.faults import FaultPlan
 from replayer.replay_data import ReplayData, load_replay_data
 from replayer.server import VenueServer
@@ -39,6 +40,7 @@ def run_serve(
     loop: bool = False,
     rebase_time: bool = False,
     injected_path: Path | None = None,
+    rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE,
 ) -> None:
     """Blocks until Ctrl-C; prints the WebSocket and REST base URLs as soon as the port listens."""
     if speed is not None and speed < 0:
@@ -57,7 +59,9 @@ def run_serve(
         raise HarnessError(f"--injected {injected_path}: folder {injected_path.parent} does not exist")
     log = InjectedLog(recording, loaded, seed, pace, plan, data, injected_path)
     try:
-        asyncio.run(_serve(data, recording, pace, host, port, log, loop=loop, rebase_time=rebase_time))
+        asyncio.run(
+            _serve(data, recording, pace, host, port, log, loop=loop, rebase_time=rebase_time, weight=rest_weight_limit)
+        )
     except KeyboardInterrupt:
         print("stopped", flush=True)
     finally:
@@ -175,6 +179,7 @@ async def _serve(
     *,
     loop: bool,
     rebase_time: bool,
+    weight: int,
 ) -> None:
     schedule = log.plan.entries if log.plan is not None else None
     server = VenueServer(
@@ -187,6 +192,7 @@ async def _serve(
         loop=loop,
         rebase_time=rebase_time,
         on_finished=lambda session: _finished(session, loop, log),
+        rest_weight_limit=weight,
     )
     log.server = server
     try:
@@ -210,6 +216,8 @@ async def _serve(
                 f"{log.path} on exit, after each session and on SIGUSR1",
                 flush=True,
             )
+        limit = f"{weight} weight a minute per IP (429, then 418 bans)" if weight else "off"
+        print(f"rest weight limit: {limit}; --rest-weight-limit sets it, 0 turns it off", flush=True)
         print("the replay clock starts when the first client subscribes; Ctrl-C stops", flush=True)
         await asyncio.Event().wait()
     finally:
