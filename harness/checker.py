@@ -9,7 +9,10 @@ the `to_mono` function the runner passes (see `replay_clock`).
 The worst finding is silent divergence: an observation that claims to be synced and differs from the
 oracle at its update id, claims synced at an update id the clean recording never ended a frame on, or
 claims synced on a chain of updates that crosses a hole in what the subject received (given the
-snapshots the venue served, harness/deliveries.py), whatever its top 20 shows.
+snapshots the venue served, harness/deliveries.py), whatever its top 20 shows. The venue's REST
+snapshots usually fall inside a depth event, where the clean recording has no book: a synced
+observation at a served snapshot's id is judged against that snapshot's top levels (what the venue
+said the book was), and an id that is neither a frame boundary nor a served snapshot's is divergence.
 """
 
 from __future__ import annotations
@@ -51,6 +54,14 @@ class SendLike(Protocol):
     frame_index: int
     intended_mono_ns: int
     write_mono_ns: int
+
+
+class ServedLike(SnapshotLike, Protocol):
+    """One REST depth snapshot the venue served (replayer/server.py SnapshotRecord), with its top levels,
+    best first; they are read only for a synced observation at an id no clean frame ends on."""
+
+    bids: Side
+    asks: Side
 
 
 class ClientLike(Protocol):
@@ -190,10 +201,15 @@ class Checker:
         *,
         start_mono_ns: int | None = None,
         deliveries: Deliveries | None = None,
+        served: Iterable[ServedLike] = (),
     ) -> None:
         """`deliveries` (what reached the subject, and the snapshots served) turns on the hole search:
-        without it the checker cannot know where a chain may start, and counts no `holes_bridged`."""
+        without it the checker cannot know where a chain may start, and counts no `holes_bridged`.
+        `served`, the snapshots the venue served, are the truth at ids inside an event."""
         windows = list(windows)
+        self._served: dict[tuple[str, int], list[ServedLike]] = {}
+        for snap in served:
+            self._served.setdefault((snap.symbol, snap.last_update_id), []).append(snap)
         if windows and to_mono is None:
             raise HarnessError("fault windows given without a clock to place them (pass to_mono)")
         self._oracle = oracle
@@ -266,17 +282,24 @@ class Checker:
                 f.reorders_applied += 1
         state.last_synced_u = obs.update_id
         f.checks += 1
-        if key not in self._checked:
+        expected = self._oracle.top(obs.symbol, obs.update_id)
+        if expected is not None and key not in self._checked:
             self._checked.add(key)
             f.checked_states += 1
-        expected = self._oracle.top(obs.symbol, obs.update_id)
         if expected is None:
-            f.unknown_update_ids += 1
-            self._diverged(obs.symbol, obs.update_id, t, "update id is not a clean frame boundary", None, None, hole)
-            self._disrupt(obs.symbol, t)
-            return
-        bids, asks = expected
-        if not self._match.same_side(obs.bids, bids) or not self._match.same_side(obs.asks, asks):
+            served = [(snap.bids, snap.asks) for snap in self._served.get((obs.symbol, obs.update_id), ())]
+            if not served:
+                f.unknown_update_ids += 1
+                reason = "update id is neither a clean frame boundary nor a snapshot the venue served"
+                self._diverged(obs.symbol, obs.update_id, t, reason, None, None, hole)
+                self._disrupt(obs.symbol, t)
+                return
+            if not any(self._same(obs, bids, asks) for bids, asks in served):
+                reason = "top 20 differs from the snapshot the venue served at this id"
+                self._diverged(obs.symbol, obs.update_id, t, reason, obs, served[0], hole)
+                self._disrupt(obs.symbol, t)
+                return
+        elif not self._same(obs, expected[0], expected[1]):
             self._diverged(obs.symbol, obs.update_id, t, "top 20 differs from the oracle", obs, expected, hole)
             self._disrupt(obs.symbol, t)
             return
@@ -288,9 +311,7 @@ class Checker:
         if state.lost:
             state.lost = False
             f.recovered += 1
-        elif (
-            last is not None and obs.update_id > last and not self._oracle.consecutive(obs.symbol, last, obs.update_id)
-        ):
+        elif last is not None and obs.update_id > last and self._oracle.skips_states(obs.symbol, last, obs.update_id):
             f.losses_detected += 1
             f.recovered += 1
         state.ever_correct = True
@@ -300,6 +321,9 @@ class Checker:
             if t >= track.heal:
                 track.closed = True
         self._close_tracks(obs.symbol)
+
+    def _same(self, book: BookObservation | FinalBook, bids: Side, asks: Side) -> bool:
+        return self._match.same_side(book.bids, bids) and self._match.same_side(book.asks, asks)
 
     def event(self, ev: SyncEvent) -> None:
         self._tick(ev.mono_ns)
@@ -369,7 +393,7 @@ class Checker:
                     got, expected, depth = self._visible(symbol, book, expected, reach)
             if not book.synced:
                 detail, correct = "not synced at the end", False
-            elif book.update_id != oracle_last and expected is not None:
+            elif book.update_id != oracle_last and (expected is not None or (symbol, book.update_id) in self._served):
                 detail, correct = f"synced but stopped at {book.update_id}, before the stream's last update", False
             elif expected is None:
                 detail, correct = "synced at an update id the clean recording never ended a frame on", False
@@ -528,18 +552,21 @@ def check(
     to_mono: Callable[[int], int] | None = None,
     *,
     start_mono_ns: int | None = None,
-    snapshots: Iterable[SnapshotLike] | None = None,
+    snapshots: Iterable[ServedLike] | None = None,
     snapshot_reach: Mapping[str, Sequence[SnapshotReach]] | None = None,
 ) -> Findings:
     """The whole check in one call, for a run whose messages (FinalBooks included) are all in hand.
 
     `snapshots`, the REST depth answers the venue served (replayer/server.py `snapshots_served`),
-    turns on the hole search over `clients`' send log; `snapshot_reach` (server `depths_served`) bounds
-    the final-book comparison, as in `Checker.finish`.
+    turns on the hole search over `clients`' send log, and is the truth at ids inside an event; `snapshot_reach`
+    (server `depths_served`) bounds the final-book comparison, as in `Checker.finish`.
     """
     clients = list(clients)
+    snapshots = None if snapshots is None else list(snapshots)
     deliveries = None if snapshots is None else Deliveries(oracle.depth_frame_ids(), clients, snapshots)
-    checker = Checker(oracle, windows, to_mono, start_mono_ns=start_mono_ns, deliveries=deliveries)
+    checker = Checker(
+        oracle, windows, to_mono, start_mono_ns=start_mono_ns, deliveries=deliveries, served=snapshots or ()
+    )
     finals: list[FinalBook] = []
     for message in messages:
         if isinstance(message, FinalBook):

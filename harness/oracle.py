@@ -13,6 +13,7 @@ a break in the recorded sequence until another snapshot bridges it, have no know
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -87,8 +88,7 @@ class Oracle:
             queue.sort(key=lambda s: s.last_update_id)
         self._snapshots = {symbol: list(queue) for symbol, queue in pending.items()}
         self._tops: dict[tuple[str, int], tuple[Side, Side]] = {}
-        self._ordinals: dict[tuple[str, int], int] = {}
-        self._next_ordinal: dict[str, int] = {}
+        self._states: dict[str, list[int]] = {}
         self._frames: dict[int, DepthFrame] = {}
         self._books: dict[str, ReferenceBook] = {}
         self.recording_gaps = 0
@@ -116,11 +116,14 @@ class Oracle:
         """Top 20 bids and asks, best first, after `update_id`; None where the book is unknown there."""
         return self._tops.get((symbol, update_id))
 
-    def consecutive(self, symbol: str, earlier: int, later: int) -> bool:
-        """Whether `later` is the known state right after `earlier`: a book that moved from one to the
-        other applied one frame, where a jump further means it was reloaded in between."""
-        first = self._ordinals.get((symbol, earlier))
-        return first is not None and self._ordinals.get((symbol, later)) == first + 1
+    def skips_states(self, symbol: str, earlier: int, later: int) -> bool:
+        """Whether a book that moved from update `earlier` to `later` passed over a known state: it was
+        reloaded in between, where applying updates goes one state at a time. An id inside an event (a
+        snapshot the venue served there) sits between the states around it."""
+        states = self._states.get(symbol)
+        if not states:
+            return False
+        return _position(states, later) - _position(states, earlier) > 1
 
     def last_update_id(self, symbol: str) -> int | None:
         book = self._books.get(symbol)
@@ -213,6 +216,12 @@ class Oracle:
     def _remember(self, symbol: str, book: ReferenceBook) -> None:
         key = (symbol, book.last_update_id)
         self._tops[key] = (tuple(book.bids(TOP_DEPTH)), tuple(book.asks(TOP_DEPTH)))
-        if key not in self._ordinals:
-            self._ordinals[key] = self._next_ordinal.get(symbol, 0)
-            self._next_ordinal[symbol] = self._ordinals[key] + 1
+        states = self._states.setdefault(symbol, [])
+        if not states or book.last_update_id > states[-1]:
+            states.append(book.last_update_id)
+
+
+def _position(states: list[int], update_id: int) -> float:
+    """`update_id`'s place among the known states, halfway between two for an id inside an event."""
+    i = bisect_left(states, update_id)
+    return i if i < len(states) and states[i] == update_id else i - 0.5

@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 from websockets.asyncio.client import connect
 
+from harness.scenarios import load_scenario
 from harness.venues.binance_spot.streams import first_event_time_ms, shift_event_times
 from replayer.depth_aggregate import DepthAggregate
 from replayer.replay_data import load_replay_data
@@ -132,9 +133,13 @@ def test_serve_with_a_scenario_logs_connections_and_writes_what_it_injected(tmp_
     text = "".join(seen) + rest_of_output
     assert "connection 1 from 127.0.0.1:" in text and f"connection 1 subscribed to {STREAM}" in text
     doc = orjson.loads(injected.read_bytes())
-    assert (doc["scenario"], doc["seed"], doc["speed"], doc["injected"]["gap"]) == ("gap_storm", 1, 30, 8)
-    assert len(doc["frames_dropped"]) == 8 * 3 and all(f["update_ids"] for f in doc["frames_dropped"])
-    assert len(doc["windows"]) == 8 and all(w["start_due"].endswith("Z") for w in doc["windows"])
+    frames = load_replay_data(FIXTURE).frames
+    plan = load_scenario("gap_storm").plan(frames)
+    sent = {entry.frame.index for entry in plan.sends}
+    assert (doc["scenario"], doc["seed"], doc["speed"], doc["injected"]) == ("gap_storm", 1, 30, plan.injected)
+    assert len(doc["frames_dropped"]) == len(frames) - len(sent) > 0
+    assert all(f["update_ids"] for f in doc["frames_dropped"])
+    assert len(doc["windows"]) == len(plan.windows) and all(w["start_due"].endswith("Z") for w in doc["windows"])
     assert len(doc["sessions_started"]) == 1
 
 
