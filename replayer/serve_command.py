@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from harness.errors import HarnessError
+from harness.loopback import exposure_warning
 from harness.scenarios import Scenario, load_scenario
 from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 from replayer.faults import FaultPlan
@@ -51,6 +52,8 @@ def run_serve(
         raise HarnessError("--injected writes the faults a scenario injected; give --scenario too")
     loaded = load_scenario(scenario) if scenario is not None else None
     data = load_replay_data(recording)
+    for note in data.notes:
+        print(f"warning: {note}", file=sys.stderr, flush=True)
     plan = loaded.plan(data.frames, seed) if loaded is not None else None
     pace = speed if speed is not None else (loaded.speed if loaded is not None else 1.0)
     if loaded is not None and injected_path is None:
@@ -181,6 +184,8 @@ async def _serve(
     rebase_time: bool,
     weight: int,
 ) -> None:
+    if (warning := exposure_warning(host)) is not None:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     schedule = log.plan.entries if log.plan is not None else None
     server = VenueServer(
         data,
