@@ -471,7 +471,7 @@ class VenueServer:
             self._log(line)
 
     def _note_streams(self, client: _Client, streams: Sequence[str]) -> None:
-        if not streams:
+        if not streams or self._log is None:
             return
         self._note(f"connection {client.id} subscribed to {', '.join(streams)}")
         served = set(self.data.streams).union(*self._slow_streams.values())
