@@ -33,8 +33,8 @@ def run_replay_command(
     subject: str,
 ) -> int:
     """Returns the exit code: 0 when every expectation holds, 1 when one fails."""
-    _check_output(report, "--report")
-    _check_output(junit, "--junit")
+    check_output_path(report, "--report")
+    check_output_path(junit, "--junit")
     request = ReplayRequest(scenario=scenario, recording=recording, seed=seed, speed=speed, subject=subject)
     errors = Console(stderr=True)
     notice = speed_zero_notice(load_scenario(scenario), speed)
@@ -73,7 +73,7 @@ def speed_zero_notice(scenario: Scenario, speed: float | None) -> str | None:
     )
 
 
-def _check_output(path: Path | None, option: str) -> None:
+def check_output_path(path: Path | None, option: str) -> None:
     """Refuses, before the run rather than after it, an output path no file can be written to."""
     if path is None:
         return
