@@ -17,6 +17,7 @@ from harness.oracle import Oracle
 from harness.replay import BUNDLED_FIXTURE, SLOW_READER_SNDBUF, oracle_for
 from harness.scenarios import load_scenario
 from replayer.faults import FaultPlan
+from replayer.faults.work import FaultWindow
 from replayer.replay_data import ReplayData, load_replay_data
 from replayer.server import ServerStats, ServerThread, VenueServer
 from replayer.timeline import ClientBufferLimit, Disconnect, RefuseHandshakes, RestBehaviour, Send, Stall
@@ -141,9 +142,14 @@ class FakeVenue:
 
 
 def fault_log(plan: FaultPlan, data: ReplayData) -> list[dict[str, Any]]:
-    """The plan as a log: `{offset_ms, fault, action, ...}` for each entry a fault touched, and a `drop`
-    for each clean frame no Send carries, named for the drop or gap fault whose window holds it.
-    Offsets are recorded time from the replay start; divide by the speed for wall time."""
+    """The plan as a log, in replay order: `{offset_ms, fault, fault_id, action, ...}` for each entry a
+    fault touched, and a `drop` for each clean frame no Send carries. `fault` is the kind; `fault_id` the
+    fault whose window holds the entry's recorded time (None if none does). Offsets are recorded time
+    from the replay start; divide by the speed for wall time."""
+
+    def owner(kinds: tuple[str, ...], at_ns: int) -> FaultWindow | None:
+        return next((w for w in plan.windows if w.kind in kinds and w.start_ns <= at_ns <= w.heal_ns), None)
+
     log: list[dict[str, Any]] = []
     sent: set[int] = set()
     for entry in plan.entries:
@@ -151,7 +157,10 @@ def fault_log(plan: FaultPlan, data: ReplayData) -> list[dict[str, Any]]:
             sent.add(entry.frame.index)
         if entry.fault is None:
             continue
+        at_ns = entry.frame.offset_ns if type(entry) is Send else entry.offset_ns
+        window = owner((entry.fault,), at_ns)
         row: dict[str, Any] = {"offset_ms": entry.offset_ns / 1e6, "fault": entry.fault}
+        row["fault_id"] = None if window is None else window.fault_id
         match entry:
             case Send():
                 mangled = entry.payload != entry.frame.payload
@@ -168,10 +177,17 @@ def fault_log(plan: FaultPlan, data: ReplayData) -> list[dict[str, Any]]:
             case ClientBufferLimit():
                 row |= {"action": "buffer_limit", "max_bytes": entry.max_bytes}
         log.append(row)
-    losses = [w for w in plan.windows if w.kind in LOSS_KINDS]
     for frame in data.frames:
         if frame.index not in sent:
-            cause = next((w.fault_id for w in losses if w.start_ns <= frame.offset_ns <= w.stop_ns), None)
-            log.append({"offset_ms": frame.offset_ns / 1e6, "fault": cause, "action": "drop", "frame": frame.index})
+            window = owner(LOSS_KINDS, frame.offset_ns)
+            log.append(
+                {
+                    "offset_ms": frame.offset_ns / 1e6,
+                    "fault": None if window is None else window.kind,
+                    "fault_id": None if window is None else window.fault_id,
+                    "action": "drop",
+                    "frame": frame.index,
+                }
+            )
     log.sort(key=lambda row: row["offset_ms"])
     return log

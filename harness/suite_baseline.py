@@ -22,10 +22,11 @@ from harness.suite_results import ERROR, PASS, divergence_expectation, failing_e
 
 BASELINE_VERSION = 1
 DEFAULT_MARGINS: dict[str, dict[str, float]] = {
-    "recovery_p99_ms": {"relative": 0.5, "absolute": 250.0},
-    "e2e_p99_us": {"relative": 1.0, "absolute": 5000.0},
+    "recovery_p99_ms": {"relative": 1.0, "absolute": 1000.0},
+    "e2e_p99_us": {"relative": 3.0, "absolute": 250_000.0},
 }
-"""Wide enough for a shared CI runner (measured: docs/ci.md); tighten them on a quiet dedicated one."""
+"""Wide enough for a busy shared machine, where the same cell's figures moved this much between two runs
+(docs/ci.md, "Baselines"); tighten them on a quiet dedicated runner."""
 
 MARGIN_UNITS = {"recovery_p99_ms": "ms", "e2e_p99_us": "µs"}
 MARGIN_LABELS = {"recovery_p99_ms": "recovery p99", "e2e_p99_us": "e2e p99"}

@@ -67,8 +67,11 @@ def _results(**by_key: dict[str, Any]) -> list[dict[str, Any]]:
 KEY = "gap_storm/bundled/seed1"
 
 
+MARGINS = {"recovery_p99_ms": {"relative": 0.5, "absolute": 250.0}, "e2e_p99_us": {"relative": 1.0, "absolute": 5000.0}}
+
+
 def _baseline(**by_key: dict[str, Any]) -> dict[str, Any]:
-    return updated_baseline(None, _results(**by_key), "s:f")
+    return {**updated_baseline(None, _results(**by_key), "s:f"), "margins": MARGINS}
 
 
 @pytest.mark.parametrize(
