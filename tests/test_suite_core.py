@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from harness.errors import HarnessError
+from harness.suite import conclude, exit_code
 from harness.suite_baseline import DEFAULT_MARGINS, compare, load_baseline, updated_baseline, worse_by
 from harness.suite_matrix import (
     RecordingChoice,
@@ -22,6 +23,7 @@ from harness.suite_matrix import (
     shard_of,
 )
 from harness.suite_results import (
+    BAD_INPUT,
     CRASH,
     cell_result,
     error_result,
@@ -257,3 +259,23 @@ def test_log_lines_and_table_show_failures_with_their_command() -> None:
     table = summary_table(results).splitlines()
     assert table[0].split() == ["cell", "verdict", "time", "recovery", "p99", "e2e", "p99", "failed"]
     assert table[1].split()[:2] == ["gap_storm/bundled/seed1", "FAIL"] and table[1].endswith("sync.gaps_detected >= 1")
+
+
+def test_exit_code_is_two_only_for_bad_input_found_while_running() -> None:
+    cell = _matrix()[0]
+    ok = _results(**{KEY: _report()})
+    bad = error_result(cell, "s:f", BAD_INPUT, "rec: a 'binance-usdm' recording", 0.1)
+    crashed = error_result(cell, "s:f", CRASH, "Traceback ...", 0.1)
+    for cells, passed, code in ((ok, True, 0), ([*ok, crashed], False, 1), ([*ok, bad, crashed], False, 2)):
+        summary = conclude(
+            cells,
+            subject="s:f",
+            shard=None,
+            matrix_size=3,
+            wall_s=1.0,
+            jobs=1,
+            baseline=None,
+            baseline_path=None,
+            update_baseline=False,
+        )
+        assert (summary["passed"], exit_code(summary)) == (passed, code)
