@@ -34,7 +34,7 @@ MARGIN_LABELS = {"recovery_p99_ms": "recovery p99", "e2e_p99_us": "e2e p99"}
 
 @dataclass(slots=True)
 class BaselineComparison:
-    """`regressions`: `{key, what, detail}` (what is divergence, expectation, recovery or e2e p99);
+    """`regressions`: `{key, what, detail}` (what: divergence, expectation, unrecovered, recovery, e2e p99);
     `known_failures`: per cell, expectations that failed in the baseline too; `new_cells`: keys the
     baseline does not know; `not_run`: baseline keys this run did not include."""
 
@@ -155,7 +155,7 @@ def _cell_regressions(
     unrecovered, before = result["recovery_ms"]["unrecovered"], base.get("unrecovered") or 0
     if unrecovered > before:
         detail = f"fault windows never recovered: {unrecovered} (baseline {before}, +{unrecovered - before})"
-        found.append({"key": key, "what": "recovery", "detail": detail})
+        found.append({"key": key, "what": "unrecovered", "detail": detail})
     figures = {"recovery_p99_ms": result["recovery_ms"]["p99"], "e2e_p99_us": result["e2e_p99_us"]}
     for name, value in figures.items():
         detail = worse_by(name, base.get(name), value, margins[name])

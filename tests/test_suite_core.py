@@ -173,7 +173,7 @@ def test_e2e_p99_and_unrecovered_windows_regress_with_how_much() -> None:
     base = _baseline(**{KEY: _report(e2e=1000.0)})
     outcome = compare(base, _results(**{KEY: _report(e2e=9000.0, unrecovered=2)}), "b.json")
     details = {r["what"]: r["detail"] for r in outcome.regressions}
-    assert "never recovered: 2 (baseline 0, +2)" in details["recovery"]
+    assert "never recovered: 2 (baseline 0, +2)" in details["unrecovered"]
     assert details["e2e p99"].startswith("e2e p99 9,000.0 µs against baseline 1,000.0 µs: worse by 8,000.0 µs, +800%")
     margin = {"relative": 0.0, "absolute": 0.0}
     assert worse_by("e2e_p99_us", 1000.0, 1000.5, margin) is not None
