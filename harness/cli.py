@@ -153,14 +153,18 @@ def suite(
     paths: Annotated[
         list[Path] | None, typer.Argument(help="With --merge: shards' summary files, or folders holding them.")
     ] = None,
-    scenarios: Annotated[str, typer.Option(help="Comma-separated scenario names or files, or all.")] = "all",
+    scenarios: Annotated[
+        str | None, typer.Option(help="Comma-separated scenario names or files, or all (the default).")
+    ] = None,
     recordings: Annotated[
         str | None, typer.Option(help="Comma-separated recording folders (default: the bundled fixture).")
     ] = None,
     seeds: Annotated[
         str | None, typer.Option(help="Seeds: 1-20, 3, or 1,4,7-9 (default: each scenario's own).")
     ] = None,
-    subject: Annotated[str, typer.Option(help="Subject factory, module:function.")] = "harness.default_subject:create",
+    subject: Annotated[
+        str | None, typer.Option(help="Subject factory, module:function (default: harness.default_subject:create).")
+    ] = None,
     jobs: Annotated[
         int | None, typer.Option(min=1, help="Cells at once, each in its own process (default: cores).")
     ] = None,

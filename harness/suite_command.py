@@ -15,6 +15,7 @@ import orjson
 
 from harness.errors import HarnessError
 from harness.replay_command import check_output_path
+from harness.subject import DEFAULT_SUBJECT
 from harness.suite import SuiteRequest, exit_code, merge_suites, plan_suite, run_suite
 from harness.suite_matrix import parse_seeds, parse_shard
 from harness.suite_results import ERROR, FAIL, progress_line, summary_table, write_suite_junit
@@ -22,10 +23,10 @@ from harness.suite_results import ERROR, FAIL, progress_line, summary_table, wri
 
 def run_suite_command(
     *,
-    scenarios: str,
+    scenarios: str | None,
     recordings: str | None,
     seeds: str | None,
-    subject: str,
+    subject: str | None,
     jobs: int | None,
     shard: str | None,
     junit: Path | None,
@@ -41,10 +42,16 @@ def run_suite_command(
     if update_baseline and baseline is not None:
         check_output_path(baseline, "--baseline")
     if merge is not None:
+        matrix = {"--scenarios": scenarios, "--recordings": recordings, "--seeds": seeds, "--subject": subject}
+        matrix |= {"--jobs": jobs, "--shard": shard, "--list": list_only or None}
+        given = [option for option, value in matrix.items() if value is not None]
+        if given:
+            raise HarnessError(f"--merge joins suites that already ran; {given[0]} does not apply to it")
         summary = merge_suites(merge, baseline, update_baseline)
     else:
+        subject = subject or DEFAULT_SUBJECT
         request = SuiteRequest(
-            scenarios=None if scenarios.strip() == "all" else _names(scenarios, "--scenarios"),
+            scenarios=None if scenarios is None or scenarios.strip() == "all" else _names(scenarios, "--scenarios"),
             recordings=None if recordings is None else [Path(p) for p in _names(recordings, "--recordings")],
             seeds=None if seeds is None else parse_seeds(seeds),
             subject=subject,

@@ -73,15 +73,16 @@ def shards(tmp_path_factory: pytest.TempPathFactory, short_recording: Path) -> S
 def test_each_shard_prints_a_line_per_cell_and_the_command_for_each_failure(shards: Shards) -> None:
     keys = []
     for run in shards.runs:
-        assert run.returncode == 1, run.stderr  # each shard got one gap_storm cell: a gap-blind book diverges
+        shard = run.args[run.args.index("--shard") + 1]
         lines = run.stdout.splitlines()
-        assert (
-            lines[0] == f"suite: 2 cells (shard {run.args[run.args.index('--shard') + 1]} of a 4-cell matrix), "
-            f"subject {SUBJECT}"
-        )
+        assert lines[0] == f"suite: 2 cells (shard {shard} of a 4-cell matrix), subject {SUBJECT}", run.stdout
         done = [line for line in lines if line.startswith("[")]
-        assert [line[:5] for line in done] == ["[1/2]", "[2/2]"]
+        assert [line[:5] for line in done] == ["[1/2]", "[2/2]"], run.stdout
         keys += [line.split()[2] for line in done]
+        # Each shard got one clean cell, which a gap-blind book passes, and one gap_storm cell, where it diverges.
+        verdicts = {line.split()[2].split("/")[0]: line.split()[1] for line in done}
+        assert verdicts == {"clean": "PASS", "gap_storm": "FAIL"}, run.stdout
+        assert run.returncode == 1, run.stderr
         fail = next(line for line in done if " FAIL " in line)
         assert "no silent divergence (got " in fail
         reproduce = lines[lines.index(fail) + 1].strip()
@@ -176,6 +177,11 @@ def test_shards_listed_cover_the_matrix_once(capsys: pytest.CaptureFixture[str])
         (["--update-baseline"], "error: --update-baseline needs --baseline FILE"),
         (["--merge", "no/such/folder"], "error: --merge no/such/folder: no such file or folder"),
         (["stray"], "error: unexpected argument 'stray'"),
+        (["--merge", "x", "--seeds", "1-3"], "error: --merge joins suites that already ran; --seeds does not apply"),
+        (
+            ["--merge", "x", "--subject", "m:f"],
+            "error: --merge joins suites that already ran; --subject does not apply",
+        ),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_2(
