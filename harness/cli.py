@@ -190,6 +190,10 @@ def suite(
         bool, typer.Option("--merge", help="Join shards' JSON summaries (PATHS) instead of running.")
     ] = False,
     list_only: Annotated[bool, typer.Option("--list", help="Print the cells this run would take, and exit.")] = False,
+    rest_weight_limit: Annotated[
+        int | None,
+        typer.Option(min=0, help="REST weight per IP and minute each cell's venue serves (default 6000); 0 is off."),
+    ] = None,
 ) -> None:
     """Run a matrix of scenarios x recordings x seeds in parallel; exit 0 pass, 1 fail, 2 bad input."""
     from harness.suite_command import run_suite_command
@@ -210,6 +214,7 @@ def suite(
             update_baseline=update_baseline,
             merge=list(paths or []) if merge else None,
             list_only=list_only,
+            rest_weight_limit=rest_weight_limit,
         )
     )
 

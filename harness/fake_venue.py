@@ -16,6 +16,7 @@ from harness.errors import HarnessError
 from harness.oracle import Oracle
 from harness.replay import BUNDLED_FIXTURE, SLOW_READER_SNDBUF, oracle_for
 from harness.scenarios import load_scenario
+from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 from replayer.faults import FaultPlan
 from replayer.faults.work import FaultWindow
 from replayer.replay_data import ReplayData, load_replay_data
@@ -40,13 +41,18 @@ class FakeVenue:
         recording: str | Path | None = None,
         seed: int | None = None,
         speed: float | None = None,
+        rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE,
     ) -> None:
+        """`rest_weight_limit`: REST weight per IP and minute before 429 and 418, as on Binance; 0 is off."""
         loaded = load_scenario(scenario)
         self.scenario = loaded.name
         self.seed = loaded.seed if seed is None else seed
         self.speed = loaded.speed if speed is None else speed
         if not self.speed >= 0:
             raise HarnessError(f"speed must be >= 0, not {self.speed}")
+        if rest_weight_limit < 0:
+            raise HarnessError(f"the REST weight limit must be >= 0 (0 turns it off), not {rest_weight_limit}")
+        self.rest_weight_limit = rest_weight_limit
         self.recording = Path(recording) if recording is not None else BUNDLED_FIXTURE
         self.data: ReplayData = load_replay_data(self.recording)
         self.plan: FaultPlan = loaded.plan(self.data.frames, self.seed)
@@ -63,6 +69,7 @@ class FakeVenue:
             schedule=self.plan.entries,
             speed=self.speed,
             socket_send_buffer=SLOW_READER_SNDBUF if limits else None,
+            rest_weight_limit=self.rest_weight_limit,
         )
         try:
             self._server = self._thread.start()

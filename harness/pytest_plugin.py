@@ -141,7 +141,8 @@ def harness_scenario(request: pytest.FixtureRequest) -> ScenarioCase | None:
 def harness_replay(
     request: pytest.FixtureRequest, harness_scenario: ScenarioCase | None
 ) -> Callable[..., ReplayReport]:
-    """`harness_replay(subject=None, *, scenario=None, seed=None, recording=None, speed=None)` -> report.
+    """`harness_replay(subject=None, *, scenario=None, seed=None, recording=None, speed=None,
+    rest_weight_limit=None)` -> report (None: the harness's defaults, Binance's 6,000 weight a minute).
 
     Runs one replay in this process and returns its report; call it from a synchronous test.
     """
@@ -154,13 +155,17 @@ def harness_replay(
         seed: int | None = None,
         recording: str | Path | None = None,
         speed: float | None = None,
+        rest_weight_limit: int | None = None,
     ) -> ReplayReport:
         from harness.replay import ReplayRequest, run_replay
         from harness.subject import DEFAULT_SUBJECT
 
         scenario, seed, recording = _resolve(request.config, harness_scenario, scenario, seed, recording)
         subject = subject or request.config.getini("harness_subject") or DEFAULT_SUBJECT
-        command = _replay_command(scenario, seed, recording, speed, subject, DEFAULT_SUBJECT)
+        args = _replay_args(scenario, seed, recording, speed, rest_weight_limit)
+        if subject != DEFAULT_SUBJECT:
+            args += ["--subject", subject]
+        command = shlex.join(["harness", "replay", *args])
         commands.append(command)
         req = ReplayRequest(
             scenario=str(scenario),
@@ -169,6 +174,8 @@ def harness_replay(
             speed=speed,
             subject=subject,
         )
+        if rest_weight_limit is not None:
+            req.rest_weight_limit = rest_weight_limit
         return ReplayReport(run_replay(req), command)
 
     return run
@@ -178,7 +185,8 @@ def harness_replay(
 def fake_venue(
     request: pytest.FixtureRequest, harness_scenario: ScenarioCase | None
 ) -> Iterator[Callable[..., FakeVenue]]:
-    """`fake_venue(scenario=None, *, seed=None, recording=None, speed=None)` -> a started FakeVenue.
+    """`fake_venue(scenario=None, *, seed=None, recording=None, speed=None, rest_weight_limit=None)` -> a
+    started FakeVenue.
 
     Every venue it started is stopped after the test.
     """
@@ -191,15 +199,15 @@ def fake_venue(
         seed: int | None = None,
         recording: str | Path | None = None,
         speed: float | None = None,
+        rest_weight_limit: int | None = None,
     ) -> FakeVenue:
         from harness.fake_venue import FakeVenue
 
         scenario, seed, recording = _resolve(request.config, harness_scenario, scenario, seed, recording)
-        venue = FakeVenue(scenario, recording=recording, seed=seed, speed=speed)
-        commands.append(
-            f"fake venue: scenario {venue.scenario}, seed {venue.seed}, speed {venue.speed:g}, "
-            f"recording {venue.recording}"
-        )
+        limit = {} if rest_weight_limit is None else {"rest_weight_limit": rest_weight_limit}
+        venue = FakeVenue(scenario, recording=recording, seed=seed, speed=speed, **limit)
+        args = _replay_args(scenario, venue.seed, venue.recording, speed, rest_weight_limit)
+        commands.append("fake venue: " + shlex.join(args))
         started.append(venue.start())
         return venue
 
@@ -230,24 +238,24 @@ def _resolve(
     return scenario, seed, recording
 
 
-def _replay_command(
+def _replay_args(
     scenario: str | Path,
     seed: int | None,
     recording: str | Path | None,
     speed: float | None,
-    subject: str,
-    default_subject: str,
-) -> str:
-    args = ["harness", "replay", "--scenario", str(scenario)]
+    rest_weight_limit: int | None,
+) -> list[str]:
+    """The options `harness replay` and `harness serve` share, for the command a failure prints."""
+    args = ["--scenario", str(scenario)]
     if seed is not None:
         args += ["--seed", str(seed)]
     if recording is not None:
         args += ["--recording", str(recording)]
     if speed is not None:
         args += ["--speed", f"{speed:g}"]
-    if subject != default_subject:
-        args += ["--subject", subject]
-    return shlex.join(args)
+    if rest_weight_limit is not None:
+        args += ["--rest-weight-limit", str(rest_weight_limit)]
+    return args
 
 
 @pytest.hookimpl(hookwrapper=True)

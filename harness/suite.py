@@ -47,6 +47,7 @@ from harness.suite_results import (
     error_result,
     suite_summary,
 )
+from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 from replayer.reader import Recording
 
 OnResult = Callable[[CellResult, int, int], None]
@@ -66,6 +67,7 @@ class SuiteRequest:
     shard: tuple[int, int] | None = None
     baseline: Path | None = None
     update_baseline: bool = False
+    rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,8 @@ def plan_suite(request: SuiteRequest) -> SuitePlan:
         raise HarnessError(f"--jobs {request.jobs}: must be at least 1")
     if request.update_baseline and request.baseline is None:
         raise HarnessError("--update-baseline needs --baseline FILE (the file to write)")
+    if request.rest_weight_limit < 0:
+        raise HarnessError(f"--rest-weight-limit {request.rest_weight_limit}: must be >= 0 (0 turns it off)")
     if request.seeds is not None and not request.seeds:
         raise HarnessError("--seeds: no seeds given")
     if request.scenarios is None:
@@ -100,7 +104,11 @@ def plan_suite(request: SuiteRequest) -> SuitePlan:
 
 
 def run_cells(
-    cells: Sequence[SuiteCell], subject: str, jobs: int | None, on_result: OnResult | None = None
+    cells: Sequence[SuiteCell],
+    subject: str,
+    jobs: int | None,
+    on_result: OnResult | None = None,
+    rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE,
 ) -> list[CellResult]:
     """Runs the cells in up to `jobs` worker processes, longest first; results in finishing order."""
     if not cells:
@@ -109,7 +117,9 @@ def run_cells(
     results: list[CellResult] = []
     # spawn, not fork: a caller (a pytest session, a notebook) may hold threads that fork would copy mid-step.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pending: set[Future[CellResult]] = {pool.submit(run_cell, cell, subject) for cell in longest_first(cells)}
+        pending: set[Future[CellResult]] = {
+            pool.submit(run_cell, cell, subject, rest_weight_limit) for cell in longest_first(cells)
+        }
         try:
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -123,18 +133,24 @@ def run_cells(
     return results
 
 
-def run_cell(cell: SuiteCell, subject: str) -> CellResult:
+def run_cell(cell: SuiteCell, subject: str, rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE) -> CellResult:
     """One cell, in whatever process calls it; a crash is kept with its trace instead of ending the suite."""
     started = time.monotonic()
-    recording = None if cell.recording is None else Path(cell.recording)
-    request = ReplayRequest(scenario=cell.scenario_source, recording=recording, seed=cell.seed, subject=subject)
+    request = ReplayRequest(
+        scenario=cell.scenario_source,
+        recording=None if cell.recording is None else Path(cell.recording),
+        seed=cell.seed,
+        subject=subject,
+        rest_weight_limit=rest_weight_limit,
+    )
     try:
         report = run_replay(request)
     except HarnessError as exc:
-        return error_result(cell, subject, BAD_INPUT, str(exc), time.monotonic() - started)
+        return error_result(cell, subject, BAD_INPUT, str(exc), time.monotonic() - started, rest_weight_limit)
     except Exception:
-        return error_result(cell, subject, CRASH, traceback.format_exc(), time.monotonic() - started)
-    return cell_result(cell, subject, report, time.monotonic() - started)
+        trace = traceback.format_exc()
+        return error_result(cell, subject, CRASH, trace, time.monotonic() - started, rest_weight_limit)
+    return cell_result(cell, subject, report, time.monotonic() - started, rest_weight_limit)
 
 
 def run_suite(request: SuiteRequest, on_result: OnResult | None = None) -> dict[str, Any]:
@@ -142,7 +158,7 @@ def run_suite(request: SuiteRequest, on_result: OnResult | None = None) -> dict[
     plan = plan_suite(request)
     baseline = _read_baseline(request)
     started = time.monotonic()
-    results = run_cells(plan.cells, request.subject, request.jobs, on_result)
+    results = run_cells(plan.cells, request.subject, request.jobs, on_result, request.rest_weight_limit)
     jobs = min(request.jobs or default_jobs(), max(1, len(plan.cells)))
     return conclude(
         results,

@@ -19,6 +19,7 @@ from harness.subject import DEFAULT_SUBJECT
 from harness.suite import SuiteRequest, exit_code, merge_suites, plan_suite, run_suite
 from harness.suite_matrix import parse_seeds, parse_shard
 from harness.suite_results import ERROR, FAIL, progress_line, summary_table, write_suite_junit
+from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 
 
 def run_suite_command(
@@ -35,6 +36,7 @@ def run_suite_command(
     update_baseline: bool,
     merge: Sequence[Path] | None,
     list_only: bool,
+    rest_weight_limit: int | None = None,
 ) -> int:
     """Returns the exit code: 0 passed, 1 failed, 2 bad input."""
     check_output_path(junit, "--junit")
@@ -43,7 +45,12 @@ def run_suite_command(
         check_output_path(baseline, "--baseline")
     if merge is not None:
         matrix = {"--scenarios": scenarios, "--recordings": recordings, "--seeds": seeds, "--subject": subject}
-        matrix |= {"--jobs": jobs, "--shard": shard, "--list": list_only or None}
+        matrix |= {
+            "--jobs": jobs,
+            "--shard": shard,
+            "--list": list_only or None,
+            "--rest-weight-limit": rest_weight_limit,
+        }
         given = [option for option, value in matrix.items() if value is not None]
         if given:
             raise HarnessError(f"--merge joins suites that already ran; {given[0]} does not apply to it")
@@ -59,6 +66,7 @@ def run_suite_command(
             shard=None if shard is None else parse_shard(shard),
             baseline=baseline,
             update_baseline=update_baseline,
+            rest_weight_limit=REQUEST_WEIGHT_PER_MINUTE if rest_weight_limit is None else rest_weight_limit,
         )
         plan = plan_suite(request)
         if list_only:

@@ -17,6 +17,7 @@ from typing import Any
 from harness.report import NO_DIVERGENCE
 from harness.subject import DEFAULT_SUBJECT
 from harness.suite_matrix import SuiteCell
+from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 
 SUITE_SCHEMA_VERSION = 1
 PASS, FAIL, ERROR = "pass", "fail", "error"
@@ -25,17 +26,19 @@ BAD_INPUT, CRASH = "bad_input", "crash"
 CellResult = dict[str, Any]
 
 
-def reproduce_command(cell: SuiteCell, subject: str) -> str:
+def reproduce_command(cell: SuiteCell, subject: str, rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE) -> str:
     """The one `harness replay` command that runs this cell again, alone, with its full report."""
     args = ["harness", "replay", "--scenario", cell.scenario_source, "--seed", str(cell.seed)]
     if cell.recording is not None:
         args += ["--recording", cell.recording]
     if subject != DEFAULT_SUBJECT:
         args += ["--subject", subject]
+    if rest_weight_limit != REQUEST_WEIGHT_PER_MINUTE:
+        args += ["--rest-weight-limit", str(rest_weight_limit)]
     return shlex.join(args)
 
 
-def _base(cell: SuiteCell, subject: str, duration_s: float) -> CellResult:
+def _base(cell: SuiteCell, subject: str, duration_s: float, rest_weight_limit: int) -> CellResult:
     return {
         "key": cell.key,
         "scenario": cell.scenario,
@@ -45,17 +48,24 @@ def _base(cell: SuiteCell, subject: str, duration_s: float) -> CellResult:
         "seed": cell.seed,
         "speed": cell.speed,
         "subject": subject,
+        "rest_weight_limit": rest_weight_limit,
         "duration_s": round(duration_s, 3),
-        "reproduce": reproduce_command(cell, subject),
+        "reproduce": reproduce_command(cell, subject, rest_weight_limit),
     }
 
 
-def cell_result(cell: SuiteCell, subject: str, report: Mapping[str, Any], duration_s: float) -> CellResult:
+def cell_result(
+    cell: SuiteCell,
+    subject: str,
+    report: Mapping[str, Any],
+    duration_s: float,
+    rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE,
+) -> CellResult:
     """A finished replay's record: verdict, expectations and the figures a baseline compares."""
     sync = report["sync"]
     recovery = sync["recovery_ms"]
     return {
-        **_base(cell, subject, duration_s),
+        **_base(cell, subject, duration_s, rest_weight_limit),
         "status": PASS if report["passed"] else FAIL,
         "expectations": [dict(row) for row in report["expectations"]],
         "divergent": sync["divergent"],
@@ -65,10 +75,17 @@ def cell_result(cell: SuiteCell, subject: str, report: Mapping[str, Any], durati
     }
 
 
-def error_result(cell: SuiteCell, subject: str, error_kind: str, message: str, duration_s: float) -> CellResult:
+def error_result(
+    cell: SuiteCell,
+    subject: str,
+    error_kind: str,
+    message: str,
+    duration_s: float,
+    rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE,
+) -> CellResult:
     """A cell that produced no verdict: bad input found only when it ran, or a crash (`message` is the trace)."""
     return {
-        **_base(cell, subject, duration_s),
+        **_base(cell, subject, duration_s, rest_weight_limit),
         "status": ERROR,
         "expectations": [],
         "divergent": None,

@@ -128,6 +128,9 @@ def test_reproduce_command_names_what_differs_from_the_defaults() -> None:
     assert reproduce_command(_matrix()[0], "harness.default_subject:create") == (
         "harness replay --scenario gap_storm --seed 1"
     )
+    assert reproduce_command(_matrix()[0], "harness.default_subject:create", rest_weight_limit=0) == (
+        "harness replay --scenario gap_storm --seed 1 --rest-weight-limit 0"
+    )
 
 
 def test_same_results_as_the_baseline_are_no_regression() -> None:
