@@ -74,7 +74,7 @@ def run_suite_command(
                 _say(cell.key)
             return 0
         where = "" if request.shard is None else f" (shard {shard} of a {plan.matrix_size}-cell matrix)"
-        _say(f"suite: {len(plan.cells)} cells{where}, subject {subject}")
+        _say(f"suite: {_count(len(plan.cells), 'cell')}{where}, subject {subject}")
         summary = run_suite(request, on_result=lambda result, done, total: _say(progress_line(done, total, result)))
     _say("")
     _say(summary_table(summary["cells"]))
@@ -91,8 +91,9 @@ def run_suite_command(
 def _conclusion(summary: Mapping[str, Any], baseline: Path | None, update_baseline: bool) -> str:
     """Totals, what the baseline says, the commands that reproduce each failing cell, the verdict."""
     t = summary["totals"]
-    wall = "" if summary["wall_s"] is None else f" in {summary['wall_s']:.1f} s with {summary['jobs']} jobs"
-    lines = ["", f"{t['cells']} cells: {t['passed']} passed, {t['failed']} failed, {t['errors']} errors{wall}"]
+    wall = "" if summary["wall_s"] is None else f" in {summary['wall_s']:.1f} s with {_count(summary['jobs'], 'job')}"
+    counts = f"{t['passed']} passed, {t['failed']} failed, {_count(t['errors'], 'error')}"
+    lines = ["", f"{_count(t['cells'], 'cell')}: {counts}{wall}"]
     compared = summary["baseline"]
     if compared is not None:
         lines.append(
@@ -112,6 +113,10 @@ def _conclusion(summary: Mapping[str, Any], baseline: Path | None, update_baseli
             lines.append(f"{cell['key']} did not run ({cell['error']['kind']}):\n{cell['error']['message'].rstrip()}")
     lines.append("suite PASSED" if summary["passed"] else "suite FAILED")
     return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _names(text: str, option: str) -> list[str]:
