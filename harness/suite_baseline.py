@@ -23,7 +23,7 @@ from harness.suite_results import ERROR, PASS, divergence_expectation, failing_e
 BASELINE_VERSION = 1
 DEFAULT_MARGINS: dict[str, dict[str, float]] = {
     "recovery_p99_ms": {"relative": 1.0, "absolute": 1000.0},
-    "e2e_p99_us": {"relative": 3.0, "absolute": 250_000.0},
+    "e2e_p99_us": {"relative": 3.0, "absolute": 1_000_000.0},
 }
 """Wide enough for a busy shared machine, where the same cell's figures moved this much between two runs
 (docs/ci.md, "Baselines"); tighten them on a quiet dedicated runner."""
