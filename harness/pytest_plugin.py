@@ -207,7 +207,7 @@ def fake_venue(
         limit = {} if rest_weight_limit is None else {"rest_weight_limit": rest_weight_limit}
         venue = FakeVenue(scenario, recording=recording, seed=seed, speed=speed, **limit)
         args = _replay_args(scenario, venue.seed, venue.recording, speed, rest_weight_limit)
-        commands.append("fake venue: " + shlex.join(args))
+        commands.append("the same venue, for any client: " + shlex.join(["harness", "serve", *args]))
         started.append(venue.start())
         return venue
 

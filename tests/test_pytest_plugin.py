@@ -154,8 +154,14 @@ def test_fake_venue_serves_the_plan_and_the_oracle_knows_every_update_sent(
             venue = fake_venue("clean", seed=5)
             assert venue.scenario == "clean" and venue.seed == 5 and venue.fault_log() == []
             with pytest.raises(ValueError, match="not in the recording"):
-                venue.oracle_book(1, symbol="ETHUSDT")
+                venue.oracle_book(1, symbol="NOSUCHUSDT")
+
+        def test_a_failure_names_the_venue(fake_venue):
+            fake_venue("gap_storm", seed=6)
+            assert False
         """
     )
     result = pytester.runpytest("-q", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=2, failed=1)
+    serve = f"the same venue, for any client: harness serve --scenario gap_storm --seed 6 --recording {short_recording}"
+    result.stdout.fnmatch_lines(["*harness: reproduce*", serve])
