@@ -195,8 +195,8 @@ class _Session:
         data = trade_data(
             symbol=self.symbol,
             trade_id=trade.trade_id,
-            price=decimal_string(trade.price * self.spec.tick_units),
-            quantity=decimal_string(trade.quantity * self.spec.lot_units),
+            price=self._price(trade.price),
+            quantity=self._size(trade.quantity),
             trade_time_ms=(WALL_START_NS + trade.time_ns) // 1_000_000,
             event_time_ms=(WALL_START_NS + send_ns) // 1_000_000,
             buyer_is_maker=trade.buyer_is_maker,
@@ -247,8 +247,13 @@ class _Session:
         return depth_snapshot_body(snapshot, REST_DEPTH_LIMIT)
 
     def _levels(self, levels: list[tuple[int, int]]) -> list[tuple[str, str]]:
-        tick, lot = self.spec.tick_units, self.spec.lot_units
-        return [(decimal_string(price * tick), decimal_string(size * lot)) for price, size in levels]
+        return [(self._price(price), self._size(size)) for price, size in levels]
+
+    def _price(self, ticks: int) -> str:
+        return decimal_string(ticks * self.spec.tick_units)
+
+    def _size(self, lots: int) -> str:
+        return decimal_string(lots * self.spec.lot_units, self.spec.size_decimals)
 
     def _record(
         self,
