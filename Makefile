@@ -28,7 +28,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# Both synthetic fixtures, rebuilt from their seed (the same bytes unless the simulator or the encoder changed).
 fixture: $(STAMP)
+	rm -rf fixtures/binance_spot_multi_synth fixtures/binance_spot_btcusdt_synth
+	$(BIN)/harness synth --venue binance-spot --symbol BTCUSDT,ETHUSDT,SOLUSDT,SHIBUSDT --seconds 60 --seed 1 -o fixtures/binance_spot_multi_synth
 	$(BIN)/harness synth --venue binance-spot --symbol BTCUSDT --seconds 60 --seed 1 -o fixtures/binance_spot_btcusdt_synth
 
 fixture-real: $(STAMP)

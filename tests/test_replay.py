@@ -1,7 +1,8 @@
 """`harness replay` end to end: the whole scenario library against our components, determinism, the CLI.
 
-The library runs on the bundled fixture, on a synthetic recording of another seed, and on the bundled
-slice of a real Binance capture. Replays are
+The library runs on the default fixture (four symbols on one connection: BTCUSDT, ETHUSDT, SOLUSDT
+crossing 100.00, SHIBUSDT below a cent), on a one-symbol synthetic recording of another seed, and on
+the bundled slice of a real Binance capture. Replays are
 paced by the scenario (mostly waiting on the replay clock), so they run a few at a time in threads,
 each with its own event loop, server and subject process.
 """
@@ -77,6 +78,15 @@ def test_scenario_passes_on_another_seed(name: str, other_seed_reports: dict[str
 @pytest.mark.parametrize("name", LIBRARY)
 def test_scenario_passes_on_the_real_capture_slice(name: str, real_slice_reports: dict[str, dict]) -> None:
     _assert_passed_with_a_correct_book(real_slice_reports[name])
+
+
+def test_the_default_fixture_checks_all_four_symbols(fixture_reports: dict[str, dict]) -> None:
+    for name, report in fixture_reports.items():
+        finals = report["sync"]["final"]
+        assert [final["symbol"] for final in finals] == ["BTCUSDT", "ETHUSDT", "SHIBUSDT", "SOLUSDT"], name
+        assert all(final["correct"] for final in finals), (name, finals)
+    clean = fixture_reports["clean"]
+    assert clean["sync"]["events"]["synced"] == 4 and clean["venue"]["rest_requests"]["depth:200"] == 4
 
 
 def test_injected_faults_are_counted_in_the_report(fixture_reports: dict[str, dict]) -> None:
