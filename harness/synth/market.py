@@ -57,7 +57,7 @@ class MarketParams:
 
 
 @dataclass(frozen=True, slots=True)
-class SymbolSpec:
+class SynthSymbol:
     """A symbol's exchange rules and a plausible market for it.
 
     Tick and lot are in 1e-8 units (Binance's fixed point). `size_decimals` is how many decimals
@@ -109,20 +109,20 @@ SHIB_MARKET = MarketParams(
 """A tick is 0.1% of the price here, so every tick near the touch is a level, the walk moves by
 single ticks, and market orders have thinner tails (one would otherwise sweep dozens of levels)."""
 
-SYMBOLS: dict[str, SymbolSpec] = {
+SYMBOLS: dict[str, SynthSymbol] = {
     spec.symbol: spec
     for spec in (
         # Binance spot's rules for each: BTCUSDT tick 0.01, step 0.00001; ETHUSDT tick 0.01, step 0.0001;
         # SOLUSDT tick 0.01, step 0.001; SHIBUSDT tick 0.00000001, step 1.00 (base precision 2).
-        SymbolSpec("BTCUSDT", "BTC", "USDT", 1_000_000, 1_000, 4_200_000, 2_000_000, 60_000),
-        SymbolSpec("ETHUSDT", "ETH", "USDT", 1_000_000, 10_000, 230_000, 30_000_000, 1_000_000, market=ETH_MARKET),
-        SymbolSpec("SOLUSDT", "SOL", "USDT", 1_000_000, 100_000, 9_910, 500_000_000, 50_000_000, market=SOL_MARKET),
-        SymbolSpec("SHIBUSDT", "SHIB", "USDT", 1, 10**8, 985, 2 * 10**15, 10**14, size_decimals=2, market=SHIB_MARKET),
+        SynthSymbol("BTCUSDT", "BTC", "USDT", 1_000_000, 1_000, 4_200_000, 2_000_000, 60_000),
+        SynthSymbol("ETHUSDT", "ETH", "USDT", 1_000_000, 10_000, 230_000, 30_000_000, 1_000_000, market=ETH_MARKET),
+        SynthSymbol("SOLUSDT", "SOL", "USDT", 1_000_000, 100_000, 9_910, 500_000_000, 50_000_000, market=SOL_MARKET),
+        SynthSymbol("SHIBUSDT", "SHIB", "USDT", 1, 10**8, 985, 2 * 10**15, 10**14, size_decimals=2, market=SHIB_MARKET),
     )
 }
 
 
-def symbol_spec(symbol: str) -> SymbolSpec:
+def symbol_spec(symbol: str) -> SynthSymbol:
     try:
         return SYMBOLS[symbol.upper()]
     except KeyError:
@@ -158,7 +158,7 @@ MarketEvent = BookChange | Trade
 class MarketSimulator:
     """Builds the initial book on construction; `run(until_ns)` then yields the market's events."""
 
-    def __init__(self, spec: SymbolSpec, seed: int, params: MarketParams | None = None) -> None:
+    def __init__(self, spec: SynthSymbol, seed: int, params: MarketParams | None = None) -> None:
         self.spec = spec
         self.params = params or spec.market
         self._rng = random.Random(f"harness.synth.market:{spec.symbol}:{seed}")

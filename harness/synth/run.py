@@ -27,7 +27,7 @@ from pathlib import Path
 from harness import __version__
 from harness.book_events import DepthDelta, DepthSnapshot
 from harness.errors import HarnessError
-from harness.synth.market import BookChange, MarketSimulator, SymbolSpec, Trade, symbol_spec
+from harness.synth.market import BookChange, MarketSimulator, SynthSymbol, Trade, symbol_spec
 from harness.venues.binance_spot.encoder import decimal_string, depth_update_data, trade_data
 from harness.venues.binance_spot.rest import depth_snapshot_body, depth_url
 from harness.venues.binance_spot.streams import combined_url, depth_stream, trade_stream, wrap_combined
@@ -95,7 +95,7 @@ class _Network:
 class _Session:
     """One recording's worth of venue and recorder, stepped by the market's own events."""
 
-    def __init__(self, spec: SymbolSpec, seconds: float, seed: int) -> None:
+    def __init__(self, spec: SynthSymbol, seconds: float, seed: int) -> None:
         info = venue_info(VENUE)
         self.spec = spec
         self.symbol = spec.symbol
