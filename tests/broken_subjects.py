@@ -192,6 +192,35 @@ class GivesUpOnSnapshot(BinanceSpotSubject):
         self._handle(symbol, self._syncs[symbol].on_snapshot(snapshot), time.monotonic_ns())
 
 
+class PollsSnapshots(BinanceSpotSubject):
+    """Reloads each book from a fresh 5,000-level snapshot over and over (a "consistency check" on a
+    timer far too short), and retries a refused fetch at once, ignoring `Retry-After`: the venue answers
+    429, then bans it with 418, and the reload it had started never completes."""
+
+    RELOAD_EVERY_S = 0.05
+    RETRY_S = 0.01
+
+    async def _fetch_snapshot(self, symbol: str) -> None:
+        sync = self._syncs[symbol]
+        url = depth_url(self._config.rest_url, symbol, SNAPSHOT_LIMIT)
+        while True:
+            self._handle(
+                symbol, [d for d in sync.on_connection_reset() if type(d) is not NeedSnapshot], time.monotonic_ns()
+            )
+            while True:
+                try:
+                    response = await http_get(url, user_agent=USER_AGENT, timeout_s=self._snapshot_timeout_s)
+                except (HttpError, TimeoutError):
+                    response = None
+                if response is not None and response.status == 200:
+                    break
+                status = "no answer" if response is None else f"HTTP {response.status}"
+                self._report(SyncEvent("snapshot_error", time.monotonic_ns(), status, symbol))
+                await asyncio.sleep(self.RETRY_S)
+            self._handle(symbol, sync.on_snapshot(decode_snapshot(response.body, symbol)), time.monotonic_ns())
+            await asyncio.sleep(self.RELOAD_EVERY_S)
+
+
 _FIELD = re.compile(rb'"([sUu])":"?([A-Za-z0-9]+)')
 _LEVEL = re.compile(rb'\["([0-9.]+)","([0-9.]+)"\]')
 
@@ -350,6 +379,11 @@ def gives_up_on_snapshot(config: SubjectConfig) -> BinanceSpotSubject:
 def salvages_corrupt_frames(config: SubjectConfig) -> BinanceSpotSubject:
     """Applies what it can parse of a broken frame (corrupt, truncated)."""
     return SalvagesCorruptFrames(config)
+
+
+def polls_snapshots(config: SubjectConfig) -> BinanceSpotSubject:
+    """Refetches 5,000-level snapshots in a loop and ignores 429s until it is banned (REST request weight)."""
+    return PollsSnapshots(config)
 
 
 def slow_reader_resumes(config: SubjectConfig) -> BinanceSpotSubject:
