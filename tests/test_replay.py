@@ -57,9 +57,10 @@ def other_seed_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, di
 @pytest.fixture(scope="module")
 def real_slice_reports() -> dict[str, dict]:
     """Without the weight limit: the slice's book is about 1,000 levels deep, so each resync needs a
-    5,000-level snapshot (250 weight), and reorder_window and chaos resync 24 or 25 times in their one
-    recorded minute, at or past Binance's 6,000: the live venue would refuse our subject there too (see
-    docs/fake-venue.md). This run tests sync on real data; the synth runs keep the limit on."""
+    5,000-level snapshot (250 weight), and reorder_window and chaos resync 15 to 18 times at their
+    default seeds (4,750 and 5,000 weight), more at others, near Binance's 6,000: the live venue could
+    refuse our subject there too (see docs/fake-venue.md). This run tests sync on real data; the synth
+    runs keep the limit on."""
     return _run_library(REAL_SLICE, rest_weight_limit=0)
 
 
