@@ -436,16 +436,16 @@ def test_book_keyed_by_cents_collapses_a_sub_cent_market_and_diverges(replays: R
     sync = _catches(broken, good, *DIVERGED)
     assert sync["divergent"] > 0
     assert {example["symbol"] for example in sync["divergence_examples"]} == {"SHIBUSDT"}
-    assert not _final(broken, "SHIBUSDT")["correct"]
+    assert _final(broken, "SOLUSDT")["correct"] and not _final(broken, "SHIBUSDT")["correct"]
 
 
-def test_book_sorted_as_text_never_syncs_a_market_crossing_100(replays: Replays) -> None:
-    # Sorted as text, the best bid ("99.xx") is above the best ask ("100.xx"): the sync's crossed-book
-    # check refuses every snapshot, so the book never claims sync and the final book is not synced.
+def test_book_sorted_as_text_diverges_once_a_market_crosses_100(replays: Replays) -> None:
+    # Sorted as text, "99.99000000" outranks "100.01000000": the best bid and ask it reports are wrong.
     broken, good = replays.pair("price_crosses_100")
-    sync = _catches(broken, good, "sync.final_book_correct == true")
-    assert sync["resyncs"] > 0 == good["sync"]["resyncs"]
-    assert _final(broken, "SOLUSDT")["detail"] == "not synced at the end"
+    sync = _catches(broken, good, *DIVERGED)
+    assert sync["divergent"] > 0
+    assert {example["symbol"] for example in sync["divergence_examples"]} == {"SOLUSDT"}
+    assert _final(broken, "SHIBUSDT")["correct"] and not _final(broken, "SOLUSDT")["correct"]
 
 
 def test_every_symbol_loaded_from_the_first_symbols_snapshot_never_syncs(replays: Replays) -> None:
