@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-full replay lint bench soak fixture fixture-real clean
+.PHONY: setup test test-full replay suite lint bench soak fixture fixture-real clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11+ or run make PYTHON=python3.x"; exit 2; }
@@ -27,6 +27,11 @@ test-full: $(STAMP)
 replay: $(STAMP)
 	$(BIN)/harness replay --scenario gap_storm
 
+# Every library scenario at seeds 1-3 on the bundled fixture, in parallel (docs/ci.md); not part of `make test`.
+suite: $(STAMP)
+	mkdir -p out
+	$(BIN)/harness suite --scenarios all --seeds 1-3 --json out/suite.json --junit out/suite.xml
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
@@ -37,7 +42,10 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak_record --seconds 600 --rate 2000 --reconnect-every 60
 
+# Both synthetic fixtures, rebuilt from their seed (the same bytes unless the simulator or the encoder changed).
 fixture: $(STAMP)
+	rm -rf fixtures/binance_spot_multi_synth fixtures/binance_spot_btcusdt_synth
+	$(BIN)/harness synth --venue binance-spot --symbol BTCUSDT,ETHUSDT,SOLUSDT,SHIBUSDT --seconds 60 --seed 1 -o fixtures/binance_spot_multi_synth
 	$(BIN)/harness synth --venue binance-spot --symbol BTCUSDT --seconds 60 --seed 1 -o fixtures/binance_spot_btcusdt_synth
 
 fixture-real: $(STAMP)
