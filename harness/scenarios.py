@@ -36,6 +36,7 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
 }
 _CONDITION = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(\S+)\s*$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_METRIC_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$")
 _TOP_KEYS = ("name", "description", "speed", "seed", "faults", "expect")
 
 
@@ -51,13 +52,15 @@ class ExpectationResult:
 class Expectation:
     """`metric` is a dotted path into the JSON report; it holds when `value <op> threshold`.
 
-    A metric missing from the report, or of another type than the threshold (a bool against a number),
-    fails: an expectation never passes by not being measured.
+    A threshold that is a string names another metric of the same report (`"<= sync.recording_gaps"`),
+    for a bound the run itself sets: a recording with holes loses sync once per hole on any correct
+    subject. A metric missing from the report, or of another type than the threshold (a bool against a
+    number), fails: an expectation never passes by not being measured.
     """
 
     metric: str
     op: str
-    threshold: bool | int | float
+    threshold: bool | int | float | str
 
     @property
     def name(self) -> str:
@@ -65,18 +68,24 @@ class Expectation:
         return f"{self.metric} {self.op} {shown}"
 
     def evaluate(self, report: Mapping[str, Any]) -> ExpectationResult:
-        value: Any = report
-        for part in self.metric.split("."):
-            value = value.get(part) if isinstance(value, Mapping) else None
-        if isinstance(self.threshold, bool):
-            passed = isinstance(value, bool) and OPERATORS[self.op](value, self.threshold)
+        value = _metric_value(report, self.metric)
+        threshold = _metric_value(report, self.threshold) if isinstance(self.threshold, str) else self.threshold
+        if isinstance(threshold, bool):
+            passed = isinstance(value, bool) and OPERATORS[self.op](value, threshold)
         else:
-            passed = (
-                isinstance(value, int | float)
-                and not isinstance(value, bool)
-                and OPERATORS[self.op](value, self.threshold)
-            )
-        return ExpectationResult(self.name, self.threshold, value, passed)
+            passed = _is_number(value) and _is_number(threshold) and OPERATORS[self.op](value, threshold)
+        return ExpectationResult(self.name, threshold, value, passed)
+
+
+def _metric_value(report: Mapping[str, Any], metric: str) -> Any:
+    value: Any = report
+    for part in metric.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +158,11 @@ def parse_scenario(text: str, source: str, expected_name: str | None = None) -> 
         problem = unknown_metric(expectation.metric)
         if problem:
             raise HarnessError(f"{source}: expect key {expectation.metric!r}: {problem}")
+        if isinstance(expectation.threshold, str):
+            problem = unknown_metric(expectation.threshold)
+            if problem:
+                where = f"expect key {expectation.metric!r}: threshold {expectation.threshold!r}"
+                raise HarnessError(f"{source}: {where}: {problem}")
     return Scenario(name, description, float(speed), seed, faults, expectations)
 
 
@@ -238,7 +252,7 @@ def _expectations(table: Mapping[str, Any], prefix: str, source: str) -> list[Ex
             if match is None or threshold is None:
                 raise HarnessError(
                     f"{source}: expect key {metric!r}: expected a number, true/false, or a condition like "
-                    f"'>= 10', got {value!r}"
+                    f"'>= 10' or '<= sync.recording_gaps', got {value!r}"
                 )
             op = match.group(1)
         elif not isinstance(value, bool | int | float):
@@ -251,7 +265,8 @@ def _expectations(table: Mapping[str, Any], prefix: str, source: str) -> list[Ex
     return found
 
 
-def _threshold(text: str) -> bool | int | float | None:
+def _threshold(text: str) -> bool | int | float | str | None:
+    """A number, true/false, or the dotted name of another metric (checked against the report's shape later)."""
     if text in ("true", "false"):
         return text == "true"
     for convert in (int, float):
@@ -259,4 +274,4 @@ def _threshold(text: str) -> bool | int | float | None:
             return convert(text)
         except ValueError:
             continue
-    return None
+    return text if _METRIC_REF.match(text) else None

@@ -248,3 +248,36 @@ def test_a_misspelt_metric_is_an_error_when_the_scenario_loads(metric: str, mess
 def test_metrics_filled_at_run_time_are_known(metric: str) -> None:
     text = f'name = "x"\ndescription = "d"\nspeed = 1\nseed = 1\n[expect]\n"{metric}" = 0\n'
     assert parse_scenario(text, "my.toml").expectations[0].metric == metric
+
+
+HEAD = 'name = "x"\ndescription = "d"\nspeed = 1\nseed = 1\n[expect]\n'
+
+
+@pytest.mark.parametrize(
+    ("sync", "passed", "threshold"),
+    [
+        ({"losses_detected": 2, "recording_gaps": 2}, True, 2),
+        ({"losses_detected": 0, "recording_gaps": 0}, True, 0),
+        ({"losses_detected": 3, "recording_gaps": 2}, False, 2),
+        ({"losses_detected": 0}, False, None),  # the bound itself unmeasured: never a pass
+        ({"losses_detected": 0, "recording_gaps": True}, False, True),
+    ],
+)
+def test_a_threshold_may_name_another_metric_of_the_same_report(sync: dict, passed: bool, threshold: object) -> None:
+    text = f'{HEAD}"sync.losses_detected" = "<= sync.recording_gaps"\n'
+    (expectation,) = parse_scenario(text, "my.toml").expectations
+    assert expectation.name == "sync.losses_detected <= sync.recording_gaps"
+    result = expectation.evaluate({"sync": sync})
+    assert (result.passed, result.threshold) == (passed, threshold)
+
+
+def test_a_misspelt_metric_as_a_threshold_is_an_error_when_the_scenario_loads() -> None:
+    text = f'{HEAD}"sync.losses_detected" = "<= sync.recording_gap"\n'
+    with pytest.raises(HarnessError, match=re.escape("threshold 'sync.recording_gap'") + ".*did you mean"):
+        parse_scenario(text, "my.toml")
+
+
+def test_the_no_loss_scenarios_allow_one_loss_per_recorded_hole() -> None:
+    for name in ("clean", "jitter", "burst_10x"):
+        names = {e.name for e in load_scenario(name).expectations}
+        assert "sync.losses_detected <= sync.recording_gaps" in names, name
