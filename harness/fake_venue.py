@@ -21,7 +21,16 @@ from replayer.faults import FaultPlan
 from replayer.faults.work import FaultWindow
 from replayer.replay_data import ReplayData, load_replay_data
 from replayer.server import ServerStats, ServerThread, VenueServer
-from replayer.timeline import ClientBufferLimit, Disconnect, RefuseHandshakes, RestBehaviour, Send, Stall
+from replayer.timeline import (
+    ClientBufferLimit,
+    Disconnect,
+    HalfOpen,
+    RefuseHandshakes,
+    RestBehaviour,
+    Send,
+    Stall,
+    Withheld,
+)
 
 Side = tuple[tuple[str, str], ...]
 LOSS_KINDS = ("drop", "gap")
@@ -162,7 +171,7 @@ def fault_log(plan: FaultPlan, data: ReplayData) -> list[dict[str, Any]]:
     for entry in plan.entries:
         if type(entry) is Send:
             sent.add(entry.frame.index)
-        if entry.fault is None:
+        if entry.fault is None or type(entry) is Withheld:  # a withheld frame is logged below as a drop
             continue
         at_ns = entry.frame.offset_ns if type(entry) is Send else entry.offset_ns
         window = owner((entry.fault,), at_ns)
@@ -177,6 +186,8 @@ def fault_log(plan: FaultPlan, data: ReplayData) -> list[dict[str, Any]]:
                 row |= {"action": "disconnect", "mode": entry.mode, "code": entry.code}
             case Stall():
                 row |= {"action": "stall", "duration_ms": entry.duration_ns / 1e6, "answer_pings": entry.answer_pings}
+            case HalfOpen():
+                row |= {"action": "half_open"}
             case RefuseHandshakes():
                 row |= {"action": "refuse_handshakes", "status": entry.status, "count": entry.count}
             case RestBehaviour():

@@ -165,3 +165,19 @@ def test_fake_venue_serves_the_plan_and_the_oracle_knows_every_update_sent(
     result.assert_outcomes(passed=2, failed=1)
     serve = f"the same venue, for any client: harness serve --scenario gap_storm --seed 6 --recording {short_recording}"
     result.stdout.fnmatch_lines(["*harness: reproduce*", serve])
+
+
+@pytest.mark.parametrize("scenario", ["stall_half_open", "chaos", "gap_storm"])
+def test_the_fault_log_has_an_action_for_every_entry_kind_a_library_plan_holds(scenario: str) -> None:
+    from harness.fake_venue import fault_log
+    from harness.replay import BUNDLED_FIXTURE
+    from harness.scenarios import load_scenario
+    from replayer.replay_data import load_replay_data
+
+    data = load_replay_data(BUNDLED_FIXTURE)
+    loaded = load_scenario(scenario)
+    log = fault_log(loaded.plan(data.frames), data)
+    assert log and all(row["action"] for row in log)
+    actions = {row["action"] for row in log}
+    assert scenario != "stall_half_open" or "half_open" in actions
+    assert scenario != "gap_storm" or "drop" in actions
