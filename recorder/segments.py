@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -72,7 +73,7 @@ class RecordingWriter:
         self._next_seq = 0
         self._segment_index = 0
         self._journal: ipc.RecordBatchStreamWriter | None = None
-        self._journal_file = None
+        self._journal_file: BinaryIO | None = None
         self._journal_path: Path | None = None
         self._segment_started_ns: int | None = None
         self._last_flush_ns: int | None = None
@@ -154,6 +155,7 @@ class RecordingWriter:
             values.clear()
         if self._journal is None:
             self._open_journal(first_mono)
+        assert self._journal is not None and self._journal_file is not None and self._segment_started_ns is not None
         self._journal.write_batch(batch)
         self._journal_file.flush()
         if self._fsync:
@@ -188,6 +190,7 @@ class RecordingWriter:
     def _seal(self) -> None:
         if self._journal is None:
             return
+        assert self._journal_file is not None and self._journal_path is not None
         self._journal.close()
         self._journal_file.close()
         self._journal = None
