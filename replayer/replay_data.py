@@ -246,7 +246,8 @@ def _bracketing(
     for snapshot in snapshots:
         target = snapshot.last_update_id + 1
         for frame in depth:
-            if frame.first_update_id <= target <= frame.last_update_id:
+            first, last = frame.first_update_id, frame.last_update_id
+            if first is not None and last is not None and first <= target <= last:
                 return frame.index, snapshot
     return None
 

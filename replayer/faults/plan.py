@@ -112,7 +112,7 @@ def build_schedule(frames: list[Frame], faults: Sequence[FaultSpec], seed: int) 
             )
     sends = [(s.offset_ns, 1, s.rank, replace(s.send, offset_ns=s.offset_ns)) for s in work.slots]
     controls = [(c.offset_ns, 0, (i, 0), c) for i, c in enumerate(work.controls)]
-    entries = [item[3] for item in sorted(controls + sends, key=lambda item: item[:3])]
+    entries = [item[3] for item in sorted([*controls, *sends], key=lambda item: item[:3])]
     injected = {spec.kind: 0 for spec in faults} | dict(work.injected)
     return FaultPlan(
         entries=entries,
