@@ -75,7 +75,7 @@ class _Setup:
     seed: int
     venue: str
     subject: str
-    final_ids: dict[str, int]
+    final_ids: dict[str, int | None]
 
 
 def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict[str, Any]:
@@ -100,7 +100,8 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
         raise HarnessError(run.stderr.splitlines()[0].removeprefix("error: "))
     clients = list(server.clients.values())
     start = server.clock_start_mono_ns
-    to_mono = replay_clock(start, speed) if speed > 0 else send_log_clock(data.frames, clients)
+    # No clock start: nothing was ever sent (the subject never subscribed), so the empty send log places windows.
+    to_mono = replay_clock(start, speed) if speed > 0 and start is not None else send_log_clock(data.frames, clients)
     findings = check(
         oracle,
         run.messages,
@@ -236,7 +237,7 @@ async def _wait_any(awaitable: Any, task: asyncio.Task, timeout: float) -> None:
 async def _read_reports(
     process: asyncio.subprocess.Process,
     run: SubjectRun,
-    final_ids: dict[str, int],
+    final_ids: dict[str, int | None],
     caught_up: asyncio.Event,
 ) -> None:
     """Collects every line; sets `caught_up` once each symbol has a synced book at its last update."""

@@ -259,3 +259,13 @@ def salvages_corrupt_frames(config: SubjectConfig) -> BinanceSpotSubject:
 def slow_reader_resumes(config: SubjectConfig) -> BinanceSpotSubject:
     """Too slow for the venue, and keeps its book when the venue drops it (slow_consumer)."""
     return SlowReaderResumes(config)
+
+
+class CrashesBeforeConnecting:
+    async def run(self, report: object, stop: object) -> None:
+        raise RuntimeError("the subject crashed before it connected")
+
+
+def crashes_before_connecting(config: SubjectConfig) -> CrashesBeforeConnecting:
+    """Raises at once, so nothing ever subscribes and the replay clock never starts."""
+    return CrashesBeforeConnecting()
