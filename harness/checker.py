@@ -33,27 +33,37 @@ MAX_EXAMPLES = 5
 
 
 class WindowLike(Protocol):
-    """A fault window in replay offsets (replayer/faults/work.py FaultWindow has this shape)."""
+    """A fault window in replay offsets (replayer/faults/work.py FaultWindow has this shape).
 
-    kind: str
-    start_ns: int
-    heal_ns: int
+    Read-only properties, so that frozen dataclasses match."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def start_ns(self) -> int: ...
+    @property
+    def heal_ns(self) -> int: ...
 
 
 class SendLike(Protocol):
     """One server write (replayer/server.py SendRecord); an optional `fault` attribute naming the fault
     that produced the payload lets a corrupted frame count as not delivered."""
 
-    frame_index: int
-    intended_mono_ns: int
-    write_mono_ns: int
+    @property
+    def frame_index(self) -> int: ...
+    @property
+    def intended_mono_ns(self) -> int: ...
+    @property
+    def write_mono_ns(self) -> int: ...
 
 
 class ClientLike(Protocol):
     """One connection the subject made and what the server wrote on it (replayer/server.py ClientRecord)."""
 
-    client_id: int
-    sends: Sequence[SendLike]
+    @property
+    def client_id(self) -> int: ...
+    @property
+    def sends(self) -> Sequence[SendLike]: ...
 
 
 def send_log_clock(frames: Sequence[Frame], clients: Iterable[ClientLike]) -> Callable[[int], int]:

@@ -81,7 +81,7 @@ class Oracle:
     def __init__(self, frames: Iterable[Frame], snapshots: DepthSnapshot | Iterable[DepthSnapshot]) -> None:
         self._clean = list(frames)
         pending: dict[str, list[DepthSnapshot]] = {}
-        for snap in [snapshots] if hasattr(snapshots, "last_update_id") else snapshots:
+        for snap in [snapshots] if isinstance(snapshots, DepthSnapshot) else snapshots:
             pending.setdefault(snap.symbol, []).append(snap)
         for queue in pending.values():
             queue.sort(key=lambda s: s.last_update_id)

@@ -25,7 +25,7 @@ from harness.errors import HarnessError
 from harness.observations import BookObservation, SubjectMessage, loads
 from harness.oracle import Oracle
 from harness.report import apply_expectations, build_report
-from harness.scenarios import load_scenario
+from harness.scenarios import ExpectationResult, load_scenario
 from harness.subject import DEFAULT_SUBJECT, check_factory_spec
 from replayer.reader import Recording
 from replayer.replay_data import ReplayData, load_replay_data
@@ -138,7 +138,7 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
     results = list(scenario.evaluate(report))
     if run.exit_code != 0 or run.protocol_error:
         detail = run.protocol_error or _tail(run.stderr)
-        results.append({"name": "subject exited cleanly", "threshold": 0, "value": detail, "passed": False})
+        results.append(ExpectationResult("subject exited cleanly", 0, detail, False))
     return apply_expectations(report, results)
 
 
@@ -195,6 +195,7 @@ async def _drive_subject(server: VenueServer, setup: _Setup, progress: Progress 
     run = SubjectRun()
     caught_up = asyncio.Event()
     reader = asyncio.create_task(_read_reports(process, run, setup.final_ids, caught_up))
+    assert process.stderr is not None
     errors = asyncio.create_task(process.stderr.read())
     exited = asyncio.create_task(process.wait())
     ticker = asyncio.create_task(_report_progress(server, progress)) if progress else None
