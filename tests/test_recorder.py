@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -23,7 +24,7 @@ from harness.errors import HarnessError
 from harness.venues.binance_spot.streams import stream_of
 from recorder.binance_capture import SnapshotNeeds, combined_stream_url, normalize_symbols
 from recorder.format import OPEN_SUFFIX, EventKind, RecordedEvent
-from recorder.live import RecordConfig, make_config, record
+from recorder.live import RecordConfig, RecordSummary, make_config, record
 from recorder.segments import RecordingExistsError, RecordingWriter
 from replayer.reader import Recording
 from replayer.replay_data import load_replay_data
@@ -89,6 +90,7 @@ class FakeBinance:
 
     async def handler(self, ws: ServerConnection) -> None:
         index = len(self.served)
+        assert ws.request is not None
         self.ws_paths.append(ws.request.path)
         frames = script_frames(index) if index < len(self.endings) else []
         self.served.append(frames)
@@ -105,8 +107,8 @@ class FakeBinance:
             await ws.close(code, reason)
 
 
-def config_for(port: int, output: Path, **overrides) -> RecordConfig:
-    base = dict(
+def config_for(port: int, output: Path, **overrides: Any) -> RecordConfig:
+    base: dict[str, Any] = dict(
         venue="binance-spot",
         symbols=("BTCUSDT", "ETHUSDT"),
         ws_url=f"ws://127.0.0.1:{port}",
@@ -174,7 +176,7 @@ def test_frames_are_recorded_byte_identical_with_drops_and_snapshots(tmp_path: P
     opens = [e for e in events if e.kind is EventKind.WS_OPEN]
     assert len(opens) == 3
     for index, opened in enumerate(opens):
-        assert opened.url.endswith(fake.ws_paths[0]) and opened.payload == b""
+        assert opened.url is not None and opened.url.endswith(fake.ws_paths[0]) and opened.payload == b""
         own = [e for e in events if e.conn_id == opened.conn_id]
         assert own[0].kind is EventKind.WS_OPEN and own[-1].kind is EventKind.WS_CLOSE
         received = [e for e in own if e.kind is EventKind.WS_RECV]
@@ -196,9 +198,9 @@ def test_frames_are_recorded_byte_identical_with_drops_and_snapshots(tmp_path: P
         assert request.seq < response.seq and request.url == response.url
         assert response.status == 200 and response.reason == "OK"
     assert sorted(r.payload for r in responses) == sorted(body for _, body in fake.rest_bodies)
-    btc = [r for r in responses if "symbol=BTCUSDT" in r.url]
+    btc = [r for r in responses if "symbol=BTCUSDT" in (r.url or "")]
     assert [orjson.loads(r.payload)["lastUpdateId"] < 1000 for r in btc] == [True, False, False, False]
-    assert {r.url.split("/api/", 1)[1] for r in requests} == {
+    assert {(r.url or "").split("/api/", 1)[1] for r in requests} == {
         "v3/depth?symbol=BTCUSDT&limit=5000",
         "v3/depth?symbol=ETHUSDT&limit=5000",
     }
@@ -208,7 +210,7 @@ def test_seconds_stops_and_seals(tmp_path: Path) -> None:
     fake = FakeBinance(endings=[("hold", 0, "")])
     output = tmp_path / "rec"
 
-    async def main() -> None:
+    async def main() -> RecordSummary:
         async with serve(fake.handler, "127.0.0.1", 0, process_request=fake.process_request) as server:
             port = server.sockets[0].getsockname()[1]
             config = config_for(port, output, symbols=("BTCUSDT",), seconds=0.2)
@@ -282,7 +284,7 @@ def test_cli_record_stops_cleanly_on_sigint(tmp_path: Path) -> None:
     fake = FakeBinance(endings=[("hold", 0, "")])
     output = tmp_path / "rec"
 
-    async def main() -> tuple[int, bytes]:
+    async def main() -> tuple[int | None, bytes]:
         async with serve(fake.handler, "127.0.0.1", 0, process_request=fake.process_request) as server:
             port = server.sockets[0].getsockname()[1]
             proc = await asyncio.create_subprocess_exec(
@@ -335,6 +337,7 @@ def test_recording_from_harness_serve_is_byte_identical_to_the_served_recording(
             sys.executable, "-m", "harness.cli", "serve", "--recording", str(fixture), "--port", "0", "--speed", "0",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO,
         )  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
         try:
             urls: dict[str, str] = {}
             while len(urls) < 2:
@@ -376,7 +379,7 @@ def test_recording_from_harness_serve_is_byte_identical_to_the_served_recording(
     # The fake venue answers from the book at the replay position, which is past the first depth frame
     # the recorder saw, so one fetch is enough and its lastUpdateId reaches that frame's U.
     assert [r.status for r in responses] == [200]
-    first_depth = next(e for e in frames if "@depth" in e.stream)
+    first_depth = next(e for e in frames if "@depth" in (e.stream or ""))
     assert orjson.loads(responses[0].payload)["lastUpdateId"] >= orjson.loads(first_depth.payload)["data"]["U"]
 
 
@@ -448,7 +451,7 @@ def test_a_disk_that_falls_behind_stops_the_recording_and_keeps_everything_recei
     disk_free = threading.Event()
     append = RecordingWriter.append
 
-    def stuck_append(self: RecordingWriter, *args: object, **kwargs: object) -> None:
+    def stuck_append(self: RecordingWriter, *args: Any, **kwargs: Any) -> None:
         disk_free.wait()
         append(self, *args, **kwargs)
 
