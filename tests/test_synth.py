@@ -95,7 +95,7 @@ def test_frames_are_binance_shaped(events: list[RecordedEvent]) -> None:
     seen = set()
     for e in (e for e in events if e.kind is EventKind.WS_RECV):
         frame = orjson.loads(e.payload)
-        assert frame["stream"] == e.stream
+        assert frame["stream"] == e.stream and e.stream is not None
         assert e.payload == wrap_combined(e.stream, orjson.dumps(frame["data"]))
         data = frame["data"]
         seen.add(data["e"])
@@ -298,7 +298,7 @@ def test_two_symbols_share_one_connection_and_each_keeps_its_own_market() -> Non
     assert kinds.count(EventKind.WS_OPEN) == kinds.count(EventKind.WS_CLOSE) == 1
     frames = [e for e in both if e.kind is EventKind.WS_RECV]
     assert {e.conn_id for e in frames} == {1}
-    assert {e.url for e in frames} == {both[0].url} and both[0].url.endswith(
+    assert {e.url for e in frames} == {both[0].url} and (both[0].url or "").endswith(
         "/stream?streams=btcusdt@depth@100ms/btcusdt@trade/ethusdt@depth@100ms/ethusdt@trade"
     )
     assert {e.stream for e in frames} == {
@@ -308,7 +308,7 @@ def test_two_symbols_share_one_connection_and_each_keeps_its_own_market() -> Non
         "ethusdt@trade",
     }
     # The first symbol keeps the seed: its frames are byte for byte those of a run of it alone.
-    assert [e.payload for e in frames if e.stream.startswith("btcusdt@")] == [
+    assert [e.payload for e in frames if (e.stream or "").startswith("btcusdt@")] == [
         e.payload for e in alone if e.kind is EventKind.WS_RECV
     ]
     for symbol in ("btcusdt", "ethusdt"):
@@ -317,7 +317,7 @@ def test_two_symbols_share_one_connection_and_each_keeps_its_own_market() -> Non
     responses = [e for e in both if e.kind is EventKind.HTTP_RESPONSE]
     requests = [e for e in both if e.kind is EventKind.HTTP_REQUEST]
     assert sorted(e.conn_id for e in responses) == sorted(e.conn_id for e in requests) == [2, 3]
-    assert {e.url.split("symbol=")[1].split("&")[0] for e in responses} == {"BTCUSDT", "ETHUSDT"}
+    assert {(e.url or "").split("symbol=")[1].split("&")[0] for e in responses} == {"BTCUSDT", "ETHUSDT"}
 
 
 def test_a_repeated_or_missing_symbol_is_a_user_error() -> None:
