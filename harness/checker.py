@@ -7,7 +7,9 @@ monotonic nanosecond stamp; fault windows come in replay offsets and are put on 
 the `to_mono` function the runner passes (see `replay_clock`).
 
 The worst finding is silent divergence: an observation that claims to be synced and differs from the
-oracle at its update id, or claims synced at an update id the clean recording never ended a frame on.
+oracle at its update id, claims synced at an update id the clean recording never ended a frame on, or
+claims synced on a chain of updates that crosses a hole in what the subject received (given the
+snapshots the venue served, harness/deliveries.py), whatever its top 20 shows.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from harness.deliveries import ChainJudge, Deliveries, Hole, SnapshotLike
 from harness.errors import HarnessError
 from harness.latency import Histogram
 from harness.observations import LOSES_SYNC, BookObservation, FinalBook, SubjectMessage, SyncEvent
@@ -142,6 +145,7 @@ class Findings:
     checks: int = 0
     divergent: int = 0
     unknown_update_ids: int = 0
+    holes_bridged: int = 0
     unverified: int = 0
     examples: list[dict[str, Any]] = field(default_factory=list)
     duplicates_applied: int = 0
@@ -181,7 +185,10 @@ class Checker:
         to_mono: Callable[[int], int] | None = None,
         *,
         start_mono_ns: int | None = None,
+        deliveries: Deliveries | None = None,
     ) -> None:
+        """`deliveries` (what reached the subject, and the snapshots served) turns on the hole search:
+        without it the checker cannot know where a chain may start, and counts no `holes_bridged`."""
         windows = list(windows)
         if windows and to_mono is None:
             raise HarnessError("fault windows given without a clock to place them (pass to_mono)")
@@ -199,6 +206,7 @@ class Checker:
         self._symbols: dict[str, _SymbolState] = {}
         self._first_obs: dict[tuple[str, int], tuple[int, int]] = {}
         self._end = start_mono_ns or 0
+        self._chains = ChainJudge(deliveries) if deliveries is not None else None
         self.findings = Findings(
             latency={stage: Histogram() for stage in STAGES},
             clean_depth_frames=oracle.depth_frames,
@@ -237,6 +245,13 @@ class Checker:
             return
         self._set_synced(state, True, t)
         last = state.last_synced_u
+        hole = None
+        if self._chains is not None:
+            if last is None:
+                self._chains.restart(obs.symbol)
+            hole = self._chains.judge(obs.symbol, obs.update_id, t)
+            if hole is not None:
+                f.holes_bridged += 1
         if last is not None:
             if obs.update_id == last:
                 f.duplicates_applied += 1
@@ -247,12 +262,17 @@ class Checker:
         expected = self._oracle.top(obs.symbol, obs.update_id)
         if expected is None:
             f.unknown_update_ids += 1
-            self._diverged(obs.symbol, obs.update_id, t, "update id is not a clean frame boundary", None, None)
+            self._diverged(obs.symbol, obs.update_id, t, "update id is not a clean frame boundary", None, None, hole)
             self._disrupt(obs.symbol, t)
             return
         bids, asks = expected
         if not _same(obs.bids, bids) or not _same(obs.asks, asks):
-            self._diverged(obs.symbol, obs.update_id, t, "top 20 differs from the oracle", obs, expected)
+            self._diverged(obs.symbol, obs.update_id, t, "top 20 differs from the oracle", obs, expected, hole)
+            self._disrupt(obs.symbol, t)
+            return
+        if hole is not None:
+            reason = "synced across a hole in what the subject received (top 20 agrees)"
+            self._diverged(obs.symbol, obs.update_id, t, reason, None, None, hole)
             self._disrupt(obs.symbol, t)
             return
         for track in self._tracks.get(obs.symbol, ()):
@@ -418,13 +438,22 @@ class Checker:
             self._tracks[symbol] = [track for track in tracks if not track.closed]
 
     def _diverged(
-        self, symbol: str, update_id: int, t: int, reason: str, got: Any, expected: tuple[Side, Side] | None
+        self,
+        symbol: str,
+        update_id: int,
+        t: int,
+        reason: str,
+        got: Any,
+        expected: tuple[Side, Side] | None,
+        hole: Hole | None = None,
     ) -> None:
         f = self.findings
         f.divergent += 1
         if len(f.examples) >= MAX_EXAMPLES:
             return
         example: dict[str, Any] = {"symbol": symbol, "update_id": update_id, "mono_ns": t, "reason": reason}
+        if hole is not None:
+            example["hole"] = {"first_update_id": hole.first, "last_update_id": hole.last, "why": hole.why}
         if got is not None and expected is not None:
             example["bids"] = _diff(got.bids, expected[0])
             example["asks"] = _diff(got.asks, expected[1])
@@ -439,9 +468,16 @@ def check(
     to_mono: Callable[[int], int] | None = None,
     *,
     start_mono_ns: int | None = None,
+    snapshots: Iterable[SnapshotLike] | None = None,
 ) -> Findings:
-    """The whole check in one call, for a run whose messages (FinalBooks included) are all in hand."""
-    checker = Checker(oracle, windows, to_mono, start_mono_ns=start_mono_ns)
+    """The whole check in one call, for a run whose messages (FinalBooks included) are all in hand.
+
+    `snapshots`, the REST depth answers the venue served (replayer/server.py `snapshots_served`),
+    turns on the hole search over `clients`' send log.
+    """
+    clients = list(clients)
+    deliveries = None if snapshots is None else Deliveries(oracle.depth_frame_ids(), clients, snapshots)
+    checker = Checker(oracle, windows, to_mono, start_mono_ns=start_mono_ns, deliveries=deliveries)
     finals: list[FinalBook] = []
     for message in messages:
         if isinstance(message, FinalBook):

@@ -18,6 +18,8 @@ import typer
 
 from harness.errors import HarnessError
 
+_WEIGHT_HELP = "REST weight per IP and minute the fake venue serves before 429 and 418 (Binance's 6000); 0 is off."
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -65,11 +67,12 @@ def serve(
     speed: Annotated[float, typer.Option(min=0.0, help="1 keeps recorded timing; 0 is as fast as clients read.")] = 1.0,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")] = 0,
+    rest_weight_limit: Annotated[int, typer.Option(min=0, help=_WEIGHT_HELP)] = 6000,
 ) -> None:
     """Serve a recording as a fake venue (WebSocket + REST) on loopback."""
     from replayer.serve_command import run_serve
 
-    run_serve(recording=recording, speed=speed, host=host, port=port)
+    run_serve(recording=recording, speed=speed, host=host, port=port, rest_weight_limit=rest_weight_limit)
 
 
 @app.command()
@@ -136,13 +139,21 @@ def replay(
     report: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
     junit: Annotated[Path | None, typer.Option(help="Write a JUnit XML file here (one case per expectation).")] = None,
     subject: Annotated[str, typer.Option(help="Subject factory, module:function.")] = "harness.default_subject:create",
+    rest_weight_limit: Annotated[int, typer.Option(min=0, help=_WEIGHT_HELP)] = 6000,
 ) -> None:
     """Replay a recording through the fake venue with a scenario's faults; exit 0 pass, 1 fail, 2 bad input."""
     from harness.replay_command import run_replay_command
 
     raise typer.Exit(
         run_replay_command(
-            scenario=scenario, recording=recording, seed=seed, speed=speed, report=report, junit=junit, subject=subject
+            scenario=scenario,
+            recording=recording,
+            seed=seed,
+            speed=speed,
+            report=report,
+            junit=junit,
+            subject=subject,
+            rest_weight_limit=rest_weight_limit,
         )
     )
 

@@ -21,16 +21,18 @@ from harness.client_state import BackoffPolicy, ClientEvent, ConnectionOpened, D
 from harness.http import HttpError, http_get
 from harness.observations import BookObservation, FinalBook, SyncEvent
 from harness.queue import BoundedPriorityQueue, MessagePriority
+from harness.snapshot_depth import snapshot_limit, whole_book_levels
 from harness.subject import Report, SubjectConfig
 from harness.sync import Applied, BookSync, GapDetected, NeedSnapshot, Resync, SequencingRule, StaleSnapshot, Synced
 from harness.sync import SyncEvent as Decision
 from harness.venues.binance_spot.decoder import decode_frame, decode_snapshot
-from harness.venues.binance_spot.rest import depth_url
+from harness.venues.binance_spot.rest import DEPTH_MAX_LIMIT, depth_url
 from harness.venues.binance_spot.sequencing import BinanceSpotSequencing
 from harness.venues.binance_spot.streams import book_streams, combined_url
 
 TOP_LEVELS = 20
-SNAPSHOT_LIMIT = 5000
+SNAPSHOT_LIMIT = DEPTH_MAX_LIMIT
+"""The deepest snapshot Binance serves: the first for each symbol, and any whose book may be deeper."""
 USER_AGENT = "harness-subject/1"
 
 
@@ -81,6 +83,7 @@ class BinanceSpotSubject:
         self._snapshot_retry_s = snapshot_retry_s
         self._snapshot_retry_cap_s = snapshot_retry_cap_s
         self._snapshot_timeout_s = snapshot_timeout_s
+        self._book_levels: dict[str, int | None] = {}
         self._conn_id: int | None = None
         self._fetches: dict[str, asyncio.Task[None]] = {}
         self._refetch: set[str] = set()
@@ -198,15 +201,20 @@ class BinanceSpotSubject:
         self._fetches[symbol] = asyncio.create_task(self._fetch_snapshot(symbol), name=f"snapshot-{symbol}")
 
     async def _fetch_snapshot(self, symbol: str) -> None:
-        """Fetches until the sync holds a snapshot it did not reject, backing off after failures."""
+        """Fetches until the sync holds a snapshot it did not reject, backing off after failures (for as
+        long as a 429's or 418's `Retry-After` says, at least); as deep as the book, to spare request weight."""
         sync = self._syncs[symbol]
-        url = depth_url(self._config.rest_url, symbol, SNAPSHOT_LIMIT)
         delay = self._snapshot_retry_s
         while True:
             self._refetch.discard(symbol)
             failure = None
+            wait_s = None
+            limit = snapshot_limit(self._book_levels.get(symbol))
+            url = depth_url(self._config.rest_url, symbol, limit)
             try:
                 response = await http_get(url, user_agent=USER_AGENT, timeout_s=self._snapshot_timeout_s)
+                retry_after = response.headers.get("retry-after", "")
+                wait_s = float(retry_after) if retry_after.isdigit() else None
                 if response.status != 200:
                     failure = f"HTTP {response.status}"
                 else:
@@ -217,9 +225,12 @@ class BinanceSpotSubject:
             if failure is not None:
                 self._report(SyncEvent("snapshot_error", now, failure, symbol))
                 sync.on_snapshot_failed()
-                await asyncio.sleep(delay)
+                await asyncio.sleep(max(delay, wait_s or 0.0))
                 delay = min(delay * 2, self._snapshot_retry_cap_s)
                 continue
+            levels = self._book_levels[symbol] = whole_book_levels(limit, len(snapshot.bids), len(snapshot.asks))
+            if levels is None and limit < SNAPSHOT_LIMIT:
+                continue  # the book outgrew the shallow answer, which may be cut short: ask for the deepest
             decisions = sync.on_snapshot(snapshot)
             again = any(type(d) is NeedSnapshot for d in decisions)
             self._handle(symbol, [d for d in decisions if type(d) is not NeedSnapshot], monotonic_ns())

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 MAX_HEADER_LINES = 100
@@ -26,6 +27,8 @@ class HttpResponse:
     status: int
     reason: str
     body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Names lower-cased (a REST client reads `retry-after` and Binance's `x-mbx-used-weight-1m`)."""
 
 
 async def http_get(url: str, *, user_agent: str, timeout_s: float = 10.0) -> HttpResponse:
@@ -83,7 +86,7 @@ async def _read_response(reader: asyncio.StreamReader) -> HttpResponse:
         body = await reader.readexactly(int(headers["content-length"]))
     else:
         body = await reader.read()
-    return HttpResponse(status=int(code), reason=reason, body=body)
+    return HttpResponse(status=int(code), reason=reason, body=body, headers=headers)
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:

@@ -118,6 +118,10 @@ class Oracle:
         """The ids of clean frame `index` when it is a depth frame (the send log joins on this)."""
         return self._frames.get(index)
 
+    def depth_frame_ids(self) -> list[DepthFrame]:
+        """Every clean depth frame's ids, in recording order (the checker's hole search walks them)."""
+        return list(self._frames.values())
+
     def knows(self, symbol: str, update_id: int) -> bool:
         return (symbol, update_id) in self._tops
 

@@ -27,6 +27,7 @@ from harness.oracle import Oracle
 from harness.report import apply_expectations, build_report
 from harness.scenarios import ExpectationResult, load_scenario
 from harness.subject import DEFAULT_SUBJECT, check_factory_spec
+from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 from replayer.reader import Recording
 from replayer.replay_data import ReplayData, load_replay_data
 from replayer.server import VenueServer
@@ -52,6 +53,8 @@ class ReplayRequest:
     seed: int | None = None
     speed: float | None = None
     subject: str = DEFAULT_SUBJECT
+    rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE
+    """REST weight per IP and minute the venue serves (Binance's 6,000); 0 refuses nothing."""
 
 
 @dataclass(slots=True)
@@ -76,6 +79,7 @@ class _Setup:
     venue: str
     subject: str
     final_ids: dict[str, int | None]
+    rest_weight_limit: int
 
 
 def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict[str, Any]:
@@ -94,7 +98,9 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
     plan = scenario.plan(data.frames, seed)
     oracle = oracle_for(data)
     final_ids = {symbol: oracle.last_update_id(symbol) for symbol in oracle.symbols}
-    setup = _Setup(data, plan.entries, speed, seed, venue, request.subject, final_ids)
+    if request.rest_weight_limit < 0:
+        raise HarnessError(f"the REST weight limit must be >= 0 (0 turns it off), not {request.rest_weight_limit}")
+    setup = _Setup(data, plan.entries, speed, seed, venue, request.subject, final_ids, request.rest_weight_limit)
     run, server = asyncio.run(_run(setup, progress))
     if run.exit_code == 2 and run.stderr.startswith("error: "):
         raise HarnessError(run.stderr.splitlines()[0].removeprefix("error: "))
@@ -109,6 +115,7 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
         plan.windows,
         to_mono,
         start_mono_ns=start,
+        snapshots=server.snapshots_served,
     )
     report = build_report(
         findings,
@@ -128,6 +135,13 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
         "disconnects": dict(venue_stats.disconnects),
         "rest_requests": dict(venue_stats.rest_requests),
         "rest_faults": dict(venue_stats.rest_faults),
+        "rest_weight": {
+            "limit": server.weight.limit,
+            "peak_per_minute": server.weight.peak_per_minute,
+            "refused_429": server.weight.refused_429,
+            "refused_418": server.weight.refused_418,
+            "bans": server.weight.bans,
+        },
     }
     report["subject"] = {
         "factory": request.subject,
@@ -158,6 +172,7 @@ async def _run(setup: _Setup, progress: Progress | None) -> tuple[SubjectRun, Ve
         schedule=setup.schedule,
         speed=setup.speed,
         socket_send_buffer=SLOW_READER_SNDBUF if _limits_client_buffers(setup.schedule) else None,
+        rest_weight_limit=setup.rest_weight_limit,
     )
     try:
         await server.start()

@@ -14,6 +14,7 @@ from harness.errors import HarnessError
 from harness.replay import ReplayRequest, run_replay
 from harness.report import render_terminal, write_junit, write_report
 from harness.scenarios import Scenario, load_scenario
+from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 
 # Faults whose effect is a span of time (a hold, a downtime, a reconnect race). At --speed 0 the stream
 # does not wait for the subject to come back, so they are not what they are at a finite speed.
@@ -31,11 +32,19 @@ def run_replay_command(
     report: Path | None,
     junit: Path | None,
     subject: str,
+    rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE,
 ) -> int:
     """Returns the exit code: 0 when every expectation holds, 1 when one fails."""
     _check_output(report, "--report")
     _check_output(junit, "--junit")
-    request = ReplayRequest(scenario=scenario, recording=recording, seed=seed, speed=speed, subject=subject)
+    request = ReplayRequest(
+        scenario=scenario,
+        recording=recording,
+        seed=seed,
+        speed=speed,
+        subject=subject,
+        rest_weight_limit=rest_weight_limit,
+    )
     errors = Console(stderr=True)
     notice = speed_zero_notice(load_scenario(scenario), speed)
     if notice:

@@ -61,6 +61,7 @@ def build_report(
             "coverage": round(f.checks / f.clean_depth_frames, 4) if f.clean_depth_frames else 0.0,
             "divergent": f.divergent,
             "unknown_update_ids": f.unknown_update_ids,
+            "holes_bridged": f.holes_bridged,
             "divergence_examples": f.examples,
             "unverified": f.unverified,
             "gaps_injected": f.gaps_injected,
@@ -177,6 +178,8 @@ def render_terminal(report: Mapping[str, Any]) -> RenderableType:
     table.add_column(style="dim")
     divergent = sync["divergent"]
     table.add_row("silent divergence", _mark(divergent, divergent == 0), f"of {sync['checks']} synced books checked")
+    holes = sync.get("holes_bridged", 0)
+    table.add_row("holes bridged", _mark(holes, holes == 0), "synced states built across updates never received intact")
     table.add_row("final book", _mark("correct" if sync["final_book_correct"] else "WRONG", sync["final_book_correct"]))
     gaps_ok = sync["gaps_detected"] > 0 or sync["gaps_injected"] == 0
     table.add_row(
@@ -196,6 +199,17 @@ def render_terminal(report: Mapping[str, Any]) -> RenderableType:
 
     for example in sync["divergence_examples"][:1]:
         parts.append(Text(f"first divergence: {_example(example)}", style="red"))
+
+    weight = report.get("venue", {}).get("rest_weight")
+    if weight:
+        limit = f"{weight['limit']:,}" if weight["limit"] else "off"
+        refused = weight["refused_429"] + weight["refused_418"]
+        parts.append(
+            Text.assemble(
+                f"REST weight: peak {weight['peak_per_minute']:,} a minute (limit {limit}), refused ",
+                _mark(f"{weight['refused_429']} with 429, {weight['refused_418']} with 418", refused == 0),
+            )
+        )
 
     if report["faults"]:
         faults = Table(title="faults injected", box=box.SIMPLE_HEAD, title_justify="left")
@@ -309,6 +323,9 @@ def _ms(value: float | None) -> str:
 
 def _example(example: Mapping[str, Any]) -> str:
     text = f"{example['symbol']} at update {example['update_id']}: {example['reason']}"
+    hole = example.get("hole")
+    if hole:
+        text += f"; updates {hole['first_update_id']}-{hole['last_update_id']} {hole['why']}"
     for side in ("bids", "asks"):
         for row in example.get(side, [])[:1]:
             text += f"; {side}[{row['level']}] subject {row['subject']} oracle {row['oracle']}"

@@ -24,7 +24,10 @@ Each client has its own outbox and writer task, so one slow reader delays only i
 backlog is what `ClientBufferLimit` measures (only while the kernel refuses more bytes, and only a
 client that stays over the limit for SLOW_CONSUMER_GRACE_NS is dropped, so a burst to a healthy reader
 is not mistaken for a slow one). A client that sends more than Binance's five messages in a second is
-closed with 1008 "Too many requests", as the venue does (replayer/rate_limit.py). Everything runs on one
+closed with 1008 "Too many requests", as the venue does (replayer/rate_limit.py); REST requests are
+charged Binance's request weight per IP and minute and refused with 429, then 418, past the limit
+(replayer/request_weight.py). Every depth answer served is logged (`snapshots_served`) for the checker,
+which looks for chains a client could not have built from what it received. Everything runs on one
 event loop; `ServerThread` runs it in a thread of its own for a harness whose subject lives on another
 loop.
 """
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import http
+import re
 import socket
 import struct
 import threading
@@ -61,6 +65,7 @@ from harness.venues.binance_spot.streams import (
 )
 from replayer.rate_limit import MessageRateLimit
 from replayer.replay_data import ReplayData, VenueBooks
+from replayer.request_weight import RequestWeightLimit
 from replayer.timeline import (
     ClientBufferLimit,
     Disconnect,
@@ -95,6 +100,15 @@ class SendRecord:
     intended_mono_ns: int
     write_mono_ns: int
     fault: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRecord:
+    """One REST depth answer served: the book a client may start its chain from (the checker's hole search)."""
+
+    symbol: str
+    last_update_id: int
+    served_mono_ns: int
 
 
 @dataclass(slots=True)
@@ -190,10 +204,12 @@ class VenueServer:
         keep_send_log: bool = True,
         socket_send_buffer: int | None = None,
         messages_per_second: int | None = MAX_INCOMING_MESSAGES_PER_SECOND,
+        rest_weight_limit: int = rest.REQUEST_WEIGHT_PER_MINUTE,
     ) -> None:
         """`socket_send_buffer` fixes each connection's SO_SNDBUF, so a slow reader backs up after few bytes.
         `messages_per_second` is the venue's limit on what a client sends (None: no limit, for tests of
-        the control protocol itself)."""
+        the control protocol itself). `rest_weight_limit` is the REST weight an IP may use per minute
+        (replayer/request_weight.py; 0 counts it for the headers and the report but refuses nothing)."""
         if speed < 0:
             raise ValueError("speed must be >= 0")
         self.data = data
@@ -224,8 +240,9 @@ class VenueServer:
         self._rest_left = 0
         self._buffer_limit: int | None = None
         self._half_open = False
-        self._weight_minute = 0
-        self._weight_used = 0
+        self.weight = RequestWeightLimit(rest_weight_limit)
+        self.snapshots_served: list[SnapshotRecord] = []
+        self._started_ns = time.monotonic_ns()
 
     @property
     def port(self) -> int:
@@ -549,7 +566,9 @@ class VenueServer:
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         parts = urlsplit(request.path)
         if parts.path.startswith(("/api/", "/sapi/")):
-            return await self._rest(parts.path, parse_qs(parts.query, keep_blank_values=True))
+            peer = connection.remote_address
+            ip = str(peer[0]) if peer else ""
+            return await self._rest(parts.path, parse_qs(parts.query, keep_blank_values=True), ip)
         if parse_ws_path(request.path) is None:
             return _response(404, b'{"code":-1000,"msg":"Not found."}')
         unit = unserved_time_unit(request.path)
@@ -564,9 +583,18 @@ class VenueServer:
             return _response(error.status, error.body())
         return None
 
-    async def _rest(self, route: str, query: dict[str, list[str]]) -> Response:
+    async def _rest(self, route: str, query: dict[str, list[str]], ip: str) -> Response:
         endpoint = route.rsplit("/", 1)[-1]
-        weight = self._use_weight(rest.request_weight(route, query))
+        decision = self.weight.admit(ip, rest.request_weight(route, query), self._weight_clock_ns())
+        weight = rest.used_weight_headers(decision.used)
+        if decision.status != 200:
+            self.stats.rest_requests[f"{endpoint}:{decision.status}"] += 1
+            wait_s = self._wall_seconds(decision.retry_after_ns or 0)
+            if decision.status == 429:
+                error = rest.weight_exceeded(self.weight.limit)
+            else:
+                error = rest.ip_banned(time.time_ns() // 1_000_000 + round(wait_s * 1000))
+            return _response(error.status, error.body(), [*weight, rest.retry_after_header(wait_s)])
         try:
             if route == rest.PING_PATH:
                 body = rest.ping_body()
@@ -587,15 +615,21 @@ class VenueServer:
             self.stats.rest_requests[f"{endpoint}:{error.status}"] += 1
             return _response(error.status, error.body(), weight)
         self.stats.rest_requests[f"{endpoint}:200"] += 1
+        if route == rest.DEPTH_PATH:
+            self._served_snapshot(query["symbol"][0], body)
         return _response(200, body, weight)
 
-    def _use_weight(self, weight: int) -> list[tuple[str, str]]:
-        """Adds a request's weight to this wall-clock minute's total (one IP: loopback); returns the headers."""
-        minute = time.time_ns() // 60_000_000_000
-        if minute != self._weight_minute:
-            self._weight_minute, self._weight_used = minute, 0
-        self._weight_used += weight
-        return rest.used_weight_headers(self._weight_used)
+    def _weight_clock_ns(self) -> int:
+        """The clock request-weight minutes run on: replay time, scaled by speed like every scheduled
+        duration (at speed 8 a minute of weight lasts 7.5 s), so a client's snapshot fetches per recorded
+        minute meet the limit they would meet live; wall time at speed 0."""
+        elapsed = time.monotonic_ns() - self._started_ns
+        return elapsed if self.speed == 0 else round(elapsed * self.speed)
+
+    def _served_snapshot(self, symbol: str, body: bytes) -> None:
+        match = _LAST_UPDATE_ID.match(body)
+        if match is not None:
+            self.snapshots_served.append(SnapshotRecord(symbol, int(match.group(1)), time.monotonic_ns()))
 
     def _exchange_info(self, query: dict[str, list[str]]) -> bytes:
         asked = rest.exchange_info_params(query)
@@ -654,6 +688,9 @@ class VenueServer:
             return None
         self._rest_left -= 1
         return self._rest_mode
+
+
+_LAST_UPDATE_ID = re.compile(rb'\{"lastUpdateId":(\d+)')
 
 
 def _response(status: int, body: bytes, extra_headers: Sequence[tuple[str, str]] = ()) -> Response:

@@ -8,6 +8,7 @@ a test can show the checker separating the broken subject from our default one o
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import time
@@ -22,7 +23,7 @@ from harness.http import HttpError, http_get
 from harness.observations import SyncEvent
 from harness.queue import MessagePriority
 from harness.subject import SubjectConfig
-from harness.sync import Step
+from harness.sync import NeedSnapshot, Step
 from harness.venues.binance_spot.decoder import decode_frame, decode_snapshot
 from harness.venues.binance_spot.rest import depth_url
 from harness.venues.binance_spot.sequencing import BinanceSpotSequencing
@@ -121,6 +122,35 @@ class GivesUpOnSnapshot(BinanceSpotSubject):
             return
         self._fetches.pop(symbol, None)
         self._handle(symbol, self._syncs[symbol].on_snapshot(snapshot), time.monotonic_ns())
+
+
+class PollsSnapshots(BinanceSpotSubject):
+    """Reloads each book from a fresh 5,000-level snapshot over and over (a "consistency check" on a
+    timer far too short), and retries a refused fetch at once, ignoring `Retry-After`: the venue answers
+    429, then bans it with 418, and the reload it had started never completes."""
+
+    RELOAD_EVERY_S = 0.05
+    RETRY_S = 0.01
+
+    async def _fetch_snapshot(self, symbol: str) -> None:
+        sync = self._syncs[symbol]
+        url = depth_url(self._config.rest_url, symbol, SNAPSHOT_LIMIT)
+        while True:
+            self._handle(
+                symbol, [d for d in sync.on_connection_reset() if type(d) is not NeedSnapshot], time.monotonic_ns()
+            )
+            while True:
+                try:
+                    response = await http_get(url, user_agent=USER_AGENT, timeout_s=self._snapshot_timeout_s)
+                except (HttpError, TimeoutError):
+                    response = None
+                if response is not None and response.status == 200:
+                    break
+                status = "no answer" if response is None else f"HTTP {response.status}"
+                self._report(SyncEvent("snapshot_error", time.monotonic_ns(), status, symbol))
+                await asyncio.sleep(self.RETRY_S)
+            self._handle(symbol, sync.on_snapshot(decode_snapshot(response.body, symbol)), time.monotonic_ns())
+            await asyncio.sleep(self.RELOAD_EVERY_S)
 
 
 _FIELD = re.compile(rb'"([sUu])":"?([A-Za-z0-9]+)')
@@ -254,6 +284,11 @@ def gives_up_on_snapshot(config: SubjectConfig) -> BinanceSpotSubject:
 def salvages_corrupt_frames(config: SubjectConfig) -> BinanceSpotSubject:
     """Applies what it can parse of a broken frame (corrupt, truncated)."""
     return SalvagesCorruptFrames(config)
+
+
+def polls_snapshots(config: SubjectConfig) -> BinanceSpotSubject:
+    """Refetches 5,000-level snapshots in a loop and ignores 429s until it is banned (REST request weight)."""
+    return PollsSnapshots(config)
 
 
 def slow_reader_resumes(config: SubjectConfig) -> BinanceSpotSubject:

@@ -77,14 +77,14 @@ def observation(book: DictBook, t: int, synced: bool = True) -> BookObservation:
     return BookObservation(SYMBOL, book.u, synced, bids, asks, t + 50_000, t + 60_000, t + 80_000, t + 85_000)
 
 
-def run_subject(frames: list[Frame], *, skip=(), twice=(), wrong_at=None, gap_aware=True):
+def run_subject(frames: list[Frame], *, skip=(), twice=(), wrong_at=None, gap_aware=True, snap=SNAP):
     """Drives a subject over the frames it receives; returns (messages, server clients).
 
     `skip` frame indices are never written (a drop fault); `twice` ones are written twice and applied
     twice (a subject that does not drop duplicates); `wrong_at` corrupts one level of that update's
     observation; a `gap_aware` subject resyncs from a fresh snapshot on a gap, otherwise it applies on.
     """
-    book = DictBook(SNAP)
+    book = DictBook(snap)
     messages: list = [SyncEvent("connection_open", T0)]
     writes: list[Write] = []
     clients = [Client(1, writes)]
@@ -99,7 +99,7 @@ def run_subject(frames: list[Frame], *, skip=(), twice=(), wrong_at=None, gap_aw
             if gap_aware and synced and first is not None and first > book.u + 1:
                 messages.append(SyncEvent("gap_detected", t + 1, f"expected {book.u + 1}"))
                 messages.append(SyncEvent("resync", t + 2))
-                truth = DictBook(SNAP)
+                truth = DictBook(snap)
                 for earlier in frames[1 : frame.index]:
                     truth.apply(earlier)
                 book = truth
@@ -293,3 +293,97 @@ def test_send_log_clock_places_offsets_at_the_first_write_of_the_frame_due_then(
     assert to_mono(99 * STEP) == T0 + 20 * STEP + 1
     with pytest.raises(HarnessError, match="speed above 0"):
         replay_clock(T0, 0.0)
+
+
+# Holes: synced states built across updates the subject never received intact (harness/deliveries.py).
+
+
+@dataclass
+class Served:
+    """A REST depth answer the venue served (replayer/server.py SnapshotRecord)."""
+
+    symbol: str
+    last_update_id: int
+    served_mono_ns: int
+
+
+TOP_ONLY = DepthSnapshot(SYMBOL, 100, [["200.0", "1"], ["199.0", "2"]], [["201.0", "1"]])
+
+
+def overwriting_frames() -> list[Frame]:
+    """Frame i (1..10) sets the best bid's size to i: each frame's change is undone by the next, so a
+    book that missed one agrees with the oracle's top 20 again one frame later."""
+    return [depth(0, 95, 100)] + [depth(i, 100 + i, 100 + i, [["200.0", str(i)]]) for i in range(1, 11)]
+
+
+def test_a_hole_bridged_below_the_top_20s_notice_is_caught_by_holes_bridged() -> None:
+    frames = overwriting_frames()
+    messages, clients = run_subject(frames, snap=TOP_ONLY, skip={5}, gap_aware=False)
+    blind = check(Oracle(frames, TOP_ONLY), messages, clients)
+    assert blind.divergent == 0 and blind.holes_bridged == 0  # without the served snapshots: no hole search
+    found = check(Oracle(frames, TOP_ONLY), messages, clients, snapshots=[Served(SYMBOL, 100, T0)])
+    assert found.holes_bridged == 5 == found.divergent  # the states at 106..110 all stand on the missing 105
+    assert {example["reason"] for example in found.examples} == {
+        "synced across a hole in what the subject received (top 20 agrees)"
+    }
+    assert found.examples[0]["hole"] == {
+        "first_update_id": 105,
+        "last_update_id": 105,
+        "why": "never reached the subject intact",
+    }
+
+
+def test_a_resync_from_a_snapshot_past_the_hole_is_no_bridge() -> None:
+    frames = overwriting_frames()
+    messages, clients = run_subject(frames, snap=TOP_ONLY, skip={5}, gap_aware=True)
+    resync_at = T0 + frames[6].offset_ns + 2
+    stale = check(Oracle(frames, TOP_ONLY), messages, clients, snapshots=[Served(SYMBOL, 100, T0)])
+    assert stale.holes_bridged > 0  # claiming sync again with only the first snapshot served: still a bridge
+    served = [Served(SYMBOL, 100, T0), Served(SYMBOL, 105, resync_at)]
+    found = check(Oracle(frames, TOP_ONLY), messages, clients, snapshots=served)
+    assert found.holes_bridged == 0 == found.divergent and found.gaps_detected == 1
+
+
+def test_duplicates_are_no_hole_but_a_frame_that_came_after_it_was_needed_is() -> None:
+    frames = overwriting_frames()
+    served = [Served(SYMBOL, 100, T0)]
+    messages, clients = run_subject(frames, snap=TOP_ONLY, twice={3, 4})
+    assert check(Oracle(frames, TOP_ONLY), messages, clients, snapshots=served).holes_bridged == 0
+    messages, clients = run_subject(frames, snap=TOP_ONLY, skip={5}, gap_aware=False)
+    late = Write(5, 0, T0 + frames[8].offset_ns)  # written after 106 and 107 were applied, before 108
+    clients[0].sends.append(late)
+    found = check(Oracle(frames, TOP_ONLY), messages, clients, snapshots=served)
+    assert found.holes_bridged == 5  # applying 106 without 105 cannot be undone by 105 arriving later
+    assert found.examples[0]["hole"]["why"] == "reached the subject only later"
+
+
+def test_a_corrupted_frame_is_a_hole_and_a_reconnect_that_missed_nothing_is_not() -> None:
+    frames = overwriting_frames()
+    served = [Served(SYMBOL, 100, T0)]
+    messages, clients = run_subject(frames, snap=TOP_ONLY)
+    writes = clients[0].sends
+    first, second = Client(1, writes[:6]), Client(2, writes[4:])  # the new connection repeats 105 and 106
+    assert check(Oracle(frames, TOP_ONLY), messages, [first, second], snapshots=served).holes_bridged == 0
+    resumed = [Client(1, writes[:4]), Client(2, writes[6:])]  # 105 and 106 went to neither connection
+    assert check(Oracle(frames, TOP_ONLY), messages, resumed, snapshots=served).holes_bridged == 6
+    writes[2].fault = "corrupt:truncated"
+    assert check(Oracle(frames, TOP_ONLY), messages, clients, snapshots=served).holes_bridged == 8
+
+
+def test_a_chain_may_start_inside_an_event_from_a_straddling_snapshot() -> None:
+    """Snapshots fall inside events on the live venue (U <= lastUpdateId < u): the straddling frame is a link."""
+    frames = [depth(0, 95, 100)] + [depth(i, 99 + 2 * i, 100 + 2 * i, [["200.0", str(i)]]) for i in range(1, 6)]
+    oracle = Oracle(frames, TOP_ONLY)
+    messages, clients = run_subject(frames, snap=TOP_ONLY)
+    from_103 = [m for m in messages if not (isinstance(m, BookObservation) and m.update_id == 102)]
+    assert check(oracle, from_103, clients, snapshots=[Served(SYMBOL, 103, T0)]).holes_bridged == 0
+    del clients[0].sends[1]  # the frame [103, 104] that straddles the snapshot never went out
+    found = check(oracle, from_103, clients, snapshots=[Served(SYMBOL, 103, T0)])
+    assert found.examples[0]["hole"]["first_update_id"] == 104 and found.holes_bridged == 4
+
+
+def test_synced_with_no_snapshot_ever_served_is_a_bridge() -> None:
+    frames = overwriting_frames()
+    messages, clients = run_subject(frames, snap=TOP_ONLY)
+    found = check(Oracle(frames, TOP_ONLY), messages, clients, snapshots=[])
+    assert found.holes_bridged == 10 and found.examples[0]["hole"]["why"] == "no snapshot at or below it was served"

@@ -138,6 +138,20 @@ CASES: dict[str, Case] = {
     "exchange_restart": Case("exchange_restart", "gives_up_reconnecting", 8, _fault("exchange_restart", "30%", "45%")),
     # Not a fault kind: a disconnect after which the subject's client gives up without telling anyone.
     "frozen": Case("disconnect", "gives_up_silently", 8, _fault("disconnect", "70%", "70%")),
+    # Issue 7, items 5 and 7 (one block). Two one-update gaps: whether the lost update's change ever
+    # reaches the top 20 is luck, so the catch asserted is the hole itself (sync.holes_bridged).
+    "hole_one_update": Case(
+        "gap", "gap_blind", 8, _fault("gap", "30%", "60%", count=2, length=1), '"sync.holes_bridged" = 0'
+    ),
+    # The same replay under Binance's default 6,000 weight a minute: a client polling 5,000-level
+    # snapshots (250 each) is refused with 429 within a recorded minute, keeps going, and is banned.
+    "rest_weight": Case(
+        "gap",
+        "polls_snapshots",
+        8,
+        _fault("gap", "30%", "60%", count=2, length=1),
+        '"venue.rest_weight.refused_429" = 0\n"venue.rest_weight.refused_418" = 0',
+    ),
 }
 
 
@@ -319,6 +333,27 @@ def test_book_frozen_by_a_silent_give_up_is_not_a_correct_final_book(replays: Re
     broken, good = replays.pair("frozen")
     sync = _catches(broken, good, "sync.final_book_correct == true")
     assert sync["final"][0]["update_id"] < sync["final"][0]["oracle_last_update_id"]
+
+
+def test_a_one_update_hole_applied_across_is_a_hole_bridged(replays: Replays) -> None:
+    broken, good = replays.pair("hole_one_update")
+    sync = _catches(broken, good, "sync.holes_bridged == 0", *DIVERGED)
+    assert sync["holes_bridged"] > 0 and sync["gaps_detected"] == 0 < sync["gaps_injected"]
+    assert any(
+        example.get("hole", {}).get("why") == "never reached the subject intact"
+        for example in sync["divergence_examples"]
+    )
+    assert good["sync"]["holes_bridged"] == 0 and good["sync"]["gaps_detected"] > 0
+
+
+def test_snapshots_polled_past_the_weight_limit_are_refused_then_banned(replays: Replays) -> None:
+    broken, good = replays.pair("rest_weight")
+    _catches(broken, good, "venue.rest_weight.refused_418 == 0", "sync.final_book_correct == true")
+    weight = broken["venue"]["rest_weight"]
+    assert weight["limit"] == 6000 < weight["peak_per_minute"]
+    assert weight["refused_429"] >= 1 and weight["refused_418"] >= 1 and weight["bans"] == 1
+    assert [final["detail"] for final in broken["sync"]["final"]] == ["not synced at the end"]
+    assert good["venue"]["rest_weight"]["refused_429"] == 0 == good["venue"]["rest_weight"]["refused_418"]
 
 
 def test_cli_exits_one_on_a_caught_subject(replays: Replays) -> None:

@@ -7,6 +7,7 @@ import random
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError, Inval
 from recorder.format import EventKind, RecordingMeta
 from recorder.segments import RecordingWriter
 from replayer.replay_data import ReplayData, VenueBooks, load_replay_data
+from replayer.request_weight import IGNORED_429S_BEFORE_BAN
 from replayer.server import ServerThread, VenueServer
 from replayer.timeline import (
     ClientBufferLimit,
@@ -472,6 +474,39 @@ def test_every_rest_answer_reports_the_weight_used_this_minute(data: ReplayData)
     asyncio.run(run())
 
 
+def test_rest_weight_past_the_limit_is_refused_with_429_then_banned_with_418(data: ReplayData) -> None:
+    """Binance's answers, headers and bodies as documented; a relaxed limit serves what the default refuses."""
+    deep = "/api/v3/depth?symbol=BTCUSDT&limit=5000"
+
+    async def run() -> None:
+        async with serving(data, schedule=parked(data, 0), rest_weight_limit=1000) as server:
+            before_ms = time.time_ns() // 1_000_000
+            answers = [await http_get_headers(server, deep) for _ in range(4 + 1 + IGNORED_429S_BEFORE_BAN)]
+            after_ms = time.time_ns() // 1_000_000
+            assert [status for status, _, _ in answers] == [200] * 4 + [429] * IGNORED_429S_BEFORE_BAN + [418]
+            _, headers, body = answers[4]
+            assert headers["x-mbx-used-weight-1m"] == "1250" and 1 <= int(headers["retry-after"]) <= 60
+            assert orjson.loads(body) == {
+                "code": -1003,
+                "msg": "Too much request weight used; current limit is 1000 request weight per 1 MINUTE. "
+                "Please use WebSocket Streams for live updates to avoid polling the API.",
+            }
+            _, headers, body = answers[-1]
+            ban = orjson.loads(body)
+            assert ban["code"] == -1003 and int(headers["retry-after"]) == 120
+            until = int(ban["msg"].split("IP banned until ")[1].split(".")[0])
+            assert before_ms + 120_000 <= until <= after_ms + 120_000  # epoch ms, as Binance writes it
+            assert (await http_get_headers(server, "/api/v3/ping"))[0] == 418  # banned from every endpoint
+            weight = server.weight
+            assert (weight.refused_429, weight.refused_418, weight.bans) == (IGNORED_429S_BEFORE_BAN, 2, 1)
+            assert server.stats.rest_requests["depth:418"] == 1 and len(server.snapshots_served) == 4
+        async with serving(data, schedule=parked(data, 0), rest_weight_limit=0) as relaxed:
+            assert {(await http_get(relaxed, deep))[0] for _ in range(30)} == {200}
+            assert relaxed.weight.peak_per_minute == 30 * 250
+
+    asyncio.run(run())
+
+
 def test_book_ticker_and_system_status_answer_from_the_current_position(data: ReplayData) -> None:
     """ccxt `fetch_bids_asks`/`fetch_status`, python-binance `get_orderbook_ticker`/`get_system_status` call these."""
 
@@ -810,6 +845,19 @@ def test_harness_serve_on_a_bad_recording_exits_2_with_one_line(tmp_path: Path) 
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:")
+
+
+@pytest.mark.parametrize("command", ["serve", "replay"])
+def test_a_negative_rest_weight_limit_exits_2_with_one_line(built: Built, command: str) -> None:
+    args = ["--recording", str(built.path), "--rest-weight-limit", "-1"]
+    if command == "replay":
+        args += ["--scenario", "clean"]
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", command, *args], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--rest-weight-limit" in lines[0], lines
 
 
 def test_the_server_pings_and_drops_a_peer_that_never_pongs(data: ReplayData) -> None:

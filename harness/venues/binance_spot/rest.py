@@ -8,6 +8,7 @@ them as it answers a book.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ BOOK_TICKER_PATH = "/api/v3/ticker/bookTicker"
 SYSTEM_STATUS_PATH = "/sapi/v1/system/status"
 """The one sapi endpoint served: clients (ccxt `fetch_status`, python-binance `get_system_status`) call it as a
 health check before connecting."""
+
+REQUEST_WEIGHT_PER_MINUTE = 6000
+"""Binance spot's REQUEST_WEIGHT limit per IP and minute, as exchangeInfo lists it."""
 
 DEPTH_DEFAULT_LIMIT = 100
 DEPTH_MAX_LIMIT = 5000
@@ -62,12 +66,7 @@ def invalid_symbol() -> RestError:
 def error_for_status(status: int) -> RestError:
     """The body Binance sends with a throttling or server-side failure status (for fault injection)."""
     if status == 429:
-        return RestError(
-            429,
-            -1003,
-            "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. "
-            "Please use WebSocket Streams for live updates to avoid polling the API.",
-        )
+        return weight_exceeded(REQUEST_WEIGHT_PER_MINUTE)
     if status == 418:
         return RestError(
             418, -1003, "Way too much request weight used; IP banned. Please use WebSocket Streams for live updates."
@@ -85,6 +84,26 @@ def error_for_status(status: int) -> RestError:
     if status >= 500:
         return RestError(status, -1001, "Internal error; unable to process your request. Please try again.")
     return RestError(status, -1000, "An unknown error occurred while processing the request.")
+
+
+def weight_exceeded(limit: int) -> RestError:
+    """429: the IP asked for more than `limit` weight this minute (Binance's -1003 wording)."""
+    return RestError(
+        429,
+        -1003,
+        f"Too much request weight used; current limit is {limit} request weight per 1 MINUTE. "
+        "Please use WebSocket Streams for live updates to avoid polling the API.",
+    )
+
+
+def ip_banned(until_ms: int) -> RestError:
+    """418: the IP kept sending after 429s and is banned until `until_ms` (epoch milliseconds)."""
+    return RestError(
+        418,
+        -1003,
+        f"Way too much request weight used; IP banned until {until_ms}. "
+        "Please use WebSocket Streams for live updates to avoid bans.",
+    )
 
 
 def request_weight(route: str, query: Mapping[str, Sequence[str]]) -> int:
@@ -115,6 +134,11 @@ def used_weight_headers(used: int) -> list[tuple[str, str]]:
     binance-connector's `show_limit_usage` and weight-aware clients read these.
     """
     return [("x-mbx-used-weight", str(used)), ("x-mbx-used-weight-1m", str(used))]
+
+
+def retry_after_header(seconds: float) -> tuple[str, str]:
+    """`Retry-After` on a 429 or 418: whole seconds, rounded up and at least 1, so waiting it out is enough."""
+    return ("Retry-After", str(max(1, math.ceil(seconds))))
 
 
 def ping_body() -> bytes:
@@ -272,7 +296,12 @@ def exchange_info_body(specs: Sequence[SymbolSpec], server_time_ms: int, *, show
             "timezone": "UTC",
             "serverTime": server_time_ms,
             "rateLimits": [
-                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
+                {
+                    "rateLimitType": "REQUEST_WEIGHT",
+                    "interval": "MINUTE",
+                    "intervalNum": 1,
+                    "limit": REQUEST_WEIGHT_PER_MINUTE,
+                },
                 {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
                 {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
                 {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},

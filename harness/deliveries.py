@@ -1,0 +1,185 @@
+"""What reached the subject, and the holes in a chain of updates it claims to have built from it.
+
+A subject that says it is synced at update `u` claims a chain: a REST snapshot at some `lastUpdateId`
+L, then every update from L + 1 to `u`. Each link must have reached it intact before it was needed:
+a frame the venue wrote to one of its connections, not mangled by a `corrupt*` fault, written
+before the observation was applied. An update that no connection received that way (dropped by a
+fault or a gap, corrupted, never sent because the connection closed first) is a hole, unless a
+snapshot served since covers it. The top-20 comparison sees a bridged hole only when the damage
+reaches the top 20; this sees it whatever the book shows.
+
+Deliberately lenient, so a correct subject is never accused: the subject's connections count
+together (a frame received on any of them, or on an earlier one, could have been used: the fault
+plans send every connection the same frames, and a reconnect with nothing missed in between is no
+hole); the chain may start from any snapshot served before the observation, and the checker takes
+the best one (the highest `lastUpdateId` at or below `u`, which needs the fewest links; snapshots
+may fall inside an event, `U <= lastUpdateId < u`, so a frame counts for the ids it carries past
+L). Once a chain has crossed a hole, every later state built on it crossed it too, until the subject
+resyncs (a new sync point) or a snapshot past the hole is served. Pure: no clock, no socket.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right, insort
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+NEVER = 2**63
+"""The write time of a frame no connection received intact."""
+
+
+class DepthFrameLike(Protocol):
+    """A clean depth frame's ids (harness/oracle.py DepthFrame)."""
+
+    index: int
+    symbol: str
+    first_update_id: int
+    last_update_id: int
+
+
+class SnapshotLike(Protocol):
+    """One REST depth answer served (replayer/server.py SnapshotRecord)."""
+
+    symbol: str
+    last_update_id: int
+    served_mono_ns: int
+
+
+class _Send(Protocol):
+    frame_index: int
+    write_mono_ns: int
+
+
+class _Client(Protocol):
+    sends: Sequence[_Send]
+
+
+@dataclass(frozen=True, slots=True)
+class Hole:
+    """Updates `first`..`last` of a chain that never reached the subject intact before they were needed."""
+
+    first: int
+    last: int
+    why: str
+
+
+@dataclass(slots=True)
+class _Symbol:
+    """One symbol's clean frames in update-id order with the first time each reached the subject intact."""
+
+    starts: list[int] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
+    written: list[int] = field(default_factory=list)
+    served: list[tuple[int, int]] = field(default_factory=list)
+    """(served_mono_ns, lastUpdateId) of every snapshot, in serving order."""
+
+
+class Deliveries:
+    """The send log and the snapshots served, indexed per symbol for `ChainJudge`."""
+
+    def __init__(
+        self, frames: Iterable[DepthFrameLike], clients: Iterable[_Client], snapshots: Iterable[SnapshotLike]
+    ) -> None:
+        by_index = {frame.index: frame for frame in frames}
+        first_write: dict[int, int] = {}
+        for client in clients:
+            for send in client.sends:
+                fault = getattr(send, "fault", None)
+                if send.frame_index not in by_index or (fault is not None and fault.startswith("corrupt")):
+                    continue
+                if send.write_mono_ns < first_write.get(send.frame_index, NEVER):
+                    first_write[send.frame_index] = send.write_mono_ns
+        ranges: dict[str, dict[tuple[int, int], int]] = {}
+        for index, frame in by_index.items():
+            key = (frame.first_update_id, frame.last_update_id)
+            span = ranges.setdefault(frame.symbol, {})
+            span[key] = min(span.get(key, NEVER), first_write.get(index, NEVER))  # recorded twice: either copy
+        self._symbols: dict[str, _Symbol] = {}
+        for symbol, span in ranges.items():
+            entry = self._symbols[symbol] = _Symbol()
+            for (start, end), written in sorted(span.items(), key=lambda item: (item[0][1], item[0][0])):
+                entry.starts.append(start)
+                entry.ends.append(end)
+                entry.written.append(written)
+        for snap in sorted(snapshots, key=lambda s: s.served_mono_ns):
+            entry = self._symbols.setdefault(snap.symbol, _Symbol())
+            entry.served.append((snap.served_mono_ns, snap.last_update_id))
+
+    def symbol(self, symbol: str) -> _Symbol | None:
+        return self._symbols.get(symbol)
+
+
+@dataclass(slots=True)
+class _Chain:
+    served_seen: int = 0
+    snapshot_ids: list[int] = field(default_factory=list)
+    verified: dict[int, int] = field(default_factory=dict)
+    """Per chain start L: the highest update id up to which L's chain was found whole (only ever grows)."""
+    hole: Hole | None = None
+
+
+class ChainJudge:
+    """Follows each symbol's claimed chain: `restart` at every sync point, `judge` every synced state.
+
+    Observations come in the order the subject made them; amortized, each frame is walked once per
+    chain start, so a long run costs what its frames cost.
+    """
+
+    def __init__(self, deliveries: Deliveries) -> None:
+        self._deliveries = deliveries
+        self._chains: dict[str, _Chain] = {}
+
+    def restart(self, symbol: str) -> None:
+        """The subject (re)synced: a hole its previous chain crossed no longer taints what it builds now."""
+        chain = self._chains.get(symbol)
+        if chain is not None:
+            chain.hole = None
+
+    def judge(self, symbol: str, update_id: int, applied_mono_ns: int) -> Hole | None:
+        """The hole the chain to `update_id` crosses, None when it could have been built whole."""
+        known = self._deliveries.symbol(symbol)
+        if known is None:
+            return None
+        chain = self._chains.get(symbol)
+        if chain is None:
+            chain = self._chains[symbol] = _Chain()
+        served = known.served
+        while chain.served_seen < len(served) and served[chain.served_seen][0] < applied_mono_ns:
+            insort(chain.snapshot_ids, served[chain.served_seen][1])
+            chain.served_seen += 1
+        at = bisect_right(chain.snapshot_ids, update_id) - 1
+        if at < 0:
+            chain.hole = chain.hole or Hole(update_id, update_id, "no snapshot at or below it was served")
+            return chain.hole
+        start = chain.snapshot_ids[at]
+        if chain.hole is not None:
+            if start < chain.hole.last:
+                return chain.hole
+            chain.hole = None
+        whole_to = chain.verified.get(start, start)
+        if update_id <= whole_to:
+            return None
+        hole, whole_to = _walk(known, whole_to, update_id, applied_mono_ns)
+        chain.verified[start] = whole_to
+        chain.hole = hole
+        return hole
+
+
+def _walk(known: _Symbol, whole_to: int, update_id: int, before_ns: int) -> tuple[Hole | None, int]:
+    """Extends a whole chain from `whole_to` towards `update_id`: (the first hole, how far it is whole)."""
+    starts, ends, written = known.starts, known.ends, known.written
+    k = bisect_right(ends, whole_to)
+    need = whole_to + 1
+    while need <= update_id:
+        while k < len(ends) and ends[k] < need:
+            k += 1
+        if k == len(ends) or starts[k] > need:
+            last = update_id if k == len(ends) else min(update_id, starts[k] - 1)
+            return Hole(need, last, "in no recorded frame"), need - 1
+        if written[k] >= before_ns:
+            why = "never reached the subject intact" if written[k] == NEVER else "reached the subject only later"
+            return Hole(max(starts[k], need), ends[k], why), need - 1
+        need = ends[k] + 1
+        k += 1
+    return None, need - 1
