@@ -29,7 +29,7 @@ TOP_DEPTH = 20
 
 
 @runtime_checkable
-class SnapshotLike(Protocol):
+class DepthSnapshotLike(Protocol):
     """A depth snapshot by its shape: a DepthSnapshot, a recorded one (replay_data's RecordedSnapshot)."""
 
     @property
@@ -93,10 +93,10 @@ class Oracle:
     books); each is used at the first frame that bridges it, and the ones no frame bridges are skipped.
     """
 
-    def __init__(self, frames: Iterable[Frame], snapshots: SnapshotLike | Iterable[SnapshotLike]) -> None:
+    def __init__(self, frames: Iterable[Frame], snapshots: DepthSnapshotLike | Iterable[DepthSnapshotLike]) -> None:
         self._clean = list(frames)
-        pending: dict[str, list[SnapshotLike]] = {}
-        for snap in [snapshots] if isinstance(snapshots, SnapshotLike) else snapshots:
+        pending: dict[str, list[DepthSnapshotLike]] = {}
+        for snap in [snapshots] if isinstance(snapshots, DepthSnapshotLike) else snapshots:
             pending.setdefault(snap.symbol, []).append(snap)
         for queue in pending.values():
             queue.sort(key=lambda s: s.last_update_id)
@@ -147,7 +147,7 @@ class Oracle:
         return None
 
     def _replay(
-        self, frames: Iterable[Frame], pending: dict[str, list[SnapshotLike]], *, record: bool
+        self, frames: Iterable[Frame], pending: dict[str, list[DepthSnapshotLike]], *, record: bool
     ) -> Iterator[tuple[str, ReferenceBook]]:
         """Applies every depth frame in order, yielding (symbol, book) after each known state."""
         books: dict[str, ReferenceBook | None] = {}
@@ -187,7 +187,7 @@ class Oracle:
             self._books = {symbol: book for symbol, book in books.items() if book is not None}
 
     @staticmethod
-    def _bridge(ids: DepthFrame, queue: list[SnapshotLike]) -> ReferenceBook | None:
+    def _bridge(ids: DepthFrame, queue: list[DepthSnapshotLike]) -> ReferenceBook | None:
         """A book loaded from the snapshot this frame bridges (or lies before), consuming used snapshots."""
         while queue:
             snap = queue[0]

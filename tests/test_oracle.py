@@ -9,7 +9,7 @@ import pytest
 
 from harness.book_events import DepthSnapshot
 from harness.errors import HarnessError
-from harness.oracle import Oracle, SnapshotLike, decode_depth, snapshot_from_rest
+from harness.oracle import DepthSnapshotLike, Oracle, decode_depth, snapshot_from_rest
 from replayer.timeline import Frame
 
 SYMBOL = "BTCUSDT"
@@ -132,7 +132,7 @@ def test_oracle_agrees_with_the_venue_books_on_a_synth_recording() -> None:
     from replayer.replay_data import VenueBooks, build_replay_data
 
     data = build_replay_data(generate_events("BTCUSDT", seconds=3.0, seed=11), ["BTCUSDT"])
-    snapshots: list[SnapshotLike] = [s for recorded in data.snapshots.values() for s in recorded]
+    snapshots: list[DepthSnapshotLike] = [s for recorded in data.snapshots.values() for s in recorded]
     snapshots += [DepthSnapshot(s, b.last_update_id, b.bids(), b.asks()) for s, b in data.start_books.items()]
     oracle = Oracle(data.frames, snapshots)
     venue = VenueBooks(data)
