@@ -9,7 +9,10 @@ the `to_mono` function the runner passes (see `replay_clock`).
 The worst finding is silent divergence: an observation that claims to be synced and differs from the
 oracle at its update id, claims synced at an update id the clean recording never ended a frame on, or
 claims synced on a chain of updates that crosses a hole in what the subject received (given the
-snapshots the venue served, harness/deliveries.py), whatever its top 20 shows.
+snapshots the venue served, harness/deliveries.py), whatever its top 20 shows. The venue's REST
+snapshots usually fall inside a depth event, where the clean recording has no book: a synced
+observation at a served snapshot's id is judged against that snapshot's top levels (what the venue
+said the book was), and an id that is neither a frame boundary nor a served snapshot's is divergence.
 """
 
 from __future__ import annotations
@@ -58,6 +61,14 @@ class SendLike(Protocol):
     def intended_mono_ns(self) -> int: ...
     @property
     def write_mono_ns(self) -> int: ...
+
+
+class ServedLike(SnapshotLike, Protocol):
+    """One REST depth snapshot the venue served (replayer/server.py SnapshotRecord), with its top levels,
+    best first; they are read only for a synced observation at an id no clean frame ends on."""
+
+    bids: Side
+    asks: Side
 
 
 class ClientLike(Protocol):
@@ -186,10 +197,15 @@ class Checker:
         *,
         start_mono_ns: int | None = None,
         deliveries: Deliveries | None = None,
+        served: Iterable[ServedLike] = (),
     ) -> None:
         """`deliveries` (what reached the subject, and the snapshots served) turns on the hole search:
-        without it the checker cannot know where a chain may start, and counts no `holes_bridged`."""
+        without it the checker cannot know where a chain may start, and counts no `holes_bridged`.
+        `served`, the snapshots the venue served, are the truth at ids inside an event."""
         windows = list(windows)
+        self._served: dict[tuple[str, int], list[ServedLike]] = {}
+        for snap in served:
+            self._served.setdefault((snap.symbol, snap.last_update_id), []).append(snap)
         if windows and to_mono is None:
             raise HarnessError("fault windows given without a clock to place them (pass to_mono)")
         self._oracle = oracle
@@ -261,12 +277,19 @@ class Checker:
         f.checks += 1
         expected = self._oracle.top(obs.symbol, obs.update_id)
         if expected is None:
-            f.unknown_update_ids += 1
-            self._diverged(obs.symbol, obs.update_id, t, "update id is not a clean frame boundary", None, None, hole)
-            self._disrupt(obs.symbol, t)
-            return
-        bids, asks = expected
-        if not _same(obs.bids, bids) or not _same(obs.asks, asks):
+            served = [(snap.bids, snap.asks) for snap in self._served.get((obs.symbol, obs.update_id), ())]
+            if not served:
+                f.unknown_update_ids += 1
+                reason = "update id is neither a clean frame boundary nor a snapshot the venue served"
+                self._diverged(obs.symbol, obs.update_id, t, reason, None, None, hole)
+                self._disrupt(obs.symbol, t)
+                return
+            if not any(_same(obs.bids, bids) and _same(obs.asks, asks) for bids, asks in served):
+                reason = "top 20 differs from the snapshot the venue served at this id"
+                self._diverged(obs.symbol, obs.update_id, t, reason, obs, served[0], hole)
+                self._disrupt(obs.symbol, t)
+                return
+        elif not _same(obs.bids, expected[0]) or not _same(obs.asks, expected[1]):
             self._diverged(obs.symbol, obs.update_id, t, "top 20 differs from the oracle", obs, expected, hole)
             self._disrupt(obs.symbol, t)
             return
@@ -332,7 +355,7 @@ class Checker:
             expected = self._oracle.full_book(symbol, book.update_id)
             if not book.synced:
                 detail, correct = "not synced at the end", False
-            elif book.update_id != oracle_last and expected is not None:
+            elif book.update_id != oracle_last and (expected is not None or (symbol, book.update_id) in self._served):
                 detail, correct = f"synced but stopped at {book.update_id}, before the stream's last update", False
             elif expected is None:
                 detail, correct = "synced at an update id the clean recording never ended a frame on", False
@@ -468,16 +491,19 @@ def check(
     to_mono: Callable[[int], int] | None = None,
     *,
     start_mono_ns: int | None = None,
-    snapshots: Iterable[SnapshotLike] | None = None,
+    snapshots: Iterable[ServedLike] | None = None,
 ) -> Findings:
     """The whole check in one call, for a run whose messages (FinalBooks included) are all in hand.
 
     `snapshots`, the REST depth answers the venue served (replayer/server.py `snapshots_served`),
-    turns on the hole search over `clients`' send log.
+    turns on the hole search over `clients`' send log, and is the truth at ids inside an event.
     """
     clients = list(clients)
+    snapshots = None if snapshots is None else list(snapshots)
     deliveries = None if snapshots is None else Deliveries(oracle.depth_frame_ids(), clients, snapshots)
-    checker = Checker(oracle, windows, to_mono, start_mono_ns=start_mono_ns, deliveries=deliveries)
+    checker = Checker(
+        oracle, windows, to_mono, start_mono_ns=start_mono_ns, deliveries=deliveries, served=snapshots or ()
+    )
     finals: list[FinalBook] = []
     for message in messages:
         if isinstance(message, FinalBook):

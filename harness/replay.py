@@ -171,6 +171,7 @@ async def _run(setup: _Setup, progress: Progress | None) -> tuple[SubjectRun, Ve
         setup.data,
         schedule=setup.schedule,
         speed=setup.speed,
+        seed=setup.seed,
         socket_send_buffer=SLOW_READER_SNDBUF if _limits_client_buffers(setup.schedule) else None,
         rest_weight_limit=setup.rest_weight_limit,
     )

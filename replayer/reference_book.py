@@ -47,6 +47,9 @@ class ReferenceBook:
             else:
                 side[key] = (price, size)
 
+    def has_level(self, bid: bool, price: str) -> bool:
+        return float(price) in (self._bids if bid else self._asks)
+
     def bids(self, depth: int | None = None) -> list[tuple[str, str]]:
         """Best first."""
         values = self._bids.values()

@@ -10,12 +10,15 @@ book already holds its own depth frames up to that point.
 
 `VenueBooks` is the truth the REST endpoint serves: it advances by clean frame index, each clean
 depth frame applied once, whatever a fault plan did to the schedule (dropped, duplicated, reordered
-or corrupted sends), because a real venue's book does not care what reached one client.
+or corrupted sends), because a real venue's book does not care what reached one client. Its REST
+snapshots fall inside the next depth event by default (`U <= lastUpdateId < u`), as on the live venue.
 """
 
 from __future__ import annotations
 
 import os
+import random
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -30,6 +33,9 @@ from replayer.reader import Recording
 from replayer.reference_book import ReferenceBook
 from replayer.timeline import Frame
 
+JOIN_HORIZON = 300
+"""Depth events past the current position over which a barely stale snapshot's join must stay
+uncrossed: 30 s of a 100 ms stream (the check replays them per request, about 50 ms here, on the venue loop)."""
 SPEC_SAMPLE_FRAMES = 200
 """Frames per symbol whose price/size strings, with the snapshots', decide tick and lot sizes."""
 
@@ -133,12 +139,15 @@ def depth_levels(frame: Frame) -> tuple[list, list]:
     return data["b"], data["a"]
 
 
-def apply_depth(book: ReferenceBook, frame: Frame, snapshots: Iterable[RecordedSnapshot]) -> None:
+def apply_depth(
+    book: ReferenceBook, frame: Frame, snapshots: Iterable[RecordedSnapshot], levels: tuple[list, list] | None = None
+) -> None:
     """Applies a clean depth frame to the venue's book by Binance's rule.
 
     A frame the book already covers is skipped. A hole in the recorded ids (the recorder lost a
     connection) is bridged by a later recorded snapshot the frame continues, when there is one;
     otherwise the frame is applied anyway, since nothing better is known (`harness inspect` lists such holes).
+    `levels` is the frame's `depth_levels` when the caller has them parsed already.
     """
     first, last = frame.first_update_id, frame.last_update_id
     if last is None or first is None or last <= book.last_update_id:
@@ -148,19 +157,37 @@ def apply_depth(book: ReferenceBook, frame: Frame, snapshots: Iterable[RecordedS
             if first <= snapshot.last_update_id + 1 <= last and snapshot.last_update_id >= book.last_update_id:
                 book.load(snapshot.last_update_id, snapshot.bids, snapshot.asks)
                 break
-    bids, asks = depth_levels(frame)
+    bids, asks = levels if levels is not None else depth_levels(frame)
     book.apply(last, bids, asks)
 
 
 class VenueBooks:
-    """The venue's book per symbol at the current replay position, advanced by clean frame index."""
+    """The venue's book per symbol at the current replay position, advanced by clean frame index.
 
-    def __init__(self, data: ReplayData) -> None:
+    `book` is the state at the current frame boundary (bookTicker answers from it). `snapshot`,
+    `snapshot_before` and their stale and too-new shifts are what REST depth serves: with `straddle`
+    on, a state inside the symbol's next depth event, as the live venue's `lastUpdateId` usually is.
+    A Binance depth event carries one entry per level with the level's final size, so the venue's
+    book between its first and last update id is the book before it plus some of its entries: each
+    event's entries get one seeded order (drawn per event, so two answers at the same id always
+    agree), and a request takes the first `k` of them (k drawn per request), labelled `U + k - 1`.
+    Entries that remove or change a level come before those that add one, so no such state is
+    crossed when the books on both sides of the event are not. A client that applies the event over
+    it gets exactly the book after the event; one that drops the event because `U <= lastUpdateId`
+    keeps a book wrong at the other levels. An event with fewer than two entries, or one update id,
+    cannot be straddled, and an answer there is at the boundary.
+    """
+
+    def __init__(self, data: ReplayData, *, seed: int = 0, straddle: bool = True) -> None:
         self._data = data
+        self._seed = seed
+        self._straddle = straddle
         self._books = {symbol: book.copy() for symbol, book in data.start_books.items()}
         self._applied = dict.fromkeys(self._books, 0)
         self._order = sorted(i for indexes in data.depth_indexes.values() for i in indexes)
         self._cursor = 0
+        self._levels: dict[int, tuple[list, list]] = {}
+        """Parsed levels of the depth frames a snapshot replayed, so stale answers in a row parse once."""
 
     def advance_to(self, index: int) -> None:
         """Applies every clean depth frame with index <= `index` not applied yet (skipped ones first)."""
@@ -178,23 +205,112 @@ class VenueBooks:
     def book(self, symbol: str) -> ReferenceBook | None:
         return self._books.get(symbol)
 
-    def lagging(self, symbol: str, lag_frames: int) -> ReferenceBook:
-        """The book `lag_frames` of the symbol's depth frames ago, never older than the replay start."""
-        keep = max(0, self._applied[symbol] - lag_frames)
-        book = self._data.start_books[symbol].copy()
+    def snapshot(self, symbol: str, request: int, shift: int = 0) -> ReferenceBook:
+        """What REST depth serves for request number `request`: inside the event `shift` depth frames
+        from the current position (0: the next one not sent yet; negative: stale; positive: too new)."""
+        position = self._clamp(symbol, self._applied[symbol] + shift)
+        return self._straddled(symbol, self._book_at(symbol, position), position, request)
+
+    def snapshot_before(self, symbol: str, first_index: int | None, lag: int, request: int) -> ReferenceBook:
+        """A snapshot `lag` events older than clean frame `first_index`, the first depth frame a client's
+        connection was sent (None: the next one to send), so that frame cannot bridge it.
+
+        The lag shrinks until the book a client makes by joining the stream to it anyway (every event
+        from that frame on, JOIN_HORIZON events past the current position) is never crossed, so only
+        the bridge rule can tell the client the snapshot is stale. Inside the event just before the
+        frame, a state whose missing entries only add levels always qualifies: the client's levels are
+        then a subset of the true ones.
+        """
+        indexes = self._data.depth_indexes[symbol]
+        first = self._applied[symbol] if first_index is None else bisect_left(indexes, first_index)
+        for shrink in range(lag, 0, -1):
+            position = self._clamp(symbol, first - shrink)
+            answer = self._straddled(symbol, self._book_at(symbol, position), position, request)
+            if not self._join_crosses(symbol, answer, first):
+                return answer
+        position = self._clamp(symbol, first - 1)
+        return self._straddled(symbol, self._book_at(symbol, position), position, request, adds_missing=True)
+
+    def _join_crosses(self, symbol: str, book: ReferenceBook, first: int) -> bool:
+        join = book.copy()
+        for index in self._data.depth_indexes[symbol][first : self._applied[symbol] + JOIN_HORIZON]:
+            self._apply(join, index)
+            if is_crossed(join):
+                return True
+        return False
+
+    def _clamp(self, symbol: str, position: int) -> int:
+        return max(0, min(position, len(self._data.depth_indexes[symbol])))
+
+    def _book_at(self, symbol: str, position: int) -> ReferenceBook:
+        """A copy of the book after the symbol's first `position` depth frames (clamped to the recording)."""
+        position = self._clamp(symbol, position)
+        applied = self._applied[symbol]
+        indexes = self._data.depth_indexes[symbol]
+        if position >= applied:
+            book, todo = self._books[symbol].copy(), indexes[applied:position]
+        else:
+            book, todo = self._data.start_books[symbol].copy(), indexes[:position]
         snapshots = self._data.snapshots.get(symbol, ())
-        for index in self._data.depth_indexes[symbol][:keep]:
-            apply_depth(book, self._data.frames[index], snapshots)
+        for index in todo:
+            self._apply(book, index, snapshots)
         return book
 
-    def leading(self, symbol: str, lag_frames: int) -> ReferenceBook:
-        """The book `lag_frames` of the symbol's depth frames ahead, never past the recording's end."""
-        done = self._applied[symbol]
-        book = self._books[symbol].copy()
-        snapshots = self._data.snapshots.get(symbol, ())
-        for index in self._data.depth_indexes[symbol][done : done + lag_frames]:
-            apply_depth(book, self._data.frames[index], snapshots)
+    def _apply(self, book: ReferenceBook, index: int, snapshots: Iterable[RecordedSnapshot] = ()) -> None:
+        frame = self._data.frames[index]
+        levels = self._levels.get(index)
+        if levels is None:
+            levels = self._levels[index] = depth_levels(frame)
+        apply_depth(book, frame, snapshots, levels)
+
+    def _straddled(
+        self, symbol: str, book: ReferenceBook, position: int, request: int, adds_missing: bool = False
+    ) -> ReferenceBook:
+        """`book` (after `position` depth frames) moved inside the next event, where it can be;
+        `adds_missing`: only entries that add a level are left out (none: the boundary)."""
+        indexes = self._data.depth_indexes[symbol]
+        if not self._straddle or position >= len(indexes):
+            return book
+        frame = self._data.frames[indexes[position]]
+        first, last = frame.first_update_id, frame.last_update_id
+        if first > book.last_update_id + 1:
+            # A hole in the recording: a recorded snapshot the event continues is the venue's own state.
+            for recorded in self._data.snapshots.get(symbol, ()):
+                if first <= recorded.last_update_id + 1 <= last and recorded.last_update_id >= book.last_update_id:
+                    own = ReferenceBook()
+                    own.load(recorded.last_update_id, recorded.bids, recorded.asks)
+                    return own
+            return book
+        if first != book.last_update_id + 1:
+            return book  # already inside the event (a recorded snapshot), or past it
+        entries = self._event_order(book, frame)
+        most = min(len(entries) - 1, last - first)
+        least = sum(not _adds_level(book, *entry) for entry in entries) if adds_missing else 1
+        if most < max(1, least):
+            return book
+        k = random.Random(f"{self._seed}/straddle/{request}").randint(max(1, least), most)
+        bids = [entry for side, entry in entries[:k] if side == "b"]
+        asks = [entry for side, entry in entries[:k] if side == "a"]
+        book.apply(first + k - 1, bids, asks)
         return book
+
+    def _event_order(self, book: ReferenceBook, frame: Frame) -> list[tuple[str, list]]:
+        """The event's entries in the order the venue applied them: seeded per event, removals and
+        changes before new levels (so no prefix is crossed)."""
+        bids, asks = depth_levels(frame)
+        entries = [("b", entry) for entry in bids] + [("a", entry) for entry in asks]
+        random.Random(f"{self._seed}/straddle-order/{frame.index}").shuffle(entries)
+        return sorted(entries, key=lambda item: _adds_level(book, *item))
+
+
+def is_crossed(book: ReferenceBook) -> bool:
+    """Best bid at or above best ask: no venue's book is ever in this state."""
+    bid, ask = book.bids(1), book.asks(1)
+    return bool(bid and ask) and float(bid[0][0]) >= float(ask[0][0])
+
+
+def _adds_level(book: ReferenceBook, side: str, entry: list) -> bool:
+    return float(entry[1]) != 0.0 and not book.has_level(side == "b", entry[0])
 
 
 def _frame(index: int, event: RecordedEvent, source: str) -> Frame:

@@ -10,8 +10,9 @@ ends the connections stay open and idle and `finished` is set.
 The server walks a `list[TimelineEntry]` (replayer/timeline.py): a fault plan changes the list, never
 this module. Sends go to the clients subscribed to the frame's stream, the recorded bytes as they
 are (`/stream`) or their `data` part sliced out (`/ws`). REST depth answers from `VenueBooks`, which
-advances by clean frame index as entries pass, so `lastUpdateId` matches what has been sent even
-when faults dropped, duplicated or reordered frames.
+advances by clean frame index as entries pass, so `lastUpdateId` follows what has been sent even
+when faults dropped, duplicated or reordered frames: by default it falls inside the next depth event
+not sent yet (`U <= lastUpdateId < u`), as on the live venue.
 
 Control entries: a Disconnect ends every open connection (`close` after what is already queued to
 it, `abort` and `reset` at once). A Stall holds every entry due during it (they go out late, at its
@@ -27,7 +28,8 @@ is not mistaken for a slow one). A client that sends more than Binance's five me
 closed with 1008 "Too many requests", as the venue does (replayer/rate_limit.py); REST requests are
 charged Binance's request weight per IP and minute and refused with 429, then 418, past the limit
 (replayer/request_weight.py). Every depth answer served is logged (`snapshots_served`) for the checker,
-which looks for chains a client could not have built from what it received. Everything runs on one
+which looks for chains a client could not have built from what it received, and judges a book
+reported at a snapshot's id inside an event against the snapshot's levels. Everything runs on one
 event loop; `ServerThread` runs it in a thread of its own for a harness whose subject lives on another
 loop.
 """
@@ -36,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import http
-import re
 import socket
 import struct
 import threading
@@ -57,10 +58,12 @@ from harness.venues.binance_spot.streams import (
     MAX_INCOMING_MESSAGES_PER_SECOND,
     TOO_MANY_REQUESTS_CLOSE,
     ControlError,
+    is_depth_diff,
     parse_control,
     parse_ws_path,
     raw_data,
     result_reply,
+    symbol_of,
     unserved_time_unit,
 )
 from replayer.rate_limit import MessageRateLimit
@@ -79,6 +82,8 @@ from replayer.timeline import (
 
 BINANCE_PING_INTERVAL_S = 20.0
 BINANCE_PONG_TIMEOUT_S = 60.0
+SERVED_LEVELS = 20
+"""Levels per side of each served snapshot kept in `snapshots_served`: the depth the checker compares."""
 SLOW_CONSUMER_GRACE_NS = 250_000_000
 """How long a client may stay over its buffer limit before it is dropped: a healthy reader that was
 not scheduled for a moment drains in milliseconds, a slow one does not."""
@@ -104,11 +109,18 @@ class SendRecord:
 
 @dataclass(frozen=True, slots=True)
 class SnapshotRecord:
-    """One REST depth answer served: the book a client may start its chain from (the checker's hole search)."""
+    """One REST depth answer served: the book a client may start its chain from (the checker's hole search),
+    with its top levels, best first.
+
+    A served `lastUpdateId` usually falls inside a depth event, where the clean recording has no book;
+    the checker judges a subject's book at such an id against what the venue said it was.
+    """
 
     symbol: str
     last_update_id: int
     served_mono_ns: int
+    bids: tuple[tuple[str, str], ...] = ()
+    asks: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -151,6 +163,7 @@ class _Client:
     __slots__ = (
         "combined",
         "connection",
+        "first_depth",
         "id",
         "idle",
         "outbox",
@@ -175,6 +188,8 @@ class _Client:
         self.connection = connection
         self.combined = combined
         self.streams: dict[str, None] = dict.fromkeys(streams)
+        self.first_depth: dict[str, int] = {}
+        """Symbol -> clean index of the first depth frame queued to this connection."""
         self.outbox: deque = deque()
         self.queued_bytes = 0
         self.over_limit_since: int | None = None
@@ -205,11 +220,15 @@ class VenueServer:
         socket_send_buffer: int | None = None,
         messages_per_second: int | None = MAX_INCOMING_MESSAGES_PER_SECOND,
         rest_weight_limit: int = rest.REQUEST_WEIGHT_PER_MINUTE,
+        seed: int = 0,
+        straddle: bool = True,
     ) -> None:
         """`socket_send_buffer` fixes each connection's SO_SNDBUF, so a slow reader backs up after few bytes.
         `messages_per_second` is the venue's limit on what a client sends (None: no limit, for tests of
         the control protocol itself). `rest_weight_limit` is the REST weight an IP may use per minute
-        (replayer/request_weight.py; 0 counts it for the headers and the report but refuses nothing)."""
+        (replayer/request_weight.py; 0 counts it for the headers and the report but refuses nothing).
+        `straddle` puts REST snapshots inside a depth event, as the live venue's are (off: at a frame
+        boundary); `seed` fixes which states those are (replayer/replay_data.py)."""
         if speed < 0:
             raise ValueError("speed must be >= 0")
         self.data = data
@@ -223,7 +242,8 @@ class VenueServer:
         self._keep_send_log = keep_send_log
         self._sndbuf = socket_send_buffer
         self._messages_per_second = messages_per_second
-        self.books = VenueBooks(data)
+        self.books = VenueBooks(data, seed=seed, straddle=straddle)
+        self._depth_requests = 0
         self.stats = ServerStats()
         self.clients: dict[int, ClientRecord] = {}
         self.finished = asyncio.Event()
@@ -349,6 +369,10 @@ class VenueServer:
         stream = entry.frame.stream
         raw: bytes | None = None
         recipients = [c for c in self._open.values() if stream in c.streams]
+        if entry.frame.first_update_id is not None:
+            symbol = symbol_of(stream)
+            for client in recipients:
+                client.first_depth.setdefault(symbol, entry.frame.index)
         for client in recipients:
             if client.combined:
                 payload = entry.payload
@@ -615,8 +639,6 @@ class VenueServer:
             self.stats.rest_requests[f"{endpoint}:{error.status}"] += 1
             return _response(error.status, error.body(), weight)
         self.stats.rest_requests[f"{endpoint}:200"] += 1
-        if route == rest.DEPTH_PATH:
-            self._served_snapshot(query["symbol"][0], body)
         return _response(200, body, weight)
 
     def _weight_clock_ns(self) -> int:
@@ -625,11 +647,6 @@ class VenueServer:
         minute meet the limit they would meet live; wall time at speed 0."""
         elapsed = time.monotonic_ns() - self._started_ns
         return elapsed if self.speed == 0 else round(elapsed * self.speed)
-
-    def _served_snapshot(self, symbol: str, body: bytes) -> None:
-        match = _LAST_UPDATE_ID.match(body)
-        if match is not None:
-            self.snapshots_served.append(SnapshotRecord(symbol, int(match.group(1)), time.monotonic_ns()))
 
     def _exchange_info(self, query: dict[str, list[str]]) -> bytes:
         asked = rest.exchange_info_params(query)
@@ -663,34 +680,50 @@ class VenueServer:
 
     async def _depth(self, query: dict[str, list[str]]) -> bytes:
         symbol, limit = rest.depth_params(query)
-        book = self.books.book(symbol)
-        if book is None:
+        if self.books.book(symbol) is None:
             raise rest.invalid_symbol()
         behaviour = self._take_rest_behaviour()
-        delay_ns = 0
+        request = self._depth_requests
+        self._depth_requests += 1
+        delay_ns, shift = 0, 0
         if behaviour is not None:
             self.stats.rest_faults[behaviour.mode] += 1
             if behaviour.mode == "error":
                 raise rest.error_for_status(behaviour.status)
             if behaviour.mode == "stale":
-                book = self.books.lagging(symbol, behaviour.lag_frames)
+                shift = -behaviour.lag_frames
             elif behaviour.mode == "too_new":
-                book = self.books.leading(symbol, behaviour.lag_frames)
+                shift = behaviour.lag_frames
             elif behaviour.mode == "slow":
                 delay_ns = behaviour.delay_ns
-        body = rest.depth_body(book.last_update_id, book.bids(limit), book.asks(limit))
+        if behaviour is not None and behaviour.mode == "barely_stale":
+            first = self._newest_first_depth(symbol)
+            book = self.books.snapshot_before(symbol, first, behaviour.lag_frames, request)
+        else:
+            book = self.books.snapshot(symbol, request, shift)
+        bids, asks = book.bids(limit), book.asks(limit)
+        body = rest.depth_body(book.last_update_id, bids, asks)
         if delay_ns:
             await asyncio.sleep(self._wall_seconds(delay_ns))
+        top_bids, top_asks = tuple(bids[:SERVED_LEVELS]), tuple(asks[:SERVED_LEVELS])
+        record = SnapshotRecord(symbol, book.last_update_id, time.monotonic_ns(), top_bids, top_asks)
+        self.snapshots_served.append(record)
         return body
+
+    def _newest_first_depth(self, symbol: str) -> int | None:
+        """The first depth frame of `symbol` queued to the newest open connection holding its stream
+        (None: nothing queued to it yet). Every client is on loopback, one IP, so the newest is the
+        requester's as far as the venue can tell."""
+        for client in sorted(self._open.values(), key=lambda c: c.id, reverse=True):
+            if any(is_depth_diff(name) and symbol_of(name) == symbol for name in client.streams):
+                return client.first_depth.get(symbol)
+        return None
 
     def _take_rest_behaviour(self) -> RestBehaviour | None:
         if self._rest_mode is None or self._rest_left <= 0:
             return None
         self._rest_left -= 1
         return self._rest_mode
-
-
-_LAST_UPDATE_ID = re.compile(rb'\{"lastUpdateId":(\d+)')
 
 
 def _response(status: int, body: bytes, extra_headers: Sequence[tuple[str, str]] = ()) -> Response:

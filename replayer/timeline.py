@@ -83,14 +83,16 @@ class RefuseHandshakes:
 class RestBehaviour:
     """How the next `count` REST depth requests are answered (`normal` restores the default).
 
-    stale: a book older than frames already sent; too_new: a book ahead of frames sent; slow: the
-    right book after `delay_ns`; error: HTTP `status` with the venue's error body. `lag_frames` is how
-    many depth frames behind (stale) or ahead of (too_new) the frames sent the book is. Each entry
-    replaces the one before; a fault's heal is a `normal` entry.
+    stale: a book older than frames already sent; too_new: a book ahead of frames sent; barely_stale:
+    a book just older than the first depth frame the requesting client's newest connection was sent;
+    slow: the right book after `delay_ns`; error: HTTP `status` with the venue's error body.
+    `lag_frames` is how many depth frames behind (stale) or ahead of (too_new) the frames sent the
+    book is, or before that first frame (barely_stale). Each entry replaces the one before; a
+    fault's heal is a `normal` entry.
     """
 
     offset_ns: int
-    mode: Literal["normal", "stale", "too_new", "slow", "error"]
+    mode: Literal["normal", "stale", "too_new", "barely_stale", "slow", "error"]
     count: int = 1
     status: int = 200
     delay_ns: int = 0

@@ -12,6 +12,7 @@ import asyncio
 import re
 import socket
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -23,7 +24,8 @@ from harness.http import HttpError, http_get
 from harness.observations import SyncEvent
 from harness.queue import MessagePriority
 from harness.subject import SubjectConfig
-from harness.sync import NeedSnapshot, Step
+from harness.sync import NeedSnapshot, Resync, StaleSnapshot, Step, Synced
+from harness.sync import SyncEvent as Decision
 from harness.venues.binance_spot.decoder import decode_frame, decode_snapshot
 from harness.venues.binance_spot.rest import depth_url
 from harness.venues.binance_spot.sequencing import BinanceSpotSequencing
@@ -58,6 +60,43 @@ class TrustingBridgeSequencing(BinanceSpotSequencing):
 
     def bridge(self, delta: DepthDelta, snapshot_id: int) -> Step:
         return Step.APPLY
+
+
+class DropsByFirstIdSequencing(BinanceSpotSequencing):
+    """Drops an update older than the snapshot by its first id (`U <= lastUpdateId`) instead of its last:
+    the update that straddles the snapshot is dropped, so the next one never bridges it. Harmless
+    while snapshots land on frame boundaries, where the two tests agree."""
+
+    def bridge(self, delta: DepthDelta, snapshot_id: int) -> Step:
+        if delta.first_update_id <= snapshot_id:
+            return Step.DROP
+        return super().bridge(delta, snapshot_id)
+
+
+class UncheckedBridgeSequencing(BinanceSpotSequencing):
+    """Drops what the snapshot covers (`u <= lastUpdateId`) and applies whatever comes next, without
+    asking whether it starts at `lastUpdateId + 1` or earlier: a snapshot older than the stream is
+    joined across the missing updates."""
+
+    def snapshot_is_stale(self, snapshot_id: int, first: DepthDelta) -> bool:
+        return False
+
+    def bridge(self, delta: DepthDelta, snapshot_id: int) -> Step:
+        return Step.DROP if delta.last_update_id <= snapshot_id else Step.APPLY
+
+
+class TrustsNextSnapshotSequencing(BinanceSpotSequencing):
+    """The usual rule, except that while `trust_next` is set any snapshot bridges."""
+
+    def __init__(self) -> None:
+        self.trust_next = False
+
+    def snapshot_is_stale(self, snapshot_id: int, first: DepthDelta) -> bool:
+        return not self.trust_next and super().snapshot_is_stale(snapshot_id, first)
+
+    def bridge(self, delta: DepthDelta, snapshot_id: int) -> Step:
+        step = super().bridge(delta, snapshot_id)
+        return Step.APPLY if step is Step.GAP and self.trust_next else step
 
 
 class ResumingSequencing(BinanceSpotSequencing):
@@ -95,6 +134,36 @@ class ResumesAfterReconnect(BinanceSpotSubject):
                 rule.resume_next = True
             return
         super()._on_event(event)
+
+
+class TrustsSecondSnapshot(BinanceSpotSubject):
+    """Refetches a stale snapshot once, then takes the next one as if it bridged, whatever it is."""
+
+    def __init__(self, config: SubjectConfig) -> None:
+        self._rules: list[TrustsNextSnapshotSequencing] = []
+        super().__init__(config, sequencing=self._new_rule)
+        self._rule_of = dict(zip(config.symbols, self._rules, strict=True))
+
+    def _new_rule(self) -> TrustsNextSnapshotSequencing:
+        rule = TrustsNextSnapshotSequencing()
+        self._rules.append(rule)
+        return rule
+
+    def _handle(
+        self,
+        symbol: str,
+        decisions: Iterable[Decision],
+        now_ns: int,
+        stamps: tuple[int, int, int] | None = None,
+    ) -> None:
+        decisions = list(decisions)
+        rule = self._rule_of[symbol]
+        for decision in decisions:
+            if isinstance(decision, StaleSnapshot):
+                rule.trust_next = True
+            elif isinstance(decision, Synced | Resync):
+                rule.trust_next = False
+        super()._handle(symbol, decisions, now_ns, stamps)
 
 
 class GivesUpOnSnapshot(BinanceSpotSubject):
@@ -274,6 +343,22 @@ def trusts_any_snapshot(config: SubjectConfig) -> BinanceSpotSubject:
     """Joins stale and too-new snapshots to the stream, and never asks whether the result is even
     uncrossed (snapshot stale, too_new): the crossed-book check would otherwise often resync it by luck."""
     return BinanceSpotSubject(config, sequencing=TrustingBridgeSequencing, check_crossed=False)
+
+
+def drops_by_first_id(config: SubjectConfig) -> BinanceSpotSubject:
+    """Drops buffered updates by `U <= lastUpdateId` (straddling snapshots)."""
+    return BinanceSpotSubject(config, sequencing=DropsByFirstIdSequencing)
+
+
+def skips_bridge_check(config: SubjectConfig) -> BinanceSpotSubject:
+    """Applies the first update after a snapshot without the bridge check; its crossed-book check is on,
+    so only a stale snapshot that leaves the book uncrossed gets past it (barely_stale)."""
+    return BinanceSpotSubject(config, sequencing=UncheckedBridgeSequencing)
+
+
+def trusts_second_snapshot(config: SubjectConfig) -> BinanceSpotSubject:
+    """Refetches a stale snapshot once, then trusts the next one (barely_stale served twice in a row)."""
+    return TrustsSecondSnapshot(config)
 
 
 def gives_up_on_snapshot(config: SubjectConfig) -> BinanceSpotSubject:

@@ -305,6 +305,8 @@ class Served:
     symbol: str
     last_update_id: int
     served_mono_ns: int
+    bids: tuple = ()
+    asks: tuple = ()
 
 
 TOP_ONLY = DepthSnapshot(SYMBOL, 100, [["200.0", "1"], ["199.0", "2"]], [["201.0", "1"]])
@@ -387,3 +389,34 @@ def test_synced_with_no_snapshot_ever_served_is_a_bridge() -> None:
     messages, clients = run_subject(frames, snap=TOP_ONLY)
     found = check(Oracle(frames, TOP_ONLY), messages, clients, snapshots=[])
     assert found.holes_bridged == 10 and found.examples[0]["hole"]["why"] == "no snapshot at or below it was served"
+
+
+def test_a_book_at_a_snapshot_the_venue_served_inside_an_event_is_judged_against_that_snapshot() -> None:
+    frames = [depth(0, 95, 100), depth(1, 101, 105, [["100.0", "4"], ["98.0", "5"]])]
+    inside = DictBook(SNAP)
+    inside.bids["98.0"] = "5"  # one of the event's two entries: the venue's state at 101
+    inside.u = 101
+    bids, asks = inside.top()
+    served = [Served(SYMBOL, 101, 0, tuple(bids), tuple(asks))]
+    found = check(Oracle(frames, SNAP), [observation(inside, T0)], [], snapshots=served)
+    assert found.checks == 1 and found.divergent == 0 and found.unknown_update_ids == 0
+
+    inside.bids["99.0"] = "7"
+    found = check(Oracle(frames, SNAP), [observation(inside, T0)], [], snapshots=served)
+    assert found.divergent == 1 and found.unknown_update_ids == 0
+    assert found.examples[0]["reason"] == "top 20 differs from the snapshot the venue served at this id"
+    assert found.examples[0]["bids"] == [{"level": 1, "subject": ["99.0", "7"], "oracle": ["99.0", "2"]}]
+
+    inside.u = 102  # an id inside the event that the venue never served
+    found = check(Oracle(frames, SNAP), [observation(inside, T0)], [], snapshots=served)
+    assert found.unknown_update_ids == 1 and found.divergent == 1
+    assert "nor a snapshot the venue served" in found.examples[0]["reason"]
+
+
+def test_a_final_book_left_at_a_served_snapshot_is_short_not_divergent() -> None:
+    frames = [depth(0, 95, 100), depth(1, 101, 105, [["100.0", "4"], ["98.0", "5"]])]
+    served = [Served(SYMBOL, 101, 0)]
+    final = FinalBook(SYMBOL, 101, True, [], [])
+    found = check(Oracle(frames, SNAP), [final], [], snapshots=served)
+    assert found.divergent == 0 and not found.final_book_correct
+    assert found.finals[0].detail.startswith("synced but stopped at 101")

@@ -280,6 +280,12 @@ def test_snapshot_faults_set_and_restore_rest_behaviour() -> None:
     slow = build_schedule(FRAMES, [fault("snapshot", 0, 2, mode="slow", delay=1.5)], seed=1)
     first = slow.entries[0]
     assert isinstance(first, RestBehaviour) and first.delay_ns == 1500 * MS
+    barely = build_schedule(FRAMES, [fault("snapshot", 0, 4, mode="barely_stale", lag_updates=3, requests=3)], seed=1)
+    assert (barely.entries[0].mode, barely.entries[0].count, barely.entries[0].lag_frames) == ("barely_stale", 3, 3)
+    default = build_schedule(FRAMES, [fault("snapshot", 0, 4, mode="barely_stale")], seed=1)
+    assert default.entries[0].lag_frames == 2
+    with pytest.raises(HarnessError, match=r"key 'lag_updates': expected an integer >= 1, got 0"):
+        fault("snapshot", 2, 4, mode="barely_stale", lag_updates=0)
 
 
 def test_slow_consumer_limits_then_bursts_then_lifts() -> None:

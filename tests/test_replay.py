@@ -151,6 +151,20 @@ def test_a_subject_that_crashes_before_subscribing_fails_the_run_and_shows_why(
     assert report["sync"]["coverage"] == 0
 
 
+def test_a_book_reported_at_a_snapshot_inside_an_event_is_judged_against_what_the_venue_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    monkeypatch.syspath_prepend(str(REPO))
+    recording = write_synthetic_recording(tmp_path / "rec", seconds=10, seed=4)
+    report = run_replay(ReplayRequest(scenario="clean", recording=recording, subject="tests.eager_subject:create"))
+    # Every synthetic event straddles, so the snapshot's id is no frame boundary: without the venue's
+    # log of what it served, the observation made there would be counted as silent divergence.
+    _assert_passed_with_a_correct_book(report)
+    assert report["sync"]["unknown_update_ids"] == 0
+    assert report["venue"]["rest_requests"]["depth:200"] >= 1
+
+
 def test_same_recording_scenario_and_seed_give_the_same_schedule_and_counts() -> None:
     frames = load_replay_data(BUNDLED_FIXTURE).frames
     scenario = load_scenario("chaos")

@@ -138,6 +138,24 @@ CASES: dict[str, Case] = {
     "exchange_restart": Case("exchange_restart", "gives_up_reconnecting", 8, _fault("exchange_restart", "30%", "45%")),
     # Not a fault kind: a disconnect after which the subject's client gives up without telling anyone.
     "frozen": Case("disconnect", "gives_up_silently", 8, _fault("disconnect", "70%", "70%")),
+    # Snapshots inside an event (issue 7, items 1 and 3; one block). Every snapshot straddles an event by default, so a
+    # subject that drops the straddling update by its first id never bridges one and ends unsynced.
+    "straddle_drop_by_first_id": Case("disconnect", "drops_by_first_id", 8, _fault("disconnect", "40%", "40%")),
+    # A snapshot two updates older than the new connection's first frame, twice in a row: the joined book
+    # stays uncrossed, so only the bridge rule rejects it; the first is joined by a subject without it...
+    "bridge_unchecked": Case(
+        "snapshot",
+        "skips_bridge_check",
+        8,
+        _fault("snapshot", "30%", "50%", mode="barely_stale", lag_updates=2, requests=2),
+    ),
+    # ... and the second by one that refetches once and then trusts whatever comes.
+    "snapshot_barely_stale": Case(
+        "snapshot",
+        "trusts_second_snapshot",
+        8,
+        _fault("snapshot", "30%", "50%", mode="barely_stale", lag_updates=2, requests=2),
+    ),
     # Issue 7, items 5 and 7 (one block). Two one-update gaps: whether the lost update's change ever
     # reaches the top 20 is luck, so the catch asserted is the hole itself (sync.holes_bridged).
     "hole_one_update": Case(
@@ -333,6 +351,25 @@ def test_book_frozen_by_a_silent_give_up_is_not_a_correct_final_book(replays: Re
     broken, good = replays.pair("frozen")
     sync = _catches(broken, good, "sync.final_book_correct == true")
     assert sync["final"][0]["update_id"] < sync["final"][0]["oracle_last_update_id"]
+
+
+def test_straddled_update_dropped_by_its_first_id_never_bridges(replays: Replays) -> None:
+    broken, good = replays.pair("straddle_drop_by_first_id")
+    sync = _catches(broken, good, "sync.final_book_correct == true")
+    assert [final["detail"] for final in sync["final"]] == ["not synced at the end"]
+    assert sync["events"]["stale_snapshot"] > 1 and sync["divergent"] == 0
+    assert good["sync"]["events"].get("stale_snapshot", 0) == 0
+
+
+@pytest.mark.parametrize("name", ["bridge_unchecked", "snapshot_barely_stale"])
+def test_barely_stale_snapshot_joined_without_the_bridge_rule_diverges(replays: Replays, name: str) -> None:
+    broken, good = replays.pair(name)
+    sync = _catches(broken, good, *DIVERGED)
+    assert sync["divergent"] > 0
+    assert broken["venue"]["rest_faults"]["barely_stale"] >= 1
+    # Ours rejects both barely stale answers by the bridge rule (no crossed book needed) and syncs on the third.
+    assert good["sync"]["events"]["stale_snapshot"] >= 2
+    assert good["venue"]["rest_faults"]["barely_stale"] == 2
 
 
 def test_a_one_update_hole_applied_across_is_a_hole_bridged(replays: Replays) -> None:

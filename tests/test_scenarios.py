@@ -86,7 +86,9 @@ def test_the_library_is_complete_and_every_scenario_plans_on_a_fixture_sized_rec
 def test_chaos_has_every_kind_and_gap_storm_gaps() -> None:
     assert {f.kind for f in load_scenario("chaos").faults} == set(FAULT_KINDS)
     plan = load_scenario("gap_storm").plan(FRAMES)
-    assert plan.injected == {"gap": 8} and plan.sequence_breaks == 8
+    assert plan.injected == {"gap": 14} and plan.sequence_breaks == 14
+    singles = [spec for spec in load_scenario("gap_storm").faults if spec.params["length"] == 1]
+    assert singles and singles[0].params["count"] > 1, "one-update gaps are in the library"
     assert load_scenario("clean").plan(FRAMES).sequence_breaks == 0
 
 

@@ -21,12 +21,14 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError, Inval
 
 from recorder.format import EventKind, RecordingMeta
 from recorder.segments import RecordingWriter
-from replayer.replay_data import ReplayData, VenueBooks, load_replay_data
+from replayer.reference_book import ReferenceBook
+from replayer.replay_data import ReplayData, VenueBooks, apply_depth, depth_levels, load_replay_data
 from replayer.request_weight import IGNORED_429S_BEFORE_BAN
 from replayer.server import ServerThread, VenueServer
 from replayer.timeline import (
     ClientBufferLimit,
     Disconnect,
+    Frame,
     RefuseHandshakes,
     RestBehaviour,
     Send,
@@ -371,9 +373,10 @@ def test_a_client_syncing_by_binance_rules_ends_with_the_venue_book(built: Built
             status, body = await http_get(server, "/api/v3/depth?symbol=BTCUSDT&limit=1000")
             snapshot = orjson.loads(body)
             assert status == 200
-            sent_u = [f.last_update_id for f in data.frames if f.last_update_id is not None]
+            events = [(f.first_update_id, f.last_update_id) for f in data.frames if f.last_update_id is not None]
             assert snapshot["lastUpdateId"] >= buffered[-1]["u"]
-            assert snapshot["lastUpdateId"] in sent_u
+            # As on the live venue, the snapshot falls inside an event, not on a frame boundary.
+            assert any(first <= snapshot["lastUpdateId"] < last for first, last in events)
             expected_total = len([1 for s, _ in built.served if s == DEPTH])
             buffered += [orjson.loads(m)["data"] for m in await recv_n(ws, expected_total - 4)]
             await server.finished.wait()
@@ -426,7 +429,8 @@ def test_rest_endpoints_and_their_errors(data: ReplayData) -> None:
             status, body = await http_get(server, "/api/v3/depth?symbol=BTCUSDT&limit=3")
             depth = orjson.loads(body)
             assert status == 200 and len(depth["bids"]) == len(depth["asks"]) == 3
-            assert depth["lastUpdateId"] == data.start_books["BTCUSDT"].last_update_id
+            first = next(f for f in data.frames if f.last_update_id is not None)
+            assert first.first_update_id <= depth["lastUpdateId"] < first.last_update_id
 
             assert await http_get(server, "/api/v3/depth?symbol=ETHUSDT") == (
                 400,
@@ -511,7 +515,7 @@ def test_book_ticker_and_system_status_answer_from_the_current_position(data: Re
     """ccxt `fetch_bids_asks`/`fetch_status`, python-binance `get_orderbook_ticker`/`get_system_status` call these."""
 
     async def run() -> None:
-        async with serving(data, schedule=parked(data, 6)) as server:
+        async with serving(data, schedule=parked(data, 6), straddle=False) as server:
             async with connect(f"{server.ws_url}/stream?streams={DEPTH}/{TRADE}", compression=None) as ws:
                 got = await recv_n(ws, 6)
             status, body = await http_get(server, "/api/v3/depth?symbol=BTCUSDT&limit=1")
@@ -559,36 +563,54 @@ def test_symbol_status_and_permission_set_parameters(data: ReplayData) -> None:
     asyncio.run(run())
 
 
+@pytest.mark.parametrize("straddle", [True, False])
 @pytest.mark.parametrize(("mode", "shift"), [("normal", 0), ("stale", -3), ("too_new", 3), ("slow", 0)])
 def test_rest_behaviours_answer_from_the_expected_position(
-    data: ReplayData, mode: Literal["normal", "stale", "too_new", "slow"], shift: int
+    data: ReplayData, mode: Literal["normal", "stale", "too_new", "slow"], shift: int, straddle: bool
 ) -> None:
+    """Each answer is the venue's book `shift` events from the frames sent; straddling, it lies inside
+    the event after that point, and applying the event over it gives the book at the event's end."""
     sent = 12
-    depth_u_all = [f.last_update_id for f in data.frames if f.last_update_id is not None]
+    depth = [f for f in data.frames if f.last_update_id is not None]
     sent_depth = len([f for f in data.frames[:sent] if f.last_update_id is not None])
     behaviour = RestBehaviour(0, mode, count=1, lag_frames=3, delay_ns=50_000_000)
 
     async def run() -> None:
-        async with serving(data, schedule=parked(data, sent, behaviour)) as server:
+        schedule = parked(data, sent, behaviour)
+        async with serving(data, schedule=schedule, straddle=straddle, seed=5) as server:
             async with connect(f"{server.ws_url}/stream?streams={DEPTH}/{TRADE}", compression=None) as ws:
                 got = await recv_n(ws, sent)
                 status, body = await http_get(server, "/api/v3/depth?symbol=BTCUSDT&limit=5000")
                 _, after = await http_get(server, "/api/v3/depth?symbol=BTCUSDT&limit=5000")
             assert status == 200
-            assert depth_u(got)[-1] == depth_u_all[sent_depth - 1]
-            assert orjson.loads(body)["lastUpdateId"] == depth_u_all[sent_depth - 1 + shift]
-            assert orjson.loads(after)["lastUpdateId"] == depth_u_all[sent_depth - 1]
-            if mode == "normal":
-                assert not server.stats.rest_faults
-            else:
-                assert server.stats.rest_faults == {mode: 1}
-                books = server.books
-                expected = {"stale": books.lagging, "too_new": books.leading}.get(mode)
-                if expected is not None:
-                    book = expected("BTCUSDT", 3)
-                    assert orjson.loads(body)["bids"] == [list(level) for level in book.bids()]
+            assert depth_u(got)[-1] == depth[sent_depth - 1].last_update_id
+            served, next_served = orjson.loads(body), orjson.loads(after)
+            for answer, at in ((served, sent_depth + shift), (next_served, sent_depth)):
+                if straddle and _can_straddle(depth[at]):
+                    assert depth[at].first_update_id <= answer["lastUpdateId"] < depth[at].last_update_id
+                else:
+                    assert answer["lastUpdateId"] == depth[at - 1].last_update_id
+            assert server.stats.rest_faults == ({} if mode == "normal" else {mode: 1})
+            assert [s.last_update_id for s in server.snapshots_served] == [
+                served["lastUpdateId"],
+                next_served["lastUpdateId"],
+            ]
+            assert server.snapshots_served[0].bids == tuple(tuple(level) for level in served["bids"][:20])
+            if straddle:
+                book = ReferenceBook()
+                book.load(served["lastUpdateId"], served["bids"], served["asks"])
+                apply_depth(book, depth[sent_depth + shift], ())
+                truth = VenueBooks(data, straddle=False)
+                truth.advance_to(depth[sent_depth + shift].index)
+                assert book.bids() == truth.book("BTCUSDT").bids() and book.asks() == truth.book("BTCUSDT").asks()
 
     asyncio.run(run())
+
+
+def _can_straddle(frame: Frame) -> bool:
+    """An event with two update ids and two entries or more: a state inside it exists."""
+    bids, asks = depth_levels(frame)
+    return frame.last_update_id > frame.first_update_id and len(bids) + len(asks) >= 2
 
 
 @pytest.mark.parametrize(("status", "code"), [(429, -1003), (503, -1008), (500, -1001)])

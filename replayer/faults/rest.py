@@ -1,6 +1,9 @@
-"""Faults on the REST depth snapshot a syncing client fetches: stale, too new, slow, or an error."""
+"""Faults on the REST depth snapshot a syncing client fetches: stale, barely stale, too new, slow, or an error."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from replayer.faults.stream import fault_error
 from replayer.faults.work import FaultContext, Work
@@ -24,7 +27,7 @@ def snapshot(work: Work, ctx: FaultContext) -> None:
             params["requests"],
             status=params["status"] if params["mode"] == "error" else 200,
             delay_ns=round(params["delay"] * 1e9) if params["mode"] == "slow" else 0,
-            lag_frames=params["lag_frames"] if params["mode"] in ("stale", "too_new") else 0,
+            lag_frames=_lag(params),
             fault=ctx.kind,
         )
     )
@@ -32,3 +35,9 @@ def snapshot(work: Work, ctx: FaultContext) -> None:
         work.control(Disconnect(ctx.start_ns, "close", 1001, "going away", fault=ctx.kind))
     work.control(RestBehaviour(ctx.stop_ns, "normal", fault=ctx.kind))
     work.record(ctx, params["requests"], ctx.start_ns, ctx.stop_ns, ctx.stop_ns)
+
+
+def _lag(params: Mapping[str, Any]) -> int:
+    if params["mode"] == "barely_stale":
+        return params["lag_updates"]
+    return params["lag_frames"] if params["mode"] in ("stale", "too_new") else 0

@@ -104,11 +104,12 @@ FAULT_PARAMS: dict[str, dict[str, Param]] = {
         "disconnect": Param((bool,), True),
     },
     "snapshot": {
-        "mode": Param((str,), choices=("stale", "too_new", "slow", "error")),
+        "mode": Param((str,), choices=("stale", "barely_stale", "too_new", "slow", "error")),
         "requests": _count(1),
         "status": Param((int,), 503, choices=(418, 429, 500, 502, 503, 504)),
         "delay": _seconds(2.0),
         "lag_frames": _count(10),
+        "lag_updates": _count(2, minimum=1),
         "trigger": Param((str,), "disconnect", choices=("disconnect", "none")),
     },
     "slow_consumer": {"max_bytes": _count(4096), "hold": _seconds(2.0, minimum=0.001)},
