@@ -67,8 +67,10 @@ class ServedLike(SnapshotLike, Protocol):
     """One REST depth snapshot the venue served (replayer/server.py SnapshotRecord), with its top levels,
     best first; they are read only for a synced observation at an id no clean frame ends on."""
 
-    bids: Side
-    asks: Side
+    @property
+    def bids(self) -> Side: ...
+    @property
+    def asks(self) -> Side: ...
 
 
 class ClientLike(Protocol):

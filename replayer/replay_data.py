@@ -273,6 +273,7 @@ class VenueBooks:
             return book
         frame = self._data.frames[indexes[position]]
         first, last = frame.first_update_id, frame.last_update_id
+        assert first is not None and last is not None, "depth_indexes holds depth frames, which carry U and u"
         if first > book.last_update_id + 1:
             # A hole in the recording: a recorded snapshot the event continues is the venue's own state.
             for recorded in self._data.snapshots.get(symbol, ()):
