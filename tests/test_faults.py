@@ -281,9 +281,11 @@ def test_snapshot_faults_set_and_restore_rest_behaviour() -> None:
     first = slow.entries[0]
     assert isinstance(first, RestBehaviour) and first.delay_ns == 1500 * MS
     barely = build_schedule(FRAMES, [fault("snapshot", 0, 4, mode="barely_stale", lag_updates=3, requests=3)], seed=1)
-    assert (barely.entries[0].mode, barely.entries[0].count, barely.entries[0].lag_frames) == ("barely_stale", 3, 3)
-    default = build_schedule(FRAMES, [fault("snapshot", 0, 4, mode="barely_stale")], seed=1)
-    assert default.entries[0].lag_frames == 2
+    armed = barely.entries[0]
+    assert isinstance(armed, RestBehaviour)
+    assert (armed.mode, armed.count, armed.lag_frames) == ("barely_stale", 3, 3)
+    default = build_schedule(FRAMES, [fault("snapshot", 0, 4, mode="barely_stale")], seed=1).entries[0]
+    assert isinstance(default, RestBehaviour) and default.lag_frames == 2
     with pytest.raises(HarnessError, match=r"key 'lag_updates': expected an integer >= 1, got 0"):
         fault("snapshot", 2, 4, mode="barely_stale", lag_updates=0)
 

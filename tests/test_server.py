@@ -602,7 +602,9 @@ def test_rest_behaviours_answer_from_the_expected_position(
                 apply_depth(book, depth[sent_depth + shift], ())
                 truth = VenueBooks(data, straddle=False)
                 truth.advance_to(depth[sent_depth + shift].index)
-                assert book.bids() == truth.book("BTCUSDT").bids() and book.asks() == truth.book("BTCUSDT").asks()
+                truth_book = truth.book("BTCUSDT")
+                assert truth_book is not None
+                assert book.bids() == truth_book.bids() and book.asks() == truth_book.asks()
 
     asyncio.run(run())
 
@@ -610,6 +612,7 @@ def test_rest_behaviours_answer_from_the_expected_position(
 def _can_straddle(frame: Frame) -> bool:
     """An event with two update ids and two entries or more: a state inside it exists."""
     bids, asks = depth_levels(frame)
+    assert frame.first_update_id is not None and frame.last_update_id is not None
     return frame.last_update_id > frame.first_update_id and len(bids) + len(asks) >= 2
 
 
