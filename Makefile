@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test replay lint bench fixture fixture-real clean
+.PHONY: setup test replay lint bench soak fixture fixture-real clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11+ or run make PYTHON=python3.x"; exit 2; }
@@ -29,6 +29,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Ten minutes of recording at 2,000 frames/s with a drop every minute (docs/reliability.md).
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak_record --seconds 600 --rate 2000 --reconnect-every 60
 
 fixture: $(STAMP)
 	$(BIN)/harness synth --venue binance-spot --symbol BTCUSDT --seconds 60 --seed 1 -o fixtures/binance_spot_btcusdt_synth

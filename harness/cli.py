@@ -18,6 +18,8 @@ import typer
 
 from harness.errors import HarnessError
 
+WATCHDOG_DEFAULT_S = 60.0
+"""`recorder.live.WATCHDOG_S`, repeated so `harness --help` does not import the recorder (a test pins them equal)."""
 _WEIGHT_HELP = "REST weight per IP and minute the fake venue serves before 429 and 418 (Binance's 6000); 0 is off."
 
 app = typer.Typer(
@@ -87,6 +89,16 @@ def record(
     book_ticker: Annotated[
         bool, typer.Option("--book-ticker", help="Also record each symbol's @bookTicker (best bid/ask).")
     ] = False,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(help="'Name: value' sent with every handshake and REST request; never recorded. Repeatable."),
+    ] = None,
+    stream: Annotated[
+        list[str] | None, typer.Option(help="A further stream to record, e.g. a listen key (redacted). Repeatable.")
+    ] = None,
+    watchdog: Annotated[
+        float, typer.Option(min=0.001, help="Reconnect after this many seconds without a frame.")
+    ] = WATCHDOG_DEFAULT_S,
 ) -> None:
     """Record a venue's frames, REST snapshots and connection events to a recording."""
     from recorder.live import make_config, run_record
@@ -99,6 +111,9 @@ def record(
         seconds=seconds,
         output=output,
         book_ticker=book_ticker,
+        headers=header or [],
+        extra_streams=stream or [],
+        watchdog_s=watchdog,
     )
     run_record(config)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -64,6 +64,7 @@ class ReconnectingClient:
 
     Use either `start()` + `await stop()`, or `await run()` in a task of your own and `await stop()`
     from elsewhere. `rng` makes the jittered backoff reproducible; pass a seeded `random.Random`.
+    `headers` go with every handshake (an API key, a bearer token); `user_agent` replaces websockets'.
     """
 
     def __init__(
@@ -85,6 +86,8 @@ class ReconnectingClient:
         stable_after_s: float = 30.0,
         max_size: int | None = 2**24,
         compression: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+        user_agent: str | None = None,
     ) -> None:
         try:
             parse_uri(url)
@@ -113,7 +116,10 @@ class ReconnectingClient:
             "max_size": max_size,
             "compression": compression,
             "proxy": None,
+            "additional_headers": list(headers) or None,
         }
+        if user_agent is not None:
+            self._connect_kwargs["user_agent_header"] = user_agent
         self._watchdog_ns = None if watchdog_s is None else int(watchdog_s * 1e9)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -31,8 +31,14 @@ class HttpResponse:
     """Names lower-cased (a REST client reads `retry-after` and Binance's `x-mbx-used-weight-1m`)."""
 
 
-async def http_get(url: str, *, user_agent: str, timeout_s: float = 10.0) -> HttpResponse:
-    """GETs `url` on a fresh connection; raises HttpError (an OSError) when there is no HTTP answer."""
+async def http_get(
+    url: str, *, user_agent: str, timeout_s: float = 10.0, headers: Sequence[tuple[str, str]] = ()
+) -> HttpResponse:
+    """GETs `url` on a fresh connection; raises HttpError (an OSError) when there is no HTTP answer.
+
+    `headers` go out as given (an API key header, say); a name or value holding CR or LF is a bug in
+    the caller and raises ValueError before anything is sent.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HttpError(f"not an http(s) URL: {url}")
@@ -40,8 +46,13 @@ async def http_get(url: str, *, user_agent: str, timeout_s: float = 10.0) -> Htt
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
     context = ssl.create_default_context() if parts.scheme == "https" else None
+    extra = ""
+    for name, value in headers:
+        if any(c in name + value for c in "\r\n") or not name:
+            raise ValueError(f"HTTP header {name!r} is empty or holds a line break")
+        extra += f"{name}: {value}\r\n"
     request = (
-        f"GET {target} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: {user_agent}\r\n"
+        f"GET {target} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: {user_agent}\r\n{extra}"
         "Accept: application/json\r\nConnection: close\r\n\r\n"
     ).encode("latin-1")
     try:

@@ -1,10 +1,12 @@
 """`harness inspect`: what is in a recording, computed batch by batch with polars in bounded memory.
 
-Besides counts and rates it checks the recorded data itself: on a Binance depth stream each frame's
-`U` must be the previous frame's `u` + 1 on the same connection, so a hole there is data the venue
-(or the recorder) lost, not something replay introduced. A reconnect starts a new chain. When the
-recording holds a bookTicker stream, the depth stream rebuilt on its snapshot is checked against it
-(replayer/ticker_agreement.py); that check reads the recording's frames into memory, as a replay does.
+Besides counts and rates it lists the connection holes (a `ws_close` and the `ws_open` that ended the
+outage, how long it lasted and why the connection closed) and checks the recorded data itself: on a
+Binance depth stream each frame's `U` must be the previous frame's `u` + 1 on the same connection, so
+a hole there is data the venue (or the recorder) lost, not something replay introduced. A reconnect
+starts a new chain. When the recording holds a bookTicker stream, the depth stream rebuilt on its
+snapshot is checked against it (replayer/ticker_agreement.py); that check reads the recording's frames
+into memory, as a replay does. A journal whose torn last batch was dropped gets a `warning:` line.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ import pyarrow.parquet as pq
 
 from harness.errors import HarnessError
 from recorder.format import OPEN_SUFFIX, EventKind
-from recorder.segments import read_journal
+from recorder.segments import JournalReader
 from replayer.reader import Recording
 from replayer.replay_data import load_replay_data
 from replayer.ticker_agreement import ticker_agreement
 
 HOLE_EXAMPLES = 10
+CONNECTION_HOLES_LISTED = 100
 SNAPSHOT_ITEMS = 20
 _UPDATE_IDS = re.compile(rb'"U":(\d+),"u":(\d+)')
 _NO_STREAM = "(none)"
@@ -52,6 +55,10 @@ class _Tally:
     hole_examples: list[dict[str, Any]] = field(default_factory=list)
     snapshots: int = 0
     snapshot_items: list[dict[str, Any]] = field(default_factory=list)
+    open_close: dict[str, Any] | None = None
+    conn_holes: int = 0
+    conn_hole_seconds: float = 0.0
+    conn_hole_items: list[dict[str, Any]] = field(default_factory=list)
 
 
 def inspect_recording(path: Path, as_json: bool) -> str:
@@ -106,6 +113,11 @@ def summarize(path: Path) -> dict[str, Any]:
             "reconnects": max(ws_opens - 1, 0),
             "close_codes": {str(code): n for code, n in sorted(tally.close_codes.items())},
         },
+        "holes": {
+            "count": tally.conn_holes,
+            "seconds": round(tally.conn_hole_seconds, 6),
+            "items": tally.conn_hole_items,
+        },
         "rest_snapshots": {"count": tally.snapshots, "items": tally.snapshot_items},
         "book_ticker": _book_ticker(path, tally),
         "segments": [_segment_info(segment) for segment in recording.segments],
@@ -139,6 +151,9 @@ def _add_batch(tally: _Tally, frame: pl.DataFrame, payloads: list[bytes]) -> Non
     closes = frame.filter(pl.col("kind") == str(EventKind.WS_CLOSE))
     for code, n in closes.group_by("status").len().iter_rows():
         tally.close_codes[code if code is not None else 0] += n
+    lifecycle = frame.filter(pl.col("kind").is_in([str(EventKind.WS_OPEN), str(EventKind.WS_CLOSE)]))
+    for row in lifecycle.select("seq", "conn_id", "kind", "recv_mono_ns", "status", "reason").iter_rows():
+        _add_lifecycle(tally, *row)
     indexed = frame.with_row_index("row")
     depth = indexed.filter((pl.col("kind") == str(EventKind.WS_RECV)) & pl.col("stream").str.contains("@depth"))
     for row, seq, conn_id, stream in depth.select("row", "seq", "conn_id", "stream").iter_rows():
@@ -149,6 +164,24 @@ def _add_batch(tally: _Tally, frame: pl.DataFrame, payloads: list[bytes]) -> Non
     )
     for row, seq, url, status in responses.select("row", "seq", "url", "status").iter_rows():
         _add_snapshot(tally, seq, url, status, payloads[row])
+
+
+def _add_lifecycle(
+    tally: _Tally, seq: int, conn_id: int, kind: str, mono_ns: int, status: int | None, reason: str | None
+) -> None:
+    """A close opens a hole; the next open ends it. A close with no open after it is the recording's end."""
+    if kind == str(EventKind.WS_CLOSE):
+        tally.open_close = {"close_seq": seq, "closed_conn": conn_id, "code": status, "reason": reason, "mono": mono_ns}
+        return
+    closed = tally.open_close
+    tally.open_close = None
+    if closed is None:
+        return
+    seconds = (mono_ns - closed.pop("mono")) / 1e9
+    tally.conn_holes += 1
+    tally.conn_hole_seconds += seconds
+    if len(tally.conn_hole_items) < CONNECTION_HOLES_LISTED:
+        tally.conn_hole_items.append({**closed, "open_seq": seq, "opened_conn": conn_id, "seconds": round(seconds, 6)})
 
 
 def _check_sequence(tally: _Tally, seq: int, conn_id: int, stream: str, payload: bytes) -> None:
@@ -201,8 +234,11 @@ def _add_snapshot(tally: _Tally, seq: int, url: str | None, status: int | None, 
 
 
 def _segment_info(segment: Path) -> dict[str, Any]:
+    torn = None
     if segment.suffix == OPEN_SUFFIX:
-        rows = sum(len(batch) for batch in read_journal(segment))
+        journal = JournalReader(segment)
+        rows = sum(len(batch) for batch in journal)
+        torn = journal.torn.describe(segment) if journal.torn is not None else None
     else:
         rows = pq.ParquetFile(segment).metadata.num_rows
     return {
@@ -210,6 +246,7 @@ def _segment_info(segment: Path) -> dict[str, Any]:
         "rows": rows,
         "bytes": segment.stat().st_size,
         "sealed": segment.suffix != OPEN_SUFFIX,
+        "torn": torn,
     }
 
 
@@ -242,6 +279,13 @@ def render_text(s: dict[str, Any]) -> str:
         for h in holes["examples"]
     ]
     lines.append(f"reconnects  {conns['reconnects']}  ({conns['ws_opens']} connections; close codes: {codes})")
+    gaps = s["holes"]
+    lines.append(f"holes       {gaps['count']}  ({gaps['seconds']:.3f} s without a connection)")
+    lines += [
+        f"  seq {h['close_seq']} conn {h['closed_conn']} closed {h['code']} ({h['reason'] or 'no reason'}), "
+        f"seq {h['open_seq']} conn {h['opened_conn']} open {h['seconds']:.3f} s later"
+        for h in gaps["items"]
+    ]
     snapshots = s["rest_snapshots"]
     lines.append(f"snapshots   {snapshots['count']}")
     lines += [
@@ -265,4 +309,5 @@ def render_text(s: dict[str, Any]) -> str:
         f"  {g['name']}  {g['rows']} rows  {g['bytes']} bytes" + ("" if g["sealed"] else "  (open journal)")
         for g in s["segments"]
     ]
+    lines += [f"warning: {g['torn']}" for g in s["segments"] if g["torn"]]
     return "\n".join(lines)

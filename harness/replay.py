@@ -95,6 +95,8 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
     if venue != "binance-spot":
         raise HarnessError(f"{recording_path}: venue {venue!r} cannot be replayed yet; replay supports binance-spot")
     data = load_replay_data(recording_path)
+    for note in data.notes:
+        print(f"warning: {note}", file=sys.stderr)
     plan = scenario.plan(data.frames, seed)
     oracle = oracle_for(data)
     final_ids = {symbol: oracle.last_update_id(symbol) for symbol in oracle.symbols}

@@ -20,7 +20,8 @@ from harness.venues.binance_spot.rest import DEPTH_MAX_LIMIT
 from harness.venues.binance_spot.streams import book_streams, book_ticker_stream, combined_url, depth_stream
 
 SNAPSHOT_LIMIT = DEPTH_MAX_LIMIT
-SNAPSHOT_ATTEMPTS = 5
+SNAPSHOT_ATTEMPTS = 8
+RETRY_STATUSES = (418, 429)
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
 
 
@@ -35,12 +36,16 @@ def normalize_symbols(symbols: list[str]) -> tuple[str, ...]:
     return cleaned
 
 
-def combined_stream_url(ws_base: str, symbols: tuple[str, ...], *, book_ticker: bool = False) -> str:
+def combined_stream_url(
+    ws_base: str, symbols: tuple[str, ...], *, book_ticker: bool = False, extra_streams: tuple[str, ...] = ()
+) -> str:
     """The recorder's one connection: what a syncing client subscribes to, for every symbol, and each
-    symbol's best bid/ask stream when asked (a second view of the book to check one against)."""
+    symbol's best bid/ask stream when asked (a second view of the book to check one against), then
+    any further streams the user named (such as a user-data listen key)."""
     streams = book_streams(symbols)
     if book_ticker:
         streams += [book_ticker_stream(symbol) for symbol in symbols]
+    streams += [s for s in extra_streams if s not in streams]
     return combined_url(ws_base, streams)
 
 
@@ -88,7 +93,13 @@ class SnapshotNeeds:
         return symbol
 
     def fresh_enough(self, symbol: str, status: int, body: bytes) -> bool:
-        """True when a syncing client would keep this snapshot (or when retrying cannot help)."""
+        """True when a syncing client would keep this snapshot, or when retrying cannot help.
+
+        A rate limit (429, 418) or a server error (5xx) is worth another try after a backoff; any
+        other refusal (a bad symbol, say) would be refused again.
+        """
+        if status in RETRY_STATUSES or 500 <= status <= 599:
+            return False
         if status != 200:
             return True
         last = snapshot_last_update_id(body)

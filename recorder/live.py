@@ -9,6 +9,13 @@ falls that far behind stops the recording with an error once everything received
 than growing the process until the OS kills it and the open segment's tail is lost. After a drop the
 recorder reconnects with capped, jittered backoff; the recording shows the hole as a `ws_close` and a
 later `ws_open`. `docs/recording-format.md` lists what each event kind holds.
+
+The connection itself is the project's `ReconnectingClient`: the same backoff policy (full jitter,
+reset only after a connection stayed up), the same watchdog (a connection silent for `watchdog_s` is
+aborted and replaced, which is what a half-open socket needs) as every subject that uses it. Each new
+connection subscribes again (the streams are in its URL) and fetches fresh REST snapshots. Every
+row passes through `recorder.redaction` before it is queued for the writer, so a secret the
+recorder holds or meets never reaches the disk.
 """
 
 from __future__ import annotations
@@ -26,14 +33,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-
 import harness
+from harness.client import ReconnectingClient
+from harness.client_state import (
+    BackoffPolicy,
+    ClientEvent,
+    ConnectFailed,
+    ConnectionOpened,
+    Disconnected,
+    ReconnectScheduled,
+    WatchdogFired,
+)
 from harness.errors import HarnessError
 from harness.http import HttpError, http_get
 from harness.venues.binance_spot.rest import depth_url
-from harness.venues.binance_spot.streams import stream_of
+from harness.venues.binance_spot.streams import book_streams, stream_of
 from harness.venues.registry import venue_info
 from recorder.binance_capture import (
     SNAPSHOT_ATTEMPTS,
@@ -43,15 +57,19 @@ from recorder.binance_capture import (
     normalize_symbols,
 )
 from recorder.format import EventKind, RecordingMeta
-from recorder.segments import RecordingWriter
+from recorder.redaction import Redactor
+from recorder.segments import SEGMENT_MAX_BYTES, RecordingWriter
 
-ABNORMAL_CLOSE = 1006
 USER_AGENT = f"harness-recorder/{harness.__version__}"
 WRITER_IDLE_TICK_S = 0.1
 MAX_BACKLOG_BYTES = 256 * 1024 * 1024
 STOP_GRACE_S = 2.0
+WATCHDOG_S = 60.0
+"""A connection that delivers no frame for this long is replaced. Binance's depth@100ms stream sends
+whenever the book moved; a minute of silence on a listed symbol means the socket is dead, not quiet."""
 
 Observer = Callable[[EventKind, int, str | None], None]
+ClientObserver = Callable[[ClientEvent], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +92,20 @@ class RecordConfig:
     seed: int | None = None
     max_backlog_bytes: int = MAX_BACKLOG_BYTES
     book_ticker: bool = False
+    watchdog_s: float = WATCHDOG_S
+    segment_max_bytes: int = SEGMENT_MAX_BYTES
+    headers: tuple[tuple[str, str], ...] = ()
+    """Sent with every handshake and REST request (an API key); never recorded, and redacted if echoed."""
+    extra_streams: tuple[str, ...] = ()
+    """Streams beyond the market ones, such as a user-data listen key; a listen key is redacted."""
+    secrets: tuple[str, ...] = ()
+    """Further values to redact wherever they appear."""
+
+    def redactor(self) -> Redactor:
+        """Every value this config holds that must not reach the file."""
+        market = set(book_streams(self.symbols))
+        listen_keys = [s for s in self.extra_streams if "@" not in s and s not in market]
+        return Redactor([*(value for _, value in self.headers), *listen_keys, *self.secrets])
 
 
 @dataclass(slots=True)
@@ -86,15 +118,24 @@ class RecordSummary:
     close_codes: list[int] = field(default_factory=list)
     segments: list[Path] = field(default_factory=list)
     seconds: float = 0.0
+    connect_failures: int = 0
+    watchdog_fired: int = 0
+    backoff_waits: int = 0
 
     @property
     def reconnects(self) -> int:
         return max(self.connections - 1, 0)
 
     def line(self) -> str:
+        why = [
+            f"{n} {what}"
+            for n, what in ((self.watchdog_fired, "by the watchdog"), (self.connect_failures, "refused attempts"))
+            if n
+        ]
         return (
-            f"recorded {self.frames} frames, {self.snapshots} REST snapshots, {self.reconnects} reconnects "
-            f"in {self.seconds:.1f} s: {self.events} events in {len(self.segments)} segments at {self.output}"
+            f"recorded {self.frames} frames, {self.snapshots} REST snapshots, {self.reconnects} reconnects"
+            + (f" ({', '.join(why)})" if why else "")
+            + f" in {self.seconds:.1f} s: {self.events} events in {len(self.segments)} segments at {self.output}"
         )
 
 
@@ -107,10 +148,14 @@ def make_config(
     seconds: float | None,
     output: Path,
     book_ticker: bool = False,
+    headers: list[str] | None = None,
+    extra_streams: list[str] | None = None,
+    watchdog_s: float = WATCHDOG_S,
 ) -> RecordConfig:
-    """Resolves the venue's default endpoints; raises HarnessError for an unknown venue or bad symbols."""
+    """Resolves the venue's default endpoints; raises HarnessError for an unknown venue, bad symbols,
+    a header that is not `Name: value`, or a secret too short to be told from data."""
     info = venue_info(venue)
-    return RecordConfig(
+    config = RecordConfig(
         venue=info.name,
         symbols=normalize_symbols(symbols),
         ws_url=ws_url or info.ws_url,
@@ -118,7 +163,23 @@ def make_config(
         output=Path(output),
         seconds=seconds,
         book_ticker=book_ticker,
+        watchdog_s=watchdog_s,
+        headers=tuple(_header(text) for text in headers or []),
+        extra_streams=tuple(s.strip() for s in extra_streams or [] if s.strip()),
     )
+    try:
+        config.redactor()
+    except ValueError as exc:
+        raise HarnessError(f"--header/--stream: {exc}") from None
+    return config
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not name or not value or any(c in text for c in "\r\n") or " " in name:
+        raise HarnessError("--header: expected 'Name: value' on one line (the value is not repeated here)")
+    return name, value
 
 
 def run_record(config: RecordConfig) -> None:
@@ -137,14 +198,16 @@ async def record(
     *,
     stop: asyncio.Event | None = None,
     observe: Observer | None = None,
+    observe_client: ClientObserver | None = None,
     handle_signals: bool = False,
 ) -> RecordSummary:
     """Records until `config.seconds` pass or `stop` is set; every received byte is sealed on return.
 
-    `observe(kind, conn_id, stream)` is called on the loop for every event, in recording order.
+    `observe(kind, conn_id, stream)` is called on the loop for every event, in recording order;
+    `observe_client(event)` for every event of the reconnecting client (backoff, watchdog, failures).
     Raises HarnessError when the first connection cannot be made or the output already exists.
     """
-    recorder = _Recorder(config, stop or asyncio.Event(), observe)
+    recorder = _Recorder(config, stop or asyncio.Event(), observe, observe_client)
     return await recorder.run(handle_signals)
 
 
@@ -214,15 +277,29 @@ class _WriterThread:
 
 
 class _Recorder:
-    def __init__(self, config: RecordConfig, stop: asyncio.Event, observe: Observer | None) -> None:
+    def __init__(
+        self, config: RecordConfig, stop: asyncio.Event, observe: Observer | None, observe_client: ClientObserver | None
+    ) -> None:
         self.config = config
         self.stop = stop
         self.observe = observe
+        self.observe_client = observe_client
         self.summary = RecordSummary(output=config.output)
-        self.url = combined_stream_url(config.ws_url, config.symbols, book_ticker=config.book_ticker)
+        self.url = combined_stream_url(
+            config.ws_url, config.symbols, book_ticker=config.book_ticker, extra_streams=config.extra_streams
+        )
+        self.redact = config.redactor()
         self._next_conn_id = 1
-        self._rng = random.Random(config.seed)
+        seed = config.seed
+        self._client_rng = random.Random(seed if seed is None else f"{seed}/ws")
+        self._snapshot_rng = random.Random(seed if seed is None else f"{seed}/rest")
+        self._snapshot_backoff = BackoffPolicy(
+            base_s=config.snapshot_retry_s, cap_s=max(config.snapshot_retry_s, config.backoff_cap_s)
+        )
+        self._conn_id: int | None = None
+        self._needs: SnapshotNeeds | None = None
         self._fetches: set[asyncio.Task[None]] = set()
+        self._connect_failure: HarnessError | None = None
         self._rest_failure: HarnessError | None = None
         self._fetch_bug: BaseException | None = None
         self._backlog_failure: HarnessError | None = None
@@ -236,18 +313,37 @@ class _Recorder:
             symbols=self.config.symbols,
             tool_version=harness.__version__,
             start_wall_ns=time.time_ns(),
-            source=f"record {self.config.ws_url}",
+            source=self.redact.text(f"record {self.config.ws_url}") or "record",
             recording_id=uuid.uuid4().hex,
         )
+        client = ReconnectingClient(
+            self.url,
+            self._on_frame,
+            on_event=self._on_client_event,
+            backoff=BackoffPolicy(base_s=self.config.backoff_initial_s, cap_s=self.config.backoff_cap_s),
+            rng=self._client_rng,
+            connect_timeout_s=self.config.open_timeout_s,
+            watchdog_s=self.config.watchdog_s,
+            max_size=None,
+            headers=self.config.headers,
+            user_agent=USER_AGENT,
+        )
         output_existed = self.config.output.exists()
-        writer = RecordingWriter(self.config.output, meta, fsync=self.config.fsync)
+        writer = RecordingWriter(
+            self.config.output, meta, fsync=self.config.fsync, segment_max_bytes=self.config.segment_max_bytes
+        )
         self._writer = _WriterThread(writer, lambda: loop.call_soon_threadsafe(self.stop.set))
         if handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.stop.set)
         deadline = loop.call_later(self.config.seconds, self.stop.set) if self.config.seconds is not None else None
         try:
-            await self._connections()
+            task = client.start()
+            stopping = asyncio.ensure_future(self.stop.wait())
+            await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            await client.stop()
+            task.result()
         finally:
             if deadline is not None:
                 deadline.cancel()
@@ -260,74 +356,47 @@ class _Recorder:
             if not output_existed and not self.summary.segments:
                 with contextlib.suppress(OSError):
                     self.config.output.rmdir()
-        if self._fetch_bug is not None:
-            raise self._fetch_bug
-        if self._backlog_failure is not None:
-            raise self._backlog_failure
-        if self._rest_failure is not None:
-            raise self._rest_failure
+        for failure in (self._fetch_bug, self._connect_failure, self._backlog_failure, self._rest_failure):
+            if failure is not None:
+                raise failure
         return self.summary
 
-    async def _connections(self) -> None:
-        attempt = 0
-        while not self.stop.is_set():
-            try:
-                ws = await connect(
-                    self.url,
-                    compression=None,
-                    max_size=None,
-                    proxy=None,
-                    open_timeout=self.config.open_timeout_s,
-                    user_agent_header=USER_AGENT,
-                )
-            except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
-                if self.summary.connections == 0:
-                    raise HarnessError(f"cannot connect to {self.url}: {_one_line(exc)}") from None
-                attempt += 1
-                await self._backoff(attempt)
-                continue
-            received_before = self.summary.frames
-            await self._session(ws)
-            attempt = 0 if self.summary.frames > received_before else attempt + 1
-            if not self.stop.is_set():
-                await self._backoff(max(attempt, 1))
+    def _on_client_event(self, event: ClientEvent) -> None:
+        """The client's account of the connection, turned into `ws_open`/`ws_close` rows and counters."""
+        if isinstance(event, ConnectionOpened):
+            self._conn_id = self._take_conn_id()
+            self._needs = SnapshotNeeds.for_symbols(self.config.symbols)
+            self.summary.connections += 1
+            self._emit(EventKind.WS_OPEN, self._conn_id, event.wall_ns, event.mono_ns, b"", self.url)
+        elif isinstance(event, Disconnected) and self._conn_id is not None:
+            self.summary.close_codes.append(event.code)
+            reason = event.reason or event.cause.value
+            self._emit(
+                EventKind.WS_CLOSE, self._conn_id, event.wall_ns, event.mono_ns, b"", self.url,
+                status=event.code, reason=reason,
+            )  # fmt: skip
+            self._conn_id, self._needs = None, None
+        elif isinstance(event, ConnectFailed):
+            self.summary.connect_failures += 1
+            if self.summary.connections == 0 and self._connect_failure is None:
+                self._connect_failure = HarnessError(f"cannot connect to {self.redact.text(self.url)}: {event.error}")
+                self.stop.set()
+        elif isinstance(event, ReconnectScheduled):
+            self.summary.backoff_waits += 1
+        elif isinstance(event, WatchdogFired):
+            self.summary.watchdog_fired += 1
+        if self.observe_client is not None:
+            self.observe_client(event)
 
-    async def _session(self, ws: ClientConnection) -> None:
-        conn_id = self._take_conn_id()
-        self.summary.connections += 1
-        self._emit(EventKind.WS_OPEN, conn_id, time.time_ns(), time.monotonic_ns(), b"", self.url)
-        needs = SnapshotNeeds.for_symbols(self.config.symbols)
-        reading = asyncio.ensure_future(self._read(ws, conn_id, needs))
-        stopping = asyncio.ensure_future(self.stop.wait())
-        try:
-            await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if not reading.done():
-                await ws.close()
-            await reading
-        finally:
-            stopping.cancel()
-            reading.cancel()
-
-    async def _read(self, ws: ClientConnection, conn_id: int, needs: SnapshotNeeds) -> None:
-        try:
-            while True:
-                payload = await ws.recv(decode=False)
-                wall_ns = time.time_ns()
-                mono_ns = time.monotonic_ns()
-                stream = stream_of(payload)
-                self.summary.frames += 1
-                self._emit(EventKind.WS_RECV, conn_id, wall_ns, mono_ns, payload, self.url, stream)
-                symbol = needs.on_frame(stream, payload)
-                if symbol is not None:
-                    self._spawn_fetch(needs, symbol)
-        except ConnectionClosed as exc:
-            wall_ns, mono_ns = time.time_ns(), time.monotonic_ns()
-            if exc.rcvd is not None:
-                code, reason = exc.rcvd.code, exc.rcvd.reason
-            else:
-                code, reason = ABNORMAL_CLOSE, _one_line(exc.__cause__ or exc)
-            self.summary.close_codes.append(code)
-            self._emit(EventKind.WS_CLOSE, conn_id, wall_ns, mono_ns, b"", self.url, status=code, reason=reason)
+    def _on_frame(self, payload: bytes, mono_ns: int, wall_ns: int, client_conn_id: int) -> None:
+        conn_id, needs = self._conn_id, self._needs
+        assert conn_id is not None and needs is not None, "a frame outside a connection"
+        stream = stream_of(payload)
+        self.summary.frames += 1
+        self._emit(EventKind.WS_RECV, conn_id, wall_ns, mono_ns, payload, self.url, stream)
+        symbol = needs.on_frame(stream, payload)
+        if symbol is not None:
+            self._spawn_fetch(needs, symbol)
 
     def _spawn_fetch(self, needs: SnapshotNeeds, symbol: str) -> None:
         task = asyncio.ensure_future(self._fetch_snapshot(needs, symbol))
@@ -342,21 +411,27 @@ class _Recorder:
             self.stop.set()
 
     async def _fetch_snapshot(self, needs: SnapshotNeeds, symbol: str) -> None:
+        """Fetches until a snapshot a syncing client would keep, backing off between tries (at least
+        as long as a 429's or 418's `Retry-After` says: Binance bans an IP that keeps asking)."""
         url = depth_url(self.config.rest_url, symbol, self.config.snapshot_limit)
+        told_to_wait_s = 0.0
         for attempt in range(self.config.snapshot_attempts):
             if attempt:
-                await asyncio.sleep(self.config.snapshot_retry_s)
+                delay = self._snapshot_backoff.delay(attempt - 1, self._snapshot_rng)
+                if await self._stopped_within(max(delay, told_to_wait_s)):
+                    return
             conn_id = self._take_conn_id()
             self._emit(EventKind.HTTP_REQUEST, conn_id, time.time_ns(), time.monotonic_ns(), b"", url, reason="GET")
             try:
-                response = await http_get(url, user_agent=USER_AGENT)
+                response = await http_get(url, user_agent=USER_AGENT, headers=self.config.headers)
             except HttpError as exc:
                 wall_ns, mono_ns = time.time_ns(), time.monotonic_ns()
                 self._emit(EventKind.HTTP_RESPONSE, conn_id, wall_ns, mono_ns, b"", url, reason=_one_line(exc))
                 if self.summary.snapshots == 0 and self._rest_failure is None:
-                    self._rest_failure = HarnessError(f"cannot fetch {url}: {_one_line(exc)}")
+                    self._rest_failure = HarnessError(f"cannot fetch {self.redact.text(url)}: {_one_line(exc)}")
                     self.stop.set()
-                return
+                    return
+                continue
             wall_ns, mono_ns = time.time_ns(), time.monotonic_ns()
             self.summary.snapshots += 1
             self._emit(
@@ -371,6 +446,14 @@ class _Recorder:
             )
             if needs.fresh_enough(symbol, response.status, response.body):
                 return
+            retry_after = response.headers.get("retry-after", "")
+            told_to_wait_s = float(retry_after) if retry_after.isdigit() else 0.0
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        """Waits `seconds`, or less when the recording is stopped meanwhile (a Retry-After can be long)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
+        return self.stop.is_set()
 
     async def _finish_fetches(self) -> None:
         if not self._fetches:
@@ -379,12 +462,6 @@ class _Recorder:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-
-    async def _backoff(self, attempt: int) -> None:
-        delay = min(self.config.backoff_cap_s, self.config.backoff_initial_s * 2 ** (attempt - 1))
-        delay *= self._rng.uniform(0.5, 1.0)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), delay)
 
     def _take_conn_id(self) -> int:
         conn_id = self._next_conn_id
@@ -404,6 +481,9 @@ class _Recorder:
         status: int | None = None,
         reason: str | None = None,
     ) -> None:
+        redact = self.redact
+        payload, url, stream = redact.payload(payload), redact.text(url), redact.text(stream)
+        reason = redact.text(reason)
         self.summary.events += 1
         assert self._writer is not None, "run() sets the writer before any event arrives"
         self._writer.put((kind, conn_id, wall_ns, mono_ns, payload, url, stream, status, reason))

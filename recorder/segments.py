@@ -7,13 +7,19 @@ by age) and close convert the journal to a zstd Parquet file, one row group per 
 then remove the journal. A crash loses at most the rows not yet flushed, and the shell flushes at
 least once a second by calling `tick`.
 
+Each journal batch carries a CRC32 of its buffers in its custom metadata, as sealed segments carry
+Parquet page checksums, so a flipped bit is an error rather than plausible wrong rows; and a batch
+the crash tore is told apart from damage in the middle (`JournalReader`).
+
 The writer reads no clock: callers pass the monotonic time they stamped on each event.
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -36,6 +42,13 @@ ROWS_PER_GROUP = 10_000
 FLUSH_INTERVAL_NS = 1_000_000_000
 SEGMENT_MAX_BYTES = 256 * 1024 * 1024
 SEGMENT_MAX_NS = 3600 * 1_000_000_000
+CHECKSUM_KEY = b"harness.crc32"
+"""Each journal batch's custom metadata: the CRC32 of its buffers (`batch_checksum`), in decimal."""
+HEADER_CHECKSUM_KEY = b"harness.header_crc32"
+"""Each journal batch's custom metadata: the CRC32 of the journal's serialized schema, metadata included."""
+CHECKSUMS_KEY = b"harness.journal_checksums"
+"""In a journal's schema metadata: every batch carries both checksums, so a batch without them is damaged."""
+_CONTINUATION = b"\xff\xff\xff\xff"
 
 
 class RecordingExistsError(HarnessError):
@@ -75,6 +88,7 @@ class RecordingWriter:
         self._journal: ipc.RecordBatchStreamWriter | None = None
         self._journal_file: BinaryIO | None = None
         self._journal_path: Path | None = None
+        self._header_checksum = 0
         self._segment_started_ns: int | None = None
         self._last_flush_ns: int | None = None
         self.sealed: list[Path] = []
@@ -156,7 +170,11 @@ class RecordingWriter:
         if self._journal is None:
             self._open_journal(first_mono)
         assert self._journal is not None and self._journal_file is not None and self._segment_started_ns is not None
-        self._journal.write_batch(batch)
+        checksums = {
+            CHECKSUM_KEY: b"%d" % batch_checksum(_as_read_back(batch)),
+            HEADER_CHECKSUM_KEY: b"%d" % self._header_checksum,
+        }
+        self._journal.write_batch(batch, custom_metadata=checksums)
         self._journal_file.flush()
         if self._fsync:
             os.fsync(self._journal_file.fileno())
@@ -183,7 +201,8 @@ class RecordingWriter:
     def _open_journal(self, first_mono_ns: int) -> None:
         self._journal_path = self.path / segment_name(self._segment_index, OPEN_SUFFIX)
         self._journal_file = open(self._journal_path, "wb")  # noqa: SIM115 - lives across calls
-        schema = SCHEMA.with_metadata(self.meta.to_metadata(self._segment_index))
+        schema = SCHEMA.with_metadata({**self.meta.to_metadata(self._segment_index), CHECKSUMS_KEY: b"crc32"})
+        self._header_checksum = zlib.crc32(schema.serialize())
         self._journal = ipc.new_stream(self._journal_file, schema)
         self._segment_started_ns = first_mono_ns
 
@@ -204,21 +223,25 @@ class RecordingWriter:
 def seal_journal(journal_path: Path, sealed_path: Path, metadata: dict[bytes, bytes], *, fsync: bool = True) -> int:
     """Converts a journal to Parquet (one row group per batch), atomically, then deletes it.
 
-    Also used to recover the journal a crashed recorder left: a truncated tail batch is dropped.
-    Returns the number of rows sealed.
+    Also used to recover the journal a crashed recorder left: a torn tail batch is dropped (see
+    JournalReader; a damaged journal raises JournalCorruptError and is left in place). Returns the
+    number of rows sealed. Batch by batch: a 256 MiB journal is never held in memory at once.
     """
-    batches = list(read_journal(journal_path))
     tmp_path = sealed_path.with_suffix(sealed_path.suffix + ".tmp")
     schema = SCHEMA.with_metadata(metadata)
     rows = 0
     # Page checksums let a reader tell a damaged page from data: without them a flipped bit in a
     # compressed page can decode to plausible, wrong rows.
-    with pq.ParquetWriter(
-        tmp_path, schema, compression="zstd", compression_level=3, write_page_checksum=True
-    ) as writer:
-        for batch in batches:
-            writer.write_table(pa.Table.from_batches([batch], schema=schema), row_group_size=len(batch) or 1)
-            rows += len(batch)
+    try:
+        with pq.ParquetWriter(
+            tmp_path, schema, compression="zstd", compression_level=3, write_page_checksum=True
+        ) as writer:
+            for batch in JournalReader(journal_path):
+                writer.write_table(pa.Table.from_batches([batch], schema=schema), row_group_size=len(batch) or 1)
+                rows += len(batch)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
     if fsync:
         with open(tmp_path, "rb") as handle:
             os.fsync(handle.fileno())
@@ -227,16 +250,144 @@ def seal_journal(journal_path: Path, sealed_path: Path, metadata: dict[bytes, by
     return rows
 
 
-def read_journal(journal_path: Path) -> Iterator[pa.RecordBatch]:
-    """Yields the complete batches of a journal; stops quietly at a torn tail left by a crash."""
-    with open(journal_path, "rb") as handle:
-        try:
-            reader = ipc.open_stream(handle)
-        except (pa.ArrowException, OSError):
-            return
-        while True:
+def batch_checksum(batch: pa.RecordBatch) -> int:
+    """CRC32 over every buffer of every column, dictionaries included, in schema order.
+
+    Computed on a batch as the IPC reader hands it back, so the writer checksums a round-tripped copy
+    (`_as_read_back`): a freshly built array may carry spare capacity that the file never holds.
+    """
+    crc = 0
+    for column in batch.columns:
+        arrays = [column, column.dictionary] if pa.types.is_dictionary(column.type) else [column]
+        for array in arrays:
+            crc = zlib.crc32(b"%d|" % len(array), crc)
+            for buffer in array.buffers():
+                crc = zlib.crc32(b"-" if buffer is None else memoryview(buffer), crc)
+    return crc
+
+
+def _as_read_back(batch: pa.RecordBatch) -> pa.RecordBatch:
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, batch.schema) as stream:
+        stream.write_batch(batch)
+    return ipc.open_stream(sink.getvalue()).read_next_batch()
+
+
+class JournalCorruptError(HarnessError):
+    """A journal batch failed its checksum, or did not parse, with more data after it: not a crash's tail."""
+
+
+@dataclass(frozen=True, slots=True)
+class TornTail:
+    """What a crash left after a journal's last complete batch: `size` bytes from `offset`, dropped."""
+
+    offset: int
+    size: int
+    batches_before: int
+
+    def describe(self, journal_path: Path) -> str:
+        return (
+            f"{journal_path.name}: the last batch is torn (the recorder stopped while writing it): "
+            f"{self.size} bytes at offset {self.offset} dropped, the {self.batches_before} complete "
+            "batches before it are read"
+        )
+
+
+class JournalReader:
+    """Iterates a journal's complete, checksum-verified batches; `torn` says what was dropped after them.
+
+    A batch that fails to parse or fails its checksum is the crash's torn tail when nothing complete
+    follows it, and is dropped (once iteration ends, `torn` holds where and how much). With a complete
+    batch after it the journal is damaged, not torn, and JournalCorruptError is raised rather than
+    read past. The header (schema and metadata) is checked too: its columns must be v1's, and each
+    batch carries the header's checksum. Journals written before checksums existed carry none and are
+    read unverified.
+    """
+
+    def __init__(self, journal_path: Path) -> None:
+        self.path = Path(journal_path)
+        self.torn: TornTail | None = None
+        self.batches = 0
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        with open(self.path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
             try:
-                batch = reader.read_next_batch()
-            except (StopIteration, pa.ArrowException, OSError):
-                return
-            yield batch
+                reader = ipc.open_stream(handle)
+            except (pa.ArrowException, OSError, MemoryError):
+                handle.seek(0)
+                if _holds_a_later_batch(handle.read()):
+                    raise JournalCorruptError(
+                        f"{self.path}: the journal's header does not parse, and batches follow it"
+                    ) from None
+                return  # a crash before the first flush: no rows were ever written
+            schema = reader.schema
+            checked = (schema.metadata or {}).get(CHECKSUMS_KEY) is not None
+            if not schema.equals(SCHEMA):
+                raise JournalCorruptError(f"{self.path}: the journal's header is damaged (its columns are not v1's)")
+            header_checksum = zlib.crc32(schema.serialize())
+            while True:
+                offset = handle.tell()
+                try:
+                    batch, custom = reader.read_next_batch_with_custom_metadata()
+                except StopIteration:
+                    return
+                except (pa.ArrowException, OSError, MemoryError) as exc:
+                    # A damaged length can ask for more memory than there is: still a batch that does not parse.
+                    self._damaged(handle, offset, size, f"does not parse ({_first_line(exc)})")
+                    return
+                custom = custom or {}
+                stored = custom.get(CHECKSUM_KEY)
+                if checked and _as_int(custom.get(HEADER_CHECKSUM_KEY)) != header_checksum:
+                    self._damaged(handle, offset, size, "does not match the journal's header")
+                    return
+                if (checked or stored is not None) and _as_int(stored) != batch_checksum(batch):
+                    self._damaged(handle, offset, size, "fails its checksum")
+                    return
+                self.batches += 1
+                yield batch
+
+    def _damaged(self, handle: BinaryIO, offset: int, size: int, what: str) -> None:
+        handle.seek(offset)
+        rest = handle.read()
+        if _holds_a_later_batch(rest):
+            raise JournalCorruptError(
+                f"{self.path}: batch {self.batches + 1} at offset {offset} {what}, and complete batches follow "
+                "it; the journal is damaged, not torn by a crash"
+            )
+        self.torn = TornTail(offset, size - offset, self.batches)
+
+
+def _as_int(value: bytes | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def journal_holds_batches(journal_path: Path) -> bool:
+    """Whether a complete record batch message is anywhere in the file after its start, readable or not:
+    a journal whose header does not parse but that holds batches is damaged, not an empty leftover."""
+    with open(journal_path, "rb") as handle:
+        return _holds_a_later_batch(handle.read())
+
+
+def _holds_a_later_batch(rest: bytes) -> bool:
+    """Whether a complete record batch message starts anywhere in `rest` after its first message's start."""
+    at = rest.find(_CONTINUATION, 1)
+    while at != -1:
+        try:
+            message = ipc.read_message(pa.BufferReader(rest[at:]))
+        except (pa.ArrowException, OSError, ValueError, MemoryError):
+            message = None
+        if message is not None and message.type == "record batch":
+            return True
+        at = rest.find(_CONTINUATION, at + 1)
+    return False
+
+
+def read_journal(journal_path: Path) -> Iterator[pa.RecordBatch]:
+    """Yields the complete, verified batches of a journal (a torn tail is dropped; see JournalReader)."""
+    yield from JournalReader(journal_path)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

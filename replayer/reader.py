@@ -1,7 +1,8 @@
 """Reads a recording: every segment, in `seq` order, one batch at a time, in bounded memory.
 
 A recording path is a folder of segments or a single segment file. Sealed segments are read row
-group by row group; a journal left by a crashed recorder is read up to its last complete batch.
+group by row group; a journal left by a crashed recorder is read up to its last complete batch,
+and a torn batch after it is dropped and named in `Recording.notes`.
 Anything that is not a readable v1 recording raises RecordingError with a one-line message.
 """
 
@@ -27,7 +28,7 @@ from recorder.format import (
     RecordedEvent,
     RecordingMeta,
 )
-from recorder.segments import read_journal
+from recorder.segments import JournalCorruptError, JournalReader, journal_holds_batches
 
 
 class RecordingError(HarnessError):
@@ -45,6 +46,8 @@ class Recording:
         if not segments:
             raise RecordingError(f"{self.path}: no segment files ({SEGMENT_STEM}*{SEALED_SUFFIX}) in it")
         self.segments: list[Path] = segments
+        self.notes: list[str] = []
+        """One line per journal whose torn last batch was dropped, filled in as segments are read."""
         self.meta: RecordingMeta = self._read_meta(segments[0])
         for segment in segments[1:]:
             other = self._read_meta(segment)
@@ -114,7 +117,7 @@ class Recording:
                     raw = ipc.open_stream(handle).schema.metadata
             else:
                 raw = pq.read_schema(segment).metadata
-        except (pa.ArrowException, OSError) as exc:
+        except (pa.ArrowException, OSError, MemoryError) as exc:
             raise RecordingError(f"{segment}: not a readable segment ({_first_line(exc)})") from None
         try:
             meta = RecordingMeta.from_metadata(raw)
@@ -128,8 +131,14 @@ class Recording:
 
     def _segment_batches(self, segment: Path, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
         if segment.suffix == OPEN_SUFFIX:
-            for batch in read_journal(segment):
-                yield batch.select(columns) if columns is not None else batch
+            journal = JournalReader(segment)
+            try:
+                for batch in journal:
+                    yield batch.select(columns) if columns is not None else batch
+            except JournalCorruptError as exc:
+                raise RecordingError(str(exc)) from None
+            if journal.torn is not None:
+                self.notes.append(journal.torn.describe(segment))
             return
         try:
             parquet = pq.ParquetFile(segment, page_checksum_verification=True)
@@ -148,7 +157,8 @@ def _segment_files(folder: Path) -> list[Path]:
     A crash while sealing can leave a segment's journal next to its finished Parquet file (the
     journal is deleted after the atomic rename): the Parquet file wins. A crash before the first
     flush can leave a journal without even its schema header: it holds no flushed rows, so it is
-    skipped.
+    skipped; a journal whose header does not parse but that holds batches is damaged, and is kept so
+    that reading it fails rather than quietly leaving its rows out.
     """
     found = [
         p for p in folder.iterdir() if p.name.startswith(SEGMENT_STEM) and p.suffix in (SEALED_SUFFIX, OPEN_SUFFIX)
@@ -156,17 +166,23 @@ def _segment_files(folder: Path) -> list[Path]:
     sealed_stems = {p.stem for p in found if p.suffix == SEALED_SUFFIX}
     segments = []
     for path in sorted(found):
-        if path.suffix == OPEN_SUFFIX and (path.stem in sealed_stems or not _has_journal_header(path)):
+        if path.suffix == OPEN_SUFFIX and _leftover_without_rows(path, sealed_stems):
             continue
         segments.append(path)
     return segments
+
+
+def _leftover_without_rows(journal: Path, sealed_stems: set[str]) -> bool:
+    if journal.stem in sealed_stems:
+        return True
+    return not _has_journal_header(journal) and not journal_holds_batches(journal)
 
 
 def _has_journal_header(path: Path) -> bool:
     try:
         with open(path, "rb") as handle:
             ipc.open_stream(handle)
-    except (pa.ArrowException, OSError):
+    except (pa.ArrowException, OSError, MemoryError):
         return False
     return True
 

@@ -63,6 +63,8 @@ class ReplayData:
     specs: dict[str, SymbolSpec]
     skipped_frames: int = 0
     depth_indexes: dict[str, list[int]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    """What reading the recording dropped and said so (a journal's torn last batch), for the user."""
 
     @property
     def duration_ns(self) -> int:
@@ -74,7 +76,9 @@ def load_replay_data(path: str | os.PathLike[str]) -> ReplayData:
     recording = Recording(path)
     if recording.venue != "binance-spot":
         raise HarnessError(f"{path}: a {recording.venue!r} recording; the fake venue serves binance-spot")
-    return build_replay_data(recording.iter_events(), recording.symbols, source=str(path))
+    data = build_replay_data(recording.iter_events(), recording.symbols, source=str(path))
+    data.notes = tuple(recording.notes)
+    return data
 
 
 def build_replay_data(events: Iterable[RecordedEvent], symbols: Sequence[str], source: str = "recording") -> ReplayData:
@@ -116,7 +120,9 @@ def build_replay_data(events: Iterable[RecordedEvent], symbols: Sequence[str], s
         start_books[symbol] = book
 
     kept = _reindex(frames[start:], monos[start:])
-    all_symbols = tuple(dict.fromkeys([*(s.upper() for s in symbols), *(symbol_of(f.stream) for f in kept)]))
+    # A market stream is `<symbol>@<kind>`; a user-data stream (a listen key, redacted) names no symbol.
+    market = (symbol_of(f.stream) for f in kept if "@" in f.stream)
+    all_symbols = tuple(dict.fromkeys([*(s.upper() for s in symbols), *market]))
     depth_indexes: dict[str, list[int]] = {symbol: [] for symbol in start_books}
     for frame in kept:
         if frame.last_update_id is not None:
@@ -145,20 +151,30 @@ def apply_depth(
     """Applies a clean depth frame to the venue's book by Binance's rule.
 
     A frame the book already covers is skipped. A hole in the recorded ids (the recorder lost a
-    connection) is bridged by a later recorded snapshot the frame continues, when there is one;
-    otherwise the frame is applied anyway, since nothing better is known (`harness inspect` lists such holes).
+    connection) is bridged by the first recorded snapshot at or past the hole: the recorder fetches
+    one after every reconnect, usually a few frames after the first frame it continues, so from the
+    hole until the stream reaches that snapshot the venue's book is ahead of the frames sent, as a
+    real venue's REST answer can be. Without such a snapshot the frame is applied anyway, since nothing
+    better is known (`harness inspect` lists such holes, and the oracle treats that book as unknown).
     `levels` is the frame's `depth_levels` when the caller has them parsed already.
     """
     first, last = frame.first_update_id, frame.last_update_id
     if last is None or first is None or last <= book.last_update_id:
         return
     if first > book.last_update_id + 1:
-        for snapshot in snapshots:
-            if first <= snapshot.last_update_id + 1 <= last and snapshot.last_update_id >= book.last_update_id:
-                book.load(snapshot.last_update_id, snapshot.bids, snapshot.asks)
-                break
+        bridge = snapshot_past_hole(snapshots, first)
+        if bridge is not None:
+            book.load(bridge.last_update_id, bridge.bids, bridge.asks)
+            if last <= bridge.last_update_id:
+                return
     bids, asks = levels if levels is not None else depth_levels(frame)
     book.apply(last, bids, asks)
+
+
+def snapshot_past_hole(snapshots: Iterable[RecordedSnapshot], first_update_id: int) -> RecordedSnapshot | None:
+    """The first recorded snapshot at or past a hole that ends at `first_update_id`: the venue's state there."""
+    past_hole = [s for s in snapshots if s.last_update_id + 1 >= first_update_id]
+    return min(past_hole, key=lambda s: s.last_update_id) if past_hole else None
 
 
 class VenueBooks:
@@ -275,13 +291,14 @@ class VenueBooks:
         first, last = frame.first_update_id, frame.last_update_id
         assert first is not None and last is not None, "depth_indexes holds depth frames, which carry U and u"
         if first > book.last_update_id + 1:
-            # A hole in the recording: a recorded snapshot the event continues is the venue's own state.
-            for recorded in self._data.snapshots.get(symbol, ()):
-                if first <= recorded.last_update_id + 1 <= last and recorded.last_update_id >= book.last_update_id:
-                    own = ReferenceBook()
-                    own.load(recorded.last_update_id, recorded.bids, recorded.asks)
-                    return own
-            return book
+            # A hole in the recording: the first recorded snapshot past it is the venue's own state
+            # (as `apply_depth` bridges it), possibly ahead of the stream.
+            recorded = snapshot_past_hole(self._data.snapshots.get(symbol, ()), first)
+            if recorded is None:
+                return book
+            own = ReferenceBook()
+            own.load(recorded.last_update_id, recorded.bids, recorded.asks)
+            return own
         if first != book.last_update_id + 1:
             return book  # already inside the event (a recorded snapshot), or past it
         entries = self._event_order(book, frame)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.loopback import exposure_warning
 from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 from replayer.replay_data import ReplayData, load_replay_data
 from replayer.server import VenueServer
@@ -22,6 +24,8 @@ def run_serve(
     if speed < 0:
         raise HarnessError(f"--speed must be >= 0, got {speed}")
     data = load_replay_data(recording)
+    for note in data.notes:
+        print(f"warning: {note}", file=sys.stderr, flush=True)
     try:
         asyncio.run(_serve(data, recording, speed, host, port, rest_weight_limit))
     except KeyboardInterrupt:
@@ -29,6 +33,8 @@ def run_serve(
 
 
 async def _serve(data: ReplayData, recording: Path, speed: float, host: str, port: int, weight_limit: int) -> None:
+    if (warning := exposure_warning(host)) is not None:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     server = VenueServer(data, speed=speed, host=host, port=port, rest_weight_limit=weight_limit)
     try:
         await server.start()

@@ -135,6 +135,7 @@ def test_json_keys_are_stable_and_text_mentions_the_findings(tmp_path: Path) -> 
         "streams",
         "sequence_holes",
         "connections",
+        "holes",
         "rest_snapshots",
         "book_ticker",
         "segments",
@@ -145,6 +146,23 @@ def test_json_keys_are_stable_and_text_mentions_the_findings(tmp_path: Path) -> 
     assert "seq holes   2  (4 updates missing)" in text
     assert "expected U=111, got U=115" in text
     assert "reconnects  1  (2 connections; close codes: 1000×1, 1006×1)" in text
+    assert doc["holes"] == {
+        "count": 1,
+        "seconds": 0.5,
+        "items": [
+            {
+                "close_seq": 8,
+                "closed_conn": 1,
+                "code": 1006,
+                "reason": "no close frame received or sent",
+                "open_seq": 9,
+                "opened_conn": 3,
+                "seconds": 0.5,
+            }
+        ],
+    }
+    assert "holes       1  (0.500 s without a connection)" in text
+    assert "seq 8 conn 1 closed 1006 (no close frame received or sent), seq 9 conn 3 open 0.500 s later" in text
     assert "lastUpdateId 503" in text
 
 

@@ -266,6 +266,29 @@ def test_config_defaults_to_the_live_venue_and_rejects_bad_input(tmp_path: Path)
         normalize_symbols(["BTC/USDT"])
 
 
+def test_headers_streams_and_watchdog_from_the_command_line(tmp_path: Path) -> None:
+    from harness.cli import WATCHDOG_DEFAULT_S
+    from recorder.live import WATCHDOG_S
+
+    assert WATCHDOG_DEFAULT_S == WATCHDOG_S
+    key = "k" * 64
+    config = make_config(venue="binance-spot", symbols=["BTCUSDT"], ws_url=None, rest_url=None, seconds=None,
+                         output=tmp_path / "x", headers=[f"X-MBX-APIKEY: {key}"], extra_streams=[" lk123456 "],
+                         watchdog_s=5.0)  # fmt: skip
+    assert config.headers == (("X-MBX-APIKEY", key),)
+    assert config.extra_streams == ("lk123456",)
+    assert config.watchdog_s == 5.0
+    assert combined_stream_url("ws://h", config.symbols, extra_streams=config.extra_streams).endswith("/lk123456")
+    for bad in (key, f"X MBX: {key}", "X-MBX-APIKEY:", f"A: {key}\r\nB: c"):
+        with pytest.raises(HarnessError, match="expected 'Name: value'") as info:
+            make_config(venue="binance-spot", symbols=["BTCUSDT"], ws_url=None, rest_url=None, seconds=None,
+                        output=tmp_path / "x", headers=[bad])  # fmt: skip
+        assert key not in str(info.value)
+    with pytest.raises(HarnessError, match="cannot be told from data"):
+        make_config(venue="binance-spot", symbols=["BTCUSDT"], ws_url=None, rest_url=None, seconds=None,
+                    output=tmp_path / "x", headers=["Authorization: abc"])  # fmt: skip
+
+
 def test_stream_names_and_snapshot_rule() -> None:
     assert stream_of(depth("BTCUSDT", 1, 2)) == "btcusdt@depth@100ms"
     assert stream_of(b'{"result":null,"id":1}') is None
@@ -277,7 +300,9 @@ def test_stream_names_and_snapshot_rule() -> None:
     assert needs.on_frame("btcusdt@depth@100ms", depth("BTCUSDT", 61, 70)) is None
     assert not needs.fresh_enough("BTCUSDT", 200, b'{"lastUpdateId":49}')
     assert needs.fresh_enough("BTCUSDT", 200, b'{"lastUpdateId":50}')
-    assert needs.fresh_enough("BTCUSDT", 429, b"{}")
+    assert not needs.fresh_enough("BTCUSDT", 429, b"{}")
+    assert not needs.fresh_enough("BTCUSDT", 503, b"{}")
+    assert needs.fresh_enough("BTCUSDT", 400, b'{"code":-1121}')
 
 
 def test_cli_record_stops_cleanly_on_sigint(tmp_path: Path) -> None:
@@ -416,6 +441,8 @@ def test_http_get_decodes_chunked_and_length_bodies_byte_exact() -> None:
         return results
 
     results = asyncio.run(main())
+    with pytest.raises(ValueError, match="line break"):
+        asyncio.run(http_get("http://127.0.0.1:1/x", user_agent="t", headers=[("X-MBX-APIKEY", "k\r\nHost: evil")]))
     assert [(r.status, r.reason, r.body) for r in results] == [
         (200, "OK", body),
         (429, "Too Many Requests", body),
@@ -478,3 +505,50 @@ def test_a_disk_that_falls_behind_stops_the_recording_and_keeps_everything_recei
     assert not list(output.glob(f"*{OPEN_SUFFIX}"))
     assert [e.kind for e in events] == observed
     assert observed.count(EventKind.WS_CLOSE) == 1
+
+
+def test_a_rate_limited_snapshot_is_fetched_again_after_its_retry_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeBinance(endings=[("hold", 0, "")])
+    answered = fake.process_request
+    refusals = [
+        (HTTPStatus.TOO_MANY_REQUESTS, "7"),
+        (HTTPStatus.SERVICE_UNAVAILABLE, None),
+    ]
+
+    def process_request(connection: ServerConnection, request: Request):
+        if request.path.startswith("/api/v3/depth") and refusals:
+            status, retry_after = refusals.pop(0)
+            response = connection.respond(status, '{"code":-1003,"msg":"Too many requests."}')
+            if retry_after is not None:
+                response.headers["Retry-After"] = retry_after
+            return response
+        return answered(connection, request)
+
+    waits: list[float] = []
+
+    async def no_wait(self: object, seconds: float) -> bool:
+        waits.append(seconds)
+        return False
+
+    monkeypatch.setattr("recorder.live._Recorder._stopped_within", no_wait)
+    output = tmp_path / "rec"
+
+    async def main() -> None:
+        stop = asyncio.Event()
+
+        def observe(kind: EventKind, conn_id: int, stream: str | None) -> None:
+            if kind is EventKind.HTTP_RESPONSE and not refusals:
+                stop.set()
+
+        async with serve(fake.handler, "127.0.0.1", 0, process_request=process_request) as server:
+            port = server.sockets[0].getsockname()[1]
+            config = config_for(port, output, symbols=("BTCUSDT",))
+            await asyncio.wait_for(record(config, stop=stop, observe=observe), WAIT_S)
+
+    asyncio.run(main())
+    statuses = [e.status for e in events_of(output) if e.kind is EventKind.HTTP_RESPONSE]
+    assert statuses[:3] == [429, 503, 200]
+    # After the 429 the recorder waits at least its Retry-After; after the 503, only its own backoff.
+    assert waits[0] >= 7 and waits[1] < 7

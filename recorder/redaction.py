@@ -1,0 +1,103 @@
+"""Secrets never reach a recording: every URL, stream name, reason and payload passes through here first.
+
+A recording is shared (attached to a bug, committed as a fixture), so the recorder scrubs before the
+writer sees a row. Two kinds of rule, both pure:
+
+- Known secrets: the values the recorder itself was given (header values such as an API key or a
+  bearer token, listen keys it subscribes to). Each is replaced wherever it appears, in any field.
+- Shapes: values a venue or a URL carries under a telling name even when the recorder was not told
+  them: query parameters (`signature=`, `apiKey=`, `listenKey=`, `token=` ...), JSON members
+  (`"listenKey":"..."`), `Authorization`/`X-MBX-APIKEY` header lines and `Bearer` tokens.
+
+A redacted value becomes `<redacted>`. Payload bytes are then no longer exactly what the venue sent;
+that is the one exception to "raw bytes are sacred", and only frames that held a secret are touched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import quote
+
+REDACTED = "<redacted>"
+SENSITIVE_NAMES = (
+    "signature",
+    "apikey",
+    "api_key",
+    "listenkey",
+    "token",
+    "access_token",
+    "secret",
+    "secretkey",
+    "password",
+    "passphrase",
+)
+"""Query parameter and JSON member names whose values are secrets (compared case-insensitively)."""
+
+SENSITIVE_HEADERS = ("authorization", "x-mbx-apikey", "proxy-authorization", "cookie")
+
+MIN_SECRET_LENGTH = 4
+"""A known secret shorter than this would match ordinary data everywhere; it is refused."""
+
+_NAMES = "|".join(SENSITIVE_NAMES)
+_HEADERS = "|".join(re.escape(h) for h in SENSITIVE_HEADERS)
+_QUERY = re.compile(rf"(?i)(\b(?:{_NAMES})=)([^&\s\"'#<>]+)")
+_JSON_MEMBER = re.compile(rf'(?i)("(?:{_NAMES})"\s*:\s*")((?:[^"\\]|\\.)*)(")')
+_HEADER_LINE = re.compile(rf"(?i)(\b(?:{_HEADERS})\s*:\s*)([^\r\n\"]+)")
+_BEARER = re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9\-._~+/]+=*)")
+_TRIGGER = re.compile(rf"(?i){_NAMES}|{_HEADERS}|bearer")
+_RULES = (_QUERY, _JSON_MEMBER, _HEADER_LINE, _BEARER)
+_BYTE_RULES = tuple(re.compile(rule.pattern.encode(), rule.flags & ~re.UNICODE) for rule in _RULES)
+_BYTE_TRIGGER = re.compile(_TRIGGER.pattern.encode())
+_REDACTED_BYTES = REDACTED.encode()
+
+
+class Redactor:
+    """Scrubs one recorder's rows; built once from everything secret the recorder was configured with."""
+
+    __slots__ = ("_secret_bytes", "_secrets")
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        values: set[str] = set()
+        for secret in secrets:
+            if len(secret) < MIN_SECRET_LENGTH:
+                raise ValueError(f"a secret of {len(secret)} characters cannot be told from data; refusing it")
+            # A secret in a URL may travel percent-encoded.
+            values.update({secret, quote(secret, safe="")})
+        # Longest first, so a secret that contains another is replaced whole.
+        self._secrets = tuple(sorted(values, key=len, reverse=True))
+        self._secret_bytes = tuple(s.encode() for s in self._secrets)
+
+    def text(self, value: str | None) -> str | None:
+        """A URL, stream name or reason with every secret in it replaced."""
+        if not value:
+            return value
+        for secret in self._secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        if _TRIGGER.search(value):
+            for rule in _RULES:
+                value = rule.sub(_keep_name, value)
+        return value
+
+    def payload(self, value: bytes) -> bytes:
+        """Frame or body bytes; returned unchanged (the same object) when they hold no secret."""
+        for secret in self._secret_bytes:
+            if secret in value:
+                value = value.replace(secret, _REDACTED_BYTES)
+        if _BYTE_TRIGGER.search(value):
+            for rule in _BYTE_RULES:
+                value = rule.sub(_keep_name_bytes, value)
+        return value
+
+
+def _keep_name(match: re.Match[str]) -> str:
+    if match.group(2) == REDACTED:
+        return match.group(0)
+    return match.group(1) + REDACTED + (match.group(3) if match.re.groups >= 3 else "")
+
+
+def _keep_name_bytes(match: re.Match[bytes]) -> bytes:
+    if match.group(2) == _REDACTED_BYTES:
+        return match.group(0)
+    return match.group(1) + _REDACTED_BYTES + (match.group(3) if match.re.groups >= 3 else b"")
