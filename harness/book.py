@@ -63,9 +63,10 @@ def _resize(levels: dict[float, Level], keys: list[float], floor: float) -> floa
 def _load_side(updates: Iterable[Level], sign: float) -> tuple[dict[float, Level], list[float], float]:
     levels: dict[float, Level] = {}
     for level in updates:
-        key = sign * float(level[0])
-        if key - key:
-            raise ValueError(f"price {level[0]!r} is not a finite number")
+        price = level[0]
+        key = sign * float(price)
+        if key - key or price.__class__ is not str:
+            raise ValueError(f"price {price!r} is not a finite number written as a string")
         if level[1].strip("0."):
             levels[key] = level
         else:
@@ -118,11 +119,12 @@ class OrderBook:
     def apply(self, last_update_id: int, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Apply absolute level sizes (zero removes) and move to `last_update_id`.
 
-        Sequencing is the caller's job (see harness.sync). A price that is not a finite number raises
-        ValueError, and a level that is not a sequence TypeError, KeyError or IndexError, with the book
-        partly updated: the caller must discard the book and resync. Sizes are the venue's strings,
-        tested only for zero: validating each one as a number cost a fifth of the book's speed on the
-        real capture, and prices must be checked anyway because they are the keys.
+        Sequencing is the caller's job (see harness.sync). A price that is not a string holding a finite
+        number raises ValueError (a JSON `false` or `1` would otherwise become a key no venue sends), and
+        a level that is not a sequence TypeError, KeyError or IndexError, with the book partly updated:
+        the caller must discard the book and resync. Sizes are the venue's strings, tested only for
+        zero: validating each one as a number cost a fifth of the book's speed on the real capture, and
+        prices must be checked anyway because they are the keys.
         """
         # The per-level loop is the book's hot path (profiled on the real capture): one float()
         # per level, dict work, and bisect only for keys in the sorted top region. A size equal
@@ -133,10 +135,11 @@ class OrderBook:
         keys = self._bid_keys
         floor = self._bid_floor
         for level in bids:
-            key = float(level[0])
+            price = level[0]
+            key = float(price)
             size = level[1]
-            if key - key:
-                raise ValueError(f"price {level[0]!r} is not a finite number")
+            if key - key or price.__class__ is not str:
+                raise ValueError(f"price {price!r} is not a finite number written as a string")
             if size != zero and size.strip("0."):
                 if key >= floor and key not in levels:
                     insort(keys, key)
@@ -153,10 +156,11 @@ class OrderBook:
         keys = self._ask_keys
         floor = self._ask_floor
         for level in asks:
-            key = -float(level[0])
+            price = level[0]
+            key = -float(price)
             size = level[1]
-            if key - key:
-                raise ValueError(f"price {level[0]!r} is not a finite number")
+            if key - key or price.__class__ is not str:
+                raise ValueError(f"price {price!r} is not a finite number written as a string")
             if size != zero and size.strip("0."):
                 if key >= floor and key not in levels:
                     insort(keys, key)

@@ -126,3 +126,14 @@ def test_every_zero_spelling_removes_after_the_book_learned_another() -> None:
     book.apply(20, [["98.00", "0.00100000"]], [["201.00", "0.00000001"]])
     assert book.bids() == [("99.00", "00.5"), ("98.00", "0.00100000")]
     assert book.asks() == [("201.00", "0.00000001")]
+
+
+@pytest.mark.parametrize("price", [False, True, 1, 1.5, "nan", "inf"])
+def test_a_price_that_is_not_a_finite_number_in_a_string_is_refused(price: object) -> None:
+    # float() takes a JSON `false` or `1` as a number, so without the type test a decoded frame's
+    # non-string price became a key no venue sends (found by test_malformed_input's sync property).
+    book = OrderBook()
+    with pytest.raises(ValueError, match="not a finite number"):
+        book.apply(1, [[price, "1.5"]], [])
+    with pytest.raises(ValueError, match="not a finite number"):
+        book.load(1, [], [[price, "1.5"]])
