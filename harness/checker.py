@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from harness.deliveries import ChainJudge, Deliveries, Hole, SnapshotLike
 from harness.errors import HarnessError
 from harness.latency import Histogram
+from harness.level_match import LevelMatch, SnapshotReach, VisibleDepth, as_sent, within_reach
 from harness.observations import LOSES_SYNC, BookObservation, FinalBook, SubjectMessage, SyncEvent
 from harness.oracle import Oracle, Side
 from replayer.timeline import Frame
@@ -130,6 +131,8 @@ class _SymbolState:
     since: int = 0
     unsynced_ns: int = 0
     last_synced_u: int | None = None
+    ever_correct: bool = False
+    lost: bool = False
 
 
 @dataclass(slots=True)
@@ -149,6 +152,8 @@ class FinalCheck:
     detail: str
     update_id: int | None
     oracle_last_update_id: int | None
+    depth: VisibleDepth | None = None
+    """Set when the comparison was limited to what the subject's last snapshot could show it."""
 
 
 @dataclass(slots=True)
@@ -156,6 +161,9 @@ class Findings:
     """Everything the checker found; harness/report.py turns it into the JSON report."""
 
     checks: int = 0
+    """Synced books compared with the oracle: observations and synced final books."""
+    checked_states: int = 0
+    """Distinct (symbol, update id) states among the synced observations checked: coverage counts these."""
     divergent: int = 0
     unknown_update_ids: int = 0
     holes_bridged: int = 0
@@ -178,6 +186,12 @@ class Findings:
     negative_latencies: int = 0
     clean_depth_frames: int = 0
     recording_gaps: int = 0
+    losses_detected: int = 0
+    """Times a symbol's book, once correct, stopped being synced as the subject shows it: an event that
+    loses sync, an unsynced observation, or a correct book at a later id that skipped states (a reload
+    nobody announced). Whatever words the subject uses for its events."""
+    recovered: int = 0
+    """Times a symbol came back to a correct synced book after such a loss."""
 
     @property
     def gaps_detected(self) -> int:
@@ -224,6 +238,8 @@ class Checker:
         self._symbols: dict[str, _SymbolState] = {}
         self._first_obs: dict[tuple[str, int], tuple[int, int]] = {}
         self._end = start_mono_ns or 0
+        self._match = LevelMatch()
+        self._checked: set[tuple[str, int]] = set()
         self._chains = ChainJudge(deliveries) if deliveries is not None else None
         self.findings = Findings(
             latency={stage: Histogram() for stage in STAGES},
@@ -258,6 +274,7 @@ class Checker:
         if not obs.synced:
             f.unverified += 1
             state.last_synced_u = None
+            self._lose(state)
             self._set_synced(state, False, t)
             self._disrupt(obs.symbol, t)
             return
@@ -278,6 +295,9 @@ class Checker:
         state.last_synced_u = obs.update_id
         f.checks += 1
         expected = self._oracle.top(obs.symbol, obs.update_id)
+        if expected is not None and key not in self._checked:
+            self._checked.add(key)
+            f.checked_states += 1
         if expected is None:
             served = [(snap.bids, snap.asks) for snap in self._served.get((obs.symbol, obs.update_id), ())]
             if not served:
@@ -286,12 +306,12 @@ class Checker:
                 self._diverged(obs.symbol, obs.update_id, t, reason, None, None, hole)
                 self._disrupt(obs.symbol, t)
                 return
-            if not any(_same(obs.bids, bids) and _same(obs.asks, asks) for bids, asks in served):
+            if not any(self._same(obs, bids, asks) for bids, asks in served):
                 reason = "top 20 differs from the snapshot the venue served at this id"
                 self._diverged(obs.symbol, obs.update_id, t, reason, obs, served[0], hole)
                 self._disrupt(obs.symbol, t)
                 return
-        elif not _same(obs.bids, expected[0]) or not _same(obs.asks, expected[1]):
+        elif not self._same(obs, expected[0], expected[1]):
             self._diverged(obs.symbol, obs.update_id, t, "top 20 differs from the oracle", obs, expected, hole)
             self._disrupt(obs.symbol, t)
             return
@@ -300,12 +320,22 @@ class Checker:
             self._diverged(obs.symbol, obs.update_id, t, reason, None, None, hole)
             self._disrupt(obs.symbol, t)
             return
+        if state.lost:
+            state.lost = False
+            f.recovered += 1
+        elif last is not None and obs.update_id > last and self._oracle.skips_states(obs.symbol, last, obs.update_id):
+            f.losses_detected += 1
+            f.recovered += 1
+        state.ever_correct = True
         for track in self._tracks.get(obs.symbol, ()):
             if track.candidate is None:
                 track.candidate = t
             if t >= track.heal:
                 track.closed = True
         self._close_tracks(obs.symbol)
+
+    def _same(self, book: BookObservation | FinalBook, bids: Side, asks: Side) -> bool:
+        return self._match.same_side(book.bids, bids) and self._match.same_side(book.asks, asks)
 
     def event(self, ev: SyncEvent) -> None:
         self._tick(ev.mono_ns)
@@ -316,14 +346,25 @@ class Checker:
             self._activate(symbol, ev.mono_ns)
             if ev.kind in LOSES_SYNC:
                 state.last_synced_u = None
+                self._lose(state)
                 self._set_synced(state, False, ev.mono_ns)
                 self._disrupt(symbol, ev.mono_ns)
             elif ev.kind == "synced":
                 state.last_synced_u = None
                 self._set_synced(state, True, ev.mono_ns)
 
-    def finish(self, final_books: Iterable[FinalBook], clients: Iterable[ClientLike]) -> Findings:
-        """Closes the run: final books against the oracle, the send log joined for gaps and latency."""
+    def finish(
+        self,
+        final_books: Iterable[FinalBook],
+        clients: Iterable[ClientLike],
+        snapshot_reach: Mapping[str, Sequence[SnapshotReach]] | None = None,
+    ) -> Findings:
+        """Closes the run: final books against the oracle, the send log joined for gaps and latency.
+
+        `snapshot_reach` (per symbol, in the order the venue served them) limits each final book's
+        comparison to what the subject's last snapshot before its final update id could show it;
+        without it the whole book is compared.
+        """
         f = self.findings
         end = self._end
         for state in self._symbols.values():
@@ -340,11 +381,11 @@ class Checker:
             )
             for tr in self._done
         ]
-        self._check_finals(list(final_books))
+        self._check_finals(list(final_books), snapshot_reach or {})
         self._join_sends(clients)
         return f
 
-    def _check_finals(self, finals: list[FinalBook]) -> None:
+    def _check_finals(self, finals: list[FinalBook], served: Mapping[str, Sequence[SnapshotReach]]) -> None:
         f = self.findings
         by_symbol = {book.symbol: book for book in finals}
         symbols = self._oracle.symbols or sorted(by_symbol)
@@ -355,6 +396,13 @@ class Checker:
                 f.finals.append(FinalCheck(symbol, False, "the subject gave no final book", None, oracle_last))
                 continue
             expected = self._oracle.full_book(symbol, book.update_id)
+            depth = None
+            got: Any = book
+            if book.synced and expected is not None:
+                f.checks += 1
+                reach = _last_reach(served.get(symbol, ()), book.update_id)
+                if reach is not None:
+                    got, expected, depth = self._visible(symbol, book, expected, reach)
             if not book.synced:
                 detail, correct = "not synced at the end", False
             elif book.update_id != oracle_last and (expected is not None or (symbol, book.update_id) in self._served):
@@ -363,13 +411,31 @@ class Checker:
                 detail, correct = "synced at an update id the clean recording never ended a frame on", False
                 f.unknown_update_ids += 1
                 self._diverged(symbol, book.update_id, self._end, "final book: " + detail, None, None)
-            elif _same(book.bids, expected[0]) and _same(book.asks, expected[1]):
+            elif self._match.same_side(got.bids, expected[0]) and self._match.same_side(got.asks, expected[1]):
                 detail, correct = "equals the oracle's full book", True
+                if depth is not None:
+                    detail = f"equals the oracle's book within its {depth.snapshot_levels}-level snapshot's reach"
             else:
                 detail, correct = "full book differs from the oracle", False
-                self._diverged(symbol, book.update_id, self._end, "final book differs from the oracle", book, expected)
-            f.finals.append(FinalCheck(symbol, correct, detail, book.update_id, oracle_last))
+                if depth is not None:
+                    detail = f"book within its {depth.snapshot_levels}-level snapshot's reach differs from the oracle"
+                reason = "final book differs from the oracle"
+                if depth is not None:
+                    reason += f" within its {depth.snapshot_levels}-level snapshot's reach"
+                self._diverged(symbol, book.update_id, self._end, reason, got, expected)
+            f.finals.append(FinalCheck(symbol, correct, detail, book.update_id, oracle_last, depth))
         f.final_book_correct = bool(f.finals) and all(check.correct for check in f.finals)
+
+    def _visible(
+        self, symbol: str, book: FinalBook, expected: tuple[Side, Side], reach: SnapshotReach
+    ) -> tuple[FinalBook, tuple[Side, Side], VisibleDepth]:
+        """Both books cut to what a book loaded from `reach`'s snapshot can know at the final id."""
+        touched_bids, touched_asks = self._oracle.touched_prices(symbol, reach.last_update_id, book.update_id)
+        mine_bids, mine_asks, _, _ = within_reach(book.bids, book.asks, reach, touched_bids, touched_asks)
+        bids, asks, bids_beyond, asks_beyond = within_reach(expected[0], expected[1], reach, touched_bids, touched_asks)
+        depth = VisibleDepth(reach.limit, len(bids), len(asks), bids_beyond, asks_beyond)
+        cut = FinalBook(book.symbol, book.update_id, book.synced, mine_bids, mine_asks)
+        return cut, (tuple(bids), tuple(asks)), depth
 
     def _join_sends(self, clients: Iterable[ClientLike]) -> None:
         f = self.findings
@@ -435,6 +501,11 @@ class Checker:
             self._tracks[symbol] = []
         return state
 
+    def _lose(self, state: _SymbolState) -> None:
+        if state.ever_correct and not state.lost:
+            state.lost = True
+            self.findings.losses_detected += 1
+
     @staticmethod
     def _set_synced(state: _SymbolState, synced: bool, t: int) -> None:
         if not state.synced:
@@ -480,8 +551,8 @@ class Checker:
         if hole is not None:
             example["hole"] = {"first_update_id": hole.first, "last_update_id": hole.last, "why": hole.why}
         if got is not None and expected is not None:
-            example["bids"] = _diff(got.bids, expected[0])
-            example["asks"] = _diff(got.asks, expected[1])
+            example["bids"] = _diff(self._match, got.bids, expected[0])
+            example["asks"] = _diff(self._match, got.asks, expected[1])
         f.examples.append(example)
 
 
@@ -494,11 +565,13 @@ def check(
     *,
     start_mono_ns: int | None = None,
     snapshots: Iterable[ServedLike] | None = None,
+    snapshot_reach: Mapping[str, Sequence[SnapshotReach]] | None = None,
 ) -> Findings:
     """The whole check in one call, for a run whose messages (FinalBooks included) are all in hand.
 
     `snapshots`, the REST depth answers the venue served (replayer/server.py `snapshots_served`),
-    turns on the hole search over `clients`' send log, and is the truth at ids inside an event.
+    turns on the hole search over `clients`' send log, and is the truth at ids inside an event; `snapshot_reach`
+    (server `depths_served`) bounds the final-book comparison, as in `Checker.finish`.
     """
     clients = list(clients)
     snapshots = None if snapshots is None else list(snapshots)
@@ -510,26 +583,27 @@ def check(
     for message in messages:
         if isinstance(message, FinalBook):
             finals.append(message)
-        else:
+        elif not finals:  # what a subject says while shutting down, after its final books, is not judged
             checker.feed(message)
-    return checker.finish(finals, clients)
+    return checker.finish(finals, clients, snapshot_reach)
 
 
-def _same(got: Sequence[Sequence[str]], expected: Side) -> bool:
-    if tuple(got) == expected:
-        return True
-    if len(got) != len(expected):
-        return False
-    return all(tuple(level[:2]) == want for level, want in zip(got, expected, strict=True))
+def _last_reach(served: Sequence[SnapshotReach], update_id: int) -> SnapshotReach | None:
+    """The snapshot the final book most likely grew from: the last served at or before its update id."""
+    for reach in reversed(served):
+        if reach.last_update_id <= update_id:
+            return reach
+    return None
 
 
-def _diff(got: Sequence[Sequence[str]], expected: Side) -> list[dict[str, Any]]:
-    """The first levels (best first) where the subject and the oracle differ."""
+def _diff(match: LevelMatch, got: Sequence[Sequence[Any]], expected: Side) -> list[dict[str, Any]]:
+    """The first levels (best first) where the subject and the oracle differ, the subject's as sent."""
     rows: list[dict[str, Any]] = []
     for i in range(max(len(got), len(expected))):
-        mine = list(got[i][:2]) if i < len(got) else None
+        mine = [as_sent(v) for v in got[i][:2]] if i < len(got) else None
         theirs = list(expected[i]) if i < len(expected) else None
-        if mine != theirs:
+        same = mine is not None and theirs is not None and len(mine) == 2
+        if not (same and match.equal(got[i][0], theirs[0]) and match.equal(got[i][1], theirs[1])):
             rows.append({"level": i, "subject": mine, "oracle": theirs})
             if len(rows) >= MAX_DIFF_LEVELS:
                 break

@@ -66,15 +66,40 @@ def synth(
 @_user_errors
 def serve(
     recording: Annotated[Path, typer.Option(help="Recording to replay.")],
-    speed: Annotated[float, typer.Option(min=0.0, help="1 keeps recorded timing; 0 is as fast as clients read.")] = 1.0,
+    speed: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="1: recorded timing; 0: as fast as clients read (default 1, or the scenario's)."),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")] = 0,
+    scenario: Annotated[
+        str | None, typer.Option(help="Inject this scenario's faults (library name or TOML file), for any client.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Fault seed (default: the scenario's).")] = None,
+    injected: Annotated[
+        Path | None, typer.Option(help="Where to write what was injected (default: SCENARIO-seedN.injected.json).")
+    ] = None,
+    loop: Annotated[bool, typer.Option("--loop", help="Replay again for the next client after the end.")] = False,
+    rebase_time: Annotated[
+        bool, typer.Option("--rebase-time", help="Shift recorded event times (E, T) so the replay reads as now.")
+    ] = False,
     rest_weight_limit: Annotated[int, typer.Option(min=0, help=_WEIGHT_HELP)] = 6000,
 ) -> None:
-    """Serve a recording as a fake venue (WebSocket + REST) on loopback."""
+    """Serve a recording as a fake venue (WebSocket + REST) on loopback, with a scenario's faults if asked."""
     from replayer.serve_command import run_serve
 
-    run_serve(recording=recording, speed=speed, host=host, port=port, rest_weight_limit=rest_weight_limit)
+    run_serve(
+        recording=recording,
+        speed=speed,
+        host=host,
+        port=port,
+        scenario=scenario,
+        seed=seed,
+        loop=loop,
+        rebase_time=rebase_time,
+        injected_path=injected,
+        rest_weight_limit=rest_weight_limit,
+    )
 
 
 @app.command()

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from harness.errors import HarnessError
 
-Level = tuple[str, str]
+Level = tuple[Any, Any]
+"""[price, size]: the venue's strings, or numbers (float, int, Decimal) the checker compares by value."""
 
 SYNC_EVENT_KINDS = frozenset(
     {
@@ -137,7 +139,14 @@ _TYPES: dict[str, Any] = {tag: cls for cls, tag in _TAGS.items()}
 
 def dumps(message: SubjectMessage) -> bytes:
     """One message as a tagged orjson array, for a subject that runs in another process."""
-    return orjson.dumps([_TAGS[type(message)], message.to_wire()])
+    return orjson.dumps([_TAGS[type(message)], message.to_wire()], default=_decimal_as_text)
+
+
+def _decimal_as_text(value: Any) -> str:
+    """orjson's hook for what it cannot write: a Decimal travels as its exact text."""
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"a book level holds a {type(value).__name__}; expected str, int, float or Decimal")
 
 
 def loads(data: bytes | str) -> SubjectMessage:

@@ -13,6 +13,7 @@ a break in the recorded sequence until another snapshot bridges it, have no know
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -102,6 +103,7 @@ class Oracle:
             queue.sort(key=lambda s: s.last_update_id)
         self._snapshots = {symbol: list(queue) for symbol, queue in pending.items()}
         self._tops: dict[tuple[str, int], tuple[Side, Side]] = {}
+        self._states: dict[str, list[int]] = {}
         self._frames: dict[int, DepthFrame] = {}
         self._books: dict[str, ReferenceBook] = {}
         self.recording_gaps = 0
@@ -129,6 +131,15 @@ class Oracle:
         """Top 20 bids and asks, best first, after `update_id`; None where the book is unknown there."""
         return self._tops.get((symbol, update_id))
 
+    def skips_states(self, symbol: str, earlier: int, later: int) -> bool:
+        """Whether a book that moved from update `earlier` to `later` passed over a known state: it was
+        reloaded in between, where applying updates goes one state at a time. An id inside an event (a
+        snapshot the venue served there) sits between the states around it."""
+        states = self._states.get(symbol)
+        if not states:
+            return False
+        return _position(states, later) - _position(states, earlier) > 1
+
     def last_update_id(self, symbol: str) -> int | None:
         book = self._books.get(symbol)
         return book.last_update_id if book is not None else None
@@ -145,6 +156,23 @@ class Oracle:
             if sym == symbol and book.last_update_id == update_id:
                 return tuple(book.bids()), tuple(book.asks())
         return None
+
+    def touched_prices(self, symbol: str, after_id: int, upto_id: int) -> tuple[set[str], set[str]]:
+        """Bid and ask prices that the clean depth frames ending after `after_id` and starting by
+        `upto_id` changed: what a book loaded from a snapshot at `after_id` learned beyond it."""
+        bids: set[str] = set()
+        asks: set[str] = set()
+        for frame in self._clean:
+            ids = self._frames.get(frame.index)
+            if ids is None or ids.symbol != symbol or ids.last_update_id <= after_id:
+                continue
+            if ids.first_update_id > upto_id:
+                break
+            decoded = decode_depth(frame)
+            if decoded is not None:
+                bids.update(level[0] for level in decoded[1])
+                asks.update(level[0] for level in decoded[2])
+        return bids, asks
 
     def _replay(
         self, frames: Iterable[Frame], pending: dict[str, list[DepthSnapshotLike]], *, record: bool
@@ -201,4 +229,14 @@ class Oracle:
         return None
 
     def _remember(self, symbol: str, book: ReferenceBook) -> None:
-        self._tops[(symbol, book.last_update_id)] = (tuple(book.bids(TOP_DEPTH)), tuple(book.asks(TOP_DEPTH)))
+        key = (symbol, book.last_update_id)
+        self._tops[key] = (tuple(book.bids(TOP_DEPTH)), tuple(book.asks(TOP_DEPTH)))
+        states = self._states.setdefault(symbol, [])
+        if not states or book.last_update_id > states[-1]:
+            states.append(book.last_update_id)
+
+
+def _position(states: list[int], update_id: int) -> float:
+    """`update_id`'s place among the known states, halfway between two for an id inside an event."""
+    i = bisect_left(states, update_id)
+    return i if i < len(states) and states[i] == update_id else i - 0.5

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,7 @@ from harness.errors import HarnessError
 from harness.observations import BookObservation, SubjectMessage, loads
 from harness.oracle import Oracle
 from harness.report import apply_expectations, build_report
-from harness.scenarios import ExpectationResult, load_scenario
+from harness.scenarios import load_scenario
 from harness.subject import DEFAULT_SUBJECT, check_factory_spec
 from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 from replayer.reader import Recording
@@ -53,6 +55,9 @@ class ReplayRequest:
     seed: int | None = None
     speed: float | None = None
     subject: str = DEFAULT_SUBJECT
+    stderr_path: Path | None = None
+    """Where the subject's stderr goes; None: a temporary file, kept (and named in the report) only
+    when the subject failed."""
     rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE
     """REST weight per IP and minute the venue serves (Binance's 6,000); 0 refuses nothing."""
 
@@ -66,6 +71,10 @@ class SubjectRun:
     exit_code: int | None = None
     stderr: str = ""
     protocol_error: str | None = None
+    crash: str | None = None
+    """The subject's own traceback, when its factory or `run` raised."""
+    stopped: str | None = None
+    """Why the runner had to stop the subject (it never subscribed, or would not stop), with what it had done."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +109,31 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
     plan = scenario.plan(data.frames, seed)
     oracle = oracle_for(data)
     final_ids = {symbol: oracle.last_update_id(symbol) for symbol in oracle.symbols}
+    if not final_ids:
+        raise HarnessError(
+            f"{recording_path}: no depth update frames continuing a recorded REST snapshot, so there is no "
+            "book to judge; record the symbols' @depth streams (harness record does by default)"
+        )
     if request.rest_weight_limit < 0:
         raise HarnessError(f"the REST weight limit must be >= 0 (0 turns it off), not {request.rest_weight_limit}")
     setup = _Setup(data, plan.entries, speed, seed, venue, request.subject, final_ids, request.rest_weight_limit)
-    run, server = asyncio.run(_run(setup, progress))
-    if run.exit_code == 2 and run.stderr.startswith("error: "):
-        raise HarnessError(run.stderr.splitlines()[0].removeprefix("error: "))
+    stderr_path = request.stderr_path or _temporary_log()
+    try:
+        stderr_file = open(stderr_path, "wb")  # noqa: SIM115 (closed below, before it is read back)
+    except OSError as exc:
+        raise HarnessError(f"cannot write the subject's stderr to {stderr_path}: {exc.strerror or exc}") from None
+    keep = request.stderr_path is not None
+    try:
+        with stderr_file:
+            run, server = asyncio.run(_run(setup, progress, stderr_file))
+        run.stderr = _read_tail(stderr_path)
+        if run.exit_code == 2 and run.stderr.startswith("error: "):
+            raise HarnessError(run.stderr.splitlines()[0].removeprefix("error: "))
+        failed = bool(run.exit_code != 0 or run.protocol_error or run.crash or run.stopped)
+        keep = keep or failed
+    finally:
+        if not keep:
+            stderr_path.unlink(missing_ok=True)
     clients = list(server.clients.values())
     start = server.clock_start_mono_ns
     # No clock start: nothing was ever sent (the subject never subscribed), so the empty send log places windows.
@@ -118,6 +146,7 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
         to_mono,
         start_mono_ns=start,
         snapshots=server.snapshots_served,
+        snapshot_reach=server.depths_served,
     )
     report = build_report(
         findings,
@@ -149,12 +178,23 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
         "factory": request.subject,
         "exit_code": run.exit_code,
         "protocol_error": run.protocol_error,
+        "traceback": run.crash,
+        "stopped": run.stopped,
+        "stderr_file": str(stderr_path) if keep else None,
         "stats": {k: v for k, v in run.stats.items() if k != "queue"},
     }
-    results = list(scenario.evaluate(report))
-    if run.exit_code != 0 or run.protocol_error:
+    results: list[Any] = []
+    if run.crash:
+        last = run.crash.strip().splitlines()[-1]
+        results.append(
+            {"name": "subject ran without raising", "threshold": "no exception", "value": last, "passed": False}
+        )
+    if run.stopped:
+        results.append(_failed("subject subscribed, ran and stopped when asked", "", run.stopped))
+    results += scenario.evaluate(report)
+    if (run.exit_code != 0 and not run.crash) or run.protocol_error:
         detail = run.protocol_error or _tail(run.stderr)
-        results.append(ExpectationResult("subject exited cleanly", 0, detail, False))
+        results.append(_failed("subject exited cleanly", "exit code 0", detail))
     return apply_expectations(report, results)
 
 
@@ -168,7 +208,7 @@ def oracle_for(data: ReplayData) -> Oracle:
     return Oracle(data.frames, snapshots)
 
 
-async def _run(setup: _Setup, progress: Progress | None) -> tuple[SubjectRun, VenueServer]:
+async def _run(setup: _Setup, progress: Progress | None, stderr_file: Any) -> tuple[SubjectRun, VenueServer]:
     server = VenueServer(
         setup.data,
         schedule=setup.schedule,
@@ -182,13 +222,13 @@ async def _run(setup: _Setup, progress: Progress | None) -> tuple[SubjectRun, Ve
     except OSError as exc:
         raise HarnessError(f"cannot start the fake venue on 127.0.0.1: {exc.strerror or exc}") from None
     try:
-        run = await _drive_subject(server, setup, progress)
+        run = await _drive_subject(server, setup, progress, stderr_file)
     finally:
         await server.stop()
     return run, server
 
 
-async def _drive_subject(server: VenueServer, setup: _Setup, progress: Progress | None) -> SubjectRun:
+async def _drive_subject(server: VenueServer, setup: _Setup, progress: Progress | None, stderr_file: Any) -> SubjectRun:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -207,21 +247,30 @@ async def _drive_subject(server: VenueServer, setup: _Setup, progress: Progress 
         str(setup.seed),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stderr=stderr_file,
         limit=2**24,
+        env=_env_importing_cwd(),
     )
     run = SubjectRun()
     caught_up = asyncio.Event()
     reader = asyncio.create_task(_read_reports(process, run, setup.final_ids, caught_up))
-    assert process.stderr is not None
-    errors = asyncio.create_task(process.stderr.read())
     exited = asyncio.create_task(process.wait())
     ticker = asyncio.create_task(_report_progress(server, progress)) if progress else None
     try:
-        duration_s = setup.data.duration_ns / 1e9 / setup.speed if setup.speed > 0 else 0.0
-        await _wait_any(server.finished.wait(), exited, timeout=SUBSCRIBE_TIMEOUT_S + duration_s * 1.5 + 30)
-        if not exited.done() and server.finished.is_set():
-            await _wait_any(caught_up.wait(), exited, timeout=CATCH_UP_TIMEOUT_S)
+        await _wait_any(server.wait_clock_started(), exited, timeout=SUBSCRIBE_TIMEOUT_S)
+        if exited.done():
+            pass
+        elif server.clock_start_mono_ns is None:
+            waited = f"{SUBSCRIBE_TIMEOUT_S:.0f} s"
+            run.stopped = f"stopped after {waited} without subscribing to any stream ({_activity(server, run)})"
+        else:
+            duration_s = setup.data.duration_ns / 1e9 / setup.speed if setup.speed > 0 else 0.0
+            limit_s = duration_s * 1.5 + 30
+            await _wait_any(server.finished.wait(), exited, timeout=limit_s)
+            if not exited.done() and not server.finished.is_set():
+                run.stopped = f"stopped after {limit_s:.0f} s: the replay never finished ({_activity(server, run)})"
+            elif not exited.done():
+                await _wait_any(caught_up.wait(), exited, timeout=CATCH_UP_TIMEOUT_S)
     finally:
         if ticker is not None:
             ticker.cancel()
@@ -233,8 +282,9 @@ async def _drive_subject(server: VenueServer, setup: _Setup, progress: Progress 
         except TimeoutError:
             process.kill()
             await exited
+            killed = f"did not return within {STOP_TIMEOUT_S:.0f} s of being asked to stop, so it was killed"
+            run.stopped = f"{run.stopped}; {killed}" if run.stopped else f"{killed} ({_activity(server, run)})"
         await reader
-        run.stderr = (await errors).decode(errors="replace")
     run.exit_code = process.returncode
     if progress is not None:
         progress(server.stats.entries_walked, len(server.schedule))
@@ -268,9 +318,13 @@ async def _read_reports(
             continue
         if line.startswith(b"{"):
             try:
-                stats = orjson.loads(line).get("stats", {})
+                doc = orjson.loads(line)
             except orjson.JSONDecodeError:
-                stats = None
+                doc = None
+            if isinstance(doc, dict) and isinstance(doc.get("crash"), str):
+                run.crash = doc["crash"]
+                continue
+            stats = doc.get("stats", {}) if isinstance(doc, dict) else None
             if isinstance(stats, dict) and isinstance(stats.get("queue", {}), dict):
                 run.stats = stats
             else:
@@ -293,6 +347,48 @@ async def _report_progress(server: VenueServer, progress: Progress) -> None:
     while True:
         progress(server.stats.entries_walked, total)
         await asyncio.sleep(0.1)
+
+
+def _failed(name: str, threshold: str, value: str) -> dict[str, Any]:
+    return {"name": name, "threshold": threshold, "value": value, "passed": False}
+
+
+def _activity(server: VenueServer, run: SubjectRun) -> str:
+    """What the subject had done, as the venue and its reports show it: connected, subscribed, any book."""
+    observations = [m for m in run.messages if type(m) is BookObservation]
+    synced = [m for m in observations if m.synced]
+    parts = [
+        f"connections: {server.stats.clients_connected}",
+        f"subscribed: {'yes' if server.clock_start_mono_ns is not None else 'no'}",
+        f"REST depth requests: {sum(n for key, n in server.stats.rest_requests.items() if key.startswith('depth:'))}",
+        f"books reported: {len(observations)}, {len(synced)} synced",
+    ]
+    if observations:
+        parts.append(f"last at update {observations[-1].update_id}")
+    return "; ".join(parts)
+
+
+def _temporary_log() -> Path:
+    handle, name = tempfile.mkstemp(prefix="harness-subject-", suffix=".stderr.log")
+    os.close(handle)
+    return Path(name)
+
+
+def _read_tail(path: Path, limit: int = 256 * 1024) -> str:
+    """The end of the subject's stderr (enough for the messages and tracebacks the report shows)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - limit))
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _env_importing_cwd() -> dict[str, str]:
+    """The subject process imports from the current directory first, as uvicorn and pytest do."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 def _tail(text: str, lines: int = 5) -> str:

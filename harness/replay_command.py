@@ -43,6 +43,7 @@ def run_replay_command(
         seed=seed,
         speed=speed,
         subject=subject,
+        stderr_path=subject_log_path(report),
         rest_weight_limit=rest_weight_limit,
     )
     errors = Console(stderr=True)
@@ -67,6 +68,11 @@ def run_replay_command(
     if junit is not None:
         _write(write_junit, result, junit)
     return 0 if result["passed"] else 1
+
+
+def subject_log_path(report: Path | None) -> Path | None:
+    """The subject's stderr, kept next to the report (`run.json` -> `run.subject-stderr.log`)."""
+    return None if report is None else report.with_name(f"{report.stem}.subject-stderr.log")
 
 
 def speed_zero_notice(scenario: Scenario, speed: float | None) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 from os import PathLike
 from typing import Any
 
@@ -58,7 +59,7 @@ def build_report(
         },
         "sync": {
             "checks": f.checks,
-            "coverage": round(f.checks / f.clean_depth_frames, 4) if f.clean_depth_frames else 0.0,
+            "coverage": round(min(1.0, f.checked_states / f.clean_depth_frames), 4) if f.clean_depth_frames else 0.0,
             "divergent": f.divergent,
             "unknown_update_ids": f.unknown_update_ids,
             "holes_bridged": f.holes_bridged,
@@ -70,6 +71,8 @@ def build_report(
             "duplicates_applied": f.duplicates_applied,
             "reorders_applied": f.reorders_applied,
             "resyncs": f.resyncs,
+            "losses_detected": f.losses_detected,
+            "recovered": f.recovered,
             "unsynced_ms": round(f.unsynced_ns / 1e6, 3),
             "recovery_ms": _recovery(f),
             "windows": [
@@ -89,6 +92,7 @@ def build_report(
                     "detail": c.detail,
                     "update_id": c.update_id,
                     "oracle_last_update_id": c.oracle_last_update_id,
+                    "depth": None if c.depth is None else asdict(c.depth),
                 }
                 for c in f.finals
             ],
@@ -171,6 +175,13 @@ def render_terminal(report: Mapping[str, Any]) -> RenderableType:
     """Verdict first, then sync findings, faults, latency per stage and the expectations."""
     sync = report["sync"]
     parts: list[RenderableType] = [_verdict(report)]
+    subject = report.get("subject") or {}
+    if subject.get("traceback"):
+        parts.append(Panel(Text(subject["traceback"].rstrip()), title="the subject raised", border_style="red"))
+    if subject.get("stopped"):
+        parts.append(Text(f"subject {subject['stopped']}", style="red"))
+    if subject.get("stderr_file") and not report["passed"]:
+        parts.append(Text(f"subject's stderr: {subject['stderr_file']}", style="dim"))
 
     table = Table(title="sync", box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
     table.add_column(style="bold")
@@ -180,7 +191,11 @@ def render_terminal(report: Mapping[str, Any]) -> RenderableType:
     table.add_row("silent divergence", _mark(divergent, divergent == 0), f"of {sync['checks']} synced books checked")
     holes = sync.get("holes_bridged", 0)
     table.add_row("holes bridged", _mark(holes, holes == 0), "synced states built across updates never received intact")
-    table.add_row("final book", _mark("correct" if sync["final_book_correct"] else "WRONG", sync["final_book_correct"]))
+    table.add_row(
+        "final book",
+        _mark("correct" if sync["final_book_correct"] else "WRONG", sync["final_book_correct"]),
+        _final_detail(sync.get("final", [])),
+    )
     gaps_ok = sync["gaps_detected"] > 0 or sync["gaps_injected"] == 0
     table.add_row(
         "gaps detected",
@@ -247,6 +262,19 @@ def render_terminal(report: Mapping[str, Any]) -> RenderableType:
         )
     parts.append(exp)
     return Group(*parts)
+
+
+def _final_detail(finals: Iterable[Mapping[str, Any]]) -> str:
+    """Each wrong final book's reason, or how deep a correct one was compared when not whole."""
+    wrong = [f"{c['symbol']}: {c['detail']}" for c in finals if not c["correct"]]
+    if wrong:
+        return "; ".join(wrong)
+    depths = [c["depth"] for c in finals if c.get("depth")]
+    if not depths:
+        return "whole book compared"
+    shallowest = min(d["snapshot_levels"] for d in depths)
+    beyond = sum(d["bids_beyond"] + d["asks_beyond"] for d in depths)
+    return f"within the subject's {shallowest}-level snapshot's reach; {beyond} deeper levels it could not know"
 
 
 def _queue_table(queue: Mapping[str, Any]) -> RenderableType:

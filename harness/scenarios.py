@@ -7,17 +7,20 @@ for the schedule and `Scenario.evaluate` on the finished report. docs/scenarios.
 
 from __future__ import annotations
 
+import difflib
 import math
 import operator
 import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from replayer.faults import FaultPlan, FaultSpec, build_schedule, parse_fault
+from harness.observations import SYNC_EVENT_KINDS
+from replayer.faults import FAULT_KINDS, FaultPlan, FaultSpec, build_schedule, parse_fault
 from replayer.timeline import Frame
 
 LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
@@ -142,7 +145,60 @@ def parse_scenario(text: str, source: str, expected_name: str | None = None) -> 
     if not isinstance(expect, dict) or not expect:
         raise HarnessError(f"{source}: missing key 'expect' (expected an [expect] table with at least one threshold)")
     expectations = tuple(_expectations(expect, "", source))
+    for expectation in expectations:
+        problem = unknown_metric(expectation.metric)
+        if problem:
+            raise HarnessError(f"{source}: expect key {expectation.metric!r}: {problem}")
     return Scenario(name, description, float(speed), seed, faults, expectations)
+
+
+OPEN_SECTIONS = ("venue", "subject", "queue")
+"""Report sections filled from what the venue and the subject say at run time: only the section is checked."""
+
+
+def unknown_metric(metric: str) -> str | None:
+    """Why `metric` names nothing a report holds, or None when it does.
+
+    The report's shape is taken from a report built on empty findings, so a metric the report gains is
+    known here at once; under `faults` any fault kind, under `sync.events` any sync event kind.
+    """
+    parts = metric.split(".")
+    if parts[0] in OPEN_SECTIONS:
+        return None
+    node: Any = _report_shape()
+    for i, part in enumerate(parts):
+        if not isinstance(node, Mapping):
+            return f"{'.'.join(parts[:i])} is a value, not a section"
+        if part not in node:
+            here = ".".join(parts[:i])
+            keys = sorted(node) or sorted(_open_keys(here))
+            if not node and part in keys and i == len(parts) - 1:
+                return None
+            where = f"under {here!r}" if here else "in the report"
+            close = difflib.get_close_matches(part, keys, n=1)
+            hint = f"; did you mean {'.'.join([*parts[:i], close[0]])!r}?" if close else ""
+            return f"no metric {part!r} {where} (docs/report-schema.md){hint}"
+        node = node[part]
+    if isinstance(node, Mapping):
+        return "names a section, not a value"
+    return None
+
+
+def _open_keys(section: str) -> tuple[str, ...]:
+    """The keys a report section built from a run's counts may have (empty in the skeleton)."""
+    if section.split(".")[0].startswith("faults"):
+        return FAULT_KINDS
+    if section == "sync.events":
+        return tuple(SYNC_EVENT_KINDS)
+    return ()
+
+
+@cache
+def _report_shape() -> dict[str, Any]:
+    from harness.checker import Findings
+    from harness.report import build_report
+
+    return build_report(Findings(), scenario="", seed=0, recording="", faults={})
 
 
 def _load_file(path: Path, library: bool) -> Scenario:

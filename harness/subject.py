@@ -10,6 +10,9 @@ Contract: `factory(config)` returns an object with `async run(report, stop)`. `r
 `config.ws_url` / `config.rest_url`, calls `report(message)` with the observation types of
 harness/observations.py as things happen, and when `stop` is set it reports one FinalBook per
 symbol and returns. It may also have `stats() -> dict` (queue depth, drops), read after `run`.
+
+`module` is looked up in the current directory first, as uvicorn and pytest do, so a user's
+`my_client.py` works as `--subject my_client:create` without setting PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -52,12 +57,15 @@ def check_factory_spec(spec: str) -> tuple[str, str]:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise HarnessError(f"subject {spec!r} is not of the form module:factory")
+    _import_from_cwd()
     try:
         found = importlib.util.find_spec(module_name)
     except (ImportError, ValueError):
         found = None
     if found is None:
-        raise HarnessError(f"subject module {module_name!r} cannot be found")
+        raise HarnessError(
+            f"subject module {module_name!r} cannot be found (looked in {os.getcwd()} and on the Python path)"
+        )
     return module_name, attr
 
 
@@ -72,3 +80,9 @@ def load_factory(spec: str) -> SubjectFactory:
     if not callable(factory):
         raise HarnessError(f"subject module {module_name!r} has no callable {attr!r}")
     return factory
+
+
+def _import_from_cwd() -> None:
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)

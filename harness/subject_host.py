@@ -3,7 +3,12 @@
 `python -m harness.subject_host --factory module:function --venue ... --symbols A,B --ws-url ...
 --rest-url ... --seed N`. The parent asks the subject to stop by closing our stdin; we then let the
 subject report its final books, write one `{"stats": ...}` line and exit 0. A subject that raises
-exits 1 with its traceback on stderr, which the parent shows.
+(in its factory or in `run`) exits 1 after one `{"crash": "<its traceback>"}` line, so the parent
+shows the user's own traceback whole rather than digging it out of whatever else went to stderr.
+
+Stdin is watched on the event loop (a read pipe), not by a thread blocked in a read: such a thread
+holds stdin's buffer lock, and the interpreter aborts ("Fatal Python error: _enter_buffered_busy")
+when it exits while the thread is still reading, as it does after a subject raised.
 
 The report lines travel on a private copy of the stdout descriptor; the process's own stdout is
 pointed at stderr before the subject is loaded, so a user's `print` (or a library's) lands among the
@@ -16,7 +21,7 @@ import argparse
 import asyncio
 import os
 import sys
-import threading
+import traceback
 from typing import BinaryIO
 
 import orjson
@@ -53,9 +58,16 @@ class LineWriter:
             self._pending.clear()
 
 
-def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
-    sys.stdin.buffer.read()
-    loop.call_soon_threadsafe(stop.set)
+async def _watch_stdin(stop: asyncio.Event) -> None:
+    """Sets `stop` when the parent closes our stdin (end of file, or any read error)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    try:
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        while await reader.read(4096):
+            pass
+    finally:
+        stop.set()
 
 
 async def _main(args: argparse.Namespace, channel: BinaryIO) -> int:
@@ -66,12 +78,23 @@ async def _main(args: argparse.Namespace, channel: BinaryIO) -> int:
         rest_url=args.rest_url,
         seed=args.seed,
     )
-    subject = load_factory(args.factory)(config)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    threading.Thread(target=_watch_stdin, args=(loop, stop), daemon=True, name="stdin-watch").start()
+    watcher = asyncio.create_task(_watch_stdin(stop), name="stdin-watch")
     writer = LineWriter(channel, loop)
-    await subject.run(writer, stop)
+    try:
+        subject = load_factory(args.factory)(config)
+        await subject.run(writer, stop)
+    except HarnessError:
+        raise
+    except Exception:
+        text = traceback.format_exc()
+        writer.flush()
+        writer.write_raw(orjson.dumps({"crash": text}))
+        print(text, file=sys.stderr, end="")
+        return 1
+    finally:
+        watcher.cancel()
     writer.flush()
     stats_of = getattr(subject, "stats", None)
     stats = stats_of() if callable(stats_of) else {}

@@ -33,6 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
+
 import harness
 from harness.client import ReconnectingClient
 from harness.client_state import (
@@ -46,7 +48,7 @@ from harness.client_state import (
 )
 from harness.errors import HarnessError
 from harness.http import HttpError, http_get
-from harness.venues.binance_spot.rest import depth_url
+from harness.venues.binance_spot.rest import EXCHANGE_INFO_PATH, depth_url
 from harness.venues.binance_spot.streams import book_streams, stream_of
 from harness.venues.registry import venue_info
 from recorder.binance_capture import (
@@ -306,6 +308,8 @@ class _Recorder:
         self._writer: _WriterThread | None = None
 
     async def run(self, handle_signals: bool) -> RecordSummary:
+        for symbol in self.config.symbols:
+            await _check_listed(self.config.rest_url, symbol, self.config.headers)
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         meta = RecordingMeta(
@@ -496,6 +500,29 @@ class _Recorder:
             self.stop.set()
         if self.observe is not None:
             self.observe(kind, conn_id, stream)
+
+
+async def _check_listed(rest_url: str, symbol: str, headers: tuple[tuple[str, str], ...]) -> None:
+    """Refuses, before anything is recorded, a symbol the venue says it does not list (-1121).
+
+    Without this a stream nobody publishes records nothing, and the run ends "0 frames" as if that
+    were a result. Any other answer (none at all, or a venue without the endpoint) is left to the
+    recording itself, which reports an unreachable venue on its own.
+    """
+    url = f"{rest_url.rstrip('/')}{EXCHANGE_INFO_PATH}?symbol={symbol}"
+    try:
+        response = await http_get(url, user_agent=USER_AGENT, headers=headers)
+    except HttpError:
+        return
+    try:
+        code = orjson.loads(response.body).get("code") if response.status == 400 else None
+    except (orjson.JSONDecodeError, AttributeError):
+        code = None
+    if code == INVALID_SYMBOL_CODE:
+        raise HarnessError(f"the venue does not list {symbol} ({url} answered: Invalid symbol)")
+
+
+INVALID_SYMBOL_CODE = -1121
 
 
 def _one_line(exc: BaseException) -> str:

@@ -53,19 +53,24 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from harness.level_match import SnapshotReach, reach_of
 from harness.venues.binance_spot import rest
 from harness.venues.binance_spot.streams import (
     MAX_INCOMING_MESSAGES_PER_SECOND,
     TOO_MANY_REQUESTS_CLOSE,
     ControlError,
+    first_event_time_ms,
     is_depth_diff,
     parse_control,
     parse_ws_path,
     raw_data,
     result_reply,
+    shift_event_times,
     symbol_of,
     unserved_time_unit,
+    wrap_combined,
 )
+from replayer.depth_aggregate import DepthAggregate
 from replayer.rate_limit import MessageRateLimit
 from replayer.replay_data import ReplayData, VenueBooks
 from replayer.request_weight import RequestWeightLimit
@@ -219,6 +224,10 @@ class VenueServer:
         keep_send_log: bool = True,
         socket_send_buffer: int | None = None,
         messages_per_second: int | None = MAX_INCOMING_MESSAGES_PER_SECOND,
+        log: Callable[[str], None] | None = None,
+        loop: bool = False,
+        rebase_time: bool = False,
+        on_finished: Callable[[int], None] | None = None,
         rest_weight_limit: int = rest.REQUEST_WEIGHT_PER_MINUTE,
         seed: int = 0,
         straddle: bool = True,
@@ -228,7 +237,11 @@ class VenueServer:
         the control protocol itself). `rest_weight_limit` is the REST weight an IP may use per minute
         (replayer/request_weight.py; 0 counts it for the headers and the report but refuses nothing).
         `straddle` puts REST snapshots inside a depth event, as the live venue's are (off: at a frame
-        boundary); `seed` fixes which states those are (replayer/replay_data.py)."""
+        boundary); `seed` fixes which states those are (replayer/replay_data.py).
+        `log` gets one line per connection, subscription and session; `loop` replays the schedule again
+        for the next client to subscribe after it ended (a session each); `rebase_time` moves recorded
+        event times so the first frame reads as the session's start; `on_finished(session)` is called
+        each time the schedule has been walked to its end."""
         if speed < 0:
             raise ValueError("speed must be >= 0")
         self.data = data
@@ -243,9 +256,12 @@ class VenueServer:
         self._sndbuf = socket_send_buffer
         self._messages_per_second = messages_per_second
         self.books = VenueBooks(data, seed=seed, straddle=straddle)
+        self._seed, self._straddle = seed, straddle
         self._depth_requests = 0
         self.stats = ServerStats()
         self.clients: dict[int, ClientRecord] = {}
+        self.depths_served: dict[str, list[SnapshotReach]] = {}
+        """Per symbol, how far each REST depth answer reached: what a client's book can know beyond it."""
         self.finished = asyncio.Event()
         self._open: dict[int, _Client] = {}
         self._next_client_id = 1
@@ -263,6 +279,15 @@ class VenueServer:
         self.weight = RequestWeightLimit(rest_weight_limit)
         self.snapshots_served: list[SnapshotRecord] = []
         self._started_ns = time.monotonic_ns()
+        self._log = log
+        self._loop = loop
+        self._on_finished = on_finished
+        self._rebase_anchor = first_event_time_ms(f.payload for f in data.frames) if rebase_time else None
+        self._rebase_ms = 0
+        self.sessions: list[int] = []
+        """Wall-clock ns at which each session's replay clock started (one, unless `loop`)."""
+        self._slow_streams = slow_depth_streams(data.streams)
+        self._aggregates: dict[str, DepthAggregate] = {}
 
     @property
     def port(self) -> int:
@@ -306,7 +331,15 @@ class VenueServer:
         """Starts the replay clock now, without waiting for a subscriber (idempotent)."""
         if not self._clock_started.is_set():
             self._clock_start_ns = time.monotonic_ns()
+            self.sessions.append(time.time_ns())
+            if self._rebase_anchor is not None:
+                self._rebase_ms = self.sessions[-1] // 1_000_000 - self._rebase_anchor
             self._clock_started.set()
+            self._note(f"session {len(self.sessions)}: replay clock started")
+
+    async def wait_clock_started(self) -> None:
+        """Returns once the replay clock runs: a client subscribed, or `start_clock` was called."""
+        await self._clock_started.wait()
 
     async def stop(self) -> None:
         """Stops replay, closes every connection (1001, aborting after 2 s) and leaves no task behind."""
@@ -334,6 +367,27 @@ class VenueServer:
     # The replay walker.
 
     async def _walk(self) -> None:
+        while True:
+            await self._walk_once()
+            if self._on_finished is not None:
+                self._on_finished(len(self.sessions))
+            if not self._loop:
+                return
+            self._new_session()
+
+    def _new_session(self) -> None:
+        """Back to the start of the schedule, the venue's book and fault state with it."""
+        self._clock_started.clear()
+        self._clock_start_ns = None
+        self.books = VenueBooks(self.data, seed=self._seed, straddle=self._straddle)
+        self._refusal, self._refusals_left = None, 0
+        self._rest_mode, self._rest_left = None, 0
+        self._buffer_limit = None
+        self._set_half_open(False)
+        self._aggregates.clear()
+        self.finished.clear()
+
+    async def _walk_once(self) -> None:
         await self._clock_started.wait()
         for entry in self.schedule:
             intended = await self._wait_due(entry.offset_ns)
@@ -353,6 +407,8 @@ class VenueServer:
                 self._buffer_limit = entry.max_bytes if entry.max_bytes > 0 else None
             self.stats.entries_walked += 1
         self.books.advance_all()
+        for stream, aggregate in self._aggregates.items():
+            self._send_slow(stream, aggregate.flush())
         self.finished.set()
 
     async def _wait_due(self, offset_ns: int) -> int:
@@ -369,16 +425,21 @@ class VenueServer:
         stream = entry.frame.stream
         raw: bytes | None = None
         recipients = [c for c in self._open.values() if stream in c.streams]
+        combined_payload = entry.payload
+        if self._rebase_ms:
+            combined_payload = shift_event_times(combined_payload, self._rebase_ms)
+        if stream in self._slow_streams:
+            self._aggregate(stream, entry.offset_ns, combined_payload)
         if entry.frame.first_update_id is not None:
             symbol = symbol_of(stream)
             for client in recipients:
                 client.first_depth.setdefault(symbol, entry.frame.index)
         for client in recipients:
             if client.combined:
-                payload = entry.payload
+                payload = combined_payload
             else:
                 if raw is None:
-                    raw = raw_data(entry.payload, stream) or entry.payload
+                    raw = raw_data(combined_payload, stream) or combined_payload
                 payload = raw
             self._enqueue(client, (payload, entry, intended), len(payload))
             if self._buffer_limit is not None:
@@ -389,6 +450,40 @@ class VenueServer:
                     await client.idle.wait()
         else:
             await asyncio.sleep(0)  # let writers run between the sends of a burst, so backlogs are real
+
+    def _aggregate(self, stream: str, offset_ns: int, payload: bytes) -> None:
+        """Feeds the slow streams derived from `stream` that some client holds (computed only when held)."""
+        for slow in self._slow_streams[stream]:
+            aggregate = self._aggregates.get(slow)
+            if aggregate is None:
+                if not any(slow in c.streams for c in self._open.values()):
+                    continue
+                aggregate = self._aggregates[slow] = DepthAggregate()
+            self._send_slow(slow, aggregate.add(offset_ns, payload))
+
+    def _send_slow(self, stream: str, datas: list[bytes]) -> None:
+        """Aggregated frames go out like control replies: not recorded frames, so not in the send log."""
+        for data in datas:
+            for client in self._open.values():
+                if stream in client.streams:
+                    payload = wrap_combined(stream, data) if client.combined else data
+                    self._enqueue(client, (payload, None, None), len(payload))
+
+    def _note(self, line: str) -> None:
+        if self._log is not None:
+            self._log(line)
+
+    def _note_streams(self, client: _Client, streams: Sequence[str]) -> None:
+        if not streams or self._log is None:
+            return
+        self._note(f"connection {client.id} subscribed to {', '.join(streams)}")
+        served = set(self.data.streams).union(*self._slow_streams.values())
+        missing = [name for name in streams if name not in served]
+        if missing:
+            self._note(
+                f"connection {client.id}: {', '.join(missing)} not in the recording, so it gets nothing there; "
+                f"recorded: {', '.join(self.data.streams)}"
+            )
 
     def _police_backlog(self, client: _Client) -> None:
         """Drops a client that has stayed over the buffer limit for the grace period.
@@ -508,6 +603,8 @@ class VenueServer:
         if self._half_open:
             self._apply_half_open(connection)
         client.writer = asyncio.create_task(self._write_loop(client), name=f"venue-writer-{client.id}")
+        self._note(f"connection {client.id} from {_peer(connection.remote_address)}: {connection.request.path}")
+        self._note_streams(client, list(client.streams))
         if client.streams:
             self.start_clock()
         try:
@@ -523,6 +620,7 @@ class VenueServer:
             self.stats.clients_open -= 1
             client.record.closed_mono_ns = time.monotonic_ns()
             client.record.close_cause = client.record.close_cause or "client"
+            self._note(f"connection {client.id} closed ({client.record.close_cause})")
             client.idle.set()
             if not (client.outbox and isinstance(client.outbox[0], _CloseMarker)):
                 client.writer.cancel()
@@ -571,6 +669,7 @@ class VenueServer:
             result: object = None
             if request.method == "SUBSCRIBE":
                 client.streams.update(dict.fromkeys(request.params))
+                self._note_streams(client, request.params)
             elif request.method == "UNSUBSCRIBE":
                 for name in request.params:
                     client.streams.pop(name, None)
@@ -702,6 +801,7 @@ class VenueServer:
         else:
             book = self.books.snapshot(symbol, request, shift)
         bids, asks = book.bids(limit), book.asks(limit)
+        self.depths_served.setdefault(symbol, []).append(reach_of(book.last_update_id, limit, bids, asks))
         body = rest.depth_body(book.last_update_id, bids, asks)
         if delay_ns:
             await asyncio.sleep(self._wall_seconds(delay_ns))
@@ -724,6 +824,26 @@ class VenueServer:
             return None
         self._rest_left -= 1
         return self._rest_mode
+
+
+def slow_depth_streams(recorded: Sequence[str]) -> dict[str, list[str]]:
+    """For each recorded `<s>@depth@100ms`, the slower diff-depth names Binance computes from the same
+    updates (`<s>@depth`, `<s>@depth@1000ms`) that the recording does not hold itself."""
+    have = set(recorded)
+    slow: dict[str, list[str]] = {}
+    for stream in recorded:
+        if stream.endswith("@depth@100ms"):
+            base = stream.removesuffix("@100ms")
+            names = [name for name in (base, f"{base}@1000ms") if name not in have]
+            if names:
+                slow[stream] = names
+    return slow
+
+
+def _peer(address: object) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)
 
 
 def _response(status: int, body: bytes, extra_headers: Sequence[tuple[str, str]] = ()) -> Response:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from decimal import Decimal
 
 import orjson
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from harness.book_events import DepthSnapshot
 from harness.checker import Checker, check, replay_clock, send_log_clock
 from harness.errors import HarnessError
+from harness.level_match import LevelMatch, reach_of
 from harness.observations import BookObservation, FinalBook, SubjectMessage, SyncEvent, dumps, loads
 from harness.oracle import Oracle
 from replayer.timeline import Frame
@@ -123,7 +126,8 @@ def test_a_correct_subject_has_no_divergence_and_a_correct_final_book() -> None:
     oracle = Oracle(frames, SNAP)
     messages, clients = run_subject(frames)
     found = check(oracle, messages, clients)
-    assert found.checks == 20
+    assert found.checks == 21, "20 synced observations and the synced final book"
+    assert found.checked_states == 20
     assert found.divergent == 0 and found.examples == []
     assert found.final_book_correct
     assert found.finals[0].update_id == 120 == found.finals[0].oracle_last_update_id
@@ -295,6 +299,115 @@ def test_send_log_clock_places_offsets_at_the_first_write_of_the_frame_due_then(
         replay_clock(T0, 0.0)
 
 
+def numbers(side, convert) -> list[tuple]:
+    return [(convert(p), convert(q)) for p, q in side]
+
+
+@pytest.mark.parametrize(
+    "convert", [float, Decimal, lambda s: f"{Decimal(s):.8f}"], ids=["float", "Decimal", "padded str"]
+)
+def test_levels_held_as_numbers_are_judged_by_value(convert) -> None:
+    frames = clean_frames()
+    messages, clients = run_subject(frames)
+    for message in messages:
+        if isinstance(message, BookObservation | FinalBook):
+            message.bids, message.asks = numbers(message.bids, convert), numbers(message.asks, convert)
+    found = check(Oracle(frames, SNAP), [loads(dumps(m)) for m in messages], clients)
+    assert found.divergent == 0 and found.checks == 21
+    assert found.final_book_correct
+
+
+def test_an_int_equals_the_venue_decimal_it_denotes() -> None:
+    match = LevelMatch()
+    assert match.equal(100, "100.00000000") and match.equal(Decimal("0.1"), "0.10")
+    assert not match.equal(True, "1") and not match.equal(None, "1") and not match.equal("abc", "1")
+
+
+def test_a_float_one_ulp_off_the_venue_number_is_divergence_and_shows_as_sent() -> None:
+    frames = clean_frames()
+    messages, clients = run_subject(frames)
+    obs = next(m for m in messages if isinstance(m, BookObservation) and m.update_id == 107)
+    obs.bids = numbers(obs.bids, float)
+    price, size = obs.bids[0]
+    obs.bids[0] = (price, math.nextafter(size, math.inf))
+    found = check(Oracle(frames, SNAP), messages, clients)
+    assert found.divergent == 1
+    row = found.examples[0]["bids"][0]
+    assert row["subject"] == [price, math.nextafter(size, math.inf)] and isinstance(row["subject"][0], float)
+
+
+def test_a_state_reported_twice_counts_once_for_coverage_and_divergent_never_exceeds_checks() -> None:
+    frames = clean_frames()
+    messages, clients = run_subject(frames)
+    observations = [m for m in messages if isinstance(m, BookObservation)]
+    final = messages[-1]
+    final.asks = list(final.asks)[:-1]
+    found = check(Oracle(frames, SNAP), [*observations, *observations, final], clients)
+    assert found.checked_states == 20 == found.clean_depth_frames - 1
+    assert found.checks == 41 and found.divergent == 1 <= found.checks
+
+
+def test_the_final_book_is_judged_within_the_reach_of_the_snapshot_the_subject_was_served() -> None:
+    frames = clean_frames()
+    oracle = Oracle(frames, SNAP)
+    messages, clients = run_subject(frames)
+    final = messages[-1]
+    # Served with limit 1: the subject saw bid 100.0 and ask 101.0 only. Later frames set bids 81..100
+    # and asks 121..140, so the snapshot's ask 102.0 is the one level it cannot know.
+    served = {SYMBOL: [reach_of(100, 1, SNAP.bids[:1], SNAP.asks[:1])]}
+    final.asks = [level for level in final.asks if level[0] != "102.0"]
+    assert not check(oracle, messages, clients).final_book_correct, "the whole book is compared without it"
+    found = check(oracle, messages, clients, snapshot_reach=served)
+    assert found.final_book_correct and found.divergent == 0
+    depth = found.finals[0].depth
+    assert (depth.snapshot_levels, depth.bids_beyond, depth.asks_beyond) == (1, 0, 1)
+    assert depth.bids_compared == 20 and depth.asks_compared == 21
+    assert "1-level snapshot" in found.finals[0].detail
+    final.bids = [level for level in final.bids if level[0] != "85.0"]
+    missed = check(oracle, messages, clients, snapshot_reach=served)
+    assert not missed.final_book_correct, "a level a diff set after the snapshot is within reach"
+    assert "snapshot's reach" in missed.examples[0]["reason"]
+
+
+def test_loss_and_recovery_are_read_from_behaviour_whatever_the_subject_calls_its_events() -> None:
+    frames = clean_frames()
+    oracle = Oracle(frames, SNAP)
+    messages, clients = run_subject(frames, skip={4, 9, 10, 15})
+    named = check(oracle, messages, clients)
+    assert (named.losses_detected, named.recovered) == (3, 3)
+    other_words = [
+        SyncEvent("connection_closed", m.mono_ns) if isinstance(m, SyncEvent) and m.kind == "resync" else m
+        for m in messages
+        if not (isinstance(m, SyncEvent) and m.kind == "gap_detected")
+    ]
+    renamed = check(oracle, other_words, clients)
+    assert (renamed.losses_detected, renamed.recovered, renamed.resyncs) == (3, 3, 0)
+    silent = [
+        m for m in messages if not isinstance(m, SyncEvent) and not (isinstance(m, BookObservation) and not m.synced)
+    ]
+    reloaded = check(oracle, silent, clients)
+    assert (reloaded.losses_detected, reloaded.recovered, reloaded.divergent) == (3, 3, 0)
+
+
+def test_a_book_that_skips_states_and_is_wrong_recovered_nothing() -> None:
+    frames = clean_frames()
+    messages, clients = run_subject(frames, skip={4, 9, 10, 15}, gap_aware=False)
+    found = check(Oracle(frames, SNAP), messages, clients)
+    assert found.divergent > 0
+    assert (found.losses_detected, found.recovered) == (0, 0)
+
+
+def test_a_loss_without_a_correct_book_again_is_detected_but_not_recovered_and_shutdown_is_not_judged() -> None:
+    frames = clean_frames()
+    messages, clients = run_subject(frames)
+    final = messages.pop()
+    late = T0 + 30 * STEP
+    lost = check(Oracle(frames, SNAP), [*messages, SyncEvent("connection_closed", late), final], clients)
+    assert (lost.losses_detected, lost.recovered) == (1, 0)
+    shutdown = check(Oracle(frames, SNAP), [*messages, final, SyncEvent("connection_closed", late)], clients)
+    assert (shutdown.losses_detected, shutdown.recovered) == (0, 0)
+
+
 # Holes: synced states built across updates the subject never received intact (harness/deliveries.py).
 
 
@@ -420,3 +533,11 @@ def test_a_final_book_left_at_a_served_snapshot_is_short_not_divergent() -> None
     found = check(Oracle(frames, SNAP), [final], [], snapshots=served)
     assert found.divergent == 0 and not found.final_book_correct
     assert found.finals[0].detail.startswith("synced but stopped at 101")
+
+
+def test_a_book_at_an_id_inside_an_event_sits_between_the_states_around_it() -> None:
+    frames = [depth(0, 95, 100), depth(1, 101, 105), depth(2, 106, 110), depth(3, 111, 115)]
+    oracle = Oracle(frames, SNAP)
+    assert not oracle.skips_states(SYMBOL, 100, 105) and not oracle.skips_states(SYMBOL, 103, 105)
+    assert not oracle.skips_states(SYMBOL, 105, 108), "a snapshot served inside the next event"
+    assert oracle.skips_states(SYMBOL, 100, 110) and oracle.skips_states(SYMBOL, 100, 108)

@@ -28,6 +28,7 @@ from recorder.live import RecordConfig, RecordSummary, make_config, record
 from recorder.segments import RecordingExistsError, RecordingWriter
 from replayer.reader import Recording
 from replayer.replay_data import load_replay_data
+from replayer.server import VenueServer
 
 REPO = Path(__file__).resolve().parent.parent
 WAIT_S = 10.0
@@ -505,6 +506,25 @@ def test_a_disk_that_falls_behind_stops_the_recording_and_keeps_everything_recei
     assert not list(output.glob(f"*{OPEN_SUFFIX}"))
     assert [e.kind for e in events] == observed
     assert observed.count(EventKind.WS_CLOSE) == 1
+
+
+def test_a_symbol_the_venue_does_not_list_is_an_error_before_anything_is_recorded(tmp_path: Path) -> None:
+    data = load_replay_data(REPO / "fixtures" / "binance_spot_btcusdt_synth")
+    output = tmp_path / "rec"
+
+    async def main() -> None:
+        server = VenueServer(data, speed=0)
+        await server.start()
+        try:
+            await record(config_for(server.port, output, symbols=("BTCUSDT", "NOPE"), seconds=5.0))
+        finally:
+            await server.stop()
+
+    with pytest.raises(
+        HarnessError, match=r"the venue does not list NOPE \(http://127\.0\.0\.1:\d+/api/v3/exchangeInfo"
+    ):
+        asyncio.run(main())
+    assert not output.exists()
 
 
 def test_a_rate_limited_snapshot_is_fetched_again_after_its_retry_after(

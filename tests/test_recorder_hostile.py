@@ -124,8 +124,8 @@ def test_recorder_survives_a_hostile_venue_and_its_recording_replays_clean(
 
     # Replayed at the clean scenario's own pace: never a book that claims synced and differs, and the
     # right book at the end. The holes are in the recording, so the subject meets them as gaps (the
-    # oracle counts them as `recording_gaps`); clean's `gaps_detected == 0` and its coverage floor
-    # assume a recording without holes and are the only expectations allowed to miss.
+    # oracle counts them as `recording_gaps`); clean's `losses_detected == 0` (sync never lost) and its
+    # coverage floor assume a recording without holes and are the only expectations allowed to miss.
     report = run_replay(ReplayRequest("clean", recording=output))
     sync = report["sync"]
     assert sync["divergent"] == 0 and sync["unknown_update_ids"] == 0 and sync["holes_bridged"] == 0
@@ -133,7 +133,7 @@ def test_recorder_survives_a_hostile_venue_and_its_recording_replays_clean(
     assert sync["recording_gaps"] <= summary.reconnects
     assert sync["gaps_detected"] <= sync["recording_gaps"]
     missed = {e["name"] for e in report["expectations"] if not e["passed"]}
-    assert missed <= {"sync.gaps_detected == 0", "sync.coverage >= 0.95"}, report["expectations"]
+    assert missed <= {"sync.losses_detected == 0", "sync.coverage >= 0.95"}, report["expectations"]
     assert report["passed"] is (sync["recording_gaps"] == 0 and sync["coverage"] >= 0.95)
 
 

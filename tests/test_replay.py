@@ -206,6 +206,8 @@ def test_cli_passing_run_writes_reports_and_exits_zero(tmp_path: Path) -> None:
         assert key in report
     assert report["passed"] is True and report["speed"] == 20
     assert junit_path.read_text().startswith("<?xml")
+    assert report["subject"]["stderr_file"] == str(tmp_path / "r.subject-stderr.log")
+    assert (tmp_path / "r.subject-stderr.log").is_file()
 
 
 @pytest.mark.parametrize(

@@ -120,7 +120,7 @@ def test_report_has_every_required_key_and_round_trips_through_orjson(tmp_path: 
     write_report(report, tmp_path / "r.json")
     assert orjson.loads((tmp_path / "r.json").read_bytes()) == report
     assert report["passed"] is True
-    assert report["sync"]["checks"] == 5 and report["sync"]["final_book_correct"] is True
+    assert report["sync"]["checks"] == 6 and report["sync"]["final_book_correct"] is True
     assert report["frames"]["sent"] == 5
     assert report["faults"] == {"drop": 3, "duplicate": 1}
     assert report["latency_us"]["e2e"]["max"] == 46.0

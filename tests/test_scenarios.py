@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import orjson
@@ -222,4 +223,27 @@ def test_scenario_evaluate_reports_every_expectation() -> None:
     assert [r.name for r in results] == [e.name for e in load_scenario("gap_storm").expectations]
     by_name = {r.name: r.passed for r in results}
     assert by_name["sync.divergent == 0"] and by_name["faults.gap >= 1"]
-    assert not by_name["sync.gaps_detected >= 1"], "a metric missing from the report never passes"
+    assert not by_name["sync.losses_detected >= 1"], "a metric missing from the report never passes"
+    assert not by_name["sync.recovered >= 1"]
+
+
+@pytest.mark.parametrize(
+    ("metric", "message"),
+    [
+        ("sync.gap_detected", "did you mean 'sync.gaps_detected'"),
+        ("faults.gaps", "did you mean 'faults.gap'"),
+        ("sync.events.resynced", "no metric 'resynced' under 'sync.events'"),
+        ("sync", "names a section"),
+        ("snyc.divergent", "no metric 'snyc' in the report"),
+    ],
+)
+def test_a_misspelt_metric_is_an_error_when_the_scenario_loads(metric: str, message: str) -> None:
+    text = f'name = "x"\ndescription = "d"\nspeed = 1\nseed = 1\n[expect]\n"{metric}" = 0\n'
+    with pytest.raises(HarnessError, match=re.escape(f"my.toml: expect key {metric!r}: ") + ".*" + re.escape(message)):
+        parse_scenario(text, "my.toml")
+
+
+@pytest.mark.parametrize("metric", ["faults.corrupt", "sync.events.resync", "venue.connections", "queue.high_water"])
+def test_metrics_filled_at_run_time_are_known(metric: str) -> None:
+    text = f'name = "x"\ndescription = "d"\nspeed = 1\nseed = 1\n[expect]\n"{metric}" = 0\n'
+    assert parse_scenario(text, "my.toml").expectations[0].metric == metric

@@ -231,3 +231,24 @@ def _valid_id(value: object) -> bool:
 
 def _echo_id(value: object) -> object:
     return value if _valid_id(value) else None
+
+
+_EVENT_TIME = re.compile(rb'"([ET])":(\d{10,16})')
+
+
+def shift_event_times(payload: bytes, delta_ms: int) -> bytes:
+    """The payload with its event and trade times (`"E"`, `"T"`, epoch milliseconds) moved by `delta_ms`.
+
+    Only for `harness serve --rebase-time`, which a user asks for so that recorded times read as now;
+    the digits are replaced in place, every other byte stays as recorded.
+    """
+    return _EVENT_TIME.sub(lambda m: b'"%s":%d' % (m.group(1), int(m.group(2)) + delta_ms), payload)
+
+
+def first_event_time_ms(payloads: Iterable[bytes]) -> int | None:
+    """The first event time found in `payloads` (the anchor `shift_event_times` moves to now)."""
+    for payload in payloads:
+        found = _EVENT_TIME.search(payload)
+        if found is not None and found.group(1) == b"E":
+            return int(found.group(2))
+    return None
