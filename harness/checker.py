@@ -603,7 +603,9 @@ def _diff(match: LevelMatch, got: Sequence[Sequence[Any]], expected: Side) -> li
         mine = [as_sent(v) for v in got[i][:2]] if i < len(got) else None
         theirs = list(expected[i]) if i < len(expected) else None
         same = mine is not None and theirs is not None and len(mine) == 2
-        if not (same and match.equal(got[i][0], theirs[0]) and match.equal(got[i][1], theirs[1])):
+        if not (
+            same and theirs is not None and match.equal(got[i][0], theirs[0]) and match.equal(got[i][1], theirs[1])
+        ):
             rows.append({"level": i, "subject": mine, "oracle": theirs})
             if len(rows) >= MAX_DIFF_LEVELS:
                 break
