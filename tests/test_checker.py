@@ -360,6 +360,7 @@ def test_the_final_book_is_judged_within_the_reach_of_the_snapshot_the_subject_w
     found = check(oracle, messages, clients, snapshot_reach=served)
     assert found.final_book_correct and found.divergent == 0
     depth = found.finals[0].depth
+    assert depth is not None
     assert (depth.snapshot_levels, depth.bids_beyond, depth.asks_beyond) == (1, 0, 1)
     assert depth.bids_compared == 20 and depth.asks_compared == 21
     assert "1-level snapshot" in found.finals[0].detail
