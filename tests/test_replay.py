@@ -147,7 +147,7 @@ def test_a_subject_that_crashes_before_subscribing_fails_the_run_and_shows_why(
     report = run_replay(ReplayRequest(scenario="gap_storm", recording=recording, subject=subject))
     assert report["passed"] is False and report["subject"]["exit_code"] != 0
     failed = {row["name"]: row["value"] for row in report["expectations"] if not row["passed"]}
-    assert "crashed before it connected" in failed["subject exited cleanly"]
+    assert "crashed before it connected" in failed["subject ran without raising"]
     assert report["sync"]["coverage"] == 0
 
 
