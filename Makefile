@@ -34,7 +34,10 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak_record --seconds 600 --rate 2000 --reconnect-every 60
 
+# Both synthetic fixtures, rebuilt from their seed (the same bytes unless the simulator or the encoder changed).
 fixture: $(STAMP)
+	rm -rf fixtures/binance_spot_multi_synth fixtures/binance_spot_btcusdt_synth
+	$(BIN)/harness synth --venue binance-spot --symbol BTCUSDT,ETHUSDT,SOLUSDT,SHIBUSDT --seconds 60 --seed 1 -o fixtures/binance_spot_multi_synth
 	$(BIN)/harness synth --venue binance-spot --symbol BTCUSDT --seconds 60 --seed 1 -o fixtures/binance_spot_btcusdt_synth
 
 fixture-real: $(STAMP)

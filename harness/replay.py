@@ -35,7 +35,7 @@ from replayer.replay_data import ReplayData, load_replay_data
 from replayer.server import VenueServer
 from replayer.timeline import ClientBufferLimit, TimelineEntry
 
-BUNDLED_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "binance_spot_btcusdt_synth"
+BUNDLED_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "binance_spot_multi_synth"
 SUBSCRIBE_TIMEOUT_S = 20.0
 CATCH_UP_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 10.0

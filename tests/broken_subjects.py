@@ -12,19 +12,20 @@ import asyncio
 import re
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
 
-from harness.book_events import DecodeError, DepthDelta
+from harness.book import OrderBook
+from harness.book_events import DecodeError, DepthDelta, Level
 from harness.client_state import ClientEvent, ConnectionOpened, Disconnected
 from harness.default_subject import SNAPSHOT_LIMIT, USER_AGENT, BinanceSpotSubject
 from harness.http import HttpError, http_get
 from harness.observations import SyncEvent
 from harness.queue import MessagePriority
 from harness.subject import SubjectConfig
-from harness.sync import NeedSnapshot, Resync, StaleSnapshot, Step, Synced
+from harness.sync import BookSync, NeedSnapshot, Resync, StaleSnapshot, Step, Synced
 from harness.sync import SyncEvent as Decision
 from harness.venues.binance_spot.decoder import decode_frame, decode_snapshot
 from harness.venues.binance_spot.rest import depth_url
@@ -110,6 +111,72 @@ class ResumingSequencing(BinanceSpotSequencing):
             self.resume_next = False
             return Step.APPLY
         return super().follow(delta, last_update_id)
+
+
+# Books that get prices wrong in ways only some markets show.
+
+
+class NaiveBook(OrderBook):
+    """A dict of levels per side, keyed by `key(price)` and sorted by key on every read, best first:
+    the book many clients start with. Exact when the key is exact; each subclass picks a key that is not."""
+
+    __slots__ = ("_naive_asks", "_naive_bids")
+
+    def key(self, price: str) -> Any:
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        self._naive_bids: dict[Any, Level] = {}
+        self._naive_asks: dict[Any, Level] = {}
+        self.last_update_id = -1
+
+    def load(self, last_update_id: int, bids: Iterable[Level], asks: Iterable[Level]) -> None:
+        self.clear()
+        self.apply(last_update_id, bids, asks)
+
+    def apply(self, last_update_id: int, bids: Iterable[Level], asks: Iterable[Level]) -> None:
+        for side, levels in ((self._naive_bids, bids), (self._naive_asks, asks)):
+            for level in levels:
+                if level[1].strip("0."):
+                    side[self.key(level[0])] = level
+                else:
+                    side.pop(self.key(level[0]), None)
+        self.last_update_id = last_update_id
+
+    def top_n(self, n: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        return self._side(self._naive_bids, True)[:n], self._side(self._naive_asks, False)[:n]
+
+    def depth(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        return self._side(self._naive_bids, True), self._side(self._naive_asks, False)
+
+    def is_crossed(self) -> bool:
+        if not (self._naive_bids and self._naive_asks):
+            return False
+        return max(self._naive_bids) >= min(self._naive_asks)
+
+    @staticmethod
+    def _side(side: dict[Any, Level], bids: bool) -> list[tuple[str, str]]:
+        return [(side[key][0], side[key][1]) for key in sorted(side, reverse=bids)]
+
+
+class CentsKeyedBook(NaiveBook):
+    """Keys prices by `round(float(price), 2)`: right for every market quoted in cents, and below a
+    cent every level of a side lands on one key ("0.00000985" and "0.00000984" are both 0.0)."""
+
+    __slots__ = ()
+
+    def key(self, price: str) -> float:
+        return round(float(price), 2)
+
+
+class TextSortedBook(NaiveBook):
+    """Keys and sorts prices as the strings they arrive as: right while every price has as many
+    integer digits, wrong once a market crosses a power of ten ("100.01000000" < "99.99000000")."""
+
+    __slots__ = ()
+
+    def key(self, price: str) -> str:
+        return price
 
 
 # Subjects.
@@ -298,6 +365,37 @@ class SlowReaderResumes(SlowReading, ResumesAfterReconnect):
     """Dropped for being slow, it carries on with its old book."""
 
 
+class OneSnapshotForAll(BinanceSpotSubject):
+    """Fetches every symbol's REST snapshot from the first symbol's URL (a client written for one
+    market and extended to several): each other book is loaded from another market's snapshot."""
+
+    async def _fetch_snapshot(self, symbol: str) -> None:
+        sync = self._syncs[symbol]
+        url = depth_url(self._config.rest_url, self._config.symbols[0], SNAPSHOT_LIMIT)
+        while True:
+            try:
+                response = await http_get(url, user_agent=USER_AGENT, timeout_s=self._snapshot_timeout_s)
+                snapshot = decode_snapshot(response.body, symbol) if response.status == 200 else None
+            except (HttpError, TimeoutError, DecodeError):
+                snapshot = None
+            if snapshot is not None:
+                decisions = sync.on_snapshot(snapshot)
+                self._handle(symbol, [d for d in decisions if type(d) is not NeedSnapshot], time.monotonic_ns())
+                if sync.synced or not any(type(d) is NeedSnapshot for d in decisions):
+                    return
+            await asyncio.sleep(0.2)
+
+
+def _with_books(config: SubjectConfig, book: Callable[[], OrderBook]) -> BinanceSpotSubject:
+    """Our subject on `book`s, without the crossed-book check (which such a book trips on every
+    snapshot, so it would never claim sync and resync in a loop: caught, but as a book that never syncs)."""
+    subject = BinanceSpotSubject(config, check_crossed=False)
+    subject._syncs = {
+        symbol: BookSync(BinanceSpotSequencing(), book(), check_crossed=False) for symbol in config.symbols
+    }
+    return subject
+
+
 def gap_blind(config: SubjectConfig) -> BinanceSpotSubject:
     """Applies updates across sequence gaps (drop, gap, reorder)."""
     return BinanceSpotSubject(config, sequencing=GapBlindSequencing)
@@ -379,6 +477,21 @@ def polls_snapshots(config: SubjectConfig) -> BinanceSpotSubject:
 def slow_reader_resumes(config: SubjectConfig) -> BinanceSpotSubject:
     """Too slow for the venue, and keeps its book when the venue drops it (slow_consumer)."""
     return SlowReaderResumes(config)
+
+
+def cents_keyed_book(config: SubjectConfig) -> BinanceSpotSubject:
+    """Keys its books by prices rounded to the cent and trusts them uncrossed (a market quoted below a cent)."""
+    return _with_books(config, CentsKeyedBook)
+
+
+def text_sorted_book(config: SubjectConfig) -> BinanceSpotSubject:
+    """Sorts its books' prices as strings and trusts them uncrossed (a market crossing a power of ten)."""
+    return _with_books(config, TextSortedBook)
+
+
+def one_snapshot_for_all(config: SubjectConfig) -> BinanceSpotSubject:
+    """Loads every symbol's book from the first symbol's snapshot (several symbols on one connection)."""
+    return OneSnapshotForAll(config)
 
 
 class CrashesBeforeConnecting:

@@ -349,7 +349,11 @@ def test_cli_unknown_venue_is_one_error_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("fixture_name", "book_ticker"),
-    [("binance_spot_btcusdt_synth", False), ("binance_spot_btcusdt_real_60s", True)],
+    [
+        ("binance_spot_btcusdt_synth", False),
+        ("binance_spot_multi_synth", False),
+        ("binance_spot_btcusdt_real_60s", True),
+    ],
 )
 def test_recording_from_harness_serve_is_byte_identical_to_the_served_recording(
     tmp_path: Path, fixture_name: str, book_ticker: bool
@@ -403,10 +407,12 @@ def test_recording_from_harness_serve_is_byte_identical_to_the_served_recording(
     assert {e.conn_id for e in frames} == {events[0].conn_id}
     responses = [e for e in events if e.kind is EventKind.HTTP_RESPONSE]
     # The fake venue answers from the book at the replay position, which is past the first depth frame
-    # the recorder saw, so one fetch is enough and its lastUpdateId reaches that frame's U.
-    assert [r.status for r in responses] == [200]
-    first_depth = next(e for e in frames if "@depth" in (e.stream or ""))
-    assert orjson.loads(responses[0].payload)["lastUpdateId"] >= orjson.loads(first_depth.payload)["data"]["U"]
+    # the recorder saw, so one fetch per symbol is enough and its lastUpdateId reaches that frame's U.
+    assert [r.status for r in responses] == [200] * len(served.symbols)
+    for response in responses:
+        symbol = (response.url or "").split("symbol=")[1].split("&")[0]
+        first_depth = next(e for e in frames if e.stream == f"{symbol.lower()}@depth@100ms")
+        assert orjson.loads(response.payload)["lastUpdateId"] >= orjson.loads(first_depth.payload)["data"]["U"]
 
 
 def test_http_get_decodes_chunked_and_length_bodies_byte_exact() -> None:

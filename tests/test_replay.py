@@ -1,7 +1,8 @@
 """`harness replay` end to end: the whole scenario library against our components, determinism, the CLI.
 
-The library runs on the bundled fixture, on a synthetic recording of another seed, and on the bundled
-slice of a real Binance capture. Replays are
+The library runs on the default fixture (four symbols on one connection: BTCUSDT, ETHUSDT, SOLUSDT
+crossing 100.00, SHIBUSDT below a cent), on a one-symbol synthetic recording of another seed, and on
+the bundled slice of a real Binance capture. Replays are
 paced by the scenario (mostly waiting on the replay clock), so they run a few at a time in threads,
 each with its own event loop, server and subject process.
 """
@@ -56,9 +57,10 @@ def other_seed_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, di
 @pytest.fixture(scope="module")
 def real_slice_reports() -> dict[str, dict]:
     """Without the weight limit: the slice's book is about 1,000 levels deep, so each resync needs a
-    5,000-level snapshot (250 weight), and reorder_window and chaos resync 24 or 25 times in their one
-    recorded minute, at or past Binance's 6,000: the live venue would refuse our subject there too (see
-    docs/fake-venue.md). This run tests sync on real data; the synth runs keep the limit on."""
+    5,000-level snapshot (250 weight), and reorder_window and chaos resync 15 to 18 times at their
+    default seeds (4,750 and 5,000 weight), more at others, near Binance's 6,000: the live venue could
+    refuse our subject there too (see docs/fake-venue.md). This run tests sync on real data; the synth
+    runs keep the limit on."""
     return _run_library(REAL_SLICE, rest_weight_limit=0)
 
 
@@ -95,6 +97,15 @@ def test_our_subject_stays_within_the_rest_weight_limit_on_the_fixture(fixture_r
     for name, report in fixture_reports.items():
         weight = report["venue"]["rest_weight"]
         assert weight["limit"] == 6000 and weight["refused_429"] == weight["refused_418"] == 0, (name, weight)
+
+
+def test_the_default_fixture_checks_all_four_symbols(fixture_reports: dict[str, dict]) -> None:
+    for name, report in fixture_reports.items():
+        finals = report["sync"]["final"]
+        assert [final["symbol"] for final in finals] == ["BTCUSDT", "ETHUSDT", "SHIBUSDT", "SOLUSDT"], name
+        assert all(final["correct"] for final in finals), (name, finals)
+    clean = fixture_reports["clean"]
+    assert clean["sync"]["events"]["synced"] == 4 and clean["venue"]["rest_requests"]["depth:200"] == 4
 
 
 def test_injected_faults_are_counted_in_the_report(fixture_reports: dict[str, dict]) -> None:

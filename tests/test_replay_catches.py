@@ -2,7 +2,10 @@
 
 For every fault kind (and every REST snapshot mode) one short scenario with just that fault is run
 twice on a 20 s synthetic recording: against a subject from tests/broken_subjects.py with one defect
-that this fault exposes, and against our default subject. Each test asserts the specific finding that
+that this fault exposes, and against our default subject. Some defects need no fault, only a market
+that shows them (a price below a cent, a price crossing 100.00, a second symbol): those cases run
+without faults on a two-symbol recording (SOLUSDT, SHIBUSDT), and their broken subject also runs on
+the one-symbol recording, where it passes. Each test asserts the specific finding that
 separates them (silent divergence, a wrong or unsynced final book, gaps not detected, a resync where
 none was needed or none where one was), so the verdict is shown to come from the checker seeing the
 defect, not from the scenario being hard.
@@ -33,26 +36,31 @@ from replayer.faults import FAULT_KINDS, FAULT_PARAMS
 REPO = Path(__file__).resolve().parents[1]
 BROKEN = "tests.broken_subjects:"
 PARALLEL = 6
+WIDE_SYMBOLS = "SOLUSDT,SHIBUSDT"
+NARROW = "on the one-symbol recording"
 
 Report = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
 class Case:
-    """One fault kind's scenario and the broken subject it must expose."""
+    """One fault kind's scenario and the broken subject it must expose (`kind` None: no fault, the
+    `wide` recording's markets expose it)."""
 
-    kind: str
+    kind: str | None
     broken: str
     speed: float
     faults: str
     expect: str = ""
+    wide: bool = False
 
     def toml(self, name: str) -> str:
         return (
             f'name = "{name}"\ndescription = "{self.kind} against {self.broken}"\nspeed = {self.speed}\nseed = 1\n\n'
             f"{self.faults.strip()}\n\n[expect]\n"
             '"sync.divergent" = 0\n"sync.final_book_correct" = true\n'
-            f'"faults.{self.kind}" = ">= 1"\n{self.expect.strip()}\n'
+            + (f'"faults.{self.kind}" = ">= 1"\n' if self.kind else "")
+            + f"{self.expect.strip()}\n"
         )
 
 
@@ -170,6 +178,10 @@ CASES: dict[str, Case] = {
         _fault("gap", "30%", "60%", count=2, length=1),
         '"venue.rest_weight.refused_429" = 0\n"venue.rest_weight.refused_418" = 0',
     ),
+    # No fault at all: markets whose prices and symbols the one-symbol recording never shows.
+    "sub_cent_prices": Case(None, "cents_keyed_book", 8, "", wide=True),
+    "price_crosses_100": Case(None, "text_sorted_book", 8, "", wide=True),
+    "second_symbol": Case(None, "one_snapshot_for_all", 8, "", wide=True),
 }
 
 
@@ -185,6 +197,10 @@ class Replays:
         broken = self.futures[name, BROKEN + CASES[name].broken].result()
         return broken, self.futures[name, DEFAULT_SUBJECT].result()
 
+    def narrow(self, name: str) -> Report:
+        """A wide case's broken subject on the one-symbol recording."""
+        return self.futures[name, NARROW].result()
+
 
 def _cli(scenario: Path, recording: Path, subject: str) -> subprocess.CompletedProcess[str]:
     args = ["replay", "--scenario", str(scenario), "--recording", str(recording), "--subject", subject]
@@ -197,6 +213,7 @@ def _cli(scenario: Path, recording: Path, subject: str) -> subprocess.CompletedP
 def replays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replays]:
     root = tmp_path_factory.mktemp("catches")
     recording = write_synthetic_recording(root / "rec", seconds=20, seed=7)
+    wide = write_synthetic_recording(root / "wide", WIDE_SYMBOLS, seconds=20, seed=7)
     with pytest.MonkeyPatch.context() as mp, ThreadPoolExecutor(PARALLEL) as pool:
         # The subject process imports tests.broken_subjects from the repository root, wherever pytest runs.
         mp.syspath_prepend(str(REPO))
@@ -205,11 +222,13 @@ def replays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replays]:
         for name, case in CASES.items():
             (root / f"{name}.toml").write_text(case.toml(name))
         # Broken subjects first: those that never catch up make the runner wait out its catch-up timeout.
-        for subject_of in (lambda case: BROKEN + case.broken, lambda case: DEFAULT_SUBJECT):
-            for name, case in CASES.items():
-                subject = subject_of(case)
-                request = ReplayRequest(scenario=str(root / f"{name}.toml"), recording=recording, subject=subject)
-                futures[name, subject] = pool.submit(run_replay, request)
+        runs = [(name, BROKEN + case.broken, wide if case.wide else recording) for name, case in CASES.items()]
+        runs += [(name, DEFAULT_SUBJECT, wide if case.wide else recording) for name, case in CASES.items()]
+        runs += [(name, NARROW, recording) for name, case in CASES.items() if case.wide]
+        for name, key, rec in runs:
+            subject = BROKEN + CASES[name].broken if key == NARROW else key
+            request = ReplayRequest(scenario=str(root / f"{name}.toml"), recording=rec, subject=subject)
+            futures[name, key] = pool.submit(run_replay, request)
         cli = pool.submit(_cli, root / "gap.toml", recording, BROKEN + "gap_blind")
         yield Replays(futures, cli)
 
@@ -231,7 +250,7 @@ DIVERGED = ("no silent divergence", "sync.divergent == 0")
 
 
 def test_every_fault_kind_and_snapshot_mode_has_a_case() -> None:
-    assert {case.kind for case in CASES.values()} == set(FAULT_KINDS)
+    assert {case.kind for case in CASES.values() if case.kind} == set(FAULT_KINDS)
     modes = {name.removeprefix("snapshot_") for name in CASES if name.startswith("snapshot_")}
     assert modes == set(FAULT_PARAMS["snapshot"]["mode"].choices)
 
@@ -397,3 +416,40 @@ def test_cli_exits_one_on_a_caught_subject(replays: Replays) -> None:
     result = replays.cli.result()
     assert result.returncode == 1, result.stderr
     assert "FAIL" in result.stdout and "silent divergence" in result.stdout
+
+
+def _final(report: Report, symbol: str) -> dict[str, Any]:
+    (final,) = [row for row in report["sync"]["final"] if row["symbol"] == symbol]
+    return final
+
+
+@pytest.mark.parametrize("name", [name for name, case in CASES.items() if case.wide])
+def test_wide_case_defects_pass_on_one_symbol_quoted_in_cents(replays: Replays, name: str) -> None:
+    """What the wide recording adds: on BTCUSDT alone each of these broken subjects is correct."""
+    narrow = replays.narrow(name)
+    assert narrow["passed"], [row for row in narrow["expectations"] if not row["passed"]]
+    assert narrow["sync"]["divergent"] == 0 and narrow["sync"]["checks"] > 0
+
+
+def test_book_keyed_by_cents_collapses_a_sub_cent_market_and_diverges(replays: Replays) -> None:
+    broken, good = replays.pair("sub_cent_prices")
+    sync = _catches(broken, good, *DIVERGED)
+    assert sync["divergent"] > 0
+    assert {example["symbol"] for example in sync["divergence_examples"]} == {"SHIBUSDT"}
+    assert _final(broken, "SOLUSDT")["correct"] and not _final(broken, "SHIBUSDT")["correct"]
+
+
+def test_book_sorted_as_text_diverges_once_a_market_crosses_100(replays: Replays) -> None:
+    # Sorted as text, "99.99000000" outranks "100.01000000": the best bid and ask it reports are wrong.
+    broken, good = replays.pair("price_crosses_100")
+    sync = _catches(broken, good, *DIVERGED)
+    assert sync["divergent"] > 0
+    assert {example["symbol"] for example in sync["divergence_examples"]} == {"SOLUSDT"}
+    assert _final(broken, "SHIBUSDT")["correct"] and not _final(broken, "SOLUSDT")["correct"]
+
+
+def test_every_symbol_loaded_from_the_first_symbols_snapshot_never_syncs(replays: Replays) -> None:
+    broken, good = replays.pair("second_symbol")
+    _catches(broken, good, "sync.final_book_correct == true")
+    assert _final(broken, "SHIBUSDT")["detail"] == "not synced at the end"
+    assert all(final["correct"] for final in good["sync"]["final"]) and len(good["sync"]["final"]) == 2

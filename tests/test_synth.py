@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import itertools
 import re
+from collections.abc import Iterator
+from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
 
@@ -28,6 +30,8 @@ from replayer.reference_book import ReferenceBook
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "fixtures" / "binance_spot_btcusdt_synth"
+WIDE_FIXTURE = REPO / "fixtures" / "binance_spot_multi_synth"
+WIDE_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "SHIBUSDT")
 REAL_BINANCE = REPO.parent / "shared" / "data" / "real" / "binance_spot_btcusdt_20240808.hftbacktest.gz"
 WS_URL = "wss://stream.binance.com:9443/stream?streams=btcusdt@depth@100ms/btcusdt@trade"
 REST_URL = "https://api.binance.com/api/v3/depth?symbol=BTCUSDT&limit=5000"
@@ -242,17 +246,18 @@ def test_decimal_strings_match_binance_spot() -> None:
     assert decimal_string(0) == "0.00000000"
 
 
-def test_bundled_fixture_is_small_readable_and_current() -> None:
-    recording = Recording(FIXTURE)
-    assert (recording.venue, recording.symbols, recording.meta.source) == ("binance-spot", ("BTCUSDT",), "synth")
-    assert sum(p.stat().st_size for p in FIXTURE.iterdir()) < 2 * 1024 * 1024
+@pytest.mark.parametrize(("fixture", "symbols"), [(FIXTURE, ("BTCUSDT",)), (WIDE_FIXTURE, WIDE_SYMBOLS)])
+def test_bundled_fixture_is_small_readable_and_current(fixture: Path, symbols: tuple[str, ...]) -> None:
+    recording = Recording(fixture)
+    assert (recording.venue, recording.symbols, recording.meta.source) == ("binance-spot", symbols, "synth")
+    assert sum(p.stat().st_size for p in fixture.iterdir()) < 1024 * 1024
     stored = [e.payload for e in recording.iter_events()]
-    fresh = [e.payload for e in generate_events("BTCUSDT", 60.0, 1)]
-    assert stored == fresh, "fixture is stale: delete fixtures/binance_spot_btcusdt_synth and run `make fixture`"
+    fresh = [e.payload for e in generate_events(symbols, 60.0, 1)]
+    assert stored == fresh, f"fixture is stale: run `make fixture` and commit {fixture.relative_to(REPO)}"
 
 
 def test_unknown_symbol_and_bad_duration_are_user_errors() -> None:
-    with pytest.raises(HarnessError, match="known symbols: BTCUSDT, ETHUSDT"):
+    with pytest.raises(HarnessError, match="known symbols: BTCUSDT, ETHUSDT, SHIBUSDT, SOLUSDT"):
         generate_events("DOGEUSDT", 1.0, 1)
     with pytest.raises(HarnessError, match="positive"):
         generate_events("BTCUSDT", 0.0, 1)
@@ -325,3 +330,91 @@ def test_a_repeated_or_missing_symbol_is_a_user_error() -> None:
         generate_events("BTCUSDT,btcusdt", 1.0, 1)
     with pytest.raises(HarnessError, match="no symbol given"):
         generate_events(" , ", 1.0, 1)
+
+
+# The wide symbols: Binance's ticks, steps and string formats, and the prices that break naive books.
+
+FIXED = {8: re.compile(r"^[0-9]+\.[0-9]{8}$"), 2: re.compile(r"^[0-9]+\.[0-9]{2}$")}
+
+
+def book_states(events: list[RecordedEvent], symbol: str) -> Iterator[ReferenceBook]:
+    """The symbol's book after its REST snapshot and after each depth frame that follows it, in one
+    object updated in place (read it before advancing)."""
+    stream = f"{symbol.lower()}@depth@100ms"
+    (response,) = [e for e in events if e.kind is EventKind.HTTP_RESPONSE and f"symbol={symbol}&" in e.url]
+    body = orjson.loads(response.payload)
+    book = ReferenceBook()
+    book.load(body["lastUpdateId"], body["bids"], body["asks"])
+    yield book
+    for event in events:
+        if event.stream == stream and event.recv_mono_ns > response.recv_mono_ns:
+            frame = orjson.loads(event.payload)["data"]
+            if frame["u"] > book.last_update_id:
+                book.apply(frame["u"], frame["b"], frame["a"])
+                yield book
+
+
+@pytest.fixture(scope="module")
+def wide_events() -> list[RecordedEvent]:
+    return list(Recording(WIDE_FIXTURE).iter_events())
+
+
+@pytest.mark.parametrize("symbol", ["ETHUSDT", "SOLUSDT", "SHIBUSDT"])
+def test_new_symbols_are_deterministic_and_written_as_binance_writes_them(symbol: str) -> None:
+    spec = symbol_spec(symbol)
+    first = list(generate_events(symbol, 3.0, 9))
+    assert first == list(generate_events(symbol, 3.0, 9))
+    assert [e.payload for e in first] != [e.payload for e in generate_events(symbol, 3.0, 10)]
+    strings = 0
+    for event in first:
+        if event.kind is EventKind.WS_RECV:
+            data = orjson.loads(event.payload)["data"]
+            levels = [(data["p"], data["q"])] if data["e"] == "trade" else data["b"] + data["a"]
+        elif event.kind is EventKind.HTTP_RESPONSE:
+            body = orjson.loads(event.payload)
+            levels = body["bids"] + body["asks"]
+        else:
+            continue
+        for price, size in levels:
+            assert FIXED[8].match(price) and FIXED[spec.size_decimals].match(size), (price, size)
+            assert Decimal(price) * 10**8 % spec.tick_units == 0 and Decimal(size) * 10**8 % spec.lot_units == 0
+            strings += 1
+    assert strings > 300
+
+
+def test_shib_sizes_have_two_decimals_and_prices_all_eight() -> None:
+    assert (symbol_spec("SHIBUSDT").tick_units, symbol_spec("SHIBUSDT").lot_units) == (1, 10**8)
+    assert decimal_string(985) == "0.00000985"
+    assert decimal_string(61_100_154 * 10**8, 2) == "61100154.00"
+    assert decimal_string(0, 2) == "0.00"
+    with pytest.raises(ValueError, match="do not fit"):
+        decimal_string(1, 2)
+
+
+def test_a_symbol_keeps_its_bytes_when_another_is_added() -> None:
+    def frames(symbols: str, stream_prefix: str) -> list[bytes]:
+        return [e.payload for e in generate_events(symbols, 3.0, 4) if (e.stream or "").startswith(stream_prefix)]
+
+    assert frames("BTCUSDT,SOLUSDT", "solusdt@") == frames("BTCUSDT,ETHUSDT,SOLUSDT,SHIBUSDT", "solusdt@")
+    assert frames("BTCUSDT,SOLUSDT", "solusdt@")
+
+
+def test_default_fixture_crosses_100_with_levels_on_both_sides_at_once(wide_events: list[RecordedEvent]) -> None:
+    """What breaks a book that sorts price strings: "100.01000000" < "99.99000000" as text."""
+    best_bids = []
+    straddled = 0
+    for book in book_states(wide_events, "SOLUSDT"):
+        best_bids.append(Decimal(book.bids(1)[0][0]))
+        digits = {len(price.split(".")[0]) for price, _ in book.bids() + book.asks()}
+        straddled += digits == {2, 3}
+    assert best_bids[0] < 100 <= best_bids[-1]
+    assert straddled == len(best_bids) > 500
+
+
+def test_default_fixture_quotes_below_one_with_all_eight_decimals(wide_events: list[RecordedEvent]) -> None:
+    """What breaks a book keyed by a float rounded to 2 decimals (or truncated): every level is "0.00"."""
+    prices = set()
+    for book in book_states(wide_events, "SHIBUSDT"):
+        prices.update(price for price, _ in book.bids(20) + book.asks(20))
+    assert all(price.startswith("0.0000") and FIXED[8].match(price) for price in prices)
+    assert len(prices) > 40 and len({round(float(price), 2) for price in prices}) == 1

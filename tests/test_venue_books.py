@@ -48,7 +48,7 @@ def _same(a: ReferenceBook, b: ReferenceBook) -> bool:
     return a.last_update_id == b.last_update_id and a.bids() == b.bids() and a.asks() == b.asks()
 
 
-@pytest.mark.parametrize("source", ["synth", "real", "two_symbols"])
+@pytest.mark.parametrize("source", ["synth", "real", "two_symbols", "default"])
 def test_every_answer_lies_inside_the_next_event_and_the_event_completes_it(
     source: str, two_symbols: ReplayData
 ) -> None:
@@ -56,6 +56,7 @@ def test_every_answer_lies_inside_the_next_event_and_the_event_completes_it(
         "synth": lambda: _fixture("binance_spot_btcusdt_synth"),
         "real": lambda: _fixture("binance_spot_btcusdt_real_60s"),
         "two_symbols": lambda: two_symbols,
+        "default": lambda: _fixture("binance_spot_multi_synth"),
     }[source]()
     venue, truth = VenueBooks(data, seed=9), VenueBooks(data, straddle=False)
     inside = 0

@@ -2,9 +2,10 @@
 
 Pure and venue-neutral: prices are integer ticks, sizes integer lots, times nanoseconds from the
 start of the simulation, and the only randomness is the seeded generator, so a seed is a market.
-The model is small on purpose. A hidden fair price wanders (a random walk); orders arrive as a
-Poisson process, most near the touch and some deep in the book; takers lean towards the fair price,
-which drags the touch after it; now and then a burst multiplies the arrival rate for a moment.
+The model is small on purpose. A hidden fair price wanders (a random walk, plus a steady drift for
+a trending symbol); orders arrive as a Poisson process, most near the touch and some deep in the
+book; takers lean towards the fair price, which drags the touch after it; now and then a burst
+multiplies the arrival rate for a moment.
 The book is never crossed and never thinner than `min_levels` a side.
 
 Every book change takes the next venue update id (Binance counts individual changes); a trade
@@ -24,39 +25,13 @@ from harness.errors import HarnessError
 
 
 @dataclass(frozen=True, slots=True)
-class SymbolSpec:
-    """A symbol's exchange rules (tick and lot, in 1e-8 units) and a plausible starting market."""
-
-    symbol: str
-    base_asset: str
-    quote_asset: str
-    tick_units: int
-    lot_units: int
-    start_price_ticks: int
-    order_size_units: int
-    trade_size_units: int
-
-
-SYMBOLS: dict[str, SymbolSpec] = {
-    spec.symbol: spec
-    for spec in (
-        SymbolSpec("BTCUSDT", "BTC", "USDT", 1_000_000, 1_000, 4_200_000, 2_000_000, 60_000),
-        SymbolSpec("ETHUSDT", "ETH", "USDT", 1_000_000, 10_000, 230_000, 30_000_000, 1_000_000),
-    )
-}
-
-
-def symbol_spec(symbol: str) -> SymbolSpec:
-    try:
-        return SYMBOLS[symbol.upper()]
-    except KeyError:
-        known = ", ".join(sorted(SYMBOLS))
-        raise HarnessError(f"no synthetic market for symbol {symbol!r}; known symbols: {known}") from None
-
-
-@dataclass(frozen=True, slots=True)
 class MarketParams:
-    """Rates are per second of simulated time; distances are ticks; shares are probabilities."""
+    """Rates are per second of simulated time; distances are ticks; shares are probabilities.
+
+    Distances are in ticks, so a symbol whose tick is a large share of its price (a coin quoted in
+    satoshi-like ticks) needs its own, smaller ones. `drift_ticks_per_s` adds a steady trend to the
+    fair price's random walk: it is how a symbol is made to cross a round price during a recording.
+    """
 
     order_rate: float = 160.0
     add_share: float = 0.52
@@ -79,6 +54,81 @@ class MarketParams:
     full_cancel_share: float = 0.6
     order_size_sigma: float = 1.2
     trade_size_sigma: float = 2.0
+    drift_ticks_per_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SynthSymbol:
+    """A symbol's exchange rules and a plausible market for it.
+
+    Tick and lot are in 1e-8 units (Binance's fixed point). `size_decimals` is how many decimals
+    Binance writes the symbol's sizes with (its base asset's precision: 8 for most, 2 for coins with
+    a huge supply); prices are always written with 8.
+    """
+
+    symbol: str
+    base_asset: str
+    quote_asset: str
+    tick_units: int
+    lot_units: int
+    start_price_ticks: int
+    order_size_units: int
+    trade_size_units: int
+    size_decimals: int = 8
+    market: MarketParams = MarketParams()
+
+
+ETH_MARKET = MarketParams(order_rate=100.0)
+"""Busy, but less so than BTCUSDT."""
+
+SOL_MARKET = MarketParams(
+    order_rate=70.0,
+    move_sigma_ticks=2.0,
+    drift_ticks_per_s=3.0,
+    deep_range_ticks=800,
+    max_depth_ticks=1_000,
+    initial_levels=250,
+    target_levels=270,
+)
+"""Trending: the fair price starts 90 ticks under 100.00 and drifts 3 ticks a second, so the touch
+crosses 100.00 within a 60 s recording (at 16 to 47 s over seeds 1-20) while the book holds levels on
+both sides ("99.98000000" next to "100.02000000": price strings change length)."""
+
+SHIB_MARKET = MarketParams(
+    order_rate=60.0,
+    move_rate=2.0,
+    move_sigma_ticks=0.7,
+    taker_pressure_ticks=1.0,
+    near_mean_ticks=1.5,
+    deep_range_ticks=150,
+    max_depth_ticks=180,
+    initial_levels=150,
+    target_levels=160,
+    min_levels=40,
+    trade_size_sigma=1.0,
+)
+"""A tick is 0.1% of the price here, so every tick near the touch is a level, the walk moves by
+single ticks, and market orders have thinner tails (one would otherwise sweep dozens of levels)."""
+
+SYMBOLS: dict[str, SynthSymbol] = {
+    spec.symbol: spec
+    for spec in (
+        # Binance spot's rules for each: BTCUSDT tick 0.01, step 0.00001; ETHUSDT tick 0.01, step 0.0001;
+        # SOLUSDT tick 0.01, step 0.001; SHIBUSDT tick 0.00000001, step 1.00 (base precision 2).
+        SynthSymbol("BTCUSDT", "BTC", "USDT", 1_000_000, 1_000, 4_200_000, 2_000_000, 60_000),
+        SynthSymbol("ETHUSDT", "ETH", "USDT", 1_000_000, 10_000, 230_000, 30_000_000, 1_000_000, market=ETH_MARKET),
+        SynthSymbol("SOLUSDT", "SOL", "USDT", 1_000_000, 100_000, 9_910, 500_000_000, 50_000_000, market=SOL_MARKET),
+        SynthSymbol("SHIBUSDT", "SHIB", "USDT", 1, 10**8, 985, 2 * 10**15, 10**14, size_decimals=2, market=SHIB_MARKET),
+    )
+}
+
+
+def symbol_spec(symbol: str) -> SynthSymbol:
+    try:
+        return SYMBOLS[symbol.upper()]
+    except KeyError:
+        known = ", ".join(sorted(SYMBOLS))
+        raise HarnessError(f"no synthetic market for symbol {symbol!r}; known symbols: {known}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +159,15 @@ MarketEvent = BookChange | Trade
 class MarketSimulator:
     """Builds the initial book on construction; `run(until_ns)` then yields the market's events."""
 
-    def __init__(self, spec: SymbolSpec, seed: int, params: MarketParams | None = None) -> None:
+    def __init__(self, spec: SynthSymbol, seed: int, params: MarketParams | None = None) -> None:
         self.spec = spec
-        self.params = params or MarketParams()
+        self.params = params or spec.market
         self._rng = random.Random(f"harness.synth.market:{spec.symbol}:{seed}")
         self.bids: SortedDict = SortedDict()
         self.asks: SortedDict = SortedDict()
         self.last_update_id = self._rng.randrange(10**10, 9 * 10**10)
         self.last_trade_id = self._rng.randrange(10**9, 4 * 10**9)
-        self._fair = spec.start_price_ticks
+        self._walk = self._fair = spec.start_price_ticks
         self._order_lots = max(1, spec.order_size_units // spec.lot_units)
         self._trade_lots = max(1, spec.trade_size_units // spec.lot_units)
         self._build_book()
@@ -143,7 +193,8 @@ class MarketSimulator:
             if pick < toggle_rate:
                 in_burst = not in_burst
             elif pick < toggle_rate + p.move_rate:
-                self._fair += round(rng.gauss(0.0, p.move_sigma_ticks))
+                self._walk += round(rng.gauss(0.0, p.move_sigma_ticks))
+                self._fair = self._walk + round(p.drift_ticks_per_s * t / 1e9)
             else:
                 kind = rng.random()
                 if kind < p.add_share:

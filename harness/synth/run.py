@@ -27,7 +27,7 @@ from pathlib import Path
 from harness import __version__
 from harness.book_events import DepthDelta, DepthSnapshot
 from harness.errors import HarnessError
-from harness.synth.market import BookChange, MarketSimulator, SymbolSpec, Trade, symbol_spec
+from harness.synth.market import BookChange, MarketSimulator, SynthSymbol, Trade, symbol_spec
 from harness.venues.binance_spot.encoder import decimal_string, depth_update_data, trade_data
 from harness.venues.binance_spot.rest import depth_snapshot_body, depth_url
 from harness.venues.binance_spot.streams import combined_url, depth_stream, trade_stream, wrap_combined
@@ -95,7 +95,7 @@ class _Network:
 class _Session:
     """One recording's worth of venue and recorder, stepped by the market's own events."""
 
-    def __init__(self, spec: SymbolSpec, seconds: float, seed: int) -> None:
+    def __init__(self, spec: SynthSymbol, seconds: float, seed: int) -> None:
         info = venue_info(VENUE)
         self.spec = spec
         self.symbol = spec.symbol
@@ -196,8 +196,8 @@ class _Session:
         data = trade_data(
             symbol=self.symbol,
             trade_id=trade.trade_id,
-            price=decimal_string(trade.price * self.spec.tick_units),
-            quantity=decimal_string(trade.quantity * self.spec.lot_units),
+            price=self._price(trade.price),
+            quantity=self._size(trade.quantity),
             trade_time_ms=(WALL_START_NS + trade.time_ns) // 1_000_000,
             event_time_ms=(WALL_START_NS + send_ns) // 1_000_000,
             buyer_is_maker=trade.buyer_is_maker,
@@ -248,8 +248,13 @@ class _Session:
         return depth_snapshot_body(snapshot, REST_DEPTH_LIMIT)
 
     def _levels(self, levels: list[tuple[int, int]]) -> list[tuple[str, str]]:
-        tick, lot = self.spec.tick_units, self.spec.lot_units
-        return [(decimal_string(price * tick), decimal_string(size * lot)) for price, size in levels]
+        return [(self._price(price), self._size(size)) for price, size in levels]
+
+    def _price(self, ticks: int) -> str:
+        return decimal_string(ticks * self.spec.tick_units)
+
+    def _size(self, lots: int) -> str:
+        return decimal_string(lots * self.spec.lot_units, self.spec.size_decimals)
 
     def _record(
         self,

@@ -1,9 +1,10 @@
 """Binance spot's stream events, written: book changes and trades to the exact `data` bytes Binance sends.
 
 Byte for byte as Binance does it (checked against a real capture in tests/test_synth.py): compact
-JSON with no spaces, keys in Binance's order, prices and sizes as 8-decimal strings
-("61837.63000000"). The synthesizer records these bytes, wrapped by `streams.wrap_combined`; the
-REST bodies live in `rest.py`. The fake server sends recorded bytes as they are.
+JSON with no spaces, keys in Binance's order, prices and sizes as fixed-decimal strings
+("61837.63000000"; 8 decimals unless the asset's precision is lower). The synthesizer records these
+bytes, wrapped by `streams.wrap_combined`; the REST bodies live in `rest.py`. The fake server sends
+recorded bytes as they are.
 """
 
 from __future__ import annotations
@@ -18,10 +19,21 @@ DECIMALS = 8
 _SCALE = 10**DECIMALS
 
 
-def decimal_string(units: int) -> str:
-    """`units` of 1e-8 as Binance spot writes a price or size: 6183763000000 -> "61837.63000000"."""
+def decimal_string(units: int, decimals: int = DECIMALS) -> str:
+    """`units` of 1e-8 as Binance spot writes a price or size: 6183763000000 -> "61837.63000000".
+
+    Binance writes an amount with its asset's precision: 8 decimals for most, fewer for a coin with
+    a huge supply (SHIB sizes: 2, "4085577.00"). `units` must be a whole number of that last decimal.
+    """
     whole, frac = divmod(units, _SCALE)
-    return f"{whole}.{frac:08d}"
+    if decimals == DECIMALS:
+        return f"{whole}.{frac:08d}"
+    if not 1 <= decimals < DECIMALS:
+        raise ValueError(f"decimals must be 1..{DECIMALS}, not {decimals}")
+    digits, rest = divmod(frac, 10 ** (DECIMALS - decimals))
+    if rest:
+        raise ValueError(f"{units} units of 1e-8 do not fit {decimals} decimals")
+    return f"{whole}.{digits:0{decimals}d}"
 
 
 def _levels(levels: Iterable[Sequence[str]]) -> list[list[str]]:
