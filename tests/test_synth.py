@@ -341,7 +341,7 @@ def book_states(events: list[RecordedEvent], symbol: str) -> Iterator[ReferenceB
     """The symbol's book after its REST snapshot and after each depth frame that follows it, in one
     object updated in place (read it before advancing)."""
     stream = f"{symbol.lower()}@depth@100ms"
-    (response,) = [e for e in events if e.kind is EventKind.HTTP_RESPONSE and f"symbol={symbol}&" in e.url]
+    (response,) = [e for e in events if e.kind is EventKind.HTTP_RESPONSE and f"symbol={symbol}&" in (e.url or "")]
     body = orjson.loads(response.payload)
     book = ReferenceBook()
     book.load(body["lastUpdateId"], body["bids"], body["asks"])
@@ -413,7 +413,7 @@ def test_default_fixture_crosses_100_with_levels_on_both_sides_at_once(wide_even
 
 def test_default_fixture_quotes_below_one_with_all_eight_decimals(wide_events: list[RecordedEvent]) -> None:
     """What breaks a book keyed by a float rounded to 2 decimals (or truncated): every level is "0.00"."""
-    prices = set()
+    prices: set[str] = set()
     for book in book_states(wide_events, "SHIBUSDT"):
         prices.update(price for price, _ in book.bids(20) + book.asks(20))
     assert all(price.startswith("0.0000") and FIXED[8].match(price) for price in prices)
