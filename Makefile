@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test replay lint bench soak fixture fixture-real clean
+.PHONY: setup test replay suite lint bench soak fixture fixture-real clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11+ or run make PYTHON=python3.x"; exit 2; }
@@ -22,6 +22,11 @@ test: $(STAMP)
 
 replay: $(STAMP)
 	$(BIN)/harness replay --scenario gap_storm
+
+# Every library scenario at seeds 1-3 on the bundled fixture, in parallel (docs/ci.md); not part of `make test`.
+suite: $(STAMP)
+	mkdir -p out
+	$(BIN)/harness suite --scenarios all --seeds 1-3 --json out/suite.json --junit out/suite.xml
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,15 +1,17 @@
 """My client through the harness: it passes `clean` and `gap_storm`, and without its gap check it fails.
 
-Run from this folder or the repository root: `pytest examples/test_my_subject.py`. The replays use a short
-synthetic recording so the file runs in seconds; drop `recording=` to use the bundled 60 s fixture, or
-point it at a recording of your own (`harness record`).
+Run from this folder or the repository root: `pytest examples/test_my_subject.py`. The harness's pytest
+plugin (installed with the harness) runs each marked test once per scenario and seed, `harness_replay`
+runs one replay and returns its report, and a failing test prints the `harness replay` command that
+reproduces it; `--harness-seed N` reruns every marked test at seed N. The replays use a short synthetic
+recording so the file runs in seconds; drop `recording=` to use the bundled 60 s fixture, or point it at
+a recording of your own (`harness record`). docs/api.md describes the plugin.
 """
 
 from pathlib import Path
 
 import pytest
 
-from harness.replay import ReplayRequest, run_replay
 from harness.synth.run import write_synthetic_recording
 
 HERE = Path(__file__).resolve().parent
@@ -25,18 +27,15 @@ def run_here(monkeypatch):
     monkeypatch.chdir(HERE)  # the subject process imports my_subject from the current directory
 
 
-def failures(report):
-    return [f"{row['name']}: {row['value']}" for row in report["expectations"] if not row["passed"]]
+@pytest.mark.scenario("clean", "gap_storm")
+def test_my_client_passes(harness_replay, recording):
+    report = harness_replay("my_subject:create", recording=recording)
+    assert report["passed"], report  # on failure: <replay gap_storm seed 1 FAIL: ...> and the command
 
 
-@pytest.mark.parametrize("scenario", ["clean", "gap_storm"])
-def test_my_client_passes(scenario, recording):
-    report = run_replay(ReplayRequest(scenario=scenario, recording=recording, subject="my_subject:create"))
-    assert report["passed"], failures(report)
-
-
-def test_without_its_gap_check_my_client_is_silently_wrong_under_gap_storm(recording):
-    report = run_replay(ReplayRequest(scenario="gap_storm", recording=recording, subject="no_gap_check:create"))
+@pytest.mark.scenario("gap_storm")
+def test_without_its_gap_check_my_client_is_silently_wrong_under_gap_storm(harness_replay, recording):
+    report = harness_replay("no_gap_check:create", recording=recording)
     assert not report["passed"]
     assert report["sync"]["divergent"] > 0, "a book that claims synced and differs from the venue's"
     assert report["sync"]["gaps_injected"] > 0 and report["sync"]["losses_detected"] == 0

@@ -200,6 +200,67 @@ def replay(
 
 @app.command()
 @_user_errors
+def suite(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="With --merge: shards' summary files, or folders holding them.")
+    ] = None,
+    scenarios: Annotated[
+        str | None, typer.Option(help="Comma-separated scenario names or files, or all (the default).")
+    ] = None,
+    recordings: Annotated[
+        str | None, typer.Option(help="Comma-separated recording folders (default: the bundled fixture).")
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option(help="Seeds: 1-20, 3, or 1,4,7-9 (default: each scenario's own).")
+    ] = None,
+    subject: Annotated[
+        str | None, typer.Option(help="Subject factory, module:function (default: harness.default_subject:create).")
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option(min=1, help="Cells at once, each in its own process (default: cores).")
+    ] = None,
+    shard: Annotated[str | None, typer.Option(help="Run only shard I of N of the matrix: I/N.")] = None,
+    junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here (a case per cell and expectation).")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the JSON summary here.")] = None,
+    baseline: Annotated[Path | None, typer.Option(help="Compare with this baseline file.")] = None,
+    update_baseline: Annotated[
+        bool, typer.Option("--update-baseline", help="Write this run's cells into --baseline instead.")
+    ] = False,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="Join shards' JSON summaries (PATHS) instead of running.")
+    ] = False,
+    list_only: Annotated[bool, typer.Option("--list", help="Print the cells this run would take, and exit.")] = False,
+    rest_weight_limit: Annotated[
+        int | None,
+        typer.Option(min=0, help="REST weight per IP and minute each cell's venue serves (default 6000); 0 is off."),
+    ] = None,
+) -> None:
+    """Run a matrix of scenarios x recordings x seeds in parallel; exit 0 pass, 1 fail, 2 bad input."""
+    from harness.suite_command import run_suite_command
+
+    if paths and not merge:
+        raise HarnessError(f"unexpected argument {str(paths[0])!r}; folders to join go with --merge")
+    raise typer.Exit(
+        run_suite_command(
+            scenarios=scenarios,
+            recordings=recordings,
+            seeds=seeds,
+            subject=subject,
+            jobs=jobs,
+            shard=shard,
+            junit=junit,
+            json_path=json_path,
+            baseline=baseline,
+            update_baseline=update_baseline,
+            merge=list(paths or []) if merge else None,
+            list_only=list_only,
+            rest_weight_limit=rest_weight_limit,
+        )
+    )
+
+
+@app.command()
+@_user_errors
 def scenarios() -> None:
     """List the scenario library."""
     from harness.scenarios import list_scenarios

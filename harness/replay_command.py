@@ -35,8 +35,8 @@ def run_replay_command(
     rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE,
 ) -> int:
     """Returns the exit code: 0 when every expectation holds, 1 when one fails."""
-    _check_output(report, "--report")
-    _check_output(junit, "--junit")
+    check_output_path(report, "--report")
+    check_output_path(junit, "--junit")
     request = ReplayRequest(
         scenario=scenario,
         recording=recording,
@@ -88,7 +88,7 @@ def speed_zero_notice(scenario: Scenario, speed: float | None) -> str | None:
     )
 
 
-def _check_output(path: Path | None, option: str) -> None:
+def check_output_path(path: Path | None, option: str) -> None:
     """Refuses, before the run rather than after it, an output path no file can be written to."""
     if path is None:
         return

@@ -883,6 +883,18 @@ class ServerThread:
         await server.start()
         return server
 
+    def wait_finished(self, timeout: float) -> bool:
+        """Blocks until the server has walked its whole schedule (True) or `timeout` seconds pass (False)."""
+        if self.server is None:
+            raise RuntimeError("server not started")
+        future = asyncio.run_coroutine_threadsafe(self.server.finished.wait(), self._loop)
+        try:
+            future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            return False
+        return True
+
     def stop(self, timeout: float = 10.0) -> None:
         if self.server is not None and self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(timeout)
