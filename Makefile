@@ -17,6 +17,7 @@ setup: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 # Everything, with the tests marked slow: the library at seeds 1-20 over real sockets (tens of minutes).
@@ -34,6 +35,7 @@ suite: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
@@ -52,4 +54,4 @@ fixture-real: $(STAMP)
 	$(BIN)/harness import ../shared/data/real/binance_spot_btcusdt_20240808.hftbacktest.gz --seconds 60 -o fixtures/binance_spot_btcusdt_real_60s
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info

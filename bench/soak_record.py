@@ -205,6 +205,7 @@ def check_recording(output: Path, sent: list[SentRange], acknowledged: int) -> l
             if ids:
                 problems.append(f"conn {conn}: {len(ids)} frames recorded, none sent")
             continue
+        assert served.last is not None, "set with first"
         expected = list(range(served.first, served.last + 1))
         if ids != expected[: len(ids)]:
             problems.append(f"conn {conn}: recorded frames are not a prefix of the {len(expected)} sent")

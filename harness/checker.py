@@ -40,35 +40,47 @@ MAX_EXAMPLES = 5
 
 
 class WindowLike(Protocol):
-    """A fault window in replay offsets (replayer/faults/work.py FaultWindow has this shape)."""
+    """A fault window in replay offsets (replayer/faults/work.py FaultWindow has this shape).
 
-    kind: str
-    start_ns: int
-    heal_ns: int
+    Read-only properties, so that frozen dataclasses match."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def start_ns(self) -> int: ...
+    @property
+    def heal_ns(self) -> int: ...
 
 
 class SendLike(Protocol):
     """One server write (replayer/server.py SendRecord); an optional `fault` attribute naming the fault
     that produced the payload lets a corrupted frame count as not delivered."""
 
-    frame_index: int
-    intended_mono_ns: int
-    write_mono_ns: int
+    @property
+    def frame_index(self) -> int: ...
+    @property
+    def intended_mono_ns(self) -> int: ...
+    @property
+    def write_mono_ns(self) -> int: ...
 
 
 class ServedLike(SnapshotLike, Protocol):
     """One REST depth snapshot the venue served (replayer/server.py SnapshotRecord), with its top levels,
     best first; they are read only for a synced observation at an id no clean frame ends on."""
 
-    bids: Side
-    asks: Side
+    @property
+    def bids(self) -> Side: ...
+    @property
+    def asks(self) -> Side: ...
 
 
 class ClientLike(Protocol):
     """One connection the subject made and what the server wrote on it (replayer/server.py ClientRecord)."""
 
-    client_id: int
-    sends: Sequence[SendLike]
+    @property
+    def client_id(self) -> int: ...
+    @property
+    def sends(self) -> Sequence[SendLike]: ...
 
 
 def send_log_clock(frames: Sequence[Frame], clients: Iterable[ClientLike]) -> Callable[[int], int]:
@@ -591,7 +603,9 @@ def _diff(match: LevelMatch, got: Sequence[Sequence[Any]], expected: Side) -> li
         mine = [as_sent(v) for v in got[i][:2]] if i < len(got) else None
         theirs = list(expected[i]) if i < len(expected) else None
         same = mine is not None and theirs is not None and len(mine) == 2
-        if not (same and match.equal(got[i][0], theirs[0]) and match.equal(got[i][1], theirs[1])):
+        if not (
+            same and theirs is not None and match.equal(got[i][0], theirs[0]) and match.equal(got[i][1], theirs[1])
+        ):
             rows.append({"level": i, "subject": mine, "oracle": theirs})
             if len(rows) >= MAX_DIFF_LEVELS:
                 break

@@ -20,6 +20,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
@@ -107,7 +108,7 @@ class ReconnectingClient:
         self._core = ClientCore(
             backoff or BackoffPolicy(), rng or random.Random(), max_retries, int(stable_after_s * 1e9)
         )
-        self._connect_kwargs = {
+        self._connect_kwargs: dict[str, Any] = {
             "open_timeout": connect_timeout_s,
             "ping_interval": ping_interval_s,
             "ping_timeout": ping_timeout_s,

@@ -179,16 +179,16 @@ class BinanceSpotSubject:
         for decision in decisions:
             kind = type(decision)
             if kind is Applied or kind is Synced:
-                if kind is Synced:
+                if type(decision) is Synced:
                     report(SyncEvent("synced", now_ns, f"at {decision.last_update_id}", symbol))
                 recv, parsed, dequeued = stamps or (now_ns, now_ns, now_ns)
                 bids, asks = sync.book.top_n(TOP_LEVELS)
                 report(BookObservation(symbol, sync.last_update_id, True, bids, asks, recv, parsed, dequeued, now_ns))
-            elif kind is GapDetected:
+            elif type(decision) is GapDetected:
                 report(SyncEvent("gap_detected", now_ns, f"after {decision.last_update_id}", symbol))
-            elif kind is Resync:
+            elif type(decision) is Resync:
                 report(SyncEvent("resync", now_ns, decision.reason, symbol))
-            elif kind is StaleSnapshot:
+            elif type(decision) is StaleSnapshot:
                 report(SyncEvent("stale_snapshot", now_ns, f"snapshot {decision.snapshot_id}", symbol))
             elif kind is NeedSnapshot:
                 self._want_snapshot(symbol)

@@ -30,29 +30,39 @@ NEVER = 2**63
 
 
 class DepthFrameLike(Protocol):
-    """A clean depth frame's ids (harness/oracle.py DepthFrame)."""
+    """A clean depth frame's ids (harness/oracle.py DepthFrame); read-only, so frozen dataclasses match."""
 
-    index: int
-    symbol: str
-    first_update_id: int
-    last_update_id: int
+    @property
+    def index(self) -> int: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def first_update_id(self) -> int: ...
+    @property
+    def last_update_id(self) -> int: ...
 
 
 class SnapshotLike(Protocol):
     """One REST depth answer served (replayer/server.py SnapshotRecord)."""
 
-    symbol: str
-    last_update_id: int
-    served_mono_ns: int
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def last_update_id(self) -> int: ...
+    @property
+    def served_mono_ns(self) -> int: ...
 
 
 class _Send(Protocol):
-    frame_index: int
-    write_mono_ns: int
+    @property
+    def frame_index(self) -> int: ...
+    @property
+    def write_mono_ns(self) -> int: ...
 
 
 class _Client(Protocol):
-    sends: Sequence[_Send]
+    @property
+    def sends(self) -> Sequence[_Send]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,7 +101,7 @@ async def _read_response(reader: asyncio.StreamReader) -> HttpResponse:
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         size_line = (await reader.readline()).decode("latin-1").strip()
         size = int(size_line.split(";", 1)[0], 16)

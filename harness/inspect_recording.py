@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -74,9 +74,12 @@ def summarize(path: Path) -> dict[str, Any]:
     recording = Recording(path)
     tally = _Tally()
     for batch in recording.iter_batches():
-        _add_batch(tally, pl.from_arrow(batch.drop_columns(["payload"])), batch.column("payload").to_pylist())
+        # A RecordBatch makes a DataFrame; pyarrow is untyped here, so polars' overloads cannot tell.
+        frame = cast(pl.DataFrame, pl.from_arrow(batch.drop_columns(["payload"])))
+        _add_batch(tally, frame, batch.column("payload").to_pylist())
     meta = recording.meta
-    duration_s = (tally.last_mono - tally.first_mono) / 1e9 if tally.events else 0.0
+    first, last = tally.first_mono, tally.last_mono
+    duration_s = (last - first) / 1e9 if first is not None and last is not None else 0.0
     frames = tally.kinds[str(EventKind.WS_RECV)]
     ws_opens = tally.kinds[str(EventKind.WS_OPEN)]
     return {

@@ -14,8 +14,9 @@ a break in the recorded sequence until another snapshot bridges it, have no know
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import orjson
 
@@ -26,6 +27,20 @@ from replayer.timeline import Frame
 
 Side = tuple[tuple[str, str], ...]
 TOP_DEPTH = 20
+
+
+@runtime_checkable
+class DepthSnapshotLike(Protocol):
+    """A depth snapshot by its shape: a DepthSnapshot, a recorded one (replay_data's RecordedSnapshot)."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def last_update_id(self) -> int: ...
+    @property
+    def bids(self) -> Sequence[Sequence[str]]: ...
+    @property
+    def asks(self) -> Sequence[Sequence[str]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +94,10 @@ class Oracle:
     books); each is used at the first frame that bridges it, and the ones no frame bridges are skipped.
     """
 
-    def __init__(self, frames: Iterable[Frame], snapshots: DepthSnapshot | Iterable[DepthSnapshot]) -> None:
+    def __init__(self, frames: Iterable[Frame], snapshots: DepthSnapshotLike | Iterable[DepthSnapshotLike]) -> None:
         self._clean = list(frames)
-        pending: dict[str, list[DepthSnapshot]] = {}
-        for snap in [snapshots] if hasattr(snapshots, "last_update_id") else snapshots:
+        pending: dict[str, list[DepthSnapshotLike]] = {}
+        for snap in [snapshots] if isinstance(snapshots, DepthSnapshotLike) else snapshots:
             pending.setdefault(snap.symbol, []).append(snap)
         for queue in pending.values():
             queue.sort(key=lambda s: s.last_update_id)
@@ -160,7 +175,7 @@ class Oracle:
         return bids, asks
 
     def _replay(
-        self, frames: Iterable[Frame], pending: dict[str, list[DepthSnapshot]], *, record: bool
+        self, frames: Iterable[Frame], pending: dict[str, list[DepthSnapshotLike]], *, record: bool
     ) -> Iterator[tuple[str, ReferenceBook]]:
         """Applies every depth frame in order, yielding (symbol, book) after each known state."""
         books: dict[str, ReferenceBook | None] = {}
@@ -200,7 +215,7 @@ class Oracle:
             self._books = {symbol: book for symbol, book in books.items() if book is not None}
 
     @staticmethod
-    def _bridge(ids: DepthFrame, queue: list[DepthSnapshot]) -> ReferenceBook | None:
+    def _bridge(ids: DepthFrame, queue: list[DepthSnapshotLike]) -> ReferenceBook | None:
         """A book loaded from the snapshot this frame bridges (or lies before), consuming used snapshots."""
         while queue:
             snap = queue[0]

@@ -162,7 +162,7 @@ class BoundedPriorityQueue:
         return self._size >= self._max_size
 
     def put_nowait(
-        self, item: Any, priority: MessagePriority = MessagePriority.NORMAL, key: Hashable | None = None
+        self, item: Any, priority: MessagePriority | int = MessagePriority.NORMAL, key: Hashable | None = None
     ) -> bool:
         """Queue `item` now; False when the policy dropped it (it is counted either way).
 
@@ -191,7 +191,7 @@ class BoundedPriorityQueue:
             _wake_next(self._getters)
         return True
 
-    def _put_contended(self, item: Any, priority: MessagePriority, key: Hashable | None) -> bool:
+    def _put_contended(self, item: Any, priority: int, key: Hashable | None) -> bool:
         """`put_nowait` on a full queue or under CONFLATE: conflate, make room, or refuse."""
         stats = self._stats[priority]
         stats.offered += 1
@@ -231,7 +231,7 @@ class BoundedPriorityQueue:
         return True
 
     async def put(
-        self, item: Any, priority: MessagePriority = MessagePriority.NORMAL, key: Hashable | None = None
+        self, item: Any, priority: MessagePriority | int = MessagePriority.NORMAL, key: Hashable | None = None
     ) -> bool:
         """`put_nowait`, except that under BLOCK it first waits for room (cancellable)."""
         if self._size >= self._max_size and self._block:

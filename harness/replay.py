@@ -88,7 +88,7 @@ class _Setup:
     seed: int
     venue: str
     subject: str
-    final_ids: dict[str, int]
+    final_ids: dict[str, int | None]
     rest_weight_limit: int
 
 
@@ -137,7 +137,8 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
             stderr_path.unlink(missing_ok=True)
     clients = list(server.clients.values())
     start = server.clock_start_mono_ns
-    to_mono = replay_clock(start, speed) if speed > 0 else send_log_clock(data.frames, clients)
+    # No clock start: nothing was ever sent (the subject never subscribed), so the empty send log places windows.
+    to_mono = replay_clock(start, speed) if speed > 0 and start is not None else send_log_clock(data.frames, clients)
     findings = check(
         oracle,
         run.messages,
@@ -312,7 +313,7 @@ async def _wait_any(awaitable: Any, task: asyncio.Task, timeout: float) -> None:
 async def _read_reports(
     process: asyncio.subprocess.Process,
     run: SubjectRun,
-    final_ids: dict[str, int],
+    final_ids: dict[str, int | None],
     caught_up: asyncio.Event,
     stats_in: asyncio.Event,
 ) -> None:

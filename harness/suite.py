@@ -97,7 +97,8 @@ def plan_suite(request: SuiteRequest) -> SuitePlan:
         loaded = [load_scenario(name) for name in request.scenarios]
     sources = request.scenarios or [s.name for s in loaded]
     scenarios = [ScenarioChoice(src, s.name, s.seed, s.speed) for src, s in zip(sources, loaded, strict=True)]
-    recordings = [_recording_choice(path) for path in request.recordings or [None]]
+    paths: list[Path | None] = [*(request.recordings or ())] or [None]
+    recordings = [_recording_choice(path) for path in paths]
     cells = build_matrix(scenarios, recordings, request.seeds)
     mine = cells if request.shard is None else shard_of(cells, *request.shard)
     return SuitePlan(mine, len(cells))
@@ -287,7 +288,9 @@ def _read_summaries(paths: Sequence[Path]) -> list[tuple[Path, dict[str, Any]]]:
                 raise HarnessError(f"--merge {path}: no suite summary (.json from harness suite --json) in it")
             docs += found
         elif path.is_file():
-            docs.append((path, _summary(path, strict=True)))
+            summary = _summary(path, strict=True)
+            assert summary is not None, "strict: anything but a summary raises"
+            docs.append((path, summary))
         else:
             raise HarnessError(f"--merge {path}: no such file or folder")
     return docs

@@ -145,6 +145,7 @@ def _cell_regressions(
     key: str, base: Mapping[str, Any], result: Mapping[str, Any], margins: Mapping[str, Mapping[str, float]]
 ) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
+    detail: str | None
     if not base.get("divergent") and result["divergent"]:
         detail = f"new silent divergence: {result['divergent']} synced books differ from the oracle (baseline 0)"
         found.append({"key": key, "what": "divergence", "detail": detail})

@@ -44,7 +44,9 @@ def run_suite_command(
     if update_baseline and baseline is not None:
         check_output_path(baseline, "--baseline")
     if merge is not None:
-        matrix = {"--scenarios": scenarios, "--recordings": recordings, "--seeds": seeds, "--subject": subject}
+        matrix: dict[str, object] = {
+            "--scenarios": scenarios, "--recordings": recordings, "--seeds": seeds, "--subject": subject
+        }
         matrix |= {
             "--jobs": jobs,
             "--shard": shard,

@@ -220,7 +220,7 @@ class _WriterThread:
     thread), so reading it needs no lock.
     """
 
-    def __init__(self, writer: RecordingWriter, on_failure: Callable[[], None]) -> None:
+    def __init__(self, writer: RecordingWriter, on_failure: Callable[[], object]) -> None:
         self.writer = writer
         self.error: BaseException | None = None
         self._queue: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
@@ -489,6 +489,7 @@ class _Recorder:
         payload, url, stream = redact.payload(payload), redact.text(url), redact.text(stream)
         reason = redact.text(reason)
         self.summary.events += 1
+        assert self._writer is not None, "run() sets the writer before any event arrives"
         self._writer.put((kind, conn_id, wall_ns, mono_ns, payload, url, stream, status, reason))
         if self._writer.backlog_bytes > self.config.max_backlog_bytes and self._backlog_failure is None:
             mib = self.config.max_backlog_bytes / 2**20

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import overload
 from urllib.parse import quote
 
 REDACTED = "<redacted>"
@@ -68,6 +69,10 @@ class Redactor:
         self._secrets = tuple(sorted(values, key=len, reverse=True))
         self._secret_bytes = tuple(s.encode() for s in self._secrets)
 
+    @overload
+    def text(self, value: str) -> str: ...
+    @overload
+    def text(self, value: str | None) -> str | None: ...
     def text(self, value: str | None) -> str | None:
         """A URL, stream name or reason with every secret in it replaced."""
         if not value:

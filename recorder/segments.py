@@ -86,7 +86,7 @@ class RecordingWriter:
         self._next_seq = 0
         self._segment_index = 0
         self._journal: ipc.RecordBatchStreamWriter | None = None
-        self._journal_file = None
+        self._journal_file: BinaryIO | None = None
         self._journal_path: Path | None = None
         self._header_checksum = 0
         self._segment_started_ns: int | None = None
@@ -169,6 +169,7 @@ class RecordingWriter:
             values.clear()
         if self._journal is None:
             self._open_journal(first_mono)
+        assert self._journal is not None and self._journal_file is not None and self._segment_started_ns is not None
         checksums = {
             CHECKSUM_KEY: b"%d" % batch_checksum(_as_read_back(batch)),
             HEADER_CHECKSUM_KEY: b"%d" % self._header_checksum,
@@ -208,6 +209,7 @@ class RecordingWriter:
     def _seal(self) -> None:
         if self._journal is None:
             return
+        assert self._journal_file is not None and self._journal_path is not None
         self._journal.close()
         self._journal_file.close()
         self._journal = None

@@ -289,6 +289,7 @@ class VenueBooks:
             return book
         frame = self._data.frames[indexes[position]]
         first, last = frame.first_update_id, frame.last_update_id
+        assert first is not None and last is not None, "depth_indexes holds depth frames, which carry U and u"
         if first > book.last_update_id + 1:
             # A hole in the recording: the first recorded snapshot past it is the venue's own state
             # (as `apply_depth` bridges it), possibly ahead of the stream.
@@ -379,7 +380,8 @@ def _bracketing(
     for snapshot in snapshots:
         target = snapshot.last_update_id + 1
         for frame in depth:
-            if frame.first_update_id <= target <= frame.last_update_id:
+            first, last = frame.first_update_id, frame.last_update_id
+            if first is not None and last is not None and first <= target <= last:
                 return frame.index, snapshot
     return None
 

@@ -215,6 +215,7 @@ async def _serve(
             f"rest:      {server.rest_url}  (e.g. {server.rest_url}/api/v3/depth?symbol={data.symbols[0]})", flush=True
         )
         if log.scenario is not None:
+            assert log.plan is not None, "a scenario comes with its plan"
             armed = ", ".join(f"{kind} {n}" for kind, n in sorted(log.plan.injected.items())) or "none"
             print(
                 f"scenario {log.scenario.name}, seed {log.seed}, speed {speed:g}: {armed}; what was injected goes to "

@@ -51,6 +51,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -215,6 +216,7 @@ class _Client:
         self.idle.set()
         self.writer: asyncio.Task | None = None
         self.silent = False
+        assert connection.request is not None, "websockets hands over a connection after its handshake"
         self.record = ClientRecord(client_id, connection.request.path, connection.remote_address, time.monotonic_ns())
 
 
@@ -442,6 +444,7 @@ class VenueServer:
     async def _wait_due(self, offset_ns: int) -> int:
         if self.speed == 0:
             return time.monotonic_ns()
+        assert self._clock_start_ns is not None, "the walker waits for the clock to start"
         intended = self._clock_start_ns + int(offset_ns / self.speed)
         delay = intended - time.monotonic_ns()
         if delay > 0:
@@ -553,6 +556,7 @@ class VenueServer:
             client.over_limit_since = None
 
     def _over_limit(self, client: _Client) -> bool:
+        assert self._buffer_limit is not None, "callers police backlogs only under a limit"
         transport = client.connection.transport
         in_kernel_queue = transport.get_write_buffer_size()
         return in_kernel_queue > 0 and client.queued_bytes + in_kernel_queue > self._buffer_limit
@@ -651,7 +655,9 @@ class VenueServer:
         client.wake.set()
 
     async def _handle(self, connection: ServerConnection) -> None:
+        assert connection.request is not None, "websockets hands over a connection after its handshake"
         ws_path = parse_ws_path(connection.request.path)
+        assert ws_path is not None, "_process_request answered 404 to any other path"
         rate = MessageRateLimit(self._messages_per_second) if self._messages_per_second is not None else None
         client = _Client(self._next_client_id, connection, ws_path.combined, ws_path.streams, rate)
         self._next_client_id += 1
@@ -730,7 +736,7 @@ class VenueServer:
         except ControlError as exc:
             reply = exc.reply()
         else:
-            result = None
+            result: object = None
             if request.method == "SUBSCRIBE":
                 client.streams.update(dict.fromkeys(request.params))
                 self._note_streams(client, request.params)
@@ -765,6 +771,7 @@ class VenueServer:
         if request.headers.get("Upgrade", "").lower() == "websocket" and self._refusals_left > 0:
             self._refusals_left -= 1
             self.stats.handshakes_refused += 1
+            assert self._refusal is not None, "set together with _refusals_left"
             self._serve(self._refusal.tags, self._refused)
             self._refused += 1
             error = rest.error_for_status(self._refusal.status)
@@ -932,7 +939,7 @@ def _response(status: int, body: bytes, extra_headers: Sequence[tuple[str, str]]
 class ServerThread:
     """Runs a VenueServer on an event loop in its own thread, for a harness whose subject has another loop."""
 
-    def __init__(self, data: ReplayData, **kwargs: object) -> None:
+    def __init__(self, data: ReplayData, **kwargs: Any) -> None:
         self._data = data
         self._kwargs = kwargs
         self._loop = asyncio.new_event_loop()

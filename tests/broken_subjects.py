@@ -517,3 +517,13 @@ def text_sorted_book(config: SubjectConfig) -> BinanceSpotSubject:
 def one_snapshot_for_all(config: SubjectConfig) -> BinanceSpotSubject:
     """Loads every symbol's book from the first symbol's snapshot (several symbols on one connection)."""
     return OneSnapshotForAll(config)
+
+
+class CrashesBeforeConnecting:
+    async def run(self, report: object, stop: object) -> None:
+        raise RuntimeError("the subject crashed before it connected")
+
+
+def crashes_before_connecting(config: SubjectConfig) -> CrashesBeforeConnecting:
+    """Raises at once, so nothing ever subscribes and the replay clock never starts."""
+    return CrashesBeforeConnecting()

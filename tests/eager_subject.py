@@ -24,7 +24,8 @@ class ReportsSnapshotAtOnce(BinanceSpotSubject):
         response = await http_get(url, user_agent=USER_AGENT, timeout_s=self._snapshot_timeout_s)
         snapshot = decode_snapshot(response.body, symbol)
         now = monotonic_ns()
-        bids, asks = snapshot.bids[:TOP_LEVELS], snapshot.asks[:TOP_LEVELS]
+        bids = [(price, size) for price, size in snapshot.bids[:TOP_LEVELS]]
+        asks = [(price, size) for price, size in snapshot.asks[:TOP_LEVELS]]
         self._report(BookObservation(symbol, snapshot.last_update_id, True, bids, asks, now, now, now, now))
         self._fetches.pop(symbol, None)
         self._handle(symbol, self._syncs[symbol].on_snapshot(snapshot), monotonic_ns())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -129,7 +130,7 @@ def test_every_zero_spelling_removes_after_the_book_learned_another() -> None:
 
 
 @pytest.mark.parametrize("price", [False, True, 1, 1.5, "nan", "inf"])
-def test_a_price_that_is_not_a_finite_number_in_a_string_is_refused(price: object) -> None:
+def test_a_price_that_is_not_a_finite_number_in_a_string_is_refused(price: Any) -> None:
     # float() takes a JSON `false` or `1` as a number, so without the type test a decoded frame's
     # non-string price became a key no venue sends (found by test_malformed_input's sync property).
     book = OrderBook()

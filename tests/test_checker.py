@@ -13,7 +13,7 @@ from harness.book_events import DepthSnapshot
 from harness.checker import Checker, check, replay_clock, send_log_clock
 from harness.errors import HarnessError
 from harness.level_match import LevelMatch, reach_of
-from harness.observations import BookObservation, FinalBook, SyncEvent, dumps, loads
+from harness.observations import BookObservation, FinalBook, SubjectMessage, SyncEvent, dumps, loads
 from harness.oracle import Oracle
 from replayer.timeline import Frame
 
@@ -55,8 +55,8 @@ class DictBook:
     """The test's own book: a dict per side, nothing shared with the oracle."""
 
     def __init__(self, snap: DepthSnapshot) -> None:
-        self.bids = dict(snap.bids)
-        self.asks = dict(snap.asks)
+        self.bids = {price: size for price, size in snap.bids}
+        self.asks = {price: size for price, size in snap.asks}
         self.u = snap.last_update_id
 
     def apply(self, frame: Frame) -> None:
@@ -98,7 +98,8 @@ def run_subject(frames: list[Frame], *, skip=(), twice=(), wrong_at=None, gap_aw
         t = T0 + frame.offset_ns
         for _ in range(2 if frame.index in twice else 1):
             writes.append(Write(frame.index, t - 1000, t))
-            if gap_aware and synced and frame.first_update_id > book.u + 1:
+            first = frame.first_update_id
+            if gap_aware and synced and first is not None and first > book.u + 1:
                 messages.append(SyncEvent("gap_detected", t + 1, f"expected {book.u + 1}"))
                 messages.append(SyncEvent("resync", t + 2))
                 truth = DictBook(snap)
@@ -178,7 +179,7 @@ def test_update_ids_going_back_while_synced_are_counted_unless_a_resync_came_bet
         states[frame.last_update_id] = observation(book, T0 + frame.offset_ns)
     back = [states[101], states[102], states[104], states[103], states[105]]
     assert check(oracle, back, []).reorders_applied == 1
-    resynced = [states[101], states[104], SyncEvent("resync", T0 + 9), states[103], states[105]]
+    resynced: list[SubjectMessage] = [states[101], states[104], SyncEvent("resync", T0 + 9), states[103], states[105]]
     assert check(oracle, resynced, []).reorders_applied == 0
 
 
@@ -359,6 +360,7 @@ def test_the_final_book_is_judged_within_the_reach_of_the_snapshot_the_subject_w
     found = check(oracle, messages, clients, snapshot_reach=served)
     assert found.final_book_correct and found.divergent == 0
     depth = found.finals[0].depth
+    assert depth is not None
     assert (depth.snapshot_levels, depth.bids_beyond, depth.asks_beyond) == (1, 0, 1)
     assert depth.bids_compared == 20 and depth.asks_compared == 21
     assert "1-level snapshot" in found.finals[0].detail

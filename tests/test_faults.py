@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from itertools import pairwise
+from typing import Any
 
 import orjson
 import pytest
@@ -283,7 +284,7 @@ def test_disconnect_modes_and_codes() -> None:
 
 def test_handshake_refused_arms_then_heals() -> None:
     plan = build_schedule(FRAMES, [fault("handshake_refused", 3, 6, status=429, attempts=4)], seed=1)
-    controls = [e for e in plan.entries if not isinstance(e, Send)]
+    controls: list[Any] = [e for e in plan.entries if not isinstance(e, Send)]
     assert [type(c) for c in controls] == [RefuseHandshakes, Disconnect, RefuseHandshakes]
     assert (controls[0].offset_ns, controls[0].status, controls[0].count) == (3 * S, 429, 4)
     assert (controls[2].offset_ns, controls[2].count) == (6 * S, 0)
@@ -292,7 +293,7 @@ def test_handshake_refused_arms_then_heals() -> None:
 
 def test_snapshot_faults_set_and_restore_rest_behaviour() -> None:
     plan = build_schedule(FRAMES, [fault("snapshot", 2, 4, mode="stale", lag_frames=7, requests=2)], seed=1)
-    controls = [e for e in plan.entries if not isinstance(e, Send)]
+    controls: list[Any] = [e for e in plan.entries if not isinstance(e, Send)]
     assert [type(c) for c in controls] == [RestBehaviour, Disconnect, RestBehaviour]
     assert (controls[0].mode, controls[0].count, controls[0].lag_frames) == ("stale", 2, 7)
     assert (controls[2].offset_ns, controls[2].mode) == (4 * S, "normal")
@@ -303,11 +304,14 @@ def test_snapshot_faults_set_and_restore_rest_behaviour() -> None:
         (RestBehaviour, "normal", 200),
     ]
     slow = build_schedule(FRAMES, [fault("snapshot", 0, 2, mode="slow", delay=1.5)], seed=1)
-    assert slow.entries[0].delay_ns == 1500 * MS
+    first = slow.entries[0]
+    assert isinstance(first, RestBehaviour) and first.delay_ns == 1500 * MS
     barely = build_schedule(FRAMES, [fault("snapshot", 0, 4, mode="barely_stale", lag_updates=3, requests=3)], seed=1)
-    assert (barely.entries[0].mode, barely.entries[0].count, barely.entries[0].lag_frames) == ("barely_stale", 3, 3)
-    default = build_schedule(FRAMES, [fault("snapshot", 0, 4, mode="barely_stale")], seed=1)
-    assert default.entries[0].lag_frames == 2
+    armed = barely.entries[0]
+    assert isinstance(armed, RestBehaviour)
+    assert (armed.mode, armed.count, armed.lag_frames) == ("barely_stale", 3, 3)
+    default = build_schedule(FRAMES, [fault("snapshot", 0, 4, mode="barely_stale")], seed=1).entries[0]
+    assert isinstance(default, RestBehaviour) and default.lag_frames == 2
     with pytest.raises(HarnessError, match=r"key 'lag_updates': expected an integer >= 1, got 0"):
         fault("snapshot", 2, 4, mode="barely_stale", lag_updates=0)
 
@@ -361,7 +365,7 @@ def test_an_exchange_restart_can_keep_rest_down_after_the_websocket_is_back() ->
 
 def test_exchange_restart_is_a_disconnect_plus_a_gap_on_binance_spot() -> None:
     plan = build_schedule(FRAMES, [fault("exchange_restart", 5, 8)], seed=1)
-    controls = [e for e in plan.entries if not isinstance(e, Send)]
+    controls: list[Any] = [e for e in plan.entries if not isinstance(e, Send)]
     assert [(type(c), c.offset_ns) for c in controls] == [
         (RefuseHandshakes, 5 * S),
         (RestBehaviour, 5 * S),

@@ -80,7 +80,7 @@ def test_frames_keep_their_bytes_and_the_snapshot_becomes_a_request_and_response
     assert [e.recv_wall_ns for e in received] == [at for at, p in capture_lines() if p != SNAPSHOT]
     assert {e.conn_id for e in received} == {1}
     assert events[0].url == received[0].url
-    assert events[0].url.endswith("/stream?streams=btcusdt@depth@100ms/btcusdt@trade/btcusdt@bookTicker")
+    assert (events[0].url or "").endswith("/stream?streams=btcusdt@depth@100ms/btcusdt@trade/btcusdt@bookTicker")
     request, response = events[3], events[4]
     assert request.conn_id == response.conn_id == 2
     assert request.url == response.url == "https://api.binance.com/api/v3/depth?symbol=BTCUSDT&limit=2"
@@ -195,6 +195,10 @@ def test_the_bundled_real_fixture_holds_an_unbroken_depth_stream_after_its_snaps
     data = load_replay_data(REAL_FIXTURE)
     depth_frames = [f for f in data.frames if f.first_update_id is not None]
     assert len(depth_frames) > 500
-    assert all(b.first_update_id == a.last_update_id + 1 for a, b in itertools.pairwise(depth_frames))
+    assert all(
+        a.last_update_id is not None and b.first_update_id == a.last_update_id + 1
+        for a, b in itertools.pairwise(depth_frames)
+    )
     first = depth_frames[0]
+    assert first.first_update_id is not None and first.last_update_id is not None
     assert first.first_update_id <= data.start_books["BTCUSDT"].last_update_id + 1 <= first.last_update_id

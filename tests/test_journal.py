@@ -106,7 +106,7 @@ def test_a_journal_written_before_checksums_is_read_unverified(tmp_path: Path) -
     folder = tmp_path / "old"
     folder.mkdir()
     path = folder / segment_name(0, OPEN_SUFFIX)
-    rows = {name: [] for name in SCHEMA.names}
+    rows: dict[str, list] = {name: [] for name in SCHEMA.names}
     for seq in range(5):
         for name, value in zip(SCHEMA.names, [seq, 1, "ws_recv", seq, seq, None, None, b"x", None, None], strict=True):
             rows[name].append(value)

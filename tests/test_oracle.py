@@ -9,7 +9,7 @@ import pytest
 
 from harness.book_events import DepthSnapshot
 from harness.errors import HarnessError
-from harness.oracle import Oracle, decode_depth, snapshot_from_rest
+from harness.oracle import DepthSnapshotLike, Oracle, decode_depth, snapshot_from_rest
 from replayer.timeline import Frame
 
 SYMBOL = "BTCUSDT"
@@ -92,7 +92,8 @@ def test_frames_before_the_snapshot_and_between_boundaries_are_unknown() -> None
     assert oracle.top(SYMBOL, 101) is None
     assert oracle.top(SYMBOL, 100) is not None
     assert oracle.top(SYMBOL, 103) == ((("99.0", "2"),), (("101.0", "1"), ("102.0", "3")))
-    assert oracle.frame(1).last_update_id == 103
+    frame = oracle.frame(1)
+    assert frame is not None and frame.last_update_id == 103
     assert oracle.depth_frames == 3
 
 
@@ -112,7 +113,8 @@ def test_usdm_frames_chain_on_pu() -> None:
     oracle = Oracle(frames, SNAP)
     assert oracle.recording_gaps == 0
     assert oracle.top(SYMBOL, 115) is not None
-    assert oracle.top(SYMBOL, 105)[0][0] == ("100.0", "7")
+    top = oracle.top(SYMBOL, 105)
+    assert top is not None and top[0][0] == ("100.0", "7")
 
 
 def test_snapshot_from_rest_and_bad_input_are_one_line_errors() -> None:
@@ -130,7 +132,7 @@ def test_oracle_agrees_with_the_venue_books_on_a_synth_recording() -> None:
     from replayer.replay_data import VenueBooks, build_replay_data
 
     data = build_replay_data(generate_events("BTCUSDT", seconds=3.0, seed=11), ["BTCUSDT"])
-    snapshots = [s for recorded in data.snapshots.values() for s in recorded]
+    snapshots: list[DepthSnapshotLike] = [s for recorded in data.snapshots.values() for s in recorded]
     snapshots += [DepthSnapshot(s, b.last_update_id, b.bids(), b.asks()) for s, b in data.start_books.items()]
     oracle = Oracle(data.frames, snapshots)
     venue = VenueBooks(data)
@@ -139,9 +141,11 @@ def test_oracle_agrees_with_the_venue_books_on_a_synth_recording() -> None:
     for index in depth_indexes[:: max(1, len(depth_indexes) // 10)]:
         venue.advance_to(index)
         book = venue.book("BTCUSDT")
+        assert book is not None
         assert oracle.top("BTCUSDT", book.last_update_id) == (tuple(book.bids(20)), tuple(book.asks(20)))
     venue.advance_all()
     book = venue.book("BTCUSDT")
+    assert book is not None
     assert oracle.last_update_id("BTCUSDT") == book.last_update_id
     assert oracle.full_book("BTCUSDT", book.last_update_id) == (tuple(book.bids()), tuple(book.asks()))
     assert oracle.recording_gaps == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -253,7 +254,7 @@ def test_async_put_and_get_count_and_time_like_the_nowait_calls() -> None:
 
 
 async def _async_put_and_get_count_and_time_like_the_nowait_calls() -> None:
-    ops = [("put", i, p) for i, p in enumerate([LOW, NORMAL, LOW, HIGH, CRITICAL, LOW, NORMAL])]
+    ops: list[tuple[Any, ...]] = [("put", i, p) for i, p in enumerate([LOW, NORMAL, LOW, HIGH, CRITICAL, LOW, NORMAL])]
     ops[3:3] = [("get",), ("get_meta",)]
     now = [0]
     by_async = BoundedPriorityQueue(4, "DROP_LOWEST", clock=lambda: now[0])

@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -23,7 +24,7 @@ from harness.errors import HarnessError
 from harness.venues.binance_spot.streams import stream_of
 from recorder.binance_capture import SnapshotNeeds, combined_stream_url, normalize_symbols
 from recorder.format import OPEN_SUFFIX, EventKind, RecordedEvent
-from recorder.live import RecordConfig, make_config, record
+from recorder.live import RecordConfig, RecordSummary, make_config, record
 from recorder.segments import RecordingExistsError, RecordingWriter
 from replayer.reader import Recording
 from replayer.replay_data import load_replay_data
@@ -90,6 +91,7 @@ class FakeBinance:
 
     async def handler(self, ws: ServerConnection) -> None:
         index = len(self.served)
+        assert ws.request is not None
         self.ws_paths.append(ws.request.path)
         frames = script_frames(index) if index < len(self.endings) else []
         self.served.append(frames)
@@ -106,8 +108,8 @@ class FakeBinance:
             await ws.close(code, reason)
 
 
-def config_for(port: int, output: Path, **overrides) -> RecordConfig:
-    base = dict(
+def config_for(port: int, output: Path, **overrides: Any) -> RecordConfig:
+    base: dict[str, Any] = dict(
         venue="binance-spot",
         symbols=("BTCUSDT", "ETHUSDT"),
         ws_url=f"ws://127.0.0.1:{port}",
@@ -175,7 +177,7 @@ def test_frames_are_recorded_byte_identical_with_drops_and_snapshots(tmp_path: P
     opens = [e for e in events if e.kind is EventKind.WS_OPEN]
     assert len(opens) == 3
     for index, opened in enumerate(opens):
-        assert opened.url.endswith(fake.ws_paths[0]) and opened.payload == b""
+        assert opened.url is not None and opened.url.endswith(fake.ws_paths[0]) and opened.payload == b""
         own = [e for e in events if e.conn_id == opened.conn_id]
         assert own[0].kind is EventKind.WS_OPEN and own[-1].kind is EventKind.WS_CLOSE
         received = [e for e in own if e.kind is EventKind.WS_RECV]
@@ -197,9 +199,9 @@ def test_frames_are_recorded_byte_identical_with_drops_and_snapshots(tmp_path: P
         assert request.seq < response.seq and request.url == response.url
         assert response.status == 200 and response.reason == "OK"
     assert sorted(r.payload for r in responses) == sorted(body for _, body in fake.rest_bodies)
-    btc = [r for r in responses if "symbol=BTCUSDT" in r.url]
+    btc = [r for r in responses if "symbol=BTCUSDT" in (r.url or "")]
     assert [orjson.loads(r.payload)["lastUpdateId"] < 1000 for r in btc] == [True, False, False, False]
-    assert {r.url.split("/api/", 1)[1] for r in requests} == {
+    assert {(r.url or "").split("/api/", 1)[1] for r in requests} == {
         "v3/depth?symbol=BTCUSDT&limit=5000",
         "v3/depth?symbol=ETHUSDT&limit=5000",
     }
@@ -209,7 +211,7 @@ def test_seconds_stops_and_seals(tmp_path: Path) -> None:
     fake = FakeBinance(endings=[("hold", 0, "")])
     output = tmp_path / "rec"
 
-    async def main() -> None:
+    async def main() -> RecordSummary:
         async with serve(fake.handler, "127.0.0.1", 0, process_request=fake.process_request) as server:
             port = server.sockets[0].getsockname()[1]
             config = config_for(port, output, symbols=("BTCUSDT",), seconds=0.2)
@@ -308,7 +310,7 @@ def test_cli_record_stops_cleanly_on_sigint(tmp_path: Path) -> None:
     fake = FakeBinance(endings=[("hold", 0, "")])
     output = tmp_path / "rec"
 
-    async def main() -> tuple[int, bytes]:
+    async def main() -> tuple[int | None, bytes]:
         async with serve(fake.handler, "127.0.0.1", 0, process_request=fake.process_request) as server:
             port = server.sockets[0].getsockname()[1]
             proc = await asyncio.create_subprocess_exec(
@@ -365,6 +367,7 @@ def test_recording_from_harness_serve_is_byte_identical_to_the_served_recording(
             sys.executable, "-m", "harness.cli", "serve", "--recording", str(fixture), "--port", "0", "--speed", "0",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO,
         )  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
         try:
             urls: dict[str, str] = {}
             while len(urls) < 2:
@@ -407,7 +410,7 @@ def test_recording_from_harness_serve_is_byte_identical_to_the_served_recording(
     # the recorder saw, so one fetch per symbol is enough and its lastUpdateId reaches that frame's U.
     assert [r.status for r in responses] == [200] * len(served.symbols)
     for response in responses:
-        symbol = response.url.split("symbol=")[1].split("&")[0]
+        symbol = (response.url or "").split("symbol=")[1].split("&")[0]
         first_depth = next(e for e in frames if e.stream == f"{symbol.lower()}@depth@100ms")
         assert orjson.loads(response.payload)["lastUpdateId"] >= orjson.loads(first_depth.payload)["data"]["U"]
 
@@ -482,7 +485,7 @@ def test_a_disk_that_falls_behind_stops_the_recording_and_keeps_everything_recei
     disk_free = threading.Event()
     append = RecordingWriter.append
 
-    def stuck_append(self: RecordingWriter, *args: object, **kwargs: object) -> None:
+    def stuck_append(self: RecordingWriter, *args: Any, **kwargs: Any) -> None:
         disk_free.wait()
         append(self, *args, **kwargs)
 

@@ -95,7 +95,7 @@ def test_recorder_survives_a_hostile_venue_and_its_recording_replays_clean(
     # may lose what was in flight; a close frame loses nothing), and no payload is on two connections.
     payload_of = {frame.index: frame.payload for frame in data.frames}
     for opened, client in zip(opens, server.clients.values(), strict=True):
-        assert opened.url.endswith(client.path)
+        assert (opened.url or "").endswith(client.path)
         recorded = [e.payload for e in conns[opened.conn_id] if e.kind is EventKind.WS_RECV]
         sent = [payload_of[s.frame_index] for s in client.sends]
         assert recorded == sent[: len(recorded)]
@@ -145,7 +145,7 @@ def test_harness_record_cli_survives_a_half_open_venue_and_inspect_lists_the_hol
     output = tmp_path / "rec"
     key = "cli-api-key-0123456789abcdef"
 
-    async def main() -> tuple[int, str]:
+    async def main() -> tuple[int | None, str]:
         server = VenueServer(data, schedule=plan.entries, speed=SPEED)
         await server.start()
         try:

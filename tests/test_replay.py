@@ -149,6 +149,21 @@ def test_a_subject_that_prints_to_stdout_does_not_corrupt_its_reports(
     _assert_passed_with_a_correct_book(report)
 
 
+def test_a_subject_that_crashes_before_subscribing_fails_the_run_and_shows_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The replay clock never starts; fault windows used to be placed on it and raised a TypeError.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    monkeypatch.syspath_prepend(str(REPO))
+    recording = write_synthetic_recording(tmp_path / "rec", seconds=10, seed=2)
+    subject = "tests.broken_subjects:crashes_before_connecting"
+    report = run_replay(ReplayRequest(scenario="gap_storm", recording=recording, subject=subject))
+    assert report["passed"] is False and report["subject"]["exit_code"] != 0
+    failed = {row["name"]: row["value"] for row in report["expectations"] if not row["passed"]}
+    assert "crashed before it connected" in failed["subject ran without raising"]
+    assert report["sync"]["coverage"] == 0
+
+
 def test_a_book_reported_at_a_snapshot_inside_an_event_is_judged_against_what_the_venue_served(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -167,7 +167,8 @@ def test_junit_has_one_testcase_per_expectation_and_marks_failures(tmp_path: Pat
     assert [c.get("name") for c in cases] == ["no silent divergence", "p99"]
     assert suite.get("failures") == "1"
     assert cases[0].find("failure") is None
-    assert "2000" in cases[1].find("failure").get("message")
+    failure = cases[1].find("failure")
+    assert failure is not None and "2000" in failure.get("message", "")
 
 
 def test_terminal_table_leads_with_the_verdict() -> None:

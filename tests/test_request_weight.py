@@ -83,6 +83,7 @@ def test_repeat_offenders_are_banned_longer_up_to_three_days() -> None:
     for _ in range(14):
         while (decision := limit.admit(IP, 10, t)).status != 418:
             t += 1
+        assert decision.retry_after_ns is not None and decision.ban_ends_ns is not None
         lengths.append(decision.retry_after_ns)
         t = decision.ban_ends_ns
     assert lengths[:3] == [FIRST_BAN_NS, 2 * FIRST_BAN_NS, 4 * FIRST_BAN_NS]

@@ -27,7 +27,7 @@ def test_loopback_addresses_are_quiet_and_others_warn() -> None:
         assert is_loopback(host) and exposure_warning(host) is None
     for host in ("0.0.0.0", "::", "", "192.168.1.10", "example.com"):
         assert not is_loopback(host)
-        assert "not loopback" in exposure_warning(host)
+        assert "not loopback" in (exposure_warning(host) or "")
 
 
 async def serve_and_read(*options: str) -> tuple[list[str], str]:
@@ -37,6 +37,7 @@ async def serve_and_read(*options: str) -> tuple[list[str], str]:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO,
     )  # fmt: skip
     lines: list[str] = []
+    assert proc.stdout is not None and proc.stderr is not None
     try:
         while not lines or not lines[-1].startswith("rest:"):
             line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()

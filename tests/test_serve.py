@@ -69,16 +69,20 @@ def test_a_default_depth_subscriber_gets_a_continuous_aggregate_and_loop_replays
 
     async def main() -> None:
         ended = asyncio.Event()
+
+        def on_finished(session: int) -> None:
+            finished.append(session)
+            ended.set()
+
         server = VenueServer(
-            data, speed=0, log=lines.append, loop=True, rebase_time=True,
-            on_finished=lambda session: (finished.append(session), ended.set()),
+            data, speed=0, log=lines.append, loop=True, rebase_time=True, on_finished=on_finished,
         )  # fmt: skip
         await server.start()
         try:
             for session in (1, 2):
                 ended.clear()
                 async with connect(f"{server.ws_url}/ws/btcusdt@depth/btcusdt@ticker") as ws:
-                    updates = []
+                    updates: list[dict] = []
                     while not updates or updates[-1]["u"] != data_last_u:
                         updates.append(orjson.loads(await asyncio.wait_for(ws.recv(), WAIT_S)))
                 assert len(updates) < len(data.frames) / 3, "several 100 ms frames per aggregate"
@@ -101,8 +105,9 @@ def test_serve_with_a_scenario_logs_connections_and_writes_what_it_injected(tmp_
     command = [sys.executable, "-m", "harness.cli", "serve", "--recording", str(FIXTURE), "--scenario", "gap_storm"]
     command += ["--speed", "30", "--injected", str(injected)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    assert proc.stdout is not None and proc.stderr is not None
     try:
-        urls = {}
+        urls: dict[str, str] = {}
         while len(urls) < 2:
             line = proc.stdout.readline()
             assert line, proc.stderr.read()
@@ -121,7 +126,7 @@ def test_serve_with_a_scenario_logs_connections_and_writes_what_it_injected(tmp_
                     frames += 1
 
         assert asyncio.run(client()) > 100
-        seen = []
+        seen: list[str] = []
         while not any("injected faults written" in line for line in seen):
             seen.append(proc.stdout.readline())
             assert seen[-1], proc.stderr.read()

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import orjson
 import pytest
@@ -89,7 +90,8 @@ def build_recording(
             mono += 100_000_000
             span = rng.randint(1, 3)
             first, uid = uid + 1, uid + span
-            bids, asks = [], []
+            bids: list[list[str]] = []
+            asks: list[list[str]] = []
             for _ in range(2 + pad):
                 side, levels, base = (
                     (bids, built.bids, 10_000 - rng.randint(0, 15))
@@ -114,6 +116,7 @@ def build_recording(
             if k == before_snapshot:
                 built.start = len(built.frames) - 1
             if k == before_snapshot + 1:
+                assert snapshot is not None
                 writer.append(
                     EventKind.HTTP_RESPONSE,
                     conn_id=2,
@@ -154,7 +157,7 @@ def data(built: Built) -> ReplayData:
 
 
 @asynccontextmanager
-async def serving(data: ReplayData, **kwargs: object) -> AsyncIterator[VenueServer]:
+async def serving(data: ReplayData, **kwargs: Any) -> AsyncIterator[VenueServer]:
     server = VenueServer(data, **kwargs)
     await server.start()
     try:
@@ -189,7 +192,7 @@ async def recv_n(ws: ClientConnection, n: int) -> list[bytes]:
 async def request(ws: ClientConnection, message: dict) -> tuple[dict, list[bytes]]:
     """Sends a control request; returns its reply and the data frames that arrived before it."""
     await ws.send(orjson.dumps(message).decode())
-    frames = []
+    frames: list[bytes] = []
     while True:
         raw = await ws.recv(decode=False)
         parsed = orjson.loads(raw)
@@ -221,6 +224,7 @@ def depth_u(payloads: list[bytes]) -> list[int]:
 def test_replay_starts_at_the_first_frame_that_continues_the_snapshot(built: Built, data: ReplayData) -> None:
     assert data.skipped_frames == built.start > 0
     first = data.frames[0]
+    assert first.first_update_id is not None and first.last_update_id is not None
     assert first.first_update_id <= built.snapshot_id + 1 <= first.last_update_id
     assert [f.payload for f in data.frames] == [p for _, p in built.served]
     assert data.start_books["BTCUSDT"].last_update_id == built.snapshot_id
@@ -565,7 +569,7 @@ def test_symbol_status_and_permission_set_parameters(data: ReplayData) -> None:
 @pytest.mark.parametrize("straddle", [True, False])
 @pytest.mark.parametrize(("mode", "shift"), [("normal", 0), ("stale", -3), ("too_new", 3), ("slow", 0)])
 def test_rest_behaviours_answer_from_the_expected_position(
-    data: ReplayData, mode: str, shift: int, straddle: bool
+    data: ReplayData, mode: Literal["normal", "stale", "too_new", "slow"], shift: int, straddle: bool
 ) -> None:
     """Each answer is the venue's book `shift` events from the frames sent; straddling, it lies inside
     the event after that point, and applying the event over it gives the book at the event's end."""
@@ -601,7 +605,9 @@ def test_rest_behaviours_answer_from_the_expected_position(
                 apply_depth(book, depth[sent_depth + shift], ())
                 truth = VenueBooks(data, straddle=False)
                 truth.advance_to(depth[sent_depth + shift].index)
-                assert book.bids() == truth.book("BTCUSDT").bids() and book.asks() == truth.book("BTCUSDT").asks()
+                truth_book = truth.book("BTCUSDT")
+                assert truth_book is not None
+                assert book.bids() == truth_book.bids() and book.asks() == truth_book.asks()
 
     asyncio.run(run())
 
@@ -609,6 +615,7 @@ def test_rest_behaviours_answer_from_the_expected_position(
 def _can_straddle(frame: Frame) -> bool:
     """An event with two update ids and two entries or more: a state inside it exists."""
     bids, asks = depth_levels(frame)
+    assert frame.first_update_id is not None and frame.last_update_id is not None
     return frame.last_update_id > frame.first_update_id and len(bids) + len(asks) >= 2
 
 
@@ -632,7 +639,7 @@ def test_rest_error_behaviour_then_recovery(data: ReplayData, status: int, code:
 
 
 @pytest.mark.parametrize("mode", ["close", "abort", "reset"])
-def test_disconnect_modes_as_the_client_sees_them(data: ReplayData, mode: str) -> None:
+def test_disconnect_modes_as_the_client_sees_them(data: ReplayData, mode: Literal["close", "abort", "reset"]) -> None:
     async def run() -> None:
         disconnect = Disconnect(0, mode, code=1008, reason="maintenance")
         async with serving(data, schedule=parked(data, 4, disconnect)) as server:
@@ -643,7 +650,7 @@ def test_disconnect_modes_as_the_client_sees_them(data: ReplayData, mode: str) -
             assert got == [f.payload for f in data.frames[:4]]
             closed = caught.value
             if mode == "close":
-                assert (closed.rcvd.code, closed.rcvd.reason) == (1008, "maintenance")
+                assert closed.rcvd is not None and (closed.rcvd.code, closed.rcvd.reason) == (1008, "maintenance")
             else:
                 assert isinstance(closed, ConnectionClosedError) and closed.rcvd is None
             if mode == "reset":
@@ -734,7 +741,7 @@ def test_half_open_for_good_silences_open_connections_and_serves_new_ones(data: 
     async def run() -> None:
         head = [Send(0, f, f.payload) for f in data.frames[:3]]
         tail = [Send(f.offset_ns + 10**9, f, f.payload) for f in data.frames[3:]]
-        schedule = [*head, HalfOpen(0, fault="stall", tags=(tag,)), *tail]
+        schedule: list[TimelineEntry] = [*head, HalfOpen(0, fault="stall", tags=(tag,)), *tail]
         server = VenueServer(data, schedule=schedule, speed=10, ping_interval_s=0.05, ping_timeout_s=0.1)
         await server.start()
         path = f"{server.ws_url}/stream?streams={DEPTH}/{TRADE}"
@@ -748,7 +755,7 @@ def test_half_open_for_good_silences_open_connections_and_serves_new_ones(data: 
                 assert got[-1] == data.frames[-1].payload
                 # The fresh client was pinged every 50 ms and kept answering; the silent one got no pong
                 # for its ping, and nothing else: the server's send log for it stops at the first three.
-                assert not pong.done()
+                assert isinstance(pong, asyncio.Future) and not pong.done()
                 first, second = server.clients.values()
                 assert len(first.sends) == 3 and first.closed_mono_ns is None
                 assert len(second.sends) == len(data.frames) - 3
@@ -838,7 +845,7 @@ def test_rest_truth_follows_the_clean_timeline_through_drops_duplicates_and_reor
     frames = data.frames
     depth = [f for f in frames if f.last_update_id is not None]
     dropped = depth[3].index
-    faulted: list[TimelineEntry] = []
+    faulted: list[Send] = []
     for f in frames:
         if f.index == dropped:
             continue
@@ -849,8 +856,9 @@ def test_rest_truth_follows_the_clean_timeline_through_drops_duplicates_and_reor
     books = VenueBooks(data)
     for entry in faulted[:6]:
         books.advance_to(entry.frame.index)
-    assert books.book("BTCUSDT").last_update_id == max(
-        f.last_update_id for f in depth if f.index <= faulted[5].frame.index
+    book = books.book("BTCUSDT")
+    assert book is not None and book.last_update_id == max(
+        f.last_update_id for f in depth if f.last_update_id is not None and f.index <= faulted[5].frame.index
     )
 
     async def run() -> None:
@@ -864,10 +872,10 @@ def test_rest_truth_follows_the_clean_timeline_through_drops_duplicates_and_reor
             assert [s.fault for s in server.send_log(1)].count("duplicate") == 1
             truth = VenueBooks(data)
             truth.advance_all()
-            assert (
-                orjson.loads(body)["lastUpdateId"] == truth.book("BTCUSDT").last_update_id == depth[-1].last_update_id
-            )
-            assert orjson.loads(body)["bids"] == [list(level) for level in truth.book("BTCUSDT").bids()]
+            truth_book = truth.book("BTCUSDT")
+            assert truth_book is not None
+            assert orjson.loads(body)["lastUpdateId"] == truth_book.last_update_id == depth[-1].last_update_id
+            assert orjson.loads(body)["bids"] == [list(level) for level in truth_book.bids()]
 
     asyncio.run(run())
 
@@ -960,7 +968,7 @@ def test_the_server_pings_and_drops_a_peer_that_never_pongs(data: ReplayData) ->
             )
             head = await reader.readuntil(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 101")
-            opcodes = []
+            opcodes: list[int] = []
             while not opcodes or opcodes[-1] != 0x8:
                 first, length = await reader.readexactly(2)
                 body = await reader.readexactly(length & 0x7F)

@@ -32,7 +32,9 @@ def _harness(capsys: pytest.CaptureFixture[str], *args: str | Path) -> subproces
         with pytest.raises(SystemExit) as exited:
             main()
     out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(args, exited.value.code, out, err)
+    code = exited.value.code
+    assert isinstance(code, int)
+    return subprocess.CompletedProcess(args, code, out, err)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +117,9 @@ def test_merge_joins_shards_into_one_summary_and_junit(
     assert doc["subject"] == SUBJECT and doc["matrix_size"] == 4 and doc["passed"] is False
     root = ET.parse(junit).getroot()
     expectations = sum(len(cell["expectations"]) for cell in doc["cells"])
-    assert sum(int(s.get("tests")) for s in root) == expectations
+    assert sum(int(s.get("tests", "")) for s in root) == expectations
     failed = sum(1 for cell in doc["cells"] for row in cell["expectations"] if not row["passed"])
-    assert sum(int(s.get("failures")) for s in root) == failed > 0
+    assert sum(int(s.get("failures", "")) for s in root) == failed > 0
     assert run.stdout.count("  harness replay --scenario gap_storm") == 2
 
 

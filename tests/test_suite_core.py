@@ -169,7 +169,7 @@ def test_recovery_regresses_only_past_both_margins(before: float | None, now: fl
     outcome = compare(_baseline(**{KEY: _report(recovery=before)}), _results(**{KEY: _report(recovery=now)}), "b")
     assert [r["what"] for r in outcome.regressions] == (["recovery"] if regressed else [])
     if regressed:
-        assert f"worse by {now - before:,.1f} ms" in outcome.regressions[0]["detail"]
+        assert before is not None and f"worse by {now - before:,.1f} ms" in outcome.regressions[0]["detail"]
 
 
 def test_e2e_p99_and_unrecovered_windows_regress_with_how_much() -> None:
@@ -247,10 +247,11 @@ def test_junit_has_a_case_per_cell_and_expectation_known_failures_skipped(tmp_pa
     cases = {(c.get("classname"), c.get("name")): c for c in gap}
     assert cases["suite.gap_storm.bundled.seed1", "sync.gaps_detected >= 1"].find("skipped") is not None
     failure = cases["suite.gap_storm.bundled.seed1", "sync.final_book_correct == true"].find("failure")
-    assert "harness replay --scenario gap_storm --seed 1" in failure.text
+    assert failure is not None and "harness replay --scenario gap_storm --seed 1" in (failure.text or "")
     assert cases["suite.gap_storm.bundled.seed2", "baseline: e2e p99"].find("failure") is not None
     slow = suites["harness.suite.slow"]
-    assert slow.get("errors") == "1" and "KeyError" in slow.find("testcase/error").text
+    error = slow.find("testcase/error")
+    assert slow.get("errors") == "1" and error is not None and "KeyError" in (error.text or "")
 
 
 def test_log_lines_and_table_show_failures_with_their_command() -> None:

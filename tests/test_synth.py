@@ -99,7 +99,7 @@ def test_frames_are_binance_shaped(events: list[RecordedEvent]) -> None:
     seen = set()
     for e in (e for e in events if e.kind is EventKind.WS_RECV):
         frame = orjson.loads(e.payload)
-        assert frame["stream"] == e.stream
+        assert frame["stream"] == e.stream and e.stream is not None
         assert e.payload == wrap_combined(e.stream, orjson.dumps(frame["data"]))
         data = frame["data"]
         seen.add(data["e"])
@@ -303,7 +303,7 @@ def test_two_symbols_share_one_connection_and_each_keeps_its_own_market() -> Non
     assert kinds.count(EventKind.WS_OPEN) == kinds.count(EventKind.WS_CLOSE) == 1
     frames = [e for e in both if e.kind is EventKind.WS_RECV]
     assert {e.conn_id for e in frames} == {1}
-    assert {e.url for e in frames} == {both[0].url} and both[0].url.endswith(
+    assert {e.url for e in frames} == {both[0].url} and (both[0].url or "").endswith(
         "/stream?streams=btcusdt@depth@100ms/btcusdt@trade/ethusdt@depth@100ms/ethusdt@trade"
     )
     assert {e.stream for e in frames} == {
@@ -313,7 +313,7 @@ def test_two_symbols_share_one_connection_and_each_keeps_its_own_market() -> Non
         "ethusdt@trade",
     }
     # The first symbol keeps the seed: its frames are byte for byte those of a run of it alone.
-    assert [e.payload for e in frames if e.stream.startswith("btcusdt@")] == [
+    assert [e.payload for e in frames if (e.stream or "").startswith("btcusdt@")] == [
         e.payload for e in alone if e.kind is EventKind.WS_RECV
     ]
     for symbol in ("btcusdt", "ethusdt"):
@@ -322,7 +322,7 @@ def test_two_symbols_share_one_connection_and_each_keeps_its_own_market() -> Non
     responses = [e for e in both if e.kind is EventKind.HTTP_RESPONSE]
     requests = [e for e in both if e.kind is EventKind.HTTP_REQUEST]
     assert sorted(e.conn_id for e in responses) == sorted(e.conn_id for e in requests) == [2, 3]
-    assert {e.url.split("symbol=")[1].split("&")[0] for e in responses} == {"BTCUSDT", "ETHUSDT"}
+    assert {(e.url or "").split("symbol=")[1].split("&")[0] for e in responses} == {"BTCUSDT", "ETHUSDT"}
 
 
 def test_a_repeated_or_missing_symbol_is_a_user_error() -> None:
@@ -341,7 +341,7 @@ def book_states(events: list[RecordedEvent], symbol: str) -> Iterator[ReferenceB
     """The symbol's book after its REST snapshot and after each depth frame that follows it, in one
     object updated in place (read it before advancing)."""
     stream = f"{symbol.lower()}@depth@100ms"
-    (response,) = [e for e in events if e.kind is EventKind.HTTP_RESPONSE and f"symbol={symbol}&" in e.url]
+    (response,) = [e for e in events if e.kind is EventKind.HTTP_RESPONSE and f"symbol={symbol}&" in (e.url or "")]
     body = orjson.loads(response.payload)
     book = ReferenceBook()
     book.load(body["lastUpdateId"], body["bids"], body["asks"])
@@ -413,7 +413,7 @@ def test_default_fixture_crosses_100_with_levels_on_both_sides_at_once(wide_even
 
 def test_default_fixture_quotes_below_one_with_all_eight_decimals(wide_events: list[RecordedEvent]) -> None:
     """What breaks a book keyed by a float rounded to 2 decimals (or truncated): every level is "0.00"."""
-    prices = set()
+    prices: set[str] = set()
     for book in book_states(wide_events, "SHIBUSDT"):
         prices.update(price for price, _ in book.bids(20) + book.asks(20))
     assert all(price.startswith("0.0000") and FIXED[8].match(price) for price in prices)

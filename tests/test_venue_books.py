@@ -40,6 +40,7 @@ def _fixture(name: str) -> ReplayData:
 
 def _can_straddle(frame: Frame) -> bool:
     bids, asks = depth_levels(frame)
+    assert frame.first_update_id is not None and frame.last_update_id is not None
     return frame.last_update_id > frame.first_update_id and len(bids) + len(asks) >= 2
 
 
@@ -67,14 +68,17 @@ def test_every_answer_lies_inside_the_next_event_and_the_event_completes_it(
         symbol = frame.stream.split("@")[0].upper()
         served = venue.snapshot(symbol, request)
         assert not is_crossed(served)
+        assert frame.first_update_id is not None and frame.last_update_id is not None
         if frame.first_update_id <= served.last_update_id < frame.last_update_id:
             inside += 1
         else:
             assert not _can_straddle(frame), index
-        assert truth.snapshot(symbol, request).last_update_id == truth.book(symbol).last_update_id
+        before = truth.book(symbol)
+        assert before is not None and truth.snapshot(symbol, request).last_update_id == before.last_update_id
         apply_depth(served, frame, ())
         truth.advance_to(index)
-        assert _same(served, truth.book(symbol)), index
+        after = truth.book(symbol)
+        assert after is not None and _same(served, after), index
     assert inside >= POSITIONS - 5
 
 
@@ -103,6 +107,7 @@ def test_stale_and_too_new_answers_straddle_the_event_at_their_position(shift: i
     venue.advance_to(depth[49])
     served = venue.snapshot("BTCUSDT", 0, shift)
     event = data.frames[depth[50 + shift]]
+    assert event.first_update_id is not None and event.last_update_id is not None
     assert event.first_update_id <= served.last_update_id < event.last_update_id
 
 
@@ -112,15 +117,18 @@ def test_a_barely_stale_answer_predates_the_connection_and_its_join_never_crosse
     venue = VenueBooks(data, seed=1)
     venue.advance_to(depth[200])
     first = data.frames[depth[190]]
+    assert first.first_update_id is not None
     for lag in (1, 3, 8):
         for request in range(2):
             served = venue.snapshot_before("BTCUSDT", first.index, lag, request)
             assert served.last_update_id + 1 < first.first_update_id
-            assert data.frames[depth[190 - lag]].first_update_id - 1 <= served.last_update_id
+            earlier = data.frames[depth[190 - lag]].first_update_id
+            assert earlier is not None and earlier - 1 <= served.last_update_id
             assert not is_crossed(served)
             join = served.copy()
             for index in depth[190 : 201 + JOIN_HORIZON]:
                 apply_depth(join, data.frames[index], ())
                 assert not is_crossed(join)
     nothing_sent = venue.snapshot_before("BTCUSDT", None, 2, 0)
-    assert nothing_sent.last_update_id + 1 < data.frames[depth[201]].first_update_id
+    later = data.frames[depth[201]].first_update_id
+    assert later is not None and nothing_sent.last_update_id + 1 < later

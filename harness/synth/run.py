@@ -152,6 +152,7 @@ class _Session:
         while self._recorded and self._recorded[0][0] < before_ns:
             _, _, event = heapq.heappop(self._recorded)
             if event.kind is EventKind.HTTP_RESPONSE:
+                assert self._snapshot_body is not None, "taken at snapshot time, before its response is due"
                 event = replace(event, payload=self._snapshot_body)
             elif event.stream == self.depth_stream:
                 self._count_depth(event.payload)

@@ -6,6 +6,7 @@ fault also loses or holds frames, it changes the sends too.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Literal
 
 from replayer.faults.stream import fault_error, hold
 from replayer.faults.work import FaultContext, Work, spread
@@ -20,7 +21,7 @@ from replayer.timeline import (
     Stall,
 )
 
-DISCONNECT_MODES = ("close", "abort", "reset")
+DISCONNECT_MODES: tuple[Literal["close", "abort", "reset"], ...] = ("close", "abort", "reset")
 
 
 def _need_window(ctx: FaultContext, at_least_ns: int = 1) -> None:

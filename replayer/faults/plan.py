@@ -14,6 +14,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import TypedDict
 
 from harness.errors import HarnessError
 from replayer.faults import connection, rest, stream
@@ -39,6 +40,14 @@ APPLY: dict[str, Callable[[Work, FaultContext], None]] = {
     "exchange_restart": connection.exchange_restart,
     "snapshot": rest.snapshot,
 }
+
+
+class FaultUnits(TypedDict):
+    """One fault's row in the report's `faults_by_id`."""
+
+    kind: str
+    armed: int
+    served: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +84,9 @@ class FaultPlan:
             counts[unit.kind] += 1
         return counts
 
-    def by_fault(self, tags: Iterable[FaultTag]) -> dict[str, dict[str, int | str]]:
+    def by_fault(self, tags: Iterable[FaultTag]) -> dict[str, FaultUnits]:
         """Per fault id, in scenario order: its kind, units armed and units served."""
-        rows: dict[str, dict[str, int | str]] = {
+        rows: dict[str, FaultUnits] = {
             fault_id: {"kind": kind, "armed": 0, "served": 0} for fault_id, kind in self.fault_ids.items()
         }
         for unit in self.units:
@@ -141,7 +150,7 @@ def build_schedule(frames: list[Frame], faults: Sequence[FaultSpec], seed: int) 
             )
     sends = [(s.offset_ns, 1, s.rank, replace(s.send, offset_ns=s.offset_ns)) for s in work.slots]
     controls = [(c.offset_ns, 0, (i, 0), c) for i, c in enumerate(work.controls)]
-    entries = [item[3] for item in sorted(controls + sends, key=lambda item: item[:3])]
+    entries = [item[3] for item in sorted([*controls, *sends], key=lambda item: item[:3])]
     injected = {spec.kind: 0 for spec in faults} | dict(Counter(unit.kind for unit in work.units))
     return FaultPlan(
         entries=entries,
