@@ -22,14 +22,13 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError, Inval
 from recorder.format import EventKind, RecordingMeta
 from recorder.segments import RecordingWriter
 from replayer.reference_book import ReferenceBook
-from replayer.replay_data import ReplayData, VenueBooks, apply_depth, depth_levels, load_replay_data
+from replayer.replay_data import ReplayData, VenueBooks, apply_depth, load_replay_data
 from replayer.request_weight import IGNORED_429S_BEFORE_BAN
 from replayer.server import ServerThread, VenueServer
 from replayer.timeline import (
     ClientBufferLimit,
     Disconnect,
     FaultTag,
-    Frame,
     HalfOpen,
     RefuseHandshakes,
     RestBehaviour,
@@ -38,6 +37,7 @@ from replayer.timeline import (
     TimelineEntry,
     Withheld,
 )
+from tests.depth_helpers import can_straddle
 
 REPO = Path(__file__).resolve().parent.parent
 DEPTH = "btcusdt@depth@100ms"
@@ -589,7 +589,7 @@ def test_rest_behaviours_answer_from_the_expected_position(
             assert depth_u(got)[-1] == depth[sent_depth - 1].last_update_id
             served, next_served = orjson.loads(body), orjson.loads(after)
             for answer, at in ((served, sent_depth + shift), (next_served, sent_depth)):
-                if straddle and _can_straddle(depth[at]):
+                if straddle and can_straddle(depth[at]):
                     assert depth[at].first_update_id <= answer["lastUpdateId"] < depth[at].last_update_id
                 else:
                     assert answer["lastUpdateId"] == depth[at - 1].last_update_id
@@ -610,13 +610,6 @@ def test_rest_behaviours_answer_from_the_expected_position(
                 assert book.bids() == truth_book.bids() and book.asks() == truth_book.asks()
 
     asyncio.run(run())
-
-
-def _can_straddle(frame: Frame) -> bool:
-    """An event with two update ids and two entries or more: a state inside it exists."""
-    bids, asks = depth_levels(frame)
-    assert frame.first_update_id is not None and frame.last_update_id is not None
-    return frame.last_update_id > frame.first_update_id and len(bids) + len(asks) >= 2
 
 
 @pytest.mark.parametrize(("status", "code"), [(429, -1003), (503, -1008), (500, -1001)])

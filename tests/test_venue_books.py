@@ -19,11 +19,10 @@ from replayer.replay_data import (
     ReplayData,
     VenueBooks,
     apply_depth,
-    depth_levels,
     is_crossed,
     load_replay_data,
 )
-from replayer.timeline import Frame
+from tests.depth_helpers import can_straddle
 
 REPO = Path(__file__).resolve().parents[1]
 POSITIONS = 80
@@ -36,12 +35,6 @@ def two_symbols(tmp_path_factory: pytest.TempPathFactory) -> ReplayData:
 
 def _fixture(name: str) -> ReplayData:
     return load_replay_data(REPO / "fixtures" / name)
-
-
-def _can_straddle(frame: Frame) -> bool:
-    bids, asks = depth_levels(frame)
-    assert frame.first_update_id is not None and frame.last_update_id is not None
-    return frame.last_update_id > frame.first_update_id and len(bids) + len(asks) >= 2
 
 
 def _same(a: ReferenceBook, b: ReferenceBook) -> bool:
@@ -72,7 +65,7 @@ def test_every_answer_lies_inside_the_next_event_and_the_event_completes_it(
         if frame.first_update_id <= served.last_update_id < frame.last_update_id:
             inside += 1
         else:
-            assert not _can_straddle(frame), index
+            assert not can_straddle(frame), index
         before = truth.book(symbol)
         assert before is not None and truth.snapshot(symbol, request).last_update_id == before.last_update_id
         apply_depth(served, frame, ())
