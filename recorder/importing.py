@@ -8,22 +8,40 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from harness.errors import HarnessError
-from recorder.import_hftbacktest import ImportSummary, import_hftbacktest
+from recorder.import_cryptofeed_v3 import import_cryptofeed_v3
+from recorder.import_hftbacktest import import_hftbacktest
 
-Importer = Callable[..., ImportSummary]
+
+class Summary(Protocol):
+    def line(self) -> str: ...
+
+
+Importer = Callable[..., Summary]
 
 IMPORTERS: dict[str, Importer] = {
     "hftbacktest": import_hftbacktest,
+    "cryptofeed-v3": import_cryptofeed_v3,
 }
 
+TAKES_VENUE = {"cryptofeed-v3"}
+"""Formats whose captures may hold any of several venues, so `--venue` can name one."""
 
-def run_import(*, capture_format: str, source: Path, output: Path, seconds: float | None) -> None:
+
+def run_import(
+    *, capture_format: str, source: Path, output: Path, seconds: float | None, venue: str | None = None
+) -> None:
     """The CLI shell: imports, then prints one summary line."""
     try:
         importer = IMPORTERS[capture_format]
     except KeyError:
         known = ", ".join(sorted(IMPORTERS))
         raise HarnessError(f"unknown capture format {capture_format!r}; known formats: {known}") from None
-    print(importer(source, output, seconds=seconds).line())
+    if venue is None:
+        print(importer(source, output, seconds=seconds).line())
+    elif capture_format in TAKES_VENUE:
+        print(importer(source, output, seconds=seconds, venue=venue).line())
+    else:
+        raise HarnessError(f"--venue does not apply to {capture_format} captures (they hold one venue)")
