@@ -1,0 +1,85 @@
+"""Bybit's subject side (decoder + sequencing rule + BookSync) and the oracle's own rule, on made-up
+frames: the same verdicts from both, reached by different code."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from harness.book_events import DecodeError, DepthDelta, DepthSnapshot
+from harness.sync import Applied, BookSync, GapDetected, NeedSnapshot, Synced
+from harness.venues.bybit.decoder import decode_frame
+from harness.venues.bybit.oracle_rule import OracleChains, read_book_frame, step
+from harness.venues.bybit.sequencing import BybitSequencing
+from tests.bybit_frames import book
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def feed(sync: BookSync, payload: bytes) -> tuple[object, ...]:
+    event = decode_frame(payload)
+    if isinstance(event, DepthSnapshot):
+        return sync.on_stream_snapshot(event)
+    assert isinstance(event, DepthDelta)
+    return sync.on_delta(event)
+
+
+def test_decoder_shapes() -> None:
+    snap = decode_frame(book(5, snapshot=True))
+    delta = decode_frame(book(6))
+    assert isinstance(snap, DepthSnapshot) and snap.last_update_id == 5
+    assert isinstance(delta, DepthDelta) and (delta.first_update_id, delta.last_update_id) == (6, 6)
+    assert decode_frame(b'{"success":true,"ret_msg":"pong","conn_id":"c","op":"ping"}') is None
+    assert decode_frame(b'{"topic":"publicTrade.BTCUSDT","type":"snapshot","data":[]}') is None
+    for bad in (b"{", b'{"topic":"orderbook.1.X","type":"delta","data":{"s":"X","u":1,"b":[]}}'):
+        with pytest.raises(DecodeError):
+            decode_frame(bad)
+
+
+def test_snapshot_syncs_at_once_and_deltas_follow() -> None:
+    sync = BookSync(BybitSequencing())
+    assert isinstance(feed(sync, book(10, snapshot=True))[0], Synced)
+    assert isinstance(feed(sync, book(11, bids=[["100.10", "0"], ["100.00", "3"]]))[0], Applied)
+    assert sync.book.best_bid() == ("100.00", "3") and sync.last_update_id == 11
+    assert feed(sync, book(11))[0].__class__.__name__ == "Dropped"
+
+
+def test_gap_unsyncs_and_asks_for_a_new_snapshot() -> None:
+    sync = BookSync(BybitSequencing())
+    feed(sync, book(10, snapshot=True))
+    events = feed(sync, book(12))
+    assert any(isinstance(e, GapDetected) for e in events)
+    assert any(isinstance(e, NeedSnapshot) for e in events)
+    assert not sync.synced
+    assert isinstance(feed(sync, book(20, snapshot=True))[0], Synced)
+    assert sync.synced and sync.last_update_id == 20
+
+
+def test_restart_snapshot_with_u_1_replaces_a_synced_book() -> None:
+    sync = BookSync(BybitSequencing())
+    feed(sync, book(5000, snapshot=True, bids=[["90.00", "1"]]))
+    feed(sync, book(1, snapshot=True, bids=[["95.00", "2"]]))
+    assert sync.synced and sync.last_update_id == 1
+    assert sync.book.best_bid() == ("95.00", "2")
+    assert isinstance(feed(sync, book(2))[0], Applied)
+
+
+def test_oracle_rule_agrees_without_the_components() -> None:
+    chains = OracleChains()
+    frames = [book(10, snapshot=True), book(11), book(11), book(13), book(14), book(1, snapshot=True), book(2)]
+    verdicts = [chains.feed("orderbook.50.BTCUSDT", read_book_frame(f)) for f in frames]  # type: ignore[arg-type]
+    assert verdicts == ["reset", "apply", "stale", "gap", "gap", "reset", "apply"]
+    assert read_book_frame(b'{"success":true,"op":"ping"}') is None
+    frame = read_book_frame(book(3))
+    assert frame is not None and step(None, frame) == "gap"
+    with pytest.raises(ValueError):
+        read_book_frame(b'{"topic":"orderbook.1.X","type":"delta","data":{"s":"X","u":true,"b":[],"a":[]}}')
+
+
+def test_oracle_rule_imports_none_of_what_it_judges() -> None:
+    tree = ast.parse((REPO / "harness" / "venues" / "bybit" / "oracle_rule.py").read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert all(not (name or "").startswith("harness") for name in imported), imported
