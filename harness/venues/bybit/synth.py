@@ -8,10 +8,11 @@ Bybit asks; those requests are recorded as `ws_send` rows. The venue acks each r
 each book's snapshot (its top `depth` levels, `u` from a seeded start), then every push interval a
 delta holding exactly what changed in that top-`depth` view (levels that moved in or changed, and
 "0" for levels that left it, as a depth-limited feed must), `u` +1 per frame, skipped when nothing
-changed; `seq` is the engine's change counter, `cts` the engine time of the last change and `ts`
-the push time. Trades go out as they happen. Receive times are send times plus a seeded delay,
-never out of order. Timestamps start at a fixed wall and monotonic origin, so a seed always gives
-the same bytes. How to plug it into `harness synth`: docs/venues-bybit.md.
+changed. Depth 1 is snapshots only, as on Bybit: one per change, the same `u` again after 3 s idle.
+`seq` is the engine's change counter, `cts` the engine time of the last change, `ts` the push time.
+Trades go out as they happen. Receive times are send times plus a seeded delay, never out of
+order. Timestamps start at a fixed wall and monotonic origin, so a seed always gives the same
+bytes. How to plug it into `harness synth`: docs/venues-bybit.md.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ WALL_START_NS = 1_704_067_200_000_000_000
 """2024-01-01T00:00:00Z, as `harness synth` uses for Binance."""
 MONO_START_NS = 86_400_000_000_000
 PING_EVERY_NS = 20_000_000_000
+LEVEL1_REPEAT_NS = 3_000_000_000
+"""Bybit re-sends an unchanged level-1 book as a snapshot after 3 s, with the same `u`."""
 WS_CONN_ID = 1
 CONN_TAG = "synth-bybit-1"
 
@@ -62,6 +65,7 @@ class _Book:
     sent_asks: dict[int, int] = field(default_factory=dict)
     engine_seq: int = 0
     last_change_ns: int = 0
+    last_sent_ns: int = 0
     subscribed: bool = False
 
 
@@ -191,18 +195,25 @@ class _Run:
     def _send_book(self, book: _Book, send_ns: int, *, snapshot: bool) -> None:
         bids = self._top(book.bids, True)
         asks = self._top(book.asks, False)
+        if not snapshot and not book.subscribed:
+            return
+        bid_levels = _changes(book.sent_bids, bids, reverse=True)
+        ask_levels = _changes(book.sent_asks, asks, reverse=False)
+        changed = bool(bid_levels or ask_levels)
+        if not snapshot and self.depth == 1:
+            # Level 1 is snapshots only: one per change, and the same `u` again after 3 s of none.
+            if not changed and send_ns - book.last_sent_ns < LEVEL1_REPEAT_NS:
+                return
+            snapshot = True
+        elif not snapshot and not changed:
+            return
         if snapshot:
             bid_levels = sorted(bids.items(), reverse=True)
             ask_levels = sorted(asks.items())
-            book.subscribed = True
-        else:
-            if not book.subscribed:
-                return
-            bid_levels = _changes(book.sent_bids, bids, reverse=True)
-            ask_levels = _changes(book.sent_asks, asks, reverse=False)
-            if not bid_levels and not ask_levels:
-                return
+        if book.subscribed and changed:
             book.update_id += 1
+        book.subscribed = True
+        book.last_sent_ns = send_ns
         book.sent_bids, book.sent_asks = bids, asks
         payload = book_frame(
             self.category,
