@@ -26,8 +26,8 @@ IMPORTERS: dict[str, Importer] = {
     "cryptofeed-v3": import_cryptofeed_v3,
 }
 
-TAKES_VENUE = {"cryptofeed-v3"}
-"""Formats whose captures may hold any of several venues, so `--venue` can name one."""
+TAKES_VENUE = frozenset({"cryptofeed-v3"})
+"""Formats whose captures can hold several venues; the others know theirs."""
 
 
 def run_import(
@@ -44,4 +44,4 @@ def run_import(
     elif capture_format in TAKES_VENUE:
         print(importer(source, output, seconds=seconds, venue=venue).line())
     else:
-        raise HarnessError(f"--venue does not apply to {capture_format} captures (they hold one venue)")
+        raise HarnessError(f"--venue does not apply to {capture_format} captures: they hold one venue")
