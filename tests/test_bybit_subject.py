@@ -11,7 +11,7 @@ import pytest
 from harness.book_events import DecodeError, DepthDelta, DepthSnapshot
 from harness.sync import Applied, BookSync, GapDetected, NeedSnapshot, Synced
 from harness.venues.bybit.decoder import decode_frame
-from harness.venues.bybit.oracle_rule import OracleChains, read_book_frame, step
+from harness.venues.bybit.oracle_rule import BybitOracleChains, read_book_frame, step
 from harness.venues.bybit.sequencing import BybitSequencing
 from tests.bybit_frames import book
 
@@ -67,7 +67,7 @@ def test_restart_snapshot_with_u_1_replaces_a_synced_book() -> None:
 
 
 def test_oracle_rule_agrees_without_the_components() -> None:
-    chains = OracleChains()
+    chains = BybitOracleChains()
     frames = [book(10, snapshot=True), book(11), book(11), book(13), book(14), book(1, snapshot=True), book(2)]
     verdicts = [chains.feed("orderbook.50.BTCUSDT", read_book_frame(f)) for f in frames]  # type: ignore[arg-type]
     assert verdicts == ["reset", "apply", "stale", "gap", "gap", "reset", "apply"]

@@ -12,7 +12,7 @@ import pytest
 from harness.errors import HarnessError
 from harness.venues.bybit import DIALECT
 from harness.venues.bybit.control import SPOT_MAX_ARGS
-from harness.venues.bybit.oracle_rule import OracleChains, read_book_frame
+from harness.venues.bybit.oracle_rule import BybitOracleChains, read_book_frame
 from harness.venues.bybit.synth import generate_events, recording_meta
 from recorder.format import EventKind
 
@@ -29,7 +29,7 @@ def test_chains_hold_and_the_view_stays_within_depth(category: str, depth: int) 
     events = list(generate_events("BTCUSDT,SOLUSDT", 6, 2, category=category, depth=depth))
     assert [e.seq for e in events] == list(range(len(events)))
     assert [e.recv_mono_ns for e in events] == sorted(e.recv_mono_ns for e in events)
-    chains = OracleChains()
+    chains = BybitOracleChains()
     views: dict[str, tuple[dict[float, str], dict[float, str]]] = {}
     for event in events:
         if event.stream is None or not DIALECT.is_book_stream(event.stream):

@@ -8,15 +8,15 @@ import pytest
 from harness.venues.bybit import DIALECT
 from harness.venues.bybit.control import (
     SPOT_MAX_ARGS,
-    BadRequest,
-    ControlRequest,
-    Subscriptions,
+    BybitBadRequest,
+    BybitRequest,
+    BybitSubscriptions,
     parse_request,
     pong,
     reply,
     request_frame,
 )
-from harness.venues.bybit.encoder import TradePrint, decimal_text, trade_frame
+from harness.venues.bybit.encoder import BybitTradePrint, decimal_text, trade_frame
 from harness.venues.bybit.topics import category_of_url, parse_book_topic, qualify, split_stream, topic_of
 from harness.venues.dialect import ChainIds
 from tests.bybit_frames import book
@@ -91,7 +91,7 @@ def test_encoder_key_order_and_number_style_differ_by_category() -> None:
 
 
 def test_trade_frame_is_a_snapshot_list() -> None:
-    fill = TradePrint("77", 1_700_000_000_001, "100.10", "0.5", "Buy", 9)
+    fill = BybitTradePrint("77", 1_700_000_000_001, "100.10", "0.5", "Buy", 9)
     doc = orjson.loads(trade_frame("linear", "BTCUSDT", [fill], 1_700_000_000_002))
     assert doc["topic"] == "publicTrade.BTCUSDT" and doc["type"] == "snapshot"
     assert doc["data"][0]["S"] == "Buy" and doc["data"][0]["p"] == "100.10"
@@ -119,19 +119,19 @@ def test_acks_and_pongs_differ_between_spot_and_linear() -> None:
 
 
 def test_parse_request() -> None:
-    assert parse_request(request_frame("subscribe", ("orderbook.1.X",), "r")) == ControlRequest(
+    assert parse_request(request_frame("subscribe", ("orderbook.1.X",), "r")) == BybitRequest(
         "subscribe", ("orderbook.1.X",), "r"
     )
-    assert parse_request(request_frame("ping")) == ControlRequest("ping", ())
-    assert isinstance(parse_request(b"{"), BadRequest)
-    assert isinstance(parse_request(b'{"op":"auth","args":[]}'), BadRequest)
-    assert isinstance(parse_request(b'{"op":"subscribe","args":[]}'), BadRequest)
-    assert isinstance(parse_request(b'{"op":"subscribe","args":[1]}'), BadRequest)
+    assert parse_request(request_frame("ping")) == BybitRequest("ping", ())
+    assert isinstance(parse_request(b"{"), BybitBadRequest)
+    assert isinstance(parse_request(b'{"op":"auth","args":[]}'), BybitBadRequest)
+    assert isinstance(parse_request(b'{"op":"subscribe","args":[]}'), BybitBadRequest)
+    assert isinstance(parse_request(b'{"op":"subscribe","args":[1]}'), BybitBadRequest)
 
 
-def _ledger(category: str = "linear") -> Subscriptions:
+def _ledger(category: str = "linear") -> BybitSubscriptions:
     served = {"orderbook.50.BTCUSDT", "publicTrade.BTCUSDT"} | {f"orderbook.1.S{i}" for i in range(12)}
-    return Subscriptions("spot" if category == "spot" else "linear", "c9", served.__contains__)
+    return BybitSubscriptions("spot" if category == "spot" else "linear", "c9", served.__contains__)
 
 
 def test_subscriptions_subscribe_ping_unsubscribe() -> None:

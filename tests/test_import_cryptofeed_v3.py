@@ -18,7 +18,7 @@ from harness.cli import app
 from harness.errors import HarnessError
 from harness.sync import BookSync, GapDetected
 from harness.venues.bybit.decoder import decode_frame
-from harness.venues.bybit.oracle_rule import OracleChains, read_book_frame
+from harness.venues.bybit.oracle_rule import BybitOracleChains, read_book_frame
 from harness.venues.bybit.sequencing import BybitSequencing
 from recorder.format import EventKind
 from recorder.import_cryptofeed_v3 import import_cryptofeed_v3
@@ -157,7 +157,7 @@ def test_real_capture_keeps_every_byte(real_recording: Path) -> None:
 
 
 def test_real_capture_chains_have_no_gap_and_books_agree(real_recording: Path) -> None:
-    chains = OracleChains()
+    chains = BybitOracleChains()
     oracle_books: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
     syncs: dict[str, BookSync] = {}
     gaps = 0

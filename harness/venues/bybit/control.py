@@ -29,14 +29,14 @@ ARGS_MAX_CHARS = 21_000
 
 
 @dataclass(frozen=True, slots=True)
-class ControlRequest:
+class BybitRequest:
     op: Op
     args: tuple[str, ...]
     req_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class BadRequest:
+class BybitBadRequest:
     """A client message the venue cannot act on; `op` and `req_id` as far as they could be read."""
 
     reason: str
@@ -54,24 +54,24 @@ def request_frame(op: Op, args: tuple[str, ...] = (), req_id: str | None = None)
     return orjson.dumps(message)
 
 
-def parse_request(text: bytes | str) -> ControlRequest | BadRequest:
+def parse_request(text: bytes | str) -> BybitRequest | BybitBadRequest:
     try:
         message = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return BadRequest("error:request not json")
+        return BybitBadRequest("error:request not json")
     if not isinstance(message, dict):
-        return BadRequest("error:request not json object")
+        return BybitBadRequest("error:request not json object")
     op = message.get("op")
     raw_req_id = message.get("req_id")
     req_id = raw_req_id if isinstance(raw_req_id, str) else None
     if op not in OPS:
-        return BadRequest(f"error:unknown op {op!r}", op=op if isinstance(op, str) else "", req_id=req_id)
+        return BybitBadRequest(f"error:unknown op {op!r}", op=op if isinstance(op, str) else "", req_id=req_id)
     args = message.get("args", [])
     if op == "ping":
-        return ControlRequest("ping", (), req_id)
+        return BybitRequest("ping", (), req_id)
     if not isinstance(args, list) or not args or not all(isinstance(a, str) and a for a in args):
-        return BadRequest("error:args must be a non-empty list of topics", op=op, req_id=req_id)
-    return ControlRequest(op, tuple(args), req_id)
+        return BybitBadRequest("error:args must be a non-empty list of topics", op=op, req_id=req_id)
+    return BybitRequest(op, tuple(args), req_id)
 
 
 def reply(
@@ -92,7 +92,7 @@ def pong(category: Category, conn_id: str, req_id: str | None = None) -> bytes:
 
 
 @dataclass(slots=True)
-class Outcome:
+class BybitOutcome:
     """What one client message did: the reply to send, then the topics whose snapshot the venue
     must send now (`subscribed`, in request order) and the topics it must stop sending."""
 
@@ -102,7 +102,7 @@ class Outcome:
 
 
 @dataclass(slots=True)
-class Subscriptions:
+class BybitSubscriptions:
     """One connection's topics. `serves(topic)` says whether the venue publishes a topic at all."""
 
     category: Category
@@ -110,23 +110,27 @@ class Subscriptions:
     serves: Callable[[str], bool]
     topics: list[str] = field(default_factory=list)
 
-    def handle(self, text: bytes | str) -> Outcome:
+    def handle(self, text: bytes | str) -> BybitOutcome:
         request = parse_request(text)
-        if isinstance(request, BadRequest):
-            return Outcome(self._fail(request.op, request.req_id, request.reason))
+        if isinstance(request, BybitBadRequest):
+            return BybitOutcome(self._fail(request.op, request.req_id, request.reason))
         if request.op == "ping":
-            return Outcome(pong(self.category, self.conn_id, request.req_id))
+            return BybitOutcome(pong(self.category, self.conn_id, request.req_id))
         problem = self._problem(request)
         if problem is not None:
-            return Outcome(self._fail(request.op, request.req_id, problem))
+            return BybitOutcome(self._fail(request.op, request.req_id, problem))
         if request.op == "subscribe":
             self.topics.extend(request.args)
-            return Outcome(reply(self.category, self.conn_id, "subscribe", request.req_id), subscribed=request.args)
+            return BybitOutcome(
+                reply(self.category, self.conn_id, "subscribe", request.req_id), subscribed=request.args
+            )
         for topic in request.args:
             self.topics.remove(topic)
-        return Outcome(reply(self.category, self.conn_id, "unsubscribe", request.req_id), unsubscribed=request.args)
+        return BybitOutcome(
+            reply(self.category, self.conn_id, "unsubscribe", request.req_id), unsubscribed=request.args
+        )
 
-    def _problem(self, request: ControlRequest) -> str | None:
+    def _problem(self, request: BybitRequest) -> str | None:
         if self.category == "spot" and len(request.args) > SPOT_MAX_ARGS:
             return f"error:args size >{SPOT_MAX_ARGS}"
         if sum(len(arg) for arg in request.args) > ARGS_MAX_CHARS:

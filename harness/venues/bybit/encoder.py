@@ -68,7 +68,7 @@ def book_frame(
 
 
 @dataclass(frozen=True, slots=True)
-class TradePrint:
+class BybitTradePrint:
     """One fill as `publicTrade` reports it; `taker_side` is "Buy" or "Sell"."""
 
     trade_id: str
@@ -79,7 +79,7 @@ class TradePrint:
     seq: int
 
 
-def trade_frame(category: Category, symbol: str, prints: Sequence[TradePrint], ts_ms: int) -> bytes:
+def trade_frame(category: Category, symbol: str, prints: Sequence[BybitTradePrint], ts_ms: int) -> bytes:
     """A `publicTrade.{symbol}` push (always `type: snapshot`, one entry per fill)."""
     if not prints:
         raise ValueError("a trade frame carries at least one fill")

@@ -14,11 +14,11 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-OracleStep = Literal["reset", "apply", "gap", "stale"]
+BybitOracleStep = Literal["reset", "apply", "gap", "stale"]
 
 
 @dataclass(frozen=True, slots=True)
-class OracleBookFrame:
+class BybitOracleFrame:
     """One `orderbook.*` frame as the oracle reads it; levels are the venue's strings."""
 
     topic: str
@@ -29,7 +29,7 @@ class OracleBookFrame:
     asks: list[list[str]]
 
 
-def read_book_frame(payload: bytes | str) -> OracleBookFrame | None:
+def read_book_frame(payload: bytes | str) -> BybitOracleFrame | None:
     """The book frame in `payload`; None for other topics and control replies; ValueError when an
     `orderbook.*` frame does not have Bybit's shape."""
     try:
@@ -53,10 +53,10 @@ def read_book_frame(payload: bytes | str) -> OracleBookFrame | None:
         raise ValueError(f"{topic}: needs `data.s` and an integer `data.u`")
     if not isinstance(bids, list) or not isinstance(asks, list):
         raise ValueError(f"{topic}: needs `data.b` and `data.a` lists")
-    return OracleBookFrame(topic, symbol, update_id, kind == "snapshot", bids, asks)
+    return BybitOracleFrame(topic, symbol, update_id, kind == "snapshot", bids, asks)
 
 
-def step(last_update_id: int | None, frame: OracleBookFrame) -> OracleStep:
+def step(last_update_id: int | None, frame: BybitOracleFrame) -> BybitOracleStep:
     """Where `frame` goes on a chain whose last applied `u` is `last_update_id` (None: no book yet).
 
     `stale` is a delta at or below the book's `u` (a replay: nothing lost, nothing to apply).
@@ -70,16 +70,16 @@ def step(last_update_id: int | None, frame: OracleBookFrame) -> OracleStep:
     return "apply" if frame.update_id == last_update_id + 1 else "gap"
 
 
-class OracleChains:
+class BybitOracleChains:
     """Per stream key: the last `u` and the count of each step, fed frames in recorded order."""
 
     __slots__ = ("counts", "last")
 
     def __init__(self) -> None:
         self.last: dict[str, int] = {}
-        self.counts: dict[OracleStep, int] = {"reset": 0, "apply": 0, "gap": 0, "stale": 0}
+        self.counts: dict[BybitOracleStep, int] = {"reset": 0, "apply": 0, "gap": 0, "stale": 0}
 
-    def feed(self, key: str, frame: OracleBookFrame) -> OracleStep:
+    def feed(self, key: str, frame: BybitOracleFrame) -> BybitOracleStep:
         verdict = step(self.last.get(key), frame)
         self.counts[verdict] += 1
         if verdict in ("reset", "apply"):

@@ -28,7 +28,7 @@ from harness import __version__
 from harness.errors import HarnessError
 from harness.synth.market import MarketEvent, MarketSimulator, SynthSymbol, Trade, symbol_spec
 from harness.venues.bybit.control import SPOT_MAX_ARGS, pong, reply, request_frame
-from harness.venues.bybit.encoder import TradePrint, book_frame, decimal_text, trade_frame
+from harness.venues.bybit.encoder import BybitTradePrint, book_frame, decimal_text, trade_frame
 from harness.venues.bybit.topics import (
     BOOK_DEPTHS,
     LIVE_WS_URL,
@@ -232,7 +232,7 @@ class _Run:
     def _send_trade(self, book: _Book, trade: Trade) -> None:
         send_ns = trade.time_ns + self._ms(0.2, 0.5)
         spec = book.spec
-        fill = TradePrint(
+        fill = BybitTradePrint(
             trade_id=str(trade.trade_id),
             time_ms=(WALL_START_NS + trade.time_ns) // 1_000_000,
             price=decimal_text(
