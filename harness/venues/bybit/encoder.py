@@ -20,6 +20,15 @@ UNIT_DECIMALS = 8
 """Amounts arrive as integers of 1e-8 (the synth's fixed point)."""
 
 
+def decimals_of(units: int) -> int:
+    """How many decimals an increment of `units` 1e-8 needs (a tick of 1_000_000 is 0.01: 2)."""
+    decimals = UNIT_DECIMALS
+    while units % 10 == 0 and decimals > 0:
+        units //= 10
+        decimals -= 1
+    return decimals
+
+
 def decimal_text(units: int, decimals: int, *, strip: bool) -> str:
     """`units` of 1e-8 written with `decimals` places; `strip` drops trailing zeros (spot's style)."""
     if units < 0:

@@ -28,7 +28,7 @@ from harness import __version__
 from harness.errors import HarnessError
 from harness.synth.market import MarketEvent, MarketSimulator, SynthSymbol, Trade, symbol_spec
 from harness.venues.bybit.control import SPOT_MAX_ARGS, pong, reply, request_frame
-from harness.venues.bybit.encoder import BybitTradePrint, book_frame, decimal_text, trade_frame
+from harness.venues.bybit.encoder import BybitTradePrint, book_frame, decimal_text, decimals_of, trade_frame
 from harness.venues.bybit.topics import (
     BOOK_DEPTHS,
     LIVE_WS_URL,
@@ -67,14 +67,6 @@ class _Book:
     last_change_ns: int = 0
     last_sent_ns: int = 0
     subscribed: bool = False
-
-
-def _decimals(units: int) -> int:
-    decimals = 8
-    while units % 10 == 0 and decimals > 0:
-        units //= 10
-        decimals -= 1
-    return decimals
 
 
 class _Run:
@@ -236,10 +228,10 @@ class _Run:
             trade_id=str(trade.trade_id),
             time_ms=(WALL_START_NS + trade.time_ns) // 1_000_000,
             price=decimal_text(
-                trade.price * spec.tick_units, _decimals(spec.tick_units), strip=self.category == "spot"
+                trade.price * spec.tick_units, decimals_of(spec.tick_units), strip=self.category == "spot"
             ),
             size=decimal_text(
-                trade.quantity * spec.lot_units, _decimals(spec.lot_units), strip=self.category == "spot"
+                trade.quantity * spec.lot_units, decimals_of(spec.lot_units), strip=self.category == "spot"
             ),
             taker_side="Sell" if trade.buyer_is_maker else "Buy",
             seq=book.engine_seq,
@@ -251,8 +243,8 @@ class _Run:
         strip = self.category == "spot"
         price, size = level
         return (
-            decimal_text(price * spec.tick_units, _decimals(spec.tick_units), strip=strip),
-            decimal_text(size * spec.lot_units, _decimals(spec.lot_units), strip=strip),
+            decimal_text(price * spec.tick_units, decimals_of(spec.tick_units), strip=strip),
+            decimal_text(size * spec.lot_units, decimals_of(spec.lot_units), strip=strip),
         )
 
     def _record(
