@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from harness.book_events import DecodeError, DepthDelta, DepthSnapshot
 from harness.sync import Applied, BookSync, GapDetected, NeedSnapshot, Synced
 from harness.venues.bybit.decoder import decode_frame
-from harness.venues.bybit.oracle_rule import BybitOracleChains, read_book_frame, step
+from harness.venues.bybit.oracle_rule import BybitOracleChains, bridges, decode, read_book_frame, step
+from harness.venues.bybit.oracle_rule import snapshot as is_snapshot
 from harness.venues.bybit.sequencing import BybitSequencing
 from tests.bybit_frames import book
 
@@ -80,6 +82,17 @@ def test_oracle_rule_agrees_without_the_components() -> None:
 
 def test_oracle_rule_imports_none_of_what_it_judges() -> None:
     tree = ast.parse((REPO / "harness" / "venues" / "bybit" / "oracle_rule.py").read_text())
-    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    assert all(not (name or "").startswith("harness") for name in imported), imported
+    judged = {"harness.book", "harness.sync"} | {
+        f"harness.venues.bybit.{name}" for name in ("decoder", "sequencing", "venue", "topics", "control")
+    }
+    assert not imported & judged, imported
+
+
+def test_oracle_rule_in_the_oracles_shape() -> None:
+    snap, delta, other = (SimpleNamespace(payload=p) for p in (book(7, snapshot=True), book(8), b"{}"))
+    assert decode(snap) == ("BTCUSDT", 7, 7, None, [["100.10", "1.000"]], [["100.20", "2.000"]])  # type: ignore[arg-type]
+    assert decode(other) is None  # type: ignore[arg-type]
+    assert is_snapshot(snap) and not is_snapshot(delta)  # type: ignore[arg-type]
+    assert bridges(SimpleNamespace(first_update_id=8), 7) and not bridges(SimpleNamespace(first_update_id=9), 7)  # type: ignore[arg-type]

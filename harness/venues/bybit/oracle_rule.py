@@ -11,8 +11,13 @@ the components'.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from harness.oracle import DepthFrame
+    from replayer.timeline import Frame
 
 BybitOracleStep = Literal["reset", "apply", "gap", "stale"]
 
@@ -87,3 +92,23 @@ class BybitOracleChains:
         elif verdict == "gap":
             self.last.pop(key, None)
         return verdict
+
+
+def decode(frame: Frame) -> tuple[str, int, int, None, Sequence[Any], Sequence[Any]] | None:
+    """The oracle's reading of a recorded frame (harness/oracle.py's shape): (symbol, u, u, no link,
+    bids, asks) for a book frame, None for any other; `snapshot` tells a snapshot frame apart."""
+    found = read_book_frame(frame.payload)
+    if found is None:
+        return None
+    return found.symbol, found.update_id, found.update_id, None, found.bids, found.asks
+
+
+def snapshot(frame: Frame) -> bool:
+    """Whether a recorded frame is an in-stream snapshot, which replaces the book whatever its `u`."""
+    found = read_book_frame(frame.payload)
+    return found is not None and found.snapshot
+
+
+def bridges(ids: DepthFrame, snapshot_id: int) -> bool:
+    """A delta continues a book at `snapshot_id` only as `snapshot_id + 1`."""
+    return ids.first_update_id == snapshot_id + 1
