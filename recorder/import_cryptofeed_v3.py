@@ -111,7 +111,7 @@ def import_cryptofeed_v3(
     name = venue or _venue_of(source, ws_urls)
     if name not in DIALECTS:
         raise HarnessError(
-            f"{source}: a {name} capture; {FORMAT} imports {', '.join(sorted(DIALECTS))} so far (--venue to override)"
+            f"{source}: a {name} capture; {FORMAT} imports {', '.join(sorted(DIALECTS))} captures so far"
         )
     dialect = DIALECTS[name]
     categories = {category_of_url(url) for url in ws_urls} if name == BYBIT.name else set()

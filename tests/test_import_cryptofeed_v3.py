@@ -100,7 +100,7 @@ def test_venue_from_urls_or_flag(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="--venue"):
         import_cryptofeed_v3(source, tmp_path / "a")
     assert import_cryptofeed_v3(source, tmp_path / "b", venue="bybit").venue == "bybit"
-    with pytest.raises(HarnessError, match="imports bybit"):
+    with pytest.raises(HarnessError, match="imports bybit captures"):
         import_cryptofeed_v3(source, tmp_path / "c", venue="okx")
 
 
