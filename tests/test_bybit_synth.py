@@ -109,7 +109,7 @@ def _encoder_frames(depth: int, category: str) -> tuple[list[bytes], BybitSynthE
 
     bids, asks = market.book()
     snap = DepthSnapshot("BTCUSDT", market.last_update_id, levels(bids), levels(asks))
-    frames = [encoder.snapshot_payload(snap, 5000, 1)]
+    frames = [encoder.snapshot_payload(snap, 1)]
     window: dict[tuple[bool, int], int] = {}
 
     def publish(at_ns: int) -> None:
@@ -160,4 +160,4 @@ def test_synth_encoder_needs_its_snapshot_first() -> None:
     encoder = BybitSynthEncoder(symbol_spec("ETHUSDT"))
     with pytest.raises(ValueError, match="snapshot"):
         encoder.book_frame(DepthDelta("ETHUSDT", 1, 1, [], []))
-    assert encoder.snapshot_url("https://api.bybit.com", 50) is None and encoder.book_stream == "orderbook.1000.ETHUSDT"
+    assert encoder.snapshot_url("https://api.bybit.com") is None and encoder.book_stream == "orderbook.1000.ETHUSDT"

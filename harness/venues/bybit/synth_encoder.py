@@ -75,11 +75,11 @@ class BybitSynthEncoder:
     def size(self, units: int) -> str:
         return decimal_text(units, decimals_of(self.market.lot_units), strip=self.category == "spot")
 
-    def snapshot_url(self, rest_base: str, limit: int) -> str | None:
+    def snapshot_url(self, rest_base: str) -> str | None:
         return None
 
-    def snapshot_payload(self, snapshot: DepthSnapshot, limit: int, time_ms: int) -> bytes:
-        """The in-stream snapshot a subscriber gets first: the top `depth` levels (`limit` is REST's)."""
+    def snapshot_payload(self, snapshot: DepthSnapshot, time_ms: int) -> bytes:
+        """The in-stream snapshot a subscriber gets first: the top `depth` levels."""
         book = ReferenceBook()
         book.load(snapshot.last_update_id, snapshot.bids, snapshot.asks)
         self._book = book
