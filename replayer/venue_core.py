@@ -459,8 +459,9 @@ class VenueCore:
         if conn.over_limit_since is None:
             conn.over_limit_since = now_ns
             return [CheckBacklog(conn_id, now_ns + SLOW_CONSUMER_GRACE_NS, now_ns)]
-        if now_ns - conn.over_limit_since < SLOW_CONSUMER_GRACE_NS:
-            return []
+        ends = conn.over_limit_since + SLOW_CONSUMER_GRACE_NS
+        if now_ns < ends:  # a timer may fire a little early: look again when the grace really ends
+            return [] if since_ns is None else [CheckBacklog(conn_id, ends, since_ns)]
         self.stats.slow_consumers_dropped += 1
         conn.record.close_cause = "slow_consumer"
         return [Abort(conn_id)]

@@ -557,6 +557,8 @@ def test_a_slow_consumer_is_dropped_only_after_staying_over_the_limit_for_the_gr
     assert core.backlog(conn, 900, 101, NOW + SLOW_CONSUMER_GRACE_NS, since_ns=NOW) == []  # a stale check
     since = NOW + 5
     assert core.backlog(conn, 2000, 100, since) == [CheckBacklog(conn, since + SLOW_CONSUMER_GRACE_NS, since)]
+    early = core.backlog(conn, 2000, 100, since + SLOW_CONSUMER_GRACE_NS - 1, since_ns=since)
+    assert early == [CheckBacklog(conn, since + SLOW_CONSUMER_GRACE_NS, since)]  # a timer that fired early
     assert core.backlog(conn, 2000, 100, since + SLOW_CONSUMER_GRACE_NS, since_ns=since) == [Abort(conn)]
     assert core.stats.slow_consumers_dropped == 1 and core.clients[conn].close_cause == "slow_consumer"
     assert core.backlog(conn, 2000, 100, since + 2 * SLOW_CONSUMER_GRACE_NS) == []  # dropped once

@@ -18,7 +18,7 @@ How the core uses a wire, in order of a client's life:
    `Control` (what the client asks) or a `ControlRejected` (the venue's error reply, sent as is). The core
    applies a `Control` to the connection (its subscriptions, its framing) after checking its limits,
    then asks `render_control(control, state)` for the replies (acks, LIST results, pongs) or
-   `render_limit_error(control, limit)` when a limit refused it.
+   `render_limit_error(control, limit, allowed)` when a limit refused it.
 3. For each stream a connection newly holds, the core asks `stream_snapshot(stream, books, wall_ms)`:
    venues whose snapshot travels on the stream (Bybit, OKX) render it from the venue's current book,
    and the core sends it before any delta of that stream; REST-snapshot venues (Binance) return None.
@@ -54,7 +54,8 @@ A sketch of the other venues, so the contract is implementable from this page al
   (`"action":"snapshot"`, with its CRC32 `checksum` over the top 25 levels), rendered by `stream_snapshot`.
 
 Limits are the venue's numbers (`WireLimits`); the core enforces them and a user may override them
-(`replayer/venue_limits.py`, `VenueServer(limits=...)`, `harness serve --max-...`).
+(`replayer/venue_limits.py`; `VenueServer(messages_per_second=..., max_streams_per_connection=...)`;
+`harness serve --messages-per-second ...`).
 """
 
 from __future__ import annotations
