@@ -9,7 +9,8 @@ from typing import Literal
 import orjson
 import pytest
 
-from harness.venues.binance_spot.wire import WIRE
+from harness.venues.binance_spot.wire import WIRE, BinanceSpotWire
+from harness.venues.wire import Books, ConnectionState, Control, ControlRejected, Reply
 from replayer.reference_book import ReferenceBook
 from replayer.replay_data import ReplayData, VenueBooks, apply_depth, load_replay_data
 from replayer.request_weight import IGNORED_429S_BEFORE_BAN, MINUTE_NS
@@ -597,3 +598,36 @@ def test_a_derived_depth_stream_is_computed_only_for_a_subscriber(data: ReplayDa
     assert all(isinstance(a, Write) and a.entry is None for a in actions if isinstance(a, Write))
     assert updates[-1]["u"] == depth_frames(data)[-1].last_update_id
     assert all(b["U"] == a["u"] + 1 for a, b in itertools.pairwise(updates))
+
+
+class _StreamSnapshotWire(BinanceSpotWire):
+    """Binance's wire with two OKX habits, to drive the core's venue-neutral paths: a text `ping` answered
+    `pong`, and the book's snapshot sent on the stream to each new subscriber."""
+
+    def parse_control(self, message: str | bytes) -> Control | ControlRejected:
+        return Control("ping") if message == "ping" else super().parse_control(message)
+
+    def render_control(self, control: Control, state: ConnectionState) -> list[Reply]:
+        return [Reply(b"pong")] if control.kind == "ping" else super().render_control(control, state)
+
+    def stream_snapshot(self, stream: str, books: Books, wall_ms: int) -> bytes | None:
+        book = books.book(self.symbol_of(stream) or "")
+        if not self.is_book_stream(stream) or book is None:
+            return None
+        data = {"snapshot": book.last_update_id, "bids": book.bids(2), "at": wall_ms}
+        return b'{"stream":"' + stream.encode() + b'","data":' + orjson.dumps(data) + b"}"
+
+
+def test_a_stream_snapshot_venue_sends_the_current_book_first_and_answers_text_pings(data: ReplayData) -> None:
+    core = VenueCore(data, _StreamSnapshotWire(), started_ns=NOW)
+    early, opened = core.open(f"/ws/{DEPTH}/{TRADE}", PEER, NOW, WALL)
+    (first,) = [orjson.loads(p) for p in payloads(opened, early)]  # raw framing: the data part
+    assert first["snapshot"] == data.start_books["BTCUSDT"].last_update_id and first["at"] == WALL // 1_000_000
+    walk(core, 6)
+    late, _ = core.open("/ws", PEER, NOW, WALL)
+    replies = core.receive(late, orjson.dumps({"method": "SUBSCRIBE", "params": [DEPTH, TRADE], "id": 1}), NOW, WALL)
+    ack, snapshot = [orjson.loads(p) for p in payloads(replies, late)]
+    sent = [f for f in data.frames[:6] if f.last_update_id is not None]
+    assert ack == {"result": None, "id": 1} and snapshot["snapshot"] == sent[-1].last_update_id
+    assert len(snapshot["bids"]) == 2
+    assert payloads(core.receive(late, "ping", NOW, WALL), late) == [b"pong"]
