@@ -376,7 +376,7 @@ class VenueCore:
                 conn.streams.pop(name, None)
         elif control.kind == "set_framing" and control.framing is not None:
             conn.framing = control.framing
-        state = ConnectionState(tuple(conn.streams), conn.framing)
+        state = ConnectionState(tuple(conn.streams), conn.framing, conn_id)
         actions: list[Action] = [self._reply(conn_id, reply) for reply in self.wire.render_control(control, state)]
         actions += self._subscribed(conn, new, now_ns, wall_ns)
         return actions

@@ -122,10 +122,12 @@ class ControlRejected:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionState:
-    """What a reply may report about the connection after the control was applied."""
+    """What a reply may report about the connection after the control was applied; `connection_id` is the
+    venue's number for it (Bybit's `conn_id`, OKX's `connId` may be derived from it)."""
 
     streams: tuple[str, ...]
     framing: str
+    connection_id: int = 0
 
 
 LimitName = Literal["streams_per_connection"]
