@@ -8,6 +8,8 @@ from typing import Literal
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.venues.binance_spot.wire import WIRE, BinanceSpotWire
 from harness.venues.wire import Books, ConnectionState, Control, ControlRejected, Reply
@@ -631,3 +633,34 @@ def test_a_stream_snapshot_venue_sends_the_current_book_first_and_answers_text_p
     assert ack == {"result": None, "id": 1} and snapshot["snapshot"] == sent[-1].last_update_id
     assert len(snapshot["bids"]) == 2
     assert payloads(core.receive(late, "ping", NOW, WALL), late) == [b"pong"]
+
+
+_NAMES = st.sampled_from([DEPTH, TRADE, "ethusdt@trade", "a@b", "bad name", 7])
+_CONTROL = st.fixed_dictionaries(
+    {"method": st.sampled_from(["SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "PING"]), "id": st.integers(0, 9)},
+    optional={"params": st.lists(_NAMES, max_size=4)},
+).map(lambda doc: orjson.dumps(doc).decode())
+_MESSAGES = st.lists(st.one_of(_CONTROL, st.text(max_size=20), st.binary(max_size=20)), max_size=25)
+
+
+@settings(max_examples=60, deadline=None)
+@given(messages=_MESSAGES)
+def test_any_message_gets_one_reply_and_subscriptions_follow_a_model(data: ReplayData, messages: list) -> None:
+    """Whatever a client sends, the venue answers each message once and its subscriptions are what a plain
+    model of SUBSCRIBE and UNSUBSCRIBE (with the per-connection limit) says."""
+    core = venue(data, limits=VenueLimits.of(WIRE).but(messages_per_second=None, streams_per_connection=3))
+    conn, _ = core.open("/ws", PEER, NOW, WALL)
+    model: dict[str, None] = {}
+    for message in messages:
+        replies = [orjson.loads(p) for p in payloads(core.receive(conn, message, NOW, WALL), conn)]
+        assert len(replies) == 1 and ("result" in replies[0]) != ("error" in replies[0])
+        if "error" in replies[0]:
+            continue
+        request = orjson.loads(message)
+        if request["method"] == "SUBSCRIBE":
+            model.update(dict.fromkeys(request.get("params", [])))
+        elif request["method"] == "UNSUBSCRIBE":
+            for name in request.get("params", []):
+                model.pop(name, None)
+    assert ask(core, {"method": "LIST_SUBSCRIPTIONS", "id": 1}) == [{"result": list(model), "id": 1}]
+    assert len(model) <= 3
