@@ -31,12 +31,13 @@ How the core uses a wire, in order of a client's life:
    `request_weight(path, query)` is charged before routing, and the answer carries
    `weight_headers(used)`; past the limit `weight_refused(...)` is the answer.
 
-A sketch of the other venues, so the contract is implementable from this page alone:
+A sketch of the other venues, so the contract is implementable from this page alone (the shapes are
+from their public documentation; the venue's own docs and the real captures decide the details):
 
 - Bybit v5 public (`/v5/public/spot`, `/v5/public/linear`): the path makes no subscription
   (`Opened(streams=(), framing="raw")`). `{"op":"subscribe","req_id":"1","args":["orderbook.50.BTCUSDT"]}`
   parses to `Control("subscribe", streams=("orderbook.50.BTCUSDT",), request_id="1", echo=<the doc>)`;
-  its reply is `{"success":true,"ret_msg":"","conn_id":"..","req_id":"1","op":"subscribe"}`.
+  its reply is `{"success":true,"ret_msg":"subscribe","conn_id":"..","req_id":"1","op":"subscribe"}`.
   `{"op":"ping"}` is `Control("ping")`, answered `{"success":true,"ret_msg":"pong","conn_id":"..","op":"ping"}`.
   Bad JSON or an unknown op is a `ControlRejected` with `{"success":false,"ret_msg":"..","op":".."}`.
   Heartbeat: the client pings (text), the server sends no ping frames (`server_ping_interval_s=None`).
