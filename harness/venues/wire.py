@@ -24,10 +24,13 @@ How the core uses a wire, in order of a client's life:
    and the core sends it before any delta of that stream; REST-snapshot venues (Binance) return None.
 4. Each recorded frame due goes, for every connection holding its stream, through `frame(stream,
    payload, framing)`: the recorded bytes unchanged, or a slice of them (Binance's raw `/ws` sends
-   the `data` part of the recorded combined frame). Never a re-serialization.
+   the `data` part of the recorded combined frame). Never a re-serialization. Which recorded frames
+   are in the schedule (say, whether the snapshot the recorder itself was sent on subscribing is
+   replayed) is the replay data's and the fault plan's business; the core sends every Send it is given.
 5. REST: `rest(path, query, venue)` answers every route itself (`HttpReply`) except the depth
    snapshot, which it validates and returns as a `SnapshotAsk`; the core then picks the book (at the
-   replay position, or as a fault says) and asks `snapshot_body(book, limit)`. Request weight:
+   replay position, or as a fault says) and asks `snapshot_body(last_update_id, bids, asks)` for the
+   book's best `limit` levels. Request weight:
    `request_weight(path, query)` is charged before routing, and the answer carries
    `weight_headers(used)`; past the limit `weight_refused(...)` is the answer.
 
