@@ -16,9 +16,9 @@ import orjson
 from websockets.asyncio.client import connect
 
 from harness.scenarios import load_scenario
+from harness.venues.binance_spot.depth_aggregate import DepthAggregate
 from harness.venues.binance_spot.streams import first_event_time_ms, shift_event_times
 from harness.venues.binance_spot.wire import WIRE
-from replayer.depth_aggregate import DepthAggregate
 from replayer.replay_data import load_replay_data
 from replayer.server import VenueServer
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from harness.book_events import Level
 from harness.venues.binance_spot import rest, streams
+from harness.venues.binance_spot.depth_aggregate import DepthAggregate
 from harness.venues.wire import (
     Aggregator,
     Books,
@@ -33,7 +34,6 @@ from harness.venues.wire import (
     VenueWire,
     WireLimits,
 )
-from replayer.depth_aggregate import DepthAggregate
 
 COMBINED = "combined"
 RAW = "raw"
