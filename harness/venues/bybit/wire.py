@@ -1,0 +1,213 @@
+"""Bybit v5 public's wire for the fake venue (the `VenueWire` of harness/venues/wire.py).
+
+Paths `/v5/public/spot` and `/v5/public/linear` subscribe to nothing by themselves; the connection's
+framing is its category, which picks the ack and pong shapes (control.py). Frames go out exactly as
+recorded. The snapshot travels on the stream: a connection that starts holding `orderbook.{depth}.{symbol}`
+gets one built from the venue's book at the replay position (the top `depth` levels, `u` = the
+book's last applied id, so the next recorded delta, `u + 1`, continues it), or nothing while the
+venue has no book yet (the recorded snapshot then comes in its turn). The client keeps the
+connection alive with `{"op":"ping"}`; the venue sends no pings. There is no REST depth snapshot:
+REST answers `/v5/market/time` and 404 elsewhere.
+
+What this contract cannot carry yet: `parse_control` does not see the connection's category, so
+spot's limit of 10 topics a request is not enforced, and a recording holding both categories (stream
+keys `<category>/<topic>`) cannot be served; errors found while parsing use linear's shape.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+from harness.book_events import Level
+from harness.venues.bybit import control
+from harness.venues.bybit.encoder import book_frame
+from harness.venues.bybit.topics import (
+    BOOK_DEPTHS,
+    CATEGORIES,
+    PUBLIC_PATH,
+    Category,
+    category_of_url,
+    parse_book_topic,
+    split_stream,
+)
+from harness.venues.bybit.venue import DIALECT
+from harness.venues.wire import (
+    Aggregator,
+    Books,
+    ConnectionState,
+    Control,
+    ControlRejected,
+    Heartbeat,
+    HttpReply,
+    LimitName,
+    Opened,
+    Reply,
+    RestVenue,
+    SnapshotAsk,
+    WireLimits,
+)
+
+UNKNOWN_CONN_ID = "harness-fake-venue"
+"""The `conn_id` of an error found while parsing, before the core names the connection."""
+
+
+def conn_id_of(connection_id: int) -> str:
+    """Bybit's `conn_id` is an opaque token per connection; ours names the core's connection number."""
+    return f"harness-fake-venue-{connection_id}"
+
+
+_TIMES = re.compile(rb'"(ts|cts|T)":(\d+)')
+_NOT_FOUND = b'{"retCode":10404,"retMsg":"Not Found","result":{},"retExtInfo":{}}'
+_TOO_MANY = b'{"retCode":10006,"retMsg":"Too many visits!","result":{},"retExtInfo":{}}'
+
+
+def _category(framing: str) -> Category:
+    return "spot" if framing == "spot" else "linear"
+
+
+class BybitWire:
+    """Bybit v5 public as the fake venue speaks it; stateless, one instance serves every connection."""
+
+    name = "bybit"
+    limits = WireLimits(
+        messages_per_second=None,
+        too_many_messages_close=(1008, "too many requests"),
+        streams_per_connection=10_000,
+        rest_weight_per_minute=0,
+    )
+    heartbeat = Heartbeat(server_ping_interval_s=None, pong_timeout_s=None)
+
+    # Connections and control messages.
+
+    def is_rest(self, path: str) -> bool:
+        return path.startswith("/v5/") and not path.startswith(PUBLIC_PATH)
+
+    def open_path(self, path: str) -> Opened | HttpReply:
+        category = category_of_url("ws://venue" + path)
+        if category is None:
+            return HttpReply(404, _NOT_FOUND)
+        return Opened(streams=(), framing=category)
+
+    def parse_control(self, message: str | bytes) -> Control | ControlRejected:
+        request = control.parse_request(message)
+        if isinstance(request, control.BybitBadRequest):
+            return self._rejected(request.op, request.req_id, request.reason)
+        if request.op == "ping":
+            return Control("ping", request_id=request.req_id)
+        for topic in request.args:
+            if request.op == "subscribe" and not _served_topic(topic):
+                return self._rejected(request.op, request.req_id, f"error:handler not found,topic:{topic}")
+        if sum(len(arg) for arg in request.args) > control.ARGS_MAX_CHARS:
+            return self._rejected(request.op, request.req_id, f"error:args length >{control.ARGS_MAX_CHARS}")
+        return Control(request.op, streams=request.args, request_id=request.req_id)
+
+    def render_control(self, control_: Control, state: ConnectionState) -> list[Reply]:
+        req_id = control_.request_id if isinstance(control_.request_id, str) else None
+        return [Reply(control.reply(_category(state.framing), conn_id_of(state.connection_id), control_.kind, req_id))]
+
+    def render_limit_error(self, control_: Control, limit: LimitName, allowed: int) -> Reply:
+        req_id = control_.request_id if isinstance(control_.request_id, str) else None
+        reason = f"error:topics per connection >{allowed}"
+        return Reply(control.reply("linear", UNKNOWN_CONN_ID, control_.kind, req_id, success=False, ret_msg=reason))
+
+    def stream_snapshot(self, stream: str, books: Books, wall_ms: int) -> bytes | None:
+        category, topic = split_stream(stream)
+        parsed = parse_book_topic(topic)
+        symbol = DIALECT.symbol_of(stream)
+        if parsed is None or symbol is None:
+            return None
+        book = books.book(symbol)
+        if book is None:
+            return None
+        depth, name = parsed
+        return book_frame(
+            category or "linear",
+            topic,
+            snapshot=True,
+            symbol=name,
+            bids=book.bids(depth),
+            asks=book.asks(depth),
+            update_id=book.last_update_id,
+            seq=book.last_update_id,
+            ts_ms=wall_ms,
+            cts_ms=wall_ms,
+        )
+
+    @staticmethod
+    def _rejected(op: str, req_id: str | None, reason: str) -> ControlRejected:
+        return ControlRejected(
+            Reply(control.reply("linear", UNKNOWN_CONN_ID, op, req_id, success=False, ret_msg=reason))
+        )
+
+    # Recorded frames.
+
+    def frame(self, stream: str, payload: bytes, framing: str) -> bytes:
+        return payload
+
+    def symbol_of(self, stream: str) -> str | None:
+        return DIALECT.symbol_of(stream)
+
+    def is_book_stream(self, stream: str) -> bool:
+        return DIALECT.is_book_stream(stream)
+
+    def derived_streams(self, recorded: Iterable[str]) -> dict[str, list[str]]:
+        return {}
+
+    def aggregator(self, derived: str) -> Aggregator:
+        raise ValueError(f"Bybit computes no stream from another; {derived!r} is not one")
+
+    def shift_times(self, payload: bytes, delta_ms: int) -> bytes:
+        return _TIMES.sub(lambda m: b'"%s":%d' % (m.group(1), int(m.group(2)) + delta_ms), payload)
+
+    def first_event_time_ms(self, payloads: Iterable[bytes]) -> int | None:
+        for payload in payloads:
+            found = _TIMES.search(payload)
+            if found is not None:
+                return int(found.group(2))
+        return None
+
+    # REST: no depth snapshot; the server time, and 404 for the rest.
+
+    def request_weight(self, path: str, query: Mapping[str, Sequence[str]]) -> int:
+        return 0
+
+    def weight_headers(self, used: int) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    def weight_refused(self, status: int, limit: int, retry_after_s: float, ban_ends_wall_ms: int | None) -> HttpReply:
+        return HttpReply(
+            403 if status == 418 else 429, _TOO_MANY, (("Retry-After", str(max(1, round(retry_after_s)))),)
+        )
+
+    def rest(self, path: str, query: Mapping[str, Sequence[str]], venue: RestVenue) -> HttpReply | SnapshotAsk:
+        if path.split("?", 1)[0] == "/v5/market/time":
+            seconds = venue.wall_ms // 1000
+            body = (
+                b'{"retCode":0,"retMsg":"OK","result":{"timeSecond":"%d","timeNano":"%d"},"retExtInfo":{},"time":%d}'
+                % (seconds, venue.wall_ms * 1_000_000, venue.wall_ms)
+            )
+            return HttpReply(200, body)
+        return HttpReply(404, _NOT_FOUND)
+
+    def snapshot_body(self, last_update_id: int, bids: Sequence[Level], asks: Sequence[Level]) -> bytes:
+        raise ValueError("Bybit's order book snapshot travels on the stream; REST never asks for one")
+
+    def error_reply(self, status: int) -> HttpReply:
+        return HttpReply(status, b'{"retCode":%d,"retMsg":"error","result":{},"retExtInfo":{}}' % status)
+
+    def rest_endpoint(self, path: str) -> str:
+        return path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "/"
+
+
+def _served_topic(topic: str) -> bool:
+    """A public topic a Bybit endpoint publishes (order books at the depths it serves, trades,
+    tickers, klines); anything else is refused the way Bybit refuses it."""
+    parsed = parse_book_topic(topic)
+    if parsed is not None:
+        return any(parsed[0] in BOOK_DEPTHS[category] for category in CATEGORIES)
+    kind, _, rest = topic.partition(".")
+    return kind in ("publicTrade", "tickers", "kline") and bool(rest)
+
+
+WIRE = BybitWire()
