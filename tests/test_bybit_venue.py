@@ -168,3 +168,20 @@ def test_linear_takes_more_than_ten_args() -> None:
     ledger = _ledger("linear")
     outcome = ledger.handle(request_frame("subscribe", tuple(f"orderbook.1.S{i}" for i in range(12))))
     assert len(outcome.subscribed) == 12
+
+
+def test_subscribe_step_acks_on_the_last_request() -> None:
+    from harness.client_state import StepReply
+    from harness.venues.bybit.control import BybitSubscribe
+
+    step = BybitSubscribe(tuple(f"orderbook.1.S{i}" for i in range(12)))
+    requests = [parse_request(m) for m in step.messages()]
+    assert [len(r.args) for r in requests if isinstance(r, BybitRequest)] == [10, 2]
+    ids = [r.req_id for r in requests if isinstance(r, BybitRequest)]
+    assert step.classify(reply("spot", "c", "subscribe", ids[0])) is StepReply.OTHER
+    assert step.classify(reply("spot", "c", "subscribe", ids[1])) is StepReply.ACK
+    assert step.classify(reply("linear", "c", "subscribe", ids[0], success=False, ret_msg="x")) is StepReply.REJECTED
+    assert step.classify(reply("linear", "c", "subscribe", None)) is StepReply.OTHER, "someone else's request"
+    assert step.classify(book(3)) is StepReply.OTHER
+    with pytest.raises(ValueError):
+        BybitSubscribe(())

@@ -14,12 +14,13 @@ docs/venues-bybit.md lists them. A request that fails changes no subscription (a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import orjson
 
+from harness.client_state import StepReply
 from harness.venues.bybit.topics import Category
 
 Op = Literal["subscribe", "unsubscribe", "ping"]
@@ -151,3 +152,43 @@ class BybitSubscriptions:
 
     def _fail(self, op: str, req_id: str | None, reason: str) -> bytes:
         return reply(self.category, self.conn_id, op, req_id, success=False, ret_msg=reason)
+
+
+REQ_ID_PREFIX = "harness-sub-"
+
+
+@dataclass(frozen=True, slots=True)
+class BybitSubscribe:
+    """The client's subscription step (harness/client_state.py `SessionStep`): `topics` in requests of
+    at most 10 (spot's limit, fine on linear too), each with its own `req_id`; acked when the last
+    request's ack arrives (Bybit answers in order), rejected by any failure answer to one of them.
+    Sent again on every new connection, which is also how a Bybit client gets fresh snapshots."""
+
+    topics: tuple[str, ...]
+    timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.topics:
+            raise ValueError("a subscribe step needs at least one topic")
+
+    def messages(self) -> Sequence[str | bytes]:
+        chunks = [self.topics[i : i + SPOT_MAX_ARGS] for i in range(0, len(self.topics), SPOT_MAX_ARGS)]
+        return [request_frame("subscribe", chunk, f"{REQ_ID_PREFIX}{n}") for n, chunk in enumerate(chunks, 1)]
+
+    def classify(self, payload: bytes) -> StepReply:
+        # Acks are small and carry "op"; book frames are neither.
+        if len(payload) > 4096 or b'"op"' not in payload:
+            return StepReply.OTHER
+        try:
+            answer = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return StepReply.OTHER
+        if not isinstance(answer, dict) or answer.get("op") != "subscribe":
+            return StepReply.OTHER
+        req_id = answer.get("req_id")
+        if not (isinstance(req_id, str) and req_id.startswith(REQ_ID_PREFIX)):
+            return StepReply.OTHER
+        if answer.get("success") is not True:
+            return StepReply.REJECTED
+        last = f"{REQ_ID_PREFIX}{(len(self.topics) + SPOT_MAX_ARGS - 1) // SPOT_MAX_ARGS}"
+        return StepReply.ACK if req_id == last else StepReply.OTHER
