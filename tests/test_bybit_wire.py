@@ -70,6 +70,8 @@ def test_resubscriber_snapshot_continues_the_recorded_chain() -> None:
     assert orjson.loads(payload)["ts"] == 1_700_000_000_123
     assert WIRE.stream_snapshot("orderbook.50.ETHUSDT", books, 1) is None, "no book yet: the recorded snapshot comes"
     assert WIRE.stream_snapshot("publicTrade.BTCUSDT", books, 1) is None
+    books.books["ETHUSDT"] = FakeBook(0, [], [])
+    assert WIRE.stream_snapshot("orderbook.50.ETHUSDT", books, 1) is None, "never an empty snapshot"
 
 
 def test_frames_unchanged_and_times_shifted_in_place() -> None:

@@ -121,13 +121,16 @@ class BybitWire:
         if book is None:
             return None
         depth, name = parsed
+        bids, asks = book.bids(depth), book.asks(depth)
+        if not bids and not asks:
+            return None  # a book that holds nothing yet: Bybit never sends an empty snapshot
         return book_frame(
             category or "linear",
             topic,
             snapshot=True,
             symbol=name,
-            bids=book.bids(depth),
-            asks=book.asks(depth),
+            bids=bids,
+            asks=asks,
             update_id=book.last_update_id,
             seq=book.last_update_id,
             ts_ms=wall_ms,
