@@ -33,6 +33,8 @@ from harness.venues.bybit.topics import (
     BOOK_DEPTHS,
     LIVE_WS_URL,
     PUSH_INTERVAL_MS,
+    SUBJECT_CATEGORY,
+    SUBJECT_DEPTH,
     Category,
     book_topic,
     trade_topic,
@@ -314,8 +316,8 @@ def generate_events(
     seconds: float = 60.0,
     seed: int = 1,
     *,
-    category: str = "linear",
-    depth: int = 200,
+    category: str = SUBJECT_CATEGORY,
+    depth: int = SUBJECT_DEPTH,
 ) -> Iterator[RecordedEvent]:
     """The recording's rows in receive order, `seq` from 0. Streams: memory stays bounded by the
     books, not the duration. HarnessError for an unknown symbol, category or depth."""
@@ -337,7 +339,12 @@ def generate_events(
 
 
 def recording_meta(
-    symbols: str | Sequence[str], seconds: float, seed: int, *, category: str = "linear", depth: int = 200
+    symbols: str | Sequence[str],
+    seconds: float,
+    seed: int,
+    *,
+    category: str = SUBJECT_CATEGORY,
+    depth: int = SUBJECT_DEPTH,
 ) -> RecordingMeta:
     """The metadata of `generate_events`' recording; its id is derived from the inputs, so reruns match."""
     names = _symbol_list(symbols)

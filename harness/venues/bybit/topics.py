@@ -29,6 +29,11 @@ PUSH_INTERVAL_MS: dict[Category, dict[int, int]] = {
 }
 """How often Bybit publishes each depth (its docs); the synth batches changes on these windows."""
 
+SUBJECT_CATEGORY: Category = "linear"
+SUBJECT_DEPTH = 1000
+"""What our components (default subject, recorder, synth) use on Bybit: linear, the deepest book
+(it holds the whole synthetic book, so nothing falls out of view)."""
+
 BOOK_PREFIX = "orderbook."
 TRADE_PREFIX = "publicTrade."
 
