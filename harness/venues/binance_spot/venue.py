@@ -169,7 +169,7 @@ class BinanceDialect:
         for market in self.synth_markets:
             if market.symbol == symbol.upper():
                 return market
-        known = ", ".join(m.symbol for m in self.synth_markets)
+        known = ", ".join(sorted(m.symbol for m in self.synth_markets))
         raise HarnessError(f"no synthetic {self.name} market for symbol {symbol!r}; known symbols: {known}")
 
 
