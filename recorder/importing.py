@@ -19,11 +19,15 @@ IMPORTERS: dict[str, Importer] = {
 }
 
 
-def run_import(*, capture_format: str, source: Path, output: Path, seconds: float | None) -> None:
-    """The CLI shell: imports, then prints one summary line."""
+def run_import(
+    *, capture_format: str, source: Path, output: Path, seconds: float | None, venue: str | None = None
+) -> None:
+    """The CLI shell: imports, then prints one summary line. `venue` None: the capture says (its URLs,
+    its frames); a name overrides it."""
     try:
         importer = IMPORTERS[capture_format]
     except KeyError:
         known = ", ".join(sorted(IMPORTERS))
         raise HarnessError(f"unknown capture format {capture_format!r}; known formats: {known}") from None
-    print(importer(source, output, seconds=seconds).line())
+    overrides = {} if venue is None else {"venue": venue}
+    print(importer(source, output, seconds=seconds, **overrides).line())
