@@ -245,12 +245,10 @@ def test_the_usdm_fixture_chains_on_pu_and_its_first_event_brackets_the_snapshot
     assert sum(p.stat().st_size for p in REAL_USDM_FIXTURE.iterdir()) < 1024 * 1024
     data = load_replay_data(REAL_USDM_FIXTURE)
     assert data.dialect.name == "binance-usdm"
-    depth_frames = [f for f in data.frames if f.first_update_id is not None]
-    assert len(depth_frames) > 500
-    assert all(b.prev_id == a.last_update_id for a, b in itertools.pairwise(depth_frames))
-    assert any(b.first_update_id != a.last_update_id + 1 for a, b in itertools.pairwise(depth_frames))
+    chain = [f.chain for f in data.frames if f.chain is not None]
+    assert len(chain) > 500
+    assert all(b.prev_id == a.last_id for a, b in itertools.pairwise(chain))
+    assert any(b.first_id != a.last_id + 1 for a, b in itertools.pairwise(chain)), "USD-M ids skip"
     snapshot = data.snapshots["BTCUSDT"][0]
-    first = depth_frames[0]
-    assert first.first_update_id is not None and first.last_update_id is not None
-    assert first.first_update_id <= snapshot.last_update_id <= first.last_update_id
+    assert chain[0].first_id <= snapshot.last_update_id <= chain[0].last_id
     assert data.start_books["BTCUSDT"].last_update_id == snapshot.last_update_id

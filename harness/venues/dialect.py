@@ -90,12 +90,16 @@ class CapturePolicy:
     """What `harness record` subscribes to and how it fetches snapshots, as a syncing client would.
 
     `streams(symbols, book_ticker)` lists the stream keys (as `stream_of` reads them back);
-    `snapshot_url(rest_base, symbol)` is None where snapshots come over the stream.
+    `snapshot_url(rest_base, symbol)` (the deepest snapshot) is None where snapshots come over the
+    stream. `listing_url(rest_base, symbol)` asks whether the venue lists a symbol, so that a typo is
+    refused before recording starts (the answer is Binance's `-1121 Invalid symbol` when not); None
+    where the venue has no such request.
     """
 
     streams: Callable[[Sequence[str], bool], list[str]]
     ws_url: Callable[[str, Sequence[str]], str]
     snapshot_url: Callable[[str, str], str] | None = None
+    listing_url: Callable[[str, str], str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,7 +129,9 @@ DIALECT = BinanceUsdmDialect(
     synth_markets=SYNTH_MARKETS,
     synth_window_ns=50_000_000,
     price_decimals=2,
+    listing_path=None,
     replayable=False,
 )
 """`@depth@0ms` is published as the matching engine batches (about 20 frames a second on BTCUSDT in
-the real capture); the synth batches 50 ms. `replayable` turns on once the fake venue speaks its wire."""
+the real capture); the synth batches 50 ms. `replayable` turns on once the fake venue speaks its wire. Its exchangeInfo
+takes no `symbol`, so the recorder does not ask it first (a symbol it does not list fails the snapshot)."""
