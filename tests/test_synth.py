@@ -5,10 +5,12 @@ from __future__ import annotations
 import gzip
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields, replace
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
+from typing import cast
 
 import orjson
 import pytest
@@ -18,21 +20,25 @@ from typer.testing import CliRunner
 
 from harness.book_events import DepthDelta, DepthSnapshot
 from harness.cli import app
+from harness.client_state import JsonRpcSubscribe, SessionStep
 from harness.errors import HarnessError
 from harness.sync import BookSync
 from harness.synth.market import BookChange, MarketSimulator, Trade, symbol_spec
 from harness.synth.run import generate_events, synthesize, write_synthetic_recording
+from harness.venues.binance_spot import DIALECT as BINANCE_SPOT
 from harness.venues.binance_spot.encoder import decimal_string, depth_update_data, trade_data
 from harness.venues.binance_spot.rest import depth_snapshot_body
 from harness.venues.binance_spot.streams import wrap_combined
+from harness.venues.binance_spot.venue import BinanceDialect, BinanceSynthEncoder
 from harness.venues.binance_usdm import DIALECT as BINANCE_USDM
 from harness.venues.binance_usdm import decoder as usdm_decoder
 from harness.venues.binance_usdm.sequencing import BinanceUsdmSequencing
-from harness.venues.dialect import SynthTrade
+from harness.venues.dialect import CapturePolicy, ChainIds, SynthEncoder, SynthTrade
+from harness.venues.registry import DIALECTS
 from recorder.format import EventKind, RecordedEvent
 from replayer.reader import Recording
 from replayer.reference_book import ReferenceBook
-from replayer.replay_data import build_replay_data
+from replayer.replay_data import VenueBooks, build_replay_data
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "fixtures" / "binance_spot_btcusdt_synth"
@@ -489,3 +495,62 @@ def test_usdm_synth_chains_on_pu_with_skipping_ids_and_syncs_by_its_rule() -> No
     for delta in deltas[3:]:
         sync.on_delta(delta)
     assert sync.synced and sync.stats.gaps == 0 and sync.last_update_id == chain[-1].last_id
+
+
+class _StreamSnapshotEncoder(BinanceSynthEncoder):
+    """Spot's bytes, except that the book comes first as a frame on the depth stream."""
+
+    def snapshot_url(self, rest_base: str) -> str | None:
+        return None
+
+    def snapshot_payload(self, snapshot: DepthSnapshot, time_ms: int) -> bytes:
+        data = {"e": "depthSnapshot", "E": time_ms, "s": snapshot.symbol, "u": snapshot.last_update_id}
+        return wrap_combined(self.book_stream, orjson.dumps(data | {"b": snapshot.bids, "a": snapshot.asks}))
+
+
+def _subscribe(streams: Sequence[str]) -> SessionStep:
+    return cast(SessionStep, JsonRpcSubscribe(tuple(streams)))  # a frozen step: its timeout is read-only
+
+
+@dataclass(frozen=True, slots=True)
+class _StreamSnapshotVenue(BinanceDialect):
+    """A Binance-shaped venue whose snapshot travels on the stream and whose client subscribes by message:
+    the synth's path for Bybit- and OKX-like venues, without either."""
+
+    def chain_ids(self, stream: str, payload: bytes) -> ChainIds | None:
+        data = orjson.loads(payload)["data"]
+        if data["e"] == "depthSnapshot":
+            return ChainIds(data["s"], data["u"], data["u"], snapshot=True)
+        return BinanceDialect.chain_ids(self, stream, payload)
+
+    def capture_policy(self) -> CapturePolicy:
+        return replace(BinanceDialect.capture_policy(self), snapshot_url=None, subscribe=_subscribe)
+
+    def synth_encoder(self, symbol: str) -> SynthEncoder:
+        return _StreamSnapshotEncoder(self, self.synth_market(symbol))
+
+
+def test_a_venue_whose_snapshot_travels_on_the_stream_sends_it_first_then_continues_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    venue = _StreamSnapshotVenue(**{f.name: getattr(BINANCE_SPOT, f.name) for f in fields(BINANCE_SPOT)})
+    monkeypatch.setitem(DIALECTS, "stream-venue", replace(venue, name="stream-venue"))
+    rows = list(generate_events("BTCUSDT,ETHUSDT", 4.0, 3, venue="stream-venue"))
+    assert [row.kind for row in rows[:2]] == [EventKind.WS_OPEN, EventKind.WS_SEND]
+    subscribe = orjson.loads(rows[1].payload)
+    assert subscribe["method"] == "SUBSCRIBE" and len(subscribe["params"]) == 4
+    assert not [row for row in rows if row.kind in (EventKind.HTTP_REQUEST, EventKind.HTTP_RESPONSE)]
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        stream = f"{symbol.lower()}@depth@100ms"
+        chain = [venue.chain_ids(stream, row.payload) for row in rows if row.stream == stream]
+        assert chain[0] is not None and chain[0].snapshot
+        assert not any(ids is None or ids.snapshot for ids in chain[1:])
+        assert all(b is not None and a is not None and b.follows(a.last_id) for a, b in pairwise(chain))
+    data = build_replay_data(rows, ["BTCUSDT", "ETHUSDT"], dialect=venue)
+    assert data.frames[0].snapshot, "replay starts at the later symbol's snapshot frame"
+    books = VenueBooks(data)
+    books.advance_all()
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        book = books.book(symbol)
+        last = [f.last_update_id for f in data.frames if f.symbol == symbol and f.chain is not None][-1]
+        assert book is not None and book.last_update_id == last and book.bids(1) and book.asks(1)

@@ -31,6 +31,7 @@ from harness.book_events import DepthDelta, DepthSnapshot, Level
 
 if TYPE_CHECKING:
     from harness.book_events import TopOfBook, Trade
+    from harness.client_state import SessionStep
     from harness.sync import SequencingRule
     from harness.synth.market import SynthSymbol
 
@@ -70,26 +71,27 @@ class SubjectParts:
     """What the default subject wires for a venue: its decoder, sync rule and where to connect.
 
     `ws_url(ws_base, symbols)` is the one connection that carries every symbol's book (streams named
-    in the URL; a venue that subscribes by message adds `subscribe`). `snapshot_url(rest_base, symbol,
-    limit)` and `decode_snapshot(body, symbol)` are None where the snapshot comes over the stream.
-    `max_snapshot_limit` is the deepest REST snapshot the venue serves.
+    in the URL, or none where `subscribe(symbols)` gives the client's subscription step, a
+    `SessionStep` of harness/client_state.py). `decode_frame` returns a `DepthSnapshot` for a snapshot
+    that comes over the stream; `snapshot_url(rest_base, symbol, limit)` and `decode_snapshot(body,
+    symbol)` are None there. `max_snapshot_limit` is the deepest REST snapshot the venue serves.
     """
 
-    decode_frame: Callable[[bytes], DepthDelta | TopOfBook | Trade | None]
+    decode_frame: Callable[[bytes], DepthDelta | DepthSnapshot | TopOfBook | Trade | None]
     sequencing: Callable[[], SequencingRule]
     ws_url: Callable[[str, Sequence[str]], str]
     decode_snapshot: Callable[[bytes, str], DepthSnapshot] | None = None
     snapshot_url: Callable[[str, str, int], str] | None = None
     max_snapshot_limit: int = 0
-    subscribe: Callable[[Sequence[str]], Sequence[bytes]] | None = None
-    """Messages to send after connecting, for venues that subscribe by message; None: the URL did it."""
+    subscribe: Callable[[Sequence[str]], SessionStep] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CapturePolicy:
     """What `harness record` subscribes to and how it fetches snapshots, as a syncing client would.
 
-    `streams(symbols, book_ticker)` lists the stream keys (as `stream_of` reads them back);
+    `streams(symbols, book_ticker)` lists the stream keys (as `stream_of` reads them back); `ws_url(ws_base,
+    streams)` is the connection's URL;
     `snapshot_url(rest_base, symbol)` (the deepest snapshot) is None where snapshots come over the
     stream. `listing_url(rest_base, symbol)` asks whether the venue lists a symbol, so that a typo is
     refused before recording starts (the answer is Binance's `-1121 Invalid symbol` when not); None
@@ -100,6 +102,9 @@ class CapturePolicy:
     ws_url: Callable[[str, Sequence[str]], str]
     snapshot_url: Callable[[str, str], str] | None = None
     listing_url: Callable[[str, str], str] | None = None
+    subscribe: Callable[[Sequence[str]], SessionStep] | None = None
+    """The subscription step for `streams` on venues that subscribe by message (Bybit, OKX); None where
+    the URL names the streams. Its messages are recorded as `ws_send` rows."""
 
 
 @dataclass(frozen=True, slots=True)
