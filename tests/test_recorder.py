@@ -354,6 +354,7 @@ def test_cli_unknown_venue_is_one_error_line(tmp_path: Path) -> None:
         ("binance_spot_btcusdt_synth", False),
         ("binance_spot_multi_synth", False),
         ("binance_spot_btcusdt_real_60s", True),
+        ("binance_usdm_btcusdt_real_30s", True),
     ],
 )
 def test_recording_from_harness_serve_is_byte_identical_to_the_served_recording(
@@ -389,6 +390,7 @@ def test_recording_from_harness_serve_is_byte_identical_to_the_served_recording(
             config = config_for(
                 0,
                 output,
+                venue=served.dialect.name,
                 symbols=served.symbols,
                 ws_url=urls["websocket"],
                 rest_url=urls["rest"],
@@ -412,7 +414,7 @@ def test_recording_from_harness_serve_is_byte_identical_to_the_served_recording(
     assert [r.status for r in responses] == [200] * len(served.symbols)
     for response in responses:
         symbol = (response.url or "").split("symbol=")[1].split("&")[0]
-        first_depth = next(e for e in frames if e.stream == f"{symbol.lower()}@depth@100ms")
+        first_depth = next(e for e in frames if e.stream == served.dialect.capture_policy().streams([symbol], False)[0])
         assert orjson.loads(response.payload)["lastUpdateId"] >= orjson.loads(first_depth.payload)["data"]["U"]
 
 

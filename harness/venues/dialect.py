@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from harness.client_state import SessionStep
     from harness.sync import SequencingRule
     from harness.synth.market import SynthSymbol
+    from harness.venues.wire import VenueWire
 
 SnapshotTransport = Literal["rest", "stream"]
 """How a client gets its first book: a REST request (Binance) or a message on the stream (Bybit, OKX)."""
@@ -180,11 +181,6 @@ class VenueDialect(Protocol):
     @property
     def live_rest_url(self) -> str: ...
 
-    @property
-    def replayable(self) -> bool:
-        """Whether the fake venue speaks this dialect yet (`harness replay` refuses it otherwise)."""
-        ...
-
     # --- recorded frames (venue side) -------------------------------------------------------
 
     def stream_of(self, payload: bytes) -> str | None:
@@ -229,7 +225,12 @@ class VenueDialect(Protocol):
         """The venue's book checksum over the top of a book (OKX's CRC32), None where it has none."""
         ...
 
-    # --- the other ends: our subject, the recorder, the synth -----------------------------------
+    # --- the other ends: the fake venue, our subject, the recorder, the synth ----------------------
+
+    def wire(self) -> VenueWire | None:
+        """What the fake venue speaks for this venue (harness/venues/wire.py); None until it speaks it
+        (`harness replay` and `harness serve` refuse the venue then)."""
+        ...
 
     def subject_parts(self) -> SubjectParts: ...
 

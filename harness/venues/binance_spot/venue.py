@@ -32,6 +32,7 @@ from harness.venues.dialect import (
     SynthEncoder,
     SynthTrade,
 )
+from harness.venues.wire import VenueWire
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,6 @@ class BinanceDialect:
     listing_path: str | None
     """The exchangeInfo path that takes `?symbol=` and answers -1121 for a symbol not listed (spot)."""
     snapshot_transport: SnapshotTransport = "rest"
-    replayable: bool = True
 
     # --- recorded frames ------------------------------------------------------------------
 
@@ -136,6 +136,11 @@ class BinanceDialect:
 
     def depth_url(self, rest_base: str, symbol: str, limit: int) -> str:
         return f"{rest_base.rstrip('/')}{self.depth_path}?symbol={symbol}&limit={limit}"
+
+    def wire(self) -> VenueWire | None:
+        from harness.venues.binance_spot.wire import WIRE
+
+        return WIRE
 
     def subject_parts(self) -> SubjectParts:
         from harness.venues.binance_spot.decoder import decode_frame, decode_snapshot

@@ -18,6 +18,7 @@ from harness.synth.market import SYMBOLS, SynthSymbol
 from harness.venues.binance_spot.streams import wrap_combined
 from harness.venues.binance_spot.venue import BinanceDialect, BinanceSynthEncoder
 from harness.venues.dialect import SubjectParts, SynthEncoder, SynthTrade
+from harness.venues.wire import VenueWire
 
 DEPTH_PATH = "/fapi/v1/depth"
 DEPTH_MAX_LIMIT = 1000
@@ -61,6 +62,11 @@ SYNTH_MARKETS = (
 @dataclass(frozen=True, slots=True)
 class BinanceUsdmDialect(BinanceDialect):
     """The USD-M subject parts: the decoder that requires `pu`, and the `pu`-linked sync rule."""
+
+    def wire(self) -> VenueWire | None:
+        from harness.venues.binance_usdm.wire import WIRE
+
+        return WIRE
 
     def subject_parts(self) -> SubjectParts:
         from harness.venues.binance_usdm.decoder import decode_frame, decode_snapshot
@@ -130,8 +136,7 @@ DIALECT = BinanceUsdmDialect(
     synth_window_ns=50_000_000,
     price_decimals=2,
     listing_path=None,
-    replayable=False,
 )
 """`@depth@0ms` is published as the matching engine batches (about 20 frames a second on BTCUSDT in
-the real capture); the synth batches 50 ms. `replayable` turns on once the fake venue speaks its wire. Its exchangeInfo
+the real capture); the synth batches 50 ms. Its exchangeInfo
 takes no `symbol`, so the recorder does not ask it first (a symbol it does not list fails the snapshot)."""
