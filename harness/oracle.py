@@ -24,7 +24,6 @@ import orjson
 
 from harness.book_events import DepthSnapshot
 from harness.errors import HarnessError
-from harness.venues.binance_spot import oracle_rule as binance_spot_rule
 from harness.venues.registry import oracle_rule_of
 from replayer.reference_book import ReferenceBook
 from replayer.timeline import Frame
@@ -87,7 +86,7 @@ def oracle_rule(venue: str) -> ModuleType:
     return oracle_rule_of(venue)
 
 
-def decode_depth(frame: Frame, rule: ModuleType = binance_spot_rule) -> tuple[DepthFrame, Sequence, Sequence] | None:
+def decode_depth(frame: Frame, rule: ModuleType) -> tuple[DepthFrame, Sequence, Sequence] | None:
     """A book frame's ids and levels by the venue's oracle rule, or None for any other frame."""
     decoded = rule.decode(frame)
     if decoded is None:
