@@ -25,9 +25,8 @@ IMPORTERS: dict[str, Importer] = {
     "hftbacktest": import_hftbacktest,
     "cryptofeed-v3": import_cryptofeed_v3,
 }
-
-TAKES_VENUE = frozenset({"cryptofeed-v3"})
-"""Formats whose captures can hold several venues; the others know theirs."""
+TAKES_VENUE = frozenset({"hftbacktest", "cryptofeed-v3"})
+"""Formats whose captures can hold several venues (hftbacktest: Binance spot or USD-M); the others know theirs."""
 
 
 def run_import(
