@@ -14,9 +14,9 @@ What the capture does not hold, and how it is made up (docs/recording-format.md 
   per cryptofeed `conn` (the capture keeps no status);
 - receive times are `ts` for both time columns; rows are in `ts` order (the capture groups lines by
   connection), ties in file order, and every connection's own order is kept.
-The venue comes from the WebSocket URLs (`--venue` overrides it); frames are keyed by what that
-venue's dialect reads as their stream (Bybit: the topic, qualified `<category>/<topic>` when the
-capture holds both spot and linear, so their books stay apart).
+The venue comes from the WebSocket URLs (`--venue` overrides it; any venue the harness knows); frames
+are keyed by what that venue's dialect reads as their stream (Bybit: the topic, qualified
+`<category>/<topic>` when the capture holds both spot and linear, so their books stay apart).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import harness
 from harness.errors import HarnessError
 from harness.venues.bybit.topics import category_of_url, qualify
 from harness.venues.bybit.venue import DIALECT as BYBIT
-from harness.venues.dialect import VenueDialect
+from harness.venues.registry import dialect as venue_dialect
 from recorder.format import EventKind, RecordingMeta
 from recorder.segments import RecordingWriter
 
@@ -52,9 +52,6 @@ HOST_VENUES: dict[str, str] = {
     "advanced-trade-ws.coinbase.com": "coinbase",
 }
 """Where each venue's public WebSocket lives, to name the venue of a capture from its URLs."""
-
-DIALECTS: dict[str, VenueDialect] = {BYBIT.name: BYBIT}
-"""Venues whose frames this importer can key by stream."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +106,7 @@ def import_cryptofeed_v3(
     if not ws_urls:
         raise HarnessError(f"{source}: no WebSocket connection in the capture")
     name = venue or _venue_of(source, ws_urls)
-    if name not in DIALECTS:
-        raise HarnessError(
-            f"{source}: a {name} capture; {FORMAT} imports {', '.join(sorted(DIALECTS))} captures so far"
-        )
-    dialect = DIALECTS[name]
+    dialect = venue_dialect(name)
     categories = {category_of_url(url) for url in ws_urls} if name == BYBIT.name else set()
     qualified = len(categories) > 1
     conn_ids: dict[str, int] = {}
@@ -137,6 +130,8 @@ def import_cryptofeed_v3(
                 stream = qualify(category, stream) if category is not None else stream
             streams[(record.conn, record.line)] = stream
     book_streams = [s for s in dict.fromkeys(streams.values()) if s is not None and dialect.is_book_stream(s)]
+    if not book_streams:
+        raise HarnessError(f"{source}: no {name} book stream in the capture; nothing a book could be built from")
     symbols = tuple(dict.fromkeys(s for s in (dialect.symbol_of(b) for b in book_streams) if s is not None))
     meta = RecordingMeta(
         venue=name,

@@ -100,8 +100,10 @@ def test_venue_from_urls_or_flag(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="--venue"):
         import_cryptofeed_v3(source, tmp_path / "a")
     assert import_cryptofeed_v3(source, tmp_path / "b", venue="bybit").venue == "bybit"
-    with pytest.raises(HarnessError, match="imports bybit captures"):
-        import_cryptofeed_v3(source, tmp_path / "c", venue="okx")
+    with pytest.raises(HarnessError, match="no binance-spot book stream"):
+        import_cryptofeed_v3(source, tmp_path / "c", venue="binance-spot")
+    with pytest.raises(HarnessError, match="unknown venue 'kraken'"):
+        import_cryptofeed_v3(source, tmp_path / "d", venue="kraken")
 
 
 @pytest.mark.parametrize(
@@ -131,10 +133,10 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         app, ["import", "--format", "cryptofeed-v3", str(tmp_path / "plain.jsonl.zst"), "-o", str(tmp_path / "r")]
     )
     assert result.exit_code == 2 and "error:" in result.output and "Traceback" not in result.output
-    result = CliRunner().invoke(
-        app, ["import", "--format", "hftbacktest", "--venue", "bybit", str(tmp_path / "x"), "-o", str(tmp_path / "r")]
-    )
-    assert result.exit_code == 2 and "--venue does not apply" in result.output
+    source = capture(tmp_path, spot=False)
+    args = ["import", "--format", "cryptofeed-v3", "--venue", "kraken", str(source), "-o", str(tmp_path / "r")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "unknown venue 'kraken'" in result.output
 
 
 @pytest.fixture(scope="module")

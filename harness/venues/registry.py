@@ -14,12 +14,15 @@ from harness.venues.binance_spot import DIALECT as BINANCE_SPOT
 from harness.venues.binance_spot import oracle_rule as binance_spot_oracle_rule
 from harness.venues.binance_usdm import DIALECT as BINANCE_USDM
 from harness.venues.binance_usdm import oracle_rule as binance_usdm_oracle_rule
+from harness.venues.bybit import DIALECT as BYBIT
+from harness.venues.bybit import oracle_rule as bybit_oracle_rule
 from harness.venues.dialect import VenueDialect
 
-DIALECTS: dict[str, VenueDialect] = {dialect.name: dialect for dialect in (BINANCE_SPOT, BINANCE_USDM)}
+DIALECTS: dict[str, VenueDialect] = {dialect.name: dialect for dialect in (BINANCE_SPOT, BINANCE_USDM, BYBIT)}
 ORACLE_RULES: dict[str, ModuleType] = {
     BINANCE_SPOT.name: binance_spot_oracle_rule,
     BINANCE_USDM.name: binance_usdm_oracle_rule,
+    BYBIT.name: bybit_oracle_rule,
 }
 """Each venue's `oracle_rule.py`, the oracle's own copy of its rule (harness/oracle.py, `oracle_rule`)."""
 

@@ -157,7 +157,7 @@ class BybitSubscriptions:
 REQ_ID_PREFIX = "harness-sub-"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BybitSubscribe:
     """The client's subscription step (harness/client_state.py `SessionStep`): `topics` in requests of
     at most 10 (spot's limit, fine on linear too), each with its own `req_id`; acked when the last

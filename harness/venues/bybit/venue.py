@@ -15,15 +15,29 @@ from dataclasses import dataclass
 import orjson
 
 from harness.book_events import Level
+from harness.venues.bybit.control import BybitSubscribe
 from harness.venues.bybit.topics import (
     LIVE_REST_URL,
     LIVE_WS_URL,
+    SUBJECT_CATEGORY,
+    SUBJECT_DEPTH,
+    book_topic,
     parse_book_topic,
     split_stream,
     symbol_of_topic,
     topic_of,
+    trade_topic,
+    ws_url,
 )
-from harness.venues.dialect import BookLevels, ChainIds, SnapshotTransport
+from harness.venues.dialect import (
+    BookLevels,
+    CapturePolicy,
+    ChainIds,
+    SnapshotTransport,
+    SubjectParts,
+    SynthEncoder,
+)
+from harness.venues.wire import VenueWire
 
 
 def _book_data(payload: bytes) -> tuple[str, dict]:
@@ -83,6 +97,10 @@ class BybitDialect:
             raise ValueError("an order book frame needs `data.b` and `data.a` lists")
         return BookLevels(bids, asks)
 
+    def bridges(self, ids: ChainIds, snapshot_id: int) -> bool:
+        """Bybit never bridges a REST snapshot; a delta continues a book at `u` only as `u + 1`."""
+        return ids.first_id == snapshot_id + 1
+
     def snapshot_request(self, url: str) -> str | None:
         return None
 
@@ -91,6 +109,42 @@ class BybitDialect:
 
     def checksum(self, bids: Sequence[Level], asks: Sequence[Level]) -> int | None:
         return None
+
+    # --- the other ends: the fake venue, our subject, the recorder, the synth ----------------------
+
+    def wire(self) -> VenueWire | None:
+        from harness.venues.bybit.wire import WIRE
+
+        return WIRE
+
+    def book_streams(self, symbols: Sequence[str]) -> list[str]:
+        """What a syncing client subscribes to: each symbol's book and trades, in order."""
+        names = [symbol.upper() for symbol in symbols]
+        return [topic for name in names for topic in (book_topic(SUBJECT_DEPTH, name), trade_topic(name))]
+
+    def subject_parts(self) -> SubjectParts:
+        from harness.venues.bybit.decoder import decode_frame
+        from harness.venues.bybit.sequencing import BybitSequencing
+
+        return SubjectParts(
+            decode_frame=decode_frame,
+            sequencing=BybitSequencing,
+            ws_url=lambda ws_base, symbols: ws_url(ws_base, SUBJECT_CATEGORY),
+            subscribe=lambda symbols: BybitSubscribe(tuple(self.book_streams(symbols))),
+        )
+
+    def capture_policy(self) -> CapturePolicy:
+        return CapturePolicy(
+            streams=lambda symbols, book_ticker: self.book_streams(symbols),
+            ws_url=lambda ws_base, streams: ws_url(ws_base, SUBJECT_CATEGORY),
+            subscribe=lambda streams: BybitSubscribe(tuple(streams)),
+        )
+
+    def synth_encoder(self, symbol: str) -> SynthEncoder:
+        from harness.synth.market import symbol_spec
+        from harness.venues.bybit.synth_encoder import BybitSynthEncoder
+
+        return BybitSynthEncoder(symbol_spec(symbol), SUBJECT_CATEGORY, SUBJECT_DEPTH)
 
 
 DIALECT = BybitDialect()
