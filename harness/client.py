@@ -128,6 +128,7 @@ class ReconnectingClient:
         self._watchdog_silence_ns = 0
         self._last_rx_ns = 0
         self._frames = 0
+        self._resubscribe: asyncio.Task[None] | None = None
 
     @property
     def state(self) -> ConnectionState:
@@ -162,6 +163,15 @@ class ReconnectingClient:
             self._stopping = True
             task.cancel()
         await asyncio.wait([task])
+
+    def reconnect(self, reason: str = "resubscribe") -> None:
+        """Closes the open connection with 1000 so that the client connects and subscribes again: how a
+        client gets a fresh snapshot from a venue that sends the book on subscribing (Bybit, OKX). Does
+        nothing between connections or while such a close is under way."""
+        ws = self._ws
+        if ws is None or self._resubscribe is not None:
+            return
+        self._resubscribe = asyncio.get_running_loop().create_task(ws.close(1000, reason))
 
     async def run(self) -> None:
         """Connect, keep reconnecting with backoff, and return after `stop()` or after giving up."""
@@ -223,7 +233,8 @@ class ReconnectingClient:
                 self._on_event(core.advance(state, time.monotonic_ns()))
             await self._receive(ws)
         except ConnectionClosed:
-            pass
+            if self._resubscribe is not None:
+                cause = DisconnectCause.RESUBSCRIBE
         except _StepFailed as failed:
             cause = failed.cause
             await ws.close(1000, failed.reason)
@@ -240,6 +251,9 @@ class ReconnectingClient:
             if keepalive is not None:
                 await asyncio.wait([keepalive])
             self._ws = None
+            if self._resubscribe is not None:
+                await asyncio.wait([self._resubscribe])
+                self._resubscribe = None
         self._closed(ws, cause)
 
     def _closed(self, ws: ClientConnection, cause: DisconnectCause | None) -> None:

@@ -54,6 +54,8 @@ class DisconnectCause(enum.Enum):
     """The server answered the auth or subscribe step with an error."""
     STOPPED = "stopped"
     """The caller asked for `stop()`; the client closed with 1000."""
+    RESUBSCRIBE = "resubscribe"
+    """The caller asked for `reconnect()`; the client closed with 1000 to connect and subscribe afresh."""
 
 
 # Events. Every one carries the monotonic timestamp at which the shell observed it.

@@ -63,8 +63,9 @@ class DefaultSubject:
         in sync. An unknown venue is a HarnessError.
         """
         parts = dialect(config.venue).subject_parts()
-        if parts.snapshot_url is None or parts.decode_snapshot is None:
-            raise ValueError(f"the default subject fetches REST snapshots; {config.venue} sends them in the stream")
+        self._in_stream = parts.snapshot_url is None or parts.decode_snapshot is None
+        """The venue sends snapshots on the stream (Bybit, OKX): nothing to fetch; a new one comes with a
+        new subscription, so a lost sync reconnects (the client subscribes again on every connection)."""
         self._config = config
         self._parts = parts
         self._decode_frame = parts.decode_frame
@@ -83,6 +84,7 @@ class DefaultSubject:
             max_retries=max_retries,
             watchdog_s=watchdog_s,
             stable_after_s=2.0,
+            subscribe=None if parts.subscribe is None else parts.subscribe(config.symbols),
         )
         self._snapshot_retry_s = snapshot_retry_s
         self._snapshot_retry_cap_s = snapshot_retry_cap_s
@@ -132,7 +134,7 @@ class DefaultSubject:
             self._report(SyncEvent("decode_error", monotonic_ns(), str(exc)[:200]))
             return
         parsed = monotonic_ns()
-        if type(event) is DepthDelta:
+        if type(event) is DepthDelta or type(event) is DepthSnapshot:
             if not self._queue.put_nowait((event, recv_mono_ns, parsed, conn_id), MessagePriority.NORMAL):
                 self._report(SyncEvent("dropped", parsed, "queue full", event.symbol))
         elif type(event) is Trade:
@@ -167,7 +169,7 @@ class DefaultSubject:
             sync = syncs.get(event.symbol)
             if sync is None:
                 continue
-            decisions = sync.on_delta(event)
+            decisions = sync.on_stream_snapshot(event) if type(event) is DepthSnapshot else sync.on_delta(event)
             applied = monotonic_ns()
             self._handle(event.symbol, decisions, applied, (recv, parsed, dequeued))
 
@@ -198,6 +200,9 @@ class DefaultSubject:
                 self._want_snapshot(symbol)
 
     def _want_snapshot(self, symbol: str) -> None:
+        if self._in_stream:
+            self._client.reconnect("resubscribe for a snapshot")
+            return
         task = self._fetches.get(symbol)
         if task is not None and not task.done():
             self._refetch.add(symbol)

@@ -399,9 +399,19 @@ class VenueCore:
                 snapshot = self.wire.stream_snapshot(stream, self.books, wall_ns // 1_000_000)
                 if snapshot is not None:
                     actions.append(Write(conn_id, self.wire.frame(stream, snapshot, conn.framing)))
+                    self._stream_snapshot_served(stream, now_ns)
         if conn.streams:
             actions += self.start_clock(now_ns, wall_ns)
         return actions
+
+    def _stream_snapshot_served(self, stream: str, now_ns: int) -> None:
+        """An in-stream snapshot rendered from the venue's book starts a client's chain, as a REST answer
+        does: the checker's record of it (the book it was rendered from, at its last id)."""
+        symbol = self.wire.symbol_of(stream)
+        book = self.books.book(symbol) if symbol is not None else None
+        if symbol is not None and book is not None:
+            bids, asks = tuple(book.bids(SERVED_LEVELS)), tuple(book.asks(SERVED_LEVELS))
+            self.snapshots_served.append(SnapshotRecord(symbol, book.last_update_id, now_ns, bids, asks))
 
     def _reply(self, conn_id: int, reply: Reply) -> Write:
         return Write(conn_id, reply.payload, reply.text)
