@@ -509,3 +509,35 @@ def test_json_rpc_subscribe_classifies_replies() -> None:
     assert step.classify(b'{"result":null,"id":8}') is StepReply.OTHER
     assert step.classify(b'{"e":"depthUpdate","U":1,"u":2,"b":[],"a":[]}') is StepReply.OTHER
     assert step.classify(b'{"id":7 not json') is StepReply.OTHER
+
+
+@aio
+async def test_reconnect_closes_1000_and_subscribes_again() -> None:
+    subscribes: list[bytes] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        subscribes.append(await ws.recv(decode=False))
+        await ws.send(ACK, text=True)
+        await ws.send(b'{"u":%d}' % len(subscribes), text=True)
+        await ws.wait_closed()
+
+    probe = Probe()
+    step = JsonRpcSubscribe(("btcusdt@depth",), request_id=1, timeout_s=5)
+    async with serve(handler, "127.0.0.1", 0) as server:
+        client = make_client(f"ws://127.0.0.1:{port_of(server)}/ws", probe, subscribe=step)
+        task = client.start()
+        await probe.until(lambda: any(f[0] == b'{"u":1}' for f in probe.frames))
+        client.reconnect("fresh snapshot")
+        client.reconnect("twice is once")
+        await probe.until(lambda: any(f[0] == b'{"u":2}' for f in probe.frames))
+        await client.stop()
+
+    first = probe.of(Disconnected)[0]
+    assert (first.conn_id, first.code, first.reason, first.cause) == (
+        1,
+        1000,
+        "fresh snapshot",
+        DisconnectCause.RESUBSCRIBE,
+    )
+    assert len(subscribes) == 2 and [o.conn_id for o in probe.of(ConnectionOpened)] == [1, 2]
+    assert not [t for t in client_tasks(task) if not t.done()]
