@@ -30,6 +30,7 @@ from harness.sync import SyncEvent as Decision
 from harness.venues.binance_spot.decoder import decode_frame
 from harness.venues.binance_spot.sequencing import BinanceSpotSequencing
 from harness.venues.binance_usdm.sequencing import BinanceUsdmSequencing
+from harness.venues.bybit.sequencing import BybitSequencing
 
 # Sequencing rules with one rule of Binance's "manage a local order book" recipe left out.
 
@@ -116,6 +117,14 @@ class ResumingSequencing(BinanceSpotSequencing):
 class LinkBlindSequencing(BinanceUsdmSequencing):
     """Binance USD-M's rule with the `pu` check left out: anything newer than the book is applied, so
     a lost event leaves a hole nobody notices (on a clean feed every `pu` matches anyway)."""
+
+    def follow(self, delta: DepthDelta, last_update_id: int) -> Step:
+        return Step.DROP if delta.last_update_id <= last_update_id else Step.APPLY
+
+
+class UpdateIdBlindSequencing(BybitSequencing):
+    """Bybit's rule with the `u` +1 check left out: anything newer than the book is applied, so a lost
+    delta leaves a hole nobody notices (on a clean feed every `u` follows anyway)."""
 
     def follow(self, delta: DepthDelta, last_update_id: int) -> Step:
         return Step.DROP if delta.last_update_id <= last_update_id else Step.APPLY
@@ -545,3 +554,8 @@ def ignores_pu(config: SubjectConfig) -> DefaultSubject:
 def spot_rule_on_usdm(config: SubjectConfig) -> DefaultSubject:
     """USD-M with spot's rule (`U == last u + 1`): USD-M's ids skip, so every event looks like a gap."""
     return DefaultSubject(config, sequencing=BinanceSpotSequencing)
+
+
+def ignores_bybit_u(config: SubjectConfig) -> DefaultSubject:
+    """Bybit: never checks that `u` is the last one + 1, so lost deltas go unnoticed."""
+    return DefaultSubject(config, sequencing=UpdateIdBlindSequencing)

@@ -1,6 +1,7 @@
 """`harness replay` on Bybit end to end: a synth recording (in-stream snapshots, subscribe by message)
 served by Bybit's wire, synced by our default subject with Bybit's rule, judged by the oracle's own copy;
-and (marked slow) the whole scenario library on it."""
+and (marked slow) the whole scenario library on it: every scenario runs, none diverges silently, and the
+only ones that fail are those built on REST snapshot faults, which Bybit cannot have."""
 
 from __future__ import annotations
 
@@ -41,4 +42,7 @@ def test_every_library_scenario_on_a_bybit_synth_recording(tmp_path: Path) -> No
         reports = {name: future.result() for name, future in futures.items()}
     assert all(report["sync"]["divergent"] == 0 for report in reports.values()), "never silently wrong"
     failed = {name: _failures(report) for name, report in reports.items() if not report["passed"]}
-    assert not failed
+    # The scenarios that still fail are those whose REST faults Bybit cannot have (no REST snapshot): the
+    # report lists them as not applicable, and their expectations ask for them (docs/venues-bybit.md).
+    assert failed.keys() == {name for name, report in reports.items() if report["faults_not_applicable"]}
+    assert set(failed) == {"chaos", "restart_rest_outage", "snapshot_errors", "stale_snapshot"}
