@@ -43,6 +43,6 @@ def test_every_library_scenario_on_a_bybit_synth_recording(tmp_path: Path) -> No
     assert all(report["sync"]["divergent"] == 0 for report in reports.values()), "never silently wrong"
     failed = {name: _failures(report) for name, report in reports.items() if not report["passed"]}
     # The scenarios that still fail are those whose REST faults Bybit cannot have (no REST snapshot): the
-    # report lists them as not applicable, and their expectations ask for them (docs/venues-bybit.md).
+    # report lists them as not applicable, and their expectations ask for them (docs/venues.md).
     assert failed.keys() == {name for name, report in reports.items() if report["faults_not_applicable"]}
     assert set(failed) == {"chaos", "restart_rest_outage", "snapshot_errors", "stale_snapshot"}

@@ -12,24 +12,19 @@ from websockets.asyncio.client import connect
 
 from harness.book_events import DepthSnapshot
 from harness.sync import BookSync, GapDetected
+from harness.synth.run import write_synthetic_recording
 from harness.venues.bybit.decoder import decode_frame
 from harness.venues.bybit.sequencing import BybitSequencing
-from harness.venues.bybit.synth import generate_events, recording_meta
 from harness.venues.bybit.wire import WIRE
-from recorder.segments import RecordingWriter
 from replayer.replay_data import load_replay_data
 from replayer.server import VenueServer
 
-TOPIC = "orderbook.200.BTCUSDT"
+TOPIC = "orderbook.1000.BTCUSDT"
 
 
 @pytest.fixture(scope="module")
 def bybit_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("bybit") / "rec"
-    with RecordingWriter(path, recording_meta("BTCUSDT", 3, 1, depth=200), fsync=False) as writer:
-        for event in generate_events("BTCUSDT", 3, 1, depth=200):
-            writer.append_event(event)
-    return path
+    return write_synthetic_recording(tmp_path_factory.mktemp("bybit") / "rec", "BTCUSDT", 3, 1, venue="bybit")
 
 
 def test_served_bybit_syncs_without_gaps(bybit_recording: Path) -> None:
@@ -42,7 +37,7 @@ def test_served_bybit_syncs_without_gaps(bybit_recording: Path) -> None:
         try:
             url = f"ws://127.0.0.1:{server.port}/v5/public/linear"
             async with connect(url) as ws:
-                await ws.send('{"op":"subscribe","req_id":"s1","args":["orderbook.200.BTCUSDT"]}')
+                await ws.send('{"op":"subscribe","req_id":"s1","args":["orderbook.1000.BTCUSDT"]}')
                 await ws.send('{"op":"ping","req_id":"p1"}')
                 sync = BookSync(BybitSequencing())
                 control: list[dict] = []
@@ -57,7 +52,7 @@ def test_served_bybit_syncs_without_gaps(bybit_recording: Path) -> None:
                     out = sync.on_stream_snapshot(event) if isinstance(event, DepthSnapshot) else sync.on_delta(event)
                     gaps += sum(isinstance(e, GapDetected) for e in out)
             async with connect(f"ws://127.0.0.1:{server.port}/v5/public/linear") as late:
-                await late.send('{"op":"subscribe","args":["orderbook.200.BTCUSDT"]}')
+                await late.send('{"op":"subscribe","args":["orderbook.1000.BTCUSDT"]}')
                 ack = orjson.loads(await asyncio.wait_for(late.recv(), 10))
                 snapshot = orjson.loads(await asyncio.wait_for(late.recv(), 10))
             return control, sync, gaps, seen, {"ack": ack, "snapshot": snapshot}

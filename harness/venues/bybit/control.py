@@ -9,7 +9,7 @@ is answered `{"success": true, "ret_msg": "pong", "conn_id", ["req_id",] "op": "
 at most 10 args per request; every category caps the args of one request at 21,000 characters.
 
 Failure texts Bybit does not document are ours, in Bybit's style (`error:<what>,topic:<topic>`), and
-docs/venues-bybit.md lists them. A request that fails changes no subscription (all or nothing).
+docs/venues.md lists them. A request that fails changes no subscription (all or nothing).
 """
 
 from __future__ import annotations
