@@ -3,10 +3,11 @@
 The venue's parts (decoder, sync rule, URLs) come from its dialect (`subject_parts()`,
 harness/venues/dialect.py); the pipeline is the one a market-data consumer runs in production: the
 reconnecting client hands raw frames to `_on_message`, which parses them (stage `parse`) and
-queues depth updates at NORMAL priority and trades at HIGH; one consumer task takes them off (stage
-`queue`) and feeds the book sync (stage `apply`). Snapshots are fetched over REST when the sync asks
-for one. Every book state the sync exposes is reported as a BookObservation; every loss and regain
-of sync as a SyncEvent.
+queues depth updates (and snapshots that come on the stream, in order with them) at NORMAL priority
+and trades at HIGH; one consumer task takes them off (stage `queue`) and feeds the book sync (stage
+`apply`). When the sync asks for a snapshot it is fetched over REST, or, where the venue sends its
+book on subscribing (Bybit, OKX), the client reconnects and subscribes again. Every book state the
+sync exposes is reported as a BookObservation; every loss and regain of sync as a SyncEvent.
 """
 
 from __future__ import annotations
