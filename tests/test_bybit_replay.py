@@ -5,6 +5,7 @@ only ones that fail are those built on REST snapshot faults, which Bybit cannot 
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,6 +16,24 @@ from harness.scenarios import list_scenarios
 from harness.synth.run import write_synthetic_recording
 
 LIBRARY = sorted(s.name for s in list_scenarios())
+REPO = Path(__file__).resolve().parents[1]
+GAPS = """name = "bybit_gaps"
+description = "single lost deltas against a subject that never checks u"
+speed = 8
+seed = 1
+
+[[faults]]
+kind = "gap"
+start = "15%"
+stop = "75%"
+count = 10
+length = 1
+
+[expect]
+"sync.divergent" = 0
+"sync.final_book_correct" = true
+"faults.gap" = ">= 1"
+"""
 
 
 def _failures(report: dict) -> list[str]:
@@ -46,3 +65,29 @@ def test_every_library_scenario_on_a_bybit_synth_recording(tmp_path: Path) -> No
     # report lists them as not applicable, and their expectations ask for them (docs/venues.md).
     assert failed.keys() == {name for name, report in reports.items() if report["faults_not_applicable"]}
     assert set(failed) == {"chaos", "restart_rest_outage", "snapshot_errors", "stale_snapshot"}
+
+
+def test_a_subject_blind_to_u_diverges_under_gaps_and_ours_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bybit's own rule planted broken (tests/broken_subjects.py `ignores_bybit_u`), as
+    tests/test_replay_catches.py does for the Binance rules, on a recording of its own."""
+    recording = write_synthetic_recording(tmp_path / "bybit", "BTCUSDT", 20, seed=7, venue="bybit")
+    scenario = tmp_path / "bybit_gaps.toml"
+    scenario.write_text(GAPS)
+    monkeypatch.syspath_prepend(str(REPO))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    with ThreadPoolExecutor(2) as pool:
+        broken_run = pool.submit(
+            run_replay,
+            ReplayRequest(scenario=str(scenario), recording=recording, subject="tests.broken_subjects:ignores_bybit_u"),
+        )
+        good_run = pool.submit(run_replay, ReplayRequest(scenario=str(scenario), recording=recording))
+        broken, good = broken_run.result(), good_run.result()
+    assert good["passed"], _failures(good)
+    assert good["sync"]["gaps_detected"] > 0 and good["sync"]["recovered"] > 0
+    assert broken["subject"]["exit_code"] == 0 and not broken["passed"]
+    assert {"no silent divergence", "sync.divergent == 0"} <= {
+        r["name"] for r in broken["expectations"] if not r["passed"]
+    }
+    assert broken["sync"]["divergent"] > 0 and broken["sync"]["gaps_detected"] == 0 < broken["sync"]["gaps_injected"]

@@ -35,7 +35,6 @@ from harness.replay import ReplayRequest, run_replay
 from harness.subject import DEFAULT_SUBJECT
 from harness.synth.run import write_synthetic_recording
 from harness.venues.binance_usdm import DIALECT as BINANCE_USDM
-from harness.venues.bybit import DIALECT as BYBIT
 from replayer.faults import FAULT_KINDS, FAULT_PARAMS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -201,7 +200,6 @@ CASES: dict[str, Case] = {
     # Binance USD-M's own rule: `pu` must equal the previous `u`, and `U` skips ids.
     "usdm_link": Case("gap", "ignores_pu", 8, _fault("gap", "15%", "75%", count=10, length=1), venue=BINANCE_USDM.name),
     "usdm_spot_rule": Case(None, "spot_rule_on_usdm", 8, "", venue=BINANCE_USDM.name),
-    "bybit_u": Case("gap", "ignores_bybit_u", 8, _fault("gap", "15%", "75%", count=10, length=1), venue=BYBIT.name),
 }
 
 
@@ -235,12 +233,9 @@ def replays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replays]:
     recording = write_synthetic_recording(root / "rec", seconds=20, seed=7)
     wide = write_synthetic_recording(root / "wide", WIDE_SYMBOLS, seconds=20, seed=7)
     usdm = write_synthetic_recording(root / "usdm", seconds=20, seed=7, venue=BINANCE_USDM.name)
-    bybit = write_synthetic_recording(root / "bybit", seconds=20, seed=7, venue=BYBIT.name)
 
     def recording_of(case: Case) -> Path:
-        if case.wide:
-            return wide
-        return {BINANCE_USDM.name: usdm, BYBIT.name: bybit}.get(case.venue, recording)
+        return wide if case.wide else usdm if case.venue == BINANCE_USDM.name else recording
 
     with pytest.MonkeyPatch.context() as mp, ThreadPoolExecutor(PARALLEL) as pool:
         # The subject process imports tests.broken_subjects from the repository root, wherever pytest runs.
@@ -520,11 +515,3 @@ def test_spot_rule_on_usdm_ids_never_stays_synced(replays: Replays) -> None:
     sync = _catches(broken, good, "sync.final_book_correct == true")
     assert sync["divergent"] == 0, "it never claims a book it cannot place"
     assert good["sync"]["resyncs"] == 0
-
-
-def test_bybit_deltas_applied_without_their_u_chain_diverge_silently(replays: Replays) -> None:
-    broken, good = replays.pair("bybit_u")
-    sync = _catches(broken, good, *DIVERGED)
-    assert sync["divergent"] > 0
-    assert sync["gaps_detected"] == 0 < sync["gaps_injected"]
-    assert good["sync"]["gaps_detected"] > 0 and good["sync"]["recovered"] > 0
