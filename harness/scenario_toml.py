@@ -35,8 +35,8 @@ def _time(point: TimePoint) -> str:
     """A share as the shortest percentage that reads back to the same double (0.29 is "29%", not 28.999...)."""
     if not point.fraction:
         return _value(point.value)
-    for digits in range(1, 18):
-        text = f"{point.value * 100:.{digits}g}"
+    for decimals in range(16):
+        text = f"{point.value * 100:.{decimals}f}"
         if float(text) / 100 == point.value:
             return json.dumps(f"{text}%")
     raise ValueError(f"no percentage reads back as {point.value!r}")
