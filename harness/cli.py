@@ -274,7 +274,7 @@ def search(
         str, typer.Option(help="Fault kinds: timing-free (default), all, or a comma-separated list.")
     ] = "timing-free",
     speed: Annotated[
-        float | None, typer.Option(min=0.0, help="Replay speed (default: 0 for timing-free kinds, else 4).")
+        float | None, typer.Option(min=0.0, help="Replay speed (default: 10 for timing-free kinds, else 4).")
     ] = None,
     max_faults: Annotated[int, typer.Option(min=1, help="Most faults in one schedule.")] = 4,
     shrink_budget: Annotated[int, typer.Option(min=0, help="Most replays spent shrinking a failure.")] = 100,

@@ -39,7 +39,7 @@ _INT_SPAN = {
     "count": 3,
     "length": 7,
     "every": 18,
-    "lag_frames": 15,
+    "lag_frames": 20,
     "window": 3,
     "requests": 2,
     "attempts": 3,
