@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,11 +51,21 @@ def non_loopback(api: Any) -> list[str]:
     return []
 
 
-def exchange_for(config: SubjectConfig) -> Any:
-    """A ccxt.pro binance instance that can reach only the fake venue (spot markets only)."""
+def exchange_for(config: SubjectConfig, on_applied: Callable[[dict[str, Any], Any], None]) -> Any:
+    """A ccxt.pro binance instance that can reach only the fake venue (spot markets only), calling
+    `on_applied(message, book)` after each depth update ccxt applies to a book."""
     import ccxt.pro as ccxtpro
 
-    exchange = ccxtpro.binance({"options": {"fetchMarkets": {"types": ["spot"]}}})
+    class JudgedBinance(ccxtpro.binance):
+        """ccxt's own handler, observed: every update it applies, not only the books a slower
+        `watch_order_book` loop happens to pick up between them."""
+
+        def handle_order_book_message(self, client: Any, message: Any, orderbook: Any) -> Any:
+            book = super().handle_order_book_message(client, message, orderbook)
+            on_applied(message, book)
+            return book
+
+    exchange = JudgedBinance({"options": {"fetchMarkets": {"types": ["spot"]}}})
     exchange.urls["api"] = loopback_urls(exchange.urls["api"], config.rest_url, config.ws_url)
     left = non_loopback(exchange.urls["api"])
     if left or urlsplit(config.rest_url).hostname != "127.0.0.1":
@@ -63,14 +74,26 @@ def exchange_for(config: SubjectConfig) -> Any:
 
 
 class CcxtOrderBookSubject:
-    """One `watch_order_book` loop per symbol on one ccxt.pro exchange."""
+    """One `watch_order_book` loop per symbol on one ccxt.pro exchange; a book is reported each time ccxt
+    applies an update to it (its handler, hooked), so no state is skipped between two watches."""
 
     def __init__(self, config: SubjectConfig) -> None:
         self._config = config
-        self._exchange = exchange_for(config)
+        self._report: Report | None = None
+        self._exchange = exchange_for(config, self._applied)
         self._books: dict[str, Any] = {}
 
+    def _applied(self, message: dict[str, Any], book: Any) -> None:
+        symbol = message.get("s")
+        if self._report is None or symbol not in self._config.symbols or book["nonce"] is None:
+            return
+        now = time.monotonic_ns()
+        self._books[symbol] = book
+        bids, asks = _levels(book["bids"], TOP), _levels(book["asks"], TOP)
+        self._report(BookObservation(symbol, book["nonce"], True, bids, asks, now, now, now, now))
+
     async def run(self, report: Report, stop: asyncio.Event) -> None:
+        self._report = report
         exchange = self._exchange
         await exchange.load_markets()
         names = {symbol: exchange.markets_by_id[symbol][0]["symbol"] for symbol in self._config.symbols}
@@ -84,31 +107,26 @@ class CcxtOrderBookSubject:
                 else:
                     report(FinalBook(symbol, book["nonce"] or 0, True, _levels(book["bids"]), _levels(book["asks"])))
         finally:
+            self._report = None
             for task in watchers:
                 task.cancel()
-            await asyncio.gather(*watchers, return_exceptions=True)
-            await exchange.close()
+            await asyncio.wait(watchers, timeout=5)
+            await asyncio.wait_for(exchange.close(), 5)
 
     async def _watch(self, symbol: str, name: str, report: Report) -> None:
         while True:
             try:
-                book = await self._exchange.watch_order_book(name)
+                self._books[symbol] = await self._exchange.watch_order_book(name)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # what ccxt raises is the finding; a user's loop watches again
                 report(SyncEvent("resync", time.monotonic_ns(), f"{type(exc).__name__}: {exc}"[:200], symbol))
                 await asyncio.sleep(0.05)
-                continue
-            now = time.monotonic_ns()
-            self._books[symbol] = book
-            if book["nonce"] is not None:
-                bids, asks = _levels(book["bids"], TOP), _levels(book["asks"], TOP)
-                report(BookObservation(symbol, book["nonce"], True, bids, asks, now, now, now, now))
 
 
-def _levels(side: Any, n: int | None = None) -> list[list[float]]:
+def _levels(side: Any, n: int | None = None) -> list[tuple[float, float]]:
     rows = side[:n] if n is not None else side
-    return [[float(price), float(size)] for price, size, *_ in rows]
+    return [(float(price), float(size)) for price, size, *_ in rows]
 
 
 def create(config: SubjectConfig) -> CcxtOrderBookSubject:

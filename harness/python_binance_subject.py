@@ -64,8 +64,8 @@ class DepthCacheSubject:
         finally:
             for task in watchers:
                 task.cancel()
-            await asyncio.gather(*watchers, return_exceptions=True)
-            await client.close_connection()
+            await asyncio.wait(watchers, timeout=5)
+            await asyncio.wait_for(client.close_connection(), 5)
 
     async def _watch(self, client: Any, symbol: str, report: Report) -> None:
         from binance.ws.depthcache import DepthCacheManager
@@ -90,8 +90,8 @@ class DepthCacheSubject:
                 await asyncio.sleep(0.05)
 
 
-def _levels(side: Any) -> list[list[float]]:
-    return [[float(price), float(size)] for price, size in side]
+def _levels(side: Any) -> list[tuple[float, float]]:
+    return [(float(price), float(size)) for price, size in side]
 
 
 def create(config: SubjectConfig) -> DepthCacheSubject:
