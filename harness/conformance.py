@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import importlib.util
+import json
 import platform
 import shlex
 import time
@@ -69,7 +70,10 @@ def _recovery(cell: dict[str, Any]) -> str:
     recovery = cell.get("recovery_ms") or {}
     if not recovery.get("count") and not recovery.get("unrecovered"):
         return "-"
-    text = f"p99 {recovery.get('p99', 0):,.0f} ms, max {recovery.get('max', 0):,.0f} ms ({recovery['count']})"
+    if recovery.get("count"):
+        text = f"p99 {recovery['p99']:,.0f} ms, max {recovery['max']:,.0f} ms ({recovery['count']})"
+    else:
+        text = "none recovered"
     if recovery.get("unrecovered"):
         text += f", **{recovery['unrecovered']} never recovered**"
     return text
@@ -162,17 +166,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--scenarios", default=None, help="comma-separated scenario names (default: the library)")
     parser.add_argument("--python", default=".venv-conformance/bin/harness", help="the harness shown in commands")
+    parser.add_argument("--summaries", type=Path, default=Path("out/conformance"), help="each client's suite JSON")
+    parser.add_argument("--render-only", action="store_true", help="write the page from --summaries, run nothing")
     args = parser.parse_args(argv)
+    args.summaries.mkdir(parents=True, exist_ok=True)
     started = time.time()
     sections: list[str] = []
     scenarios = args.scenarios.split(",") if args.scenarios else None
     for client in CLIENTS:
         version = installed(client)
         summary = None
-        if version is not None:
+        saved = args.summaries / f"{client.distribution}.json"
+        if version is not None and args.render_only:
+            summary = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else None
+        elif version is not None:
             print(f"{client.distribution} {version}: {client.subject}", flush=True)
             request = SuiteRequest(scenarios=scenarios, recordings=RECORDINGS, subject=client.subject, jobs=args.jobs)
             summary = run_suite(request, on_result=lambda cell, done, total: print(progress_line(done, total, cell)))
+            saved.write_text(json.dumps(summary, indent=1), encoding="utf-8")
         sections += client_section(client, version, summary, shlex.quote(args.python))
     write_page(args.out, sections, started)
     print(f"wrote {args.out}")
