@@ -15,6 +15,7 @@ results.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +24,8 @@ from harness.observations import BookObservation, FinalBook, SyncEvent
 from harness.subject import Report, SubjectConfig
 
 TOP = 20
+CLOSE_TIMEOUT_S = 5.0
+CLIENT = "python-binance"
 
 
 def point_at_venue(config: SubjectConfig) -> None:
@@ -65,7 +68,10 @@ class DepthCacheSubject:
             for task in watchers:
                 task.cancel()
             await asyncio.wait(watchers, timeout=5)
-            await asyncio.wait_for(client.close_connection(), 5)
+            try:
+                await asyncio.wait_for(client.close_connection(), CLOSE_TIMEOUT_S)
+            except TimeoutError:  # after the final books nothing is judged; say so in the subject's log
+                print(f"{CLIENT} did not close within {CLOSE_TIMEOUT_S:g} s", file=sys.stderr)
 
     async def _watch(self, client: Any, symbol: str, report: Report) -> None:
         from binance.ws.depthcache import DepthCacheManager
