@@ -24,7 +24,7 @@ from harness.subject import Report, SubjectConfig
 
 LIVE_REST = "https://api.binance.com"
 TOP = 20
-CLOSE_TIMEOUT_S = 5.0
+CLOSE_TIMEOUT_S = 3.0
 CLIENT = "ccxt"
 
 
@@ -113,7 +113,7 @@ class CcxtOrderBookSubject:
             self._report = None
             for task in watchers:
                 task.cancel()
-            await asyncio.wait(watchers, timeout=5)
+            await asyncio.wait(watchers, timeout=CLOSE_TIMEOUT_S)
             try:
                 await asyncio.wait_for(exchange.close(), CLOSE_TIMEOUT_S)
             except TimeoutError:  # after the final books nothing is judged; say so in the subject's log

@@ -154,10 +154,16 @@ from run to run (docs/scenarios.md, "Determinism"); each command replays one cel
 """
 
 
+NOTES = Path(__file__).resolve().parent.parent / "docs" / "conformance-notes.md"
+"""What the numbers mean, client by client, traced to the clients' installed source: written by hand
+(it is read, not generated), appended to the page, and re-checked whenever the page is regenerated."""
+
+
 def write_page(path: Path, sections: Sequence[str], started: float) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started))
     meta = f"Run {stamp} on Python {platform.python_version()}, {time.time() - started:.0f} s.\n"
-    path.write_text(HEADER + "\n" + meta + "\n" + "\n".join(sections), encoding="utf-8")
+    notes = NOTES.read_text(encoding="utf-8") if NOTES.is_file() else ""
+    path.write_text(HEADER + "\n" + meta + "\n" + "\n".join(sections) + notes, encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from harness.observations import BookObservation, FinalBook, SyncEvent
 from harness.subject import Report, SubjectConfig
 
 TOP = 20
-CLOSE_TIMEOUT_S = 5.0
+CLOSE_TIMEOUT_S = 3.0
 CLIENT = "python-binance"
 
 
@@ -67,7 +67,7 @@ class DepthCacheSubject:
         finally:
             for task in watchers:
                 task.cancel()
-            await asyncio.wait(watchers, timeout=5)
+            await asyncio.wait(watchers, timeout=CLOSE_TIMEOUT_S)
             try:
                 await asyncio.wait_for(client.close_connection(), CLOSE_TIMEOUT_S)
             except TimeoutError:  # after the final books nothing is judged; say so in the subject's log

@@ -137,7 +137,7 @@ def test_kinds_and_limits_are_checked_before_anything_runs(tmp_path: Path) -> No
 def test_search_writes_a_scenario_that_replays_the_failure(harness_search: Any, short_recording: Path) -> None:
     """Real replays through the plugin's fixture: a subject blind to gaps, searched over gaps only."""
     result = harness_search(
-        "tests.broken_subjects:gap_blind", recording=short_recording, budget=3, shrink_budget=2, seed=2, kinds=("gap",)
+        "tests.broken_subjects:gap_blind", recording=short_recording, budget=3, shrink_budget=0, seed=2, kinds=("gap",)
     )
     assert result.found and result.scenario_path is not None and result.command is not None
     assert "sync.divergent == 0" in result.failed_expectations
