@@ -152,7 +152,9 @@ def test_search_writes_a_scenario_that_replays_the_failure(harness_search: Any, 
 @pytest.mark.slow
 def test_search_finds_the_planted_bug_and_shrinks_it_to_at_most_three_faults(tmp_path: Path) -> None:
     """The planted subject passes the whole library (test below); the search finds its bug and shrinks it."""
-    result = run_search(SearchRequest(subject=PLANTED, budget=40, shrink_budget=30, seed=14, out=tmp_path, max_faults=3))
+    result = run_search(
+        SearchRequest(subject=PLANTED, budget=40, shrink_budget=30, seed=14, out=tmp_path, max_faults=3)
+    )
     assert result.found, result.to_json()
     assert len(result.faults) <= 3 and "snapshot" in {spec.kind for spec in result.faults}
     assert result.reproduced is True
