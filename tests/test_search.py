@@ -117,6 +117,8 @@ def test_explore_gives_up_after_its_budget_and_stops_shrinking_at_its_limit() ->
     assert nothing.minimal is None and nothing.trials == len(tried) == len(set(tried)) <= 12
     capped = explore(lambda schedule: True, fault_schedules(FAULT_KINDS), seed=1, budget=5, shrink_budget=3)
     assert capped.trials == 1 and capped.shrink_trials <= 3 and capped.minimal is not None
+    late = explore(never, strategy, seed=1, budget=12, out_of_time=lambda: True)
+    assert late.out_of_time and late.trials == 0 and late.minimal is None
 
 
 def test_kinds_and_limits_are_checked_before_anything_runs(tmp_path: Path) -> None:
