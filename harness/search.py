@@ -109,6 +109,7 @@ def explore(
         raise ValueError(f"budget must be >= 1 and shrink_budget >= 0, not {budget} and {shrink_budget}")
     result = Exploration()
     verdicts: dict[str, bool] = {}
+    bad_input: list[HarnessError] = []
 
     @settings(
         database=None,
@@ -124,6 +125,8 @@ def explore(
     @hypothesis_seed(seed)
     @given(strategy)
     def one(schedule: list[FaultSpec]) -> None:
+        if bad_input:
+            return  # the user's input is wrong whatever the schedule: let hypothesis finish without replays
         key = schedule_key(schedule)
         if key not in verdicts:
             assume(valid(schedule))
@@ -139,7 +142,11 @@ def explore(
                     result.out_of_shrink_budget = True
                     return
                 result.shrink_trials += 1
-            verdicts[key] = trial(schedule)
+            try:
+                verdicts[key] = trial(schedule)
+            except HarnessError as exc:  # a subject that cannot be imported, a recording that cannot be read
+                bad_input.append(exc)
+                return
         if verdicts[key]:
             if result.first_failure is None:
                 result.first_failure = list(schedule)
@@ -152,6 +159,8 @@ def explore(
         pass
     except _OutOfTime:
         result.out_of_time = True
+    if bad_input:
+        raise bad_input[0]
     if result.minimal is not None:
         _delete_faults(result, trial, verdicts, valid, shrink_budget, out_of_time)
     return result
@@ -288,12 +297,11 @@ def run_search(request: SearchRequest, progress: Callable[[str], None] | None = 
             return False
         return True
 
-    def write(schedule: Sequence[FaultSpec], path: Path, description: str) -> str:
+    def write(schedule: Sequence[FaultSpec], path: Path, description: str) -> None:
         expect = search_expectations(speed)
         text = scenario_toml(name, description, schedule, expect, speed=speed or 1.0, seed=request.seed)
         round_trip(text, schedule)
         path.write_text(text, encoding="utf-8")
-        return text
 
     reports: dict[str, dict[str, Any]] = {}
 

@@ -117,6 +117,15 @@ def test_explore_gives_up_after_its_budget_and_stops_shrinking_at_its_limit() ->
     assert nothing.minimal is None and nothing.trials == len(tried) == len(set(tried)) <= 12
     capped = explore(lambda schedule: True, fault_schedules(FAULT_KINDS), seed=1, budget=5, shrink_budget=3)
     assert capped.trials == 1 and capped.shrink_trials <= 3 and capped.minimal is not None
+    calls: list[int] = []
+
+    def broken(schedule: list[FaultSpec]) -> bool:
+        calls.append(1)
+        raise HarnessError("subject module 'x' not found")
+
+    with pytest.raises(HarnessError, match="not found"):
+        explore(broken, strategy, seed=1, budget=12)
+    assert len(calls) == 1
     late = explore(never, strategy, seed=1, budget=12, out_of_time=lambda: True)
     assert late.out_of_time and late.trials == 0 and late.minimal is None
 
