@@ -114,9 +114,8 @@ class CcxtOrderBookSubject:
             for task in watchers:
                 task.cancel()
             await asyncio.wait(watchers, timeout=CLOSE_TIMEOUT_S)
-            try:
-                await asyncio.wait_for(exchange.close(), CLOSE_TIMEOUT_S)
-            except TimeoutError:  # after the final books nothing is judged; say so in the subject's log
+            closing = asyncio.ensure_future(exchange.close())
+            if not (await asyncio.wait({closing}, timeout=CLOSE_TIMEOUT_S))[0]:  # nothing is judged after the books
                 print(f"{CLIENT} did not close within {CLOSE_TIMEOUT_S:g} s", file=sys.stderr)
 
     async def _watch(self, symbol: str, name: str, report: Report) -> None:

@@ -174,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--python", default=".venv-conformance/bin/harness", help="the harness shown in commands")
     parser.add_argument("--summaries", type=Path, default=Path("out/conformance"), help="each client's suite JSON")
     parser.add_argument("--render-only", action="store_true", help="write the page from --summaries, run nothing")
+    parser.add_argument("--only", default=None, help="run this client (its PyPI name); the others from --summaries")
     args = parser.parse_args(argv)
     args.summaries.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -183,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         version = installed(client)
         summary = None
         saved = args.summaries / f"{client.distribution}.json"
-        if version is not None and args.render_only:
+        if version is not None and (args.render_only or args.only not in (None, client.distribution)):
             summary = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else None
         elif version is not None:
             print(f"{client.distribution} {version}: {client.subject}", flush=True)

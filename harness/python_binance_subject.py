@@ -6,8 +6,9 @@ factory imports python-binance. Its hosts are class attributes (`BaseClient.API_
 the factory refuses to start if one is left elsewhere. One manager per symbol, `ws_interval=100` (the
 100 ms stream) and its defaults otherwise (a 500-level snapshot, float levels). The manager hands out
 its cache as current after every event, so each is reported as synced at the manager's last update
-id (`_last_update_id`, the only place it keeps it). An exception out of `recv()` ends that manager;
-the adapter reports a resync and opens a new one, as a user's loop would.
+id (`_last_update_id`, the only place it keeps it). An exception out of `recv()`, or the error dict it
+returns instead of a cache when its socket fails, ends that manager; the adapter reports a resync and
+opens a new one, as a user's loop would.
 docs/client_checks/python_binance_check.py is the script this grew from; docs/conformance.md holds the
 results.
 """
@@ -68,9 +69,8 @@ class DepthCacheSubject:
             for task in watchers:
                 task.cancel()
             await asyncio.wait(watchers, timeout=CLOSE_TIMEOUT_S)
-            try:
-                await asyncio.wait_for(client.close_connection(), CLOSE_TIMEOUT_S)
-            except TimeoutError:  # after the final books nothing is judged; say so in the subject's log
+            closing = asyncio.ensure_future(client.close_connection())
+            if not (await asyncio.wait({closing}, timeout=CLOSE_TIMEOUT_S))[0]:  # nothing is judged after the books
                 print(f"{CLIENT} did not close within {CLOSE_TIMEOUT_S:g} s", file=sys.stderr)
 
     async def _watch(self, client: Any, symbol: str, report: Report) -> None:
@@ -84,6 +84,8 @@ class DepthCacheSubject:
                 async with manager:
                     while True:
                         cache = await manager.recv()
+                        if isinstance(cache, dict):  # its way of saying the socket failed: {"e": "error", ...}
+                            raise ConnectionError(f"recv() returned {cache}")
                         now = time.monotonic_ns()
                         self._caches[symbol] = cache
                         bids, asks = _levels(cache.get_bids()[:TOP]), _levels(cache.get_asks()[:TOP])
