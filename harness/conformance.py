@@ -161,7 +161,7 @@ NOTES = Path(__file__).resolve().parent.parent / "docs" / "conformance-notes.md"
 
 def write_page(path: Path, sections: Sequence[str], started: float) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started))
-    meta = f"Run {stamp} on Python {platform.python_version()}, {time.time() - started:.0f} s.\n"
+    meta = f"Written {stamp} on Python {platform.python_version()}; each client's suite time is given with it.\n"
     notes = NOTES.read_text(encoding="utf-8") if NOTES.is_file() else ""
     path.write_text(HEADER + "\n" + meta + "\n" + "\n".join(sections) + notes, encoding="utf-8")
 
