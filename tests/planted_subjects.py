@@ -14,7 +14,7 @@ bug (checked: `harness suite --scenarios all --subject tests.planted_subjects:tr
 from __future__ import annotations
 
 from harness.book_events import DepthDelta, DepthSnapshot
-from harness.default_subject import BinanceSpotSubject
+from harness.default_subject import DefaultSubject
 from harness.subject import SubjectConfig
 from harness.sync import BookSync, Dropped
 from harness.sync import SyncEvent as Decision
@@ -50,8 +50,8 @@ class CatchUpTrustingSync(BookSync):
         return events
 
 
-def trusts_stream_after_catch_up(config: SubjectConfig) -> BinanceSpotSubject:
+def trusts_stream_after_catch_up(config: SubjectConfig) -> DefaultSubject:
     """Applies updates across holes once it has waited ten events for a too-new snapshot."""
-    subject = BinanceSpotSubject(config)
+    subject = DefaultSubject(config)
     subject._syncs = {symbol: CatchUpTrustingSync() for symbol in config.symbols}
     return subject
