@@ -10,13 +10,11 @@ of their own, never into the project's: a client that is not installed gets a li
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
-import importlib.util
 import json
 import platform
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,39 +22,48 @@ from typing import Any
 from harness.suite import SuiteRequest, run_suite
 from harness.suite_results import progress_line
 
-
-@dataclass(frozen=True, slots=True)
-class Client:
-    name: str
-    subject: str
-    module: str
-    """The client's import name, to tell whether it is installed."""
-    distribution: str
-    """Its package name on PyPI, for the version."""
-
-
 RECORDINGS = (Path("fixtures/binance_spot_multi_synth"), Path("fixtures/binance_spot_btcusdt_real_60s"))
 """The bundled four-symbol synthetic fixture, and the real BTCUSDT slice: a client's bug that shows on one
 symbol's formatting (SHIBUSDT's two-decimal sizes) is told apart from one that shows on any market."""
 
 STOPPED = ("subject subscribed, ran and stopped when asked", "subject exited cleanly", "subject ran without raising")
 
+
+def _ccxt_version() -> str | None:
+    try:
+        import ccxt
+    except ImportError:
+        return None
+    return str(ccxt.__version__)
+
+
+def _python_binance_version() -> str | None:
+    try:
+        import binance
+    except ImportError:
+        return None
+    return str(binance.__version__)
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    name: str
+    subject: str
+    distribution: str
+    """Its package name on PyPI."""
+    version: Callable[[], str | None]
+    """The installed version, or None when it is not importable here (plain imports: no import by name)."""
+
+
 CLIENTS = (
-    Client("ccxt.pro binance `watch_order_book`", "harness.ccxt_subject:create", "ccxt", "ccxt"),
+    Client("ccxt.pro binance `watch_order_book`", "harness.ccxt_subject:create", "ccxt", _ccxt_version),
     Client(
         "python-binance `DepthCacheManager(ws_interval=100)`",
         "harness.python_binance_subject:create",
-        "binance",
         "python-binance",
+        _python_binance_version,
     ),
 )
-
-
-def installed(client: Client) -> str | None:
-    """The client's version, or None when it is not importable here."""
-    if importlib.util.find_spec(client.module) is None:
-        return None
-    return importlib.metadata.version(client.distribution)
 
 
 def _row_value(cell: dict[str, Any], metric: str) -> Any:
@@ -181,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sections: list[str] = []
     scenarios = args.scenarios.split(",") if args.scenarios else None
     for client in CLIENTS:
-        version = installed(client)
+        version = client.version()
         summary = None
         saved = args.summaries / f"{client.distribution}.json"
         if version is not None and (args.render_only or args.only not in (None, client.distribution)):
