@@ -71,7 +71,7 @@ def test_a_percentage_is_written_as_the_shortest_text_that_reads_back() -> None:
         scenario_toml("w", "d", [spec], {"sync.nope": 0})
 
 
-@settings(max_examples=40, deadline=None, database=None)
+@settings(max_examples=25, deadline=None, database=None)
 @given(stream=depth_streams(max_deltas=12))
 def test_a_depth_stream_links_decodes_and_books_as_our_book_does(stream: DepthStream) -> None:
     book = OrderBook()
