@@ -16,6 +16,7 @@ from harness.errors import HarnessError
 from harness.scenario_toml import round_trip, scenario_toml
 from harness.scenarios import load_scenario
 from harness.search import SearchRequest, explore, parse_kinds, run_search, schedule_key
+from harness.suite import SuiteRequest, run_suite
 from harness.synth.run import write_synthetic_recording
 from harness.testing import TIMING_FREE_KINDS, DepthStream, depth_streams, fault_schedules, fault_specs
 from harness.venues.binance_spot.decoder import decode_frame
@@ -174,7 +175,5 @@ def test_search_finds_the_planted_bug_and_shrinks_it_to_at_most_three_faults(tmp
 
 @pytest.mark.slow
 def test_no_library_scenario_catches_the_planted_bug() -> None:
-    from harness.suite import SuiteRequest, run_suite
-
     summary = run_suite(SuiteRequest(subject=PLANTED, jobs=2))
     assert [cell["key"] for cell in summary["cells"] if cell["status"] != "pass"] == []
