@@ -22,15 +22,15 @@ paused, contenders taking turns pass by pass, best against best (bench/timing.py
 from __future__ import annotations
 
 import asyncio
-import gzip
 from collections.abc import Callable
-from pathlib import Path
 from time import monotonic_ns
 from typing import Any
 
 import orjson
 
 from bench import results
+from bench.captures import SPOT_CAPTURE as CAPTURE
+from bench.captures import capture_lines
 from bench.sketches import load_sketch, sketch_path
 from bench.timing import cpu_timed
 from harness.book import OrderBook
@@ -40,7 +40,6 @@ from harness.sync import BookSync
 from harness.venues.binance_spot.decoder import decode_frame, decode_snapshot
 from harness.venues.binance_spot.sequencing import BinanceSpotSequencing
 
-CAPTURE = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "binance_spot_btcusdt_20240808.hftbacktest.gz"
 SKETCH = sketch_path("synced_book.py")
 SUBSCRIBED = (b'{"stream":"btcusdt@depth@100ms"', b'{"stream":"btcusdt@trade"', b'{"lastUpdateId"')
 SNAPSHOT_PREFIX = SUBSCRIBED[2]
@@ -50,9 +49,7 @@ SYMBOL = "BTCUSDT"
 
 
 def read_frames() -> list[bytes]:
-    with gzip.open(CAPTURE, "rb") as fh:
-        lines = [line.rstrip(b"\n").split(b" ", 1)[1] for line in fh]
-    return [line for line in lines if line.startswith(SUBSCRIBED)]
+    return [line for line in capture_lines() if line.startswith(SUBSCRIBED)]
 
 
 def _parse_only(frames: list[bytes]) -> int:
@@ -134,7 +131,8 @@ def _sketch(module: Any, frames: list[bytes]) -> int:
             for frame in frames:
                 obj = loads(frame)
                 if "stream" not in obj:
-                    await book.process_snapshot({"update_id": obj["lastUpdateId"], "bids": obj["bids"], "asks": obj["asks"]})
+                    snapshot = {"update_id": obj["lastUpdateId"], "bids": obj["bids"], "asks": obj["asks"]}
+                    await book.process_snapshot(snapshot)
                     continue
                 data = obj["data"]
                 if data.get("e") == "depthUpdate":

@@ -63,7 +63,7 @@ def write(path: Path = RESULTS_PATH) -> Path:
 
 def machine() -> dict[str, Any]:
     """What a ratio depends on: the interpreter, the libraries, the CPU and how busy it was."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in ("websockets", "orjson", "pyarrow", "uvloop"):
         try:
             versions[package] = metadata.version(package)
