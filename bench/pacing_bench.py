@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from bench import results
 from bench.captures import SPOT_CAPTURE as CAPTURE
 from harness.venues.binance_spot.streams import combined_url
+from recorder.format import EventKind
 from recorder.import_hftbacktest import import_hftbacktest
 from recorder.segments import RecordingWriter
 from replayer.reader import Recording
@@ -41,18 +44,24 @@ STREAMS = ("btcusdt@depth@100ms", "btcusdt@trade", "btcusdt@bookTicker")
 GOAL_P99_US = 1000.0
 
 
-def paced_recording(folder: Path) -> Path:
-    """The capture imported, then every event moved onto a 100 us grid (order and bytes kept)."""
+def paced_recording(
+    folder: Path, interval_ns: int = INTERVAL_NS, *, streams: Sequence[str] = STREAMS, limit: int | None = None
+) -> Path:
+    """The capture imported, then its events moved onto a grid of `interval_ns` (order and bytes kept).
+
+    Frames of other streams than `streams` are left out; `limit` keeps the first that many events.
+    """
     imported = folder / "imported"
     import_hftbacktest(CAPTURE, imported)
     source = Recording(imported)
-    paced = folder / "paced"
-    events = source.iter_events()
+    kept = (e for e in source.iter_events() if e.kind is not EventKind.WS_RECV or e.stream in streams)
+    events = itertools.islice(kept, limit)
     first = next(events)
+    paced = folder / "paced"
     with RecordingWriter(paced, source.meta, fsync=False) as writer:
         writer.append_event(first)
         for k, event in enumerate(events, start=1):
-            step = k * INTERVAL_NS
+            step = k * interval_ns
             writer.append_event(
                 replace(event, recv_mono_ns=first.recv_mono_ns + step, recv_wall_ns=first.recv_wall_ns + step)
             )
