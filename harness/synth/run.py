@@ -10,6 +10,11 @@ are a fixed start plus simulated offsets, so a seed always gives the same bytes.
 several such markets, each with its own seed (the first keeps the given one), merged in receive order
 onto one combined-stream connection, each snapshot on a REST connection of its own.
 
+With a `rate` (`harness synth --rate`), each symbol also streams `@bookTicker` (a frame whenever the
+best bid or ask, or its size, changes, as Binance's real-time stream does) and its market's order rate
+is scaled so depth, trade and bookTicker frames together come to about `rate` a second: a busy real
+symbol's pace, for benchmarks. Without one the output is what it always was.
+
 `write_synthetic_recording` and `synthesize` are the file shell around it.
 """
 
@@ -27,10 +32,16 @@ from pathlib import Path
 from harness import __version__
 from harness.book_events import DepthDelta, DepthSnapshot
 from harness.errors import HarnessError
-from harness.synth.market import BookChange, MarketSimulator, SynthSymbol, Trade, symbol_spec
-from harness.venues.binance_spot.encoder import decimal_string, depth_update_data, trade_data
+from harness.synth.market import BookChange, MarketParams, MarketSimulator, SynthSymbol, Trade, symbol_spec
+from harness.venues.binance_spot.encoder import book_ticker_data, decimal_string, depth_update_data, trade_data
 from harness.venues.binance_spot.rest import depth_snapshot_body, depth_url
-from harness.venues.binance_spot.streams import combined_url, depth_stream, trade_stream, wrap_combined
+from harness.venues.binance_spot.streams import (
+    book_ticker_stream,
+    combined_url,
+    depth_stream,
+    trade_stream,
+    wrap_combined,
+)
 from harness.venues.registry import venue_info
 from recorder.format import EventKind, RecordedEvent, RecordingMeta
 from recorder.segments import RecordingWriter
@@ -44,6 +55,10 @@ WINDOW_NS = 100_000_000
 REST_DEPTH_LIMIT = 5000
 WS_CONN_ID = 1
 REST_CONN_ID = 2
+CALIBRATION_S = 30.0
+"""How many orders a `--rate` probe simulates: this many seconds of the symbol's own market."""
+CALIBRATION_MIN_S = 10.0
+CALIBRATION_PROBES = 3
 
 
 @dataclass(slots=True)
@@ -52,6 +67,7 @@ class SynthStats:
 
     depth_frames: int = 0
     trades: int = 0
+    tickers: int = 0
     first_update_id: int | None = None
     last_update_id: int | None = None
     snapshot_update_id: int | None = None
@@ -95,17 +111,28 @@ class _Network:
 class _Session:
     """One recording's worth of venue and recorder, stepped by the market's own events."""
 
-    def __init__(self, spec: SynthSymbol, seconds: float, seed: int) -> None:
+    def __init__(
+        self,
+        spec: SynthSymbol,
+        seconds: float,
+        seed: int,
+        params: MarketParams | None = None,
+        book_ticker: bool = False,
+    ) -> None:
         info = venue_info(VENUE)
         self.spec = spec
         self.symbol = spec.symbol
         self.end_ns = round(seconds * 1e9)
         self.stats = SynthStats()
-        self._market = MarketSimulator(spec, seed)
+        self._market = MarketSimulator(spec, seed, params)
         self._net = _Network(seed)
         self.depth_stream = depth_stream(spec.symbol)
         self.trade_stream = trade_stream(spec.symbol)
-        self.ws_url = combined_url(info.ws_url, (self.depth_stream, self.trade_stream))
+        self.ticker_stream = book_ticker_stream(spec.symbol) if book_ticker else None
+        self.streams = (self.depth_stream, self.trade_stream) + ((self.ticker_stream,) if self.ticker_stream else ())
+        self._top: tuple[int, int, int, int] | None = None
+        self._ticker_sent_ns = 0
+        self.ws_url = combined_url(info.ws_url, self.streams)
         self.rest_url = depth_url(info.rest_url, spec.symbol, REST_DEPTH_LIMIT)
         bids, asks = self._market.book()
         self._bids = dict(bids)
@@ -158,6 +185,8 @@ class _Session:
                 self._count_depth(event.payload)
             elif event.stream == self.trade_stream:
                 self.stats.trades += 1
+            elif self.ticker_stream is not None and event.stream == self.ticker_stream:
+                self.stats.tickers += 1
             yield replace(event, seq=self.stats.events)
             self.stats.events += 1
 
@@ -171,6 +200,29 @@ class _Session:
         if self._window_first is None:
             self._window_first = change.update_id
         self._applied_id = change.update_id
+        if self.ticker_stream is not None:
+            self._tick(change)
+
+    def _tick(self, change: BookChange) -> None:
+        """A bookTicker frame when the best bid or ask, or its size, moved, with the book's update id."""
+        bid, bid_size = self._market.bids.peekitem(-1)
+        ask, ask_size = self._market.asks.peekitem(0)
+        top = (bid, bid_size, ask, ask_size)
+        if top == self._top:
+            return
+        self._top = top
+        assert self.ticker_stream is not None
+        data = book_ticker_data(
+            update_id=change.update_id,
+            symbol=self.symbol,
+            bid_price=self._price(bid),
+            bid_size=self._size(bid_size),
+            ask_price=self._price(ask),
+            ask_size=self._size(ask_size),
+        )
+        # One stream is published in order: a ticker never overtakes the one before it.
+        self._ticker_sent_ns = max(change.time_ns + self._net.trade_publish(), self._ticker_sent_ns)
+        self._push_outgoing(self._ticker_sent_ns, self.ticker_stream, data)
 
     def _publish_window(self) -> None:
         end = self._window_end
@@ -291,16 +343,42 @@ def _field(payload: bytes, key: bytes) -> int:
     return int(payload[start : payload.index(b",", start)])
 
 
-def _sessions(symbols: str | Sequence[str], seconds: float, seed: int) -> list[_Session]:
+def _sessions(symbols: str | Sequence[str], seconds: float, seed: int, rate: float | None = None) -> list[_Session]:
     """One session per symbol; the first keeps `seed`, the others get seeds derived from it and their
     symbol, so one symbol's market and timings never copy another's."""
     if not (math.isfinite(seconds) and seconds > 0):
         raise HarnessError(f"seconds must be a positive number, not {seconds}")
-    names = _symbol_list(symbols)
-    return [
-        _Session(symbol_spec(name), seconds, seed if i == 0 else _derived_seed(seed, name))
-        for i, name in enumerate(names)
-    ]
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise HarnessError(f"rate must be a positive number of frames per second, not {rate}")
+    sessions = []
+    for i, name in enumerate(_symbol_list(symbols)):
+        spec, own_seed = symbol_spec(name), seed if i == 0 else _derived_seed(seed, name)
+        params = None if rate is None else _paced_market(spec, own_seed, rate)
+        sessions.append(_Session(spec, seconds, own_seed, params, book_ticker=rate is not None))
+    return sessions
+
+
+def _paced_market(spec: SynthSymbol, seed: int, rate: float) -> MarketParams:
+    """The symbol's market with its order rate scaled so its frames come to about `rate` a second.
+
+    Depth frames are at most ten a second (100 ms batches); trades and bookTicker frames grow with the
+    order rate, though not in proportion (a busier book's touch moves less per order), so the rate is
+    found by probing: each probe runs as many orders as CALIBRATION_S of the market's own pace (and at
+    least CALIBRATION_MIN_S, so bursts are in it) at the current guess, and rescales the guess by how
+    far its frames fell from `rate`.
+    """
+    params = spec.market
+    orders = CALIBRATION_S * params.order_rate
+    for _ in range(CALIBRATION_PROBES):
+        seconds = max(orders / params.order_rate, CALIBRATION_MIN_S)
+        probe = _Session(spec, seconds, seed, params, book_ticker=True)
+        for _ in probe.events():
+            pass
+        stats = probe.stats
+        per_order = max(stats.trades + stats.tickers, 1) / (seconds * params.order_rate)
+        depth_per_s = stats.depth_frames / seconds
+        params = replace(params, order_rate=max(rate - depth_per_s, 1.0) / per_order)
+    return params
 
 
 def _symbol_list(symbols: str | Sequence[str]) -> list[str]:
@@ -325,7 +403,7 @@ def _one_connection(sessions: list[_Session]) -> Iterator[RecordedEvent]:
     if len(sessions) == 1:
         yield from sessions[0].events()
         return
-    streams = [stream for session in sessions for stream in (session.depth_stream, session.trade_stream)]
+    streams = [stream for session in sessions for stream in session.streams]
     ws_url = combined_url(venue_info(VENUE).ws_url, streams)
     tagged = [_tagged(session.events(), index) for index, session in enumerate(sessions)]
     opened = closed = seq = 0
@@ -352,7 +430,7 @@ def _tagged(events: Iterator[RecordedEvent], index: int) -> Iterator[tuple[Recor
 
 
 def generate_events(
-    symbols: str | Sequence[str] = "BTCUSDT", seconds: float = 60.0, seed: int = 1
+    symbols: str | Sequence[str] = "BTCUSDT", seconds: float = 60.0, seed: int = 1, rate: float | None = None
 ) -> Iterator[RecordedEvent]:
     """The recording's rows, `seq` from 0, exactly as `write_synthetic_recording` writes them.
 
@@ -360,12 +438,13 @@ def generate_events(
     stays bounded however long the run. Raises HarnessError for an unknown or repeated symbol or a
     duration that is not positive.
     """
-    return _one_connection(_sessions(symbols, seconds, seed))
+    return _one_connection(_sessions(symbols, seconds, seed, rate))
 
 
-def recording_meta(symbols: Sequence[str], seconds: float, seed: int) -> RecordingMeta:
+def recording_meta(symbols: Sequence[str], seconds: float, seed: int, rate: float | None = None) -> RecordingMeta:
     """The metadata a synthetic recording carries; its id is derived from the inputs, so reruns match."""
-    digest = hashlib.sha256(f"synth:{VENUE}:{','.join(symbols)}:{seconds!r}:{seed}".encode()).digest()
+    paced = "" if rate is None else f":rate={rate!r}"
+    digest = hashlib.sha256(f"synth:{VENUE}:{','.join(symbols)}:{seconds!r}:{seed}{paced}".encode()).digest()
     return RecordingMeta(
         venue=VENUE,
         symbols=tuple(symbols),
@@ -377,10 +456,10 @@ def recording_meta(symbols: Sequence[str], seconds: float, seed: int) -> Recordi
 
 
 def _write(
-    output: Path, symbols: str | Sequence[str], seconds: float, seed: int
+    output: Path, symbols: str | Sequence[str], seconds: float, seed: int, rate: float | None = None
 ) -> tuple[list[Path], int, list[_Session]]:
-    sessions = _sessions(symbols, seconds, seed)
-    meta = recording_meta([session.symbol for session in sessions], seconds, seed)
+    sessions = _sessions(symbols, seconds, seed, rate)
+    meta = recording_meta([session.symbol for session in sessions], seconds, seed, rate)
     # No fsync: a synthetic recording is rebuilt from its seed, so durability buys nothing here.
     with RecordingWriter(output, meta, fsync=False) as writer:
         for event in _one_connection(sessions):
@@ -396,13 +475,15 @@ def write_synthetic_recording(
     return Path(output)
 
 
-def synthesize(*, venue: str, symbols: str | Sequence[str], seconds: float, seed: int, output: Path) -> str:
+def synthesize(
+    *, venue: str, symbols: str | Sequence[str], seconds: float, seed: int, output: Path, rate: float | None = None
+) -> str:
     """`harness synth`: validates the venue, writes the recording, returns a short summary."""
     venue_info(venue)
     if venue != VENUE:
         raise HarnessError(f"harness synth writes only {VENUE} so far, not {venue}")
     try:
-        segments, rows, sessions = _write(Path(output), symbols, seconds, seed)
+        segments, rows, sessions = _write(Path(output), symbols, seconds, seed, rate)
     except OSError as exc:
         raise HarnessError(f"cannot write the recording to {output}: {exc.strerror or exc}") from None
     size = sum(path.stat().st_size for path in segments)
@@ -415,8 +496,11 @@ def synthesize(*, venue: str, symbols: str | Sequence[str], seconds: float, seed
         stats = session.stats
         snapshot = "none" if stats.snapshot_update_id is None else f"lastUpdateId {stats.snapshot_update_id}"
         prefix = f"{session.symbol}: " if len(sessions) > 1 else ""
+        tickers = f"{stats.tickers} bookTicker, " if session.ticker_stream else ""
+        pace = stats.depth_frames + stats.trades + stats.tickers
         lines.append(
             f"  {prefix}{stats.depth_frames} depth frames (U..u {stats.first_update_id}..{stats.last_update_id}), "
-            f"{stats.trades} trades, REST snapshot: {snapshot}"
+            f"{stats.trades} trades, {tickers}REST snapshot: {snapshot}"
+            + (f"; {pace / seconds:,.0f} frames/s" if rate is not None else "")
         )
     return "\n".join(lines)
