@@ -54,11 +54,18 @@ def synth(
     ] = "BTCUSDT",
     seconds: Annotated[float, typer.Option(min=0.1, help="Simulated duration.")] = 60.0,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same bytes.")] = 1,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Frames per second per symbol, depth, trade and bookTicker together (adds @bookTicker): "
+            "a busy real symbol is 100+. Default: the market's own pace, without bookTicker."
+        ),
+    ] = None,
 ) -> None:
     """Write a seeded synthetic recording, exactly as the recorder would have captured it."""
     from harness.synth.run import synthesize
 
-    summary = synthesize(venue=venue, symbols=symbol, seconds=seconds, seed=seed, output=output)
+    summary = synthesize(venue=venue, symbols=symbol, seconds=seconds, seed=seed, output=output, rate=rate)
     print(summary)
 
 
