@@ -1,0 +1,762 @@
+"""The fake venue under load: many clients at once, faults on, one client that stops reading.
+
+`python -m bench.venue_load --clients 50 --seconds 60` (`make bench-load`). The venue (the server API,
+walking a scenario's fault plan, `slow_consumer` by default) runs in a child process of its own, so
+what is counted there (descriptors, asyncio tasks, RSS, live Python objects, sampled every second) is
+the venue's alone. The clients run in other child processes, each one asyncio loop of plain
+websockets clients that only timestamp what arrives: one process for 50 clients keeps its loop lag
+well under the latencies measured (the figures report its CPU share and loop lag, so a run where the
+clients were the bottleneck shows it), and `--client-procs` spreads them wider.
+
+One client stops reading `--stall-at` seconds in and never reads again. The others' end-to-end
+latency (the venue's write, and the time the schedule meant the frame to leave, to the client's
+receive; one monotonic clock, as both run on this machine) is compared before it stalled and while
+the venue holds its backlog, in the same run, leaving out frames due inside a fault window. The
+scenario's slow-consumer rule must then drop the stalled client and nobody else, every other client
+must receive every frame the venue wrote to it, and once the clients are gone the venue's tasks and
+descriptors must be back to their count before any client came.
+
+`tests/test_venue_load.py` runs the same pieces in one process for a few seconds in `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import os
+import socket
+import sys
+import tempfile
+import time
+from array import array
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from harness.replay import BUNDLED_FIXTURE, SLOW_READER_SNDBUF
+from harness.scenarios import load_scenario
+from replayer.faults import FaultPlan
+from replayer.replay_data import load_replay_data
+from replayer.server import VenueServer
+from replayer.timeline import ClientBufferLimit, Send
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+SETTLE_NS = 500_000_000
+"""Frames due this long after a fault window heals still count as inside it (a released burst drains)."""
+
+
+# The venue side.
+
+
+@dataclass(slots=True)
+class VenueSample:
+    at_s: float
+    rss_mib: float
+    fds: int
+    tasks: int
+    py_objects: int
+    open_clients: int
+    max_backlog: int
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * PAGE / 2**20
+
+
+class LoadVenue:
+    """A VenueServer on `recording` walking `scenario`'s plan, with its writes timed and its process sampled.
+
+    Each write is kept as (client id, intended ns, write ns) in an array that `flush()` moves to
+    `timings_path`, so the venue's memory holds no per-frame record of its own (the server's send log
+    is off, as a long `harness serve` would want it).
+    """
+
+    def __init__(
+        self, recording: Path, scenario: str, seed: int | None, speed: float | None, timings_path: Path
+    ) -> None:
+        loaded = load_scenario(scenario)
+        self.data = load_replay_data(recording)
+        self.plan: FaultPlan = loaded.plan(self.data.frames, seed)
+        self.speed = loaded.speed if speed is None else speed
+        self._timings = array("q")
+        self._timings_file = timings_path.open("wb")
+        limits = any(type(entry) is ClientBufferLimit for entry in self.plan.entries)
+        self.server = VenueServer(
+            self.data,
+            schedule=self.plan.entries,
+            speed=self.speed,
+            socket_send_buffer=SLOW_READER_SNDBUF if limits else None,
+            on_send=self._on_send,
+            keep_send_log=False,
+        )
+        self._started = time.monotonic()
+
+    def _on_send(self, client_id: int, entry: Send, intended: int, write: int) -> None:
+        self._timings.extend((client_id, intended, write))
+
+    def flush(self) -> None:
+        self._timings.tofile(self._timings_file)
+        del self._timings[:]
+
+    def sample(self) -> VenueSample:
+        """The venue process now (its tasks without the replay walker, which ends with the schedule); the
+        backlog is the largest one the venue holds for a single client
+        (its outbox plus what the transport buffers), which is how the slow-consumer rule measures it."""
+        backlogs = [
+            client.queued_bytes + client.connection.transport.get_write_buffer_size()
+            for client in self.server._open.values()  # the bench reads the server's private books on purpose
+        ]
+        return VenueSample(
+            time.monotonic() - self._started,
+            _rss_mib(),
+            _fds(),
+            sum(t.get_name() != "venue-replay" for t in asyncio.all_tasks()),
+            len(gc.get_objects()),
+            self.server.stats.clients_open,
+            max(backlogs, default=0),
+        )
+
+    def close(self) -> None:
+        self.flush()
+        self._timings_file.close()
+
+    def windows_mono_ns(self) -> list[tuple[int, int]]:
+        """Each fault window as monotonic (start, heal + settle) on this session's clock."""
+        start = self.server.clock_start_mono_ns
+        if start is None:
+            return []
+        speed = self.speed or 1.0
+        return [
+            (start + round(w.start_ns / speed), start + round(w.heal_ns / speed) + SETTLE_NS) for w in self.plan.windows
+        ]
+
+    def summary(self) -> dict[str, Any]:
+        stats = self.server.stats
+        return {
+            "clock_start_mono_ns": self.server.clock_start_mono_ns,
+            "windows": self.windows_mono_ns(),
+            "frames_sent": stats.frames_sent,
+            "slow_consumers_dropped": stats.slow_consumers_dropped,
+            "disconnects": dict(stats.disconnects),
+            "clients": [
+                {
+                    "id": r.client_id,
+                    "port": r.peer[1] if r.peer else None,
+                    "cause": r.close_cause,
+                    "opened": r.opened_mono_ns,
+                    "closed": r.closed_mono_ns,
+                }
+                for r in self.server.clients.values()
+            ],
+        }
+
+
+async def sample_until(venue: LoadVenue, stop: asyncio.Event, every_s: float, samples: list[VenueSample]) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+        venue.flush()
+        samples.append(venue.sample())
+
+
+async def settled(venue: LoadVenue, before: VenueSample, timeout_s: float = 10.0) -> VenueSample:
+    """The venue's sample once its clients have gone: polled until descriptors and tasks are back to
+    `before` or `timeout_s` passes (a connection's handler task ends a few loop steps after its socket
+    closes), so a leak shows as counts that stay above `before`, never as a race."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        gc.collect()
+        now = venue.sample()
+        done = now.open_clients == 0 and now.fds <= before.fds and now.tasks <= before.tasks
+        if done or time.monotonic() > deadline:
+            return now
+        await asyncio.sleep(0.05)
+
+
+# The client side.
+
+
+@dataclass(slots=True)
+class ConnectionLog:
+    """One client connection: its local port (the venue's peer port), receive times, and how it ended."""
+
+    client: int
+    port: int
+    received: array = field(default_factory=lambda: array("q"))
+    close_code: int | None = None
+    close_frame: bool = False
+
+
+@dataclass(slots=True)
+class ClientsResult:
+    connections: list[ConnectionLog]
+    stalled_at_ns: int | None
+    cpu_s: float
+    wall_s: float
+    loop_lag_p99_ms: float
+    loop_lag_max_ms: float
+
+
+async def _timed_client(
+    index: int, url: str, logs: list[ConnectionLog], until: float, stall: asyncio.Event | None, rcvbuf: int | None
+) -> None:
+    """Receives and timestamps until `until` (monotonic s), reconnecting after a venue-side close; the
+    stalled client (`stall` given) stops reading once `stall` is set and never reconnects."""
+    while time.monotonic() < until:
+        sock = socket.socket()
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        try:
+            sock.connect(urlport(url))
+            ws = await connect(url, sock=sock, compression=None, max_queue=4 if stall else 16, open_timeout=10)
+        except (OSError, InvalidHandshake, TimeoutError):  # refused by a fault, or the venue is down: again
+            sock.close()
+            await asyncio.sleep(0.05)
+            continue
+        log = ConnectionLog(index, ws.local_address[1])
+        logs.append(log)
+        await _receive(ws, log, until, stall)
+        if stall is not None:
+            return
+        await asyncio.sleep(0.02)
+
+
+async def _receive(ws: ClientConnection, log: ConnectionLog, until: float, stall: asyncio.Event | None) -> None:
+    received = log.received
+    try:
+        while True:
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                break
+            if stall is not None and stall.is_set():
+                # Stop reading until the run is over, then read what is left to learn how it ended.
+                await asyncio.sleep(remaining)
+                while True:
+                    await ws.recv(decode=False)
+                    received.append(time.monotonic_ns())
+            try:
+                async with asyncio.timeout(min(remaining, 0.5)):
+                    await ws.recv(decode=False)
+            except TimeoutError:
+                continue
+            received.append(time.monotonic_ns())
+        # Time is up: close, and read what the venue wrote before it saw the close, so that a healthy
+        # client's count is comparable with the venue's writes to it.
+        closing = asyncio.create_task(ws.close())
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await ws.recv(decode=False)
+                received.append(time.monotonic_ns())
+        await closing
+    except ConnectionClosed as closed:
+        log.close_frame = closed.rcvd is not None
+        log.close_code = closed.rcvd.code if closed.rcvd is not None else 1006
+        return
+    log.close_code = 1000
+
+
+def urlport(url: str) -> tuple[str, int]:
+    host, _, port = url.split("://", 1)[1].split("/", 1)[0].rpartition(":")
+    return host, int(port)
+
+
+async def _loop_lag(stop: asyncio.Event, lags: array) -> None:
+    """How late a 10 ms timer fires on the clients' loop: a loop too busy to read shows here first."""
+    while not stop.is_set():
+        before = time.monotonic_ns()
+        await asyncio.sleep(0.01)
+        lags.append(time.monotonic_ns() - before - 10_000_000)
+
+
+async def run_clients(
+    url: str,
+    clients: int,
+    seconds: float,
+    *,
+    stalled: bool,
+    stall_at_s: float,
+    stall_rcvbuf: int | None = None,
+    first_index: int = 0,
+) -> ClientsResult:
+    """`clients` clients on `url` for `seconds`; with `stalled`, the first one stops reading at `stall_at_s`."""
+    logs: list[ConnectionLog] = []
+    until = time.monotonic() + seconds
+    stall = asyncio.Event() if stalled else None
+    stop = asyncio.Event()
+    lags = array("q")
+    lag_task = asyncio.create_task(_loop_lag(stop, lags))
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    stalled_at: list[int] = []
+
+    def stop_reading() -> None:
+        assert stall is not None
+        stall.set()
+        stalled_at.append(time.monotonic_ns())
+
+    if stall is not None:
+        asyncio.get_running_loop().call_later(stall_at_s, stop_reading)
+    tasks = [
+        asyncio.create_task(
+            _timed_client(
+                first_index + i,
+                url,
+                logs,
+                until,
+                stall if (stalled and i == 0) else None,
+                stall_rcvbuf if (stalled and i == 0) else None,
+            )
+        )
+        for i in range(clients)
+    ]
+    await asyncio.gather(*tasks)
+    stop.set()
+    await lag_task
+    ordered = sorted(lags)
+    return ClientsResult(
+        logs,
+        stalled_at[0] if stalled_at else None,
+        time.process_time() - cpu0,
+        time.monotonic() - wall0,
+        ordered[int(0.99 * (len(ordered) - 1))] / 1e6 if ordered else 0.0,
+        ordered[-1] / 1e6 if ordered else 0.0,
+    )
+
+
+# Putting the two sides together.
+
+
+@dataclass(slots=True)
+class Latency:
+    """Pooled percentiles, and the median over the phase's seconds of each second's p99: on a machine
+    shared with other work, one second in which the whole box stalled moves the pooled p99 of a
+    phase, while the median of per-second p99s shows what the phase's typical second looked like."""
+
+    frames: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    p99_median_per_s_ms: float
+
+
+def _quantile(ordered: list[int], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6
+
+
+def latency(samples: list[tuple[int, int]]) -> Latency:
+    """`samples`: (second of the intended send time, latency ns)."""
+    if not samples:
+        return Latency(0, 0.0, 0.0, 0.0, 0.0)
+    ordered = sorted(value for _, value in samples)
+    seconds: dict[int, list[int]] = {}
+    for second, value in samples:
+        seconds.setdefault(second, []).append(value)
+    per_second = sorted(_quantile(sorted(values), 0.99) for values in seconds.values())
+    return Latency(
+        len(ordered),
+        _quantile(ordered, 0.5),
+        _quantile(ordered, 0.99),
+        ordered[-1] / 1e6,
+        per_second[len(per_second) // 2],
+    )
+
+
+@dataclass(slots=True)
+class LoadFigures:
+    clients: int
+    seconds: float
+    frames_written: int
+    frames_received: int
+    healthy_short: list[str]
+    stalled_cause: str | None
+    dropped_causes: dict[str, int]
+    without_stalled: dict[str, Latency]
+    with_stalled: dict[str, Latency]
+    stalled_backlog_max: int
+    before: VenueSample
+    after: VenueSample
+    samples: list[VenueSample]
+    client_cpu_share: float
+    client_loop_lag_p99_ms: float
+    client_loop_lag_max_ms: float
+
+    def ratio(self, key: str, per_second: bool = False) -> float:
+        def p99(lat: Latency) -> float:
+            return lat.p99_median_per_s_ms if per_second else lat.p99_ms
+
+        base = p99(self.without_stalled[key])
+        return p99(self.with_stalled[key]) / base if base else float("nan")
+
+
+def analyse(
+    summary: dict[str, Any],
+    timings: array,
+    clients: list[ClientsResult],
+    *,
+    warm_up_s: float,
+    samples: list[VenueSample],
+    before: VenueSample,
+    after: VenueSample,
+    seconds: float,
+) -> LoadFigures:
+    """Matches each client's k-th receive to the venue's k-th write to it (one TCP stream keeps order)."""
+    records = {c["id"]: c for c in summary["clients"]}
+    writes: dict[int, list[tuple[int, int]]] = {}
+    for k in range(0, len(timings), 3):
+        writes.setdefault(timings[k], []).append((timings[k + 1], timings[k + 2]))
+    by_port = {c["port"]: c["id"] for c in summary["clients"]}
+    stalled_at = next((c.stalled_at_ns for c in clients if c.stalled_at_ns is not None), None)
+    stalled_ids = {
+        by_port[log.port] for c in clients for log in c.connections if log.client == 0 and log.port in by_port
+    }
+    stalled_ids = stalled_ids if stalled_at is not None else set()
+    stalled_record = next((records[i] for i in stalled_ids), None)
+    drop_ns = stalled_record["closed"] if stalled_record and stalled_record["closed"] else None
+    start = summary["clock_start_mono_ns"] or 0
+    warm = start + round(warm_up_s * 1e9)
+    windows = summary["windows"]
+
+    def in_window(t: int) -> bool:
+        return any(a <= t <= b for a, b in windows)
+
+    phases: dict[str, dict[str, list[tuple[int, int]]]] = {
+        "without": {"intended": [], "write": []},
+        "with": {"intended": [], "write": []},
+    }
+    short: list[str] = []
+    written = received = 0
+    for result in clients:
+        for log in result.connections:
+            cid = by_port.get(log.port)
+            if cid is None or cid in stalled_ids:
+                continue
+            sent = writes.get(cid, [])
+            written += len(sent)
+            received += len(log.received)
+            if len(log.received) != len(sent) and records[cid]["cause"] not in _LOSSY_CAUSES:
+                short.append(f"client {log.client} conn {cid}: {len(sent)} written, {len(log.received)} received")
+            for (intended, write), got in zip(sent, log.received, strict=False):
+                if intended < warm or in_window(intended):
+                    continue
+                if stalled_at is not None and intended >= stalled_at:
+                    if drop_ns is not None and intended >= drop_ns:
+                        continue
+                    phase = phases["with"]
+                else:
+                    phase = phases["without"]
+                second = (intended - start) // 1_000_000_000
+                phase["intended"].append((second, got - intended))
+                phase["write"].append((second, got - write))
+    causes: dict[str, int] = {}
+    for record in summary["clients"]:
+        if record["id"] not in stalled_ids and record["cause"] == "slow_consumer":
+            causes["slow_consumer"] = causes.get("slow_consumer", 0) + 1
+    cpu = sum(c.cpu_s for c in clients)
+    wall = max((c.wall_s for c in clients), default=1.0)
+    stalled_window = [s for s in samples if stalled_at is not None and s.at_s > 0]
+    return LoadFigures(
+        clients=sum(len({log.client for log in c.connections}) for c in clients),
+        seconds=seconds,
+        frames_written=written,
+        frames_received=received,
+        healthy_short=short,
+        stalled_cause=stalled_record["cause"] if stalled_record else None,
+        dropped_causes=causes,
+        without_stalled={k: latency(v) for k, v in phases["without"].items()},
+        with_stalled={k: latency(v) for k, v in phases["with"].items()},
+        stalled_backlog_max=max((s.max_backlog for s in stalled_window), default=0),
+        before=before,
+        after=after,
+        samples=samples,
+        client_cpu_share=cpu / wall,
+        client_loop_lag_p99_ms=max((c.loop_lag_p99_ms for c in clients), default=0.0),
+        client_loop_lag_max_ms=max((c.loop_lag_max_ms for c in clients), default=0.0),
+    )
+
+
+_LOSSY_CAUSES = ("disconnect:abort", "disconnect:reset", "slow_consumer", "half_open")
+"""A connection the venue aborted may lose what was in flight; every other one receives all it was written."""
+
+
+async def run_in_process(
+    *,
+    recording: Path,
+    scenario: str,
+    clients: int,
+    seconds: float,
+    stall_at_s: float,
+    speed: float | None,
+    folder: Path,
+    seed: int | None = None,
+    warm_up_s: float = 0.0,
+    stall_rcvbuf: int | None = None,
+    sample_every_s: float = 0.5,
+) -> LoadFigures:
+    """The short version: venue and clients on this loop (what `make test` runs)."""
+    timings_path = folder / "timings.bin"
+    venue = LoadVenue(recording, scenario, seed, speed, timings_path)
+    await venue.server.start()
+    gc.collect()
+    before = venue.sample()
+    stop = asyncio.Event()
+    samples: list[VenueSample] = []
+    sampler = asyncio.create_task(sample_until(venue, stop, sample_every_s, samples))
+    result = await run_clients(
+        venue.server.ws_url + "/stream?streams=" + "/".join(venue.data.streams),
+        clients,
+        seconds,
+        stalled=True,
+        stall_at_s=stall_at_s,
+        stall_rcvbuf=stall_rcvbuf,
+    )
+    stop.set()
+    await sampler
+    after = await settled(venue, before)
+    summary = venue.summary()
+    await venue.server.stop()
+    venue.close()
+    timings = array("q", timings_path.read_bytes())
+    return analyse(
+        summary, timings, [result], warm_up_s=warm_up_s, samples=samples, before=before, after=after, seconds=seconds
+    )
+
+
+# Processes: the bench proper.
+
+
+async def serve_child(args: argparse.Namespace) -> None:
+    """The venue process: prints `port N`, serves until stdin says `done`, then writes its results."""
+    folder = Path(args.folder)
+    venue = LoadVenue(Path(args.recording), args.scenario, args.seed, args.speed, folder / "timings.bin")
+    await venue.server.start()
+    gc.collect()
+    before = venue.sample()
+    print(f"port {venue.server.port}", flush=True)
+    stop = asyncio.Event()
+    samples: list[VenueSample] = []
+    sampler = asyncio.create_task(sample_until(venue, stop, args.sample_every, samples))
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.readline)
+    stop.set()
+    await sampler
+    after = await settled(venue, before)
+    summary = venue.summary()
+    await venue.server.stop()
+    venue.close()
+    stopped = venue.sample()
+    doc = {
+        "summary": summary,
+        "before": asdict(before),
+        "after": asdict(after),
+        "stopped": asdict(stopped),
+        "samples": [asdict(s) for s in samples],
+    }
+    (folder / "venue.json").write_bytes(orjson.dumps(doc))
+
+
+async def clients_child(args: argparse.Namespace) -> None:
+    result = await run_clients(
+        args.url,
+        args.clients,
+        args.seconds,
+        stalled=args.stalled,
+        stall_at_s=args.stall_at,
+        first_index=args.first_index,
+    )
+    doc = {
+        "connections": [
+            {**{k: v for k, v in asdict(log).items() if k != "received"}, "received": list(log.received)}
+            for log in result.connections
+        ],
+        "stalled_at_ns": result.stalled_at_ns,
+        "cpu_s": result.cpu_s,
+        "wall_s": result.wall_s,
+        "loop_lag_p99_ms": result.loop_lag_p99_ms,
+        "loop_lag_max_ms": result.loop_lag_max_ms,
+    }
+    Path(args.output).write_bytes(orjson.dumps(doc))
+
+
+def _clients_from(doc: dict[str, Any]) -> ClientsResult:
+    logs = [
+        ConnectionLog(c["client"], c["port"], array("q", c["received"]), c["close_code"], c["close_frame"])
+        for c in doc["connections"]
+    ]
+    return ClientsResult(
+        logs, doc["stalled_at_ns"], doc["cpu_s"], doc["wall_s"], doc["loop_lag_p99_ms"], doc["loop_lag_max_ms"]
+    )
+
+
+def run_processes(args: argparse.Namespace, folder: Path) -> tuple[LoadFigures, VenueSample]:
+    py = sys.executable
+    venue = _spawn(
+        [py, "-m", "bench.venue_load", "--serve", "--folder", str(folder), "--recording", str(args.recording),
+         "--scenario", args.scenario, "--sample-every", str(args.sample_every)]
+        + (["--speed", str(args.speed)] if args.speed is not None else [])
+        + (["--seed", str(args.seed)] if args.seed is not None else [])
+    )  # fmt: skip
+    assert venue.stdout is not None and venue.stdin is not None
+    port = int(venue.stdout.readline().split()[1])
+    data = load_replay_data(Path(args.recording))
+    url = f"ws://127.0.0.1:{port}/stream?streams={'/'.join(data.streams)}"
+    share = [
+        args.clients // args.client_procs + (i < args.clients % args.client_procs) for i in range(args.client_procs)
+    ]
+    children = []
+    first = 0
+    for i, n in enumerate(share):
+        out = folder / f"clients-{i}.json"
+        children.append(
+            (
+                _spawn(
+                    [py, "-m", "bench.venue_load", "--clients-worker", "--url", url, "--clients", str(n),
+                     "--seconds", str(args.seconds), "--stall-at", str(args.stall_at), "--output", str(out),
+                     "--first-index", str(first)] + (["--stalled"] if i == 0 else [])
+                ),
+                out,
+            )
+        )  # fmt: skip
+        first += n
+    for child, _ in children:
+        child.wait()
+    venue.stdin.write(b"done\n")
+    venue.stdin.flush()
+    venue.wait()
+    doc = orjson.loads((folder / "venue.json").read_bytes())
+    clients = [_clients_from(orjson.loads(out.read_bytes())) for _, out in children]
+    timings = array("q", (folder / "timings.bin").read_bytes())
+    figures = analyse(
+        doc["summary"],
+        timings,
+        clients,
+        warm_up_s=args.warm_up,
+        samples=[VenueSample(**s) for s in doc["samples"]],
+        before=VenueSample(**doc["before"]),
+        after=VenueSample(**doc["after"]),
+        seconds=args.seconds,
+    )
+    return figures, VenueSample(**doc["stopped"])
+
+
+def _spawn(argv: list[str]) -> Any:
+    import subprocess
+
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+def slope_mib_per_min(samples: list[VenueSample]) -> float:
+    if len(samples) < 2:
+        return 0.0
+    xs = [s.at_s / 60 for s in samples]
+    ys = [s.rss_mib for s in samples]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
+
+
+def report(figures: LoadFigures, warm_up_s: float, stopped: VenueSample | None = None) -> list[str]:
+    f = figures
+    warm = [s for s in f.samples if s.at_s >= warm_up_s] or f.samples
+    lines = [
+        f"clients {f.clients} for {f.seconds:g} s: {f.frames_written} frames written to the healthy clients, "
+        f"{f.frames_received} received; short: {'; '.join(f.healthy_short) or 'none'}",
+        f"  stalled client: ended {f.stalled_cause}; largest backlog the venue held for it {f.stalled_backlog_max} B; "
+        f"healthy clients dropped as slow: {f.dropped_causes.get('slow_consumer', 0)}",
+    ]
+    for key in ("intended", "write"):
+        a, b = f.without_stalled[key], f.with_stalled[key]
+        lines.append(
+            f"  e2e from {key}: without the stalled client p50 {a.p50_ms:.2f} p99 {a.p99_ms:.2f} "
+            f"max {a.max_ms:.1f} ms, "
+            f"median second's p99 {a.p99_median_per_s_ms:.2f} ({a.frames} frames); with it p50 {b.p50_ms:.2f} "
+            f"p99 {b.p99_ms:.2f} max {b.max_ms:.1f} ms, median second's p99 {b.p99_median_per_s_ms:.2f} ({b.frames}); "
+            f"p99 ratio {f.ratio(key):.2f}, median second's p99 ratio {f.ratio(key, per_second=True):.2f}"
+        )
+    if warm:
+        rss = [s.rss_mib for s in warm]
+        lines.append(
+            f"  venue RSS after {warm_up_s:g} s: first {rss[0]:.1f} MiB, last {rss[-1]:.1f}, max {max(rss):.1f}, "
+            f"slope {slope_mib_per_min(warm):+.2f} MiB/min over {len(warm)} samples; Python objects first "
+            f"{warm[0].py_objects}, last {warm[-1].py_objects}, max {max(s.py_objects for s in warm)}"
+        )
+        lines.append(
+            f"  venue while serving: fds {min(s.fds for s in warm)}..{max(s.fds for s in warm)}, "
+            f"tasks {min(s.tasks for s in warm)}..{max(s.tasks for s in warm)}, "
+            f"open clients {min(s.open_clients for s in warm)}..{max(s.open_clients for s in warm)}"
+        )
+    first, last = f.before, f.after
+    tail = f"; after stop: fds {stopped.fds}, tasks {stopped.tasks}" if stopped is not None else ""
+    lines.append(
+        f"  venue before -> after the clients: fds {first.fds} -> {last.fds}, tasks {first.tasks} -> {last.tasks}{tail}"
+    )
+    lines.append(
+        f"  clients' process: CPU {f.client_cpu_share:.0%} of one core, loop lag p99 {f.client_loop_lag_p99_ms:.2f} "
+        f"max {f.client_loop_lag_max_ms:.1f} ms"
+    )
+    return lines
+
+
+def problems(figures: LoadFigures) -> list[str]:
+    found = list(figures.healthy_short)
+    if figures.stalled_cause != "slow_consumer":
+        found.append(f"the stalled client ended {figures.stalled_cause}, not slow_consumer")
+    if figures.dropped_causes:
+        found.append(f"healthy clients dropped: {figures.dropped_causes}")
+    b, a = figures.before, figures.after
+    if (a.fds, a.tasks) != (b.fds, b.tasks):
+        found.append(f"leak: fds {b.fds} -> {a.fds}, tasks {b.tasks} -> {a.tasks}")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.venue_load", description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--scenario", default="slow_consumer")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--speed", type=float, default=1.0, help="replay speed (the fixture is 60 s of recording)")
+    parser.add_argument("--recording", default=str(BUNDLED_FIXTURE))
+    parser.add_argument("--stall-at", type=float, default=8.0, help="seconds before one client stops reading")
+    parser.add_argument("--warm-up", type=float, default=3.0)
+    parser.add_argument("--sample-every", type=float, default=1.0)
+    parser.add_argument("--client-procs", type=int, default=1)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--clients-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--output", help=argparse.SUPPRESS)
+    parser.add_argument("--first-index", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--stalled", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        asyncio.run(serve_child(args))
+        return 0
+    if args.clients_worker:
+        asyncio.run(clients_child(args))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="venue-load-") as folder:
+        figures, stopped = run_processes(args, Path(folder))
+    print(
+        f"venue load: {args.clients} clients in {args.client_procs} process(es), {args.seconds:g} s, scenario "
+        f"{args.scenario} at speed {args.speed:g}, one client stops reading at {args.stall_at:g} s"
+    )
+    for line in report(figures, args.warm_up, stopped):
+        print(line)
+    found = problems(figures)
+    for line in found:
+        print(f"  problem: {line}")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
