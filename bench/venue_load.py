@@ -65,8 +65,24 @@ class VenueSample:
     max_backlog: int
 
 
-def _fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def resource_counts() -> tuple[int, int]:
+    """Open descriptors and asyncio tasks of this process, the venue's replay walker left out (it ends
+    with its schedule, which is no leak)."""
+    tasks = sum(t.get_name() != "venue-replay" for t in asyncio.all_tasks())
+    return len(os.listdir("/proc/self/fd")), tasks
+
+
+async def counts_settled(before: tuple[int, int], timeout_s: float = 10.0) -> tuple[int, int]:
+    """`resource_counts()` once they are back to `before`, or when `timeout_s` has passed: a connection's
+    handler task ends a few loop steps after its socket closes, so a leak shows as counts that stay
+    above `before`, never as a race."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        gc.collect()
+        now = resource_counts()
+        if (now[0] <= before[0] and now[1] <= before[1]) or time.monotonic() > deadline:
+            return now
+        await asyncio.sleep(0.05)
 
 
 def _rss_mib() -> float:
@@ -110,18 +126,18 @@ class LoadVenue:
         del self._timings[:]
 
     def sample(self) -> VenueSample:
-        """The venue process now (its tasks without the replay walker, which ends with the schedule); the
-        backlog is the largest one the venue holds for a single client
-        (its outbox plus what the transport buffers), which is how the slow-consumer rule measures it."""
+        """The venue process now; the backlog is the largest one the venue holds for a single client (its
+        outbox plus what the transport buffers), which is how the slow-consumer rule measures it."""
         backlogs = [
             client.queued_bytes + client.connection.transport.get_write_buffer_size()
             for client in self.server._open.values()  # the bench reads the server's private books on purpose
         ]
+        fds, tasks = resource_counts()
         return VenueSample(
             time.monotonic() - self._started,
             _rss_mib(),
-            _fds(),
-            sum(t.get_name() != "venue-replay" for t in asyncio.all_tasks()),
+            fds,
+            tasks,
             len(gc.get_objects()),
             self.server.stats.clients_open,
             max(backlogs, default=0),
@@ -170,18 +186,13 @@ async def sample_until(venue: LoadVenue, stop: asyncio.Event, every_s: float, sa
         samples.append(venue.sample())
 
 
-async def settled(venue: LoadVenue, before: VenueSample, timeout_s: float = 10.0) -> VenueSample:
-    """The venue's sample once its clients have gone: polled until descriptors and tasks are back to
-    `before` or `timeout_s` passes (a connection's handler task ends a few loop steps after its socket
-    closes), so a leak shows as counts that stay above `before`, never as a race."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        gc.collect()
-        now = venue.sample()
-        done = now.open_clients == 0 and now.fds <= before.fds and now.tasks <= before.tasks
-        if done or time.monotonic() > deadline:
-            return now
+async def settled(venue: LoadVenue, before: VenueSample) -> VenueSample:
+    """The venue's sample once its clients have gone (see `counts_settled`)."""
+    deadline = time.monotonic() + 10.0
+    while venue.server.stats.clients_open and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
+    await counts_settled((before.fds, before.tasks), max(0.0, deadline - time.monotonic()))
+    return venue.sample()
 
 
 # The client side.
@@ -206,6 +217,8 @@ class ClientsResult:
     wall_s: float
     loop_lag_p99_ms: float
     loop_lag_max_ms: float
+    lag_spikes: list[tuple[int, int]] = field(default_factory=list)
+    """(monotonic ns, lag ns) of each loop lag over LAG_SPIKE_NS: when the clients' own process stalled."""
 
 
 async def _timed_client(
@@ -271,12 +284,18 @@ def urlport(url: str) -> tuple[str, int]:
     return host, int(port)
 
 
-async def _loop_lag(stop: asyncio.Event, lags: array) -> None:
+LAG_SPIKE_NS = 20_000_000
+
+
+async def _loop_lag(stop: asyncio.Event, lags: array, spikes: list[tuple[int, int]]) -> None:
     """How late a 10 ms timer fires on the clients' loop: a loop too busy to read shows here first."""
     while not stop.is_set():
         before = time.monotonic_ns()
         await asyncio.sleep(0.01)
-        lags.append(time.monotonic_ns() - before - 10_000_000)
+        now = time.monotonic_ns()
+        lags.append(now - before - 10_000_000)
+        if lags[-1] > LAG_SPIKE_NS:
+            spikes.append((now, lags[-1]))
 
 
 async def run_clients(
@@ -295,7 +314,8 @@ async def run_clients(
     stall = asyncio.Event() if stalled else None
     stop = asyncio.Event()
     lags = array("q")
-    lag_task = asyncio.create_task(_loop_lag(stop, lags))
+    spikes: list[tuple[int, int]] = []
+    lag_task = asyncio.create_task(_loop_lag(stop, lags, spikes))
     cpu0, wall0 = time.process_time(), time.monotonic()
     stalled_at: list[int] = []
 
@@ -330,6 +350,7 @@ async def run_clients(
         time.monotonic() - wall0,
         ordered[int(0.99 * (len(ordered) - 1))] / 1e6 if ordered else 0.0,
         ordered[-1] / 1e6 if ordered else 0.0,
+        spikes,
     )
 
 
@@ -347,6 +368,8 @@ class Latency:
     p99_ms: float
     max_ms: float
     p99_median_per_s_ms: float
+    worst_seconds: list[tuple[int, float]] = field(default_factory=list)
+    """The three seconds (from the clock start) with the highest p99, and that p99 in ms."""
 
 
 def _quantile(ordered: list[int], q: float) -> float:
@@ -361,13 +384,16 @@ def latency(samples: list[tuple[int, int]]) -> Latency:
     seconds: dict[int, list[int]] = {}
     for second, value in samples:
         seconds.setdefault(second, []).append(value)
-    per_second = sorted(_quantile(sorted(values), 0.99) for values in seconds.values())
+    by_second = {second: _quantile(sorted(values), 0.99) for second, values in seconds.items()}
+    per_second = sorted(by_second.values())
+    worst = sorted(by_second.items(), key=lambda item: -item[1])[:3]
     return Latency(
         len(ordered),
         _quantile(ordered, 0.5),
         _quantile(ordered, 0.99),
         ordered[-1] / 1e6,
         per_second[len(per_second) // 2],
+        worst,
     )
 
 
@@ -379,6 +405,7 @@ class LoadFigures:
     frames_received: int
     healthy_short: list[str]
     stalled_cause: str | None
+    stall_window: tuple[int, int | None] | None
     dropped_causes: dict[str, int]
     without_stalled: dict[str, Latency]
     with_stalled: dict[str, Latency]
@@ -389,6 +416,8 @@ class LoadFigures:
     client_cpu_share: float
     client_loop_lag_p99_ms: float
     client_loop_lag_max_ms: float
+    client_lag_by_second: dict[int, float] = field(default_factory=dict)
+    """The clients' worst loop lag (ms) in each second (from the clock start) where it passed LAG_SPIKE_NS."""
 
     def ratio(self, key: str, per_second: bool = False) -> float:
         def p99(lat: Latency) -> float:
@@ -408,8 +437,13 @@ def analyse(
     before: VenueSample,
     after: VenueSample,
     seconds: float,
+    stall_window: tuple[int, int | None] | None = None,
 ) -> LoadFigures:
-    """Matches each client's k-th receive to the venue's k-th write to it (one TCP stream keeps order)."""
+    """Matches each client's k-th receive to the venue's k-th write to it (one TCP stream keeps order).
+
+    Frames due from the stall until the stalled client was dropped are the "with" phase, the ones
+    before it "without". `stall_window` gives those times for a control venue with no stalled client of
+    its own (the same seconds of the same run, so both see the same machine)."""
     records = {c["id"]: c for c in summary["clients"]}
     writes: dict[int, list[tuple[int, int]]] = {}
     for k in range(0, len(timings), 3):
@@ -422,6 +456,8 @@ def analyse(
     stalled_ids = stalled_ids if stalled_at is not None else set()
     stalled_record = next((records[i] for i in stalled_ids), None)
     drop_ns = stalled_record["closed"] if stalled_record and stalled_record["closed"] else None
+    if stall_window is not None:
+        stalled_at, drop_ns = stall_window
     start = summary["clock_start_mono_ns"] or 0
     warm = start + round(warm_up_s * 1e9)
     windows = summary["windows"]
@@ -471,6 +507,7 @@ def analyse(
         frames_received=received,
         healthy_short=short,
         stalled_cause=stalled_record["cause"] if stalled_record else None,
+        stall_window=(stalled_at, drop_ns) if stalled_at is not None else None,
         dropped_causes=causes,
         without_stalled={k: latency(v) for k, v in phases["without"].items()},
         with_stalled={k: latency(v) for k, v in phases["with"].items()},
@@ -481,7 +518,17 @@ def analyse(
         client_cpu_share=cpu / wall,
         client_loop_lag_p99_ms=max((c.loop_lag_p99_ms for c in clients), default=0.0),
         client_loop_lag_max_ms=max((c.loop_lag_max_ms for c in clients), default=0.0),
+        client_lag_by_second=_lag_by_second(clients, start),
     )
+
+
+def _lag_by_second(clients: list[ClientsResult], start: int) -> dict[int, float]:
+    worst: dict[int, float] = {}
+    for result in clients:
+        for at, lag in result.lag_spikes:
+            second = (at - start) // 1_000_000_000
+            worst[second] = max(worst.get(second, 0.0), lag / 1e6)
+    return worst
 
 
 _LOSSY_CAUSES = ("disconnect:abort", "disconnect:reset", "slow_consumer", "half_open")
@@ -555,6 +602,7 @@ async def serve_child(args: argparse.Namespace) -> None:
     venue.close()
     stopped = venue.sample()
     doc = {
+        "cpu_s": time.process_time(),
         "summary": summary,
         "before": asdict(before),
         "after": asdict(after),
@@ -583,6 +631,7 @@ async def clients_child(args: argparse.Namespace) -> None:
         "wall_s": result.wall_s,
         "loop_lag_p99_ms": result.loop_lag_p99_ms,
         "loop_lag_max_ms": result.loop_lag_max_ms,
+        "lag_spikes": result.lag_spikes,
     }
     Path(args.output).write_bytes(orjson.dumps(doc))
 
@@ -593,59 +642,97 @@ def _clients_from(doc: dict[str, Any]) -> ClientsResult:
         for c in doc["connections"]
     ]
     return ClientsResult(
-        logs, doc["stalled_at_ns"], doc["cpu_s"], doc["wall_s"], doc["loop_lag_p99_ms"], doc["loop_lag_max_ms"]
+        logs,
+        doc["stalled_at_ns"],
+        doc["cpu_s"],
+        doc["wall_s"],
+        doc["loop_lag_p99_ms"],
+        doc["loop_lag_max_ms"],
+        [tuple(spike) for spike in doc["lag_spikes"]],
     )
 
 
-def run_processes(args: argparse.Namespace, folder: Path) -> tuple[LoadFigures, VenueSample]:
-    py = sys.executable
-    venue = _spawn(
-        [py, "-m", "bench.venue_load", "--serve", "--folder", str(folder), "--recording", str(args.recording),
-         "--scenario", args.scenario, "--sample-every", str(args.sample_every)]
+@dataclass(slots=True)
+class Arm:
+    """One venue process and its client processes; the control arm has no stalled client."""
+
+    name: str
+    stalled: bool
+    folder: Path
+    venue: Any = None
+    clients: list[tuple[Any, Path]] = field(default_factory=list)
+
+
+def _start_venue(args: argparse.Namespace, arm: Arm) -> str:
+    arm.folder.mkdir()
+    arm.venue = _spawn(
+        [sys.executable, "-m", "bench.venue_load", "--serve", "--folder", str(arm.folder),
+         "--recording", str(args.recording), "--scenario", args.scenario, "--sample-every", str(args.sample_every)]
         + (["--speed", str(args.speed)] if args.speed is not None else [])
         + (["--seed", str(args.seed)] if args.seed is not None else [])
     )  # fmt: skip
-    assert venue.stdout is not None and venue.stdin is not None
-    port = int(venue.stdout.readline().split()[1])
+    port = int(arm.venue.stdout.readline().split()[1])
     data = load_replay_data(Path(args.recording))
-    url = f"ws://127.0.0.1:{port}/stream?streams={'/'.join(data.streams)}"
-    share = [
-        args.clients // args.client_procs + (i < args.clients % args.client_procs) for i in range(args.client_procs)
-    ]
-    children = []
+    return f"ws://127.0.0.1:{port}/stream?streams={'/'.join(data.streams)}"
+
+
+def _start_clients(args: argparse.Namespace, arm: Arm, url: str) -> None:
+    procs = args.client_procs
+    share = [args.clients // procs + (i < args.clients % procs) for i in range(procs)]
     first = 0
     for i, n in enumerate(share):
-        out = folder / f"clients-{i}.json"
-        children.append(
-            (
-                _spawn(
-                    [py, "-m", "bench.venue_load", "--clients-worker", "--url", url, "--clients", str(n),
-                     "--seconds", str(args.seconds), "--stall-at", str(args.stall_at), "--output", str(out),
-                     "--first-index", str(first)] + (["--stalled"] if i == 0 else [])
-                ),
-                out,
-            )
+        out = arm.folder / f"clients-{i}.json"
+        child = _spawn(
+            [sys.executable, "-m", "bench.venue_load", "--clients-worker", "--url", url, "--clients", str(n),
+             "--seconds", str(args.seconds), "--stall-at", str(args.stall_at), "--output", str(out),
+             "--first-index", str(first)] + (["--stalled"] if arm.stalled and i == 0 else [])
         )  # fmt: skip
+        arm.clients.append((child, out))
         first += n
-    for child, _ in children:
-        child.wait()
-    venue.stdin.write(b"done\n")
-    venue.stdin.flush()
-    venue.wait()
-    doc = orjson.loads((folder / "venue.json").read_bytes())
-    clients = [_clients_from(orjson.loads(out.read_bytes())) for _, out in children]
-    timings = array("q", (folder / "timings.bin").read_bytes())
+
+
+def _finish(args: argparse.Namespace, arm: Arm, stall_window: tuple[int, int | None] | None) -> RunFigures:
+    arm.venue.stdin.write(b"done\n")
+    arm.venue.stdin.flush()
+    arm.venue.wait()
+    doc = orjson.loads((arm.folder / "venue.json").read_bytes())
+    clients = [_clients_from(orjson.loads(out.read_bytes())) for _, out in arm.clients]
     figures = analyse(
         doc["summary"],
-        timings,
+        array("q", (arm.folder / "timings.bin").read_bytes()),
         clients,
         warm_up_s=args.warm_up,
         samples=[VenueSample(**s) for s in doc["samples"]],
         before=VenueSample(**doc["before"]),
         after=VenueSample(**doc["after"]),
         seconds=args.seconds,
+        stall_window=stall_window,
     )
-    return figures, VenueSample(**doc["stopped"])
+    return RunFigures(figures, VenueSample(**doc["stopped"]), doc["cpu_s"])
+
+
+@dataclass(slots=True)
+class RunFigures:
+    figures: LoadFigures
+    stopped: VenueSample
+    venue_cpu_s: float
+
+
+def run_processes(args: argparse.Namespace, folder: Path) -> tuple[RunFigures, RunFigures | None]:
+    """The stalled arm, and beside it (unless `--no-control`) the control arm, started together so
+    both see the same seconds of the same machine."""
+    arms = [Arm("stalled", True, folder / "stalled")]
+    if args.control:
+        arms.append(Arm("control", False, folder / "control"))
+    urls = [_start_venue(args, arm) for arm in arms]
+    for arm, url in zip(arms, urls, strict=True):
+        _start_clients(args, arm, url)
+    for arm in arms:
+        for child, _ in arm.clients:
+            child.wait()
+    stalled = _finish(args, arms[0], None)
+    control = _finish(args, arms[1], stalled.figures.stall_window) if args.control else None
+    return stalled, control
 
 
 def _spawn(argv: list[str]) -> Any:
@@ -682,6 +769,12 @@ def report(figures: LoadFigures, warm_up_s: float, stopped: VenueSample | None =
             f"p99 {b.p99_ms:.2f} max {b.max_ms:.1f} ms, median second's p99 {b.p99_median_per_s_ms:.2f} ({b.frames}); "
             f"p99 ratio {f.ratio(key):.2f}, median second's p99 ratio {f.ratio(key, per_second=True):.2f}"
         )
+        for name, lat in (("without", a), ("with", b)):
+            worst = ", ".join(
+                f"{second} s: {p99:.1f} ms (clients' loop lag {f.client_lag_by_second.get(second, 0.0):.0f} ms)"
+                for second, p99 in lat.worst_seconds
+            )
+            lines.append(f"    worst seconds {name} it: {worst}")
     if warm:
         rss = [s.rss_mib for s in warm]
         lines.append(
@@ -730,6 +823,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm-up", type=float, default=3.0)
     parser.add_argument("--sample-every", type=float, default=1.0)
     parser.add_argument("--client-procs", type=int, default=1)
+    parser.add_argument(
+        "--no-control", dest="control", action="store_false", help="no control venue (one without a stalled client)"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--clients-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
@@ -745,14 +841,32 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(clients_child(args))
         return 0
     with tempfile.TemporaryDirectory(prefix="venue-load-") as folder:
-        figures, stopped = run_processes(args, Path(folder))
+        stalled, control = run_processes(args, Path(folder))
     print(
         f"venue load: {args.clients} clients in {args.client_procs} process(es), {args.seconds:g} s, scenario "
         f"{args.scenario} at speed {args.speed:g}, one client stops reading at {args.stall_at:g} s"
+        + ("; a control venue with no stalled client runs beside it" if control else "")
     )
-    for line in report(figures, args.warm_up, stopped):
+    print("venue with the stalled client:")
+    for line in report(stalled.figures, args.warm_up, stalled.stopped):
         print(line)
-    found = problems(figures)
+    print(f"  venue process CPU {stalled.venue_cpu_s / args.seconds:.0%} of one core")
+    found = problems(stalled.figures)
+    if control is not None:
+        print("control venue, same seconds:")
+        for line in report(control.figures, args.warm_up, control.stopped):
+            print(line)
+        print(f"  venue process CPU {control.venue_cpu_s / args.seconds:.0%} of one core")
+        for key in ("intended", "write"):
+            a, b = stalled.figures.with_stalled[key], control.figures.with_stalled[key]
+            ratio = a.p99_ms / b.p99_ms if b.p99_ms else float("nan")
+            print(
+                f"stalled against control while the stall lasted, e2e from {key}: p99 {a.p99_ms:.2f} against "
+                f"{b.p99_ms:.2f} ms, ratio {ratio:.2f}; median second's p99 {a.p99_median_per_s_ms:.2f} against "
+                f"{b.p99_median_per_s_ms:.2f} ms"
+            )
+        b_found = [p for p in problems(control.figures) if "stalled client ended" not in p]
+        found += [f"control: {p}" for p in b_found]
     for line in found:
         print(f"  problem: {line}")
     return 1 if found else 0
