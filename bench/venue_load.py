@@ -466,8 +466,8 @@ def analyse(
         return any(a <= t <= b for a, b in windows)
 
     phases: dict[str, dict[str, list[tuple[int, int]]]] = {
-        "without": {"intended": [], "write": []},
-        "with": {"intended": [], "write": []},
+        "without": {"intended": [], "write": [], "venue": []},
+        "with": {"intended": [], "write": [], "venue": []},
     }
     short: list[str] = []
     written = received = 0
@@ -493,6 +493,7 @@ def analyse(
                 second = (intended - start) // 1_000_000_000
                 phase["intended"].append((second, got - intended))
                 phase["write"].append((second, got - write))
+                phase["venue"].append((second, write - intended))
     causes: dict[str, int] = {}
     for record in summary["clients"]:
         if record["id"] not in stalled_ids and record["cause"] == "slow_consumer":
@@ -760,7 +761,7 @@ def report(figures: LoadFigures, warm_up_s: float, stopped: VenueSample | None =
         f"  stalled client: ended {f.stalled_cause}; largest backlog the venue held for it {f.stalled_backlog_max} B; "
         f"healthy clients dropped as slow: {f.dropped_causes.get('slow_consumer', 0)}",
     ]
-    for key in ("intended", "write"):
+    for key in ("intended", "write", "venue"):
         a, b = f.without_stalled[key], f.with_stalled[key]
         lines.append(
             f"  e2e from {key}: without the stalled client p50 {a.p50_ms:.2f} p99 {a.p99_ms:.2f} "
@@ -842,6 +843,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="venue-load-") as folder:
         stalled, control = run_processes(args, Path(folder))
+    load = os.getloadavg()
+    print(
+        f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the end of the run"
+    )
     print(
         f"venue load: {args.clients} clients in {args.client_procs} process(es), {args.seconds:g} s, scenario "
         f"{args.scenario} at speed {args.speed:g}, one client stops reading at {args.stall_at:g} s"

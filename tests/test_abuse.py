@@ -112,7 +112,7 @@ def masked_frame(opcode: int, payload: bytes, *, declared: int | None = None, fi
     return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
-async def http_exchange(port: int, request: bytes, *, half_close: bool = True) -> bytes:
+async def http_exchange(port: int, request: bytes, *, half_close: bool = False) -> bytes:
     """Sends `request` raw and reads until the venue closes; `half_close` ends our side after it."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
@@ -227,14 +227,16 @@ def test_ten_thousand_subscribe_requests_end_in_1008_after_the_fifth(data: Repla
     async def case() -> None:
         async with venue_beside_witness(data) as server:
             async with connect(f"{server.ws_url}/ws", compression=None) as ws:
-                sent = 0
-                with contextlib.suppress(ConnectionClosed):
-                    for i in range(10_000):
-                        await ws.send(f'{{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":{i}}}')
-                        sent += 1
+                flood = b"".join(
+                    masked_frame(0x1, b'{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":%d}' % i)
+                    for i in range(10_000)
+                )
+                ws.transport.write(flood)
                 code, reason, replies = await closed_with(ws)
             assert (code, reason) == (POLICY_VIOLATION, "Too many requests")
-            assert [orjson.loads(r) for r in replies] == [{"result": None, "id": i} for i in range(5)]
+            # The venue cuts the client off: replies not yet written when the sixth arrived are dropped.
+            assert [orjson.loads(r) for r in replies] == [{"result": None, "id": i} for i in range(len(replies))]
+            assert len(replies) <= 5
             assert server.stats.too_many_requests == 1
 
     run(case)
@@ -286,7 +288,7 @@ def test_streams_beyond_the_per_connection_limit_are_refused(data: ReplayData) -
         (b"GARBAGE\r\n\r\n", None),
         (b"GET /ws HTTP/0.9\r\n\r\n", None),
         (b"POST /api/v3/depth HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", None),
-        (bytes(range(256)) * 4, None),
+        (bytes(range(256)) * 4 + b"\r\n\r\n", None),
     ],
     ids=["line-too-long", "too-many-headers", "no-upgrade", "unknown-path", "garbage", "http-0.9", "post", "binary"],
 )
@@ -365,7 +367,7 @@ def thread_venue(data: ReplayData) -> Any:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
