@@ -292,7 +292,9 @@ def test_streams_beyond_the_per_connection_limit_are_refused(data: ReplayData) -
     ],
     ids=["line-too-long", "too-many-headers", "no-upgrade", "unknown-path", "garbage", "http-0.9", "post", "binary"],
 )
-def test_malformed_http_gets_an_error_status_or_a_close(data: ReplayData, request_bytes: bytes, status: int | None) -> None:
+def test_malformed_http_gets_an_error_status_or_a_close(
+    data: ReplayData, request_bytes: bytes, status: int | None
+) -> None:
     async def case() -> None:
         async with venue_beside_witness(data) as server:
             assert status_of(await http_exchange(server.port, request_bytes)) == status
@@ -300,14 +302,49 @@ def test_malformed_http_gets_an_error_status_or_a_close(data: ReplayData, reques
     run(case)
 
 
+def slowloris(count: int) -> Callable[[VenueServer], Awaitable[None]]:
+    """`count` requests that stop half-way and never finish: the venue must close each one itself."""
+    partial = b"GET /ws/btcusdt@trade HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+
+    async def attack(server: VenueServer) -> None:
+        answers = await asyncio.gather(
+            *(http_exchange(server.port, partial[: 10 + i % (len(partial) - 10)]) for i in range(count))
+        )
+        assert {status_of(answer) for answer in answers} == {None}
+
+    return attack
+
+
 def test_slowloris_requests_are_closed_after_the_handshake_timeout(data: ReplayData) -> None:
     async def case() -> None:
         async with venue_beside_witness(data, handshake_timeout_s=HANDSHAKE_TIMEOUT_S) as server:
-            partial = b"GET /ws/btcusdt@trade HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            answers = await asyncio.gather(
-                *(http_exchange(server.port, partial[: 10 + i], half_close=False) for i in range(50))
-            )
-            assert {status_of(a) for a in answers} <= {None, 408}
+            await slowloris(50)(server)
+
+    run(case)
+
+
+@pytest.mark.slow
+def test_a_thousand_slowloris_requests_are_all_closed_and_the_venue_serves_on(data: ReplayData) -> None:
+    async def case() -> None:
+        async with venue_beside_witness(data, handshake_timeout_s=HANDSHAKE_TIMEOUT_S) as server:
+            await slowloris(1000)(server)
+
+    run(case)
+
+
+def test_a_handshake_past_the_connection_limit_is_refused_with_503(data: ReplayData) -> None:
+    async def case() -> None:
+        async with venue_beside_witness(data, max_connections=4) as server:
+            url = f"{server.ws_url}/ws/btcusdt@trade"
+            held = [await connect(url, compression=None) for _ in range(3)]  # the witness is the fourth
+            with pytest.raises(InvalidStatus) as refused:
+                await connect(url, compression=None)
+            assert refused.value.response.status_code == 503
+            assert orjson.loads(refused.value.response.body)["code"] == -1008
+            for ws in held:
+                await ws.close()
+            async with connect(url, compression=None) as again:  # room again once they have gone
+                assert again.response is not None and again.response.status_code == 101
 
     run(case)
 
