@@ -99,7 +99,13 @@ class LoadVenue:
     """
 
     def __init__(
-        self, recording: Path, scenario: str, seed: int | None, speed: float | None, timings_path: Path
+        self,
+        recording: Path,
+        scenario: str,
+        seed: int | None,
+        speed: float | None,
+        timings_path: Path,
+        keep_send_log: bool = False,
     ) -> None:
         loaded = load_scenario(scenario)
         self.data = load_replay_data(recording)
@@ -114,7 +120,7 @@ class LoadVenue:
             speed=self.speed,
             socket_send_buffer=SLOW_READER_SNDBUF if limits else None,
             on_send=self._on_send,
-            keep_send_log=False,
+            keep_send_log=keep_send_log,
         )
         self._started = time.monotonic()
 
@@ -585,7 +591,9 @@ async def run_in_process(
 async def serve_child(args: argparse.Namespace) -> None:
     """The venue process: prints `port N`, serves until stdin says `done`, then writes its results."""
     folder = Path(args.folder)
-    venue = LoadVenue(Path(args.recording), args.scenario, args.seed, args.speed, folder / "timings.bin")
+    venue = LoadVenue(
+        Path(args.recording), args.scenario, args.seed, args.speed, folder / "timings.bin", args.keep_send_log
+    )
     await venue.server.start()
     gc.collect()
     before = venue.sample()
@@ -671,6 +679,7 @@ def _start_venue(args: argparse.Namespace, arm: Arm) -> str:
          "--recording", str(args.recording), "--scenario", args.scenario, "--sample-every", str(args.sample_every)]
         + (["--speed", str(args.speed)] if args.speed is not None else [])
         + (["--seed", str(args.seed)] if args.seed is not None else [])
+        + (["--keep-send-log"] if args.keep_send_log else [])
     )  # fmt: skip
     port = int(arm.venue.stdout.readline().split()[1])
     data = load_replay_data(Path(args.recording))
@@ -824,6 +833,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm-up", type=float, default=3.0)
     parser.add_argument("--sample-every", type=float, default=1.0)
     parser.add_argument("--client-procs", type=int, default=1)
+    parser.add_argument(
+        "--keep-send-log",
+        action="store_true",
+        help="keep the server's per-frame send log, as `harness serve` does today (`harness replay` needs it)",
+    )
     parser.add_argument(
         "--no-control", dest="control", action="store_false", help="no control venue (one without a stalled client)"
     )
