@@ -133,10 +133,10 @@ class LoadVenue:
 
     def sample(self) -> VenueSample:
         """The venue process now; the backlog is the largest one the venue holds for a single client (its
-        outbox plus what the transport buffers), which is how the slow-consumer rule measures it."""
+        outbox plus what the transport buffers), what the slow-consumer rule measures."""
         backlogs = [
             client.queued_bytes + client.connection.transport.get_write_buffer_size()
-            for client in self.server._open.values()  # the bench reads the server's private books on purpose
+            for client in self.server._clients.values()  # the bench reads the shell's private books on purpose
         ]
         fds, tasks = resource_counts()
         return VenueSample(

@@ -231,6 +231,9 @@ async def _serve(
         max_frame_bytes=limits.max_frame_bytes or None,
         max_streams_per_connection=limits.max_streams_per_connection or None,
         messages_per_second=limits.messages_per_second or None,
+        # Nothing here reads the per-frame send log (harness replay's checker does): kept, it would grow by
+        # a record per frame and client for as long as the venue serves (docs/reliability.md).
+        keep_send_log=False,
     )
     log.server = server
     try:

@@ -56,7 +56,12 @@ from replayer.venue_actions import (
     Write,
 )
 from replayer.venue_core import VenueCore
-from replayer.venue_limits import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_BYTES, VenueLimits
+from replayer.venue_limits import (
+    DEFAULT_HANDSHAKE_TIMEOUT_S,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_FRAME_BYTES,
+    VenueLimits,
+)
 from replayer.venue_records import ClientRecord, SendRecord, ServerStats, SnapshotRecord
 
 OnSend = Callable[[int, Send, int, int], None]
@@ -108,6 +113,7 @@ class VenueServer:
         max_streams_per_connection: int | Literal["venue"] | None = VENUE,
         max_frame_bytes: int | None = DEFAULT_MAX_FRAME_BYTES,
         max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
+        handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S,
         rest_weight_limit: int | Literal["venue"] = VENUE,
         log: Callable[[str], None] | None = None,
         loop: bool = False,
@@ -120,7 +126,8 @@ class VenueServer:
         Limits (docs/fake-venue.md, "Limits"; None turns one off, `"venue"` keeps the wire's number):
         `messages_per_second` a client may send (None: for tests of the control protocol itself),
         `max_streams_per_connection`, `max_frame_bytes` of a client message (1009 past it),
-        `max_connections` open at once (HTTP 503 past it), `rest_weight_limit` per IP and minute
+        `max_connections` open at once (HTTP 503 past it), `handshake_timeout_s` from accept to answer (a
+        request left half-sent is closed then), `rest_weight_limit` per IP and minute
         (replayer/request_weight.py; 0 counts it for the headers and the report but refuses nothing).
         `straddle` puts REST snapshots inside a depth event, as the live venue's are (off: at a frame
         boundary); `seed` fixes which states those are (replayer/replay_data.py).
@@ -155,6 +162,9 @@ class VenueServer:
         self._ping_timeout = beat.pong_timeout_s if ping_timeout_s == VENUE else ping_timeout_s
         self._on_send = on_send
         self._sndbuf = socket_send_buffer
+        if not handshake_timeout_s > 0:
+            raise ValueError(f"handshake_timeout_s must be > 0, got {handshake_timeout_s}")
+        self._handshake_timeout_s = handshake_timeout_s
         self.finished = asyncio.Event()
         self._clients: dict[int, _Client] = {}
         self._clock_started = asyncio.Event()
@@ -256,7 +266,7 @@ class VenueServer:
             ping_timeout=self._ping_timeout,
             max_size=self.core.limits.max_frame_bytes,
             server_header=None,
-            open_timeout=30,
+            open_timeout=self._handshake_timeout_s,
         )
         self._port = self._server.sockets[0].getsockname()[1]
         self._walker = asyncio.create_task(self._walk(), name="venue-replay")

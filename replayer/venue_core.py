@@ -75,7 +75,7 @@ from replayer.venue_actions import (
     Wait,
     Write,
 )
-from replayer.venue_limits import TRY_AGAIN_LATER_CLOSE, VenueLimits
+from replayer.venue_limits import BINARY_MESSAGE_CLOSE, TRY_AGAIN_LATER_CLOSE, VenueLimits
 from replayer.venue_records import ClientRecord, SendRecord, ServerStats, SnapshotRecord
 
 SERVED_LEVELS = 20
@@ -360,6 +360,9 @@ class VenueCore:
             self.stats.too_many_requests += 1
             conn.record.close_cause = "too_many_requests"
             return [Close(conn_id, *self.wire.limits.too_many_messages_close, discard=True)]
+        if isinstance(message, bytes):
+            conn.record.close_cause = "binary_message"
+            return [Close(conn_id, *BINARY_MESSAGE_CLOSE, discard=True)]
         control = self.wire.parse_control(message)
         if isinstance(control, ControlRejected):
             return [self._reply(conn_id, control.reply)]

@@ -22,6 +22,15 @@ from dataclasses import dataclass, replace
 from harness.venues.wire import VenueWire
 
 DEFAULT_MAX_FRAME_BYTES = 64 * 1024
+DEFAULT_HANDSHAKE_TIMEOUT_S = 30.0
+"""How long a connection may take from its TCP accept to its HTTP answer or WebSocket upgrade: a request
+sent half-way and left there (slowloris) is closed, without an answer, once it passes. It covers the
+REST answer too (a `slow` snapshot fault waits inside it), hence well above any scheduled delay. The
+shell enforces it (the WebSocket layer's opening timeout), not the core, which never sees a partial
+request."""
+BINARY_MESSAGE_CLOSE = (1003, "Binary messages are not accepted: send JSON in text frames")
+"""Every venue we fake takes its requests as JSON in text frames; a binary frame is data the endpoint
+cannot accept, which RFC 6455 (7.4.1) answers with 1003 (docs/reliability.md, "Abuse on the wire")."""
 DEFAULT_MAX_CONNECTIONS = 1000
 TRY_AGAIN_LATER_CLOSE = (1013, "Try again later: too many connections")
 

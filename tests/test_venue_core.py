@@ -41,7 +41,7 @@ from replayer.venue_actions import (
     Write,
 )
 from replayer.venue_core import SLOW_CONSUMER_GRACE_NS, VenueCore
-from replayer.venue_limits import VenueLimits
+from replayer.venue_limits import BINARY_MESSAGE_CLOSE, VenueLimits
 from tests.depth_helpers import can_straddle
 from tests.venue_recording import DEPTH, TRADE, build_recording
 
@@ -627,7 +627,8 @@ def test_a_stream_snapshot_venue_sends_the_current_book_first_and_answers_text_p
     assert first["snapshot"] == data.start_books["BTCUSDT"].last_update_id and first["at"] == WALL // 1_000_000
     walk(core, 6)
     late, _ = core.open("/ws", PEER, NOW, WALL)
-    replies = core.receive(late, orjson.dumps({"method": "SUBSCRIBE", "params": [DEPTH, TRADE], "id": 1}), NOW, WALL)
+    subscribe = orjson.dumps({"method": "SUBSCRIBE", "params": [DEPTH, TRADE], "id": 1}).decode()
+    replies = core.receive(late, subscribe, NOW, WALL)
     ack, snapshot = [orjson.loads(p) for p in payloads(replies, late)]
     sent = [f for f in data.frames[:6] if f.last_update_id is not None]
     assert ack == {"result": None, "id": 1} and snapshot["snapshot"] == sent[-1].last_update_id
@@ -646,12 +647,15 @@ _MESSAGES = st.lists(st.one_of(_CONTROL, st.text(max_size=20), st.binary(max_siz
 @settings(max_examples=60, deadline=None)
 @given(messages=_MESSAGES)
 def test_any_message_gets_one_reply_and_subscriptions_follow_a_model(data: ReplayData, messages: list) -> None:
-    """Whatever a client sends, the venue answers each message once and its subscriptions are what a plain
-    model of SUBSCRIBE and UNSUBSCRIBE (with the per-connection limit) says."""
+    """Whatever text a client sends, the venue answers each message once and its subscriptions are what a
+    plain model of SUBSCRIBE and UNSUBSCRIBE (with the per-connection limit) says; a binary frame closes."""
     core = venue(data, limits=VenueLimits.of(WIRE).but(messages_per_second=None, streams_per_connection=3))
     conn, _ = core.open("/ws", PEER, NOW, WALL)
     model: dict[str, None] = {}
     for message in messages:
+        if isinstance(message, bytes):  # a binary frame: the connection is closed (1003), nothing changes
+            assert core.receive(conn, message, NOW, WALL) == [Close(conn, *BINARY_MESSAGE_CLOSE, discard=True)]
+            break
         replies = [orjson.loads(p) for p in payloads(core.receive(conn, message, NOW, WALL), conn)]
         assert len(replies) == 1 and ("result" in replies[0]) != ("error" in replies[0])
         if "error" in replies[0]:
