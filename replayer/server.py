@@ -64,6 +64,11 @@ from replayer.venue_limits import (
 )
 from replayer.venue_records import ClientRecord, SendRecord, ServerStats, SnapshotRecord
 
+CUT_OFF_CLOSE_TIMEOUT_S = 1.0
+"""How long the venue waits for the close reply of a client it cut off (too many requests, a binary
+frame) before dropping the connection. It no longer reads that client, whose unread messages may stand
+in front of the reply, so websockets' 10 s would hold every flooding connection that long."""
+
 OnSend = Callable[[int, Send, int, int], None]
 """`on_send(client_id, entry, intended_mono_ns, write_mono_ns)`, called on the server's loop after each write."""
 
@@ -460,6 +465,8 @@ class VenueServer:
                     await client.wake.wait()
                 item = client.outbox[0]
                 if isinstance(item, Close):
+                    if item.discard:
+                        connection.close_timeout = CUT_OFF_CLOSE_TIMEOUT_S
                     await connection.close(item.code, item.reason)
                     return
                 client.outbox.popleft()
