@@ -27,6 +27,7 @@ import contextlib
 import gc
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -415,7 +416,8 @@ class LoadFigures:
     dropped_causes: dict[str, int]
     without_stalled: dict[str, Latency]
     with_stalled: dict[str, Latency]
-    stalled_backlog_max: int
+    largest_backlog: int
+    """The most the venue held for one client at a sample (the stalled one, where there is one)."""
     before: VenueSample
     after: VenueSample
     samples: list[VenueSample]
@@ -506,7 +508,6 @@ def analyse(
             causes["slow_consumer"] = causes.get("slow_consumer", 0) + 1
     cpu = sum(c.cpu_s for c in clients)
     wall = max((c.wall_s for c in clients), default=1.0)
-    stalled_window = [s for s in samples if stalled_at is not None and s.at_s > 0]
     return LoadFigures(
         clients=sum(len({log.client for log in c.connections}) for c in clients),
         seconds=seconds,
@@ -518,7 +519,7 @@ def analyse(
         dropped_causes=causes,
         without_stalled={k: latency(v) for k, v in phases["without"].items()},
         with_stalled={k: latency(v) for k, v in phases["with"].items()},
-        stalled_backlog_max=max((s.max_backlog for s in stalled_window), default=0),
+        largest_backlog=max((s.max_backlog for s in samples), default=0),
         before=before,
         after=after,
         samples=samples,
@@ -668,8 +669,8 @@ class Arm:
     name: str
     stalled: bool
     folder: Path
-    venue: Any = None
-    clients: list[tuple[Any, Path]] = field(default_factory=list)
+    venue: subprocess.Popen[bytes] | None = None
+    clients: list[tuple[subprocess.Popen[bytes], Path]] = field(default_factory=list)
 
 
 def _start_venue(args: argparse.Namespace, arm: Arm) -> str:
@@ -681,6 +682,7 @@ def _start_venue(args: argparse.Namespace, arm: Arm) -> str:
         + (["--seed", str(args.seed)] if args.seed is not None else [])
         + (["--keep-send-log"] if args.keep_send_log else [])
     )  # fmt: skip
+    assert arm.venue.stdout is not None, "spawned with a pipe"
     port = int(arm.venue.stdout.readline().split()[1])
     data = load_replay_data(Path(args.recording))
     return f"ws://127.0.0.1:{port}/stream?streams={'/'.join(data.streams)}"
@@ -702,6 +704,7 @@ def _start_clients(args: argparse.Namespace, arm: Arm, url: str) -> None:
 
 
 def _finish(args: argparse.Namespace, arm: Arm, stall_window: tuple[int, int | None] | None) -> RunFigures:
+    assert arm.venue is not None and arm.venue.stdin is not None, "started by _start_venue"
     arm.venue.stdin.write(b"done\n")
     arm.venue.stdin.flush()
     arm.venue.wait()
@@ -745,9 +748,7 @@ def run_processes(args: argparse.Namespace, folder: Path) -> tuple[RunFigures, R
     return stalled, control
 
 
-def _spawn(argv: list[str]) -> Any:
-    import subprocess
-
+def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
 
@@ -767,7 +768,8 @@ def report(figures: LoadFigures, warm_up_s: float, stopped: VenueSample | None =
     lines = [
         f"clients {f.clients} for {f.seconds:g} s: {f.frames_written} frames written to the healthy clients, "
         f"{f.frames_received} received; short: {'; '.join(f.healthy_short) or 'none'}",
-        f"  stalled client: ended {f.stalled_cause}; largest backlog the venue held for it {f.stalled_backlog_max} B; "
+        f"  stalled client: ended {f.stalled_cause}; largest backlog the venue held for one client "
+        f"{f.largest_backlog} B; "
         f"healthy clients dropped as slow: {f.dropped_causes.get('slow_consumer', 0)}",
     ]
     for key in ("intended", "write", "venue"):
