@@ -262,9 +262,7 @@ async def _receive(ws: ClientConnection, log: ConnectionLog, until: float, stall
             if stall is not None and stall.is_set():
                 # Stop reading until the run is over, then read what is left to learn how it ended.
                 await asyncio.sleep(remaining)
-                while True:
-                    await ws.recv(decode=False)
-                    received.append(time.monotonic_ns())
+                break
             try:
                 async with asyncio.timeout(min(remaining, 0.5)):
                     await ws.recv(decode=False)
@@ -375,8 +373,12 @@ class Latency:
     p99_ms: float
     max_ms: float
     p99_median_per_s_ms: float
-    worst_seconds: list[tuple[int, float]] = field(default_factory=list)
-    """The three seconds (from the clock start) with the highest p99, and that p99 in ms."""
+    p99_by_second: dict[int, float] = field(default_factory=dict)
+    """Each second's p99 in ms, keyed by the monotonic second the frames were due in (shared by the arms)."""
+
+    def worst_seconds(self) -> list[tuple[int, float]]:
+        """The three seconds with the highest p99, and that p99."""
+        return sorted(self.p99_by_second.items(), key=lambda item: -item[1])[:3]
 
 
 def _quantile(ordered: list[int], q: float) -> float:
@@ -384,7 +386,7 @@ def _quantile(ordered: list[int], q: float) -> float:
 
 
 def latency(samples: list[tuple[int, int]]) -> Latency:
-    """`samples`: (second of the intended send time, latency ns)."""
+    """`samples`: (monotonic second of the intended send time, latency ns)."""
     if not samples:
         return Latency(0, 0.0, 0.0, 0.0, 0.0)
     ordered = sorted(value for _, value in samples)
@@ -393,14 +395,13 @@ def latency(samples: list[tuple[int, int]]) -> Latency:
         seconds.setdefault(second, []).append(value)
     by_second = {second: _quantile(sorted(values), 0.99) for second, values in seconds.items()}
     per_second = sorted(by_second.values())
-    worst = sorted(by_second.items(), key=lambda item: -item[1])[:3]
     return Latency(
         len(ordered),
         _quantile(ordered, 0.5),
         _quantile(ordered, 0.99),
         ordered[-1] / 1e6,
         per_second[len(per_second) // 2],
-        worst,
+        by_second,
     )
 
 
@@ -425,7 +426,9 @@ class LoadFigures:
     client_loop_lag_p99_ms: float
     client_loop_lag_max_ms: float
     client_lag_by_second: dict[int, float] = field(default_factory=dict)
-    """The clients' worst loop lag (ms) in each second (from the clock start) where it passed LAG_SPIKE_NS."""
+    """The clients' worst loop lag (ms) in each monotonic second where it passed LAG_SPIKE_NS."""
+    start_second: int = 0
+    """The monotonic second the venue's clock started in: seconds are shown from it."""
 
     def ratio(self, key: str, per_second: bool = False) -> float:
         def p99(lat: Latency) -> float:
@@ -498,7 +501,7 @@ def analyse(
                     phase = phases["with"]
                 else:
                     phase = phases["without"]
-                second = (intended - start) // 1_000_000_000
+                second = intended // 1_000_000_000
                 phase["intended"].append((second, got - intended))
                 phase["write"].append((second, got - write))
                 phase["venue"].append((second, write - intended))
@@ -526,15 +529,16 @@ def analyse(
         client_cpu_share=cpu / wall,
         client_loop_lag_p99_ms=max((c.loop_lag_p99_ms for c in clients), default=0.0),
         client_loop_lag_max_ms=max((c.loop_lag_max_ms for c in clients), default=0.0),
-        client_lag_by_second=_lag_by_second(clients, start),
+        client_lag_by_second=_lag_by_second(clients),
+        start_second=start // 1_000_000_000,
     )
 
 
-def _lag_by_second(clients: list[ClientsResult], start: int) -> dict[int, float]:
+def _lag_by_second(clients: list[ClientsResult]) -> dict[int, float]:
     worst: dict[int, float] = {}
     for result in clients:
         for at, lag in result.lag_spikes:
-            second = (at - start) // 1_000_000_000
+            second = at // 1_000_000_000
             worst[second] = max(worst.get(second, 0.0), lag / 1e6)
     return worst
 
@@ -752,6 +756,17 @@ def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
 
+def paired_ratio(stalled: Latency, control: Latency) -> float:
+    """The median over the seconds both venues sent in of stalled p99 / control p99 in that second: the
+    machine's load in a second hits both, so it cancels where a pooled p99 would carry it."""
+    ratios = sorted(
+        stalled.p99_by_second[second] / control.p99_by_second[second]
+        for second in stalled.p99_by_second.keys() & control.p99_by_second.keys()
+        if control.p99_by_second[second] > 0
+    )
+    return ratios[len(ratios) // 2] if ratios else float("nan")
+
+
 def slope_mib_per_min(samples: list[VenueSample]) -> float:
     if len(samples) < 2:
         return 0.0
@@ -783,8 +798,9 @@ def report(figures: LoadFigures, warm_up_s: float, stopped: VenueSample | None =
         )
         for name, lat in (("without", a), ("with", b)):
             worst = ", ".join(
-                f"{second} s: {p99:.1f} ms (clients' loop lag {f.client_lag_by_second.get(second, 0.0):.0f} ms)"
-                for second, p99 in lat.worst_seconds
+                f"{second - f.start_second} s: {p99:.1f} ms "
+                f"(clients' loop lag {f.client_lag_by_second.get(second, 0.0):.0f} ms)"
+                for second, p99 in lat.worst_seconds()
             )
             lines.append(f"    worst seconds {name} it: {worst}")
     if warm:
@@ -884,7 +900,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"stalled against control while the stall lasted, e2e from {key}: p99 {a.p99_ms:.2f} against "
                 f"{b.p99_ms:.2f} ms, ratio {ratio:.2f}; median second's p99 {a.p99_median_per_s_ms:.2f} against "
-                f"{b.p99_median_per_s_ms:.2f} ms"
+                f"{b.p99_median_per_s_ms:.2f} ms; second by second, median ratio {paired_ratio(a, b):.2f}"
             )
         b_found = [p for p in problems(control.figures) if "stalled client ended" not in p]
         found += [f"control: {p}" for p in b_found]
