@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -28,6 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as connect_sync
 
+from bench.venue_abuse import masked_frame
 from bench.venue_load import counts_settled, resource_counts
 from harness.venues.binance_spot.streams import MAX_STREAMS_PER_CONNECTION
 from replayer.replay_data import ReplayData, load_replay_data
@@ -95,20 +95,6 @@ async def closed_with(ws: ClientConnection) -> tuple[int | None, str, list[bytes
         if closed.rcvd is None:
             return None, "", replies
         return closed.rcvd.code, closed.rcvd.reason, replies
-
-
-def masked_frame(opcode: int, payload: bytes, *, declared: int | None = None, fin: bool = True) -> bytes:
-    """A client frame as RFC 6455 writes it (masked), its length field `declared` when given."""
-    length = len(payload) if declared is None else declared
-    head = bytes([(0x80 if fin else 0) | opcode])
-    if length < 126:
-        head += bytes([0x80 | length])
-    elif length < 2**16:
-        head += bytes([0x80 | 126]) + struct.pack("!H", length)
-    else:
-        head += bytes([0x80 | 127]) + struct.pack("!Q", length)
-    mask = os.urandom(4)
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 async def http_exchange(port: int, request: bytes, *, half_close: bool = False) -> bytes:
