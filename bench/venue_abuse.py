@@ -6,7 +6,9 @@ connections opened and dropped, half-sent requests left to time out (slowloris),
 requests, oversized and binary frames. After each wave the venue reports its RSS, descriptors, tasks and
 live Python objects; at the end the witness must hold every frame the venue wrote to it. Memory is
 bounded when those figures come back to where they were, however many connections came and went.
-`tests/test_abuse.py` asserts each case's answer; this reports what the venue paid for them.
+The waves run `--rounds` times: what the allocator keeps after the first round is its high-water mark,
+what grows again in the next is held by the venue. `tests/test_abuse.py` asserts each case's answer;
+this reports what the venue paid for them.
 """
 
 from __future__ import annotations
@@ -174,7 +176,7 @@ def waves(scale: int) -> list[Wave]:
     ]
 
 
-async def run(scale: int) -> tuple[list[tuple[str, Snapshot, float]], int, int]:
+async def run(scale: int, rounds: int) -> tuple[list[tuple[str, Snapshot, float]], int, int]:
     """Each wave's name, the venue after it, and its seconds; then frames written to the witness and read."""
     venue = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.venue_abuse", "--serve",
@@ -202,12 +204,13 @@ async def run(scale: int) -> tuple[list[tuple[str, Snapshot, float]], int, int]:
 
     reading = asyncio.create_task(read())
     rows.append(("before (the witness connected)", await snapshot(), 0.0))
-    for name, wave in waves(scale):
-        started = time.monotonic()
-        await wave(port)
-        spent = time.monotonic() - started
-        await asyncio.sleep(1.0)  # the venue's side of the last connections closes a moment later
-        rows.append((name, await snapshot(), spent))
+    for round_ in range(1, rounds + 1):
+        for name, wave in waves(scale):
+            started = time.monotonic()
+            await wave(port)
+            spent = time.monotonic() - started
+            await asyncio.sleep(1.0)  # the venue's side of the last connections closes a moment later
+            rows.append((f"round {round_}: {name}", await snapshot(), spent))
     await witness.close()
     await reading
     final = await snapshot()
@@ -219,12 +222,13 @@ async def run(scale: int) -> tuple[list[tuple[str, Snapshot, float]], int, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.venue_abuse", description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=1000, help="slowloris requests; the other waves follow it")
+    parser.add_argument("--rounds", type=int, default=2, help="the waves again: what grows each round is kept")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         asyncio.run(serve_child())
         return 0
-    rows, written, received = asyncio.run(run(args.scale))
+    rows, written, received = asyncio.run(run(args.scale, args.rounds))
     print("| after | seconds | venue RSS MiB | fds | tasks | Python objects | open connections |")
     print("|---|---|---|---|---|---|---|")
     for name, snap, spent in rows:
