@@ -118,7 +118,7 @@ class VenueServer:
         max_streams_per_connection: int | Literal["venue"] | None = VENUE,
         max_frame_bytes: int | None = DEFAULT_MAX_FRAME_BYTES,
         max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
-        handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S,
+        handshake_timeout_s: float | None = DEFAULT_HANDSHAKE_TIMEOUT_S,
         rest_weight_limit: int | Literal["venue"] = VENUE,
         log: Callable[[str], None] | None = None,
         loop: bool = False,
@@ -167,8 +167,8 @@ class VenueServer:
         self._ping_timeout = beat.pong_timeout_s if ping_timeout_s == VENUE else ping_timeout_s
         self._on_send = on_send
         self._sndbuf = socket_send_buffer
-        if not handshake_timeout_s > 0:
-            raise ValueError(f"handshake_timeout_s must be > 0, got {handshake_timeout_s}")
+        if handshake_timeout_s is not None and not handshake_timeout_s > 0:
+            raise ValueError(f"handshake_timeout_s must be > 0 (None turns it off), got {handshake_timeout_s}")
         self._handshake_timeout_s = handshake_timeout_s
         self.finished = asyncio.Event()
         self._clients: dict[int, _Client] = {}
