@@ -254,14 +254,13 @@ async def _timed_client(
 
 async def _receive(ws: ClientConnection, log: ConnectionLog, until: float, stall: asyncio.Event | None) -> None:
     received = log.received
-    try:
+    with contextlib.suppress(ConnectionClosed):
         while True:
             remaining = until - time.monotonic()
             if remaining <= 0:
                 break
             if stall is not None and stall.is_set():
-                # Stop reading until the run is over, then read what is left to learn how it ended.
-                await asyncio.sleep(remaining)
+                await asyncio.sleep(remaining)  # reads nothing more until the run is over
                 break
             try:
                 async with asyncio.timeout(min(remaining, 0.5)):
@@ -270,18 +269,16 @@ async def _receive(ws: ClientConnection, log: ConnectionLog, until: float, stall
                 continue
             received.append(time.monotonic_ns())
         # Time is up: close, and read what the venue wrote before it saw the close, so that a healthy
-        # client's count is comparable with the venue's writes to it.
+        # client's count is comparable with the venue's writes to it (and the stalled one learns how
+        # it ended).
         closing = asyncio.create_task(ws.close())
         with contextlib.suppress(ConnectionClosed):
             while True:
                 await ws.recv(decode=False)
                 received.append(time.monotonic_ns())
         await closing
-    except ConnectionClosed as closed:
-        log.close_frame = closed.rcvd is not None
-        log.close_code = closed.rcvd.code if closed.rcvd is not None else 1006
-        return
-    log.close_code = 1000
+    log.close_frame = ws.protocol.close_rcvd is not None
+    log.close_code = ws.close_code  # 1006 when the venue dropped the connection without a close frame
 
 
 def urlport(url: str) -> tuple[str, int]:
@@ -413,6 +410,8 @@ class LoadFigures:
     frames_received: int
     healthy_short: list[str]
     stalled_cause: str | None
+    stalled_close_code: int | None
+    """What the stalled client saw at the end: 1006 when the venue dropped it without a close frame."""
     stall_window: tuple[int, int | None] | None
     dropped_causes: dict[str, int]
     without_stalled: dict[str, Latency]
@@ -518,6 +517,9 @@ def analyse(
         frames_received=received,
         healthy_short=short,
         stalled_cause=stalled_record["cause"] if stalled_record else None,
+        stalled_close_code=next(
+            (log.close_code for c in clients for log in c.connections if by_port.get(log.port) in stalled_ids), None
+        ),
         stall_window=(stalled_at, drop_ns) if stalled_at is not None else None,
         dropped_causes=causes,
         without_stalled={k: latency(v) for k, v in phases["without"].items()},
@@ -783,7 +785,8 @@ def report(figures: LoadFigures, warm_up_s: float, stopped: VenueSample | None =
     lines = [
         f"clients {f.clients} for {f.seconds:g} s: {f.frames_written} frames written to the healthy clients, "
         f"{f.frames_received} received; short: {'; '.join(f.healthy_short) or 'none'}",
-        f"  stalled client: ended {f.stalled_cause}; largest backlog the venue held for one client "
+        f"  stalled client: ended {f.stalled_cause} (it saw {f.stalled_close_code}); largest backlog the venue "
+        f"held for one client "
         f"{f.largest_backlog} B; "
         f"healthy clients dropped as slow: {f.dropped_causes.get('slow_consumer', 0)}",
     ]

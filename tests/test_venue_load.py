@@ -49,6 +49,7 @@ def test_ten_clients_one_stalled_is_dropped_the_others_get_everything_nothing_le
         )
     )
     assert figures.stalled_cause == "slow_consumer"
+    assert figures.stalled_close_code == 1006  # dropped without a close frame, as a slow consumer is
     assert figures.dropped_causes == {}
     assert figures.clients == 10
     assert figures.healthy_short == []
