@@ -131,7 +131,9 @@ class VenueCore:
         straddle: bool = True,
     ) -> None:
         """`started_ns` is the shell's monotonic clock at creation: REST weight minutes count from it.
-        `rebase_time` moves recorded event times so the first frame reads as the session's start."""
+        `rebase_time` moves recorded event times so the first frame reads as the session's start.
+        `keep_send_log` keeps what the checker reads (each frame written, each REST depth answer); a venue
+        nobody judges (`harness serve`) turns it off, or it grows for as long as the venue serves."""
         if speed < 0:
             raise ValueError("speed must be >= 0")
         self.data = data
@@ -293,7 +295,9 @@ class VenueCore:
             book = self.books.snapshot(symbol, request, shift)
         bids, asks = book.bids(ask.limit), book.asks(ask.limit)
         served_limit = ask.limit if ask.limit is not None else len(bids) + len(asks) + 1  # the whole book
-        self.depths_served.setdefault(symbol, []).append(reach_of(book.last_update_id, served_limit, bids, asks))
+        if self._keep_send_log:
+            reach = reach_of(book.last_update_id, served_limit, bids, asks)
+            self.depths_served.setdefault(symbol, []).append(reach)
         body = self.wire.snapshot_body(book.last_update_id, bids, asks)
         record = SnapshotRecord(
             symbol, book.last_update_id, 0, tuple(bids[:SERVED_LEVELS]), tuple(asks[:SERVED_LEVELS])
@@ -302,8 +306,9 @@ class VenueCore:
 
     def snapshot_delivered(self, snapshot: SnapshotRecord, now_ns: int) -> None:
         """A depth answer went out at `now_ns` (after its delay, if slow): the checker's record of it."""
-        record = SnapshotRecord(snapshot.symbol, snapshot.last_update_id, now_ns, snapshot.bids, snapshot.asks)
-        self.snapshots_served.append(record)
+        if self._keep_send_log:
+            record = SnapshotRecord(snapshot.symbol, snapshot.last_update_id, now_ns, snapshot.bids, snapshot.asks)
+            self.snapshots_served.append(record)
 
     def _newest_first_depth(self, symbol: str) -> int | None:
         """The first book frame of `symbol` queued to the newest open connection holding its stream

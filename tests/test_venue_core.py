@@ -668,3 +668,17 @@ def test_any_message_gets_one_reply_and_subscriptions_follow_a_model(data: Repla
                 model.pop(name, None)
     assert ask(core, {"method": "LIST_SUBSCRIPTIONS", "id": 1}) == [{"result": list(model), "id": 1}]
     assert len(model) <= 3
+
+
+def test_without_the_send_log_the_venue_keeps_nothing_per_frame_or_per_depth_answer(data: ReplayData) -> None:
+    """`harness serve` runs for days and nobody reads these: each would grow by a record per frame, client
+    and REST answer (docs/reliability.md)."""
+    core = venue(data, keep_send_log=False)
+    conn, _ = core.open(f"/ws/{DEPTH}", PEER, NOW, WALL)
+    writes = [a for a in walk(core, 5) if isinstance(a, Write)]
+    for write in writes:
+        assert write.entry is not None, "a recorded frame"
+        core.written(conn, write.entry, len(write.payload), write.intended_mono_ns, NOW)
+    assert get(core, "/api/v3/depth?symbol=BTCUSDT&limit=5")[0] == 200
+    assert core.stats.frames_sent == len(writes) > 0
+    assert core.clients[conn].sends == [] and core.snapshots_served == [] and core.depths_served == {}
