@@ -58,6 +58,7 @@ from replayer.venue_actions import (
 from replayer.venue_core import VenueCore
 from replayer.venue_limits import (
     DEFAULT_HANDSHAKE_TIMEOUT_S,
+    DEFAULT_MAX_BACKLOG_BYTES,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_FRAME_BYTES,
     VenueLimits,
@@ -119,6 +120,7 @@ class VenueServer:
         max_frame_bytes: int | None = DEFAULT_MAX_FRAME_BYTES,
         max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
         handshake_timeout_s: float | None = DEFAULT_HANDSHAKE_TIMEOUT_S,
+        max_backlog_bytes: int | None = DEFAULT_MAX_BACKLOG_BYTES,
         rest_weight_limit: int | Literal["venue"] = VENUE,
         log: Callable[[str], None] | None = None,
         loop: bool = False,
@@ -132,7 +134,8 @@ class VenueServer:
         `messages_per_second` a client may send (None: for tests of the control protocol itself),
         `max_streams_per_connection`, `max_frame_bytes` of a client message (1009 past it),
         `max_connections` open at once (HTTP 503 past it), `handshake_timeout_s` from accept to answer (a
-        request left half-sent is closed then), `rest_weight_limit` per IP and minute
+        request left half-sent is closed then), `max_backlog_bytes` held for one client that does not read
+        (dropped as a slow consumer past it), `rest_weight_limit` per IP and minute
         (replayer/request_weight.py; 0 counts it for the headers and the report but refuses nothing).
         `straddle` puts REST snapshots inside a depth event, as the live venue's are (off: at a frame
         boundary); `seed` fixes which states those are (replayer/replay_data.py).
@@ -140,7 +143,9 @@ class VenueServer:
         for the next client to subscribe after it ended (a session each); `rebase_time` moves recorded
         event times so the first frame reads as the session's start; `on_finished(session)` is called
         each time the schedule has been walked to its end."""
-        limits = VenueLimits.of(wire).but(max_frame_bytes=max_frame_bytes, max_connections=max_connections)
+        limits = VenueLimits.of(wire).but(
+            max_frame_bytes=max_frame_bytes, max_connections=max_connections, max_backlog_bytes=max_backlog_bytes
+        )
         if messages_per_second != VENUE:
             limits = limits.but(messages_per_second=messages_per_second)
         if max_streams_per_connection != VENUE:
@@ -385,7 +390,7 @@ class VenueServer:
         client.queued_bytes += len(action.payload)
         client.idle.clear()
         client.wake.set()
-        if action.entry is not None and self.core.buffer_limit is not None:
+        if action.entry is not None and self.core.backlog_limit is not None:
             self._check_backlog(client.id, None)
 
     def _check_backlog(self, conn: int, since_ns: int | None) -> None:

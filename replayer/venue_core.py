@@ -450,18 +450,25 @@ class VenueCore:
 
     # Slow consumers.
 
+    @property
+    def backlog_limit(self) -> int | None:
+        """What one client's backlog may reach now: a ClientBufferLimit's while one is in force, else the
+        venue's own `max_backlog_bytes` (None: no limit)."""
+        return self.buffer_limit if self.buffer_limit is not None else self.limits.max_backlog_bytes
+
     def backlog(
         self, conn_id: int, queued: int, in_kernel: int, now_ns: int, since_ns: int | None = None
     ) -> list[Action]:
         """`conn_id` has `queued` bytes waiting for its writer and `in_kernel` in the socket's buffer: drops it
-        if it stayed over the ClientBufferLimit for the grace period. Call after each frame queued to it
-        while a limit is in force, and at each CheckBacklog (passing its `since_ns`)."""
+        if it stayed over `backlog_limit` for the grace period. Call after each frame queued to it while a
+        limit is in force, and at each CheckBacklog (passing its `since_ns`)."""
         conn = self._open.get(conn_id)
-        if conn is None or not conn.listening or self.buffer_limit is None:
+        limit = self.backlog_limit
+        if conn is None or not conn.listening or limit is None:
             return []
         if since_ns is not None and conn.over_limit_since != since_ns:
             return []
-        if not (in_kernel > 0 and queued + in_kernel > self.buffer_limit):
+        if not (in_kernel > 0 and queued + in_kernel > limit):
             conn.over_limit_since = None
             return []
         if conn.over_limit_since is None:

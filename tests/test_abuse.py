@@ -267,6 +267,25 @@ def test_streams_beyond_the_per_connection_limit_are_refused(data: ReplayData) -
     run(case)
 
 
+def test_a_client_that_subscribes_and_never_reads_is_dropped_past_the_backlog_limit(data: ReplayData) -> None:
+    async def case() -> None:
+        limit = 16 * 1024
+        async with venue_beside_witness(data, max_backlog_bytes=limit, socket_send_buffer=4096) as server:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            streams = "/".join(data.streams)
+            url = f"{server.ws_url}/stream?streams={streams}"
+            async with connect(url, compression=None, sock=sock, max_queue=1) as idle:
+                await server.finished.wait()  # it read nothing while the whole replay was sent
+                code, _, _ = await closed_with(idle)
+            assert code is None  # dropped without a close frame, as a slow consumer
+            causes = [record.close_cause for record in server.clients.values()]
+            assert causes.count("slow_consumer") == server.stats.slow_consumers_dropped == 1
+
+    run(case)
+
+
 # HTTP.
 
 

@@ -41,7 +41,7 @@ from replayer.venue_actions import (
     Write,
 )
 from replayer.venue_core import SLOW_CONSUMER_GRACE_NS, VenueCore
-from replayer.venue_limits import BINARY_MESSAGE_CLOSE, VenueLimits
+from replayer.venue_limits import BINARY_MESSAGE_CLOSE, DEFAULT_MAX_BACKLOG_BYTES, VenueLimits
 from tests.depth_helpers import can_straddle
 from tests.venue_recording import DEPTH, TRADE, build_recording
 
@@ -569,7 +569,15 @@ def test_a_slow_consumer_is_dropped_only_after_staying_over_the_limit_for_the_gr
     healed = venue(data, [ClientBufferLimit(0, 1000), ClientBufferLimit(0, 0)])
     conn, _ = healed.open(COMBINED, PEER, NOW, WALL)
     walk(healed)
-    assert healed.buffer_limit is None and healed.backlog(conn, 10**9, 10**9, NOW) == []
+    # The fault's limit is lifted: the venue's own (max_backlog_bytes) holds again, and None is none at all.
+    assert healed.buffer_limit is None and healed.backlog_limit == DEFAULT_MAX_BACKLOG_BYTES
+    assert healed.backlog(conn, 10**6, 100, NOW) == []
+    assert healed.backlog(conn, DEFAULT_MAX_BACKLOG_BYTES, 1, NOW) == [
+        CheckBacklog(conn, NOW + SLOW_CONSUMER_GRACE_NS, NOW)
+    ]
+    unlimited = venue(data, limits=VenueLimits.of(WIRE).but(max_backlog_bytes=None))
+    conn, _ = unlimited.open(COMBINED, PEER, NOW, WALL)
+    assert unlimited.backlog_limit is None and unlimited.backlog(conn, 10**9, 10**9, NOW) == []
 
 
 def test_the_clock_starts_with_the_first_subscription_and_a_new_session_starts_over(data: ReplayData) -> None:
