@@ -416,7 +416,7 @@ class VenueCore:
         """An in-stream snapshot rendered from the venue's book starts a client's chain, as a REST answer
         does: the checker's record of it (the book it was rendered from, at its last id)."""
         symbol = self.wire.symbol_of(stream)
-        book = self.books.book(symbol) if symbol is not None else None
+        book = self.books.book(symbol) if symbol is not None and self._keep_send_log else None
         if symbol is not None and book is not None:
             bids, asks = tuple(book.bids(SERVED_LEVELS)), tuple(book.asks(SERVED_LEVELS))
             self.snapshots_served.append(SnapshotRecord(symbol, book.last_update_id, now_ns, bids, asks))

@@ -175,6 +175,7 @@ def test_subscribe_step_acks_on_the_last_request() -> None:
     from harness.venues.bybit.control import BybitSubscribe
 
     step = BybitSubscribe(tuple(f"orderbook.1.S{i}" for i in range(12)))
+    assert all(isinstance(m, str) for m in step.messages()), "requests go out as text frames"
     requests = [parse_request(m) for m in step.messages()]
     assert [len(r.args) for r in requests if isinstance(r, BybitRequest)] == [10, 2]
     ids = [r.req_id for r in requests if isinstance(r, BybitRequest)]

@@ -173,7 +173,8 @@ class BybitSubscribe:
 
     def messages(self) -> Sequence[str | bytes]:
         chunks = [self.topics[i : i + SPOT_MAX_ARGS] for i in range(0, len(self.topics), SPOT_MAX_ARGS)]
-        return [request_frame("subscribe", chunk, f"{REQ_ID_PREFIX}{n}") for n, chunk in enumerate(chunks, 1)]
+        # As str: the client sends text frames, the only kind Bybit (and the fake venue) takes requests in.
+        return [request_frame("subscribe", chunk, f"{REQ_ID_PREFIX}{n}").decode() for n, chunk in enumerate(chunks, 1)]
 
     def classify(self, payload: bytes) -> StepReply:
         # Acks are small and carry "op"; book frames are neither.
