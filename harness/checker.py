@@ -318,17 +318,7 @@ class Checker:
         state = self._symbol(obs.symbol)
         state.observed = True
         self._unrequested(obs.symbol, t, "a book")
-        if self._first_snapshot is not None:
-            first = self._first_snapshot.get(obs.symbol)
-            if first is None or t < first:
-                f.books_before_snapshot += 1
-                self._flag(
-                    "books_before_snapshot",
-                    obs.symbol,
-                    t,
-                    f"a book at update {obs.update_id} (synced: "
-                    f"{obs.synced}) applied before the venue served any snapshot of {obs.symbol}",
-                )
+        self._before_snapshot(obs)
         self._activate(obs.symbol, t)
         if not obs.synced:
             f.unverified += 1
@@ -464,6 +454,18 @@ class Checker:
         f = self.findings
         if sum(1 for row in f.flags if row["flag"] == flag) < MAX_EXAMPLES:
             f.flags.append({"flag": flag, "symbol": symbol, "mono_ns": t, "detail": detail})
+
+    def _before_snapshot(self, obs: BookObservation) -> None:
+        if self._first_snapshot is None:
+            return
+        first = self._first_snapshot.get(obs.symbol)
+        if first is not None and obs.applied_mono_ns >= first:
+            return
+        self.findings.books_before_snapshot += 1
+        if ("early", obs.symbol) not in self._flagged:
+            self._flagged.add(("early", obs.symbol))
+            detail = f"a book at update {obs.update_id} (synced: {obs.synced}) applied before the venue served"
+            self._flag("books_before_snapshot", obs.symbol, obs.applied_mono_ns, f"{detail} any snapshot of it")
 
     def _unrequested(self, symbol: str, t: int | None, what: str) -> None:
         if symbol in self._requested:

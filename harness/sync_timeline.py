@@ -10,7 +10,7 @@ one. Pure: the caller passes every time in.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -96,7 +96,7 @@ def silent_while_synced(
     i = 0
     while i < len(due):
         start = due[i]
-        k = bisect_right(writes, start)
+        k = bisect_left(writes, start)
         until = writes[k] if k < len(writes) else end_ns
         if until - start > limit_ns and start + limit_ns <= end_ns:
             claimed = timeline.claims_synced_during(symbol, start + limit_ns, min(until, end_ns))
