@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from harness.book_events import DepthSnapshot
-from harness.checker import Checker, check, replay_clock, send_log_clock
+from harness.checker import Checker, Findings, check, replay_clock, send_log_clock
 from harness.divergence_context import first_difference
 from harness.errors import HarnessError
 from harness.level_match import LevelMatch, reach_of
@@ -604,22 +604,19 @@ def test_a_book_that_stays_synced_while_nothing_arrives_past_the_limit_is_stale(
     frames = clean_frames()
     messages, clients = run_subject(frames, skip=set(range(10, 21)), gap_aware=False)
     limit = 5 * STEP
-    end = T0 + 40 * STEP
-    stale = check(
-        Oracle(frames, SNAP),
-        messages,
-        clients,
-        to_mono=replay_clock(T0, 1.0),
-        frames=frames,
-        stale_limit_ns=limit,
-        end_mono_ns=end,
-    )
-    assert stale.stale_synced == 1  # one silence, however many updates it swallowed
-    assert stale.flags[0]["flag"] == "stale_synced" and stale.flags[0]["mono_ns"] == T0 + 10 * STEP + limit
+
+    def stale(messages: list, end: int) -> Findings:
+        clock = replay_clock(T0, 1.0)
+        return check(
+            Oracle(frames, SNAP), messages, clients, to_mono=clock, frames=frames, stale_limit_ns=limit, end_mono_ns=end
+        )
+
+    found = stale(messages, T0 + 40 * STEP)
+    assert found.stale_synced == 1  # one silence, however many updates it swallowed
+    assert found.flags[0]["flag"] == "stale_synced" and found.flags[0]["mono_ns"] == T0 + 10 * STEP + limit
     watchful = [*messages[:-1], SyncEvent("connection_closed", T0 + 12 * STEP), messages[-1]]
-    kwargs = {"to_mono": replay_clock(T0, 1.0), "frames": frames, "stale_limit_ns": limit, "end_mono_ns": end}
-    assert check(Oracle(frames, SNAP), watchful, clients, **kwargs).stale_synced == 0
-    short = check(Oracle(frames, SNAP), messages, clients, **(kwargs | {"end_mono_ns": T0 + 12 * STEP}))
+    assert stale(watchful, T0 + 40 * STEP).stale_synced == 0
+    short = stale(messages, T0 + 12 * STEP)
     assert short.stale_synced == 0  # the run ended before the limit was reached
     with pytest.raises(ValueError, match="positive"):
         Checker(Oracle(frames, SNAP), stale_limit_ns=0)
