@@ -53,15 +53,29 @@ class Case:
     faults: str
     expect: str = ""
     wide: bool = False
+    narrow: bool = True
+    """For a wide case: its broken subject is correct on the one-symbol recording (and is run there)."""
+    stale_limit: float | None = None
 
     def toml(self, name: str) -> str:
+        limit = "" if self.stale_limit is None else f"stale_limit = {self.stale_limit}\n"
         return (
-            f'name = "{name}"\ndescription = "{self.kind} against {self.broken}"\nspeed = {self.speed}\nseed = 1\n\n'
-            f"{self.faults.strip()}\n\n[expect]\n"
+            f'name = "{name}"\ndescription = "{self.kind} against {self.broken}"\nspeed = {self.speed}\nseed = 1\n'
+            f"{limit}\n{self.faults.strip()}\n\n[expect]\n"
             '"sync.divergent" = 0\n"sync.final_book_correct" = true\n'
             + (f'"faults.{self.kind}" = ">= 1"\n' if self.kind else "")
+            + FLAG_EXPECTATIONS
             + f"{self.expect.strip()}\n"
         )
+
+
+FLAG_EXPECTATIONS = (
+    "".join(
+        f'"sync.{flag}" = 0\n' for flag in ("books_before_snapshot", "unrequested_output", "dark_books", "stale_synced")
+    )
+    + '"sync.episodes_verified" = "== sync.episodes"\n'
+)
+"""Every case's scenario asks what the library's do: our subject passes them all under every fault."""
 
 
 def _fault(kind: str, start: str, stop: str, **params: Any) -> str:
@@ -148,7 +162,11 @@ CASES: dict[str, Case] = {
     "frozen": Case("disconnect", "gives_up_silently", 8, _fault("disconnect", "70%", "70%")),
     # Half-open for good: the connection never delivers again, so a subject without a watchdog waits
     # forever on a book that stays "synced" at the moment the silence began.
-    "stall_half_open": Case("stall", "no_watchdog", 6, _fault("stall", "30%", "50%", mode="half_open")),
+    # Its silence lasts from the stall to the end of the run (over 5 s: the runner waits for a catch-up that
+    # never comes), past a 3 s limit that our 1.5 s watchdog clears with room to spare.
+    "stall_half_open": Case(
+        "stall", "no_watchdog", 6, _fault("stall", "30%", "50%", mode="half_open"), stale_limit=3.0
+    ),
     # REST still down 6 s (recorded; 1.5 s of wall time) after the WebSocket is back: the subject has
     # reconnected and fetches into the outage, and one that retries only on a new connection is stuck.
     # REST is back at 60% of the recording, so a subject backing off its retries (ours: up to 1 s)
@@ -192,6 +210,10 @@ CASES: dict[str, Case] = {
     "sub_cent_prices": Case(None, "cents_keyed_book", 8, "", wide=True),
     "price_crosses_100": Case(None, "text_sorted_book", 8, "", wide=True),
     "second_symbol": Case(None, "one_snapshot_for_all", 8, "", wide=True),
+    # Issue 11, item 2: the flags. No fault needed; each defect shows on a clean replay.
+    "before_snapshot": Case(None, "shows_book_before_snapshot", 8, ""),
+    "lowercase_symbols": Case(None, "lowercase_symbols", 8, ""),
+    "dark_book": Case(None, "forgets_last_symbol", 8, "", wide=True, narrow=False),
 }
 
 
@@ -234,7 +256,7 @@ def replays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replays]:
         # Broken subjects first: those that never catch up make the runner wait out its catch-up timeout.
         runs = [(name, BROKEN + case.broken, wide if case.wide else recording) for name, case in CASES.items()]
         runs += [(name, DEFAULT_SUBJECT, wide if case.wide else recording) for name, case in CASES.items()]
-        runs += [(name, NARROW, recording) for name, case in CASES.items() if case.wide]
+        runs += [(name, NARROW, recording) for name, case in CASES.items() if case.wide and case.narrow]
         for name, key, rec in runs:
             subject = BROKEN + CASES[name].broken if key == NARROW else key
             request = ReplayRequest(scenario=str(root / f"{name}.toml"), recording=rec, subject=subject)
@@ -395,6 +417,44 @@ def test_half_open_for_good_leaves_a_subject_without_a_watchdog_stale(replays: R
     assert good["sync"]["resyncs"] >= 1 and good["venue"]["half_open_connections"] == 1
 
 
+def test_half_open_for_good_leaves_a_book_synced_in_silence_past_the_stale_limit(replays: Replays) -> None:
+    broken, good = replays.pair("stall_half_open")
+    sync = _catches(broken, good, "sync.stale_synced == 0")
+    assert sync["stale_synced"] == 1 and good["sync"]["stale_synced"] == 0
+    (flag,) = [row for row in sync["flags"] if row["flag"] == "stale_synced"]
+    assert "still claimed synced" in flag["detail"] and "limit 3 s" in flag["detail"]
+
+
+def test_a_book_shown_before_its_first_snapshot_is_flagged_and_nothing_else(replays: Replays) -> None:
+    broken, good = replays.pair("before_snapshot")
+    sync = _catches(broken, good, "sync.books_before_snapshot == 0")
+    assert sync["books_before_snapshot"] > 0 == good["sync"]["books_before_snapshot"]
+    assert [row["name"] for row in broken["expectations"] if not row["passed"]] == ["sync.books_before_snapshot == 0"]
+
+
+def test_books_reported_under_another_name_are_unrequested_output_and_leave_a_dark_book(replays: Replays) -> None:
+    broken, good = replays.pair("lowercase_symbols")
+    sync = _catches(broken, good, "sync.unrequested_output == 0", "sync.dark_books == 0")
+    assert sync["unrequested_output"] > 0 and sync["dark_books"] == 1
+    flags = {row["flag"]: row for row in sync["flags"]}
+    assert flags["unrequested_output"]["symbol"] == "btcusdt" and flags["dark_books"]["symbol"] == "BTCUSDT"
+
+
+def test_a_symbol_never_subscribed_is_a_dark_book(replays: Replays) -> None:
+    broken, good = replays.pair("dark_book")
+    sync = _catches(broken, good, "sync.dark_books == 0")
+    assert sync["dark_books"] == 1 and sync["unrequested_output"] == 0 == good["sync"]["dark_books"]
+    (flag,) = [row for row in sync["flags"] if row["flag"] == "dark_books"]
+    assert flag["symbol"] == "SHIBUSDT" and flag["detail"].endswith("the venue wrote it no depth frame of it")
+
+
+def test_every_episode_of_our_subject_is_verified_under_every_fault(replays: Replays) -> None:
+    for name in CASES:
+        _, good = replays.pair(name)
+        assert good["sync"]["episodes"] >= 1, name
+        assert good["sync"]["episodes_verified"] == good["sync"]["episodes"], name
+
+
 def test_rest_outlasting_the_websocket_strands_a_subject_that_retries_only_on_reconnect(replays: Replays) -> None:
     broken, good = replays.pair("exchange_restart_rest_outage")
     sync = _catches(broken, good, "sync.final_book_correct == true")
@@ -457,7 +517,7 @@ def _final(report: Report, symbol: str) -> dict[str, Any]:
     return final
 
 
-@pytest.mark.parametrize("name", [name for name, case in CASES.items() if case.wide])
+@pytest.mark.parametrize("name", [name for name, case in CASES.items() if case.wide and case.narrow])
 def test_wide_case_defects_pass_on_one_symbol_quoted_in_cents(replays: Replays, name: str) -> None:
     """What the wide recording adds: on BTCUSDT alone each of these broken subjects is correct."""
     narrow = replays.narrow(name)
