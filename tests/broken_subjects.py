@@ -428,8 +428,8 @@ class ProvisionalBook(BinanceSpotSubject):
             event = None
         if type(event) is DepthDelta and event.symbol not in self._warm:
             now = time.monotonic_ns()
-            bids = sorted(event.bids, key=lambda level: -float(level[0]))[:20]
-            asks = sorted(event.asks, key=lambda level: float(level[0]))[:20]
+            bids = [(p, q) for p, q in sorted(event.bids, key=lambda level: -float(level[0]))[:20]]
+            asks = [(p, q) for p, q in sorted(event.asks, key=lambda level: float(level[0]))[:20]]
             self._report(
                 BookObservation(event.symbol, event.last_update_id, False, bids, asks, recv_mono_ns, now, now, now)
             )

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from harness.replay import ReplayRequest, run_replay
@@ -223,6 +224,10 @@ class Replays:
 
     futures: dict[tuple[str, str], Future[Report]]
     cli: Future[subprocess.CompletedProcess[str]]
+    cli_dir: Path
+    """Where the CLI run wrote its report, page and reproduction."""
+    repro: Future[Report]
+    """The CLI run's reproduction file, replayed."""
 
     def pair(self, name: str) -> tuple[Report, Report]:
         """(the broken subject's report, our default subject's report)."""
@@ -234,8 +239,8 @@ class Replays:
         return self.futures[name, NARROW].result()
 
 
-def _cli(scenario: Path, recording: Path, subject: str) -> subprocess.CompletedProcess[str]:
-    args = ["replay", "--scenario", str(scenario), "--recording", str(recording), "--subject", subject]
+def _cli(scenario: Path, recording: Path, subject: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    args = ["replay", "--scenario", str(scenario), "--recording", str(recording), "--subject", subject, *extra]
     return subprocess.run(
         [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=120, cwd=REPO
     )
@@ -261,8 +266,17 @@ def replays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replays]:
             subject = BROKEN + CASES[name].broken if key == NARROW else key
             request = ReplayRequest(scenario=str(root / f"{name}.toml"), recording=rec, subject=subject)
             futures[name, key] = pool.submit(run_replay, request)
-        cli = pool.submit(_cli, root / "gap.toml", recording, BROKEN + "gap_blind")
-        yield Replays(futures, cli)
+        cli_dir = root / "cli"
+        cli_dir.mkdir()
+        outputs = ("--report", str(cli_dir / "run.json"), "--html", str(cli_dir / "run.html"))
+        cli = pool.submit(_cli, root / "gap.toml", recording, BROKEN + "gap_blind", *outputs)
+        repro = pool.submit(_replay_after, cli, cli_dir / "run.repro.toml", recording, BROKEN + "gap_blind")
+        yield Replays(futures, cli, cli_dir, repro)
+
+
+def _replay_after(first: Future[Any], scenario: Path, recording: Path, subject: str) -> Report:
+    first.result()
+    return run_replay(ReplayRequest(scenario=str(scenario), recording=recording, subject=subject))
 
 
 def _failed(report: Report) -> list[str]:
@@ -510,6 +524,28 @@ def test_cli_exits_one_on_a_caught_subject(replays: Replays) -> None:
     result = replays.cli.result()
     assert result.returncode == 1, result.stderr
     assert "FAIL" in result.stdout and "silent divergence" in result.stdout
+
+
+def test_a_caught_run_explains_its_divergence_and_leaves_a_page_and_a_file_that_reproduces_it(
+    replays: Replays,
+) -> None:
+    result = replays.cli.result()
+    assert result.returncode == 1, result.stderr
+    report = orjson.loads((replays.cli_dir / "run.json").read_bytes())
+    repro_file = replays.cli_dir / "run.repro.toml"
+    assert report["reproduce"]["scenario_file"] == str(repro_file) and report["reproduce"]["seed"] == 1
+    assert f"reproduce with: {report['reproduce']['command']}" in result.stdout
+    text = repro_file.read_text()
+    assert text.startswith("# Reproduces a failed run of gap (seed 1)") and "\nseed = 1\n" in text
+    example = report["sync"]["divergence_examples"][0]
+    fates = [row["fate"] for row in example["context"]["frames"]]
+    assert any(fate.startswith("dropped by gap") for fate in fates), fates
+    assert example["context"]["faults"] and example["context"]["faults"][0]["kind"] == "gap"
+    again = replays.repro.result()
+    assert again["passed"] is False and again["sync"]["divergent"] > 0 and again["seed"] == 1
+    assert again["faults"] == report["faults"]
+    page = (replays.cli_dir / "run.html").read_text()
+    assert page.count("<svg") == 3 and "First divergence" in page
 
 
 def _final(report: Report, symbol: str) -> dict[str, Any]:
