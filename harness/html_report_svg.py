@@ -15,7 +15,9 @@ from typing import Any
 
 WIDTH, HEIGHT = 760, 300
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 70, 130, 20, 40
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+COLOURS = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
+"""Latency series; none is a state's colour, so a screenshot can tell the plots apart by colour."""
+QUEUE_COLOUR = "#555599"
 STATE_COLOURS = {"synced": "#2ca02c", "unsynced": "#bbbbbb", "diverged": "#d62728"}
 MIN_US = 0.1
 """Latencies below this (0 included) are drawn at it: a log axis has no zero."""
@@ -84,7 +86,7 @@ def percentile_plot(curves: Mapping[str, Sequence[Sequence[float]]]) -> str:
             f'fill="none" stroke="{colour}" stroke-width="2" points="{coords}"/>'
         )
         y = MARGIN_TOP + 14 * i + 8
-        body.append(_line(WIDTH - MARGIN_RIGHT + 10, y, WIDTH - MARGIN_RIGHT + 30, y, colour, ' stroke-width="3"'))
+        body.append(f'<rect x="{WIDTH - MARGIN_RIGHT + 10}" y="{y - 5}" width="20" height="10" fill="{colour}"/>')
         body.append(_text(WIDTH - MARGIN_RIGHT + 34, y + 4, stage, anchor="start"))
     return _svg("latency", WIDTH, HEIGHT, body, "latency percentiles per stage")
 
@@ -200,7 +202,7 @@ def queue_plot(samples_ms: Sequence[Sequence[float]], end_ms: float) -> str:
     for t, depth in samples_ms:
         h = plot_h * depth / top
         bars.append(f'<rect x="{x_of(t):.1f}" y="{bottom - h:.1f}" width="{width:.1f}" height="{h:.1f}"/>')
-    body.append(f'<g class="series" data-series="queue depth" data-points="{len(samples_ms)}" fill="#1f77b4">')
+    body.append(f'<g class="series" data-series="queue depth" data-points="{len(samples_ms)}" fill="{QUEUE_COLOUR}">')
     body.extend(bars)
     body.append("</g>")
     _time_axis(body, end, bottom, plot_w)

@@ -104,8 +104,9 @@ def test_headless_chromium_paints_the_plots(tmp_path: Path) -> None:
     counts = colour_counts(pixels)
     assert (width, height) == (500, 850)
     assert near(counts, (0x2C, 0xA0, 0x2C)) > 1_000, "the synced spans of the timeline"
-    assert near(counts, (0xD6, 0x27, 0x28)) > 50, "the diverged span (and the parse curve)"
-    assert near(counts, (0x1F, 0x77, 0xB4)) > 300, "a latency curve and the queue's bars"
+    assert near(counts, (0xD6, 0x27, 0x28)) > 20, "the diverged span"
+    assert near(counts, (0x1F, 0x77, 0xB4)) > 20, "the first latency series (its curve and legend)"
+    assert near(counts, (0x55, 0x55, 0x99)) > 100, "the queue's bars"
     assert len(counts) > 50, "a page of text and plots, not a blank one"
 
 
