@@ -16,12 +16,17 @@ from harness.errors import HarnessError
 from harness.scenarios import Scenario, parse_scenario
 
 _TABLE = re.compile(r"^\s*\[")
+HEADER_START = "# Reproduces a failed run"
 
 
 def reproduction_text(scenario_text: str, seed: int, speed: float | None, header: Sequence[str]) -> str:
     """`scenario_text` with its top-level `seed` (and `speed`, when given and above 0) set, after `header`
-    as comment lines. Keys before the first table are the top level in TOML; a key missing there is added."""
+    as comment lines and a blank one (replacing such a header already there). Keys before the first table
+    are the top level in TOML; a key missing there is added."""
     lines = scenario_text.splitlines()
+    if lines and lines[0].startswith(HEADER_START):  # a reproduction of a reproduction: one header, the new one
+        end = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))
+        lines = lines[end + 1 :] if end < len(lines) and not lines[end].strip() else lines[end:]
     top = next((i for i, line in enumerate(lines) if _TABLE.match(line)), len(lines))
     values = {"seed": str(seed)}
     if speed is not None and speed > 0:
@@ -34,7 +39,8 @@ def reproduction_text(scenario_text: str, seed: int, speed: float | None, header
             top += 1
         else:
             lines[at] = f"{key} = {value}"
-    return "\n".join([*(f"# {line}" for line in header), *lines]) + "\n"
+    head = [*(f"# {line}" for line in header), ""] if header else []
+    return "\n".join([*head, *lines]) + "\n"
 
 
 def write_reproduction(
@@ -55,11 +61,10 @@ def write_reproduction(
     run = shlex.join([*command[:2], "--scenario", str(path), *command[2:]])
     failed = [row["name"] for row in report["expectations"] if not row["passed"]]
     header = [
-        f"Reproduces a failed run of {report['scenario']} (seed {report['seed']}) on {report['recording']}.",
+        f"{HEADER_START.removeprefix('# ')} of {report['scenario']} (seed {report['seed']}) on {report['recording']}.",
         f"Failed: {'; '.join(failed) or 'the run'}.",
         *_first_divergence(report),
         f"Run: {run}",
-        "",
     ]
     text = reproduction_text(text, int(report["seed"]), speed, header)
     parse_scenario(text, str(path))  # what is written must load, or it reproduces nothing

@@ -30,7 +30,7 @@ seed = 1  # an expectation on the report's seed: not the scenario's, left alone
 
 def test_the_seed_and_speed_lines_are_replaced_and_nothing_else() -> None:
     text = reproduction_text(SCENARIO, 7, 2.5, ["Reproduces X.", "Run: harness replay ..."])
-    assert text.startswith("# Reproduces X.\n# Run: harness replay ...\n# my own scenario\n")
+    assert text.startswith("# Reproduces X.\n# Run: harness replay ...\n\n# my own scenario\n")
     assert "\nseed = 7\n" in text and "\nspeed = 2.5\n" in text
     assert "seed = 1  # an expectation" in text  # inside [expect]: left alone
     assert reproduction_text(SCENARIO, 7, 0, []).count("speed = 8") == 1  # speed 0 cannot be written
@@ -58,6 +58,9 @@ def test_the_file_written_loads_with_the_run_seed(tmp_path: Path) -> None:
     again = load_scenario(out)
     assert again.seed == 12 and again.faults == scenario.faults and again.expectations == scenario.expectations
     assert "First divergence: BTCUSDT at update 5: top 20 differs." in out.read_text()
+    twice = tmp_path / "twice.repro.toml"
+    write_reproduction(report | {"seed": 13}, again, twice, ["harness", "replay"], None)
+    assert twice.read_text().count("# Reproduces a failed run") == 1 and load_scenario(twice).seed == 13
 
 
 def test_stale_limit_is_optional_positive_seconds() -> None:
