@@ -185,7 +185,8 @@ def queue_plot(samples_ms: Sequence[Sequence[float]], end_ms: float) -> str:
     end = max(end_ms, max(t for t, _ in samples_ms)) or 1.0
     plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
     plot_h = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM - 20
-    top = max(1, max(int(depth) for _, depth in samples_ms))
+    step = max(1.0, _nice_step(max(int(depth) for _, depth in samples_ms) / 4))
+    top = step * 4
     bottom = MARGIN_TOP + plot_h
 
     def x_of(ms: float) -> float:
@@ -193,7 +194,7 @@ def queue_plot(samples_ms: Sequence[Sequence[float]], end_ms: float) -> str:
 
     body: list[str] = []
     for k in range(5):
-        depth = top * k / 4
+        depth = step * k
         y = bottom - plot_h * depth / top
         body.append(_line(MARGIN_LEFT, y, MARGIN_LEFT + plot_w, y))
         body.append(_text(MARGIN_LEFT - 6, y + 4, f"{depth:g}", anchor="end"))
