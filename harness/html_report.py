@@ -16,7 +16,7 @@ from os import PathLike
 from typing import Any
 
 from harness.html_report_svg import percentile_plot, queue_plot, timeline_plot
-from harness.report import FLAG_ROWS
+from harness.report import FLAG_ROWS, size_text
 
 STYLE = """
 body { font-family: sans-serif; margin: 24px; color: #222; max-width: 980px; }
@@ -164,8 +164,7 @@ def _divergence(sync: Mapping[str, Any], h2: str) -> list[str]:
     if first:
         parts.append(
             f"<p>first differing level: {escape(first['side'])} at price <code>{escape(str(first['price']))}</code>, "
-            f"subject size <code>{escape(str(first['subject']))}</code>, "
-            f"oracle size <code>{escape(str(first['oracle']))}</code></p>"
+            f"subject {escape(size_text(first['subject']))}, oracle {escape(size_text(first['oracle']))}</p>"
         )
     context = ex.get("context") or {}
     rows = "".join(

@@ -391,13 +391,18 @@ def _example(example: Mapping[str, Any]) -> str:
     if first:
         text += (
             f"; first differing level: {first['side']} at {first['price']}, "
-            f"subject size {first['subject']}, oracle size {first['oracle']}"
+            f"subject {size_text(first['subject'])}, oracle {size_text(first['oracle'])}"
         )
     else:
         for side in ("bids", "asks"):
             for row in example.get(side, [])[:1]:
                 text += f"; {side}[{row['level']}] subject {row['subject']} oracle {row['oracle']}"
     return text
+
+
+def size_text(size: Any) -> str:
+    """A size from a first differing level, or what it means to have none."""
+    return "no level" if size is None else f"size {size}"
 
 
 def _context_lines(example: Mapping[str, Any]) -> list[Text]:

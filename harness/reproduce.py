@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.report import size_text
 from harness.scenarios import Scenario, parse_scenario
 
 _TABLE = re.compile(r"^\s*\[")
@@ -83,5 +84,6 @@ def _first_divergence(report: Mapping[str, Any]) -> list[str]:
     line = f"First divergence: {example['symbol']} at update {example['update_id']}: {example['reason']}"
     first = example.get("first_difference")
     if first:
-        line += f" ({first['side']} {first['price']}: subject {first['subject']}, oracle {first['oracle']})"
+        subject, oracle = size_text(first["subject"]), size_text(first["oracle"])
+        line += f" ({first['side']} at {first['price']}: subject {subject}, oracle {oracle})"
     return [line + "."]
