@@ -39,6 +39,7 @@ STAGES = ("wire", "parse", "queue", "apply")
 MAX_DIFF_LEVELS = 5
 MAX_EXAMPLES = 5
 """Divergences described in full in the report (and flags of each kind listed); every one is counted."""
+NEVER_WRITTEN = "the venue wrote none of its depth frames to the subject (never subscribed?)"
 FLAGS = ("books_before_snapshot", "unrequested_output", "dark_books", "stale_synced")
 """Findings about a book other than its levels, each its own metric (docs/report-schema.md, "Flags")."""
 
@@ -503,7 +504,7 @@ class Checker:
                 continue
             self.findings.dark_books += 1
             sent = written[symbol]
-            why = f"the venue wrote it {sent} depth frames" if sent else "the venue wrote it no depth frame of it"
+            why = f"the venue wrote {sent} of its depth frames to the subject" if sent else NEVER_WRITTEN
             self._flag("dark_books", symbol, None, f"asked for {symbol}, never reported a book of it; {why}")
 
     def _stale(self, clients: Sequence[ClientLike], end: int) -> None:

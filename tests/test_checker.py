@@ -597,7 +597,7 @@ def test_output_for_a_symbol_never_asked_for_is_flagged_and_a_silent_asked_for_o
     flags = {flag["flag"]: flag for flag in found.flags}
     assert set(flags) == {"unrequested_output", "dark_books"}
     assert flags["unrequested_output"]["symbol"] == "btcusdt"
-    assert flags["dark_books"]["detail"].endswith("the venue wrote it 20 depth frames")
+    assert flags["dark_books"]["detail"].endswith("the venue wrote 20 of its depth frames to the subject")
 
 
 def test_a_book_that_stays_synced_while_nothing_arrives_past_the_limit_is_stale() -> None:
