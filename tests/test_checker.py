@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -676,3 +678,14 @@ def test_the_first_difference_walks_prices_best_first_on_both_sides() -> None:
         "subject": "1",
         "oracle": None,
     }
+
+
+def test_the_judge_imports_none_of_the_components_it_judges() -> None:
+    """The oracle, checker and report share no code with a subject's book, sync, queue, client or decoders."""
+    code = (
+        "import sys, harness.checker, harness.oracle, harness.report, harness.html_report; "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith(('harness', 'replayer')))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    components = {"harness.book", "harness.sync", "harness.queue", "harness.client", "harness.default_subject"}
+    assert not components & set(loaded) and not [m for m in loaded if m.startswith("harness.venues")], loaded
