@@ -18,6 +18,7 @@ MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 70, 130, 20, 40
 COLOURS = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
 """Latency series; none is a state's colour, so a screenshot can tell the plots apart by colour."""
 QUEUE_COLOUR = "#555599"
+FAULT_COLOUR = "#f0a000"
 STATE_COLOURS = {"synced": "#2ca02c", "unsynced": "#bbbbbb", "diverged": "#d62728"}
 MIN_US = 0.1
 """Latencies below this (0 included) are drawn at it: a log axis has no zero."""
@@ -105,32 +106,44 @@ def _us_label(us: float) -> str:
 
 
 def timeline_plot(timeline: Mapping[str, Any]) -> str:
-    """One row per symbol coloured by state over the run, fault windows shaded across every row, a
-    tick at each snapshot episode (the first sync blue, each resync purple)."""
+    """One row per symbol coloured by state over the run, a tick at each snapshot episode (the first
+    sync blue, each resync purple), and above them a lane per fault with its windows, each window also
+    shaded faintly across the symbols' rows."""
     symbols: Mapping[str, Any] = timeline.get("symbols") or {}
     end = float(timeline.get("end_ms") or 0.0)
     if not symbols or end <= 0:
         return _empty("timeline", "no sync states reported")
-    row_h, gap = 22, 8
-    plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
-    height = MARGIN_TOP + len(symbols) * (row_h + gap) + MARGIN_BOTTOM
+    faults = list(timeline.get("faults") or [])
+    lanes = list(dict.fromkeys(str(fault["fault_id"] or fault["kind"]) for fault in faults))
+    lane_h, row_h, gap = 9, 22, 8
+    longest = max([len(name) * 5.5 for name in lanes] + [len(symbol) * 7.0 for symbol in symbols])
+    left = max(MARGIN_LEFT, round(longest) + 10)
+    plot_w = WIDTH - left - MARGIN_RIGHT
+    rows_top = MARGIN_TOP + len(lanes) * lane_h + (gap if lanes else 0) + 8
+    bottom = rows_top + len(symbols) * (row_h + gap)
+    height = bottom + MARGIN_BOTTOM
 
     def x_of(ms: float) -> float:
-        return MARGIN_LEFT + plot_w * min(max(ms, 0.0), end) / end
+        return left + plot_w * min(max(ms, 0.0), end) / end
 
     body: list[str] = []
-    bottom = MARGIN_TOP + len(symbols) * (row_h + gap)
-    for fault in timeline.get("faults") or []:
+    for lane, name in enumerate(lanes):
+        body.append(_text(left - 6, MARGIN_TOP + lane * lane_h + lane_h - 1, name, anchor="end", size=9))
+    for fault in faults:
+        lane = lanes.index(str(fault["fault_id"] or fault["kind"]))
         x1, x2 = x_of(fault["start_ms"]), x_of(fault["heal_ms"])
-        title = f"{fault['kind']} {fault['fault_id']}: {fault['start_ms']} to {fault['heal_ms']} ms"
+        width = max(1.5, x2 - x1)
+        title = escape(f"{fault['kind']} {fault['fault_id']}: {fault['start_ms']} to {fault['heal_ms']} ms")
         body.append(
-            f'<rect class="fault" data-fault="{escape(str(fault["fault_id"]))}" x="{x1:.1f}" y="{MARGIN_TOP - 4}" '
-            f'width="{max(1.0, x2 - x1):.1f}" height="{bottom - MARGIN_TOP + 4}" fill="#ffbf00" opacity="0.25">'
-            f"<title>{escape(title)}</title></rect>"
+            f'<rect class="fault" data-fault="{escape(str(fault["fault_id"]))}" x="{x1:.1f}" '
+            f'y="{MARGIN_TOP + lane * lane_h + 1}" width="{width:.1f}" height="{lane_h - 2}" fill="{FAULT_COLOUR}">'
+            f"<title>{title}</title></rect>"
+            f'<rect x="{x1:.1f}" y="{rows_top - 4}" width="{width:.1f}" height="{bottom - rows_top}" '
+            f'fill="{FAULT_COLOUR}" opacity="0.15"/>'
         )
     for row, (symbol, data) in enumerate(symbols.items()):
-        y = MARGIN_TOP + row * (row_h + gap)
-        body.append(_text(MARGIN_LEFT - 6, y + row_h / 2 + 4, symbol, anchor="end"))
+        y = rows_top + row * (row_h + gap)
+        body.append(_text(left - 6, y + row_h / 2 + 4, symbol, anchor="end"))
         changes = list(data.get("changes") or [])
         segments = 0
         for i, (start, state) in enumerate(changes):
@@ -146,12 +159,12 @@ def timeline_plot(timeline: Mapping[str, Any]) -> str:
             colour = "#1f77b4" if k == 0 else "#9467bd"
             body.append(
                 f'<path class="episode" data-episode="{"sync" if k == 0 else "resync"}" '
-                f'd="M{x:.1f},{y - 2} l-4,-6 h8 z" fill="{colour}"/>'
+                f'd="M{x:.1f},{y - 1} l-4,-6 h8 z" fill="{colour}"/>'
             )
         body.append(f'<g class="row" data-symbol="{escape(symbol)}" data-segments="{segments}"></g>')
-    _time_axis(body, end, bottom, plot_w)
-    legend = [("synced", STATE_COLOURS["synced"]), ("unsynced", STATE_COLOURS["unsynced"])]
-    legend += [("diverged", STATE_COLOURS["diverged"]), ("fault window", "#ffdf80")]
+    _time_axis(body, end, bottom, plot_w, left)
+    legend = [(name, STATE_COLOURS[name]) for name in ("synced", "unsynced", "diverged")]
+    legend += [("fault window", FAULT_COLOUR), ("sync", "#1f77b4"), ("resync", "#9467bd")]
     for i, (name, colour) in enumerate(legend):
         y = MARGIN_TOP + 14 * i
         body.append(f'<rect x="{WIDTH - MARGIN_RIGHT + 10}" y="{y}" width="14" height="10" fill="{colour}"/>')
@@ -159,15 +172,15 @@ def timeline_plot(timeline: Mapping[str, Any]) -> str:
     return _svg("timeline", WIDTH, height, body, "sync state per symbol over the run")
 
 
-def _time_axis(body: list[str], end_ms: float, y: float, plot_w: float) -> None:
+def _time_axis(body: list[str], end_ms: float, y: float, plot_w: float, left: float = MARGIN_LEFT) -> None:
     step = _nice_step(end_ms / 8)
     t = 0.0
     while t <= end_ms + 1e-9:
-        x = MARGIN_LEFT + plot_w * t / end_ms
+        x = left + plot_w * t / end_ms
         body.append(_line(x, y, x, y + 4, "#666666"))
         body.append(_text(x, y + 16, f"{t / 1000:g} s"))
         t += step
-    body.append(_text(MARGIN_LEFT + plot_w / 2, y + 32, "time since the replay clock started"))
+    body.append(_text(left + plot_w / 2, y + 32, "time since the replay clock started"))
 
 
 def _nice_step(raw: float) -> float:
