@@ -139,6 +139,7 @@ class _SymbolState:
     ever_correct: bool = False
     lost: bool = False
     episode_verified: bool = False
+    episode_start: int = 0
     observed: bool = False
 
 
@@ -214,6 +215,8 @@ class Findings:
     which a symbol's book still claimed synced."""
     flags: list[dict[str, Any]] = field(default_factory=list)
     """The first few of each flag: `{flag, symbol, mono_ns, detail}`."""
+    unverified_episodes: list[dict[str, Any]] = field(default_factory=list)
+    """The first few episodes never verified: `{symbol, start_mono_ns, end_mono_ns}` (end null: the run's end)."""
     timeline: SyncTimeline = field(default_factory=SyncTimeline)
     fault_windows: list[tuple[str, str, int, int]] = field(default_factory=list)
     """(fault_id, kind, start, heal) on the monotonic clock, for pictures."""
@@ -443,6 +446,9 @@ class Checker:
         for book in finals:
             self._unrequested(book.symbol, None, "a final book")
         self._check_finals(finals, snapshot_reach or {})
+        for symbol, state in self._symbols.items():
+            if state.synced:
+                self._episode_ended(symbol, state, None)
         self._join_sends(clients)
         f.start_mono_ns = self._start
         f.end_mono_ns = max(end, end_mono_ns or 0)
@@ -482,10 +488,18 @@ class Checker:
         if synced and not state.synced:
             self.findings.episodes += 1
             state.episode_verified = False
+            state.episode_start = t
             self.findings.timeline.episode(symbol, t)
         if not synced:
+            if state.synced:
+                self._episode_ended(symbol, state, t)
             self.findings.timeline.mark(symbol, t, UNSYNCED)
         self._set_synced(state, synced, t)
+
+    def _episode_ended(self, symbol: str, state: _SymbolState, t: int | None) -> None:
+        unverified = self.findings.unverified_episodes
+        if not state.episode_verified and len(unverified) < MAX_EXAMPLES:
+            unverified.append({"symbol": symbol, "start_mono_ns": state.episode_start, "end_mono_ns": t})
 
     def _verify(self, state: _SymbolState) -> None:
         if state.synced and not state.episode_verified:

@@ -92,6 +92,7 @@ def build_report(
             "episodes_verified": f.episodes_verified,
             **{flag: getattr(f, flag) for flag in FLAGS},
             "flags": [dict(row) for row in f.flags],
+            "unverified_episodes": [dict(row) for row in f.unverified_episodes],
             "unsynced_ms": round(f.unsynced_ns / 1e6, 3),
             "recovery_ms": _recovery(f),
             "windows": [
@@ -227,11 +228,15 @@ def render_terminal(report: Mapping[str, Any]) -> RenderableType:
     table.add_row("applied twice", _mark(twice, twice == 0), "duplicates + going back while synced")
     table.add_row("unsynced", f"{sync['unsynced_ms']:.1f} ms", f"{sync['unverified']} unsynced books, not compared")
     episodes, verified = sync.get("episodes", 0), sync.get("episodes_verified", 0)
-    table.add_row(
-        "episodes verified",
-        _mark(f"{verified} / {episodes}", verified == episodes),
-        "syncs and resyncs whose book was checked against the oracle before the next loss",
-    )
+    unverified = sync.get("unverified_episodes") or []
+    why = "syncs and resyncs whose book was checked against the oracle before the next loss"
+    if unverified:
+        first = unverified[0]
+        start = ((report.get("pictures") or {}).get("sync_timeline") or {}).get("start_mono_ns") or 0
+        at = f"{(first['start_mono_ns'] - start) / 1e9:.2f} s in"
+        ended = "it lost sync" if first["end_mono_ns"] is not None else "the run ended"
+        why = f"{first['symbol']} synced {at} and was never checked against the oracle before {ended}"
+    table.add_row("episodes verified", _mark(f"{verified} / {episodes}", verified == episodes), why)
     for flag, what in FLAG_ROWS.items():
         if sync.get(flag):
             first = next((row["detail"] for row in sync.get("flags", []) if row["flag"] == flag), "")

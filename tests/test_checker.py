@@ -561,6 +561,7 @@ def test_every_episode_of_a_correct_subject_is_verified_and_one_lost_before_a_ch
     unchecked = [*messages[:-1], *lost, SyncEvent("gap_detected", t + 2, "", SYMBOL), messages[-1]]
     found = check(Oracle(frames, SNAP), unchecked, clients)
     assert (found.episodes, found.episodes_verified) == (5, 4)
+    assert found.unverified_episodes == [{"symbol": SYMBOL, "start_mono_ns": t + 1, "end_mono_ns": t + 2}]
     starts = found.timeline.episode_starts[SYMBOL]
     assert len(starts) == 5 and starts[-1] == t + 1
 
