@@ -83,7 +83,16 @@ def pictures_of(report: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-_SYNC_KEYS = ("divergent", "checks", "episodes", "episodes_verified", "flags", "divergence_examples", *FLAG_ROWS)
+_SYNC_KEYS = (
+    "divergent",
+    "checks",
+    "episodes",
+    "episodes_verified",
+    "unverified_episodes",
+    "flags",
+    "divergence_examples",
+    *FLAG_ROWS,
+)
 
 
 def write_html_report(report: Mapping[str, Any], path: str | PathLike[str]) -> None:
@@ -117,7 +126,7 @@ def _replay_body(report: Mapping[str, Any], level: int) -> str:
         f'<{h1} class="{_cls(report["passed"])}">{verdict} {escape(str(report["scenario"]))} '
         f"seed {escape(str(report['seed']))}</{h1}>",
         f"<p>recording <code>{escape(str(report['recording']))}</code></p>",
-        _summary_table(sync),
+        _summary_table(sync, ((report.get("pictures") or {}).get("sync_timeline") or {}).get("start_mono_ns")),
     ]
     parts += _divergence(sync, h2)
     pictures = report.get("pictures") or {}
@@ -133,7 +142,7 @@ def _replay_body(report: Mapping[str, Any], level: int) -> str:
     return "".join(parts)
 
 
-def _summary_table(sync: Mapping[str, Any]) -> str:
+def _summary_table(sync: Mapping[str, Any], start_mono_ns: int | None) -> str:
     episodes, verified = sync.get("episodes", 0), sync.get("episodes_verified", 0)
     rows = [
         ("silent divergence", sync.get("divergent", 0), sync.get("divergent", 0) == 0),
@@ -148,6 +157,11 @@ def _summary_table(sync: Mapping[str, Any]) -> str:
         f"<li><b>{escape(row['flag'])}</b> {escape(row['symbol'])}: {escape(row['detail'])}</li>"
         for row in sync.get("flags") or []
     )
+    for episode in sync.get("unverified_episodes") or []:
+        at = (episode["start_mono_ns"] - (start_mono_ns or 0)) / 1e9
+        ended = "it lost sync" if episode["end_mono_ns"] is not None else "the run ended"
+        what = f"synced {at:.2f} s in, never checked against the oracle before {ended}"
+        flags += f"<li><b>unverified episode</b> {escape(episode['symbol'])}: {escape(what)}</li>"
     return f"<table>{cells}</table>" + (f"<ul>{flags}</ul>" if flags else "")
 
 
