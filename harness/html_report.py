@@ -16,7 +16,7 @@ from os import PathLike
 from typing import Any
 
 from harness.html_report_svg import percentile_plot, queue_plot, timeline_plot
-from harness.report import FLAG_ROWS, size_text
+from harness.report import FLAG_ROWS, size_text, unverified_text
 
 STYLE = """
 body { font-family: sans-serif; margin: 24px; color: #222; max-width: 980px; }
@@ -126,7 +126,7 @@ def _replay_body(report: Mapping[str, Any], level: int) -> str:
         f'<{h1} class="{_cls(report["passed"])}">{verdict} {escape(str(report["scenario"]))} '
         f"seed {escape(str(report['seed']))}</{h1}>",
         f"<p>recording <code>{escape(str(report['recording']))}</code></p>",
-        _summary_table(sync, ((report.get("pictures") or {}).get("sync_timeline") or {}).get("start_mono_ns")),
+        _summary_table(report),
     ]
     parts += _divergence(sync, h2)
     pictures = report.get("pictures") or {}
@@ -142,7 +142,8 @@ def _replay_body(report: Mapping[str, Any], level: int) -> str:
     return "".join(parts)
 
 
-def _summary_table(sync: Mapping[str, Any], start_mono_ns: int | None) -> str:
+def _summary_table(report: Mapping[str, Any]) -> str:
+    sync = report["sync"]
     episodes, verified = sync.get("episodes", 0), sync.get("episodes_verified", 0)
     rows = [
         ("silent divergence", sync.get("divergent", 0), sync.get("divergent", 0) == 0),
@@ -158,9 +159,7 @@ def _summary_table(sync: Mapping[str, Any], start_mono_ns: int | None) -> str:
         for row in sync.get("flags") or []
     )
     for episode in sync.get("unverified_episodes") or []:
-        at = (episode["start_mono_ns"] - (start_mono_ns or 0)) / 1e9
-        ended = "it lost sync" if episode["end_mono_ns"] is not None else "the run ended"
-        what = f"synced {at:.2f} s in, never checked against the oracle before {ended}"
+        what = unverified_text(episode, report)
         flags += f"<li><b>unverified episode</b> {escape(episode['symbol'])}: {escape(what)}</li>"
     return f"<table>{cells}</table>" + (f"<ul>{flags}</ul>" if flags else "")
 

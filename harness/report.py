@@ -231,11 +231,7 @@ def render_terminal(report: Mapping[str, Any]) -> RenderableType:
     unverified = sync.get("unverified_episodes") or []
     why = "syncs and resyncs whose book was checked against the oracle before the next loss"
     if unverified:
-        first = unverified[0]
-        start = ((report.get("pictures") or {}).get("sync_timeline") or {}).get("start_mono_ns") or 0
-        at = f"{(first['start_mono_ns'] - start) / 1e9:.2f} s in"
-        ended = "it lost sync" if first["end_mono_ns"] is not None else "the run ended"
-        why = f"{first['symbol']} synced {at} and was never checked against the oracle before {ended}"
+        why = f"{unverified[0]['symbol']} {unverified_text(unverified[0], report)}"
     table.add_row("episodes verified", _mark(f"{verified} / {episodes}", verified == episodes), why)
     for flag, what in FLAG_ROWS.items():
         if sync.get(flag):
@@ -403,6 +399,15 @@ def _example(example: Mapping[str, Any]) -> str:
             for row in example.get(side, [])[:1]:
                 text += f"; {side}[{row['level']}] subject {row['subject']} oracle {row['oracle']}"
     return text
+
+
+def unverified_text(episode: Mapping[str, Any], report: Mapping[str, Any]) -> str:
+    """When an unverified episode began (seconds into the run) and how it ended."""
+    start = ((report.get("pictures") or {}).get("sync_timeline") or {}).get("start_mono_ns") or 0
+    ended = "it lost sync" if episode["end_mono_ns"] is not None else "the run ended"
+    return (
+        f"synced {(episode['start_mono_ns'] - start) / 1e9:.2f} s in, never checked against the oracle before {ended}"
+    )
 
 
 def size_text(size: Any) -> str:
