@@ -49,6 +49,18 @@ def test_the_page_draws_every_plot_from_the_report_and_fetches_nothing() -> None
     assert re.findall(r"https?://[^\"]+", page) == ["http://www.w3.org/2000/svg"] * 3
 
 
+def test_flags_and_unverified_episodes_are_listed_under_the_verdict() -> None:
+    report = report_with_queue(wrong=False)
+    start = report["pictures"]["sync_timeline"]["start_mono_ns"]
+    report["sync"]["unverified_episodes"] = [
+        {"symbol": "ETHUSDT", "start_mono_ns": start + 2_500_000_000, "end_mono_ns": None}
+    ]
+    report["sync"]["flags"] = [{"flag": "dark_books", "symbol": "BTCUSDT", "mono_ns": None, "detail": "never shown"}]
+    page = replay_html(report)
+    assert "<li><b>dark_books</b> BTCUSDT: never shown</li>" in page
+    assert "ETHUSDT: synced 2.50 s in, never checked against the oracle before the run ended" in page
+
+
 def test_plots_without_data_say_so_instead_of_drawing_an_empty_frame() -> None:
     assert "no latency samples" in percentile_plot({})
     assert "no sync states reported" in timeline_plot({"symbols": {}, "end_ms": 0})
