@@ -215,6 +215,8 @@ class Findings:
     which a symbol's book still claimed synced."""
     flags: list[dict[str, Any]] = field(default_factory=list)
     """The first few of each flag: `{flag, symbol, mono_ns, detail}`."""
+    stale_limit_ns: int | None = None
+    """The limit `stale_synced` was judged with; None: not judged (no limit, or no clock to say what was due)."""
     unverified_episodes: list[dict[str, Any]] = field(default_factory=list)
     """The first few episodes never verified: `{symbol, start_mono_ns, end_mono_ns}` (end null: the run's end)."""
     timeline: SyncTimeline = field(default_factory=SyncTimeline)
@@ -525,6 +527,7 @@ class Checker:
         due_of = self._due_of
         if self._stale_limit_ns is None or due_of is None:
             return
+        self.findings.stale_limit_ns = self._stale_limit_ns
         writes = sorted(send.write_mono_ns for client in clients for send in client.sends)
         due: dict[str, list[int]] = {}
         for frame in self._oracle.depth_frame_ids():

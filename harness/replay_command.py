@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -71,12 +72,16 @@ def run_replay_command(
     with bar:
         task = bar.add_task("replay", total=None)
         result = run_replay(request, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    options = _replay_options(recording, subject, speed, rest_weight_limit)
     if report is not None and not result["passed"]:
-        options = _replay_options(recording, subject, speed, rest_weight_limit)
         result["reproduce"] = write_reproduction(result, loaded, repro_path(report), options, speed)
     Console().print(render_terminal(result))
     if "reproduce" in result:
         print(f"reproduce with: {result['reproduce']['command']}")
+    elif not result["passed"]:  # no file without --report: the scenario as given, and the seed, say it all
+        again = [*options[:2], "--scenario", scenario, "--seed", str(result["seed"]), *options[2:]]
+        again += ["--speed", f"{speed:g}"] if speed else []
+        print(f"reproduce with: {shlex.join(again)}")
     if report is not None:
         _write(write_report, result, report)
     if html is not None:

@@ -91,6 +91,7 @@ def build_report(
             "episodes": f.episodes,
             "episodes_verified": f.episodes_verified,
             **{flag: getattr(f, flag) for flag in FLAGS},
+            "stale_limit_s": None if f.stale_limit_ns is None else f.stale_limit_ns / 1e9,
             "flags": [dict(row) for row in f.flags],
             "unverified_episodes": [dict(row) for row in f.unverified_episodes],
             "unsynced_ms": round(f.unsynced_ns / 1e6, 3),

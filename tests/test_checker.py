@@ -616,6 +616,7 @@ def test_a_book_that_stays_synced_while_nothing_arrives_past_the_limit_is_stale(
 
     found = stale(messages, T0 + 40 * STEP)
     assert found.stale_synced == 1  # one silence, however many updates it swallowed
+    assert found.stale_limit_ns == limit and check(Oracle(frames, SNAP), messages, clients).stale_limit_ns is None
     assert found.flags[0]["flag"] == "stale_synced" and found.flags[0]["mono_ns"] == T0 + 10 * STEP + limit
     watchful = [*messages[:-1], SyncEvent("connection_closed", T0 + 12 * STEP), messages[-1]]
     assert stale(watchful, T0 + 40 * STEP).stale_synced == 0

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from harness import replay_command
 from harness.errors import HarnessError
 from harness.reproduce import reproduction_text, write_reproduction
 from harness.scenarios import load_scenario, parse_scenario
+from tests.test_report import run
 
 SCENARIO = """# my own scenario
 name = "mine"
@@ -71,3 +73,31 @@ def test_stale_limit_is_optional_positive_seconds() -> None:
         text = SCENARIO.replace("seed = 1   # the default", f"seed = 1\nstale_limit = {bad}")
         with pytest.raises(HarnessError, match="key 'stale_limit': expected seconds > 0"):
             parse_scenario(text, "x")
+
+
+def test_the_replay_command_leaves_a_file_with_report_and_prints_the_command_without(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    failed = run(wrong=True)  # gap_storm at seed 7, one divergence
+    monkeypatch.setattr(replay_command, "run_replay", lambda request, progress=None: failed)
+
+    def command(speed: float | None, report: Path | None, html: Path | None = None) -> int:
+        return replay_command.run_replay_command(
+            scenario="gap_storm",
+            recording=None,
+            seed=7,
+            speed=speed,
+            report=report,
+            junit=None,
+            subject="m:f",
+            html=html,
+        )
+
+    assert command(2.0, None, tmp_path / "a.html") == 1
+    out = capsys.readouterr().out
+    assert "reproduce with: harness replay --scenario gap_storm --seed 7 --subject m:f --speed 2\n" in out
+    assert (tmp_path / "a.html").read_text().count("<svg") == 3
+    assert command(None, tmp_path / "run.json") == 1
+    repro = tmp_path / "run.repro.toml"
+    assert f"reproduce with: harness replay --scenario {repro} --subject m:f" in capsys.readouterr().out
+    assert load_scenario(repro).seed == 7 and load_scenario(repro).faults == load_scenario("gap_storm").faults
