@@ -9,6 +9,10 @@ from typing import Any
 
 from harness.checker import Findings
 
+MAX_CHANGES = 2_000
+"""Per symbol, the most state changes the timeline keeps; more are merged into as many equal spans,
+each showing the worst state it held (a page and a report stay small when a subject flips on every update)."""
+SEVERITY = {"synced": 0, "unsynced": 1, "diverged": 2}
 CURVE_POINTS_PER_DECADE = 10
 CURVE_DECADES = 4
 """Percentiles from 0 to 99.99 (1 - 10^-4), evenly spaced on the HdrHistogram axis 1 / (1 - q)."""
@@ -47,10 +51,15 @@ def _timeline(findings: Findings) -> dict[str, Any]:
         "end_ms": ms(max(findings.end_mono_ns, start)),
         "symbols": {
             symbol: {
-                "changes": [
-                    [ms(t), state]
-                    for t, state in zip(timeline.times.get(symbol, []), timeline.states.get(symbol, []), strict=True)
-                ],
+                "changes": compact(
+                    [
+                        [ms(t), state]
+                        for t, state in zip(
+                            timeline.times.get(symbol, []), timeline.states.get(symbol, []), strict=True
+                        )
+                    ],
+                    ms(max(findings.end_mono_ns, start)),
+                ),
                 "episodes": [ms(t) for t in timeline.episode_starts.get(symbol, [])],
             }
             for symbol in symbols
@@ -60,3 +69,26 @@ def _timeline(findings: Findings) -> dict[str, Any]:
             for fault_id, kind, begin, heal in findings.fault_windows
         ],
     }
+
+
+def compact(changes: list[list[Any]], end_ms: float, spans: int = MAX_CHANGES) -> list[list[Any]]:
+    """`changes` ([ms, state], ascending) when there are at most `spans`; else `spans` equal spans from the
+    first change to `end_ms`, each with the worst state it held, equal neighbours merged."""
+    if len(changes) <= spans:
+        return changes
+    begin = changes[0][0]
+    width = max(end_ms - begin, 1e-9) / spans
+    worst: list[str | None] = [None] * spans
+    for i, (at, state) in enumerate(changes):
+        until = changes[i + 1][0] if i + 1 < len(changes) else end_ms
+        first = min(spans - 1, int((at - begin) / width))
+        last = min(spans - 1, max(first, int((until - begin) / width - 1e-9)))
+        for k in range(first, last + 1):
+            held = worst[k]
+            if held is None or SEVERITY.get(state, 1) > SEVERITY.get(held, 1):
+                worst[k] = state
+    out: list[list[Any]] = []
+    for k, state in enumerate(worst):
+        if state is not None and (not out or out[-1][1] != state):
+            out.append([round(begin + k * width, 3), state])
+    return out

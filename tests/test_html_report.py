@@ -19,6 +19,7 @@ import pytest
 
 from harness.checker import FLAGS
 from harness.html_report import pictures_of, replay_html, suite_html
+from harness.html_report_data import compact
 from harness.html_report_svg import percentile_plot, queue_plot, timeline_plot
 from harness.report import FLAG_ROWS
 from tests.test_report import T0, run
@@ -59,6 +60,15 @@ def test_flags_and_unverified_episodes_are_listed_under_the_verdict() -> None:
     page = replay_html(report)
     assert "<li><b>dark_books</b> BTCUSDT: never shown</li>" in page
     assert "ETHUSDT: synced 2.50 s in, never checked against the oracle before the run ended" in page
+
+
+def test_a_timeline_that_flips_on_every_update_is_kept_small_and_hides_no_divergence() -> None:
+    flips = [[k * 1.0, "synced" if k % 2 else "unsynced"] for k in range(10_000)]
+    flips[7_001][1] = "diverged"
+    kept = compact(flips, 10_000.0, spans=100)
+    assert len(kept) <= 100 and kept[0] == [0.0, "unsynced"]
+    assert [state for _, state in kept].count("diverged") == 1
+    assert compact(flips[:50], 50.0, spans=100) == flips[:50]
 
 
 def test_plots_without_data_say_so_instead_of_drawing_an_empty_frame() -> None:
