@@ -164,11 +164,12 @@ def import_capture(
     output: Annotated[Path, typer.Option("-o", "--output", help="Recording folder to create.")],
     capture_format: Annotated[str, typer.Option("--format", help="Capture format: hftbacktest.")] = "hftbacktest",
     seconds: Annotated[float | None, typer.Option(help="Import only the first this many seconds.")] = None,
+    venue: Annotated[str | None, typer.Option(help="The venue, where the capture's URLs do not tell it.")] = None,
 ) -> None:
     """Turn another tool's capture into a recording, payload bytes unchanged."""
     from recorder.importing import run_import
 
-    run_import(capture_format=capture_format, source=source, output=output, seconds=seconds)
+    run_import(capture_format=capture_format, source=source, output=output, seconds=seconds, venue=venue)
 
 
 @app.command()

@@ -1,8 +1,9 @@
 """The oracle: the book rebuilt from the clean recording, the truth the checker compares against.
 
-It decodes the venue's depth frames itself (orjson, nothing from the subject's decoder, book or
-sync) and applies them to replayer/reference_book.py's plain book, so a bug in the subject cannot
-be repeated here and hide. The top of book after every clean depth frame is computed once, up front,
+It decodes the venue's depth frames itself, with the venue's own oracle rule
+(`harness/venues/<venue>/oracle_rule.py`: nothing from the subject's decoder, book or sync, checked
+by tests/test_house.py), and applies them to replayer/reference_book.py's plain book, so a bug in the
+subject cannot be repeated here and hide. The top of book after every clean depth frame is computed once, up front,
 and kept per (symbol, last update id): the checker asks in any order (observations go back after a
 resync) and pays a dict lookup. The full book is kept for the last frame and rebuilt by replay for
 any other update id, which only the final check asks for.
@@ -16,12 +17,14 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Protocol, runtime_checkable
 
 import orjson
 
 from harness.book_events import DepthSnapshot
 from harness.errors import HarnessError
+from harness.venues.registry import oracle_rule_of
 from replayer.reference_book import ReferenceBook
 from replayer.timeline import Frame
 
@@ -45,16 +48,20 @@ class DepthSnapshotLike(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class DepthFrame:
-    """The ids of one clean depth frame, as the oracle decoded them; `prev_last` is USD-M's `pu`."""
+    """The ids of one clean depth frame, as the oracle decoded them; `prev_last` is USD-M's `pu`;
+    `snapshot` marks an in-stream snapshot, which replaces the book whatever came before."""
 
     index: int
     symbol: str
     first_update_id: int
     last_update_id: int
     prev_last: int | None
+    snapshot: bool = False
 
     def follows(self, last_update_id: int) -> bool:
         """Whether this frame continues a stream whose last applied update was `last_update_id`."""
+        if self.snapshot:
+            return True
         if self.prev_last is not None:
             return self.prev_last == last_update_id
         return self.first_update_id == last_update_id + 1
@@ -69,21 +76,25 @@ def snapshot_from_rest(symbol: str, body: bytes) -> DepthSnapshot:
         raise HarnessError(f"recording: the REST depth snapshot for {symbol} is not a depth body") from None
 
 
-def decode_depth(frame: Frame) -> tuple[DepthFrame, list, list] | None:
-    """A combined-stream depthUpdate frame's ids and levels, or None for any other frame."""
-    try:
-        doc = orjson.loads(frame.payload)
-    except orjson.JSONDecodeError:
-        raise HarnessError(f"recording: clean frame {frame.index} on {frame.stream} is not JSON") from None
-    data = doc.get("data") if isinstance(doc, dict) else None
-    if not isinstance(data, dict) or data.get("e") != "depthUpdate":
+def oracle_rule(venue: str) -> ModuleType:
+    """The oracle's own copy of `venue`'s rule (`harness/venues/<venue>/oracle_rule.py`, listed in the
+    registry's `ORACLE_RULES`):
+    `decode(frame)` -> (symbol, first id, last id, link to the previous last id or None, bids, asks) for
+    a book frame, None for any other (HarnessError for a clean frame it cannot read);
+    `bridges(ids, snapshot_id)`, whether a frame is the first to apply on a REST snapshot; and, for
+    venues whose snapshots travel on the stream, `snapshot(frame)`, whether a book frame is one."""
+    return oracle_rule_of(venue)
+
+
+def decode_depth(frame: Frame, rule: ModuleType) -> tuple[DepthFrame, Sequence, Sequence] | None:
+    """A book frame's ids and levels by the venue's oracle rule, or None for any other frame."""
+    decoded = rule.decode(frame)
+    if decoded is None:
         return None
-    try:
-        symbol = data.get("s") or str(doc["stream"]).split("@", 1)[0].upper()
-        ids = DepthFrame(frame.index, symbol, int(data["U"]), int(data["u"]), data.get("pu"))
-        return ids, data["b"], data["a"]
-    except (KeyError, TypeError, ValueError):
-        raise HarnessError(f"recording: clean frame {frame.index} is a depthUpdate without U, u, b and a") from None
+    symbol, first, last, prev, bids, asks = decoded
+    in_stream = getattr(rule, "snapshot", None)
+    snapshot = bool(in_stream(frame)) if in_stream is not None else False
+    return DepthFrame(frame.index, symbol, first, last, prev, snapshot), bids, asks
 
 
 class Oracle:
@@ -94,7 +105,13 @@ class Oracle:
     books); each is used at the first frame that bridges it, and the ones no frame bridges are skipped.
     """
 
-    def __init__(self, frames: Iterable[Frame], snapshots: DepthSnapshotLike | Iterable[DepthSnapshotLike]) -> None:
+    def __init__(
+        self,
+        frames: Iterable[Frame],
+        snapshots: DepthSnapshotLike | Iterable[DepthSnapshotLike],
+        venue: str = "binance-spot",
+    ) -> None:
+        self._rule = oracle_rule(venue)
         self._clean = list(frames)
         pending: dict[str, list[DepthSnapshotLike]] = {}
         for snap in [snapshots] if isinstance(snapshots, DepthSnapshotLike) else snapshots:
@@ -168,7 +185,7 @@ class Oracle:
                 continue
             if ids.first_update_id > upto_id:
                 break
-            decoded = decode_depth(frame)
+            decoded = decode_depth(frame, self._rule)
             if decoded is not None:
                 bids.update(level[0] for level in decoded[1])
                 asks.update(level[0] for level in decoded[2])
@@ -180,7 +197,7 @@ class Oracle:
         """Applies every depth frame in order, yielding (symbol, book) after each known state."""
         books: dict[str, ReferenceBook | None] = {}
         for frame in frames:
-            decoded = decode_depth(frame)
+            decoded = decode_depth(frame, self._rule)
             if decoded is None:
                 continue
             ids, bids, asks = decoded
@@ -188,6 +205,13 @@ class Oracle:
             if record:
                 self._frames[frame.index] = ids
                 self.depth_frames += 1
+            if ids.snapshot:
+                reset = books[symbol] = ReferenceBook()
+                reset.load(ids.last_update_id, bids, asks)
+                if record:
+                    self._remember(symbol, reset)
+                yield symbol, reset
+                continue
             book = books.get(symbol)
             if book is not None and not ids.follows(book.last_update_id):
                 if ids.last_update_id <= book.last_update_id:
@@ -214,15 +238,14 @@ class Oracle:
         if record:
             self._books = {symbol: book for symbol, book in books.items() if book is not None}
 
-    @staticmethod
-    def _bridge(ids: DepthFrame, queue: list[DepthSnapshotLike]) -> ReferenceBook | None:
+    def _bridge(self, ids: DepthFrame, queue: list[DepthSnapshotLike]) -> ReferenceBook | None:
         """A book loaded from the snapshot this frame bridges (or lies before), consuming used snapshots."""
         while queue:
             snap = queue[0]
             if ids.last_update_id < snap.last_update_id:
                 return None
             queue.pop(0)
-            if ids.first_update_id <= snap.last_update_id + 1:
+            if self._rule.bridges(ids, snap.last_update_id):
                 book = ReferenceBook()
                 book.load(snap.last_update_id, snap.bids, snap.asks)
                 return book

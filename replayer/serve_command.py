@@ -27,7 +27,7 @@ from harness.scenarios import Scenario, load_scenario
 from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 from harness.venues.binance_spot.streams import MAX_INCOMING_MESSAGES_PER_SECOND, MAX_STREAMS_PER_CONNECTION
 from replayer.faults import FaultPlan
-from replayer.replay_data import ReplayData, load_replay_data
+from replayer.replay_data import ReplayData, load_replay_data, wire_of
 from replayer.server import VenueServer
 from replayer.timeline import Send, TimelineEntry
 from replayer.venue_limits import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_BYTES
@@ -71,7 +71,7 @@ def run_serve(
     data = load_replay_data(recording)
     for note in data.notes:
         print(f"warning: {note}", file=sys.stderr, flush=True)
-    plan = loaded.plan(data.frames, seed) if loaded is not None else None
+    plan = loaded.plan(data.frames, seed, data.dialect) if loaded is not None else None
     pace = speed if speed is not None else (loaded.speed if loaded is not None else 1.0)
     if loaded is not None and injected_path is None:
         injected_path = Path(f"{loaded.name}-seed{loaded.seed if seed is None else seed}.injected.json")
@@ -231,6 +231,7 @@ async def _serve(
         max_frame_bytes=limits.max_frame_bytes or None,
         max_streams_per_connection=limits.max_streams_per_connection or None,
         messages_per_second=limits.messages_per_second or None,
+        wire=wire_of(data),
     )
     log.server = server
     try:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 
 import orjson
 import pytest
 
 from harness.book_events import DepthSnapshot
 from harness.errors import HarnessError
-from harness.oracle import DepthSnapshotLike, Oracle, decode_depth, snapshot_from_rest
+from harness.oracle import DepthSnapshotLike, Oracle, decode_depth, oracle_rule, snapshot_from_rest
 from replayer.timeline import Frame
 
 SYMBOL = "BTCUSDT"
@@ -110,7 +111,7 @@ def test_a_break_in_the_recording_leaves_the_book_unknown_until_a_later_snapshot
 
 def test_usdm_frames_chain_on_pu() -> None:
     frames = [depth(1, 95, 105, [["100.0", "7"]], pu=90), depth(2, 106, 110, pu=105), depth(3, 112, 115, pu=110)]
-    oracle = Oracle(frames, SNAP)
+    oracle = Oracle(frames, SNAP, venue="binance-usdm")
     assert oracle.recording_gaps == 0
     assert oracle.top(SYMBOL, 115) is not None
     top = oracle.top(SYMBOL, 105)
@@ -123,29 +124,66 @@ def test_snapshot_from_rest_and_bad_input_are_one_line_errors() -> None:
     with pytest.raises(HarnessError, match="not a depth body"):
         snapshot_from_rest(SYMBOL, b'{"code": -1121}')
     with pytest.raises(HarnessError, match="not JSON"):
-        decode_depth(Frame(3, 0, STREAM, b"{nope"))
-    assert decode_depth(Frame(4, 0, STREAM, b'{"result": null, "id": 1}')) is None
+        decode_depth(Frame(3, 0, STREAM, b"{nope"), oracle_rule("binance-spot"))
+    assert decode_depth(Frame(4, 0, STREAM, b'{"result": null, "id": 1}'), oracle_rule("binance-spot")) is None
 
 
-def test_oracle_agrees_with_the_venue_books_on_a_synth_recording() -> None:
+@pytest.mark.parametrize("venue", ["binance-spot", "binance-usdm"])
+def test_oracle_agrees_with_the_venue_books_on_a_synth_recording(venue: str) -> None:
+    """Two copies of each venue's rule, the venue side's and the oracle's own, give the same books."""
     from harness.synth.run import generate_events
+    from harness.venues.registry import dialect
     from replayer.replay_data import VenueBooks, build_replay_data
 
-    data = build_replay_data(generate_events("BTCUSDT", seconds=3.0, seed=11), ["BTCUSDT"])
+    events = generate_events("BTCUSDT", seconds=3.0, seed=11, venue=venue)
+    data = build_replay_data(events, ["BTCUSDT"], dialect=dialect(venue))
     snapshots: list[DepthSnapshotLike] = [s for recorded in data.snapshots.values() for s in recorded]
     snapshots += [DepthSnapshot(s, b.last_update_id, b.bids(), b.asks()) for s, b in data.start_books.items()]
-    oracle = Oracle(data.frames, snapshots)
-    venue = VenueBooks(data)
+    oracle = Oracle(data.frames, snapshots, venue=venue)
+    books = VenueBooks(data)
     depth_indexes = data.depth_indexes["BTCUSDT"]
     assert len(depth_indexes) > 10
     for index in depth_indexes[:: max(1, len(depth_indexes) // 10)]:
-        venue.advance_to(index)
-        book = venue.book("BTCUSDT")
+        books.advance_to(index)
+        book = books.book("BTCUSDT")
         assert book is not None
         assert oracle.top("BTCUSDT", book.last_update_id) == (tuple(book.bids(20)), tuple(book.asks(20)))
-    venue.advance_all()
-    book = venue.book("BTCUSDT")
+    books.advance_all()
+    book = books.book("BTCUSDT")
     assert book is not None
     assert oracle.last_update_id("BTCUSDT") == book.last_update_id
     assert oracle.full_book("BTCUSDT", book.last_update_id) == (tuple(book.bids()), tuple(book.asks()))
     assert oracle.recording_gaps == 0
+
+
+def test_an_in_stream_snapshot_replaces_the_book_whatever_its_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For venues whose snapshots travel on the stream (Bybit, OKX) the rule says which frames are
+    snapshots; one replaces the book even at a lower id (a venue's ids reset after a restart)."""
+
+    def decode(frame: Frame) -> tuple[str, int, int, None, list, list] | None:
+        doc = orjson.loads(frame.payload)
+        return doc["s"], doc["u"], doc["u"], None, doc["b"], doc["a"]
+
+    rule = SimpleNamespace(
+        decode=decode,
+        snapshot=lambda frame: orjson.loads(frame.payload)["snap"],
+        bridges=lambda ids, snapshot_id: ids.first_update_id == snapshot_id + 1,
+    )
+    monkeypatch.setattr("harness.oracle.oracle_rule", lambda venue: rule)
+
+    def frame(index: int, u: int, snap: bool, bids: list, asks: list) -> Frame:
+        payload = orjson.dumps({"s": SYMBOL, "u": u, "snap": snap, "b": bids, "a": asks})
+        return Frame(index, index, "orderbook.50.BTCUSDT", payload, u, u)
+
+    frames = [
+        frame(0, 10, True, [["100", "1"]], [["101", "1"]]),
+        frame(1, 11, False, [["100", "2"]], []),
+        frame(2, 1, True, [["99", "5"]], [["102", "1"]]),
+        frame(3, 2, False, [], [["102", "0"], ["103", "4"]]),
+    ]
+    oracle = Oracle(frames, [], venue="stream-venue")
+    assert oracle.recording_gaps == 0
+    assert oracle.top(SYMBOL, 11) == ((("100", "2"),), (("101", "1"),))
+    assert oracle.top(SYMBOL, 1) == ((("99", "5"),), (("102", "1"),))
+    assert oracle.last_update_id(SYMBOL) == 2
+    assert oracle.full_book(SYMBOL, 2) == ((("99", "5"),), (("103", "4"),))

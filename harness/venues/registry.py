@@ -1,10 +1,27 @@
-"""The venues the harness speaks, by the names users type on the command line."""
+"""The venues the harness speaks, by the names users type on the command line.
+
+Each venue package under `harness/venues/` exposes one `DIALECT` (harness/venues/dialect.py); this
+module is the only place that knows which packages exist.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 
 from harness.errors import HarnessError
+from harness.venues.binance_spot import DIALECT as BINANCE_SPOT
+from harness.venues.binance_spot import oracle_rule as binance_spot_oracle_rule
+from harness.venues.binance_usdm import DIALECT as BINANCE_USDM
+from harness.venues.binance_usdm import oracle_rule as binance_usdm_oracle_rule
+from harness.venues.dialect import VenueDialect
+
+DIALECTS: dict[str, VenueDialect] = {dialect.name: dialect for dialect in (BINANCE_SPOT, BINANCE_USDM)}
+ORACLE_RULES: dict[str, ModuleType] = {
+    BINANCE_SPOT.name: binance_spot_oracle_rule,
+    BINANCE_USDM.name: binance_usdm_oracle_rule,
+}
+"""Each venue's `oracle_rule.py`, the oracle's own copy of its rule (harness/oracle.py, `oracle_rule`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,18 +33,24 @@ class VenueInfo:
     rest_url: str
 
 
-VENUES: dict[str, VenueInfo] = {
-    "binance-spot": VenueInfo(
-        name="binance-spot",
-        ws_url="wss://stream.binance.com:9443",
-        rest_url="https://api.binance.com",
-    ),
-}
+def dialect(name: str) -> VenueDialect:
+    """The venue called `name`; HarnessError naming the known ones for any other."""
+    try:
+        return DIALECTS[name]
+    except KeyError:
+        raise HarnessError(f"unknown venue {name!r}; known venues: {', '.join(sorted(DIALECTS))}") from None
 
 
 def venue_info(name: str) -> VenueInfo:
-    try:
-        return VENUES[name]
-    except KeyError:
-        known = ", ".join(sorted(VENUES))
-        raise HarnessError(f"unknown venue {name!r}; known venues: {known}") from None
+    found = dialect(name)
+    return VenueInfo(found.name, found.live_ws_url, found.live_rest_url)
+
+
+def package_of(name: str) -> str:
+    """The Python package that holds venue `name` (`binance-usdm` -> `harness.venues.binance_usdm`)."""
+    return f"harness.venues.{dialect(name).name.replace('-', '_')}"
+
+
+def oracle_rule_of(name: str) -> ModuleType:
+    """Venue `name`'s `oracle_rule` module; HarnessError naming the known venues for any other."""
+    return ORACLE_RULES[dialect(name).name]
