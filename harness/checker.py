@@ -263,6 +263,12 @@ class Checker:
         for snap in served:
             self._served.setdefault((snap.symbol, snap.last_update_id), []).append(snap)
             first_snapshot[snap.symbol] = min(snap.served_mono_ns, first_snapshot.get(snap.symbol, snap.served_mono_ns))
+        if first_snapshot and deliveries is not None:
+            # A snapshot frame that reached the subject on the stream (Bybit, OKX) was served too.
+            for symbol in list(oracle.symbols):
+                known = deliveries.symbol(symbol)
+                if known is not None and known.served:
+                    first_snapshot[symbol] = min(known.served[0][0], first_snapshot.get(symbol, known.served[0][0]))
         self._first_snapshot = first_snapshot or None
         self._requested = set(oracle.symbols if requested is None else requested)
         self._flagged: set[tuple[str, str]] = set()
