@@ -25,7 +25,8 @@ import orjson
 from harness.book_events import DepthSnapshot
 from harness.checker import check, replay_clock, send_log_clock
 from harness.errors import HarnessError
-from harness.observations import BookObservation, SubjectMessage, loads
+from harness.message_log import MessageLog
+from harness.observations import BookObservation, loads
 from harness.oracle import Oracle
 from harness.report import apply_expectations, build_report
 from harness.scenarios import load_scenario
@@ -66,7 +67,8 @@ class ReplayRequest:
 class SubjectRun:
     """What came back from the subject process."""
 
-    messages: list[SubjectMessage] = field(default_factory=list)
+    messages: MessageLog = field(default_factory=MessageLog)
+    """Every well-formed report, kept as its line (harness/message_log.py) until the checker reads it."""
     stats: dict[str, Any] = field(default_factory=dict)
     exit_code: int | None = None
     stderr: str = ""
@@ -348,7 +350,7 @@ async def _read_reports(
         except HarnessError as exc:
             run.protocol_error = str(exc)
             continue
-        run.messages.append(message)
+        run.messages.append(line)
         if type(message) is BookObservation and message.synced and pending.get(message.symbol) == message.update_id:
             del pending[message.symbol]
             if not pending:
