@@ -40,6 +40,9 @@ BUNDLED_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "binance_sp
 SUBSCRIBE_TIMEOUT_S = 20.0
 CATCH_UP_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 10.0
+SLOWEST_WALK_FPS = 1_000
+"""The slowest walk of the schedule a replay waits for before calling the venue stuck: at speed 0 the
+recording takes as long as the subject reads, so a fixed limit would fail every long recording."""
 SLOW_READER_SNDBUF = 16 * 1024
 """The venue's socket send buffer when a plan limits client buffers: on loopback the kernel would
 otherwise autotune it to megabytes, more than a whole recording, and no reader would ever be slow."""
@@ -275,7 +278,7 @@ async def _drive_subject(server: VenueServer, setup: _Setup, progress: Progress 
             run.stopped = f"stopped after {waited} without subscribing to any stream ({_activity(server, run)})"
         else:
             duration_s = setup.data.duration_ns / 1e9 / setup.speed if setup.speed > 0 else 0.0
-            limit_s = duration_s * 1.5 + 30
+            limit_s = duration_s * 1.5 + 30 + len(setup.data.frames) / SLOWEST_WALK_FPS
             await _wait_any(server.finished.wait(), exited, timeout=limit_s)
             if not exited.done() and not server.finished.is_set():
                 run.stopped = f"stopped after {limit_s:.0f} s: the replay never finished ({_activity(server, run)})"
