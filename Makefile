@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-full replay suite lint bench soak bench-load bench-abuse fixture fixture-real clean conformance
+.PHONY: setup test test-full replay suite lint bench bench-memory soak bench-load bench-abuse fixture fixture-real clean conformance
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11+ or run make PYTHON=python3.x"; exit 2; }
@@ -47,6 +47,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# issue 12: harness replay --speed 0 on a 200,000-frame synth, RSS sampled over the run (not in CI: minutes)
+bench-memory: $(STAMP)
+	$(BIN)/python -m bench.replay_memory
 
 # Ten minutes of recording at 2,000 frames/s with a drop every minute (docs/reliability.md).
 soak: $(STAMP)
