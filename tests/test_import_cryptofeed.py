@@ -158,3 +158,18 @@ def test_the_cli_imports_and_reports_a_bad_capture_on_one_line(tmp_path: Path) -
     (ws.parent / "BINANCE.ws.3.0").write_text("bad\n")
     done = subprocess.run([*harness, str(ws), "-o", str(tmp_path / "r2")], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "BINANCE.ws.3.0:1" in done.stderr
+
+
+REAL_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "okx_books_real_2022_4s"
+
+
+def test_the_okx_fixture_holds_82_checksummed_book_messages_and_matches_a_fresh_import(tmp_path: Path) -> None:
+    events = list(Recording(REAL_FIXTURE).iter_events())
+    oracle = OkxOracleBooks()
+    frames = [frame for e in events if e.stream is not None and (frame := read_book_frame(e.payload)) is not None]
+    assert all(frame.checksum is not None for frame in frames)
+    assert Counter(oracle.feed(frame) for frame in frames) == {Verdict.SNAPSHOT: 3, Verdict.APPLIED: 79}
+    if not REAL_OKX.exists():
+        pytest.skip(f"{REAL_OKX} not present")
+    import_cryptofeed_v1(REAL_OKX, tmp_path / "rec", seconds=4)
+    assert list(Recording(tmp_path / "rec").iter_events()) == events
