@@ -64,7 +64,7 @@ class FakeVenue:
         self.rest_weight_limit = rest_weight_limit
         self.recording = Path(recording) if recording is not None else BUNDLED_FIXTURE
         self.data: ReplayData = load_replay_data(self.recording)
-        self.plan: FaultPlan = loaded.plan(self.data.frames, self.seed)
+        self.plan: FaultPlan = loaded.plan(self.data.frames, self.seed, self.data.dialect)
         self.oracle: Oracle = oracle_for(self.data)
         self._thread: ServerThread | None = None
         self._server: VenueServer | None = None

@@ -1,8 +1,9 @@
 """The oracle: the book rebuilt from the clean recording, the truth the checker compares against.
 
-It decodes the venue's depth frames itself (orjson, nothing from the subject's decoder, book or
-sync) and applies them to replayer/reference_book.py's plain book, so a bug in the subject cannot
-be repeated here and hide. The top of book after every clean depth frame is computed once, up front,
+It decodes the venue's depth frames itself, with the venue's own oracle rule
+(`harness/venues/<venue>/oracle_rule.py`: nothing from the subject's decoder, book or sync, checked
+by tests/test_house.py), and applies them to replayer/reference_book.py's plain book, so a bug in the
+subject cannot be repeated here and hide. The top of book after every clean depth frame is computed once, up front,
 and kept per (symbol, last update id): the checker asks in any order (observations go back after a
 resync) and pays a dict lookup. The full book is kept for the last frame and rebuilt by replay for
 any other update id, which only the final check asks for.
@@ -13,15 +14,19 @@ a break in the recorded sequence until another snapshot bridges it, have no know
 
 from __future__ import annotations
 
+import importlib
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Protocol, runtime_checkable
 
 import orjson
 
 from harness.book_events import DepthSnapshot
 from harness.errors import HarnessError
+from harness.venues.binance_spot import oracle_rule as binance_spot_rule
+from harness.venues.registry import package_of
 from replayer.reference_book import ReferenceBook
 from replayer.timeline import Frame
 
@@ -69,21 +74,18 @@ def snapshot_from_rest(symbol: str, body: bytes) -> DepthSnapshot:
         raise HarnessError(f"recording: the REST depth snapshot for {symbol} is not a depth body") from None
 
 
-def decode_depth(frame: Frame) -> tuple[DepthFrame, list, list] | None:
-    """A combined-stream depthUpdate frame's ids and levels, or None for any other frame."""
-    try:
-        doc = orjson.loads(frame.payload)
-    except orjson.JSONDecodeError:
-        raise HarnessError(f"recording: clean frame {frame.index} on {frame.stream} is not JSON") from None
-    data = doc.get("data") if isinstance(doc, dict) else None
-    if not isinstance(data, dict) or data.get("e") != "depthUpdate":
+def oracle_rule(venue: str) -> ModuleType:
+    """The oracle's own copy of `venue`'s rule: `decode(frame)` and `bridges(ids, snapshot_id)`."""
+    return importlib.import_module(f"{package_of(venue)}.oracle_rule")
+
+
+def decode_depth(frame: Frame, rule: ModuleType = binance_spot_rule) -> tuple[DepthFrame, Sequence, Sequence] | None:
+    """A book frame's ids and levels by the venue's oracle rule, or None for any other frame."""
+    decoded = rule.decode(frame)
+    if decoded is None:
         return None
-    try:
-        symbol = data.get("s") or str(doc["stream"]).split("@", 1)[0].upper()
-        ids = DepthFrame(frame.index, symbol, int(data["U"]), int(data["u"]), data.get("pu"))
-        return ids, data["b"], data["a"]
-    except (KeyError, TypeError, ValueError):
-        raise HarnessError(f"recording: clean frame {frame.index} is a depthUpdate without U, u, b and a") from None
+    symbol, first, last, prev, bids, asks = decoded
+    return DepthFrame(frame.index, symbol, first, last, prev), bids, asks
 
 
 class Oracle:
@@ -94,7 +96,13 @@ class Oracle:
     books); each is used at the first frame that bridges it, and the ones no frame bridges are skipped.
     """
 
-    def __init__(self, frames: Iterable[Frame], snapshots: DepthSnapshotLike | Iterable[DepthSnapshotLike]) -> None:
+    def __init__(
+        self,
+        frames: Iterable[Frame],
+        snapshots: DepthSnapshotLike | Iterable[DepthSnapshotLike],
+        venue: str = "binance-spot",
+    ) -> None:
+        self._rule = oracle_rule(venue)
         self._clean = list(frames)
         pending: dict[str, list[DepthSnapshotLike]] = {}
         for snap in [snapshots] if isinstance(snapshots, DepthSnapshotLike) else snapshots:
@@ -168,7 +176,7 @@ class Oracle:
                 continue
             if ids.first_update_id > upto_id:
                 break
-            decoded = decode_depth(frame)
+            decoded = decode_depth(frame, self._rule)
             if decoded is not None:
                 bids.update(level[0] for level in decoded[1])
                 asks.update(level[0] for level in decoded[2])
@@ -180,7 +188,7 @@ class Oracle:
         """Applies every depth frame in order, yielding (symbol, book) after each known state."""
         books: dict[str, ReferenceBook | None] = {}
         for frame in frames:
-            decoded = decode_depth(frame)
+            decoded = decode_depth(frame, self._rule)
             if decoded is None:
                 continue
             ids, bids, asks = decoded
@@ -214,15 +222,14 @@ class Oracle:
         if record:
             self._books = {symbol: book for symbol, book in books.items() if book is not None}
 
-    @staticmethod
-    def _bridge(ids: DepthFrame, queue: list[DepthSnapshotLike]) -> ReferenceBook | None:
+    def _bridge(self, ids: DepthFrame, queue: list[DepthSnapshotLike]) -> ReferenceBook | None:
         """A book loaded from the snapshot this frame bridges (or lies before), consuming used snapshots."""
         while queue:
             snap = queue[0]
             if ids.last_update_id < snap.last_update_id:
                 return None
             queue.pop(0)
-            if ids.first_update_id <= snap.last_update_id + 1:
+            if self._rule.bridges(ids, snap.last_update_id):
                 book = ReferenceBook()
                 book.load(snap.last_update_id, snap.bids, snap.asks)
                 return book

@@ -31,6 +31,8 @@ from harness.report import apply_expectations, build_report
 from harness.scenarios import load_scenario
 from harness.subject import DEFAULT_SUBJECT, check_factory_spec
 from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
+from harness.venues.registry import DIALECTS
+from harness.venues.registry import dialect as venue_dialect
 from replayer.reader import Recording
 from replayer.replay_data import ReplayData, load_replay_data
 from replayer.server import VenueServer
@@ -101,13 +103,17 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
     if not (speed >= 0 and math.isfinite(speed)):
         raise HarnessError(f"speed must be a finite number >= 0 (0 is as fast as the subject reads), not {speed}")
     recording_path = request.recording or BUNDLED_FIXTURE
-    venue = Recording(recording_path).venue
-    if venue != "binance-spot":
-        raise HarnessError(f"{recording_path}: venue {venue!r} cannot be replayed yet; replay supports binance-spot")
+    dialect = venue_dialect(Recording(recording_path).venue)
+    if not dialect.replayable:
+        replayable = ", ".join(name for name, known in DIALECTS.items() if known.replayable)
+        raise HarnessError(
+            f"{recording_path}: the fake venue does not speak {dialect.name} yet; it replays {replayable}"
+        )
+    venue = dialect.name
     data = load_replay_data(recording_path)
     for note in data.notes:
         print(f"warning: {note}", file=sys.stderr)
-    plan = scenario.plan(data.frames, seed)
+    plan = scenario.plan(data.frames, seed, data.dialect)
     oracle = oracle_for(data)
     final_ids = {symbol: oracle.last_update_id(symbol) for symbol in oracle.symbols}
     if not final_ids:
@@ -160,6 +166,7 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
         queue=run.stats.get("queue"),
         speed=speed,
     )
+    report["faults_not_applicable"] = dict(plan.not_applicable)
     venue_stats = server.stats
     report["venue"] = {
         "connections": venue_stats.clients_connected,
@@ -209,7 +216,7 @@ def oracle_for(data: ReplayData) -> Oracle:
         DepthSnapshot(symbol, book.last_update_id, book.bids(), book.asks())
         for symbol, book in data.start_books.items()
     ]
-    return Oracle(data.frames, snapshots)
+    return Oracle(data.frames, snapshots, venue=data.dialect.name)
 
 
 async def _run(setup: _Setup, progress: Progress | None, stderr_file: Any) -> tuple[SubjectRun, VenueServer]:

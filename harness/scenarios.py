@@ -20,6 +20,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.observations import SYNC_EVENT_KINDS
+from harness.venues.dialect import VenueDialect
 from replayer.faults import FAULT_KINDS, FaultPlan, FaultSpec, build_schedule, parse_fault
 from replayer.timeline import Frame
 
@@ -100,9 +101,10 @@ class Scenario:
     expectations: tuple[Expectation, ...]
     path: Path | None = None
 
-    def plan(self, frames: list[Frame], seed: int | None = None) -> FaultPlan:
-        """The fault schedule on these frames, with the scenario's seed unless `seed` is given."""
-        return build_schedule(frames, self.faults, self.seed if seed is None else seed)
+    def plan(self, frames: list[Frame], seed: int | None = None, venue: VenueDialect | None = None) -> FaultPlan:
+        """The fault schedule on these frames, with the scenario's seed unless `seed` is given; with
+        `venue`, the faults it cannot have are listed in `not_applicable` instead of armed."""
+        return build_schedule(frames, self.faults, self.seed if seed is None else seed, venue)
 
     def evaluate(self, report: Mapping[str, Any]) -> list[ExpectationResult]:
         return [e.evaluate(report) for e in self.expectations]

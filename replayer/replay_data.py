@@ -1,12 +1,17 @@
 """What the fake venue replays, loaded from a recording, and the venue's truth as replay advances.
 
+Everything venue-specific comes from the recording's `VenueDialect` (harness/venues/): which frames
+are book frames, their chain ids and levels, which HTTP responses are snapshots, and which frame a
+snapshot bridges.
+
 Where replay starts: the server answers REST depth from a book it keeps in step with the frames it
-sends, and that book can only be built from a recorded REST snapshot. Depth frames recorded before
-the snapshot cannot be bracketed by any snapshot, so replay starts at the first depth frame that
-applies on top of the recorded snapshot (`U <= lastUpdateId + 1 <= u`), and keeps the non-depth
+sends, and that book can only be built from a recorded snapshot. Book frames recorded before the
+snapshot cannot be bracketed by any snapshot, so replay starts at the first book frame that applies
+on top of the recorded snapshot (the dialect's `bridges`: Binance spot `U <= lastUpdateId + 1 <= u`,
+USD-M `U <= lastUpdateId <= u`), or at a symbol's first in-stream snapshot frame, and keeps the other
 frames from that point on; everything recorded earlier is skipped (`ReplayData.skipped_frames`).
 With several symbols replay starts at the latest of their start frames, and each symbol's start
-book already holds its own depth frames up to that point.
+book already holds its own book frames up to that point.
 
 `VenueBooks` is the truth the REST endpoint serves: it advances by clean frame index, each clean
 depth frame applied once, whatever a fault plan did to the schedule (dropped, duplicated, reordered
@@ -20,14 +25,16 @@ import os
 import random
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlsplit
+from dataclasses import dataclass, field, replace
 
 import orjson
 
+from harness.book_events import Level
 from harness.errors import HarnessError
-from harness.venues.binance_spot.rest import DEPTH_PATH, SymbolSpec, symbol_spec
-from harness.venues.binance_spot.streams import is_depth_diff, symbol_of
+from harness.venues.binance_spot import DIALECT as BINANCE_SPOT
+from harness.venues.binance_spot.rest import SymbolSpec, symbol_spec
+from harness.venues.dialect import ChainIds, VenueDialect
+from harness.venues.registry import dialect as venue_dialect
 from recorder.format import EventKind, RecordedEvent
 from replayer.reader import Recording
 from replayer.reference_book import ReferenceBook
@@ -46,8 +53,8 @@ class RecordedSnapshot:
 
     symbol: str
     last_update_id: int
-    bids: list[list[str]]
-    asks: list[list[str]]
+    bids: Sequence[Level]
+    asks: Sequence[Level]
     seq: int
 
 
@@ -65,6 +72,8 @@ class ReplayData:
     depth_indexes: dict[str, list[int]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     """What reading the recording dropped and said so (a journal's torn last batch), for the user."""
+    dialect: VenueDialect = BINANCE_SPOT
+    """The recording's venue, which everything that reads these frames asks."""
 
     @property
     def duration_ns(self) -> int:
@@ -74,59 +83,57 @@ class ReplayData:
 def load_replay_data(path: str | os.PathLike[str]) -> ReplayData:
     """Reads a whole recording into memory; a HarnessError when it holds nothing the venue can replay."""
     recording = Recording(path)
-    if recording.venue != "binance-spot":
-        raise HarnessError(f"{path}: a {recording.venue!r} recording; the fake venue serves binance-spot")
-    data = build_replay_data(recording.iter_events(), recording.symbols, source=str(path))
+    dialect = venue_dialect(recording.venue)
+    data = build_replay_data(recording.iter_events(), recording.symbols, source=str(path), dialect=dialect)
     data.notes = tuple(recording.notes)
     return data
 
 
-def build_replay_data(events: Iterable[RecordedEvent], symbols: Sequence[str], source: str = "recording") -> ReplayData:
+def build_replay_data(
+    events: Iterable[RecordedEvent],
+    symbols: Sequence[str],
+    source: str = "recording",
+    dialect: VenueDialect = BINANCE_SPOT,
+) -> ReplayData:
     """The pure part of loading: recorded events in `seq` order to ReplayData."""
     frames: list[Frame] = []
-    seqs: list[int] = []
     monos: list[int] = []
     snapshots: dict[str, list[RecordedSnapshot]] = {}
+    starts = _Starts(dialect)
     for event in events:
         if event.kind is EventKind.WS_RECV and event.stream:
-            frames.append(_frame(len(frames), event, source))
-            seqs.append(event.seq)
+            frame = _frame(len(frames), event, source, dialect)
+            frames.append(frame)
             monos.append(event.recv_mono_ns)
-        elif event.kind is EventKind.HTTP_RESPONSE and event.status == 200 and _is_depth_url(event.url):
-            snapshot = _snapshot(event, source)
-            snapshots.setdefault(snapshot.symbol, []).append(snapshot)
+            starts.see(frame)
+        elif event.kind is EventKind.HTTP_RESPONSE and event.status == 200:
+            snapshot = _snapshot(event, source, dialect)
+            if snapshot is not None:
+                snapshots.setdefault(snapshot.symbol, []).append(snapshot)
+                starts.snapshot(snapshot)
     if not frames:
         raise HarnessError(f"{source}: no WebSocket stream frames to replay")
 
-    start_at: dict[str, tuple[int, RecordedSnapshot]] = {}
-    depth_symbols = sorted({symbol_of(f.stream) for f in frames if f.last_update_id is not None})
-    for symbol in depth_symbols:
-        found = _bracketing(frames, symbol, snapshots.get(symbol, []))
-        if found is None:
-            raise HarnessError(
-                f"{source}: no recorded REST depth snapshot for {symbol} that its recorded depth frames continue "
-                "(need a frame with U <= lastUpdateId+1 <= u)"
-            )
-        start_at[symbol] = found
+    start_at = starts.found(source)
     start = max((index for index, _ in start_at.values()), default=0)
 
     start_books: dict[str, ReferenceBook] = {}
     for symbol, (index, snapshot) in start_at.items():
         book = ReferenceBook()
-        book.load(snapshot.last_update_id, snapshot.bids, snapshot.asks)
+        if snapshot is not None:
+            book.load(snapshot.last_update_id, snapshot.bids, snapshot.asks)
         for frame in frames[index:start]:
-            if frame.last_update_id is not None and symbol_of(frame.stream) == symbol:
-                apply_depth(book, frame, snapshots.get(symbol, ()))
+            if frame.last_update_id is not None and frame.symbol == symbol:
+                apply_depth(book, frame, snapshots.get(symbol, ()), dialect=dialect)
         start_books[symbol] = book
 
     kept = _reindex(frames[start:], monos[start:])
-    # A market stream is `<symbol>@<kind>`; a user-data stream (a listen key, redacted) names no symbol.
-    market = (symbol_of(f.stream) for f in kept if "@" in f.stream)
+    market = (f.symbol for f in kept if f.symbol is not None)
     all_symbols = tuple(dict.fromkeys([*(s.upper() for s in symbols), *market]))
     depth_indexes: dict[str, list[int]] = {symbol: [] for symbol in start_books}
     for frame in kept:
-        if frame.last_update_id is not None:
-            depth_indexes.setdefault(symbol_of(frame.stream), []).append(frame.index)
+        if frame.last_update_id is not None and frame.symbol is not None:
+            depth_indexes.setdefault(frame.symbol, []).append(frame.index)
     return ReplayData(
         frames=kept,
         symbols=all_symbols,
@@ -136,44 +143,107 @@ def build_replay_data(events: Iterable[RecordedEvent], symbols: Sequence[str], s
         specs={symbol: _spec(symbol, kept, snapshots.get(symbol, [])) for symbol in all_symbols},
         skipped_frames=start,
         depth_indexes=depth_indexes,
+        dialect=dialect,
     )
 
 
-def depth_levels(frame: Frame) -> tuple[list, list]:
-    """(bids, asks) of a clean depth frame, parsed on demand so the frames stay plain bytes in memory."""
-    data = orjson.loads(frame.payload)["data"]
-    return data["b"], data["a"]
+class _Starts:
+    """Where each symbol's replay can start, found as the frames stream past: the first book frame
+    that bridges a recorded snapshot (the earliest snapshot that has one), or the first in-stream
+    snapshot frame. Holds one candidate per symbol, never the frames."""
+
+    def __init__(self, dialect: VenueDialect) -> None:
+        self._dialect = dialect
+        self._pending: dict[str, list[RecordedSnapshot]] = {}
+        self._start: dict[str, tuple[int, RecordedSnapshot | None]] = {}
+        self._seen: dict[str, list[tuple[int, ChainIds]]] = {}
+        """Book frames of symbols with no start yet (ids only): a snapshot recorded later may bridge one."""
+
+    def snapshot(self, snapshot: RecordedSnapshot) -> None:
+        if snapshot.symbol in self._start:
+            return
+        self._pending.setdefault(snapshot.symbol, []).append(snapshot)
+        # A snapshot recorded after the frame that bridges it (the recorder asks after the first one).
+        for index, ids in self._seen.get(snapshot.symbol, ()):
+            if self._dialect.bridges(ids, snapshot.last_update_id):
+                self._start[snapshot.symbol] = (index, snapshot)
+                self._seen[snapshot.symbol] = []
+                return
+
+    def see(self, frame: Frame) -> None:
+        ids = frame.chain
+        if ids is None or frame.symbol is None or frame.symbol in self._start:
+            return
+        symbol = frame.symbol
+        if ids.snapshot:
+            self._start[symbol] = (frame.index, None)
+            return
+        for snapshot in self._pending.get(symbol, ()):
+            if self._dialect.bridges(ids, snapshot.last_update_id):
+                self._start[symbol] = (frame.index, snapshot)
+                return
+        self._seen.setdefault(symbol, []).append((frame.index, ids))
+
+    def found(self, source: str) -> dict[str, tuple[int, RecordedSnapshot | None]]:
+        missing = sorted(set(self._seen) - set(self._start))
+        if missing:
+            raise HarnessError(
+                f"{source}: no recorded {self._dialect.name} depth snapshot for {missing[0]} that its recorded "
+                "book frames continue (none of its frames bridges a recorded snapshot)"
+            )
+        return self._start
+
+
+def depth_levels(frame: Frame, dialect: VenueDialect = BINANCE_SPOT) -> tuple[Sequence, Sequence]:
+    """(bids, asks) of a clean book frame, parsed on demand so the frames stay plain bytes in memory."""
+    levels = dialect.book_levels(frame.payload)
+    return levels.bids, levels.asks
 
 
 def apply_depth(
-    book: ReferenceBook, frame: Frame, snapshots: Iterable[RecordedSnapshot], levels: tuple[list, list] | None = None
+    book: ReferenceBook,
+    frame: Frame,
+    snapshots: Iterable[RecordedSnapshot],
+    levels: tuple[Sequence, Sequence] | None = None,
+    *,
+    dialect: VenueDialect = BINANCE_SPOT,
 ) -> None:
-    """Applies a clean depth frame to the venue's book by Binance's rule.
+    """Applies a clean book frame to the venue's book by the venue's rule.
 
-    A frame the book already covers is skipped. A hole in the recorded ids (the recorder lost a
-    connection) is bridged by the first recorded snapshot at or past the hole: the recorder fetches
-    one after every reconnect, usually a few frames after the first frame it continues, so from the
-    hole until the stream reaches that snapshot the venue's book is ahead of the frames sent, as a
-    real venue's REST answer can be. Without such a snapshot the frame is applied anyway, since nothing
-    better is known (`harness inspect` lists such holes, and the oracle treats that book as unknown).
-    `levels` is the frame's `depth_levels` when the caller has them parsed already.
+    An in-stream snapshot replaces the book. A frame the book already covers is skipped. A hole in
+    the recorded ids (the recorder lost a connection) is bridged by the first recorded snapshot at
+    or past the hole: the recorder fetches one after every reconnect, usually a few frames after the
+    first frame it continues, so from the hole until the stream reaches that snapshot the venue's
+    book is ahead of the frames sent, as a real venue's REST answer can be. Without such a snapshot
+    the frame is applied anyway, since nothing better is known (`harness inspect` lists such holes,
+    and the oracle treats that book as unknown). `levels` is the frame's `depth_levels` when the
+    caller has them parsed already.
     """
-    first, last = frame.first_update_id, frame.last_update_id
-    if last is None or first is None or last <= book.last_update_id:
+    ids = frame.chain
+    if ids is None:
         return
-    if first > book.last_update_id + 1:
-        bridge = snapshot_past_hole(snapshots, first)
+    if ids.snapshot:
+        bids, asks = levels if levels is not None else depth_levels(frame, dialect)
+        book.load(ids.last_id, bids, asks)
+        return
+    if ids.last_id <= book.last_update_id:
+        return
+    if not ids.follows(book.last_update_id) and not dialect.bridges(ids, book.last_update_id):
+        bridge = snapshot_past_hole(snapshots, ids, dialect)
         if bridge is not None:
             book.load(bridge.last_update_id, bridge.bids, bridge.asks)
-            if last <= bridge.last_update_id:
+            if ids.last_id <= bridge.last_update_id:
                 return
-    bids, asks = levels if levels is not None else depth_levels(frame)
-    book.apply(last, bids, asks)
+    bids, asks = levels if levels is not None else depth_levels(frame, dialect)
+    book.apply(ids.last_id, bids, asks)
 
 
-def snapshot_past_hole(snapshots: Iterable[RecordedSnapshot], first_update_id: int) -> RecordedSnapshot | None:
-    """The first recorded snapshot at or past a hole that ends at `first_update_id`: the venue's state there."""
-    past_hole = [s for s in snapshots if s.last_update_id + 1 >= first_update_id]
+def snapshot_past_hole(
+    snapshots: Iterable[RecordedSnapshot], ids: ChainIds, dialect: VenueDialect = BINANCE_SPOT
+) -> RecordedSnapshot | None:
+    """The first recorded snapshot at or past a hole that ends at frame `ids`: the venue's state there
+    (one that `ids` bridges, or one past it)."""
+    past_hole = [s for s in snapshots if dialect.bridges(ids, s.last_update_id) or s.last_update_id >= ids.last_id]
     return min(past_hole, key=lambda s: s.last_update_id) if past_hole else None
 
 
@@ -202,7 +272,7 @@ class VenueBooks:
         self._applied = dict.fromkeys(self._books, 0)
         self._order = sorted(i for indexes in data.depth_indexes.values() for i in indexes)
         self._cursor = 0
-        self._levels: dict[int, tuple[list, list]] = {}
+        self._levels: dict[int, tuple[Sequence, Sequence]] = {}
         """Parsed levels of the depth frames a snapshot replayed, so stale answers in a row parse once."""
 
     def advance_to(self, index: int) -> None:
@@ -210,8 +280,8 @@ class VenueBooks:
         frames = self._data.frames
         while self._cursor < len(self._order) and self._order[self._cursor] <= index:
             frame = frames[self._order[self._cursor]]
-            symbol = symbol_of(frame.stream)
-            apply_depth(self._books[symbol], frame, self._data.snapshots.get(symbol, ()))
+            symbol = frame.symbol or ""
+            apply_depth(self._books[symbol], frame, self._data.snapshots.get(symbol, ()), dialect=self._data.dialect)
             self._applied[symbol] += 1
             self._cursor += 1
 
@@ -276,8 +346,8 @@ class VenueBooks:
         frame = self._data.frames[index]
         levels = self._levels.get(index)
         if levels is None:
-            levels = self._levels[index] = depth_levels(frame)
-        apply_depth(book, frame, snapshots, levels)
+            levels = self._levels[index] = depth_levels(frame, self._data.dialect)
+        apply_depth(book, frame, snapshots, levels, dialect=self._data.dialect)
 
     def _straddled(
         self, symbol: str, book: ReferenceBook, position: int, request: int, adds_missing: bool = False
@@ -288,18 +358,22 @@ class VenueBooks:
         if not self._straddle or position >= len(indexes):
             return book
         frame = self._data.frames[indexes[position]]
-        first, last = frame.first_update_id, frame.last_update_id
-        assert first is not None and last is not None, "depth_indexes holds depth frames, which carry U and u"
-        if first > book.last_update_id + 1:
+        ids = frame.chain
+        assert ids is not None, "depth_indexes holds book frames, which carry chain ids"
+        dialect = self._data.dialect
+        if ids.snapshot:
+            return book  # an in-stream snapshot is one state, not a run of updates
+        first, last = ids.first_id, ids.last_id
+        if not ids.follows(book.last_update_id) and not dialect.bridges(ids, book.last_update_id):
             # A hole in the recording: the first recorded snapshot past it is the venue's own state
             # (as `apply_depth` bridges it), possibly ahead of the stream.
-            recorded = snapshot_past_hole(self._data.snapshots.get(symbol, ()), first)
+            recorded = snapshot_past_hole(self._data.snapshots.get(symbol, ()), ids, dialect)
             if recorded is None:
                 return book
             own = ReferenceBook()
             own.load(recorded.last_update_id, recorded.bids, recorded.asks)
             return own
-        if first != book.last_update_id + 1:
+        if not ids.follows(book.last_update_id):
             return book  # already inside the event (a recorded snapshot), or past it
         entries = self._event_order(book, frame)
         most = min(len(entries) - 1, last - first)
@@ -315,7 +389,7 @@ class VenueBooks:
     def _event_order(self, book: ReferenceBook, frame: Frame) -> list[tuple[str, list]]:
         """The event's entries in the order the venue applied them: seeded per event, removals and
         changes before new levels (so no prefix is crossed)."""
-        bids, asks = depth_levels(frame)
+        bids, asks = depth_levels(frame, self._data.dialect)
         entries = [("b", entry) for entry in bids] + [("a", entry) for entry in asks]
         random.Random(f"{self._seed}/straddle-order/{frame.index}").shuffle(entries)
         return sorted(entries, key=lambda item: _adds_level(book, *item))
@@ -331,16 +405,16 @@ def _adds_level(book: ReferenceBook, side: str, entry: list) -> bool:
     return float(entry[1]) != 0.0 and not book.has_level(side == "b", entry[0])
 
 
-def _frame(index: int, event: RecordedEvent, source: str) -> Frame:
+def _frame(index: int, event: RecordedEvent, source: str, dialect: VenueDialect) -> Frame:
     stream = event.stream or ""
-    if not is_depth_diff(stream):
-        return Frame(index, 0, stream, event.payload)
+    symbol = dialect.symbol_of(stream)
     try:
-        data = orjson.loads(event.payload)["data"]
-        first, last = int(data["U"]), int(data["u"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise HarnessError(f"{source}: depth frame seq {event.seq} on {stream} has no readable U/u") from None
-    return Frame(index, 0, stream, event.payload, first, last)
+        ids = dialect.chain_ids(stream, event.payload)
+    except ValueError as exc:
+        raise HarnessError(f"{source}: book frame seq {event.seq} on {stream}: {exc}") from None
+    if ids is None:
+        return Frame(index, 0, stream, event.payload, symbol=symbol)
+    return Frame(index, 0, stream, event.payload, ids.first_id, ids.last_id, ids.symbol, ids.prev_id, ids.snapshot)
 
 
 def _reindex(frames: list[Frame], monos: list[int]) -> list[Frame]:
@@ -352,38 +426,20 @@ def _reindex(frames: list[Frame], monos: list[int]) -> list[Frame]:
     offset = 0
     for i, (frame, mono) in enumerate(zip(frames, monos, strict=True)):
         offset = max(offset, mono - origin)
-        kept.append(Frame(i, offset, frame.stream, frame.payload, frame.first_update_id, frame.last_update_id))
+        kept.append(replace(frame, index=i, offset_ns=offset))
     return kept
 
 
-def _is_depth_url(url: str | None) -> bool:
-    return url is not None and urlsplit(url).path.endswith(DEPTH_PATH)
-
-
-def _snapshot(event: RecordedEvent, source: str) -> RecordedSnapshot:
-    query = parse_qs(urlsplit(event.url or "").query)
-    symbols = query.get("symbol")
+def _snapshot(event: RecordedEvent, source: str, dialect: VenueDialect) -> RecordedSnapshot | None:
+    """The REST depth snapshot a response holds; None for any other response."""
+    symbol = dialect.snapshot_request(event.url or "")
+    if symbol is None:
+        return None
     try:
-        body = orjson.loads(event.payload)
-        if not symbols:
-            raise KeyError("symbol")
-        return RecordedSnapshot(symbols[0].upper(), int(body["lastUpdateId"]), body["bids"], body["asks"], event.seq)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        last, levels = dialect.parse_rest_snapshot(symbol, event.payload)
+    except ValueError:
         raise HarnessError(f"{source}: REST depth response seq {event.seq} is not a readable snapshot") from None
-
-
-def _bracketing(
-    frames: list[Frame], symbol: str, snapshots: list[RecordedSnapshot]
-) -> tuple[int, RecordedSnapshot] | None:
-    """(index of the first frame that applies on the snapshot, snapshot), for the earliest snapshot that has one."""
-    depth = [f for f in frames if f.last_update_id is not None and symbol_of(f.stream) == symbol]
-    for snapshot in snapshots:
-        target = snapshot.last_update_id + 1
-        for frame in depth:
-            first, last = frame.first_update_id, frame.last_update_id
-            if first is not None and last is not None and first <= target <= last:
-                return frame.index, snapshot
-    return None
+    return RecordedSnapshot(symbol, last, levels.bids, levels.asks, event.seq)
 
 
 def _spec(symbol: str, frames: list[Frame], snapshots: list[RecordedSnapshot]) -> SymbolSpec:
@@ -397,7 +453,7 @@ def _spec(symbol: str, frames: list[Frame], snapshots: list[RecordedSnapshot]) -
     for frame in frames:
         if sampled >= SPEC_SAMPLE_FRAMES:
             break
-        if symbol_of(frame.stream) != symbol:
+        if frame.symbol != symbol:
             continue
         try:
             data = orjson.loads(frame.payload)["data"]

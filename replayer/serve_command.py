@@ -54,7 +54,7 @@ def run_serve(
     data = load_replay_data(recording)
     for note in data.notes:
         print(f"warning: {note}", file=sys.stderr, flush=True)
-    plan = loaded.plan(data.frames, seed) if loaded is not None else None
+    plan = loaded.plan(data.frames, seed, data.dialect) if loaded is not None else None
     pace = speed if speed is not None else (loaded.speed if loaded is not None else 1.0)
     if loaded is not None and injected_path is None:
         injected_path = Path(f"{loaded.name}-seed{loaded.seed if seed is None else seed}.injected.json")

@@ -1,6 +1,6 @@
 """Does a recording agree with itself? Its depth stream against its bookTicker stream.
 
-Binance's `@bookTicker` carries the best bid and ask with `u`, the book's update id at that moment;
+Binance's (spot and USD-M) `@bookTicker` carries the best bid and ask with `u`, the book's update id at that moment;
 the depth stream rebuilt on its REST snapshot gives the same book at the same id. A recording made
 with `harness record --book-ticker` can so be checked without any reference outside it: a
 disagreement means the recorder lost or garbled something, or the venue did. Only tickers whose `u`
@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 
-from harness.venues.binance_spot.streams import symbol_of
 from replayer.replay_data import ReplayData, apply_depth
 
 EXAMPLES = 5
@@ -40,12 +39,12 @@ def ticker_agreement(data: ReplayData) -> TickerAgreement | None:
     books = {symbol: book.copy() for symbol, book in data.start_books.items()}
     pending: dict[str, dict[int, tuple[int, dict[str, Any]]]] = {symbol: {} for symbol in books}
     for frame in data.frames:
-        symbol = symbol_of(frame.stream)
+        symbol = frame.symbol or ""
         book = books.get(symbol)
         if book is None:
             continue
         if frame.last_update_id is not None:
-            apply_depth(book, frame, data.snapshots.get(symbol, ()))
+            apply_depth(book, frame, data.snapshots.get(symbol, ()), dialect=data.dialect)
             waiting = pending[symbol].pop(book.last_update_id, None)
             if waiting is not None:
                 _compare(result, symbol, book, *waiting)

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from harness.venues.dialect import ChainIds
+
 UNTIL_HEALED = 2**31 - 1
 """A `count` that lasts until the fault's heal entry sets it back (RefuseHandshakes, RestBehaviour)."""
 
@@ -42,7 +44,12 @@ Tags = tuple[FaultTag, ...]
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One recorded venue frame, in combined-stream form (`{"stream":..,"data":..}`) as recorded."""
+    """One recorded venue frame, its payload as recorded, with what the venue's dialect says of it.
+
+    A book frame carries its chain ids (`first_update_id..last_update_id`, the `prev_id` link where
+    the venue sends one, `snapshot` for an in-stream snapshot); any other frame has None there.
+    `symbol` is the symbol its stream carries (None for a stream that names none).
+    """
 
     index: int
     offset_ns: int
@@ -50,6 +57,16 @@ class Frame:
     payload: bytes
     first_update_id: int | None = None
     last_update_id: int | None = None
+    symbol: str | None = None
+    prev_id: int | None = None
+    snapshot: bool = False
+
+    @property
+    def chain(self) -> ChainIds | None:
+        """The frame's place in its symbol's update chain; None for a frame that changes no book."""
+        if self.first_update_id is None or self.last_update_id is None:
+            return None
+        return ChainIds(self.symbol or "", self.first_update_id, self.last_update_id, self.prev_id, self.snapshot)
 
 
 @dataclass(frozen=True, slots=True)

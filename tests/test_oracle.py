@@ -110,7 +110,7 @@ def test_a_break_in_the_recording_leaves_the_book_unknown_until_a_later_snapshot
 
 def test_usdm_frames_chain_on_pu() -> None:
     frames = [depth(1, 95, 105, [["100.0", "7"]], pu=90), depth(2, 106, 110, pu=105), depth(3, 112, 115, pu=110)]
-    oracle = Oracle(frames, SNAP)
+    oracle = Oracle(frames, SNAP, venue="binance-usdm")
     assert oracle.recording_gaps == 0
     assert oracle.top(SYMBOL, 115) is not None
     top = oracle.top(SYMBOL, 105)

@@ -6,25 +6,33 @@ The replayer (venue side: replay data, fault plans, the fake venue's core, `harn
 recorder, the synth and the default subject ask the dialect, never a venue module directly.
 
 Three copies of a venue's sequencing rule exist on purpose, and no more:
-- the venue side (`chain_ids` here): what the fake venue, the fault plans and inspect believe;
-- the subject side (`subject_parts().rule`): what our components do, judged by the oracle;
+- the venue side (`chain_ids`, `bridges` here): what the fake venue, the fault plans and inspect believe;
+- the subject side (`subject_parts().sequencing`): what our components do, judged by the oracle;
 - the oracle's own (`harness/venues/<venue>/oracle_rule.py`), which imports neither of the others
   (tests/test_house.py checks the imports), so a bug in one is not copied into its judge.
+A venue package's `__init__.py` imports only the venue side, so that importing its `oracle_rule`
+never runs the subject's decoder or sync rule: `subject_parts()` imports those when called.
 
 Ids are the venue's own integers. The venue-neutral chain model every venue maps onto:
 a book frame covers update ids `first_id..last_id`; it continues a chain whose last applied id is
 `last` when `prev_id == last` (venues that send a link: USD-M `pu`, OKX `prevSeqId`) or else when
 `first_id == last + 1` (Binance spot `U`, Bybit `u`). An in-stream snapshot (`snapshot=True`) resets
-the chain: it follows anything. This module is pure: no clock, no socket, no file.
+the chain: it follows anything. Where a REST snapshot starts the chain, `bridges` says which frame
+is the first to apply on it (the venues differ by one). This module is pure: no clock, no socket, no file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from harness.book_events import Level
+from harness.book_events import DepthDelta, DepthSnapshot, Level
+
+if TYPE_CHECKING:
+    from harness.book_events import TopOfBook, Trade
+    from harness.sync import SequencingRule
+    from harness.synth.market import SynthSymbol
 
 SnapshotTransport = Literal["rest", "stream"]
 """How a client gets its first book: a REST request (Binance) or a message on the stream (Bybit, OKX)."""
@@ -57,6 +65,93 @@ class BookLevels:
     checksum: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SubjectParts:
+    """What the default subject wires for a venue: its decoder, sync rule and where to connect.
+
+    `ws_url(ws_base, symbols)` is the one connection that carries every symbol's book (streams named
+    in the URL; a venue that subscribes by message adds `subscribe`). `snapshot_url(rest_base, symbol,
+    limit)` and `decode_snapshot(body, symbol)` are None where the snapshot comes over the stream.
+    `max_snapshot_limit` is the deepest REST snapshot the venue serves.
+    """
+
+    decode_frame: Callable[[bytes], DepthDelta | TopOfBook | Trade | None]
+    sequencing: Callable[[], SequencingRule]
+    ws_url: Callable[[str, Sequence[str]], str]
+    decode_snapshot: Callable[[bytes, str], DepthSnapshot] | None = None
+    snapshot_url: Callable[[str, str, int], str] | None = None
+    max_snapshot_limit: int = 0
+    subscribe: Callable[[Sequence[str]], Sequence[bytes]] | None = None
+    """Messages to send after connecting, for venues that subscribe by message; None: the URL did it."""
+
+
+@dataclass(frozen=True, slots=True)
+class CapturePolicy:
+    """What `harness record` subscribes to and how it fetches snapshots, as a syncing client would.
+
+    `streams(symbols, book_ticker)` lists the stream keys (as `stream_of` reads them back);
+    `snapshot_url(rest_base, symbol)` is None where snapshots come over the stream.
+    """
+
+    streams: Callable[[Sequence[str], bool], list[str]]
+    ws_url: Callable[[str, Sequence[str]], str]
+    snapshot_url: Callable[[str, str], str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SynthTrade:
+    """A trade print for the synth's encoder, venue strings already formatted."""
+
+    trade_id: int
+    price: str
+    quantity: str
+    trade_time_ms: int
+    event_time_ms: int
+    buyer_is_maker: bool
+
+
+class SynthEncoder(Protocol):
+    """One symbol's venue side for `harness synth`: its streams and the bytes the venue sends.
+
+    Made per symbol by `VenueDialect.synth_encoder`, so an encoder may keep state (a venue whose
+    message ids count messages, not book changes). Payloads are the frames exactly as recorded.
+    """
+
+    @property
+    def market(self) -> SynthSymbol:
+        """The symbol's tick, lot and simulated market, in the venue's own units."""
+        ...
+
+    @property
+    def book_stream(self) -> str: ...
+
+    @property
+    def trade_stream(self) -> str: ...
+
+    @property
+    def window_ns(self) -> int:
+        """How often the venue publishes a book stream frame (the net change since the last)."""
+        ...
+
+    def price(self, units: int) -> str:
+        """A price of `units` 1e-8 as the venue writes it."""
+        ...
+
+    def size(self, units: int) -> str: ...
+
+    def book_frame(self, delta: DepthDelta) -> bytes: ...
+
+    def trade_frame(self, trade: SynthTrade) -> bytes: ...
+
+    def snapshot_url(self, rest_base: str, limit: int) -> str | None:
+        """The REST request a syncing client makes; None where the snapshot comes over the stream."""
+        ...
+
+    def snapshot_payload(self, snapshot: DepthSnapshot, limit: int, time_ms: int) -> bytes:
+        """The REST body (or the in-stream snapshot frame) for `snapshot`, taken at `time_ms`."""
+        ...
+
+
 class VenueDialect(Protocol):
     """One venue, as the harness needs it. Implementations are small frozen objects of pure functions."""
 
@@ -73,6 +168,11 @@ class VenueDialect(Protocol):
 
     @property
     def live_rest_url(self) -> str: ...
+
+    @property
+    def replayable(self) -> bool:
+        """Whether the fake venue speaks this dialect yet (`harness replay` refuses it otherwise)."""
+        ...
 
     # --- recorded frames (venue side) -------------------------------------------------------
 
@@ -91,7 +191,8 @@ class VenueDialect(Protocol):
         ...
 
     def chain_ids(self, stream: str, payload: bytes) -> ChainIds | None:
-        """The chain position of a book frame; None for a frame that carries no book change."""
+        """The chain position of a book frame; None for a frame that carries no book change.
+        ValueError when a book stream's frame has no readable ids."""
         ...
 
     def book_levels(self, payload: bytes) -> BookLevels:
@@ -99,6 +200,11 @@ class VenueDialect(Protocol):
         ...
 
     # --- snapshots ----------------------------------------------------------------------------
+
+    def bridges(self, ids: ChainIds, snapshot_id: int) -> bool:
+        """Whether `ids` is the first frame to apply on a snapshot as of `snapshot_id` (Binance spot:
+        `U <= id + 1 <= u`; USD-M: `U <= id <= u`). In-stream snapshots never need it."""
+        ...
 
     def snapshot_request(self, url: str) -> str | None:
         """For REST venues: the symbol a recorded request URL asks a depth snapshot of, else None."""
@@ -110,4 +216,14 @@ class VenueDialect(Protocol):
 
     def checksum(self, bids: Sequence[Level], asks: Sequence[Level]) -> int | None:
         """The venue's book checksum over the top of a book (OKX's CRC32), None where it has none."""
+        ...
+
+    # --- the other ends: our subject, the recorder, the synth -----------------------------------
+
+    def subject_parts(self) -> SubjectParts: ...
+
+    def capture_policy(self) -> CapturePolicy: ...
+
+    def synth_encoder(self, symbol: str) -> SynthEncoder:
+        """The synth's venue side for `symbol`; HarnessError for a symbol the synth has no market for."""
         ...

@@ -1,10 +1,19 @@
-"""The venues the harness speaks, by the names users type on the command line."""
+"""The venues the harness speaks, by the names users type on the command line.
+
+Each venue package under `harness/venues/` exposes one `DIALECT` (harness/venues/dialect.py); this
+module is the only place that knows which packages exist.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from harness.errors import HarnessError
+from harness.venues.binance_spot import DIALECT as BINANCE_SPOT
+from harness.venues.binance_usdm import DIALECT as BINANCE_USDM
+from harness.venues.dialect import VenueDialect
+
+DIALECTS: dict[str, VenueDialect] = {dialect.name: dialect for dialect in (BINANCE_SPOT, BINANCE_USDM)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,18 +25,19 @@ class VenueInfo:
     rest_url: str
 
 
-VENUES: dict[str, VenueInfo] = {
-    "binance-spot": VenueInfo(
-        name="binance-spot",
-        ws_url="wss://stream.binance.com:9443",
-        rest_url="https://api.binance.com",
-    ),
-}
+def dialect(name: str) -> VenueDialect:
+    """The venue called `name`; HarnessError naming the known ones for any other."""
+    try:
+        return DIALECTS[name]
+    except KeyError:
+        raise HarnessError(f"unknown venue {name!r}; known venues: {', '.join(sorted(DIALECTS))}") from None
 
 
 def venue_info(name: str) -> VenueInfo:
-    try:
-        return VENUES[name]
-    except KeyError:
-        known = ", ".join(sorted(VENUES))
-        raise HarnessError(f"unknown venue {name!r}; known venues: {known}") from None
+    found = dialect(name)
+    return VenueInfo(found.name, found.live_ws_url, found.live_rest_url)
+
+
+def package_of(name: str) -> str:
+    """The Python package that holds venue `name` (`binance-usdm` -> `harness.venues.binance_usdm`)."""
+    return f"harness.venues.{dialect(name).name.replace('-', '_')}"

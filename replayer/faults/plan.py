@@ -6,6 +6,11 @@ every machine and every PYTHONHASHSEED). The caller hands `entries` to the serve
 armed) to the report with `served(tags)` for the tags the server recorded, `windows` to the checker
 (time from fault to a correct book) and `sequence_breaks` to the checker as the gaps a client
 connected throughout must detect.
+
+Plans are venue-neutral: a frame's place in its update chain is the dialect's (`Frame.chain`,
+harness/venues/dialect.py), so a gap or a sequence break means the same for every venue. A fault
+that cannot happen on a venue (a REST snapshot fault where snapshots come over the WebSocket) is not
+armed; `FaultPlan.not_applicable` says which and why, and the report lists them.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TypedDict
 
 from harness.errors import HarnessError
+from harness.venues.dialect import VenueDialect
 from replayer.faults import connection, rest, stream
 from replayer.faults.spec import FaultSpec
 from replayer.faults.work import ArmedUnit, FaultContext, FaultWindow, Work
@@ -72,6 +78,8 @@ class FaultPlan:
     sequence_breaks: int
     duration_ns: int
     heal_by_ns: int
+    not_applicable: dict[str, str] = field(default_factory=dict)
+    """Faults left out because the venue cannot have them: fault id -> why (in scenario order)."""
 
     @property
     def sends(self) -> list[Send]:
@@ -115,9 +123,23 @@ def fault_ids(faults: Sequence[FaultSpec]) -> list[str]:
     return ids
 
 
-def build_schedule(frames: list[Frame], faults: Sequence[FaultSpec], seed: int) -> FaultPlan:
+def not_applicable(spec: FaultSpec, venue: VenueDialect) -> str | None:
+    """Why `spec` cannot happen on `venue`, or None when it can."""
+    if venue.snapshot_transport == "rest":
+        return None
+    if spec.kind == "snapshot":
+        return f"{venue.name} sends its snapshots over the WebSocket; there is no REST snapshot to fault"
+    if spec.kind == "exchange_restart" and spec.params.get("rest_outage", 0) > 0:
+        return f"{venue.name} has no REST snapshot for the restart's REST outage to refuse"
+    return None
+
+
+def build_schedule(
+    frames: list[Frame], faults: Sequence[FaultSpec], seed: int, venue: VenueDialect | None = None
+) -> FaultPlan:
     """Applies `faults` in order to the clean schedule of `frames` (offsets from replay start, at speed 1).
 
+    With `venue`, faults that cannot happen there are left out and listed in `not_applicable`.
     Raises HarnessError when a fault does not fit the recording (its window ends after the heal line,
     or it needs more frames than its window holds).
     """
@@ -126,7 +148,12 @@ def build_schedule(frames: list[Frame], faults: Sequence[FaultSpec], seed: int) 
     work = Work.clean(frames)
     work.normalize()
     ids = fault_ids(faults)
+    skipped: dict[str, str] = {}
     for spec, fault_id in zip(faults, ids, strict=True):
+        reason = not_applicable(spec, venue) if venue is not None else None
+        if reason is not None:
+            skipped[fault_id] = reason
+            continue
         ctx = FaultContext(
             kind=spec.kind,
             fault_id=fault_id,
@@ -161,26 +188,28 @@ def build_schedule(frames: list[Frame], faults: Sequence[FaultSpec], seed: int) 
         sequence_breaks=sequence_breaks(entries),
         duration_ns=duration_ns,
         heal_by_ns=heal_by_ns,
+        not_applicable=skipped,
     )
 
 
-def sequence_breaks(entries: Sequence[TimelineEntry]) -> int:
-    """How often a client reading every send in order, per depth stream, sees an update that does not
-    follow the last one it applied (Binance spot's `U == last u + 1`). A send whose payload is not the
-    recorded one (corrupt) is not applied;
-    an update at or below the last applied one (a duplicate, a late reordered frame) is skipped."""
+def sequence_breaks(entries: Iterable[TimelineEntry]) -> int:
+    """How often a client reading every send in order, per book stream, sees an update that does not
+    follow the last one it applied (the venue's chain: `ChainIds.follows`). A send whose payload is
+    not the recorded one (corrupt) is not applied; an update at or below the last applied one (a
+    duplicate, a late reordered frame) is skipped. One pass, any iterable: the schedule can stream."""
     last: dict[str, int] = {}
     breaks = 0
     for entry in entries:
         if not isinstance(entry, Send) or entry.payload is not entry.frame.payload:
             continue
-        frame = entry.frame
-        if frame.first_update_id is None or frame.last_update_id is None:
+        ids = entry.frame.chain
+        if ids is None:
             continue
-        previous = last.get(frame.stream)
-        if previous is not None and frame.last_update_id <= previous:
+        stream = entry.frame.stream
+        previous = last.get(stream)
+        if previous is not None and not ids.snapshot and ids.last_id <= previous:
             continue
-        if previous is not None and frame.first_update_id > previous + 1:
+        if previous is not None and not ids.follows(previous):
             breaks += 1
-        last[frame.stream] = frame.last_update_id
+        last[stream] = ids.last_id
     return breaks
