@@ -10,7 +10,8 @@ from collections import Counter
 import orjson
 import pytest
 
-from harness.book_events import DecodeError, DepthSnapshot
+from harness.book_events import DecodeError, DepthDelta, DepthSnapshot
+from harness.errors import HarnessError
 from harness.sync import Applied, BookSync, GapDetected, NeedSnapshot, Resync, Step, Synced
 from harness.venues.dialect import VenueDialect
 from harness.venues.okx import control
@@ -265,3 +266,44 @@ def test_the_oracle_rule_imports_neither_the_subject_side_nor_the_book_and_sync(
     loaded = set(eval(out))
     forbidden = {"harness.book", "harness.sync", "harness.venues.okx.decoder", "harness.venues.okx.sequencing"}
     assert "harness.venues.okx.oracle_rule" in loaded and not loaded & forbidden
+
+
+def test_the_dialect_wires_the_subject_the_recorder_and_the_synth() -> None:
+    parts = DIALECT.subject_parts()
+    assert parts.decode_frame is decode_frame and isinstance(parts.sequencing(), OkxSequencing)
+    assert parts.snapshot_url is None and parts.decode_snapshot is None
+    assert parts.ws_url("ws://127.0.0.1:5000", ["BTC-USDT"]) == "ws://127.0.0.1:5000/ws/v5/public"
+    assert parts.subscribe is not None
+    assert orjson.loads(parts.subscribe(["BTC-USDT"])[0]) == {
+        "op": "subscribe",
+        "args": [{"channel": "books", "instId": "BTC-USDT"}],
+    }
+    policy = DIALECT.capture_policy()
+    assert policy.snapshot_url is None
+    assert policy.streams(["BTC-USDT"], True) == ["books:BTC-USDT", "trades:BTC-USDT", "bbo-tbt:BTC-USDT"]
+    assert policy.ws_url(DIALECT.live_ws_url, ["BTC-USDT"]) == "wss://ws.okx.com:8443/ws/v5/public"
+    assert not DIALECT.replayable
+
+
+def test_the_synth_encoder_sends_its_snapshot_first_and_checksums_every_update() -> None:
+    encoder = DIALECT.synth_encoder("BTC-USDT")
+    assert DIALECT.synth_encoder("btcusdt").book_stream == encoder.book_stream == "books:BTC-USDT"
+    with pytest.raises(HarnessError, match="known instruments: BTC-USDT"):
+        DIALECT.synth_encoder("DOGE-USDT")
+    with pytest.raises(ValueError, match="snapshot"):
+        encoder.book_frame(DepthDelta("BTC-USDT", 8, 8, [], []))
+    oracle = OkxOracleBooks()
+    snapshot = DepthSnapshot("BTC-USDT", 7, [("100", "1"), ("99", "2")], [("101", "1")])
+    frames = [
+        encoder.snapshot_payload(snapshot, 5000, 1),
+        encoder.book_frame(DepthDelta("BTC-USDT", 9, 9, [("100", "0")], [("100.5", "3")], event_time_ms=2)),
+        encoder.book_frame(DepthDelta("BTC-USDT", 9, 9, [], [], event_time_ms=3)),
+    ]
+    verdicts = []
+    for payload in frames:
+        frame = read_book_frame(payload)
+        assert frame is not None
+        verdicts.append(oracle.feed(frame))
+    assert verdicts == [Verdict.SNAPSHOT, Verdict.APPLIED, Verdict.APPLIED]
+    heartbeat = orjson.loads(frames[2])["data"][0]
+    assert heartbeat["prevSeqId"] == heartbeat["seqId"] == 9 and heartbeat["bids"] == heartbeat["asks"] == []

@@ -75,7 +75,8 @@ class SubjectParts:
     `max_snapshot_limit` is the deepest REST snapshot the venue serves.
     """
 
-    decode_frame: Callable[[bytes], DepthDelta | TopOfBook | Trade | None]
+    decode_frame: Callable[[bytes], DepthDelta | DepthSnapshot | TopOfBook | Trade | None]
+    """A `DepthSnapshot` only where snapshots come on the stream (`BookSync.on_stream_snapshot`)."""
     sequencing: Callable[[], SequencingRule]
     ws_url: Callable[[str, Sequence[str]], str]
     decode_snapshot: Callable[[bytes, str], DepthSnapshot] | None = None

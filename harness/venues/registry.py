@@ -12,8 +12,9 @@ from harness.errors import HarnessError
 from harness.venues.binance_spot import DIALECT as BINANCE_SPOT
 from harness.venues.binance_usdm import DIALECT as BINANCE_USDM
 from harness.venues.dialect import VenueDialect
+from harness.venues.okx import DIALECT as OKX
 
-DIALECTS: dict[str, VenueDialect] = {dialect.name: dialect for dialect in (BINANCE_SPOT, BINANCE_USDM)}
+DIALECTS: dict[str, VenueDialect] = {dialect.name: dialect for dialect in (BINANCE_SPOT, BINANCE_USDM, OKX)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,3 +6,7 @@ frame's ids and levels), `checksum.py` (the CRC32 over the top 25 levels), `dial
 snapshot a late subscriber gets), `synth.py` (the synthetic market as OKX sends it). Subject side:
 `decoder.py` and `sequencing.py`. The oracle's own copy of the rule: `oracle_rule.py`.
 """
+
+from harness.venues.okx.dialect import DIALECT
+
+__all__ = ["DIALECT"]

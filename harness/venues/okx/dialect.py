@@ -17,11 +17,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
+
 from harness.book_events import Level
-from harness.venues.dialect import BookLevels, ChainIds, SnapshotTransport
-from harness.venues.okx.channels import BOOK_CHANNELS, LIVE_REST_URL, LIVE_WS_URL, split_stream
+from harness.errors import HarnessError
+from harness.synth.market import SYMBOLS
+from harness.venues.dialect import (
+    BookLevels,
+    CapturePolicy,
+    ChainIds,
+    SnapshotTransport,
+    SubjectParts,
+    SynthEncoder,
+)
+from harness.venues.okx.channels import (
+    BBO_TBT,
+    BOOK_CHANNELS,
+    BOOKS,
+    LIVE_REST_URL,
+    LIVE_WS_URL,
+    WS_PATH,
+    inst_id_of,
+    split_stream,
+    stream_key,
+)
 from harness.venues.okx.checksum import book_checksum
 from harness.venues.okx.frames import BookFrame, book_frame, stream_of
+
+TRADES = "trades"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +72,8 @@ class OkxDialect:
     snapshot_transport: SnapshotTransport = "stream"
     live_ws_url: str = LIVE_WS_URL
     live_rest_url: str = LIVE_REST_URL
+    replayable: bool = False
+    """On once the replay data, the oracle and the default subject take snapshots from the stream."""
 
     def stream_of(self, payload: bytes) -> str | None:
         return stream_of(payload)
@@ -71,6 +96,10 @@ class OkxDialect:
             raise ValueError("not an OKX book frame")
         return BookLevels(frame.bids, frame.asks, frame.checksum)
 
+    def bridges(self, ids: ChainIds, snapshot_id: int) -> bool:
+        """OKX's snapshot comes on the stream and resets the chain; an update bridges one by its link."""
+        return ids.snapshot or ids.prev_id == snapshot_id
+
     def snapshot_request(self, url: str) -> str | None:
         return None
 
@@ -79,6 +108,51 @@ class OkxDialect:
 
     def checksum(self, bids: Sequence[Level], asks: Sequence[Level]) -> int | None:
         return book_checksum(bids, asks)
+
+
+    def subject_parts(self) -> SubjectParts:
+        from harness.venues.okx.decoder import decode_frame
+        from harness.venues.okx.sequencing import OkxSequencing
+
+        return SubjectParts(
+            decode_frame=decode_frame,
+            sequencing=OkxSequencing,
+            ws_url=lambda ws_base, symbols: ws_url(ws_base),
+            subscribe=lambda symbols: [subscribe_message([stream_key(BOOKS, s) for s in symbols])],
+        )
+
+    def capture_policy(self) -> CapturePolicy:
+        def streams(symbols: Sequence[str], book_ticker: bool) -> list[str]:
+            channels = (BOOKS, TRADES, BBO_TBT) if book_ticker else (BOOKS, TRADES)
+            return [stream_key(channel, symbol) for symbol in symbols for channel in channels]
+
+        return CapturePolicy(streams=streams, ws_url=lambda ws_base, symbols: ws_url(ws_base))
+
+    def synth_encoder(self, symbol: str) -> SynthEncoder:
+        from harness.venues.okx.synth import OkxSynthEncoder
+
+        for market in SYMBOLS.values():
+            if symbol.upper() in (market.symbol, inst_id_of(market.base_asset, market.quote_asset)):
+                return OkxSynthEncoder(market)
+        known = ", ".join(inst_id_of(m.base_asset, m.quote_asset) for m in SYMBOLS.values())
+        raise HarnessError(f"no synthetic okx market for instrument {symbol!r}; known instruments: {known}")
+
+
+def ws_url(ws_base: str) -> str:
+    """The public endpoint under a base (`wss://ws.okx.com:8443`, or the fake venue's `ws://127.0.0.1:port`)."""
+    base = ws_base.rstrip("/")
+    return base if base.endswith(WS_PATH) else base + WS_PATH
+
+
+def subscribe_message(streams: Sequence[str]) -> bytes:
+    """One `subscribe` for these `channel:instId` streams, as a client sends it."""
+    args = []
+    for stream in streams:
+        named = split_stream(stream)
+        if named is None:
+            raise ValueError(f"not an OKX stream key: {stream!r}")
+        args.append({"channel": named[0], "instId": named[1]})
+    return orjson.dumps({"op": "subscribe", "args": args})
 
 
 DIALECT = OkxDialect()
