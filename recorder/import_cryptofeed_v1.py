@@ -25,15 +25,15 @@ import hashlib
 import heapq
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import harness
 from harness.errors import HarnessError
-from harness.venues.binance_spot import streams as binance_streams
-from harness.venues.okx.dialect import DIALECT as OKX
+from harness.venues.dialect import VenueDialect
+from harness.venues.registry import DIALECTS
 from recorder.format import EventKind, RecordingMeta
 from recorder.import_hftbacktest import ImportSummary
 from recorder.segments import RecordingWriter
@@ -47,28 +47,12 @@ _RECEIVED = re.compile(_TS + rb": (.*)", re.DOTALL)
 _FILE = re.compile(r"(?P<exchange>.+)\.(?P<kind>ws|http)\.(?P<conn>[^.]+)\.(?P<rotation>\d+)")
 
 
-@dataclass(frozen=True, slots=True)
-class _VenueReading:
-    """What the import needs of a venue: its stream key per received frame, the symbol a key names."""
-
-    stream_of: Callable[[bytes], str | None]
-    symbol_of: Callable[[str], str | None]
-    depth_path: str | None
-
-
-VENUES: dict[str, _VenueReading] = {
-    "okx": _VenueReading(OKX.stream_of, OKX.symbol_of, None),
-    "binance-spot": _VenueReading(binance_streams.stream_of, binance_streams.symbol_of, "/api/v3/depth"),
-    "binance-usdm": _VenueReading(binance_streams.stream_of, binance_streams.symbol_of, "/fapi/v1/depth"),
-}
-_HOSTS = {
-    "ws.okx.com": "okx",
+_HOST_ALIASES = {
     "wsaws.okx.com": "okx",
     "ws.okex.com": "okx",
-    "stream.binance.com": "binance-spot",
     "data-stream.binance.vision": "binance-spot",
-    "fstream.binance.com": "binance-usdm",
 }
+"""Other hosts a venue's public streams are served from; each venue's own is its `live_ws_url`'s."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,15 +76,15 @@ def import_cryptofeed_v1(
     source = Path(source)
     if seconds is not None and not seconds > 0:
         raise HarnessError(f"--seconds must be more than 0, got {seconds}")
-    if venue is not None and venue not in VENUES:
-        raise HarnessError(f"unknown venue {venue!r} for a cryptofeed v1 import; known: {', '.join(sorted(VENUES))}")
+    if venue is not None and venue not in DIALECTS:
+        raise HarnessError(f"unknown venue {venue!r}; known venues: {', '.join(sorted(DIALECTS))}")
     files = capture_files(source)
     events = list(_merged(files, seconds))
     if not events:
         raise HarnessError(f"{source}: no events to import")
     urls = [event.url for event in events if event.kind is EventKind.WS_OPEN and event.url]
     venue = venue or _venue_of(source, urls)
-    reading = VENUES[venue]
+    reading = DIALECTS[venue]
     summary = ImportSummary(source, Path(output))
     symbols: dict[str, None] = {}
     rows = list(_rows(events, reading, summary, symbols))
@@ -130,7 +114,7 @@ _Row = tuple[EventKind, int, int, bytes, str | None, str | None, int | None]
 
 
 def _rows(
-    events: list[_Event], reading: _VenueReading, summary: ImportSummary, symbols: dict[str, None]
+    events: list[_Event], reading: VenueDialect, summary: ImportSummary, symbols: dict[str, None]
 ) -> Iterator[_Row]:
     """The recording's rows: connection ids in order of first appearance, streams read by the venue."""
     ws_ids: dict[str, int] = {}
@@ -140,7 +124,7 @@ def _rows(
         at = event.at_ns
         if event.kind is EventKind.HTTP_REQUEST:
             conn_id, next_id = next_id, next_id + 1
-            if reading.depth_path is not None and urlsplit(event.url or "").path == reading.depth_path:
+            if reading.snapshot_request(event.url or "") is not None:
                 summary.snapshots += 1
             yield EventKind.HTTP_REQUEST, conn_id, at, b"", event.url, None, None
             yield EventKind.HTTP_RESPONSE, conn_id, at, event.payload, event.url, None, 200
@@ -287,14 +271,15 @@ def _ns(seconds: bytes) -> int:
 
 
 def _venue_of(source: Path, urls: list[str]) -> str:
+    known = {urlsplit(d.live_ws_url).hostname: name for name, d in DIALECTS.items()} | _HOST_ALIASES
     hosts = sorted({urlsplit(url).hostname or url for url in urls})
-    venues = sorted({_HOSTS[host] for host in hosts if host in _HOSTS})
+    venues = sorted({known[host] for host in hosts if host in known})
     if len(venues) == 1:
         return venues[0]
     if not venues:
         raise HarnessError(
             f"{source}: cannot tell the venue from the capture's URLs ({', '.join(hosts) or 'none'}); "
-            f"pass --venue ({', '.join(sorted(VENUES))})"
+            f"pass --venue ({', '.join(sorted(DIALECTS))})"
         )
     raise HarnessError(f"{source}: URLs of several venues ({', '.join(venues)}); pass --venue")
 
