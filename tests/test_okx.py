@@ -22,6 +22,7 @@ from harness.venues.okx.encoder import okx_decimal, snapshot_message
 from harness.venues.okx.oracle_rule import OkxOracleBooks, Verdict, read_book_frame
 from harness.venues.okx.sequencing import OkxSequencing
 from harness.venues.okx.synth import generate_okx_events
+from harness.venues.okx.top_streams import TopStream
 from recorder.format import EventKind
 from tests.okx_helpers import books, real_okx_received
 
@@ -307,3 +308,28 @@ def test_the_synth_encoder_sends_its_snapshot_first_and_checksums_every_update()
     assert verdicts == [Verdict.SNAPSHOT, Verdict.APPLIED, Verdict.APPLIED]
     heartbeat = orjson.loads(frames[2])["data"][0]
     assert heartbeat["prevSeqId"] == heartbeat["seqId"] == 9 and heartbeat["bids"] == heartbeat["asks"] == []
+
+
+def test_books5_and_bbo_tbt_derived_from_the_real_books_match_its_top_after_every_change() -> None:
+    top5 = TopStream("books5:BTC-USDT")
+    bbo = TopStream("bbo-tbt:BTC-USDT")
+    oracle = OkxOracleBooks()
+    derived = Counter[str]()
+    for payload in real_okx_received():
+        frame = read_book_frame(payload)
+        if frame is None or frame.symbol != "BTC-USDT":
+            continue
+        oracle.feed(frame)
+        book = oracle.book("BTC-USDT")
+        assert book is not None
+        for stream, depth in ((top5, 5), (bbo, 1)):
+            for message in stream.add(0, payload):
+                snapshot = decode_frame(message)
+                assert isinstance(snapshot, DepthSnapshot) and snapshot.last_update_id == frame.ts_ms
+                assert [tuple(level[:2]) for level in snapshot.bids] == book.bids(depth)
+                assert [tuple(level[:2]) for level in snapshot.asks] == book.asks(depth)
+                derived[orjson.loads(message)["arg"]["channel"]] += 1
+    # Of the 98 BTC-USDT books messages, 90 moved the top 5 and 71 the best bid or ask.
+    assert derived == {"books5": 90, "bbo-tbt": 71}
+    with pytest.raises(ValueError):
+        TopStream("books:BTC-USDT")
