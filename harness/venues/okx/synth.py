@@ -83,17 +83,17 @@ class OkxSynthEncoder:
     def size(self, units: int) -> str:
         return okx_decimal(units)
 
-    def snapshot_url(self, rest_base: str, limit: int) -> str | None:
+    def snapshot_url(self, rest_base: str) -> str | None:
         return None
 
-    def snapshot_payload(self, snapshot: DepthSnapshot, limit: int, time_ms: int) -> bytes:
-        """The `action: snapshot` message (OKX's `books` sends 400 levels a side at most)."""
+    def snapshot_payload(self, snapshot: DepthSnapshot, time_ms: int) -> bytes:
+        """The `action: snapshot` message: OKX's `books` sends the best 400 levels a side."""
         book = ReferenceBook()
         book.load(snapshot.last_update_id, snapshot.bids, snapshot.asks)
         self._book = book
         self._last_seq = snapshot.last_update_id
-        depth = min(limit, BOOKS_DEPTH)
-        return snapshot_message(self.inst_id, book.bids(depth), book.asks(depth), seq_id=self._last_seq, ts_ms=time_ms)
+        bids, asks = book.bids(BOOKS_DEPTH), book.asks(BOOKS_DEPTH)
+        return snapshot_message(self.inst_id, bids, asks, seq_id=self._last_seq, ts_ms=time_ms)
 
     def book_frame(self, delta: DepthDelta) -> bytes:
         """An update (a heartbeat when `delta` has no levels and keeps the last `seqId`)."""
@@ -176,7 +176,7 @@ class OkxBookPublisher:
             self._strings(sorted(bids.items(), reverse=True)),
             self._strings(sorted(asks.items())),
         )
-        return self._encoder.snapshot_payload(snapshot, BOOKS_DEPTH, _ms(now_ns))
+        return self._encoder.snapshot_payload(snapshot, _ms(now_ns))
 
     def publish(self, now_ns: int) -> bytes | None:
         """The update for the window ending now; None when nothing changed and no heartbeat is due."""
