@@ -1,10 +1,12 @@
 """Our components wired as the harness's default subject: client -> decode -> queue -> sync -> book.
 
-The pipeline a Binance spot consumer runs in production: the reconnecting client hands raw frames
-to `_on_message`, which parses them (stage `parse`) and queues depth updates at NORMAL priority and
-trades at HIGH; one consumer task takes them off (stage `queue`) and feeds the book sync (stage
-`apply`). Snapshots are fetched over REST when the sync asks for one. Every book state the sync
-exposes is reported as a BookObservation; every loss and regain of sync as a SyncEvent.
+The venue's parts (decoder, sync rule, URLs) come from its dialect (`subject_parts()`,
+harness/venues/dialect.py); the pipeline is the one a market-data consumer runs in production: the
+reconnecting client hands raw frames to `_on_message`, which parses them (stage `parse`) and
+queues depth updates at NORMAL priority and trades at HIGH; one consumer task takes them off (stage
+`queue`) and feeds the book sync (stage `apply`). Snapshots are fetched over REST when the sync asks
+for one. Every book state the sync exposes is reported as a BookObservation; every loss and regain
+of sync as a SyncEvent.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable, Iterable
 from time import monotonic_ns
 from typing import Any
 
-from harness.book_events import DecodeError, DepthDelta, Trade
+from harness.book_events import DecodeError, DepthDelta, DepthSnapshot, Trade
 from harness.client import ReconnectingClient
 from harness.client_state import BackoffPolicy, ClientEvent, ConnectionOpened, Disconnected
 from harness.http import HttpError, http_get
@@ -25,24 +27,19 @@ from harness.snapshot_depth import snapshot_limit, whole_book_levels
 from harness.subject import Report, SubjectConfig
 from harness.sync import Applied, BookSync, GapDetected, NeedSnapshot, Resync, SequencingRule, StaleSnapshot, Synced
 from harness.sync import SyncEvent as Decision
-from harness.venues.binance_spot.decoder import decode_frame, decode_snapshot
-from harness.venues.binance_spot.rest import DEPTH_MAX_LIMIT, depth_url
-from harness.venues.binance_spot.sequencing import BinanceSpotSequencing
-from harness.venues.binance_spot.streams import book_streams, combined_url
+from harness.venues.registry import dialect
 
 TOP_LEVELS = 20
-SNAPSHOT_LIMIT = DEPTH_MAX_LIMIT
-"""The deepest snapshot Binance serves: the first for each symbol, and any whose book may be deeper."""
 USER_AGENT = "harness-subject/1"
 
 
-def create(config: SubjectConfig) -> BinanceSpotSubject:
+def create(config: SubjectConfig) -> DefaultSubject:
     """The factory `--subject harness.default_subject:create` names."""
-    return BinanceSpotSubject(config)
+    return DefaultSubject(config)
 
 
-class BinanceSpotSubject:
-    """One combined-stream connection for all symbols, one BookSync per symbol."""
+class DefaultSubject:
+    """One connection for all symbols (the venue's combined stream), one BookSync per symbol."""
 
     def __init__(
         self,
@@ -55,20 +52,27 @@ class BinanceSpotSubject:
         snapshot_retry_s: float = 0.05,
         snapshot_retry_cap_s: float = 1.0,
         snapshot_timeout_s: float = 5.0,
-        sequencing: Callable[[], SequencingRule] = BinanceSpotSequencing,
+        sequencing: Callable[[], SequencingRule] | None = None,
         check_crossed: bool = True,
     ) -> None:
         """The keywords are the knobs a deployment tunes (tests/broken_subjects.py mistunes them on purpose).
 
-        `sequencing` makes one rule per symbol; `watchdog_s=None` trusts a silent socket forever;
-        `max_retries` caps consecutive failed reconnects (None: retry forever); `check_crossed=False`
-        drops the sync's sanity check that a crossed book cannot be in sync.
+        `sequencing` makes one rule per symbol (None: the venue's own); `watchdog_s=None` trusts a
+        silent socket forever; `max_retries` caps consecutive failed reconnects (None: retry
+        forever); `check_crossed=False` drops the sync's sanity check that a crossed book cannot be
+        in sync. An unknown venue is a HarnessError.
         """
-        if config.venue != "binance-spot":
-            raise ValueError(f"the default subject speaks binance-spot, not {config.venue}")
+        parts = dialect(config.venue).subject_parts()
+        if parts.snapshot_url is None or parts.decode_snapshot is None:
+            raise ValueError(f"the default subject fetches REST snapshots; {config.venue} sends them in the stream")
         self._config = config
-        self._url = combined_url(config.ws_url, book_streams(config.symbols))
-        self._syncs = {symbol: BookSync(sequencing(), check_crossed=check_crossed) for symbol in config.symbols}
+        self._parts = parts
+        self._decode_frame = parts.decode_frame
+        self.snapshot_limit = parts.max_snapshot_limit
+        """The deepest snapshot the venue serves: the first for each symbol, and any whose book may be deeper."""
+        self._url = parts.ws_url(config.ws_url, config.symbols)
+        rule = sequencing or parts.sequencing
+        self._syncs = {symbol: BookSync(rule(), check_crossed=check_crossed) for symbol in config.symbols}
         self._queue = BoundedPriorityQueue(queue_size, "DROP_LOWEST")
         self._client = ReconnectingClient(
             self._url,
@@ -122,7 +126,7 @@ class BinanceSpotSubject:
 
     def _on_message(self, payload: bytes, recv_mono_ns: int, recv_wall_ns: int, conn_id: int) -> None:
         try:
-            event = decode_frame(payload)
+            event = self._decode_frame(payload)
         except DecodeError as exc:
             self._decode_errors += 1
             self._report(SyncEvent("decode_error", monotonic_ns(), str(exc)[:200]))
@@ -209,8 +213,8 @@ class BinanceSpotSubject:
             self._refetch.discard(symbol)
             failure = None
             wait_s = None
-            limit = snapshot_limit(self._book_levels.get(symbol))
-            url = depth_url(self._config.rest_url, symbol, limit)
+            limit = snapshot_limit(self._book_levels.get(symbol), self.snapshot_limit)
+            url = self.snapshot_url(symbol, limit)
             try:
                 response = await http_get(url, user_agent=USER_AGENT, timeout_s=self._snapshot_timeout_s)
                 retry_after = response.headers.get("retry-after", "")
@@ -218,7 +222,7 @@ class BinanceSpotSubject:
                 if response.status != 200:
                     failure = f"HTTP {response.status}"
                 else:
-                    snapshot = decode_snapshot(response.body, symbol)
+                    snapshot = self.decode_snapshot(response.body, symbol)
             except (HttpError, TimeoutError, DecodeError) as exc:
                 failure = str(exc)[:200] or type(exc).__name__
             now = monotonic_ns()
@@ -229,7 +233,7 @@ class BinanceSpotSubject:
                 delay = min(delay * 2, self._snapshot_retry_cap_s)
                 continue
             levels = self._book_levels[symbol] = whole_book_levels(limit, len(snapshot.bids), len(snapshot.asks))
-            if levels is None and limit < SNAPSHOT_LIMIT:
+            if levels is None and limit < self.snapshot_limit:
                 continue  # the book outgrew the shallow answer, which may be cut short: ask for the deepest
             decisions = sync.on_snapshot(snapshot)
             again = any(type(d) is NeedSnapshot for d in decisions)
@@ -238,6 +242,15 @@ class BinanceSpotSubject:
                 return
             delay = self._snapshot_retry_s
             await asyncio.sleep(delay)
+
+    def snapshot_url(self, symbol: str, limit: int) -> str:
+        """The venue's REST depth request for `symbol`, `limit` levels deep."""
+        assert self._parts.snapshot_url is not None, "checked in __init__"
+        return self._parts.snapshot_url(self._config.rest_url, symbol, limit)
+
+    def decode_snapshot(self, body: bytes, symbol: str) -> DepthSnapshot:
+        assert self._parts.decode_snapshot is not None, "checked in __init__"
+        return self._parts.decode_snapshot(body, symbol)
 
 
 def _discard(message: object) -> None:

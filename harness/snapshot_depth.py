@@ -17,14 +17,15 @@ DEPTH_CHOICES = (100, 500, 1000, DEPTH_MAX_LIMIT)
 HEADROOM = 2
 
 
-def snapshot_limit(levels: int | None) -> int:
-    """The limit to ask for, given the most levels a side held in the last whole answer (None: unknown)."""
+def snapshot_limit(levels: int | None, deepest: int = DEPTH_MAX_LIMIT) -> int:
+    """The limit to ask for, given the most levels a side held in the last whole answer (None: unknown),
+    on a venue whose deepest answer is `deepest` (USD-M: 1,000, one of its weight steps too)."""
     if levels is None:
-        return DEPTH_MAX_LIMIT
+        return deepest
     for limit in DEPTH_CHOICES:
-        if levels * HEADROOM <= limit:
+        if limit <= deepest and levels * HEADROOM <= limit:
             return limit
-    return DEPTH_MAX_LIMIT
+    return deepest
 
 
 def whole_book_levels(limit: int, bid_levels: int, ask_levels: int) -> int | None:

@@ -20,15 +20,14 @@ import orjson
 from harness.book import OrderBook
 from harness.book_events import DecodeError, DepthDelta, Level
 from harness.client_state import ClientEvent, ConnectionOpened, Disconnected
-from harness.default_subject import SNAPSHOT_LIMIT, USER_AGENT, BinanceSpotSubject
+from harness.default_subject import USER_AGENT, DefaultSubject
 from harness.http import HttpError, http_get
 from harness.observations import SyncEvent
 from harness.queue import MessagePriority
 from harness.subject import SubjectConfig
 from harness.sync import BookSync, NeedSnapshot, Resync, StaleSnapshot, Step, Synced
 from harness.sync import SyncEvent as Decision
-from harness.venues.binance_spot.decoder import decode_frame, decode_snapshot
-from harness.venues.binance_spot.rest import depth_url
+from harness.venues.binance_spot.decoder import decode_frame
 from harness.venues.binance_spot.sequencing import BinanceSpotSequencing
 
 # Sequencing rules with one rule of Binance's "manage a local order book" recipe left out.
@@ -182,7 +181,7 @@ class TextSortedBook(NaiveBook):
 # Subjects.
 
 
-class ResumesAfterReconnect(BinanceSpotSubject):
+class ResumesAfterReconnect(DefaultSubject):
     """Assumes a new connection resumes the stream where the old one left off: keeps its book across
     a disconnect (no resync) and applies the new connection's first update on top of it."""
 
@@ -203,7 +202,7 @@ class ResumesAfterReconnect(BinanceSpotSubject):
         super()._on_event(event)
 
 
-class TrustsSecondSnapshot(BinanceSpotSubject):
+class TrustsSecondSnapshot(DefaultSubject):
     """Refetches a stale snapshot once, then takes the next one as if it bridged, whatever it is."""
 
     def __init__(self, config: SubjectConfig) -> None:
@@ -233,7 +232,7 @@ class TrustsSecondSnapshot(BinanceSpotSubject):
         super()._handle(symbol, decisions, now_ns, stamps)
 
 
-class SingleShotSnapshot(BinanceSpotSubject):
+class SingleShotSnapshot(DefaultSubject):
     """Fetches a snapshot with one attempt; after an error or a timeout it asks no more for that symbol
     until something clears `_gave_up`, so meanwhile the book stays unsynced."""
 
@@ -246,10 +245,10 @@ class SingleShotSnapshot(BinanceSpotSubject):
             super()._want_snapshot(symbol)
 
     async def _fetch_snapshot(self, symbol: str) -> None:
-        url = depth_url(self._config.rest_url, symbol, SNAPSHOT_LIMIT)
+        url = self.snapshot_url(symbol, self.snapshot_limit)
         try:
             response = await http_get(url, user_agent=USER_AGENT, timeout_s=self._snapshot_timeout_s)
-            snapshot = decode_snapshot(response.body, symbol) if response.status == 200 else None
+            snapshot = self.decode_snapshot(response.body, symbol) if response.status == 200 else None
         except (HttpError, TimeoutError, DecodeError):
             snapshot = None
         if snapshot is None:
@@ -278,7 +277,7 @@ class FetchesOncePerConnection(SingleShotSnapshot):
         super()._on_event(event)
 
 
-class PollsSnapshots(BinanceSpotSubject):
+class PollsSnapshots(DefaultSubject):
     """Reloads each book from a fresh 5,000-level snapshot over and over (a "consistency check" on a
     timer far too short), and retries a refused fetch at once, ignoring `Retry-After`: the venue answers
     429, then bans it with 418, and the reload it had started never completes."""
@@ -288,7 +287,7 @@ class PollsSnapshots(BinanceSpotSubject):
 
     async def _fetch_snapshot(self, symbol: str) -> None:
         sync = self._syncs[symbol]
-        url = depth_url(self._config.rest_url, symbol, SNAPSHOT_LIMIT)
+        url = self.snapshot_url(symbol, self.snapshot_limit)
         while True:
             self._handle(
                 symbol, [d for d in sync.on_connection_reset() if type(d) is not NeedSnapshot], time.monotonic_ns()
@@ -303,7 +302,7 @@ class PollsSnapshots(BinanceSpotSubject):
                 status = "no answer" if response is None else f"HTTP {response.status}"
                 self._report(SyncEvent("snapshot_error", time.monotonic_ns(), status, symbol))
                 await asyncio.sleep(self.RETRY_S)
-            self._handle(symbol, sync.on_snapshot(decode_snapshot(response.body, symbol)), time.monotonic_ns())
+            self._handle(symbol, sync.on_snapshot(self.decode_snapshot(response.body, symbol)), time.monotonic_ns())
             await asyncio.sleep(self.RELOAD_EVERY_S)
 
 
@@ -327,7 +326,7 @@ def salvage_depth(payload: bytes) -> DepthDelta | None:
     return DepthDelta(fields["s"], int(fields["U"]), int(fields["u"]), bids, asks)
 
 
-class SalvagesCorruptFrames(BinanceSpotSubject):
+class SalvagesCorruptFrames(DefaultSubject):
     """Repairs frames it cannot decode instead of dropping them and letting the sequence check see the gap."""
 
     def _on_message(self, payload: bytes, recv_mono_ns: int, recv_wall_ns: int, conn_id: int) -> None:
@@ -341,7 +340,7 @@ class SalvagesCorruptFrames(BinanceSpotSubject):
         super()._on_message(payload, recv_mono_ns, recv_wall_ns, conn_id)
 
 
-class SlowReading(BinanceSpotSubject):
+class SlowReading(DefaultSubject):
     """Stops reading for `STALL_S` of wall time (a blocked loop, a long GC pause) once the stream is
     `STALL_AFTER_S` of recorded time old, on a 4 KiB receive buffer, so the venue's backlog for it
     grows past any slow-consumer limit. A stall rather than a steady slowness, so that whether the venue
@@ -383,17 +382,17 @@ class SlowReaderResumes(SlowReading, ResumesAfterReconnect):
     """Dropped for being slow, it carries on with its old book."""
 
 
-class OneSnapshotForAll(BinanceSpotSubject):
+class OneSnapshotForAll(DefaultSubject):
     """Fetches every symbol's REST snapshot from the first symbol's URL (a client written for one
     market and extended to several): each other book is loaded from another market's snapshot."""
 
     async def _fetch_snapshot(self, symbol: str) -> None:
         sync = self._syncs[symbol]
-        url = depth_url(self._config.rest_url, self._config.symbols[0], SNAPSHOT_LIMIT)
+        url = self.snapshot_url(self._config.symbols[0], self.snapshot_limit)
         while True:
             try:
                 response = await http_get(url, user_agent=USER_AGENT, timeout_s=self._snapshot_timeout_s)
-                snapshot = decode_snapshot(response.body, symbol) if response.status == 200 else None
+                snapshot = self.decode_snapshot(response.body, symbol) if response.status == 200 else None
             except (HttpError, TimeoutError, DecodeError):
                 snapshot = None
             if snapshot is not None:
@@ -404,117 +403,117 @@ class OneSnapshotForAll(BinanceSpotSubject):
             await asyncio.sleep(0.2)
 
 
-def _with_books(config: SubjectConfig, book: Callable[[], OrderBook]) -> BinanceSpotSubject:
+def _with_books(config: SubjectConfig, book: Callable[[], OrderBook]) -> DefaultSubject:
     """Our subject on `book`s, without the crossed-book check (which such a book trips on every
     snapshot, so it would never claim sync and resync in a loop: caught, but as a book that never syncs)."""
-    subject = BinanceSpotSubject(config, check_crossed=False)
+    subject = DefaultSubject(config, check_crossed=False)
     subject._syncs = {
         symbol: BookSync(BinanceSpotSequencing(), book(), check_crossed=False) for symbol in config.symbols
     }
     return subject
 
 
-def gap_blind(config: SubjectConfig) -> BinanceSpotSubject:
+def gap_blind(config: SubjectConfig) -> DefaultSubject:
     """Applies updates across sequence gaps (drop, gap, reorder)."""
-    return BinanceSpotSubject(config, sequencing=GapBlindSequencing)
+    return DefaultSubject(config, sequencing=GapBlindSequencing)
 
 
-def applies_duplicates(config: SubjectConfig) -> BinanceSpotSubject:
+def applies_duplicates(config: SubjectConfig) -> DefaultSubject:
     """Applies duplicate and older updates again (duplicate)."""
-    return BinanceSpotSubject(config, sequencing=NoDedupSequencing)
+    return DefaultSubject(config, sequencing=NoDedupSequencing)
 
 
-def sheds_bursts(config: SubjectConfig) -> BinanceSpotSubject:
+def sheds_bursts(config: SubjectConfig) -> DefaultSubject:
     """A four-slot queue: a burst overflows it and depth updates the venue delivered are dropped, so
     the sync sees gaps that were never on the wire and resyncs for nothing (burst)."""
-    return BinanceSpotSubject(config, queue_size=4)
+    return DefaultSubject(config, queue_size=4)
 
 
-def trigger_happy_watchdog(config: SubjectConfig) -> BinanceSpotSubject:
+def trigger_happy_watchdog(config: SubjectConfig) -> DefaultSubject:
     """Takes 200 ms of silence for a dead connection: a network delay costs it a reconnect and a resync (delay)."""
-    return BinanceSpotSubject(config, watchdog_s=0.2)
+    return DefaultSubject(config, watchdog_s=0.2)
 
 
-def no_watchdog(config: SubjectConfig) -> BinanceSpotSubject:
+def no_watchdog(config: SubjectConfig) -> DefaultSubject:
     """Trusts a silent socket forever, so a half-open connection is never noticed (stall)."""
-    return BinanceSpotSubject(config, watchdog_s=None)
+    return DefaultSubject(config, watchdog_s=None)
 
 
-def resumes_after_reconnect(config: SubjectConfig) -> BinanceSpotSubject:
+def resumes_after_reconnect(config: SubjectConfig) -> DefaultSubject:
     """Keeps its book across reconnects, and never asks whether the result is even uncrossed
     (disconnect): the crossed-book check would otherwise resync it by luck whenever the updates it
     missed while away happened to cross the book."""
     return ResumesAfterReconnect(config, check_crossed=False)
 
 
-def gives_up_reconnecting(config: SubjectConfig) -> BinanceSpotSubject:
+def gives_up_reconnecting(config: SubjectConfig) -> DefaultSubject:
     """Stops reconnecting after two refused handshakes in a row (handshake_refused, exchange_restart)."""
-    return BinanceSpotSubject(config, max_retries=2)
+    return DefaultSubject(config, max_retries=2)
 
 
-def gives_up_silently(config: SubjectConfig) -> BinanceSpotSubject:
+def gives_up_silently(config: SubjectConfig) -> DefaultSubject:
     """Never reconnects after a disconnect and does not notice: its book freezes but still claims synced."""
     return ResumesAfterReconnect(config, max_retries=0)
 
 
-def trusts_any_snapshot(config: SubjectConfig) -> BinanceSpotSubject:
+def trusts_any_snapshot(config: SubjectConfig) -> DefaultSubject:
     """Joins stale and too-new snapshots to the stream, and never asks whether the result is even
     uncrossed (snapshot stale, too_new): the crossed-book check would otherwise often resync it by luck."""
-    return BinanceSpotSubject(config, sequencing=TrustingBridgeSequencing, check_crossed=False)
+    return DefaultSubject(config, sequencing=TrustingBridgeSequencing, check_crossed=False)
 
 
-def fetches_once_per_connection(config: SubjectConfig) -> BinanceSpotSubject:
+def fetches_once_per_connection(config: SubjectConfig) -> DefaultSubject:
     """Retries a failed snapshot only after a reconnect (exchange_restart with a REST outage)."""
     return FetchesOncePerConnection(config)
 
 
-def drops_by_first_id(config: SubjectConfig) -> BinanceSpotSubject:
+def drops_by_first_id(config: SubjectConfig) -> DefaultSubject:
     """Drops buffered updates by `U <= lastUpdateId` (straddling snapshots)."""
-    return BinanceSpotSubject(config, sequencing=DropsByFirstIdSequencing)
+    return DefaultSubject(config, sequencing=DropsByFirstIdSequencing)
 
 
-def skips_bridge_check(config: SubjectConfig) -> BinanceSpotSubject:
+def skips_bridge_check(config: SubjectConfig) -> DefaultSubject:
     """Applies the first update after a snapshot without the bridge check; its crossed-book check is on,
     so only a stale snapshot that leaves the book uncrossed gets past it (barely_stale)."""
-    return BinanceSpotSubject(config, sequencing=UncheckedBridgeSequencing)
+    return DefaultSubject(config, sequencing=UncheckedBridgeSequencing)
 
 
-def trusts_second_snapshot(config: SubjectConfig) -> BinanceSpotSubject:
+def trusts_second_snapshot(config: SubjectConfig) -> DefaultSubject:
     """Refetches a stale snapshot once, then trusts the next one (barely_stale served twice in a row)."""
     return TrustsSecondSnapshot(config)
 
 
-def gives_up_on_snapshot(config: SubjectConfig) -> BinanceSpotSubject:
+def gives_up_on_snapshot(config: SubjectConfig) -> DefaultSubject:
     """One snapshot attempt with a 250 ms timeout, then never again (snapshot error, slow)."""
     return GivesUpOnSnapshot(config)
 
 
-def salvages_corrupt_frames(config: SubjectConfig) -> BinanceSpotSubject:
+def salvages_corrupt_frames(config: SubjectConfig) -> DefaultSubject:
     """Applies what it can parse of a broken frame (corrupt, truncated)."""
     return SalvagesCorruptFrames(config)
 
 
-def polls_snapshots(config: SubjectConfig) -> BinanceSpotSubject:
+def polls_snapshots(config: SubjectConfig) -> DefaultSubject:
     """Refetches 5,000-level snapshots in a loop and ignores 429s until it is banned (REST request weight)."""
     return PollsSnapshots(config)
 
 
-def slow_reader_resumes(config: SubjectConfig) -> BinanceSpotSubject:
+def slow_reader_resumes(config: SubjectConfig) -> DefaultSubject:
     """Too slow for the venue, and keeps its book when the venue drops it (slow_consumer)."""
     return SlowReaderResumes(config)
 
 
-def cents_keyed_book(config: SubjectConfig) -> BinanceSpotSubject:
+def cents_keyed_book(config: SubjectConfig) -> DefaultSubject:
     """Keys its books by prices rounded to the cent and trusts them uncrossed (a market quoted below a cent)."""
     return _with_books(config, CentsKeyedBook)
 
 
-def text_sorted_book(config: SubjectConfig) -> BinanceSpotSubject:
+def text_sorted_book(config: SubjectConfig) -> DefaultSubject:
     """Sorts its books' prices as strings and trusts them uncrossed (a market crossing a power of ten)."""
     return _with_books(config, TextSortedBook)
 
 
-def one_snapshot_for_all(config: SubjectConfig) -> BinanceSpotSubject:
+def one_snapshot_for_all(config: SubjectConfig) -> DefaultSubject:
     """Loads every symbol's book from the first symbol's snapshot (several symbols on one connection)."""
     return OneSnapshotForAll(config)
 

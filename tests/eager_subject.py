@@ -10,19 +10,17 @@ from __future__ import annotations
 
 from time import monotonic_ns
 
-from harness.default_subject import SNAPSHOT_LIMIT, TOP_LEVELS, USER_AGENT, BinanceSpotSubject
+from harness.default_subject import TOP_LEVELS, USER_AGENT, DefaultSubject
 from harness.http import http_get
 from harness.observations import BookObservation
 from harness.subject import SubjectConfig
-from harness.venues.binance_spot.decoder import decode_snapshot
-from harness.venues.binance_spot.rest import depth_url
 
 
-class ReportsSnapshotAtOnce(BinanceSpotSubject):
+class ReportsSnapshotAtOnce(DefaultSubject):
     async def _fetch_snapshot(self, symbol: str) -> None:
-        url = depth_url(self._config.rest_url, symbol, SNAPSHOT_LIMIT)
+        url = self.snapshot_url(symbol, self.snapshot_limit)
         response = await http_get(url, user_agent=USER_AGENT, timeout_s=self._snapshot_timeout_s)
-        snapshot = decode_snapshot(response.body, symbol)
+        snapshot = self.decode_snapshot(response.body, symbol)
         now = monotonic_ns()
         bids = [(price, size) for price, size in snapshot.bids[:TOP_LEVELS]]
         asks = [(price, size) for price, size in snapshot.asks[:TOP_LEVELS]]
@@ -31,5 +29,5 @@ class ReportsSnapshotAtOnce(BinanceSpotSubject):
         self._handle(symbol, self._syncs[symbol].on_snapshot(snapshot), monotonic_ns())
 
 
-def create(config: SubjectConfig) -> BinanceSpotSubject:
+def create(config: SubjectConfig) -> DefaultSubject:
     return ReportsSnapshotAtOnce(config)

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import os
 
-from harness.default_subject import BinanceSpotSubject
+from harness.default_subject import DefaultSubject
 from harness.subject import SubjectConfig
 
 
-class PrintingSubject(BinanceSpotSubject):
+class PrintingSubject(DefaultSubject):
     def _on_message(self, payload: bytes, recv_mono_ns: int, recv_wall_ns: int, conn_id: int) -> None:
         print(f"received {len(payload)} bytes on connection {conn_id}")
         os.write(1, b"{not a report line\n")
         super()._on_message(payload, recv_mono_ns, recv_wall_ns, conn_id)
 
 
-def create(config: SubjectConfig) -> BinanceSpotSubject:
+def create(config: SubjectConfig) -> DefaultSubject:
     return PrintingSubject(config)

@@ -1,9 +1,11 @@
-"""`harness synth`: the synthetic market, as the recorder would have captured it from Binance spot.
+"""`harness synth`: the synthetic market, as the recorder would have captured it from a venue.
 
 `generate_events` is the pure core: seeded market events in, the recorder's rows out (no clock, no
-files). It plays both ends of the wire. The venue batches book changes into `@100ms` depthUpdate
-frames (net change per level, contiguous `U`/`u`, skipped when nothing changed) and sends a trade
-frame as each trade happens; the recorder, one combined-stream connection, receives them after a
+files). It plays both ends of the wire, the venue's bytes written by its dialect's `SynthEncoder`
+(harness/venues/). The venue batches book changes into book frames every `window_ns` (Binance
+spot: `@100ms` depthUpdates; USD-M: `@0ms`, 50 ms here, with `pu` linking each to the last; net
+change per level, contiguous ids, skipped when nothing changed) and sends a trade frame as each
+trade happens; the recorder, one combined-stream connection, receives them after a
 seeded network delay, in send order, and after the first depth frame fetches the REST snapshot a
 syncing client needs, whose book is the venue's at the moment the request reaches it. Timestamps
 are a fixed start plus simulated offsets, so a seed always gives the same bytes. Several symbols are
@@ -27,21 +29,18 @@ from pathlib import Path
 from harness import __version__
 from harness.book_events import DepthDelta, DepthSnapshot
 from harness.errors import HarnessError
-from harness.synth.market import BookChange, MarketSimulator, SynthSymbol, Trade, symbol_spec
-from harness.venues.binance_spot.encoder import decimal_string, depth_update_data, trade_data
-from harness.venues.binance_spot.rest import depth_snapshot_body, depth_url
-from harness.venues.binance_spot.streams import combined_url, depth_stream, trade_stream, wrap_combined
-from harness.venues.registry import venue_info
+from harness.synth.market import BookChange, MarketSimulator, Trade
+from harness.venues.dialect import SynthEncoder, SynthTrade, VenueDialect
+from harness.venues.registry import dialect as venue_dialect
 from recorder.format import EventKind, RecordedEvent, RecordingMeta
 from recorder.segments import RecordingWriter
 
 VENUE = "binance-spot"
+"""The venue `generate_events` and `write_synthetic_recording` speak unless told."""
 WALL_START_NS = 1_704_067_200_000_000_000
 """2024-01-01T00:00:00Z: the recorder's first timestamp, before the connection opens."""
 MONO_START_NS = 86_400_000_000_000
 """A monotonic clock on a machine that has been up for a day."""
-WINDOW_NS = 100_000_000
-REST_DEPTH_LIMIT = 5000
 WS_CONN_ID = 1
 REST_CONN_ID = 2
 
@@ -76,8 +75,8 @@ class _Network:
     def back_to_back(self) -> int:
         return self._rng.randrange(400, 2_000)
 
-    def window_phase(self) -> int:
-        return self._rng.randrange(1, WINDOW_NS + 1)
+    def window_phase(self, window_ns: int) -> int:
+        return self._rng.randrange(1, window_ns + 1)
 
     def depth_publish(self) -> int:
         return self._ms(0.3, 0.8)
@@ -95,23 +94,30 @@ class _Network:
 class _Session:
     """One recording's worth of venue and recorder, stepped by the market's own events."""
 
-    def __init__(self, spec: SynthSymbol, seconds: float, seed: int) -> None:
-        info = venue_info(VENUE)
+    def __init__(self, venue: VenueDialect, encoder: SynthEncoder, seconds: float, seed: int) -> None:
+        spec = encoder.market
+        self.venue = venue
+        self.encoder = encoder
         self.spec = spec
         self.symbol = spec.symbol
         self.end_ns = round(seconds * 1e9)
         self.stats = SynthStats()
         self._market = MarketSimulator(spec, seed)
         self._net = _Network(seed)
-        self.depth_stream = depth_stream(spec.symbol)
-        self.trade_stream = trade_stream(spec.symbol)
-        self.ws_url = combined_url(info.ws_url, (self.depth_stream, self.trade_stream))
-        self.rest_url = depth_url(info.rest_url, spec.symbol, REST_DEPTH_LIMIT)
+        self.depth_stream = encoder.book_stream
+        self.trade_stream = encoder.trade_stream
+        self.ws_url = venue.capture_policy().ws_url(venue.live_ws_url, (self.depth_stream, self.trade_stream))
+        rest_url = encoder.snapshot_url(venue.live_rest_url)
+        if rest_url is None:
+            raise HarnessError(f"harness synth does not write {venue.name}'s in-stream snapshots yet")
+        self.rest_url = rest_url
         bids, asks = self._market.book()
         self._bids = dict(bids)
         self._asks = dict(asks)
         self._applied_id = self._market.last_update_id
-        self._window_end = self._net.window_phase()
+        self._published_id = self._applied_id
+        self._window_ns = encoder.window_ns
+        self._window_end = self._net.window_phase(self._window_ns)
         self._window_bids: dict[int, int] = {}
         self._window_asks: dict[int, int] = {}
         self._window_first: int | None = None
@@ -123,6 +129,7 @@ class _Session:
         self._snapshot_requested = False
         self._snapshot_at: int | None = None
         self._snapshot_body: bytes | None = None
+        self._first_depth_id: int | None = None
 
     def events(self) -> Iterator[RecordedEvent]:
         self._record(self._last_recv_ns, EventKind.WS_OPEN, WS_CONN_ID, self.ws_url)
@@ -174,7 +181,7 @@ class _Session:
 
     def _publish_window(self) -> None:
         end = self._window_end
-        self._window_end += WINDOW_NS
+        self._window_end += self._window_ns
         if self._window_first is None:
             return
         send_ns = end + self._net.depth_publish()
@@ -184,17 +191,18 @@ class _Session:
             last_update_id=self._applied_id,
             bids=self._levels(sorted(self._window_bids.items(), reverse=True)),
             asks=self._levels(sorted(self._window_asks.items())),
+            prev_last_update_id=self._published_id,
             event_time_ms=(WALL_START_NS + send_ns) // 1_000_000,
         )
+        self._published_id = self._applied_id
         self._window_bids = {}
         self._window_asks = {}
         self._window_first = None
-        self._push_outgoing(send_ns, self.depth_stream, depth_update_data(delta))
+        self._push_outgoing(send_ns, self.depth_stream, self.encoder.book_frame(delta))
 
     def _send_trade(self, trade: Trade) -> None:
         send_ns = trade.time_ns + self._net.trade_publish()
-        data = trade_data(
-            symbol=self.symbol,
+        data = SynthTrade(
             trade_id=trade.trade_id,
             price=self._price(trade.price),
             quantity=self._size(trade.quantity),
@@ -202,11 +210,11 @@ class _Session:
             event_time_ms=(WALL_START_NS + send_ns) // 1_000_000,
             buyer_is_maker=trade.buyer_is_maker,
         )
-        self._push_outgoing(send_ns, self.trade_stream, data)
+        self._push_outgoing(send_ns, self.trade_stream, self.encoder.trade_frame(data))
 
-    def _push_outgoing(self, send_ns: int, stream: str, data: bytes) -> None:
+    def _push_outgoing(self, send_ns: int, stream: str, payload: bytes) -> None:
         self._order += 1
-        heapq.heappush(self._outgoing, (send_ns, self._order, stream, wrap_combined(stream, data)))
+        heapq.heappush(self._outgoing, (send_ns, self._order, stream, payload))
 
     def _deliver(self, send_ns: int, stream: str, payload: bytes) -> None:
         """One frame reaches the recorder: in send order, after a delay; before subscribing, nothing."""
@@ -220,11 +228,13 @@ class _Session:
             self._request_snapshot(recv_ns)
 
     def _count_depth(self, payload: bytes) -> None:
+        ids = self.venue.chain_ids(self.depth_stream, payload)
+        assert ids is not None, "the encoder's own book frame"
         stats = self.stats
         stats.depth_frames += 1
         if stats.first_update_id is None:
-            stats.first_update_id = _field(payload, b'"U":')
-        stats.last_update_id = _field(payload, b'"u":')
+            stats.first_update_id = ids.first_id
+        stats.last_update_id = ids.last_id
 
     def _request_snapshot(self, first_depth_ns: int) -> None:
         """Recorded only when the response arrives before the recorder stops, so a request never dangles."""
@@ -245,16 +255,17 @@ class _Session:
             bids=self._levels(sorted(self._bids.items(), reverse=True)),
             asks=self._levels(sorted(self._asks.items())),
         )
-        return depth_snapshot_body(snapshot, REST_DEPTH_LIMIT)
+        assert self._snapshot_at is not None, "taken when the request reaches the venue"
+        return self.encoder.snapshot_payload(snapshot, (WALL_START_NS + self._snapshot_at) // 1_000_000)
 
     def _levels(self, levels: list[tuple[int, int]]) -> list[tuple[str, str]]:
         return [(self._price(price), self._size(size)) for price, size in levels]
 
     def _price(self, ticks: int) -> str:
-        return decimal_string(ticks * self.spec.tick_units)
+        return self.encoder.price(ticks * self.spec.tick_units)
 
     def _size(self, lots: int) -> str:
-        return decimal_string(lots * self.spec.lot_units, self.spec.size_decimals)
+        return self.encoder.size(lots * self.spec.lot_units)
 
     def _record(
         self,
@@ -286,19 +297,15 @@ class _Session:
         heapq.heappush(self._recorded, (at_ns, self._order, event))
 
 
-def _field(payload: bytes, key: bytes) -> int:
-    start = payload.index(key) + len(key)
-    return int(payload[start : payload.index(b",", start)])
-
-
-def _sessions(symbols: str | Sequence[str], seconds: float, seed: int) -> list[_Session]:
+def _sessions(symbols: str | Sequence[str], seconds: float, seed: int, venue: str) -> list[_Session]:
     """One session per symbol; the first keeps `seed`, the others get seeds derived from it and their
     symbol, so one symbol's market and timings never copy another's."""
+    dialect = venue_dialect(venue)
     if not (math.isfinite(seconds) and seconds > 0):
         raise HarnessError(f"seconds must be a positive number, not {seconds}")
     names = _symbol_list(symbols)
     return [
-        _Session(symbol_spec(name), seconds, seed if i == 0 else _derived_seed(seed, name))
+        _Session(dialect, dialect.synth_encoder(name), seconds, seed if i == 0 else _derived_seed(seed, name))
         for i, name in enumerate(names)
     ]
 
@@ -326,7 +333,8 @@ def _one_connection(sessions: list[_Session]) -> Iterator[RecordedEvent]:
         yield from sessions[0].events()
         return
     streams = [stream for session in sessions for stream in (session.depth_stream, session.trade_stream)]
-    ws_url = combined_url(venue_info(VENUE).ws_url, streams)
+    venue = sessions[0].venue
+    ws_url = venue.capture_policy().ws_url(venue.live_ws_url, streams)
     tagged = [_tagged(session.events(), index) for index, session in enumerate(sessions)]
     opened = closed = seq = 0
     for event, index in heapq.merge(*tagged, key=lambda pair: pair[0].recv_mono_ns):
@@ -352,22 +360,22 @@ def _tagged(events: Iterator[RecordedEvent], index: int) -> Iterator[tuple[Recor
 
 
 def generate_events(
-    symbols: str | Sequence[str] = "BTCUSDT", seconds: float = 60.0, seed: int = 1
+    symbols: str | Sequence[str] = "BTCUSDT", seconds: float = 60.0, seed: int = 1, venue: str = VENUE
 ) -> Iterator[RecordedEvent]:
     """The recording's rows, `seq` from 0, exactly as `write_synthetic_recording` writes them.
 
     `symbols` is one symbol or several (a sequence, or one comma-separated string). Streams: memory
-    stays bounded however long the run. Raises HarnessError for an unknown or repeated symbol or a
-    duration that is not positive.
+    stays bounded however long the run. Raises HarnessError for an unknown venue, an unknown or
+    repeated symbol or a duration that is not positive.
     """
-    return _one_connection(_sessions(symbols, seconds, seed))
+    return _one_connection(_sessions(symbols, seconds, seed, venue))
 
 
-def recording_meta(symbols: Sequence[str], seconds: float, seed: int) -> RecordingMeta:
+def recording_meta(symbols: Sequence[str], seconds: float, seed: int, venue: str = VENUE) -> RecordingMeta:
     """The metadata a synthetic recording carries; its id is derived from the inputs, so reruns match."""
-    digest = hashlib.sha256(f"synth:{VENUE}:{','.join(symbols)}:{seconds!r}:{seed}".encode()).digest()
+    digest = hashlib.sha256(f"synth:{venue}:{','.join(symbols)}:{seconds!r}:{seed}".encode()).digest()
     return RecordingMeta(
-        venue=VENUE,
+        venue=venue,
         symbols=tuple(symbols),
         tool_version=__version__,
         start_wall_ns=WALL_START_NS,
@@ -377,10 +385,10 @@ def recording_meta(symbols: Sequence[str], seconds: float, seed: int) -> Recordi
 
 
 def _write(
-    output: Path, symbols: str | Sequence[str], seconds: float, seed: int
+    output: Path, symbols: str | Sequence[str], seconds: float, seed: int, venue: str
 ) -> tuple[list[Path], int, list[_Session]]:
-    sessions = _sessions(symbols, seconds, seed)
-    meta = recording_meta([session.symbol for session in sessions], seconds, seed)
+    sessions = _sessions(symbols, seconds, seed, venue)
+    meta = recording_meta([session.symbol for session in sessions], seconds, seed, venue)
     # No fsync: a synthetic recording is rebuilt from its seed, so durability buys nothing here.
     with RecordingWriter(output, meta, fsync=False) as writer:
         for event in _one_connection(sessions):
@@ -389,26 +397,24 @@ def _write(
 
 
 def write_synthetic_recording(
-    output: Path, symbols: str | Sequence[str] = "BTCUSDT", seconds: float = 60.0, seed: int = 1
+    output: Path, symbols: str | Sequence[str] = "BTCUSDT", seconds: float = 60.0, seed: int = 1, venue: str = VENUE
 ) -> Path:
     """Writes the recording folder `output` (which must not hold files yet) and returns its path."""
-    _write(output, symbols, seconds, seed)
+    _write(output, symbols, seconds, seed, venue)
     return Path(output)
 
 
 def synthesize(*, venue: str, symbols: str | Sequence[str], seconds: float, seed: int, output: Path) -> str:
     """`harness synth`: validates the venue, writes the recording, returns a short summary."""
-    venue_info(venue)
-    if venue != VENUE:
-        raise HarnessError(f"harness synth writes only {VENUE} so far, not {venue}")
+    venue_dialect(venue)
     try:
-        segments, rows, sessions = _write(Path(output), symbols, seconds, seed)
+        segments, rows, sessions = _write(Path(output), symbols, seconds, seed, venue)
     except OSError as exc:
         raise HarnessError(f"cannot write the recording to {output}: {exc.strerror or exc}") from None
     size = sum(path.stat().st_size for path in segments)
     names = ",".join(session.symbol for session in sessions)
     lines = [
-        f"wrote {output}: {seconds:g} s of synthetic {VENUE} {names} (seed {seed}), "
+        f"wrote {output}: {seconds:g} s of synthetic {venue} {names} (seed {seed}), "
         f"{rows} events in {len(segments)} segment(s), {size / 1024:.0f} KiB"
     ]
     for session in sessions:

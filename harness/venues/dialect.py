@@ -144,12 +144,14 @@ class SynthEncoder(Protocol):
 
     def trade_frame(self, trade: SynthTrade) -> bytes: ...
 
-    def snapshot_url(self, rest_base: str, limit: int) -> str | None:
-        """The REST request a syncing client makes; None where the snapshot comes over the stream."""
+    def snapshot_url(self, rest_base: str) -> str | None:
+        """The REST request a syncing client makes (as deep as the venue serves); None where the
+        snapshot comes over the stream."""
         ...
 
-    def snapshot_payload(self, snapshot: DepthSnapshot, limit: int, time_ms: int) -> bytes:
-        """The REST body (or the in-stream snapshot frame) for `snapshot`, taken at `time_ms`."""
+    def snapshot_payload(self, snapshot: DepthSnapshot, time_ms: int) -> bytes:
+        """The REST body (or the in-stream snapshot frame) for `snapshot`, taken at `time_ms`: the
+        best levels up to the depth `snapshot_url` asks for."""
         ...
 
 

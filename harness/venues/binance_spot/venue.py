@@ -169,7 +169,7 @@ class BinanceDialect:
         for market in self.synth_markets:
             if market.symbol == symbol.upper():
                 return market
-        known = ", ".join(m.symbol for m in self.synth_markets)
+        known = ", ".join(sorted(m.symbol for m in self.synth_markets))
         raise HarnessError(f"no synthetic {self.name} market for symbol {symbol!r}; known symbols: {known}")
 
 
@@ -206,10 +206,11 @@ class BinanceSynthEncoder:
         )
         return wrap_combined(self.trade_stream, data)
 
-    def snapshot_url(self, rest_base: str, limit: int) -> str | None:
-        return self._dialect.depth_url(rest_base, self.market.symbol, limit)
+    def snapshot_url(self, rest_base: str) -> str | None:
+        return self._dialect.depth_url(rest_base, self.market.symbol, self._dialect.max_depth_limit)
 
-    def snapshot_payload(self, snapshot: DepthSnapshot, limit: int, time_ms: int) -> bytes:
+    def snapshot_payload(self, snapshot: DepthSnapshot, time_ms: int) -> bytes:
+        limit = self._dialect.max_depth_limit
         return depth_body(snapshot.last_update_id, snapshot.bids[:limit], snapshot.asks[:limit])
 
 

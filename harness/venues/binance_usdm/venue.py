@@ -80,7 +80,8 @@ class BinanceUsdmSynthEncoder(BinanceSynthEncoder):
         }
         return wrap_combined(self.trade_stream, orjson.dumps(data))
 
-    def snapshot_payload(self, snapshot: DepthSnapshot, limit: int, time_ms: int) -> bytes:
+    def snapshot_payload(self, snapshot: DepthSnapshot, time_ms: int) -> bytes:
+        limit = DEPTH_MAX_LIMIT
         body = {
             "lastUpdateId": snapshot.last_update_id,
             "E": time_ms,
