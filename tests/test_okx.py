@@ -296,7 +296,7 @@ def test_the_synth_encoder_sends_its_snapshot_first_and_checksums_every_update()
     oracle = OkxOracleBooks()
     snapshot = DepthSnapshot("BTC-USDT", 7, [("100", "1"), ("99", "2")], [("101", "1")])
     frames = [
-        encoder.snapshot_payload(snapshot, 5000, 1),
+        encoder.snapshot_payload(snapshot, 1),
         encoder.book_frame(DepthDelta("BTC-USDT", 9, 9, [("100", "0")], [("100.5", "3")], event_time_ms=2)),
         encoder.book_frame(DepthDelta("BTC-USDT", 9, 9, [], [], event_time_ms=3)),
     ]
