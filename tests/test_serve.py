@@ -17,9 +17,10 @@ from websockets.asyncio.client import connect
 
 from harness.scenarios import load_scenario
 from harness.venues.binance_spot.streams import first_event_time_ms, shift_event_times
+from harness.venues.binance_spot.wire import WIRE
 from replayer.depth_aggregate import DepthAggregate
 from replayer.replay_data import load_replay_data
-from replayer.server import VenueServer, slow_depth_streams
+from replayer.server import VenueServer
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "fixtures" / "binance_spot_btcusdt_synth"
@@ -58,8 +59,8 @@ def test_event_times_are_shifted_in_place_and_nothing_else_changes() -> None:
 
 
 def test_only_unrecorded_slower_depth_streams_are_derived() -> None:
-    assert slow_depth_streams([STREAM, "btcusdt@trade"]) == {STREAM: ["btcusdt@depth", "btcusdt@depth@1000ms"]}
-    assert slow_depth_streams([STREAM, "btcusdt@depth"]) == {STREAM: ["btcusdt@depth@1000ms"]}
+    assert WIRE.derived_streams([STREAM, "btcusdt@trade"]) == {STREAM: ["btcusdt@depth", "btcusdt@depth@1000ms"]}
+    assert WIRE.derived_streams([STREAM, "btcusdt@depth"]) == {STREAM: ["btcusdt@depth@1000ms"]}
 
 
 def test_a_default_depth_subscriber_gets_a_continuous_aggregate_and_loop_replays_for_the_next_session() -> None:
