@@ -8,9 +8,11 @@ spot id by their base and quote assets.
 
 from __future__ import annotations
 
-LIVE_WS_URL = "wss://ws.okx.com:8443/ws/v5/public"
+LIVE_WS_URL = "wss://ws.okx.com:8443"
+"""The host, as the registry keeps every venue's; the public books and trades live under `WS_PATH`."""
 LIVE_REST_URL = "https://www.okx.com"
 WS_PATH = "/ws/v5/public"
+PUBLIC_WS_URL = LIVE_WS_URL + WS_PATH
 
 BOOKS = "books"
 """400 levels: a snapshot, then incremental updates linked by seqId/prevSeqId, with a checksum."""

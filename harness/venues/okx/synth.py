@@ -25,7 +25,7 @@ import orjson
 from harness.book_events import DepthDelta, DepthSnapshot
 from harness.errors import HarnessError
 from harness.synth.market import BookChange, MarketSimulator, SynthSymbol, Trade, symbol_spec
-from harness.venues.okx.channels import BOOKS, CHECKSUM_DEPTH, LIVE_WS_URL, inst_id_of, stream_key
+from harness.venues.okx.channels import BOOKS, CHECKSUM_DEPTH, PUBLIC_WS_URL, inst_id_of, stream_key
 from harness.venues.okx.checksum import book_checksum
 from harness.venues.okx.encoder import books_message, okx_decimal, snapshot_message, wire_level
 from recorder.format import EventKind, RecordedEvent
@@ -292,7 +292,7 @@ def _row(seq: int, at_ns: int, kind: EventKind, stream: str | None, payload: byt
         kind=kind,
         recv_wall_ns=WALL_START_NS + at_ns,
         recv_mono_ns=MONO_START_NS + at_ns,
-        url=LIVE_WS_URL,
+        url=PUBLIC_WS_URL,
         stream=stream,
         payload=payload,
     )
