@@ -21,6 +21,7 @@ from harness.venues.okx.encoder import okx_decimal, snapshot_message
 from harness.venues.okx.oracle_rule import OkxOracleBooks, Verdict, read_book_frame
 from harness.venues.okx.sequencing import OkxSequencing
 from harness.venues.okx.synth import generate_okx_events
+from harness.venues.okx.top_streams import TopStream
 from recorder.format import EventKind
 from tests.okx_helpers import books, real_okx_received
 
@@ -265,3 +266,28 @@ def test_the_oracle_rule_imports_neither_the_subject_side_nor_the_book_and_sync(
     loaded = set(eval(out))
     forbidden = {"harness.book", "harness.sync", "harness.venues.okx.decoder", "harness.venues.okx.sequencing"}
     assert "harness.venues.okx.oracle_rule" in loaded and not loaded & forbidden
+
+
+def test_books5_and_bbo_tbt_derived_from_the_real_books_match_its_top_after_every_change() -> None:
+    top5 = TopStream("books5:BTC-USDT")
+    bbo = TopStream("bbo-tbt:BTC-USDT")
+    oracle = OkxOracleBooks()
+    derived = Counter[str]()
+    for payload in real_okx_received():
+        frame = read_book_frame(payload)
+        if frame is None or frame.symbol != "BTC-USDT":
+            continue
+        oracle.feed(frame)
+        book = oracle.book("BTC-USDT")
+        assert book is not None
+        for stream, depth in ((top5, 5), (bbo, 1)):
+            for message in stream.add(0, payload):
+                snapshot = decode_frame(message)
+                assert isinstance(snapshot, DepthSnapshot) and snapshot.last_update_id == frame.ts_ms
+                assert [tuple(level[:2]) for level in snapshot.bids] == book.bids(depth)
+                assert [tuple(level[:2]) for level in snapshot.asks] == book.asks(depth)
+                derived[orjson.loads(message)["arg"]["channel"]] += 1
+    # Of the 98 BTC-USDT books messages, 90 moved the top 5 and 71 the best bid or ask.
+    assert derived == {"books5": 90, "bbo-tbt": 71}
+    with pytest.raises(ValueError):
+        TopStream("books:BTC-USDT")
