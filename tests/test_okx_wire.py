@@ -67,3 +67,15 @@ def test_recorded_frames_go_out_as_recorded_and_times_shift_in_place() -> None:
     shifted = WIRE.shift_times(payload, 250)
     assert shifted == payload.replace(b'"ts":"1700000000000"', b'"ts":"1700000000250"')
     assert WIRE.rest("/api/v5/market/books", {}, None) == HttpReply(404, b'{"code":"404","msg":"Not Found"}')  # type: ignore[arg-type]
+
+
+def test_books5_and_bbo_tbt_are_derived_from_a_recorded_books_stream() -> None:
+    recorded = ["books:BTC-USDT", "bbo-tbt:BTC-USDT", "trades:BTC-USDT"]
+    assert WIRE.derived_streams(recorded) == {"books:BTC-USDT": ["books5:BTC-USDT"]}
+    top = WIRE.aggregator("books5:BTC-USDT")
+    snapshot = books(3, -1, action="snapshot", bids=[("10", "1")], asks=[("11", "1")])
+    [message] = top.add(0, snapshot)
+    assert orjson.loads(message)["data"][0]["seqId"] == 3
+    [deeper] = top.add(0, books(4, 3, bids=[("5", "1")]))
+    assert [level[0] for level in orjson.loads(deeper)["data"][0]["bids"]] == ["10", "5"]
+    assert top.flush() == []

@@ -2,7 +2,8 @@
 
 Built on `control.py` (requests, acks, errors, ping/pong) and `encoder.py` (the snapshot a new
 `books` subscriber gets, from the venue's book at the current position, with its checksum): this
-module only maps them onto the contract. One path, `/ws/v5/public`, subscribes to nothing by itself;
+module only maps them onto the contract; `books5` and `bbo-tbt` are computed from a recorded `books`
+(top_streams.py). One path, `/ws/v5/public`, subscribes to nothing by itself;
 clients subscribe by message and keep the connection alive with the text `ping` (OKX sends no ping
 frames; it drops a connection idle for 30 s, which the core does not model yet). Recorded frames go
 out as recorded. OKX's REST snapshot is not needed by a `books` client, so REST answers 404.
@@ -18,9 +19,10 @@ from urllib.parse import urlsplit
 
 from harness.book_events import Level
 from harness.venues.okx import control
-from harness.venues.okx.channels import BOOKS, WS_PATH, split_stream
+from harness.venues.okx.channels import BBO_TBT, BOOKS, BOOKS5, WS_PATH, split_stream, stream_key
 from harness.venues.okx.dialect import DIALECT
 from harness.venues.okx.encoder import snapshot_message
+from harness.venues.okx.top_streams import TopStream
 from harness.venues.wire import (
     Aggregator,
     Books,
@@ -106,10 +108,20 @@ class OkxWire:
         return DIALECT.is_book_stream(stream)
 
     def derived_streams(self, recorded: Iterable[str]) -> dict[str, list[str]]:
-        return {}
+        """For each recorded `books:X`, the `books5:X` and `bbo-tbt:X` OKX would also serve (top_streams.py)."""
+        have = list(recorded)
+        derived: dict[str, list[str]] = {}
+        for stream in have:
+            named = split_stream(stream)
+            if named is not None and named[0] == BOOKS:
+                names = [stream_key(channel, named[1]) for channel in (BOOKS5, BBO_TBT)]
+                names = [name for name in names if name not in have]
+                if names:
+                    derived[stream] = names
+        return derived
 
     def aggregator(self, derived: str) -> Aggregator:
-        raise ValueError(f"OKX derives no stream from another: {derived!r}")
+        return TopStream(derived)
 
     def shift_times(self, payload: bytes, delta_ms: int) -> bytes:
         """Every `"ts":"<ms>"` moved by `delta_ms`; every other byte as recorded."""
