@@ -11,7 +11,7 @@ from harness.venues.wire import ConnectionState, Control, ControlRejected, HttpR
 from replayer.reference_book import ReferenceBook
 from tests.okx_helpers import books
 
-STATE = ConnectionState(streams=(), framing="raw")
+STATE = ConnectionState(streams=(), framing="raw", connection_id=42)
 
 
 class _Books:
@@ -38,6 +38,7 @@ def test_subscribe_is_acked_per_arg_and_ping_is_answered_pong() -> None:
     replies = WIRE.render_control(parsed, STATE)
     assert [orjson.loads(r.payload)["arg"]["instId"] for r in replies] == ["BTC-USDT", "X-Y"]
     assert all(orjson.loads(r.payload)["event"] == "subscribe" for r in replies)
+    assert {orjson.loads(r.payload)["connId"] for r in replies} == {"0000002a"}
     ping = WIRE.parse_control("ping")
     assert ping == Control("ping") and WIRE.render_control(ping, STATE) == [Reply(b"pong")]
     rejected = WIRE.parse_control('{"op":"subscribe"}')

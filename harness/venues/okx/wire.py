@@ -40,8 +40,9 @@ from harness.venues.wire import (
     WireLimits,
 )
 
-CONN_ID = "00000001"
-"""The `connId` the fake venue puts in its replies (OKX's are 8 hex digits, one per connection)."""
+CONN_ID = "00000000"
+"""The `connId` of an error reply, which the contract renders without knowing the connection; acks
+carry the connection's own (`conn_id`)."""
 FRAMING = "raw"
 SNAPSHOT_DEPTH = 400
 _TS = re.compile(rb'"ts":"(\d+)"')
@@ -82,7 +83,7 @@ class OkxWire:
         request = control_.echo
         if not isinstance(request, control.Subscription):
             raise TypeError(f"an OKX {control_.kind} control carries its Subscription in `echo`")
-        return [Reply(ack) for ack in control.acks(request, CONN_ID)]
+        return [Reply(ack) for ack in control.acks(request, conn_id(state.connection_id))]
 
     def render_limit_error(self, control_: Control, limit: LimitName, allowed: int) -> Reply:
         msg = f"Invalid args: at most {allowed} channels on one connection"
@@ -157,6 +158,11 @@ class OkxWire:
 
 
 WIRE: VenueWire = OkxWire()
+
+
+def conn_id(connection_id: int) -> str:
+    """OKX's `connId` for the fake venue's connection number: 8 hex digits, as OKX writes them."""
+    return f"{connection_id & 0xFFFFFFFF:08x}"
 
 
 def _request_id(control_: Control) -> str | None:
