@@ -84,9 +84,21 @@ def serve(
         bool, typer.Option("--rebase-time", help="Shift recorded event times (E, T) so the replay reads as now.")
     ] = False,
     rest_weight_limit: Annotated[int, typer.Option(min=0, help=_WEIGHT_HELP)] = 6000,
+    max_connections: Annotated[
+        int, typer.Option(min=0, help="Open WebSocket connections before handshakes get HTTP 503; 0 is off.")
+    ] = 1000,
+    max_frame_bytes: Annotated[
+        int, typer.Option(min=0, help="Largest message a client may send (closed with 1009 past it); 0 is off.")
+    ] = 65536,
+    max_streams_per_connection: Annotated[
+        int, typer.Option(min=0, help="Streams one connection may hold (Binance's 1024); 0 is off.")
+    ] = 1024,
+    messages_per_second: Annotated[
+        int, typer.Option(min=0, help="Client messages per sliding second before a 1008 close (Binance's 5); 0 is off.")
+    ] = 5,
 ) -> None:
     """Serve a recording as a fake venue (WebSocket + REST) on loopback, with a scenario's faults if asked."""
-    from replayer.serve_command import run_serve
+    from replayer.serve_command import ServeLimits, run_serve
 
     run_serve(
         recording=recording,
@@ -99,6 +111,7 @@ def serve(
         rebase_time=rebase_time,
         injected_path=injected,
         rest_weight_limit=rest_weight_limit,
+        limits=ServeLimits(max_connections, max_frame_bytes, max_streams_per_connection, messages_per_second),
     )
 
 

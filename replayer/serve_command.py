@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,25 @@ from harness.errors import HarnessError
 from harness.loopback import exposure_warning
 from harness.scenarios import Scenario, load_scenario
 from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
+from harness.venues.binance_spot.streams import MAX_INCOMING_MESSAGES_PER_SECOND, MAX_STREAMS_PER_CONNECTION
 from replayer.faults import FaultPlan
 from replayer.replay_data import ReplayData, load_replay_data
 from replayer.server import VenueServer
 from replayer.timeline import Send, TimelineEntry
+from replayer.venue_limits import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class ServeLimits:
+    """`harness serve`'s limit options as typed (0 turns a limit off); VenueServer takes None for off."""
+
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    max_streams_per_connection: int = MAX_STREAMS_PER_CONNECTION
+    messages_per_second: int = MAX_INCOMING_MESSAGES_PER_SECOND
+
+    def describe(self) -> str:
+        return ", ".join(f"{name.replace('_', ' ')} {getattr(self, name) or 'off'}" for name in self.__slots__)
 
 
 def run_serve(
@@ -42,6 +58,7 @@ def run_serve(
     rebase_time: bool = False,
     injected_path: Path | None = None,
     rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE,
+    limits: ServeLimits | None = None,
 ) -> None:
     """Blocks until Ctrl-C; prints the WebSocket and REST base URLs as soon as the port listens."""
     if speed is not None and speed < 0:
@@ -63,7 +80,18 @@ def run_serve(
     log = InjectedLog(recording, loaded, seed, pace, plan, data, injected_path)
     try:
         asyncio.run(
-            _serve(data, recording, pace, host, port, log, loop=loop, rebase_time=rebase_time, weight=rest_weight_limit)
+            _serve(
+                data,
+                recording,
+                pace,
+                host,
+                port,
+                log,
+                loop=loop,
+                rebase_time=rebase_time,
+                weight=rest_weight_limit,
+                limits=limits or ServeLimits(),
+            )
         )
     except KeyboardInterrupt:
         print("stopped", flush=True)
@@ -183,6 +211,7 @@ async def _serve(
     loop: bool,
     rebase_time: bool,
     weight: int,
+    limits: ServeLimits,
 ) -> None:
     if (warning := exposure_warning(host)) is not None:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
@@ -198,6 +227,10 @@ async def _serve(
         rebase_time=rebase_time,
         on_finished=lambda session: _finished(session, loop, log),
         rest_weight_limit=weight,
+        max_connections=limits.max_connections or None,
+        max_frame_bytes=limits.max_frame_bytes or None,
+        max_streams_per_connection=limits.max_streams_per_connection or None,
+        messages_per_second=limits.messages_per_second or None,
     )
     log.server = server
     try:
@@ -224,6 +257,7 @@ async def _serve(
             )
         limit = f"{weight} weight a minute per IP (429, then 418 bans)" if weight else "off"
         print(f"rest weight limit: {limit}; --rest-weight-limit sets it, 0 turns it off", flush=True)
+        print(f"limits: {limits.describe()} (docs/fake-venue.md, 'Limits'; 0 turns one off)", flush=True)
         print("the replay clock starts when the first client subscribes; Ctrl-C stops", flush=True)
         await asyncio.Event().wait()
     finally:

@@ -16,10 +16,11 @@ import orjson
 from websockets.asyncio.client import connect
 
 from harness.scenarios import load_scenario
+from harness.venues.binance_spot.depth_aggregate import DepthAggregate
 from harness.venues.binance_spot.streams import first_event_time_ms, shift_event_times
-from replayer.depth_aggregate import DepthAggregate
+from harness.venues.binance_spot.wire import WIRE
 from replayer.replay_data import load_replay_data
-from replayer.server import VenueServer, slow_depth_streams
+from replayer.server import VenueServer
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "fixtures" / "binance_spot_btcusdt_synth"
@@ -58,8 +59,8 @@ def test_event_times_are_shifted_in_place_and_nothing_else_changes() -> None:
 
 
 def test_only_unrecorded_slower_depth_streams_are_derived() -> None:
-    assert slow_depth_streams([STREAM, "btcusdt@trade"]) == {STREAM: ["btcusdt@depth", "btcusdt@depth@1000ms"]}
-    assert slow_depth_streams([STREAM, "btcusdt@depth"]) == {STREAM: ["btcusdt@depth@1000ms"]}
+    assert WIRE.derived_streams([STREAM, "btcusdt@trade"]) == {STREAM: ["btcusdt@depth", "btcusdt@depth@1000ms"]}
+    assert WIRE.derived_streams([STREAM, "btcusdt@depth"]) == {STREAM: ["btcusdt@depth@1000ms"]}
 
 
 def test_a_default_depth_subscriber_gets_a_continuous_aggregate_and_loop_replays_for_the_next_session() -> None:
@@ -103,7 +104,7 @@ def test_a_default_depth_subscriber_gets_a_continuous_aggregate_and_loop_replays
 def test_serve_with_a_scenario_logs_connections_and_writes_what_it_injected(tmp_path: Path) -> None:
     injected = tmp_path / "injected.json"
     command = [sys.executable, "-m", "harness.cli", "serve", "--recording", str(FIXTURE), "--scenario", "gap_storm"]
-    command += ["--speed", "30", "--injected", str(injected)]
+    command += ["--speed", "30", "--injected", str(injected), "--max-frame-bytes", "0", "--max-connections", "1"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     assert proc.stdout is not None and proc.stderr is not None
     try:
@@ -137,6 +138,8 @@ def test_serve_with_a_scenario_logs_connections_and_writes_what_it_injected(tmp_
             proc.kill()
     text = "".join(seen) + rest_of_output
     assert "connection 1 from 127.0.0.1:" in text and f"connection 1 subscribed to {STREAM}" in text
+    limits = next(line for line in text.splitlines() if line.startswith("limits: "))
+    assert "max connections 1, max frame bytes off, max streams per connection 1024" in limits
     doc = orjson.loads(injected.read_bytes())
     frames = load_replay_data(FIXTURE).frames
     plan = load_scenario("gap_storm").plan(frames)
