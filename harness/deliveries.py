@@ -14,8 +14,10 @@ plans send every connection the same frames, and a reconnect with nothing missed
 hole); the chain may start from any snapshot served before the observation, and the checker takes
 the best one (the highest `lastUpdateId` at or below `u`, which needs the fewest links; snapshots
 may fall inside an event, `U <= lastUpdateId < u`, so a frame counts for the ids it carries past
-L). Once a chain has crossed a hole, every later state built on it crossed it too, until the subject
-resyncs (a new sync point) or a snapshot past the hole is served. Pure: no clock, no socket.
+L; where the venue links each frame to the last (`prev_last`, USD-M's `pu`), a frame covers every id
+after its link, since the ids between belong to the venue's other books). Once a chain has crossed
+a hole, every later state built on it crossed it too, until the subject resyncs (a new sync point)
+or a snapshot past the hole is served. Pure: no clock, no socket.
 """
 
 from __future__ import annotations
@@ -102,7 +104,9 @@ class Deliveries:
                     first_write[send.frame_index] = send.write_mono_ns
         ranges: dict[str, dict[tuple[int, int], int]] = {}
         for index, frame in by_index.items():
-            key = (frame.first_update_id, frame.last_update_id)
+            link = getattr(frame, "prev_last", None)
+            first = frame.first_update_id if link is None else min(frame.first_update_id, link + 1)
+            key = (first, frame.last_update_id)
             span = ranges.setdefault(frame.symbol, {})
             span[key] = min(span.get(key, NEVER), first_write.get(index, NEVER))  # recorded twice: either copy
         self._symbols: dict[str, _Symbol] = {}

@@ -19,7 +19,7 @@ from harness.scenarios import load_scenario
 from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 from replayer.faults import FaultPlan
 from replayer.faults.work import FaultWindow
-from replayer.replay_data import ReplayData, load_replay_data
+from replayer.replay_data import ReplayData, load_replay_data, wire_of
 from replayer.server import ServerStats, ServerThread, VenueServer
 from replayer.timeline import (
     ClientBufferLimit,
@@ -79,6 +79,7 @@ class FakeVenue:
             speed=self.speed,
             socket_send_buffer=SLOW_READER_SNDBUF if limits else None,
             rest_weight_limit=self.rest_weight_limit,
+            wire=wire_of(self.data),
         )
         try:
             self._server = self._thread.start()

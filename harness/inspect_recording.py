@@ -2,28 +2,29 @@
 
 Besides counts and rates it lists the connection holes (a `ws_close` and the `ws_open` that ended the
 outage, how long it lasted and why the connection closed) and checks the recorded data itself: on a
-Binance depth stream each frame's `U` must be the previous frame's `u` + 1 on the same connection, so
-a hole there is data the venue (or the recorder) lost, not something replay introduced. A reconnect
-starts a new chain. When the recording holds a bookTicker stream, the depth stream rebuilt on its
+book stream each frame must continue the previous one on the same connection by the venue's chain
+rule (its dialect's `ChainIds.follows`: Binance spot `U == previous u + 1`, USD-M `pu == previous
+u`), so a hole there is data the venue (or the recorder) lost, not something replay introduced. A
+reconnect starts a new chain. When the recording holds a bookTicker stream, the depth stream rebuilt on its
 snapshot is checked against it (replayer/ticker_agreement.py); that check reads the recording's frames
 into memory, as a replay does. A journal whose torn last batch was dropped gets a `warning:` line.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import polars as pl
 import pyarrow.parquet as pq
 
 from harness.errors import HarnessError
+from harness.venues.dialect import VenueDialect
+from harness.venues.registry import dialect as venue_dialect
 from recorder.format import OPEN_SUFFIX, EventKind
 from recorder.segments import JournalReader
 from replayer.reader import Recording
@@ -33,7 +34,6 @@ from replayer.ticker_agreement import ticker_agreement
 HOLE_EXAMPLES = 10
 CONNECTION_HOLES_LISTED = 100
 SNAPSHOT_ITEMS = 20
-_UPDATE_IDS = re.compile(rb'"U":(\d+),"u":(\d+)')
 _NO_STREAM = "(none)"
 
 
@@ -72,11 +72,12 @@ def inspect_recording(path: Path, as_json: bool) -> str:
 def summarize(path: Path) -> dict[str, Any]:
     """The summary as plain data with stable keys (the `--json` output)."""
     recording = Recording(path)
+    venue = venue_dialect(recording.venue)
     tally = _Tally()
     for batch in recording.iter_batches():
         # A RecordBatch makes a DataFrame; pyarrow is untyped here, so polars' overloads cannot tell.
         frame = cast(pl.DataFrame, pl.from_arrow(batch.drop_columns(["payload"])))
-        _add_batch(tally, frame, batch.column("payload").to_pylist())
+        _add_batch(tally, frame, batch.column("payload").to_pylist(), venue)
     meta = recording.meta
     first, last = tally.first_mono, tally.last_mono
     duration_s = (last - first) / 1e9 if first is not None and last is not None else 0.0
@@ -135,7 +136,7 @@ def _book_ticker(path: Path, tally: _Tally) -> dict[str, Any] | None:
     return asdict(agreement) if agreement is not None else None
 
 
-def _add_batch(tally: _Tally, frame: pl.DataFrame, payloads: list[bytes]) -> None:
+def _add_batch(tally: _Tally, frame: pl.DataFrame, payloads: list[bytes], venue: VenueDialect) -> None:
     frame = frame.with_columns(pl.col("kind").cast(pl.String), pl.col("stream").cast(pl.String))
     tally.events += frame.height
     monos = frame["recv_mono_ns"]
@@ -155,15 +156,15 @@ def _add_batch(tally: _Tally, frame: pl.DataFrame, payloads: list[bytes]) -> Non
     for row in lifecycle.select("seq", "conn_id", "kind", "recv_mono_ns", "status", "reason").iter_rows():
         _add_lifecycle(tally, *row)
     indexed = frame.with_row_index("row")
-    depth = indexed.filter((pl.col("kind") == str(EventKind.WS_RECV)) & pl.col("stream").str.contains("@depth"))
+    book_streams = [stream for stream in tally.streams if venue.is_book_stream(stream)]
+    depth = indexed.filter((pl.col("kind") == str(EventKind.WS_RECV)) & pl.col("stream").is_in(book_streams))
     for row, seq, conn_id, stream in depth.select("row", "seq", "conn_id", "stream").iter_rows():
-        _check_sequence(tally, seq, conn_id, stream, payloads[row])
-    responses = indexed.filter(
-        (pl.col("kind") == str(EventKind.HTTP_RESPONSE))
-        & pl.col("url").cast(pl.String).str.contains("/depth?", literal=True)
-    )
+        _check_sequence(tally, seq, conn_id, stream, payloads[row], venue)
+    responses = indexed.filter(pl.col("kind") == str(EventKind.HTTP_RESPONSE))
     for row, seq, url, status in responses.select("row", "seq", "url", "status").iter_rows():
-        _add_snapshot(tally, seq, url, status, payloads[row])
+        symbol = venue.snapshot_request(url or "")
+        if symbol is not None:
+            _add_snapshot(tally, seq, symbol, status, payloads[row], venue)
 
 
 def _add_lifecycle(
@@ -184,53 +185,48 @@ def _add_lifecycle(
         tally.conn_hole_items.append({**closed, "open_seq": seq, "opened_conn": conn_id, "seconds": round(seconds, 6)})
 
 
-def _check_sequence(tally: _Tally, seq: int, conn_id: int, stream: str, payload: bytes) -> None:
-    ids = _update_ids(payload)
+def _check_sequence(tally: _Tally, seq: int, conn_id: int, stream: str, payload: bytes, venue: VenueDialect) -> None:
+    """One book frame against the last on its connection and stream. Where the venue links frames
+    (`prev_id`), a hole's missing updates are not countable (its ids are shared with other books)."""
+    try:
+        ids = venue.chain_ids(stream, payload)
+    except ValueError:
+        return
     if ids is None:
         return
-    first, last = ids
     key = (conn_id, stream)
     previous = tally.last_u.get(key)
-    tally.last_u[key] = last
-    if previous is None or first == previous + 1:
+    tally.last_u[key] = ids.last_id
+    if previous is None or ids.follows(previous):
         return
     tally.holes += 1
-    tally.missing_updates += max(first - previous - 1, 0)
+    example: dict[str, Any] = {"seq": seq, "conn_id": conn_id, "stream": stream}
+    if ids.prev_id is None:
+        tally.missing_updates += max(ids.first_id - previous - 1, 0)
+        example |= {"expected_U": previous + 1, "got_U": ids.first_id}
+    else:
+        example |= {"expected_prev": previous, "got_prev": ids.prev_id}
     if len(tally.hole_examples) < HOLE_EXAMPLES:
-        tally.hole_examples.append(
-            {"seq": seq, "conn_id": conn_id, "stream": stream, "expected_U": previous + 1, "got_U": first}
-        )
+        tally.hole_examples.append(example)
 
 
-def _update_ids(payload: bytes) -> tuple[int, int] | None:
-    """`U` and `u` of a depthUpdate frame: a regex where Binance's key order allows, JSON otherwise."""
-    match = _UPDATE_IDS.search(payload)
-    if match:
-        return int(match.group(1)), int(match.group(2))
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return None
-    data = doc.get("data", doc) if isinstance(doc, dict) else None
-    if not isinstance(data, dict):
-        return None
-    first, last = data.get("U"), data.get("u")
-    return (first, last) if isinstance(first, int) and isinstance(last, int) else None
-
-
-def _add_snapshot(tally: _Tally, seq: int, url: str | None, status: int | None, payload: bytes) -> None:
+def _add_snapshot(
+    tally: _Tally, seq: int, symbol: str, status: int | None, payload: bytes, venue: VenueDialect
+) -> None:
     tally.snapshots += 1
     if len(tally.snapshot_items) >= SNAPSHOT_ITEMS:
         return
-    symbol = parse_qs(urlsplit(url or "").query).get("symbol", [None])[0]
     try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        doc = None
-    last = doc.get("lastUpdateId") if isinstance(doc, dict) else None
-    tally.snapshot_items.append(
-        {"seq": seq, "symbol": symbol, "status": status, "last_update_id": last if isinstance(last, int) else None}
-    )
+        last: int | None = venue.parse_rest_snapshot(symbol, payload)[0]
+    except ValueError:
+        last = None
+    tally.snapshot_items.append({"seq": seq, "symbol": symbol, "status": status, "last_update_id": last})
+
+
+def _hole_text(hole: dict[str, Any]) -> str:
+    if "expected_U" in hole:
+        return f"expected U={hole['expected_U']}, got U={hole['got_U']}"
+    return f"expected a link to {hole['expected_prev']}, got one to {hole['got_prev']}"
 
 
 def _segment_info(segment: Path) -> dict[str, Any]:
@@ -274,10 +270,7 @@ def render_text(s: dict[str, Any]) -> str:
     ]
     lines += [f"  {stream:<28} {v['frames']:>9}  {v['frames_per_s']:>9.1f}/s" for stream, v in s["streams"].items()]
     lines.append(f"seq holes   {holes['count']}  ({holes['missing_updates']} updates missing)")
-    lines += [
-        f"  seq {h['seq']} conn {h['conn_id']} {h['stream']}: expected U={h['expected_U']}, got U={h['got_U']}"
-        for h in holes["examples"]
-    ]
+    lines += [f"  seq {h['seq']} conn {h['conn_id']} {h['stream']}: {_hole_text(h)}" for h in holes["examples"]]
     lines.append(f"reconnects  {conns['reconnects']}  ({conns['ws_opens']} connections; close codes: {codes})")
     gaps = s["holes"]
     lines.append(f"holes       {gaps['count']}  ({gaps['seconds']:.3f} s without a connection)")

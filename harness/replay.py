@@ -31,10 +31,7 @@ from harness.report import apply_expectations, build_report
 from harness.scenarios import load_scenario
 from harness.subject import DEFAULT_SUBJECT, check_factory_spec
 from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
-from harness.venues.registry import DIALECTS
-from harness.venues.registry import dialect as venue_dialect
-from replayer.reader import Recording
-from replayer.replay_data import ReplayData, load_replay_data
+from replayer.replay_data import ReplayData, load_replay_data, wire_of
 from replayer.server import VenueServer
 from replayer.timeline import ClientBufferLimit, TimelineEntry
 
@@ -103,14 +100,12 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
     if not (speed >= 0 and math.isfinite(speed)):
         raise HarnessError(f"speed must be a finite number >= 0 (0 is as fast as the subject reads), not {speed}")
     recording_path = request.recording or BUNDLED_FIXTURE
-    dialect = venue_dialect(Recording(recording_path).venue)
-    if not dialect.replayable:
-        replayable = ", ".join(name for name, known in DIALECTS.items() if known.replayable)
-        raise HarnessError(
-            f"{recording_path}: the fake venue does not speak {dialect.name} yet; it replays {replayable}"
-        )
-    venue = dialect.name
     data = load_replay_data(recording_path)
+    try:
+        wire_of(data)
+    except HarnessError as exc:
+        raise HarnessError(f"{recording_path}: {exc}") from None
+    venue = data.dialect.name
     for note in data.notes:
         print(f"warning: {note}", file=sys.stderr)
     plan = scenario.plan(data.frames, seed, data.dialect)
@@ -227,6 +222,7 @@ async def _run(setup: _Setup, progress: Progress | None, stderr_file: Any) -> tu
         seed=setup.seed,
         socket_send_buffer=SLOW_READER_SNDBUF if _limits_client_buffers(setup.schedule) else None,
         rest_weight_limit=setup.rest_weight_limit,
+        wire=wire_of(setup.data),
     )
     try:
         await server.start()

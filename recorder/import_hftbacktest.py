@@ -1,4 +1,4 @@
-"""Imports a Binance capture in hftbacktest's collector format into a recording (format v1).
+"""Imports a Binance capture (spot or USD-M) in hftbacktest's collector format into a recording (format v1).
 
 hftbacktest's collector writes gzip text, one line per message: `<local receive time, ns> <raw JSON>`,
 the JSON exactly as it arrived: combined-stream frames (`{"stream":..,"data":..}`) and, where the
@@ -11,6 +11,9 @@ combined URL of the streams the capture holds; each snapshot as a request and re
 own connection id at the snapshot line's time, its URL naming the capture's one depth symbol and a
 `limit` equal to the levels the body holds; no close, since the capture just ends. Receive times are
 the collector's wall clock, used for both time columns.
+
+The venue comes from the capture: depth events with `pu` are Binance USD-M futures' (binance-usdm,
+REST `/fapi/v1/depth`), without it Binance spot's; `venue=` (`harness import --venue`) overrides.
 """
 
 from __future__ import annotations
@@ -27,14 +30,15 @@ import orjson
 
 import harness
 from harness.errors import HarnessError
-from harness.venues.binance_spot.rest import depth_url
-from harness.venues.binance_spot.streams import combined_url, is_depth_diff, stream_of, symbol_of
-from harness.venues.registry import venue_info
+from harness.venues.binance_spot.streams import stream_of
+from harness.venues.binance_spot.venue import BinanceDialect
+from harness.venues.registry import dialect
 from recorder.format import EventKind, RecordingMeta
 from recorder.segments import RecordingWriter
 
 FORMAT = "hftbacktest"
-VENUE = "binance-spot"
+VENUES = ("binance-spot", "binance-usdm")
+"""The venues hftbacktest's Binance collector captures."""
 WS_CONN_ID = 1
 
 
@@ -44,6 +48,8 @@ class _Line:
     recv_ns: int
     payload: bytes
     stream: str | None
+    linked: bool = False
+    """A depth event with `pu`: USD-M's."""
 
 
 @dataclass(slots=True)
@@ -65,33 +71,41 @@ class ImportSummary:
         )
 
 
-def import_hftbacktest(source: Path, output: Path, *, seconds: float | None = None) -> ImportSummary:
+def import_hftbacktest(
+    source: Path, output: Path, *, seconds: float | None = None, venue: str | None = None
+) -> ImportSummary:
     """Writes the capture at `source` (or its first `seconds`) as a recording at `output`.
 
-    Raises HarnessError for a file that is not such a capture, a capture of another venue, or an
-    output that already exists; the same input always gives the same bytes.
+    `venue` None takes it from the capture (see the module docstring). Raises HarnessError for a file
+    that is not such a capture, a venue the collector does not capture, or an output that already
+    exists; the same input always gives the same bytes.
     """
     source = Path(source)
     if seconds is not None and not seconds > 0:
         raise HarnessError(f"--seconds must be more than 0, got {seconds}")
+    if venue is not None and dialect(venue).name not in VENUES:
+        raise HarnessError(f"hftbacktest captures are of {' or '.join(VENUES)}, not {venue}")
     lines = list(_read(source, seconds))
     if not lines:
         raise HarnessError(f"{source}: no lines to import")
+    if venue is None:
+        venue = VENUES[1] if any(line.linked for line in lines) else VENUES[0]
+    info = dialect(venue)
+    assert isinstance(info, BinanceDialect), "VENUES are Binance's"
     streams = list(dict.fromkeys(line.stream for line in lines if line.stream is not None))
-    depth_symbols = list(dict.fromkeys(symbol_of(s) for s in streams if is_depth_diff(s)))
+    depth_symbols = [s.split("@", 1)[0].upper() for s in dict.fromkeys(streams) if info.is_book_stream(s)]
     if not depth_symbols:
-        raise HarnessError(f"{source}: no Binance depth stream in the capture; nothing a book could be built from")
+        raise HarnessError(f"{source}: no {venue} depth stream in the capture; nothing a book could be built from")
     has_snapshot = any(line.stream is None for line in lines)
     if has_snapshot and len(depth_symbols) > 1:
         raise HarnessError(
             f"{source}: depth streams for {', '.join(depth_symbols)}, and a REST snapshot body does not say "
             "which symbol it is for; import one symbol's capture at a time"
         )
-    info = venue_info(VENUE)
-    ws_url = combined_url(info.ws_url, tuple(streams))
-    symbols = tuple(dict.fromkeys(symbol_of(s) for s in streams))
+    ws_url = info.ws_url(info.live_ws_url, streams)
+    symbols = tuple(dict.fromkeys(name for s in streams if (name := info.symbol_of(s)) is not None))
     meta = RecordingMeta(
-        venue=VENUE,
+        venue=venue,
         symbols=symbols,
         tool_version=harness.__version__,
         start_wall_ns=lines[0].recv_ns,
@@ -105,7 +119,7 @@ def import_hftbacktest(source: Path, output: Path, *, seconds: float | None = No
             meta,
             lines,
             ws_url,
-            depth_url_for=lambda levels: depth_url(info.rest_url, depth_symbols[0], levels),
+            depth_url_for=lambda levels: info.depth_url(info.live_rest_url, depth_symbols[0], levels),
             summary=summary,
         )
     except OSError as exc:
@@ -193,12 +207,8 @@ def _parse(source: Path, number: int, raw: bytes) -> _Line:
         raise HarnessError(f"{source}:{number}: expected '<receive time ns> <JSON>'")
     stream = stream_of(payload)
     if stream is not None:
-        if is_depth_diff(stream) and b'"pu":' in payload:
-            raise HarnessError(
-                f"{source}:{number}: a depth frame with `pu`, so a Binance USD-M futures capture; "
-                f"only {VENUE} captures can be imported"
-            )
-        return _Line(number, int(stamp), payload, stream)
+        linked = "@depth" in stream and b'"pu":' in payload
+        return _Line(number, int(stamp), payload, stream, linked)
     try:
         body = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:

@@ -48,16 +48,9 @@ from harness.client_state import (
 )
 from harness.errors import HarnessError
 from harness.http import HttpError, http_get
-from harness.venues.binance_spot.rest import EXCHANGE_INFO_PATH, depth_url
-from harness.venues.binance_spot.streams import book_streams, stream_of
-from harness.venues.registry import venue_info
-from recorder.binance_capture import (
-    SNAPSHOT_ATTEMPTS,
-    SNAPSHOT_LIMIT,
-    SnapshotNeeds,
-    combined_stream_url,
-    normalize_symbols,
-)
+from harness.venues.dialect import VenueDialect
+from harness.venues.registry import dialect
+from recorder.capture import SNAPSHOT_ATTEMPTS, SnapshotNeeds, capture_url, normalize_symbols
 from recorder.format import EventKind, RecordingMeta
 from recorder.redaction import Redactor
 from recorder.segments import SEGMENT_MAX_BYTES, RecordingWriter
@@ -84,7 +77,6 @@ class RecordConfig:
     rest_url: str
     output: Path
     seconds: float | None = None
-    snapshot_limit: int = SNAPSHOT_LIMIT
     snapshot_attempts: int = SNAPSHOT_ATTEMPTS
     snapshot_retry_s: float = 0.25
     backoff_initial_s: float = 0.5
@@ -103,9 +95,13 @@ class RecordConfig:
     secrets: tuple[str, ...] = ()
     """Further values to redact wherever they appear."""
 
+    @property
+    def dialect(self) -> VenueDialect:
+        return dialect(self.venue)
+
     def redactor(self) -> Redactor:
         """Every value this config holds that must not reach the file."""
-        market = set(book_streams(self.symbols))
+        market = set(self.dialect.capture_policy().streams(self.symbols, True))
         listen_keys = [s for s in self.extra_streams if "@" not in s and s not in market]
         return Redactor([*(value for _, value in self.headers), *listen_keys, *self.secrets])
 
@@ -156,12 +152,14 @@ def make_config(
 ) -> RecordConfig:
     """Resolves the venue's default endpoints; raises HarnessError for an unknown venue, bad symbols,
     a header that is not `Name: value`, or a secret too short to be told from data."""
-    info = venue_info(venue)
+    info = dialect(venue)
+    if info.capture_policy().snapshot_url is None:
+        raise HarnessError(f"harness record does not record {venue}'s in-stream snapshots yet")
     config = RecordConfig(
         venue=info.name,
         symbols=normalize_symbols(symbols),
-        ws_url=ws_url or info.ws_url,
-        rest_url=rest_url or info.rest_url,
+        ws_url=ws_url or info.live_ws_url,
+        rest_url=rest_url or info.live_rest_url,
         output=Path(output),
         seconds=seconds,
         book_ticker=book_ticker,
@@ -287,8 +285,13 @@ class _Recorder:
         self.observe = observe
         self.observe_client = observe_client
         self.summary = RecordSummary(output=config.output)
-        self.url = combined_stream_url(
-            config.ws_url, config.symbols, book_ticker=config.book_ticker, extra_streams=config.extra_streams
+        self.venue = config.dialect
+        self.url = capture_url(
+            self.venue,
+            config.ws_url,
+            config.symbols,
+            book_ticker=config.book_ticker,
+            extra_streams=config.extra_streams,
         )
         self.redact = config.redactor()
         self._next_conn_id = 1
@@ -308,8 +311,10 @@ class _Recorder:
         self._writer: _WriterThread | None = None
 
     async def run(self, handle_signals: bool) -> RecordSummary:
-        for symbol in self.config.symbols:
-            await _check_listed(self.config.rest_url, symbol, self.config.headers)
+        listing_url = self.venue.capture_policy().listing_url
+        if listing_url is not None:
+            for symbol in self.config.symbols:
+                await _check_listed(listing_url(self.config.rest_url, symbol), symbol, self.config.headers)
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         meta = RecordingMeta(
@@ -369,7 +374,7 @@ class _Recorder:
         """The client's account of the connection, turned into `ws_open`/`ws_close` rows and counters."""
         if isinstance(event, ConnectionOpened):
             self._conn_id = self._take_conn_id()
-            self._needs = SnapshotNeeds.for_symbols(self.config.symbols)
+            self._needs = SnapshotNeeds.for_symbols(self.venue, self.config.symbols)
             self.summary.connections += 1
             self._emit(EventKind.WS_OPEN, self._conn_id, event.wall_ns, event.mono_ns, b"", self.url)
         elif isinstance(event, Disconnected) and self._conn_id is not None:
@@ -395,7 +400,7 @@ class _Recorder:
     def _on_frame(self, payload: bytes, mono_ns: int, wall_ns: int, client_conn_id: int) -> None:
         conn_id, needs = self._conn_id, self._needs
         assert conn_id is not None and needs is not None, "a frame outside a connection"
-        stream = stream_of(payload)
+        stream = self.venue.stream_of(payload)
         self.summary.frames += 1
         self._emit(EventKind.WS_RECV, conn_id, wall_ns, mono_ns, payload, self.url, stream)
         symbol = needs.on_frame(stream, payload)
@@ -417,7 +422,9 @@ class _Recorder:
     async def _fetch_snapshot(self, needs: SnapshotNeeds, symbol: str) -> None:
         """Fetches until a snapshot a syncing client would keep, backing off between tries (at least
         as long as a 429's or 418's `Retry-After` says: Binance bans an IP that keeps asking)."""
-        url = depth_url(self.config.rest_url, symbol, self.config.snapshot_limit)
+        snapshot_url = self.venue.capture_policy().snapshot_url
+        assert snapshot_url is not None, "make_config refuses venues without REST snapshots"
+        url = snapshot_url(self.config.rest_url, symbol)
         told_to_wait_s = 0.0
         for attempt in range(self.config.snapshot_attempts):
             if attempt:
@@ -502,14 +509,13 @@ class _Recorder:
             self.observe(kind, conn_id, stream)
 
 
-async def _check_listed(rest_url: str, symbol: str, headers: tuple[tuple[str, str], ...]) -> None:
+async def _check_listed(url: str, symbol: str, headers: tuple[tuple[str, str], ...]) -> None:
     """Refuses, before anything is recorded, a symbol the venue says it does not list (-1121).
 
     Without this a stream nobody publishes records nothing, and the run ends "0 frames" as if that
     were a result. Any other answer (none at all, or a venue without the endpoint) is left to the
     recording itself, which reports an unreachable venue on its own.
     """
-    url = f"{rest_url.rstrip('/')}{EXCHANGE_INFO_PATH}?symbol={symbol}"
     try:
         response = await http_get(url, user_agent=USER_AGENT, headers=headers)
     except HttpError:

@@ -34,7 +34,9 @@ from harness.errors import HarnessError
 from harness.venues.binance_spot import DIALECT as BINANCE_SPOT
 from harness.venues.binance_spot.rest import SymbolSpec, symbol_spec
 from harness.venues.dialect import ChainIds, VenueDialect
+from harness.venues.registry import DIALECTS
 from harness.venues.registry import dialect as venue_dialect
+from harness.venues.wire import VenueWire
 from recorder.format import EventKind, RecordedEvent
 from replayer.reader import Recording
 from replayer.reference_book import ReferenceBook
@@ -87,6 +89,16 @@ def load_replay_data(path: str | os.PathLike[str]) -> ReplayData:
     data = build_replay_data(recording.iter_events(), recording.symbols, source=str(path), dialect=dialect)
     data.notes = tuple(recording.notes)
     return data
+
+
+def wire_of(data: ReplayData) -> VenueWire:
+    """What the fake venue speaks for the recording's venue; HarnessError (naming the venues it does
+    speak) when it does not speak this one yet."""
+    wire = data.dialect.wire()
+    if wire is None:
+        speaks = ", ".join(name for name, known in DIALECTS.items() if known.wire() is not None)
+        raise HarnessError(f"the fake venue does not speak {data.dialect.name} yet; it speaks {speaks}")
+    return wire
 
 
 def build_replay_data(

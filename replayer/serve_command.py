@@ -27,7 +27,7 @@ from harness.scenarios import Scenario, load_scenario
 from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 from harness.venues.binance_spot.streams import MAX_INCOMING_MESSAGES_PER_SECOND, MAX_STREAMS_PER_CONNECTION
 from replayer.faults import FaultPlan
-from replayer.replay_data import ReplayData, load_replay_data
+from replayer.replay_data import ReplayData, load_replay_data, wire_of
 from replayer.server import VenueServer
 from replayer.timeline import Send, TimelineEntry
 from replayer.venue_limits import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_BYTES
@@ -231,6 +231,7 @@ async def _serve(
         max_frame_bytes=limits.max_frame_bytes or None,
         max_streams_per_connection=limits.max_streams_per_connection or None,
         messages_per_second=limits.messages_per_second or None,
+        wire=wire_of(data),
     )
     log.server = server
     try:

@@ -29,6 +29,7 @@ from harness.sync import BookSync, NeedSnapshot, Resync, StaleSnapshot, Step, Sy
 from harness.sync import SyncEvent as Decision
 from harness.venues.binance_spot.decoder import decode_frame
 from harness.venues.binance_spot.sequencing import BinanceSpotSequencing
+from harness.venues.binance_usdm.sequencing import BinanceUsdmSequencing
 
 # Sequencing rules with one rule of Binance's "manage a local order book" recipe left out.
 
@@ -110,6 +111,14 @@ class ResumingSequencing(BinanceSpotSequencing):
             self.resume_next = False
             return Step.APPLY
         return super().follow(delta, last_update_id)
+
+
+class LinkBlindSequencing(BinanceUsdmSequencing):
+    """Binance USD-M's rule with the `pu` check left out: anything newer than the book is applied, so
+    a lost event leaves a hole nobody notices (on a clean feed every `pu` matches anyway)."""
+
+    def follow(self, delta: DepthDelta, last_update_id: int) -> Step:
+        return Step.DROP if delta.last_update_id <= last_update_id else Step.APPLY
 
 
 # Books that get prices wrong in ways only some markets show.
@@ -526,3 +535,13 @@ class CrashesBeforeConnecting:
 def crashes_before_connecting(config: SubjectConfig) -> CrashesBeforeConnecting:
     """Raises at once, so nothing ever subscribes and the replay clock never starts."""
     return CrashesBeforeConnecting()
+
+
+def ignores_pu(config: SubjectConfig) -> DefaultSubject:
+    """USD-M: never compares `pu` with the last `u`, so dropped events go unnoticed."""
+    return DefaultSubject(config, sequencing=LinkBlindSequencing)
+
+
+def spot_rule_on_usdm(config: SubjectConfig) -> DefaultSubject:
+    """USD-M with spot's rule (`U == last u + 1`): USD-M's ids skip, so every event looks like a gap."""
+    return DefaultSubject(config, sequencing=BinanceSpotSequencing)

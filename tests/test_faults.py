@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from itertools import pairwise
 from typing import Any
 
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.errors import HarnessError
+from harness.venues.binance_spot import DIALECT as BINANCE_SPOT
 from replayer.faults import FAULT_KINDS, build_schedule, fault, sequence_breaks
 from replayer.faults.stream import corrupt_payload
 from replayer.timeline import (
@@ -506,3 +508,35 @@ def test_any_plan_keeps_its_invariants(seed: int, kinds: list) -> None:
     assert len(faulted(plan, "duplicate")) == plan.injected.get("duplicate", 0)
     assert all(w.start_ns <= w.stop_ns <= w.heal_ns <= plan.heal_by_ns for w in plan.windows)
     assert plan == build_schedule(FRAMES, specs, seed)
+
+
+def test_a_fault_the_venue_cannot_have_is_listed_not_armed() -> None:
+    """On a venue whose snapshots come over the WebSocket a REST snapshot fault is not applicable: the
+    plan leaves it out and says why, and the faults that apply are armed as on any venue."""
+    stream_venue = replace(BINANCE_SPOT, name="stream-venue", snapshot_transport="stream")
+    faults = [
+        fault("snapshot", 2, 4, mode="stale"),
+        fault("exchange_restart", 5, 6, rest_outage=1.0),
+        fault("drop", 2, 10, probability=0.3),
+    ]
+    plan = build_schedule(FRAMES, faults, seed=7, venue=stream_venue)
+    assert list(plan.not_applicable) == ["snapshot.0", "exchange_restart.0"]
+    assert "over the WebSocket" in plan.not_applicable["snapshot.0"]
+    assert plan.injected["snapshot"] == 0 == plan.injected["exchange_restart"]
+    assert not [e for e in plan.entries if isinstance(e, RestBehaviour | Disconnect)]
+    # Each fault draws from its own stream, so leaving two out does not move the drops.
+    assert plan.entries == build_schedule(FRAMES, faults[2:], seed=7).entries
+    assert plan.injected["drop"] > 0
+    on_binance = build_schedule(FRAMES, faults, seed=7, venue=BINANCE_SPOT)
+    assert on_binance.not_applicable == {} and on_binance.injected["snapshot"] == 1
+
+
+def test_sequence_breaks_follow_the_venue_s_link_where_it_sends_one() -> None:
+    """USD-M frames chain on `pu`: ids that skip are no break, a `pu` that does not match is one."""
+    linked = [
+        Frame(0, 0, "btcusdt@depth@0ms", b"a", 10, 20, "BTCUSDT", prev_id=5),
+        Frame(1, 1, "btcusdt@depth@0ms", b"b", 31, 40, "BTCUSDT", prev_id=20),
+        Frame(2, 2, "btcusdt@depth@0ms", b"c", 41, 45, "BTCUSDT", prev_id=39),
+    ]
+    assert sequence_breaks(clean_schedule(linked)) == 1
+    assert sequence_breaks(clean_schedule(linked[:2])) == 0

@@ -22,6 +22,8 @@ from replayer.replay_data import load_replay_data
 REPO = Path(__file__).resolve().parents[1]
 REAL_CAPTURE = REPO.parent / "shared" / "data" / "real" / "binance_spot_btcusdt_20240808.hftbacktest.gz"
 REAL_FIXTURE = REPO / "fixtures" / "binance_spot_btcusdt_real_60s"
+REAL_USDM_CAPTURE = REAL_CAPTURE.with_name("binance_usdm_btcusdt_20240808.hftbacktest.gz")
+REAL_USDM_FIXTURE = REPO / "fixtures" / "binance_usdm_btcusdt_real_30s"
 T0 = 1_723_161_253_937_085_768
 
 
@@ -109,11 +111,7 @@ def test_the_same_capture_gives_the_same_bytes_and_seconds_cuts_it(tmp_path: Pat
         ([(T0, depth(1, 2)), (T0 + 1, b"not json at all")], r"cap\.gz:2: not JSON"),
         ([(T0, depth(1, 2)), (T0 + 1, b'{"result":null,"id":1}')], r"cap\.gz:2: neither a combined-stream frame"),
         ([(T0, depth(1, 2)), (T0 - 1, TRADE)], r"cap\.gz:2: receive time goes back"),
-        ([(T0, TRADE)], r"no Binance depth stream"),
-        (
-            [(T0, depth(1, 2).replace(b'"U":1', b'"U":1,"pu":0'))],
-            r"cap\.gz:1: a depth frame with `pu`, so a Binance USD-M futures capture",
-        ),
+        ([(T0, TRADE)], r"no binance-spot depth stream"),
         (
             [(T0, depth(1, 2)), (T0 + 1, depth(1, 2).replace(b"btcusdt@", b"ethusdt@")), (T0 + 2, SNAPSHOT)],
             r"depth streams for BTCUSDT, ETHUSDT, and a REST snapshot body does not say which symbol",
@@ -202,3 +200,55 @@ def test_the_bundled_real_fixture_holds_an_unbroken_depth_stream_after_its_snaps
     first = depth_frames[0]
     assert first.first_update_id is not None and first.last_update_id is not None
     assert first.first_update_id <= data.start_books["BTCUSDT"].last_update_id + 1 <= first.last_update_id
+
+
+def usdm_lines() -> list[tuple[int, bytes]]:
+    """A USD-M capture's shapes: `@depth@0ms` with `pu` (ids skip, as USD-M's do), the snapshot body
+    with `E`/`T`, the first applicable event ending at its `lastUpdateId`."""
+
+    def event(first: int, last: int, prev: int) -> bytes:
+        data = {"e": "depthUpdate", "E": 1, "T": 1, "s": "BTCUSDT", "U": first, "u": last, "pu": prev}
+        return orjson.dumps({"stream": "btcusdt@depth@0ms", "data": data | {"b": [["100.1", "1.5"]], "a": []}})
+
+    snapshot = b'{"lastUpdateId":30,"E":2,"T":2,"bids":[["100.1","1.0"]],"asks":[["100.2","2.0"]]}'
+    return [(T0, event(20, 30, 12)), (T0 + 1, snapshot), (T0 + 2, event(37, 41, 30)), (T0 + 3, event(45, 45, 41))]
+
+
+def test_a_capture_with_pu_is_binance_usdm_unless_told_otherwise(tmp_path: Path) -> None:
+    source = write_capture(tmp_path / "cap.gz", usdm_lines())
+    import_hftbacktest(source, tmp_path / "rec")
+    recording = Recording(tmp_path / "rec")
+    assert recording.venue == "binance-usdm"
+    requests = [e.url for e in recording.iter_events() if e.kind is EventKind.HTTP_REQUEST]
+    assert requests == ["https://fapi.binance.com/fapi/v1/depth?symbol=BTCUSDT&limit=1"]
+    data = load_replay_data(tmp_path / "rec")
+    assert [f.prev_id for f in data.frames] == [12, 30, 41]
+    assert data.start_books["BTCUSDT"].last_update_id == 30
+    spot = write_capture(tmp_path / "spot.gz", capture_lines())
+    import_hftbacktest(spot, tmp_path / "told", venue="binance-usdm")
+    assert Recording(tmp_path / "told").venue == "binance-usdm"
+    with pytest.raises(HarnessError, match="unknown venue 'nope'; known venues: binance-spot"):
+        run_import(capture_format="hftbacktest", source=source, output=tmp_path / "x", seconds=None, venue="nope")
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.skipif(not REAL_USDM_CAPTURE.exists(), reason="real capture not available")
+def test_the_bundled_usdm_fixture_is_what_the_importer_writes(tmp_path: Path) -> None:
+    import_hftbacktest(REAL_USDM_CAPTURE, tmp_path / "rec", seconds=30)
+    fresh = [p.read_bytes() for p in sorted((tmp_path / "rec").iterdir())]
+    stored = [p.read_bytes() for p in sorted(REAL_USDM_FIXTURE.iterdir())]
+    stale = "fixture is stale: delete fixtures/binance_usdm_btcusdt_real_30s and run `make fixture-real`"
+    assert fresh == stored, stale
+
+
+def test_the_usdm_fixture_chains_on_pu_and_its_first_event_brackets_the_snapshot() -> None:
+    assert sum(p.stat().st_size for p in REAL_USDM_FIXTURE.iterdir()) < 1024 * 1024
+    data = load_replay_data(REAL_USDM_FIXTURE)
+    assert data.dialect.name == "binance-usdm"
+    chain = [f.chain for f in data.frames if f.chain is not None]
+    assert len(chain) > 500
+    assert all(b.prev_id == a.last_id for a, b in itertools.pairwise(chain))
+    assert any(b.first_id != a.last_id + 1 for a, b in itertools.pairwise(chain)), "USD-M ids skip"
+    snapshot = data.snapshots["BTCUSDT"][0]
+    assert chain[0].first_id <= snapshot.last_update_id <= chain[0].last_id
+    assert data.start_books["BTCUSDT"].last_update_id == snapshot.last_update_id

@@ -14,7 +14,6 @@ from harness.errors import HarnessError
 from harness.venues.okx.oracle_rule import OkxOracleBooks, Verdict, read_book_frame
 from recorder.format import EventKind
 from recorder.import_cryptofeed_v1 import capture_files, import_cryptofeed_v1
-from recorder.importing import run_import
 from replayer.reader import Recording
 from replayer.replay_data import load_replay_data
 from tests.okx_helpers import REAL_OKX, real_okx_received
@@ -146,8 +145,6 @@ def test_venue_overrides_the_urls_and_is_checked(tmp_path: Path) -> None:
     assert Recording(tmp_path / "rec").venue == "okx" and summary.streams == {"books:A-B": 1}
     with pytest.raises(HarnessError, match="unknown venue 'kraken'"):
         import_cryptofeed_v1(path, tmp_path / "other", venue="kraken")
-    with pytest.raises(HarnessError, match="--venue does not apply to hftbacktest"):
-        run_import(capture_format="hftbacktest", source=path, output=tmp_path / "x", seconds=None, venue="okx")
 
 
 def test_the_cli_imports_and_reports_a_bad_capture_on_one_line(tmp_path: Path) -> None:

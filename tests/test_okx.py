@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from harness.book_events import DecodeError, DepthDelta, DepthSnapshot
+from harness.client_state import StepReply
 from harness.errors import HarnessError
 from harness.sync import Applied, BookSync, GapDetected, NeedSnapshot, Resync, Step, Synced
 from harness.venues.dialect import VenueDialect
@@ -275,15 +276,23 @@ def test_the_dialect_wires_the_subject_the_recorder_and_the_synth() -> None:
     assert parts.snapshot_url is None and parts.decode_snapshot is None
     assert parts.ws_url("ws://127.0.0.1:5000", ["BTC-USDT"]) == "ws://127.0.0.1:5000/ws/v5/public"
     assert parts.subscribe is not None
-    assert orjson.loads(parts.subscribe(["BTC-USDT"])[0]) == {
+    step = parts.subscribe(["BTC-USDT", "ETH-USDT"])
+    assert orjson.loads(step.messages()[0]) == {
         "op": "subscribe",
-        "args": [{"channel": "books", "instId": "BTC-USDT"}],
+        "args": [{"channel": "books", "instId": "BTC-USDT"}, {"channel": "books", "instId": "ETH-USDT"}],
     }
+    ack = b'{"event":"subscribe","arg":{"channel":"books","instId":"%s"},"connId":"a"}'
+    assert step.classify(DOCUMENTED[0]) is StepReply.OTHER
+    assert step.classify(ack % b"BTC-USDT") is StepReply.OTHER
+    assert step.classify(ack % b"ETH-USDT") is StepReply.ACK
+    step.messages()  # a new connection: both acks are awaited again
+    assert step.classify(ack % b"ETH-USDT") is StepReply.OTHER
+    assert step.classify(b'{"event":"error","code":"60018","msg":"..","connId":"a"}') is StepReply.REJECTED
     policy = DIALECT.capture_policy()
     assert policy.snapshot_url is None
     assert policy.streams(["BTC-USDT"], True) == ["books:BTC-USDT", "trades:BTC-USDT", "bbo-tbt:BTC-USDT"]
     assert policy.ws_url(DIALECT.live_ws_url, ["BTC-USDT"]) == "wss://ws.okx.com:8443/ws/v5/public"
-    assert not DIALECT.replayable
+    assert policy.subscribe is not None and policy.subscribe(["trades:X-Y"]).timeout_s > 0
 
 
 def test_the_synth_encoder_sends_its_snapshot_first_and_checksums_every_update() -> None:

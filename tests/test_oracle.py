@@ -127,24 +127,28 @@ def test_snapshot_from_rest_and_bad_input_are_one_line_errors() -> None:
     assert decode_depth(Frame(4, 0, STREAM, b'{"result": null, "id": 1}')) is None
 
 
-def test_oracle_agrees_with_the_venue_books_on_a_synth_recording() -> None:
+@pytest.mark.parametrize("venue", ["binance-spot", "binance-usdm"])
+def test_oracle_agrees_with_the_venue_books_on_a_synth_recording(venue: str) -> None:
+    """Two copies of each venue's rule, the venue side's and the oracle's own, give the same books."""
     from harness.synth.run import generate_events
+    from harness.venues.registry import dialect
     from replayer.replay_data import VenueBooks, build_replay_data
 
-    data = build_replay_data(generate_events("BTCUSDT", seconds=3.0, seed=11), ["BTCUSDT"])
+    events = generate_events("BTCUSDT", seconds=3.0, seed=11, venue=venue)
+    data = build_replay_data(events, ["BTCUSDT"], dialect=dialect(venue))
     snapshots: list[DepthSnapshotLike] = [s for recorded in data.snapshots.values() for s in recorded]
     snapshots += [DepthSnapshot(s, b.last_update_id, b.bids(), b.asks()) for s, b in data.start_books.items()]
-    oracle = Oracle(data.frames, snapshots)
-    venue = VenueBooks(data)
+    oracle = Oracle(data.frames, snapshots, venue=venue)
+    books = VenueBooks(data)
     depth_indexes = data.depth_indexes["BTCUSDT"]
     assert len(depth_indexes) > 10
     for index in depth_indexes[:: max(1, len(depth_indexes) // 10)]:
-        venue.advance_to(index)
-        book = venue.book("BTCUSDT")
+        books.advance_to(index)
+        book = books.book("BTCUSDT")
         assert book is not None
         assert oracle.top("BTCUSDT", book.last_update_id) == (tuple(book.bids(20)), tuple(book.asks(20)))
-    venue.advance_all()
-    book = venue.book("BTCUSDT")
+    books.advance_all()
+    book = books.book("BTCUSDT")
     assert book is not None
     assert oracle.last_update_id("BTCUSDT") == book.last_update_id
     assert oracle.full_book("BTCUSDT", book.last_update_id) == (tuple(book.bids()), tuple(book.asks()))

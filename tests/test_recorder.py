@@ -21,8 +21,9 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request
 
 from harness.errors import HarnessError
+from harness.venues.binance_spot import DIALECT as BINANCE_SPOT
 from harness.venues.binance_spot.streams import stream_of
-from recorder.binance_capture import SnapshotNeeds, combined_stream_url, normalize_symbols
+from recorder.capture import SnapshotNeeds, capture_url, normalize_symbols
 from recorder.format import OPEN_SUFFIX, EventKind, RecordedEvent
 from recorder.live import RecordConfig, RecordSummary, make_config, record
 from recorder.segments import RecordingExistsError, RecordingWriter
@@ -172,7 +173,7 @@ def test_frames_are_recorded_byte_identical_with_drops_and_snapshots(tmp_path: P
     monos = [e.recv_mono_ns for e in events]
     assert monos == sorted(monos)
 
-    ws_url = combined_stream_url("ws://127.0.0.1:0", ("BTCUSDT", "ETHUSDT")).split("/stream", 1)[1]
+    ws_url = capture_url(BINANCE_SPOT, "ws://127.0.0.1:0", ("BTCUSDT", "ETHUSDT")).split("/stream", 1)[1]
     assert fake.ws_paths == ["/stream" + ws_url] * 3
     opens = [e for e in events if e.kind is EventKind.WS_OPEN]
     assert len(opens) == 3
@@ -255,7 +256,7 @@ def test_config_defaults_to_the_live_venue_and_rejects_bad_input(tmp_path: Path)
     config = make_config(venue="binance-spot", symbols=["btcusdt", " ETHUSDT"], ws_url=None, rest_url=None,
                          seconds=None, output=tmp_path / "x")  # fmt: skip
     assert config.symbols == ("BTCUSDT", "ETHUSDT")
-    assert combined_stream_url(config.ws_url, config.symbols) == (
+    assert capture_url(BINANCE_SPOT, config.ws_url, config.symbols) == (
         "wss://stream.binance.com:9443/stream?streams=btcusdt@depth@100ms/btcusdt@trade/ethusdt@depth@100ms/ethusdt@trade"
     )
     assert config.rest_url == "https://api.binance.com"
@@ -263,7 +264,7 @@ def test_config_defaults_to_the_live_venue_and_rejects_bad_input(tmp_path: Path)
         make_config(venue="nope", symbols=["BTCUSDT"], ws_url=None, rest_url=None, seconds=None, output=tmp_path)
     with pytest.raises(HarnessError, match="no symbols"):
         normalize_symbols([" ", ""])
-    with pytest.raises(HarnessError, match="not a Binance spot symbol"):
+    with pytest.raises(HarnessError, match="not a Binance symbol"):
         normalize_symbols(["BTC/USDT"])
 
 
@@ -279,7 +280,7 @@ def test_headers_streams_and_watchdog_from_the_command_line(tmp_path: Path) -> N
     assert config.headers == (("X-MBX-APIKEY", key),)
     assert config.extra_streams == ("lk123456",)
     assert config.watchdog_s == 5.0
-    assert combined_stream_url("ws://h", config.symbols, extra_streams=config.extra_streams).endswith("/lk123456")
+    assert capture_url(BINANCE_SPOT, "ws://h", config.symbols, extra_streams=config.extra_streams).endswith("/lk123456")
     for bad in (key, f"X MBX: {key}", "X-MBX-APIKEY:", f"A: {key}\r\nB: c"):
         with pytest.raises(HarnessError, match="expected 'Name: value'") as info:
             make_config(venue="binance-spot", symbols=["BTCUSDT"], ws_url=None, rest_url=None, seconds=None,
@@ -295,12 +296,12 @@ def test_stream_names_and_snapshot_rule() -> None:
     assert stream_of(b'{"result":null,"id":1}') is None
     assert stream_of(b'{ "stream" : "x@trade", "data": {}}') == "x@trade"
     assert stream_of(b"not json") is None
-    needs = SnapshotNeeds.for_symbols(("BTCUSDT",))
+    needs = SnapshotNeeds.for_symbols(BINANCE_SPOT, ("BTCUSDT",))
     assert needs.on_frame("btcusdt@trade", trade("BTCUSDT", 1)) is None
     assert needs.on_frame("btcusdt@depth@100ms", depth("BTCUSDT", 50, 60)) == "BTCUSDT"
     assert needs.on_frame("btcusdt@depth@100ms", depth("BTCUSDT", 61, 70)) is None
-    assert not needs.fresh_enough("BTCUSDT", 200, b'{"lastUpdateId":49}')
-    assert needs.fresh_enough("BTCUSDT", 200, b'{"lastUpdateId":50}')
+    assert not needs.fresh_enough("BTCUSDT", 200, b'{"lastUpdateId":49,"bids":[],"asks":[]}')
+    assert needs.fresh_enough("BTCUSDT", 200, b'{"lastUpdateId":50,"bids":[],"asks":[]}')
     assert not needs.fresh_enough("BTCUSDT", 429, b"{}")
     assert not needs.fresh_enough("BTCUSDT", 503, b"{}")
     assert needs.fresh_enough("BTCUSDT", 400, b'{"code":-1121}')
@@ -353,6 +354,7 @@ def test_cli_unknown_venue_is_one_error_line(tmp_path: Path) -> None:
         ("binance_spot_btcusdt_synth", False),
         ("binance_spot_multi_synth", False),
         ("binance_spot_btcusdt_real_60s", True),
+        ("binance_usdm_btcusdt_real_30s", True),
     ],
 )
 def test_recording_from_harness_serve_is_byte_identical_to_the_served_recording(
@@ -388,6 +390,7 @@ def test_recording_from_harness_serve_is_byte_identical_to_the_served_recording(
             config = config_for(
                 0,
                 output,
+                venue=served.dialect.name,
                 symbols=served.symbols,
                 ws_url=urls["websocket"],
                 rest_url=urls["rest"],
@@ -411,7 +414,7 @@ def test_recording_from_harness_serve_is_byte_identical_to_the_served_recording(
     assert [r.status for r in responses] == [200] * len(served.symbols)
     for response in responses:
         symbol = (response.url or "").split("symbol=")[1].split("&")[0]
-        first_depth = next(e for e in frames if e.stream == f"{symbol.lower()}@depth@100ms")
+        first_depth = next(e for e in frames if e.stream == served.dialect.capture_policy().streams([symbol], False)[0])
         assert orjson.loads(response.payload)["lastUpdateId"] >= orjson.loads(first_depth.payload)["data"]["U"]
 
 

@@ -10,6 +10,9 @@ separates them (silent divergence, a wrong or unsynced final book, gaps not dete
 none was needed or none where one was), so the verdict is shown to come from the checker seeing the
 defect, not from the scenario being hard.
 
+Each venue's own rule has its case too: a Binance USD-M subject that never checks `pu`, and one
+that applies spot's rule to USD-M's skipping ids, each on a 20 s synthetic USD-M recording.
+
 The replays are paced (mostly waiting on the replay clock), so all of them start at once in a few
 threads when the module's first test asks, each with its own event loop, venue and subject process;
 selecting one test still runs them all.
@@ -31,6 +34,7 @@ import pytest
 from harness.replay import ReplayRequest, run_replay
 from harness.subject import DEFAULT_SUBJECT
 from harness.synth.run import write_synthetic_recording
+from harness.venues.binance_usdm import DIALECT as BINANCE_USDM
 from replayer.faults import FAULT_KINDS, FAULT_PARAMS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,6 +57,7 @@ class Case:
     faults: str
     expect: str = ""
     wide: bool = False
+    venue: str = "binance-spot"
 
     def toml(self, name: str) -> str:
         return (
@@ -192,6 +197,9 @@ CASES: dict[str, Case] = {
     "sub_cent_prices": Case(None, "cents_keyed_book", 8, "", wide=True),
     "price_crosses_100": Case(None, "text_sorted_book", 8, "", wide=True),
     "second_symbol": Case(None, "one_snapshot_for_all", 8, "", wide=True),
+    # Binance USD-M's own rule: `pu` must equal the previous `u`, and `U` skips ids.
+    "usdm_link": Case("gap", "ignores_pu", 8, _fault("gap", "15%", "75%", count=10, length=1), venue=BINANCE_USDM.name),
+    "usdm_spot_rule": Case(None, "spot_rule_on_usdm", 8, "", venue=BINANCE_USDM.name),
 }
 
 
@@ -224,6 +232,11 @@ def replays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replays]:
     root = tmp_path_factory.mktemp("catches")
     recording = write_synthetic_recording(root / "rec", seconds=20, seed=7)
     wide = write_synthetic_recording(root / "wide", WIDE_SYMBOLS, seconds=20, seed=7)
+    usdm = write_synthetic_recording(root / "usdm", seconds=20, seed=7, venue=BINANCE_USDM.name)
+
+    def recording_of(case: Case) -> Path:
+        return wide if case.wide else usdm if case.venue == BINANCE_USDM.name else recording
+
     with pytest.MonkeyPatch.context() as mp, ThreadPoolExecutor(PARALLEL) as pool:
         # The subject process imports tests.broken_subjects from the repository root, wherever pytest runs.
         mp.syspath_prepend(str(REPO))
@@ -232,8 +245,8 @@ def replays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replays]:
         for name, case in CASES.items():
             (root / f"{name}.toml").write_text(case.toml(name))
         # Broken subjects first: those that never catch up make the runner wait out its catch-up timeout.
-        runs = [(name, BROKEN + case.broken, wide if case.wide else recording) for name, case in CASES.items()]
-        runs += [(name, DEFAULT_SUBJECT, wide if case.wide else recording) for name, case in CASES.items()]
+        runs = [(name, BROKEN + case.broken, recording_of(case)) for name, case in CASES.items()]
+        runs += [(name, DEFAULT_SUBJECT, recording_of(case)) for name, case in CASES.items()]
         runs += [(name, NARROW, recording) for name, case in CASES.items() if case.wide]
         for name, key, rec in runs:
             subject = BROKEN + CASES[name].broken if key == NARROW else key
@@ -487,3 +500,18 @@ def test_every_symbol_loaded_from_the_first_symbols_snapshot_never_syncs(replays
     _catches(broken, good, "sync.final_book_correct == true")
     assert _final(broken, "SHIBUSDT")["detail"] == "not synced at the end"
     assert all(final["correct"] for final in good["sync"]["final"]) and len(good["sync"]["final"]) == 2
+
+
+def test_usdm_events_applied_without_their_pu_link_diverge_silently(replays: Replays) -> None:
+    broken, good = replays.pair("usdm_link")
+    sync = _catches(broken, good, *DIVERGED)
+    assert sync["divergent"] > 0
+    assert sync["gaps_detected"] == 0 < sync["gaps_injected"]
+    assert good["sync"]["gaps_detected"] > 0
+
+
+def test_spot_rule_on_usdm_ids_never_stays_synced(replays: Replays) -> None:
+    broken, good = replays.pair("usdm_spot_rule")
+    sync = _catches(broken, good, "sync.final_book_correct == true")
+    assert sync["divergent"] == 0, "it never claims a book it cannot place"
+    assert good["sync"]["resyncs"] == 0

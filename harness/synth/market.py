@@ -55,6 +55,10 @@ class MarketParams:
     order_size_sigma: float = 1.2
     trade_size_sigma: float = 2.0
     drift_ticks_per_s: float = 0.0
+    foreign_ids_per_change: float = 0.0
+    """Mean update ids the venue's other books use between two changes of this one: 0 where each
+    symbol counts its own (Binance spot), more where one counter serves every book (USD-M), so
+    consecutive events of a symbol skip ids (`U > previous u + 1`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +167,8 @@ class MarketSimulator:
         self.spec = spec
         self.params = params or spec.market
         self._rng = random.Random(f"harness.synth.market:{spec.symbol}:{seed}")
+        self._id_rng = random.Random(f"harness.synth.ids:{spec.symbol}:{seed}")
+        """Its own stream, so that skipping ids does not change the market."""
         self.bids: SortedDict = SortedDict()
         self.asks: SortedDict = SortedDict()
         self.last_update_id = self._rng.randrange(10**10, 9 * 10**10)
@@ -224,6 +230,8 @@ class MarketSimulator:
         else:
             del side[price]
         self.last_update_id += 1
+        if self.params.foreign_ids_per_change:
+            self.last_update_id += int(self._id_rng.expovariate(1.0 / self.params.foreign_ids_per_change))
         return BookChange(t, self.last_update_id, is_bid, price, size)
 
     def _size(self, median_lots: int, sigma: float) -> int:

@@ -106,11 +106,11 @@ class _Session:
         self._net = _Network(seed)
         self.depth_stream = encoder.book_stream
         self.trade_stream = encoder.trade_stream
-        self.ws_url = venue.capture_policy().ws_url(venue.live_ws_url, (self.depth_stream, self.trade_stream))
-        rest_url = encoder.snapshot_url(venue.live_rest_url)
-        if rest_url is None:
-            raise HarnessError(f"harness synth does not write {venue.name}'s in-stream snapshots yet")
-        self.rest_url = rest_url
+        policy = venue.capture_policy()
+        self.ws_url = policy.ws_url(venue.live_ws_url, (self.depth_stream, self.trade_stream))
+        self.rest_url = encoder.snapshot_url(venue.live_rest_url)
+        self._stream_snapshot_pending = self.rest_url is None
+        """A venue whose snapshot travels on the stream sends it first, once the subscription is in."""
         bids, asks = self._market.book()
         self._bids = dict(bids)
         self._asks = dict(asks)
@@ -126,13 +126,20 @@ class _Session:
         self._order = 0
         self._subscribed_ns = self._net.handshake()
         self._last_recv_ns = self._subscribed_ns + self._net.one_way()
+        self.opened_ns = self._last_recv_ns
+        self.subscribe = policy.subscribe
+        if self.subscribe is not None:
+            # Subscribed by a message sent once the connection is open: in at the venue a trip later.
+            self._subscribed_ns = self.opened_ns + self._net.one_way()
         self._snapshot_requested = False
         self._snapshot_at: int | None = None
         self._snapshot_body: bytes | None = None
         self._first_depth_id: int | None = None
 
     def events(self) -> Iterator[RecordedEvent]:
-        self._record(self._last_recv_ns, EventKind.WS_OPEN, WS_CONN_ID, self.ws_url)
+        self._record(self.opened_ns, EventKind.WS_OPEN, WS_CONN_ID, self.ws_url)
+        for message in self.subscribe_messages((self.depth_stream, self.trade_stream)):
+            self._record(self.opened_ns, EventKind.WS_SEND, WS_CONN_ID, self.ws_url, payload=message)
         for event in self._market.run(self.end_ns):
             yield from self._advance(event.time_ns)
             if isinstance(event, BookChange):
@@ -144,8 +151,18 @@ class _Session:
         self._record(close_ns, EventKind.WS_CLOSE, WS_CONN_ID, self.ws_url, status=1000, reason="")
         yield from self._release(close_ns + 1)
 
+    def subscribe_messages(self, streams: Sequence[str]) -> list[bytes]:
+        """What the recorder sends to subscribe to `streams` (nothing where the URL names them)."""
+        if self.subscribe is None:
+            return []
+        return [m.encode() if isinstance(m, str) else m for m in self.subscribe(streams).messages()]
+
     def _advance(self, now_ns: int) -> Iterator[RecordedEvent]:
         """Everything due strictly before `now_ns`: no later market event can change it any more."""
+        if self._stream_snapshot_pending and now_ns > self._subscribed_ns:
+            while self._window_end <= self._subscribed_ns:
+                self._publish_window()
+            self._send_stream_snapshot()
         while self._window_end <= now_ns:
             self._publish_window()
         while self._outgoing and self._outgoing[0][0] < now_ns:
@@ -182,7 +199,8 @@ class _Session:
     def _publish_window(self) -> None:
         end = self._window_end
         self._window_end += self._window_ns
-        if self._window_first is None:
+        if self._window_first is None or self._stream_snapshot_pending:
+            self._clear_window()
             return
         send_ns = end + self._net.depth_publish()
         delta = DepthDelta(
@@ -195,10 +213,24 @@ class _Session:
             event_time_ms=(WALL_START_NS + send_ns) // 1_000_000,
         )
         self._published_id = self._applied_id
+        self._clear_window()
+        self._push_outgoing(send_ns, self.depth_stream, self.encoder.book_frame(delta))
+
+    def _clear_window(self) -> None:
         self._window_bids = {}
         self._window_asks = {}
         self._window_first = None
-        self._push_outgoing(send_ns, self.depth_stream, self.encoder.book_frame(delta))
+
+    def _send_stream_snapshot(self) -> None:
+        """The venue's book as the subscription comes in, sent before any change after it; the changes
+        buffered so far are in it."""
+        self._stream_snapshot_pending = False
+        send_ns = self._subscribed_ns + self._net.depth_publish()
+        self._snapshot_at = self._subscribed_ns
+        payload = self._snapshot_body = self._snapshot()
+        self._published_id = self._applied_id
+        self._clear_window()
+        self._push_outgoing(send_ns, self.depth_stream, payload)
 
     def _send_trade(self, trade: Trade) -> None:
         send_ns = trade.time_ns + self._net.trade_publish()
@@ -223,9 +255,9 @@ class _Session:
         recv_ns = max(send_ns + self._net.one_way(), self._last_recv_ns + self._net.back_to_back())
         self._last_recv_ns = recv_ns
         self._record(recv_ns, EventKind.WS_RECV, WS_CONN_ID, self.ws_url, stream=stream, payload=payload)
-        if stream == self.depth_stream and not self._snapshot_requested:
+        if stream == self.depth_stream and not self._snapshot_requested and self.rest_url is not None:
             self._snapshot_requested = True
-            self._request_snapshot(recv_ns)
+            self._request_snapshot(recv_ns, self.rest_url)
 
     def _count_depth(self, payload: bytes) -> None:
         ids = self.venue.chain_ids(self.depth_stream, payload)
@@ -236,7 +268,7 @@ class _Session:
             stats.first_update_id = ids.first_id
         stats.last_update_id = ids.last_id
 
-    def _request_snapshot(self, first_depth_ns: int) -> None:
+    def _request_snapshot(self, first_depth_ns: int, rest_url: str) -> None:
         """Recorded only when the response arrives before the recorder stops, so a request never dangles."""
         request_ns = first_depth_ns + self._net.client_reaction()
         snapshot_ns = request_ns + self._net.rest_leg()
@@ -244,8 +276,8 @@ class _Session:
         if response_ns >= self.end_ns:
             return
         self._snapshot_at = snapshot_ns
-        self._record(request_ns, EventKind.HTTP_REQUEST, REST_CONN_ID, self.rest_url, reason="GET")
-        self._record(response_ns, EventKind.HTTP_RESPONSE, REST_CONN_ID, self.rest_url, status=200, reason="OK")
+        self._record(request_ns, EventKind.HTTP_REQUEST, REST_CONN_ID, rest_url, reason="GET")
+        self._record(response_ns, EventKind.HTTP_RESPONSE, REST_CONN_ID, rest_url, status=200, reason="OK")
 
     def _snapshot(self) -> bytes:
         self.stats.snapshot_update_id = self._applied_id
@@ -327,8 +359,9 @@ def _derived_seed(seed: int, symbol: str) -> int:
 
 def _one_connection(sessions: list[_Session]) -> Iterator[RecordedEvent]:
     """Every symbol's rows as one combined-stream connection delivers them, which is how the recorder
-    records several symbols: one `ws_open` and one `ws_close` around all the frames, in receive order,
-    and each symbol's REST snapshot on a connection id of its own."""
+    records several symbols: one `ws_open` (and one subscription, where the venue subscribes by message)
+    and one `ws_close` around all the frames, in receive order, and each symbol's REST snapshot on a
+    connection id of its own."""
     if len(sessions) == 1:
         yield from sessions[0].events()
         return
@@ -337,12 +370,21 @@ def _one_connection(sessions: list[_Session]) -> Iterator[RecordedEvent]:
     ws_url = venue.capture_policy().ws_url(venue.live_ws_url, streams)
     tagged = [_tagged(session.events(), index) for index, session in enumerate(sessions)]
     opened = closed = seq = 0
+    subscription = sessions[0].subscribe_messages(streams)
     for event, index in heapq.merge(*tagged, key=lambda pair: pair[0].recv_mono_ns):
+        if event.kind is EventKind.WS_SEND:
+            continue
         if event.kind is EventKind.WS_OPEN:
             opened += 1
             if opened > 1:
                 continue
-        elif event.kind is EventKind.WS_CLOSE:
+            yield replace(event, seq=seq, url=ws_url)
+            for message in subscription:
+                seq += 1
+                yield replace(event, seq=seq, kind=EventKind.WS_SEND, url=ws_url, payload=message)
+            seq += 1
+            continue
+        if event.kind is EventKind.WS_CLOSE:
             closed += 1
             if closed < len(sessions):
                 continue

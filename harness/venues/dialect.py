@@ -31,8 +31,10 @@ from harness.book_events import DepthDelta, DepthSnapshot, Level
 
 if TYPE_CHECKING:
     from harness.book_events import TopOfBook, Trade
+    from harness.client_state import SessionStep
     from harness.sync import SequencingRule
     from harness.synth.market import SynthSymbol
+    from harness.venues.wire import VenueWire
 
 SnapshotTransport = Literal["rest", "stream"]
 """How a client gets its first book: a REST request (Binance) or a message on the stream (Bybit, OKX)."""
@@ -70,33 +72,40 @@ class SubjectParts:
     """What the default subject wires for a venue: its decoder, sync rule and where to connect.
 
     `ws_url(ws_base, symbols)` is the one connection that carries every symbol's book (streams named
-    in the URL; a venue that subscribes by message adds `subscribe`). `snapshot_url(rest_base, symbol,
-    limit)` and `decode_snapshot(body, symbol)` are None where the snapshot comes over the stream.
-    `max_snapshot_limit` is the deepest REST snapshot the venue serves.
+    in the URL, or none where `subscribe(symbols)` gives the client's subscription step, a
+    `SessionStep` of harness/client_state.py). `decode_frame` returns a `DepthSnapshot` for a snapshot
+    that comes over the stream; `snapshot_url(rest_base, symbol, limit)` and `decode_snapshot(body,
+    symbol)` are None there. `max_snapshot_limit` is the deepest REST snapshot the venue serves.
     """
 
     decode_frame: Callable[[bytes], DepthDelta | DepthSnapshot | TopOfBook | Trade | None]
-    """A `DepthSnapshot` only where snapshots come on the stream (`BookSync.on_stream_snapshot`)."""
     sequencing: Callable[[], SequencingRule]
     ws_url: Callable[[str, Sequence[str]], str]
     decode_snapshot: Callable[[bytes, str], DepthSnapshot] | None = None
     snapshot_url: Callable[[str, str, int], str] | None = None
     max_snapshot_limit: int = 0
-    subscribe: Callable[[Sequence[str]], Sequence[bytes]] | None = None
-    """Messages to send after connecting, for venues that subscribe by message; None: the URL did it."""
+    subscribe: Callable[[Sequence[str]], SessionStep] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CapturePolicy:
     """What `harness record` subscribes to and how it fetches snapshots, as a syncing client would.
 
-    `streams(symbols, book_ticker)` lists the stream keys (as `stream_of` reads them back);
-    `snapshot_url(rest_base, symbol)` is None where snapshots come over the stream.
+    `streams(symbols, book_ticker)` lists the stream keys (as `stream_of` reads them back); `ws_url(ws_base,
+    streams)` is the connection's URL;
+    `snapshot_url(rest_base, symbol)` (the deepest snapshot) is None where snapshots come over the
+    stream. `listing_url(rest_base, symbol)` asks whether the venue lists a symbol, so that a typo is
+    refused before recording starts (the answer is Binance's `-1121 Invalid symbol` when not); None
+    where the venue has no such request.
     """
 
     streams: Callable[[Sequence[str], bool], list[str]]
     ws_url: Callable[[str, Sequence[str]], str]
     snapshot_url: Callable[[str, str], str] | None = None
+    listing_url: Callable[[str, str], str] | None = None
+    subscribe: Callable[[Sequence[str]], SessionStep] | None = None
+    """The subscription step for `streams` on venues that subscribe by message (Bybit, OKX); None where
+    the URL names the streams. Its messages are recorded as `ws_send` rows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,11 +181,6 @@ class VenueDialect(Protocol):
     @property
     def live_rest_url(self) -> str: ...
 
-    @property
-    def replayable(self) -> bool:
-        """Whether the fake venue speaks this dialect yet (`harness replay` refuses it otherwise)."""
-        ...
-
     # --- recorded frames (venue side) -------------------------------------------------------
 
     def stream_of(self, payload: bytes) -> str | None:
@@ -221,7 +225,12 @@ class VenueDialect(Protocol):
         """The venue's book checksum over the top of a book (OKX's CRC32), None where it has none."""
         ...
 
-    # --- the other ends: our subject, the recorder, the synth -----------------------------------
+    # --- the other ends: the fake venue, our subject, the recorder, the synth ----------------------
+
+    def wire(self) -> VenueWire | None:
+        """What the fake venue speaks for this venue (harness/venues/wire.py); None until it speaks it
+        (`harness replay` and `harness serve` refuse the venue then)."""
+        ...
 
     def subject_parts(self) -> SubjectParts: ...
 

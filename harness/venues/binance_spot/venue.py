@@ -21,7 +21,7 @@ from harness.book_events import DepthDelta, DepthSnapshot, Level
 from harness.errors import HarnessError
 from harness.synth.market import SYMBOLS, SynthSymbol
 from harness.venues.binance_spot.encoder import decimal_string, depth_update_data, trade_data
-from harness.venues.binance_spot.rest import DEPTH_MAX_LIMIT, DEPTH_PATH, depth_body
+from harness.venues.binance_spot.rest import DEPTH_MAX_LIMIT, DEPTH_PATH, EXCHANGE_INFO_PATH, depth_body
 from harness.venues.binance_spot.streams import stream_of, wrap_combined
 from harness.venues.dialect import (
     BookLevels,
@@ -32,6 +32,7 @@ from harness.venues.dialect import (
     SynthEncoder,
     SynthTrade,
 )
+from harness.venues.wire import VenueWire
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +56,9 @@ class BinanceDialect:
     synth_window_ns: int
     price_decimals: int | None
     """Decimals the venue writes prices with (None: spot's 8, the synth market's default)."""
+    listing_path: str | None
+    """The exchangeInfo path that takes `?symbol=` and answers -1121 for a symbol not listed (spot)."""
     snapshot_transport: SnapshotTransport = "rest"
-    replayable: bool = True
 
     # --- recorded frames ------------------------------------------------------------------
 
@@ -135,6 +137,11 @@ class BinanceDialect:
     def depth_url(self, rest_base: str, symbol: str, limit: int) -> str:
         return f"{rest_base.rstrip('/')}{self.depth_path}?symbol={symbol}&limit={limit}"
 
+    def wire(self) -> VenueWire | None:
+        from harness.venues.binance_spot.wire import WIRE
+
+        return WIRE
+
     def subject_parts(self) -> SubjectParts:
         from harness.venues.binance_spot.decoder import decode_frame, decode_snapshot
         from harness.venues.binance_spot.sequencing import BinanceSpotSequencing
@@ -160,7 +167,11 @@ class BinanceDialect:
             streams=streams,
             ws_url=self.ws_url,
             snapshot_url=lambda rest_base, symbol: self.depth_url(rest_base, symbol, self.max_depth_limit),
+            listing_url=None if self.listing_path is None else self._listing_url,
         )
+
+    def _listing_url(self, rest_base: str, symbol: str) -> str:
+        return f"{rest_base.rstrip('/')}{self.listing_path}?symbol={symbol}"
 
     def synth_encoder(self, symbol: str) -> SynthEncoder:
         return BinanceSynthEncoder(self, self.synth_market(symbol))
@@ -238,5 +249,6 @@ DIALECT = BinanceDialect(
     synth_markets=tuple(SYMBOLS.values()),
     synth_window_ns=100_000_000,
     price_decimals=None,
+    listing_path=EXCHANGE_INFO_PATH,
 )
 """Binance spot: `U == previous u + 1`, REST `/api/v3/depth` up to 5,000 levels, `@depth@100ms`."""

@@ -8,7 +8,7 @@ the previous event's `u` (the `U` of the next event is not the previous `u + 1` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -18,18 +18,43 @@ from harness.synth.market import SYMBOLS, SynthSymbol
 from harness.venues.binance_spot.streams import wrap_combined
 from harness.venues.binance_spot.venue import BinanceDialect, BinanceSynthEncoder
 from harness.venues.dialect import SubjectParts, SynthEncoder, SynthTrade
+from harness.venues.wire import VenueWire
 
 DEPTH_PATH = "/fapi/v1/depth"
 DEPTH_MAX_LIMIT = 1000
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 """The only `limit` values `/fapi/v1/depth` accepts."""
 
+FOREIGN_IDS = 20.0
+"""USD-M's update ids are shared by all its books: the real capture's events skip ids between `pu`
+and `U` (69 at its first), so the synth's skip a seeded mean of 20 per change."""
+
 SYNTH_MARKETS = (
     # USD-M's rules: BTCUSDT tick 0.10, step 0.001; ETHUSDT tick 0.01, step 0.001 (prices with 2
     # decimals, sizes with 3, as the venue writes them).
-    SynthSymbol("BTCUSDT", "BTC", "USDT", 10_000_000, 100_000, 420_000, 2_000_000, 100_000, size_decimals=3),
     SynthSymbol(
-        "ETHUSDT", "ETH", "USDT", 1_000_000, 100_000, 230_000, 30_000_000, 1_000_000, 3, SYMBOLS["ETHUSDT"].market
+        "BTCUSDT",
+        "BTC",
+        "USDT",
+        10_000_000,
+        100_000,
+        420_000,
+        2_000_000,
+        100_000,
+        size_decimals=3,
+        market=replace(SYMBOLS["BTCUSDT"].market, foreign_ids_per_change=FOREIGN_IDS),
+    ),
+    SynthSymbol(
+        "ETHUSDT",
+        "ETH",
+        "USDT",
+        1_000_000,
+        100_000,
+        230_000,
+        30_000_000,
+        1_000_000,
+        size_decimals=3,
+        market=replace(SYMBOLS["ETHUSDT"].market, foreign_ids_per_change=FOREIGN_IDS),
     ),
 )
 
@@ -37,6 +62,11 @@ SYNTH_MARKETS = (
 @dataclass(frozen=True, slots=True)
 class BinanceUsdmDialect(BinanceDialect):
     """The USD-M subject parts: the decoder that requires `pu`, and the `pu`-linked sync rule."""
+
+    def wire(self) -> VenueWire | None:
+        from harness.venues.binance_usdm.wire import WIRE
+
+        return WIRE
 
     def subject_parts(self) -> SubjectParts:
         from harness.venues.binance_usdm.decoder import decode_frame, decode_snapshot
@@ -105,7 +135,8 @@ DIALECT = BinanceUsdmDialect(
     synth_markets=SYNTH_MARKETS,
     synth_window_ns=50_000_000,
     price_decimals=2,
-    replayable=False,
+    listing_path=None,
 )
 """`@depth@0ms` is published as the matching engine batches (about 20 frames a second on BTCUSDT in
-the real capture); the synth batches 50 ms. `replayable` turns on once the fake venue speaks its wire."""
+the real capture); the synth batches 50 ms. Its exchangeInfo
+takes no `symbol`, so the recorder does not ask it first (a symbol it does not list fails the snapshot)."""

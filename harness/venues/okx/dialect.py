@@ -17,8 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import orjson
-
 from harness.book_events import Level
 from harness.errors import HarnessError
 from harness.synth.market import SYMBOLS
@@ -43,6 +41,7 @@ from harness.venues.okx.channels import (
 )
 from harness.venues.okx.checksum import book_checksum
 from harness.venues.okx.frames import BookFrame, book_frame, stream_of
+from harness.venues.wire import VenueWire
 
 TRADES = "trades"
 
@@ -72,8 +71,6 @@ class OkxDialect:
     snapshot_transport: SnapshotTransport = "stream"
     live_ws_url: str = LIVE_WS_URL
     live_rest_url: str = LIVE_REST_URL
-    replayable: bool = False
-    """On once the replay data, the oracle and the default subject take snapshots from the stream."""
 
     def stream_of(self, payload: bytes) -> str | None:
         return stream_of(payload)
@@ -110,23 +107,31 @@ class OkxDialect:
         return book_checksum(bids, asks)
 
 
+    def wire(self) -> VenueWire | None:
+        return None
+
     def subject_parts(self) -> SubjectParts:
         from harness.venues.okx.decoder import decode_frame
         from harness.venues.okx.sequencing import OkxSequencing
+        from harness.venues.okx.subscribe import OkxSubscribe
 
         return SubjectParts(
             decode_frame=decode_frame,
             sequencing=OkxSequencing,
             ws_url=lambda ws_base, symbols: ws_url(ws_base),
-            subscribe=lambda symbols: [subscribe_message([stream_key(BOOKS, s) for s in symbols])],
+            subscribe=lambda symbols: OkxSubscribe([stream_key(BOOKS, s) for s in symbols]),
         )
 
     def capture_policy(self) -> CapturePolicy:
+        from harness.venues.okx.subscribe import OkxSubscribe
+
         def streams(symbols: Sequence[str], book_ticker: bool) -> list[str]:
             channels = (BOOKS, TRADES, BBO_TBT) if book_ticker else (BOOKS, TRADES)
             return [stream_key(channel, symbol) for symbol in symbols for channel in channels]
 
-        return CapturePolicy(streams=streams, ws_url=lambda ws_base, symbols: ws_url(ws_base))
+        return CapturePolicy(
+            streams=streams, ws_url=lambda ws_base, streams: ws_url(ws_base), subscribe=OkxSubscribe
+        )
 
     def synth_encoder(self, symbol: str) -> SynthEncoder:
         from harness.venues.okx.synth import OkxSynthEncoder
@@ -142,17 +147,6 @@ def ws_url(ws_base: str) -> str:
     """The public endpoint under a base (`wss://ws.okx.com:8443`, or the fake venue's `ws://127.0.0.1:port`)."""
     base = ws_base.rstrip("/")
     return base if base.endswith(WS_PATH) else base + WS_PATH
-
-
-def subscribe_message(streams: Sequence[str]) -> bytes:
-    """One `subscribe` for these `channel:instId` streams, as a client sends it."""
-    args = []
-    for stream in streams:
-        named = split_stream(stream)
-        if named is None:
-            raise ValueError(f"not an OKX stream key: {stream!r}")
-        args.append({"channel": named[0], "instId": named[1]})
-    return orjson.dumps({"op": "subscribe", "args": args})
 
 
 DIALECT = OkxDialect()

@@ -1,0 +1,49 @@
+"""`harness replay` on each venue other than the default fixture's: a real capture through `clean`, and
+(marked slow) the whole scenario library on a synthetic recording of the venue.
+
+USD-M's own rule is what these prove end to end: its recordings load through its dialect, the fake
+venue speaks its wire (`/fapi/v1/depth`, `@depth@0ms`), our subject syncs by `pu`, and the oracle,
+with its own copy of the rule, agrees. The planted-bug cases for the rule are in test_replay_catches.py.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from harness.replay import ReplayRequest, run_replay
+from harness.scenarios import list_scenarios
+from harness.synth.run import write_synthetic_recording
+
+REPO = Path(__file__).resolve().parents[1]
+USDM_REAL = REPO / "fixtures" / "binance_usdm_btcusdt_real_30s"
+LIBRARY = sorted(s.name for s in list_scenarios())
+
+
+def _failures(report: dict) -> list[str]:
+    return [f"{row['name']}: got {row['value']!r}" for row in report["expectations"] if not row["passed"]]
+
+
+def test_the_usdm_real_slice_replays_clean_with_its_final_book_by_the_venue_s_rule() -> None:
+    report = run_replay(ReplayRequest(scenario="clean", recording=USDM_REAL, speed=0))
+    assert report["passed"], _failures(report)
+    sync = report["sync"]
+    assert sync["divergent"] == 0 and sync["recording_gaps"] == 0 and sync["holes_bridged"] == 0
+    assert sync["checks"] > 500 and sync["resyncs"] == 0
+    (final,) = sync["final"]
+    assert final["symbol"] == "BTCUSDT" and final["correct"] is True
+    assert report["venue"]["rest_requests"] == {"depth:200": 1}
+    assert report["faults_not_applicable"] == {}
+
+
+@pytest.mark.slow
+def test_every_library_scenario_passes_on_a_usdm_synth_recording(tmp_path: Path) -> None:
+    recording = write_synthetic_recording(tmp_path / "usdm", "BTCUSDT,ETHUSDT", 60, seed=3, venue="binance-usdm")
+    with ThreadPoolExecutor(4) as pool:
+        futures = {name: pool.submit(run_replay, ReplayRequest(scenario=name, recording=recording)) for name in LIBRARY}
+        reports = {name: future.result() for name, future in futures.items()}
+    failed = {name: _failures(report) for name, report in reports.items() if not report["passed"]}
+    assert not failed
+    assert all(report["sync"]["final_book_correct"] for report in reports.values())
