@@ -21,6 +21,9 @@ BOOKS5 = "books5"
 BBO_TBT = "bbo-tbt"
 """The best bid and ask, tick by tick, every message a full snapshot of them."""
 
+TRADES = "trades"
+"""Public trades, one message per trade (not a book channel)."""
+
 BOOK_CHANNELS = frozenset({BOOKS, BOOKS5, BBO_TBT})
 SNAPSHOT_ONLY_CHANNELS = frozenset({BOOKS5, BBO_TBT})
 """Channels whose every message is the whole (top of the) book: nothing to chain, nothing to miss."""

@@ -15,7 +15,7 @@ checksum can vouch for them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from harness.book_events import Level
 from harness.errors import HarnessError
@@ -34,6 +34,7 @@ from harness.venues.okx.channels import (
     BOOKS,
     LIVE_REST_URL,
     LIVE_WS_URL,
+    TRADES,
     WS_PATH,
     inst_id_of,
     split_stream,
@@ -42,8 +43,6 @@ from harness.venues.okx.channels import (
 from harness.venues.okx.checksum import book_checksum
 from harness.venues.okx.frames import BookFrame, book_frame, stream_of
 from harness.venues.wire import VenueWire
-
-TRADES = "trades"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +136,10 @@ class OkxDialect:
         from harness.venues.okx.synth import OkxSynthEncoder
 
         for market in SYMBOLS.values():
-            if symbol.upper() in (market.symbol, inst_id_of(market.base_asset, market.quote_asset)):
-                return OkxSynthEncoder(market)
+            inst_id = inst_id_of(market.base_asset, market.quote_asset)
+            if symbol.upper() in (market.symbol, inst_id):
+                # Named as OKX names it, so the recording's symbols are the instrument ids its streams carry.
+                return OkxSynthEncoder(replace(market, symbol=inst_id))
         known = ", ".join(inst_id_of(m.base_asset, m.quote_asset) for m in SYMBOLS.values())
         raise HarnessError(f"no synthetic okx market for instrument {symbol!r}; known instruments: {known}")
 

@@ -19,12 +19,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from harness.book_events import DepthSnapshot
 from harness.errors import HarnessError
 from harness.venues.okx.checksum import book_checksum
 from replayer.reference_book import ReferenceBook
+
+if TYPE_CHECKING:
+    from harness.oracle import DepthFrame
+    from replayer.timeline import Frame
 
 _BOOK_CHANNELS = ("books", "books5", "bbo-tbt")
 _WHOLE_TOP = ("books5", "bbo-tbt")
@@ -84,6 +90,35 @@ def read_book_frame(payload: bytes) -> OracleBookFrame | None:
         )
     except (KeyError, IndexError, TypeError, ValueError):
         raise HarnessError(f"recording: an OKX {channel} frame without data, action, bids or asks") from None
+
+
+OracleDepth = tuple[str, int, int, "int | None", Sequence[Any], Sequence[Any]]
+"""(symbol, first id, last id, link to the previous last id, bids, asks): harness/oracle.py's shape."""
+
+
+def decode(frame: Frame) -> OracleDepth | None:
+    """An update in harness/oracle.py's generic shape; None for a snapshot (the oracle takes those as
+    its snapshots: `snapshot_of`) and for any other frame. An update without `seqId` (before 2023)
+    cannot be placed by ids and is a recording error here: `OkxOracleBooks` reads such captures."""
+    read = read_book_frame(frame.payload)
+    if read is None or read.snapshot:
+        return None
+    if read.seq_id is None:
+        raise HarnessError(f"recording: clean frame {frame.index} is an OKX update without seqId")
+    return read.symbol, read.seq_id, read.seq_id, read.prev_seq_id, read.bids, read.asks
+
+
+def snapshot_of(frame: Frame) -> DepthSnapshot | None:
+    """The in-stream snapshot a clean frame holds, else None."""
+    read = read_book_frame(frame.payload)
+    if read is None or not read.snapshot:
+        return None
+    return DepthSnapshot(read.symbol, read.book_id, read.bids, read.asks)
+
+
+def bridges(ids: DepthFrame, snapshot_id: int) -> bool:
+    """The first update on a snapshot links to it: `prevSeqId` is the snapshot's `seqId`."""
+    return ids.prev_last == snapshot_id
 
 
 class Verdict(Enum):
