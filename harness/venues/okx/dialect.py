@@ -107,7 +107,9 @@ class OkxDialect:
 
 
     def wire(self) -> VenueWire | None:
-        return None
+        from harness.venues.okx.wire import WIRE
+
+        return WIRE
 
     def subject_parts(self) -> SubjectParts:
         from harness.venues.okx.decoder import decode_frame
