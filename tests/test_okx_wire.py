@@ -59,6 +59,7 @@ def test_a_new_books_subscriber_gets_the_venue_book_as_a_checksummed_snapshot() 
     assert update is not None and oracle.feed(update) is Verdict.APPLIED
     assert WIRE.stream_snapshot("trades:BTC-USDT", _Books(), 0) is None
     assert WIRE.stream_snapshot("books:ETH-USDT", _Books(), 0) is None
+    assert WIRE.stream_snapshot("books:BTC-USDT", _Books(**{"BTC-USDT": ReferenceBook()}), 0) is None
 
 
 def test_recorded_frames_go_out_as_recorded_and_times_shift_in_place() -> None:

@@ -97,6 +97,8 @@ class OkxWire:
         if book is None:
             return None
         bids, asks = book.bids(SNAPSHOT_DEPTH), book.asks(SNAPSHOT_DEPTH)
+        if not bids and not asks:
+            return None  # no book yet (replay starts at the recorded snapshot): OKX never sends an empty one
         return snapshot_message(named[1], bids, asks, seq_id=book.last_update_id, ts_ms=wall_ms)
 
     def frame(self, stream: str, payload: bytes, framing: str) -> bytes:
