@@ -3,12 +3,20 @@ their replies, the snapshot a new `books` subscriber gets, time shifting."""
 
 from __future__ import annotations
 
-import orjson
+import asyncio
+from pathlib import Path
 
+import orjson
+from websockets.asyncio.client import connect
+
+from harness.synth.run import write_synthetic_recording
+from harness.venues.okx.dialect import DIALECT
 from harness.venues.okx.oracle_rule import OkxOracleBooks, Verdict, read_book_frame
 from harness.venues.okx.wire import WIRE
 from harness.venues.wire import ConnectionState, Control, ControlRejected, HttpReply, Opened, Reply
 from replayer.reference_book import ReferenceBook
+from replayer.replay_data import load_replay_data
+from replayer.server import VenueServer
 from tests.okx_helpers import books
 
 STATE = ConnectionState(streams=(), framing="raw", connection_id=42)
@@ -81,3 +89,35 @@ def test_books5_and_bbo_tbt_are_derived_from_a_recorded_books_stream() -> None:
     [deeper] = top.add(0, books(4, 3, bids=[("5", "1")]))
     assert [level[0] for level in orjson.loads(deeper)["data"][0]["bids"]] == ["10", "5"]
     assert top.flush() == []
+
+
+def test_the_fake_venue_speaks_okx_over_a_socket(tmp_path: Path) -> None:
+    """Subscribe, an ack per arg, the recorded snapshot then linked, checksummed updates; `ping` -> `pong`."""
+    recording = write_synthetic_recording(tmp_path / "okx", "BTC-USDT", seconds=3.0, seed=2, venue="okx")
+    data = load_replay_data(recording)
+    wire = DIALECT.wire()
+    assert wire is not None
+
+    async def session() -> tuple[list[bytes], bytes]:
+        server = VenueServer(data, speed=0, wire=wire)
+        await server.start()
+        try:
+            async with asyncio.timeout(20), connect(f"{server.ws_url}/ws/v5/public", max_size=None) as ws:
+                await ws.send('{"op":"subscribe","args":[{"channel":"books","instId":"BTC-USDT"}]}')
+                received = [_bytes(await ws.recv()) for _ in range(12)]
+                await ws.send("ping")
+                while (reply := _bytes(await ws.recv())) != b"pong":
+                    pass
+                return received, reply
+        finally:
+            await server.stop()
+
+    received, pong = asyncio.run(session())
+    assert orjson.loads(received[0])["event"] == "subscribe" and pong == b"pong"
+    oracle = OkxOracleBooks()
+    verdicts = [oracle.feed(frame) for payload in received[1:] if (frame := read_book_frame(payload)) is not None]
+    assert verdicts[0] is Verdict.SNAPSHOT and set(verdicts[1:]) == {Verdict.APPLIED} and len(verdicts) == 11
+
+
+def _bytes(message: str | bytes) -> bytes:
+    return message if isinstance(message, bytes) else message.encode()
