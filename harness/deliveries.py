@@ -11,7 +11,8 @@ reaches the top 20; this sees it whatever the book shows.
 Deliberately lenient, so a correct subject is never accused: the subject's connections count
 together (a frame received on any of them, or on an earlier one, could have been used: the fault
 plans send every connection the same frames, and a reconnect with nothing missed in between is no
-hole); the chain may start from any snapshot served before the observation, and the checker takes
+hole); the chain may start from any snapshot served before the observation (a REST answer, or a
+snapshot frame that reached the subject intact where snapshots travel on the stream), and the checker takes
 the best one (the highest `lastUpdateId` at or below `u`, which needs the fewest links; snapshots
 may fall inside an event, `U <= lastUpdateId < u`, so a frame counts for the ids it carries past
 L; where the venue links each frame to the last (`prev_last`, USD-M's `pu`), a frame covers every id
@@ -116,9 +117,13 @@ class Deliveries:
                 entry.starts.append(start)
                 entry.ends.append(end)
                 entry.written.append(written)
-        for snap in sorted(snapshots, key=lambda s: s.served_mono_ns):
-            entry = self._symbols.setdefault(snap.symbol, _Symbol())
-            entry.served.append((snap.served_mono_ns, snap.last_update_id))
+        served = [(snap.served_mono_ns, snap.symbol, snap.last_update_id) for snap in snapshots]
+        # A snapshot that travels on the stream (Bybit, OKX) is served when it reaches the subject intact.
+        for index, frame in by_index.items():
+            if getattr(frame, "snapshot", False) and first_write.get(index, NEVER) < NEVER:
+                served.append((first_write[index], frame.symbol, frame.last_update_id))
+        for served_ns, symbol, last_update_id in sorted(served):
+            self._symbols.setdefault(symbol, _Symbol()).served.append((served_ns, last_update_id))
 
     def symbol(self, symbol: str) -> _Symbol | None:
         return self._symbols.get(symbol)

@@ -50,16 +50,20 @@ class DepthSnapshotLike(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class DepthFrame:
-    """The ids of one clean depth frame, as the oracle decoded them; `prev_last` is USD-M's `pu`."""
+    """The ids of one clean depth frame, as the oracle decoded them; `prev_last` is USD-M's `pu`;
+    `snapshot` marks an in-stream snapshot, which replaces the book whatever came before."""
 
     index: int
     symbol: str
     first_update_id: int
     last_update_id: int
     prev_last: int | None
+    snapshot: bool = False
 
     def follows(self, last_update_id: int) -> bool:
         """Whether this frame continues a stream whose last applied update was `last_update_id`."""
+        if self.snapshot:
+            return True
         if self.prev_last is not None:
             return self.prev_last == last_update_id
         return self.first_update_id == last_update_id + 1
@@ -75,7 +79,11 @@ def snapshot_from_rest(symbol: str, body: bytes) -> DepthSnapshot:
 
 
 def oracle_rule(venue: str) -> ModuleType:
-    """The oracle's own copy of `venue`'s rule: `decode(frame)` and `bridges(ids, snapshot_id)`."""
+    """The oracle's own copy of `venue`'s rule (`harness/venues/<venue>/oracle_rule.py`):
+    `decode(frame)` -> (symbol, first id, last id, link to the previous last id or None, bids, asks) for
+    a book frame, None for any other (HarnessError for a clean frame it cannot read);
+    `bridges(ids, snapshot_id)`, whether a frame is the first to apply on a REST snapshot; and, for
+    venues whose snapshots travel on the stream, `snapshot(frame)`, whether a book frame is one."""
     return importlib.import_module(f"{package_of(venue)}.oracle_rule")
 
 
@@ -85,7 +93,9 @@ def decode_depth(frame: Frame, rule: ModuleType = binance_spot_rule) -> tuple[De
     if decoded is None:
         return None
     symbol, first, last, prev, bids, asks = decoded
-    return DepthFrame(frame.index, symbol, first, last, prev), bids, asks
+    in_stream = getattr(rule, "snapshot", None)
+    snapshot = bool(in_stream(frame)) if in_stream is not None else False
+    return DepthFrame(frame.index, symbol, first, last, prev, snapshot), bids, asks
 
 
 class Oracle:
@@ -196,6 +206,13 @@ class Oracle:
             if record:
                 self._frames[frame.index] = ids
                 self.depth_frames += 1
+            if ids.snapshot:
+                reset = books[symbol] = ReferenceBook()
+                reset.load(ids.last_update_id, bids, asks)
+                if record:
+                    self._remember(symbol, reset)
+                yield symbol, reset
+                continue
             book = books.get(symbol)
             if book is not None and not ids.follows(book.last_update_id):
                 if ids.last_update_id <= book.last_update_id:

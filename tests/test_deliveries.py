@@ -71,3 +71,38 @@ def test_a_frame_needed_before_it_was_written_is_a_hole_even_though_it_came() ->
     assert judge.judge("BTCUSDT", 12, 101) is not None  # 12 was written at 102
     judge.restart("BTCUSDT")
     assert judge.judge("BTCUSDT", 12, 103) is None
+
+
+@dataclass(frozen=True)
+class LinkedIds(Ids):
+    """A frame as the oracle reads a venue that links frames (`prev_last`) or sends snapshots in-stream."""
+
+    prev_last: int | None = None
+    snapshot: bool = False
+
+
+def test_linked_ids_that_skip_are_no_hole_and_a_missing_link_is() -> None:
+    """USD-M: ids between a frame's `pu` and its `U` belong to other books."""
+    frames = [
+        LinkedIds(0, "BTCUSDT", 20, 30, 12),
+        LinkedIds(1, "BTCUSDT", 37, 41, 30),
+        LinkedIds(2, "BTCUSDT", 45, 50, 41),
+    ]
+    whole = ChainJudge(Deliveries(frames, [Conn([Sent(i, 10 + i) for i in range(3)])], [Snap("BTCUSDT", 25, 0)]))
+    assert whole.judge("BTCUSDT", 50, 1_000) is None
+    lost = ChainJudge(Deliveries(frames, [Conn([Sent(0, 10), Sent(2, 12)])], [Snap("BTCUSDT", 25, 0)]))
+    hole = lost.judge("BTCUSDT", 50, 1_000)
+    assert hole is not None and (hole.first, hole.last) == (31, 41)
+
+
+def test_a_snapshot_frame_that_reached_the_subject_starts_a_chain() -> None:
+    """Where snapshots travel on the stream no REST answer is served: the snapshot frame is the start."""
+    frames = [
+        LinkedIds(0, "BTCUSDT", 7, 7, snapshot=True),
+        LinkedIds(1, "BTCUSDT", 8, 8),
+        LinkedIds(2, "BTCUSDT", 9, 9),
+    ]
+    judge = ChainJudge(Deliveries(frames, [Conn([Sent(i, 10 + i) for i in range(3)])], []))
+    assert judge.judge("BTCUSDT", 9, 1_000) is None
+    unsent = ChainJudge(Deliveries(frames, [Conn([Sent(1, 11), Sent(2, 12)])], []))
+    assert unsent.judge("BTCUSDT", 9, 1_000) is not None

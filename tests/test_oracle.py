@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -153,3 +154,36 @@ def test_oracle_agrees_with_the_venue_books_on_a_synth_recording(venue: str) -> 
     assert oracle.last_update_id("BTCUSDT") == book.last_update_id
     assert oracle.full_book("BTCUSDT", book.last_update_id) == (tuple(book.bids()), tuple(book.asks()))
     assert oracle.recording_gaps == 0
+
+
+def test_an_in_stream_snapshot_replaces_the_book_whatever_its_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For venues whose snapshots travel on the stream (Bybit, OKX) the rule says which frames are
+    snapshots; one replaces the book even at a lower id (a venue's ids reset after a restart)."""
+
+    def decode(frame: Frame) -> tuple[str, int, int, None, list, list] | None:
+        doc = orjson.loads(frame.payload)
+        return doc["s"], doc["u"], doc["u"], None, doc["b"], doc["a"]
+
+    rule = SimpleNamespace(
+        decode=decode,
+        snapshot=lambda frame: orjson.loads(frame.payload)["snap"],
+        bridges=lambda ids, snapshot_id: ids.first_update_id == snapshot_id + 1,
+    )
+    monkeypatch.setattr("harness.oracle.oracle_rule", lambda venue: rule)
+
+    def frame(index: int, u: int, snap: bool, bids: list, asks: list) -> Frame:
+        payload = orjson.dumps({"s": SYMBOL, "u": u, "snap": snap, "b": bids, "a": asks})
+        return Frame(index, index, "orderbook.50.BTCUSDT", payload, u, u)
+
+    frames = [
+        frame(0, 10, True, [["100", "1"]], [["101", "1"]]),
+        frame(1, 11, False, [["100", "2"]], []),
+        frame(2, 1, True, [["99", "5"]], [["102", "1"]]),
+        frame(3, 2, False, [], [["102", "0"], ["103", "4"]]),
+    ]
+    oracle = Oracle(frames, [], venue="stream-venue")
+    assert oracle.recording_gaps == 0
+    assert oracle.top(SYMBOL, 11) == ((("100", "2"),), (("101", "1"),))
+    assert oracle.top(SYMBOL, 1) == ((("99", "5"),), (("102", "1"),))
+    assert oracle.last_update_id(SYMBOL) == 2
+    assert oracle.full_book(SYMBOL, 2) == ((("99", "5"),), (("103", "4"),))
