@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from harness.book_events import DepthSnapshot
 from harness.errors import HarnessError
 from harness.venues.okx.checksum import book_checksum
 from replayer.reference_book import ReferenceBook
@@ -97,23 +96,21 @@ OracleDepth = tuple[str, int, int, "int | None", Sequence[Any], Sequence[Any]]
 
 
 def decode(frame: Frame) -> OracleDepth | None:
-    """An update in harness/oracle.py's generic shape; None for a snapshot (the oracle takes those as
-    its snapshots: `snapshot_of`) and for any other frame. An update without `seqId` (before 2023)
-    cannot be placed by ids and is a recording error here: `OkxOracleBooks` reads such captures."""
+    """A book message in harness/oracle.py's generic shape (a snapshot's link is None), None for any
+    other frame. An update without `seqId` (before 2023) cannot be placed by ids, so it is a recording
+    error here; `OkxOracleBooks` reads such captures (only their checksums vouch for them)."""
     read = read_book_frame(frame.payload)
-    if read is None or read.snapshot:
+    if read is None:
         return None
-    if read.seq_id is None:
+    if read.seq_id is None and not read.snapshot:
         raise HarnessError(f"recording: clean frame {frame.index} is an OKX update without seqId")
-    return read.symbol, read.seq_id, read.seq_id, read.prev_seq_id, read.bids, read.asks
+    return read.symbol, read.book_id, read.book_id, read.prev_seq_id, read.bids, read.asks
 
 
-def snapshot_of(frame: Frame) -> DepthSnapshot | None:
-    """The in-stream snapshot a clean frame holds, else None."""
+def snapshot(frame: Frame) -> bool:
+    """Whether a book frame is an in-stream snapshot (`action: snapshot`, every `books5`/`bbo-tbt`)."""
     read = read_book_frame(frame.payload)
-    if read is None or not read.snapshot:
-        return None
-    return DepthSnapshot(read.symbol, read.book_id, read.bids, read.asks)
+    return read is not None and read.snapshot
 
 
 def bridges(ids: DepthFrame, snapshot_id: int) -> bool:
