@@ -165,7 +165,7 @@ def import_capture(
         str, typer.Option("--format", help="Capture format: hftbacktest, cryptofeed-v1.")
     ] = "hftbacktest",
     seconds: Annotated[float | None, typer.Option(help="Import only the first this many seconds.")] = None,
-    venue: Annotated[str | None, typer.Option(help="The capture's venue (default: what the capture says).")] = None,
+    venue: Annotated[str | None, typer.Option(help="The venue, where the capture's URLs do not tell it.")] = None,
 ) -> None:
     """Turn another tool's capture into a recording, payload bytes unchanged."""
     from recorder.importing import run_import

@@ -14,7 +14,6 @@ a break in the recorded sequence until another snapshot bridges it, have no know
 
 from __future__ import annotations
 
-import importlib
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,8 +24,7 @@ import orjson
 
 from harness.book_events import DepthSnapshot
 from harness.errors import HarnessError
-from harness.venues.binance_spot import oracle_rule as binance_spot_rule
-from harness.venues.registry import package_of
+from harness.venues.registry import oracle_rule_of
 from replayer.reference_book import ReferenceBook
 from replayer.timeline import Frame
 
@@ -79,15 +77,16 @@ def snapshot_from_rest(symbol: str, body: bytes) -> DepthSnapshot:
 
 
 def oracle_rule(venue: str) -> ModuleType:
-    """The oracle's own copy of `venue`'s rule (`harness/venues/<venue>/oracle_rule.py`):
+    """The oracle's own copy of `venue`'s rule (`harness/venues/<venue>/oracle_rule.py`, listed in the
+    registry's `ORACLE_RULES`):
     `decode(frame)` -> (symbol, first id, last id, link to the previous last id or None, bids, asks) for
     a book frame, None for any other (HarnessError for a clean frame it cannot read);
     `bridges(ids, snapshot_id)`, whether a frame is the first to apply on a REST snapshot; and, for
     venues whose snapshots travel on the stream, `snapshot(frame)`, whether a book frame is one."""
-    return importlib.import_module(f"{package_of(venue)}.oracle_rule")
+    return oracle_rule_of(venue)
 
 
-def decode_depth(frame: Frame, rule: ModuleType = binance_spot_rule) -> tuple[DepthFrame, Sequence, Sequence] | None:
+def decode_depth(frame: Frame, rule: ModuleType) -> tuple[DepthFrame, Sequence, Sequence] | None:
     """A book frame's ids and levels by the venue's oracle rule, or None for any other frame."""
     decoded = rule.decode(frame)
     if decoded is None:

@@ -19,17 +19,22 @@ IMPORTERS: dict[str, Importer] = {
     "hftbacktest": import_hftbacktest,
     "cryptofeed-v1": import_cryptofeed_v1,
 }
+TAKES_VENUE = frozenset({"hftbacktest", "cryptofeed-v1"})
+"""Formats whose captures can hold several venues (hftbacktest: Binance spot or USD-M; cryptofeed v1: any)."""
 
 
 def run_import(
     *, capture_format: str, source: Path, output: Path, seconds: float | None, venue: str | None = None
 ) -> None:
-    """The CLI shell: imports, then prints one summary line. `venue` None: the capture says (its URLs,
-    its frames); a name overrides it."""
+    """The CLI shell: imports, then prints one summary line."""
     try:
         importer = IMPORTERS[capture_format]
     except KeyError:
         known = ", ".join(sorted(IMPORTERS))
         raise HarnessError(f"unknown capture format {capture_format!r}; known formats: {known}") from None
-    overrides = {} if venue is None else {"venue": venue}
-    print(importer(source, output, seconds=seconds, **overrides).line())
+    if venue is None:
+        print(importer(source, output, seconds=seconds).line())
+    elif capture_format in TAKES_VENUE:
+        print(importer(source, output, seconds=seconds, venue=venue).line())
+    else:
+        raise HarnessError(f"--venue does not apply to {capture_format} captures: they hold one venue")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.venues.registry import DIALECTS, dialect, package_of
+from harness.venues.registry import DIALECTS, ORACLE_RULES, dialect, package_of
 
 ROOT = Path(__file__).resolve().parents[1]
 VENUES = ROOT / "harness" / "venues"
@@ -118,6 +118,7 @@ def test_every_venue_package_is_registered_with_its_dialect_and_oracle_rule() ->
         assert venue.name == name
         assert package_of(name) == f"harness.venues.{name.replace('-', '_')}"
         assert (VENUES / name.replace("-", "_") / "oracle_rule.py").is_file(), f"{name} has no oracle_rule.py"
+        assert ORACLE_RULES[name].__name__ == f"{package_of(name)}.oracle_rule"
 
 
 def test_an_unknown_venue_is_one_error_naming_the_known_ones() -> None:

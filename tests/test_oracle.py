@@ -10,7 +10,7 @@ import pytest
 
 from harness.book_events import DepthSnapshot
 from harness.errors import HarnessError
-from harness.oracle import DepthSnapshotLike, Oracle, decode_depth, snapshot_from_rest
+from harness.oracle import DepthSnapshotLike, Oracle, decode_depth, oracle_rule, snapshot_from_rest
 from replayer.timeline import Frame
 
 SYMBOL = "BTCUSDT"
@@ -124,8 +124,8 @@ def test_snapshot_from_rest_and_bad_input_are_one_line_errors() -> None:
     with pytest.raises(HarnessError, match="not a depth body"):
         snapshot_from_rest(SYMBOL, b'{"code": -1121}')
     with pytest.raises(HarnessError, match="not JSON"):
-        decode_depth(Frame(3, 0, STREAM, b"{nope"))
-    assert decode_depth(Frame(4, 0, STREAM, b'{"result": null, "id": 1}')) is None
+        decode_depth(Frame(3, 0, STREAM, b"{nope"), oracle_rule("binance-spot"))
+    assert decode_depth(Frame(4, 0, STREAM, b'{"result": null, "id": 1}'), oracle_rule("binance-spot")) is None
 
 
 @pytest.mark.parametrize("venue", ["binance-spot", "binance-usdm"])

@@ -16,9 +16,11 @@ import pytest
 from harness.replay import ReplayRequest, run_replay
 from harness.scenarios import list_scenarios
 from harness.synth.run import write_synthetic_recording
+from recorder.import_hftbacktest import import_hftbacktest
 
 REPO = Path(__file__).resolve().parents[1]
 USDM_REAL = REPO / "fixtures" / "binance_usdm_btcusdt_real_30s"
+USDM_CAPTURE = REPO.parent / "shared" / "data" / "real" / "binance_usdm_btcusdt_20240808.hftbacktest.gz"
 LIBRARY = sorted(s.name for s in list_scenarios())
 
 
@@ -47,3 +49,13 @@ def test_every_library_scenario_passes_on_a_usdm_synth_recording(tmp_path: Path)
     failed = {name: _failures(report) for name, report in reports.items() if not report["passed"]}
     assert not failed
     assert all(report["sync"]["final_book_correct"] for report in reports.values())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not USDM_CAPTURE.exists(), reason="real capture not available")
+def test_the_whole_usdm_capture_imports_and_replays_clean(tmp_path: Path) -> None:
+    import_hftbacktest(USDM_CAPTURE, tmp_path / "usdm")
+    report = run_replay(ReplayRequest(scenario="clean", recording=tmp_path / "usdm", speed=0))
+    assert report["passed"], _failures(report)
+    assert report["sync"]["divergent"] == 0 and report["sync"]["recording_gaps"] == 0
+    assert report["sync"]["checks"] > 6000 and all(final["correct"] for final in report["sync"]["final"])
