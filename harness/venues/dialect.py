@@ -91,12 +91,11 @@ class SubjectParts:
 class CapturePolicy:
     """What `harness record` subscribes to and how it fetches snapshots, as a syncing client would.
 
-    `streams(symbols, book_ticker)` lists the stream keys (as `stream_of` reads them back); `ws_url(ws_base,
-    streams)` is the connection's URL;
-    `snapshot_url(rest_base, symbol)` (the deepest snapshot) is None where snapshots come over the
-    stream. `listing_url(rest_base, symbol)` asks whether the venue lists a symbol, so that a typo is
-    refused before recording starts (the answer is Binance's `-1121 Invalid symbol` when not); None
-    where the venue has no such request.
+    `streams(symbols, book_ticker)` lists the stream keys (as `stream_of` reads them back) and
+    `ws_url(ws_base, streams)` is the connection's URL. `snapshot_url(rest_base, symbol)` (the deepest
+    snapshot) is None where snapshots come over the stream. `listing_url(rest_base, symbol)` asks
+    whether the venue lists a symbol, so that a typo is refused before recording starts (the answer
+    is Binance's `-1121 Invalid symbol` when not); None where the venue has no such request.
     """
 
     streams: Callable[[Sequence[str], bool], list[str]]
