@@ -19,7 +19,7 @@ from harness.synth.run import generate_events
 from harness.venues.dialect import VenueDialect
 from harness.venues.okx import control
 from harness.venues.okx.checksum import book_checksum, checksum_text
-from harness.venues.okx.decoder import OkxDepthDelta, decode_frame
+from harness.venues.okx.decoder import decode_frame
 from harness.venues.okx.dialect import DIALECT, UnlinkedIds
 from harness.venues.okx.encoder import okx_decimal, snapshot_message
 from harness.venues.okx.oracle_rule import OkxOracleBooks, Verdict, read_book_frame
@@ -47,7 +47,7 @@ def feed_subject(sync: BookSync, payload: bytes) -> tuple[object, ...]:
     event = decode_frame(payload)
     if isinstance(event, DepthSnapshot):
         return sync.on_stream_snapshot(event)
-    if isinstance(event, OkxDepthDelta):
+    if isinstance(event, DepthDelta):
         return sync.on_delta(event)
     return ()
 
@@ -110,7 +110,7 @@ def test_the_documented_sequence_with_heartbeat_and_reset_follows_on_every_side(
 def test_a_broken_link_is_a_gap_and_an_old_message_a_duplicate() -> None:
     rule = OkxSequencing()
     delta = decode_frame(books(20, 15))
-    assert isinstance(delta, OkxDepthDelta)
+    assert isinstance(delta, DepthDelta)
     assert rule.follow(delta, 15) is Step.APPLY
     assert rule.follow(delta, 17) is Step.GAP
     assert rule.follow(delta, 20) is Step.DROP
