@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-full replay suite lint bench soak fixture fixture-real clean
+.PHONY: setup test test-full replay suite lint bench soak fixture fixture-real clean conformance
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11+ or run make PYTHON=python3.x"; exit 2; }
@@ -32,6 +32,14 @@ replay: $(STAMP)
 suite: $(STAMP)
 	mkdir -p out
 	$(BIN)/harness suite --scenarios all --seeds 1-3 --json out/suite.json --junit out/suite.xml
+
+# Popular clients (ccxt, python-binance) through the scenario library, in a venv of their own (the
+# `conformance` extra); writes docs/conformance.md. Not part of `make test`; needs PyPI once.
+CONFORMANCE_VENV := .venv-conformance
+conformance:
+	@test -x $(CONFORMANCE_VENV)/bin/python || $(PYTHON) -m venv $(CONFORMANCE_VENV)
+	$(CONFORMANCE_VENV)/bin/pip install --quiet -e '.[conformance]'
+	$(CONFORMANCE_VENV)/bin/python -m harness.conformance --out docs/conformance.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

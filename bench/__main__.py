@@ -1,4 +1,5 @@
-"""`make bench`: runs every bench/*_bench.py module's `main()` in one process, one after another.
+"""`make bench`: runs every bench/*_bench.py module's `main()` in one process, one after another, then
+writes the figures they `put` into bench/results.json (bench/results.py).
 
 Benchmarks report ratios measured in the same run (ours against a baseline on the same machine,
 at the same moment), never absolute thresholds: machines differ, ratios travel.
@@ -11,6 +12,7 @@ import pkgutil
 import sys
 
 import bench
+from bench import results
 
 
 def main(argv: list[str]) -> int:
@@ -23,6 +25,8 @@ def main(argv: list[str]) -> int:
         print(f"== {name}")
         module = importlib.import_module(f"bench.{name}")
         failed += bool(module.main())
+    if results.pending():
+        print(f"== wrote {results.write()}")
     return 1 if failed else 0
 
 

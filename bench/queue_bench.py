@@ -18,6 +18,7 @@ import random
 import time
 from typing import Any
 
+from bench import results
 from bench.sketches import load_sketch, sketch_path
 from bench.timing import cpu_timed
 from harness.latency import Histogram, LatencyTracker
@@ -129,6 +130,16 @@ def main() -> int:
             verdict = "ok" if ratio >= target else "BELOW TARGET"
             print(f"ratio {label}: {ratio:,.1f}x (target {target:g}x) {verdict}")
             failed |= ratio < target
+            results.put(
+                f"queue_{label.replace(' ', '_')}_vs_sketch",
+                ratio=ratio,
+                meaning=f"BoundedPriorityQueue ops/s {label} over the sketch's BackpressureQueue; higher is better",
+                comparison="the design sketch's BackpressureQueue, same puts and gets",
+                goal=f">= {target:g}x",
+                met=ratio >= target,
+                raw={"ours_full_puts_per_s": round(ours_full), "sketch_full_puts_per_s": round(sketch_full),
+                     "ours_below_ops_per_s": round(ours_below), "sketch_below_ops_per_s": round(sketch_below)},
+            )  # fmt: skip
 
     per_hist, per_tracker = _record_ns()
     print(f"latency record: {per_hist:.0f} ns/Histogram.record, {per_tracker:.0f} ns/LatencyTracker.record")

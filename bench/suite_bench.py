@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from bench import results
 from harness.suite import SuiteRequest, run_suite
 
 SEEDS = (1, 2, 3)
@@ -37,4 +38,11 @@ def main() -> int:
     print(f"  --jobs {PARALLEL_JOBS}:  {parallel_s:7.1f} s wall")
     print(f"  --jobs 1:  {serial_s:7.1f} s wall")
     print(f"  ratio: one after another takes {serial_s / parallel_s:.2f}x the parallel run")
+    results.put(
+        "suite_parallel_vs_serial",
+        ratio=serial_s / parallel_s,
+        meaning=f"--jobs 1 wall time over --jobs {PARALLEL_JOBS}; {PARALLEL_JOBS}.0 would be perfect",
+        comparison="the same cells one after another",
+        raw={"cells": cells, "parallel_s": round(parallel_s, 1), "serial_s": round(serial_s, 1)},
+    )
     return 0

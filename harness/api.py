@@ -13,28 +13,38 @@ from harness.fake_venue import FakeVenue, fault_log
 from harness.observations import BookObservation, FinalBook, SyncEvent
 from harness.replay import BUNDLED_FIXTURE, ReplayRequest, run_replay
 from harness.report import render_terminal, write_junit, write_report
+from harness.scenario_toml import scenario_toml
 from harness.scenarios import Scenario, list_scenarios, load_scenario, parse_scenario
+from harness.search import SearchRequest, SearchResult, run_search
 from harness.subject import DEFAULT_SUBJECT, SubjectConfig
 from harness.suite import SuiteRequest, exit_code, merge_suites, plan_suite, run_suite
 from harness.suite_matrix import SuiteCell, parse_seeds, parse_shard
 from harness.suite_results import summary_table, write_suite_junit
 from harness.synth.run import write_synthetic_recording
+from harness.testing import TIMING_FREE_KINDS, DepthStream, depth_streams, fault_schedules, fault_specs
 
 __all__ = [
     "BUNDLED_FIXTURE",
     "DEFAULT_SUBJECT",
+    "TIMING_FREE_KINDS",
     "BookObservation",
+    "DepthStream",
     "FakeVenue",
     "FinalBook",
     "HarnessError",
     "ReplayRequest",
     "Scenario",
+    "SearchRequest",
+    "SearchResult",
     "SubjectConfig",
     "SuiteCell",
     "SuiteRequest",
     "SyncEvent",
+    "depth_streams",
     "exit_code",
     "fault_log",
+    "fault_schedules",
+    "fault_specs",
     "list_scenarios",
     "load_scenario",
     "merge_suites",
@@ -44,7 +54,9 @@ __all__ = [
     "plan_suite",
     "render_terminal",
     "run_replay",
+    "run_search",
     "run_suite",
+    "scenario_toml",
     "summary_table",
     "write_junit",
     "write_report",

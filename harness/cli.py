@@ -54,11 +54,18 @@ def synth(
     ] = "BTCUSDT",
     seconds: Annotated[float, typer.Option(min=0.1, help="Simulated duration.")] = 60.0,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same bytes.")] = 1,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Frames per second per symbol, depth, trade and bookTicker together (adds @bookTicker): "
+            "a busy real symbol is 100+. Default: the market's own pace, without bookTicker."
+        ),
+    ] = None,
 ) -> None:
     """Write a seeded synthetic recording, exactly as the recorder would have captured it."""
     from harness.synth.run import synthesize
 
-    summary = synthesize(venue=venue, symbols=symbol, seconds=seconds, seed=seed, output=output)
+    summary = synthesize(venue=venue, symbols=symbol, seconds=seconds, seed=seed, output=output, rate=rate)
     print(summary)
 
 
@@ -271,6 +278,45 @@ def suite(
             merge=list(paths or []) if merge else None,
             list_only=list_only,
             rest_weight_limit=rest_weight_limit,
+        )
+    )
+
+
+@app.command()
+@_user_errors
+def search(
+    subject: Annotated[str, typer.Option(help="Subject factory to search against, module:function.")],
+    recording: Annotated[
+        Path | None, typer.Option(help="Recording to replay (default: a 10 s synthetic slice written into -o).")
+    ] = None,
+    budget: Annotated[int | None, typer.Option(help="Schedules to try before giving up (default 50).")] = None,
+    minutes: Annotated[float | None, typer.Option(help="Search this long instead of --budget schedules.")] = None,
+    seed: Annotated[int, typer.Option(help="Search seed: the same seed and budget try the same schedules.")] = 0,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the scenario found.")] = Path("search-out"),
+    kinds: Annotated[
+        str, typer.Option(help="Fault kinds: timing-free (default), all, or a comma-separated list.")
+    ] = "timing-free",
+    speed: Annotated[
+        float | None, typer.Option(min=0.0, help="Replay speed (default: 10 for timing-free kinds, else 4).")
+    ] = None,
+    max_faults: Annotated[int, typer.Option(min=1, help="Most faults in one schedule.")] = 4,
+    shrink_budget: Annotated[int, typer.Option(min=0, help="Most replays spent shrinking a failure.")] = 100,
+) -> None:
+    """Search fault schedules for one the subject fails, shrink it, and write it as a scenario; exit 1 if found."""
+    from harness.search_command import run_search_command
+
+    raise typer.Exit(
+        run_search_command(
+            subject=subject,
+            recording=recording,
+            budget=budget,
+            minutes=minutes,
+            seed=seed,
+            output=output,
+            kinds=kinds,
+            speed=speed,
+            max_faults=max_faults,
+            shrink_budget=shrink_budget,
         )
     )
 

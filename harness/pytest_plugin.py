@@ -27,6 +27,7 @@ import pytest
 
 if TYPE_CHECKING:
     from harness.fake_venue import FakeVenue
+    from harness.search import SearchResult
 
 MARKER = "scenario"
 _REPRODUCE = pytest.StashKey[list[str]]()
@@ -214,6 +215,51 @@ def fake_venue(
     yield start
     for venue in started:
         venue.stop()
+
+
+@pytest.fixture
+def harness_search(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., SearchResult]:
+    """`harness_search(subject=None, *, recording=None, budget=None, minutes=None, seed=0, kinds=None,
+    max_faults=4, shrink_budget=100)` -> SearchResult (docs/search.md), written under the test's tmp_path.
+
+    A test that fails after it prints the `harness replay` command of the schedule it found.
+    """
+    commands = request.node.stash.setdefault(_REPRODUCE, [])
+
+    def run(
+        subject: str | None = None,
+        *,
+        recording: str | Path | None = None,
+        budget: int | None = None,
+        minutes: float | None = None,
+        seed: int = 0,
+        kinds: tuple[str, ...] | None = None,
+        max_faults: int = 4,
+        shrink_budget: int = 100,
+    ) -> SearchResult:
+        from harness.search import SearchRequest, run_search
+        from harness.subject import DEFAULT_SUBJECT
+        from harness.testing import TIMING_FREE_KINDS
+
+        if recording is None and request.config.getini("harness_recording"):
+            recording = Path(request.config.rootpath, request.config.getini("harness_recording"))
+        asked = SearchRequest(
+            subject=subject or request.config.getini("harness_subject") or DEFAULT_SUBJECT,
+            recording=None if recording is None else Path(recording),
+            budget=budget,
+            minutes=minutes,
+            seed=seed,
+            out=tmp_path / f"search-seed{seed}",
+            kinds=kinds or TIMING_FREE_KINDS,
+            max_faults=max_faults,
+            shrink_budget=shrink_budget,
+        )
+        result = run_search(asked)
+        if result.command:
+            commands.append(result.command)
+        return result
+
+    return run
 
 
 def _resolve(

@@ -45,7 +45,10 @@ def run_suite_command(
         check_output_path(baseline, "--baseline")
     if merge is not None:
         matrix: dict[str, object] = {
-            "--scenarios": scenarios, "--recordings": recordings, "--seeds": seeds, "--subject": subject
+            "--scenarios": scenarios,
+            "--recordings": recordings,
+            "--seeds": seeds,
+            "--subject": subject,
         }
         matrix |= {
             "--jobs": jobs,

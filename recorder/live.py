@@ -36,6 +36,7 @@ from pathlib import Path
 import orjson
 
 import harness
+from harness import event_loop
 from harness.client import ReconnectingClient
 from harness.client_state import (
     BackoffPolicy,
@@ -189,7 +190,7 @@ def run_record(config: RecordConfig) -> None:
         + ("" if config.seconds is not None else " (Ctrl-C to stop)"),
         file=sys.stderr,
     )
-    summary = asyncio.run(record(config, handle_signals=True))
+    summary = event_loop.run(record(config, handle_signals=True))
     print(summary.line(), file=sys.stderr)
 
 

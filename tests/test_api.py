@@ -10,6 +10,15 @@ import harness.api
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 
 PUBLIC = {
+    "DepthStream",
+    "SearchRequest",
+    "SearchResult",
+    "TIMING_FREE_KINDS",
+    "depth_streams",
+    "fault_schedules",
+    "fault_specs",
+    "run_search",
+    "scenario_toml",
     "BUNDLED_FIXTURE",
     "DEFAULT_SUBJECT",
     "BookObservation",

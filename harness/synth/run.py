@@ -12,6 +12,12 @@ are a fixed start plus simulated offsets, so a seed always gives the same bytes.
 several such markets, each with its own seed (the first keeps the given one), merged in receive order
 onto one combined-stream connection, each snapshot on a REST connection of its own.
 
+With a `rate` (`harness synth --rate`), each symbol's market is scaled so its frames come to about
+`rate` a second, a busy real symbol's pace for benchmarks; where the venue's encoder writes a best
+bid/ask stream (`ticker_stream`, Binance spot's `@bookTicker`) it streams that too, a frame whenever
+the best bid or ask, or its size, changes, as Binance's real-time stream does. Without a rate the
+output is what it always was.
+
 `write_synthetic_recording` and `synthesize` are the file shell around it.
 """
 
@@ -29,7 +35,7 @@ from pathlib import Path
 from harness import __version__
 from harness.book_events import DepthDelta, DepthSnapshot
 from harness.errors import HarnessError
-from harness.synth.market import BookChange, MarketSimulator, Trade
+from harness.synth.market import BookChange, MarketParams, MarketSimulator, Trade
 from harness.venues.dialect import SynthEncoder, SynthTrade, VenueDialect
 from harness.venues.registry import dialect as venue_dialect
 from recorder.format import EventKind, RecordedEvent, RecordingMeta
@@ -43,6 +49,10 @@ MONO_START_NS = 86_400_000_000_000
 """A monotonic clock on a machine that has been up for a day."""
 WS_CONN_ID = 1
 REST_CONN_ID = 2
+CALIBRATION_S = 30.0
+"""How many orders a `--rate` probe simulates: this many seconds of the symbol's own market."""
+CALIBRATION_MIN_S = 10.0
+CALIBRATION_PROBES = 3
 
 
 @dataclass(slots=True)
@@ -51,6 +61,7 @@ class SynthStats:
 
     depth_frames: int = 0
     trades: int = 0
+    tickers: int = 0
     first_update_id: int | None = None
     last_update_id: int | None = None
     snapshot_update_id: int | None = None
@@ -94,7 +105,15 @@ class _Network:
 class _Session:
     """One recording's worth of venue and recorder, stepped by the market's own events."""
 
-    def __init__(self, venue: VenueDialect, encoder: SynthEncoder, seconds: float, seed: int) -> None:
+    def __init__(
+        self,
+        venue: VenueDialect,
+        encoder: SynthEncoder,
+        seconds: float,
+        seed: int,
+        params: MarketParams | None = None,
+        book_ticker: bool = False,
+    ) -> None:
         spec = encoder.market
         self.venue = venue
         self.encoder = encoder
@@ -102,12 +121,17 @@ class _Session:
         self.symbol = spec.symbol
         self.end_ns = round(seconds * 1e9)
         self.stats = SynthStats()
-        self._market = MarketSimulator(spec, seed)
+        self._market = MarketSimulator(spec, seed, params)
         self._net = _Network(seed)
         self.depth_stream = encoder.book_stream
         self.trade_stream = encoder.trade_stream
+        # An optional encoder capability, not part of SynthEncoder: only `--rate` asks for it.
+        self.ticker_stream: str | None = getattr(encoder, "ticker_stream", None) if book_ticker else None
+        self.streams = (self.depth_stream, self.trade_stream) + ((self.ticker_stream,) if self.ticker_stream else ())
+        self._top: tuple[int, int, int, int] | None = None
+        self._ticker_sent_ns = 0
         policy = venue.capture_policy()
-        self.ws_url = policy.ws_url(venue.live_ws_url, (self.depth_stream, self.trade_stream))
+        self.ws_url = policy.ws_url(venue.live_ws_url, self.streams)
         self.rest_url = encoder.snapshot_url(venue.live_rest_url)
         self._stream_snapshot_pending = self.rest_url is None
         """A venue whose snapshot travels on the stream sends it first, once the subscription is in."""
@@ -138,7 +162,7 @@ class _Session:
 
     def events(self) -> Iterator[RecordedEvent]:
         self._record(self.opened_ns, EventKind.WS_OPEN, WS_CONN_ID, self.ws_url)
-        for message in self.subscribe_messages((self.depth_stream, self.trade_stream)):
+        for message in self.subscribe_messages(self.streams):
             self._record(self.opened_ns, EventKind.WS_SEND, WS_CONN_ID, self.ws_url, payload=message)
         for event in self._market.run(self.end_ns):
             yield from self._advance(event.time_ns)
@@ -182,6 +206,8 @@ class _Session:
                 self._count_depth(event.payload)
             elif event.stream == self.trade_stream:
                 self.stats.trades += 1
+            elif self.ticker_stream is not None and event.stream == self.ticker_stream:
+                self.stats.tickers += 1
             yield replace(event, seq=self.stats.events)
             self.stats.events += 1
 
@@ -195,6 +221,24 @@ class _Session:
         if self._window_first is None:
             self._window_first = change.update_id
         self._applied_id = change.update_id
+        if self.ticker_stream is not None:
+            self._tick(change)
+
+    def _tick(self, change: BookChange) -> None:
+        """A best bid/ask frame when the best bid or ask, or its size, moved, with the book's update id."""
+        bid, bid_size = self._market.bids.peekitem(-1)
+        ask, ask_size = self._market.asks.peekitem(0)
+        top = (bid, bid_size, ask, ask_size)
+        if top == self._top:
+            return
+        self._top = top
+        assert self.ticker_stream is not None
+        frame = self.encoder.ticker_frame(  # type: ignore[attr-defined]
+            change.update_id, self._price(bid), self._size(bid_size), self._price(ask), self._size(ask_size)
+        )
+        # One stream is published in order: a ticker never overtakes the one before it.
+        self._ticker_sent_ns = max(change.time_ns + self._net.trade_publish(), self._ticker_sent_ns)
+        self._push_outgoing(self._ticker_sent_ns, self.ticker_stream, frame)
 
     def _publish_window(self) -> None:
         end = self._window_end
@@ -329,17 +373,46 @@ class _Session:
         heapq.heappush(self._recorded, (at_ns, self._order, event))
 
 
-def _sessions(symbols: str | Sequence[str], seconds: float, seed: int, venue: str) -> list[_Session]:
+def _sessions(
+    symbols: str | Sequence[str], seconds: float, seed: int, venue: str, rate: float | None = None
+) -> list[_Session]:
     """One session per symbol; the first keeps `seed`, the others get seeds derived from it and their
     symbol, so one symbol's market and timings never copy another's."""
     dialect = venue_dialect(venue)
     if not (math.isfinite(seconds) and seconds > 0):
         raise HarnessError(f"seconds must be a positive number, not {seconds}")
-    names = _symbol_list(symbols)
-    return [
-        _Session(dialect, dialect.synth_encoder(name), seconds, seed if i == 0 else _derived_seed(seed, name))
-        for i, name in enumerate(names)
-    ]
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise HarnessError(f"rate must be a positive number of frames per second, not {rate}")
+    sessions = []
+    for i, name in enumerate(_symbol_list(symbols)):
+        own_seed = seed if i == 0 else _derived_seed(seed, name)
+        params = None if rate is None else _paced_market(dialect, name, own_seed, rate)
+        encoder = dialect.synth_encoder(name)
+        sessions.append(_Session(dialect, encoder, seconds, own_seed, params, book_ticker=rate is not None))
+    return sessions
+
+
+def _paced_market(dialect: VenueDialect, symbol: str, seed: int, rate: float) -> MarketParams:
+    """The symbol's market with its order rate scaled so its frames come to about `rate` a second.
+
+    Book frames come at most once a window; trades and ticker frames grow with the order rate, though
+    not in proportion (a busier book's touch moves less per order), so the rate is found by probing:
+    each probe runs as many orders as CALIBRATION_S of the market's own pace (and at least
+    CALIBRATION_MIN_S, so bursts are in it) at the current guess, and rescales the guess by how far its
+    frames fell from `rate`.
+    """
+    params = dialect.synth_encoder(symbol).market.market
+    orders = CALIBRATION_S * params.order_rate
+    for _ in range(CALIBRATION_PROBES):
+        seconds = max(orders / params.order_rate, CALIBRATION_MIN_S)
+        probe = _Session(dialect, dialect.synth_encoder(symbol), seconds, seed, params, book_ticker=True)
+        for _ in probe.events():
+            pass
+        stats = probe.stats
+        per_order = max(stats.trades + stats.tickers, 1) / (seconds * params.order_rate)
+        depth_per_s = stats.depth_frames / seconds
+        params = replace(params, order_rate=max(rate - depth_per_s, 1.0) / per_order)
+    return params
 
 
 def _symbol_list(symbols: str | Sequence[str]) -> list[str]:
@@ -365,7 +438,7 @@ def _one_connection(sessions: list[_Session]) -> Iterator[RecordedEvent]:
     if len(sessions) == 1:
         yield from sessions[0].events()
         return
-    streams = [stream for session in sessions for stream in (session.depth_stream, session.trade_stream)]
+    streams = [stream for session in sessions for stream in session.streams]
     venue = sessions[0].venue
     ws_url = venue.capture_policy().ws_url(venue.live_ws_url, streams)
     tagged = [_tagged(session.events(), index) for index, session in enumerate(sessions)]
@@ -402,7 +475,11 @@ def _tagged(events: Iterator[RecordedEvent], index: int) -> Iterator[tuple[Recor
 
 
 def generate_events(
-    symbols: str | Sequence[str] = "BTCUSDT", seconds: float = 60.0, seed: int = 1, venue: str = VENUE
+    symbols: str | Sequence[str] = "BTCUSDT",
+    seconds: float = 60.0,
+    seed: int = 1,
+    venue: str = VENUE,
+    rate: float | None = None,
 ) -> Iterator[RecordedEvent]:
     """The recording's rows, `seq` from 0, exactly as `write_synthetic_recording` writes them.
 
@@ -410,12 +487,15 @@ def generate_events(
     stays bounded however long the run. Raises HarnessError for an unknown venue, an unknown or
     repeated symbol or a duration that is not positive.
     """
-    return _one_connection(_sessions(symbols, seconds, seed, venue))
+    return _one_connection(_sessions(symbols, seconds, seed, venue, rate))
 
 
-def recording_meta(symbols: Sequence[str], seconds: float, seed: int, venue: str = VENUE) -> RecordingMeta:
+def recording_meta(
+    symbols: Sequence[str], seconds: float, seed: int, venue: str = VENUE, rate: float | None = None
+) -> RecordingMeta:
     """The metadata a synthetic recording carries; its id is derived from the inputs, so reruns match."""
-    digest = hashlib.sha256(f"synth:{venue}:{','.join(symbols)}:{seconds!r}:{seed}".encode()).digest()
+    paced = "" if rate is None else f":rate={rate!r}"
+    digest = hashlib.sha256(f"synth:{venue}:{','.join(symbols)}:{seconds!r}:{seed}{paced}".encode()).digest()
     return RecordingMeta(
         venue=venue,
         symbols=tuple(symbols),
@@ -427,10 +507,10 @@ def recording_meta(symbols: Sequence[str], seconds: float, seed: int, venue: str
 
 
 def _write(
-    output: Path, symbols: str | Sequence[str], seconds: float, seed: int, venue: str
+    output: Path, symbols: str | Sequence[str], seconds: float, seed: int, venue: str, rate: float | None = None
 ) -> tuple[list[Path], int, list[_Session]]:
-    sessions = _sessions(symbols, seconds, seed, venue)
-    meta = recording_meta([session.symbol for session in sessions], seconds, seed, venue)
+    sessions = _sessions(symbols, seconds, seed, venue, rate)
+    meta = recording_meta([session.symbol for session in sessions], seconds, seed, venue, rate)
     # No fsync: a synthetic recording is rebuilt from its seed, so durability buys nothing here.
     with RecordingWriter(output, meta, fsync=False) as writer:
         for event in _one_connection(sessions):
@@ -446,11 +526,13 @@ def write_synthetic_recording(
     return Path(output)
 
 
-def synthesize(*, venue: str, symbols: str | Sequence[str], seconds: float, seed: int, output: Path) -> str:
+def synthesize(
+    *, venue: str, symbols: str | Sequence[str], seconds: float, seed: int, output: Path, rate: float | None = None
+) -> str:
     """`harness synth`: validates the venue, writes the recording, returns a short summary."""
     venue_dialect(venue)
     try:
-        segments, rows, sessions = _write(Path(output), symbols, seconds, seed, venue)
+        segments, rows, sessions = _write(Path(output), symbols, seconds, seed, venue, rate)
     except OSError as exc:
         raise HarnessError(f"cannot write the recording to {output}: {exc.strerror or exc}") from None
     size = sum(path.stat().st_size for path in segments)
@@ -463,8 +545,11 @@ def synthesize(*, venue: str, symbols: str | Sequence[str], seconds: float, seed
         stats = session.stats
         snapshot = "none" if stats.snapshot_update_id is None else f"lastUpdateId {stats.snapshot_update_id}"
         prefix = f"{session.symbol}: " if len(sessions) > 1 else ""
+        tickers = f"{stats.tickers} bookTicker, " if session.ticker_stream else ""
+        pace = stats.depth_frames + stats.trades + stats.tickers
         lines.append(
             f"  {prefix}{stats.depth_frames} depth frames (U..u {stats.first_update_id}..{stats.last_update_id}), "
-            f"{stats.trades} trades, REST snapshot: {snapshot}"
+            f"{stats.trades} trades, {tickers}REST snapshot: {snapshot}"
+            + (f"; {pace / seconds:,.0f} frames/s" if rate is not None else "")
         )
     return "\n".join(lines)

@@ -79,3 +79,10 @@ def trade_data(
             "M": True,
         }
     )
+
+
+def book_ticker_data(
+    *, update_id: int, symbol: str, bid_price: str, bid_size: str, ask_price: str, ask_size: str
+) -> bytes:
+    """The `bookTicker` message (the `data` part): best bid and ask with the book's update id `u`."""
+    return orjson.dumps({"u": update_id, "s": symbol, "b": bid_price, "B": bid_size, "a": ask_price, "A": ask_size})

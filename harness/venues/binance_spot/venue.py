@@ -20,7 +20,7 @@ import orjson
 from harness.book_events import DepthDelta, DepthSnapshot, Level
 from harness.errors import HarnessError
 from harness.synth.market import SYMBOLS, SynthSymbol
-from harness.venues.binance_spot.encoder import decimal_string, depth_update_data, trade_data
+from harness.venues.binance_spot.encoder import book_ticker_data, decimal_string, depth_update_data, trade_data
 from harness.venues.binance_spot.rest import DEPTH_MAX_LIMIT, DEPTH_PATH, EXCHANGE_INFO_PATH, depth_body
 from harness.venues.binance_spot.streams import stream_of, wrap_combined
 from harness.venues.dialect import (
@@ -194,6 +194,9 @@ class BinanceSynthEncoder:
         self.book_stream = dialect.depth_stream(market.symbol)
         self.trade_stream = f"{market.symbol.lower()}@trade"
         self.window_ns = dialect.synth_window_ns
+        # `harness synth --rate` streams best bid/ask where an encoder offers it; USD-M's bookTicker
+        # carries event and transaction times this one does not write, so it offers none yet.
+        self.ticker_stream = None if dialect.linked else f"{market.symbol.lower()}@bookTicker"
 
     def price(self, units: int) -> str:
         decimals = self._dialect.price_decimals
@@ -216,6 +219,19 @@ class BinanceSynthEncoder:
             buyer_is_maker=trade.buyer_is_maker,
         )
         return wrap_combined(self.trade_stream, data)
+
+    def ticker_frame(self, update_id: int, bid_price: str, bid_size: str, ask_price: str, ask_size: str) -> bytes:
+        """Spot's `@bookTicker` frame: the best bid and ask with the book's update id `u`."""
+        data = book_ticker_data(
+            update_id=update_id,
+            symbol=self.market.symbol,
+            bid_price=bid_price,
+            bid_size=bid_size,
+            ask_price=ask_price,
+            ask_size=ask_size,
+        )
+        assert self.ticker_stream is not None, "only asked of an encoder that offers the stream"
+        return wrap_combined(self.ticker_stream, data)
 
     def snapshot_url(self, rest_base: str) -> str | None:
         return self._dialect.depth_url(rest_base, self.market.symbol, self._dialect.max_depth_limit)
