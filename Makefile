@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-full replay suite lint bench soak fixture fixture-real clean conformance
+.PHONY: setup test test-full replay suite lint bench soak bench-load bench-abuse fixture fixture-real clean conformance
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11+ or run make PYTHON=python3.x"; exit 2; }
@@ -51,6 +51,14 @@ bench: $(STAMP)
 # Ten minutes of recording at 2,000 frames/s with a drop every minute (docs/reliability.md).
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak_record --seconds 600 --rate 2000 --reconnect-every 60
+
+# The fake venue under load: 50 clients for 60 s, one stops reading, slow_consumer on (docs/reliability.md).
+bench-load: $(STAMP)
+	$(BIN)/python -m bench.venue_load --clients 50 --seconds 60
+
+# What the fake venue holds through waves of abuse beside a well-behaved client (docs/reliability.md).
+bench-abuse: $(STAMP)
+	$(BIN)/python -m bench.venue_abuse
 
 # Both synthetic fixtures, rebuilt from their seed (the same bytes unless the simulator or the encoder changed).
 fixture: $(STAMP)

@@ -103,6 +103,12 @@ def serve(
     messages_per_second: Annotated[
         int, typer.Option(min=0, help="Client messages per sliding second before a 1008 close (Binance's 5); 0 is off.")
     ] = 5,
+    handshake_timeout: Annotated[
+        float, typer.Option(min=0.0, help="Seconds from connect to a complete request (slowloris); 0 is off.")
+    ] = 30.0,
+    max_backlog_bytes: Annotated[
+        int, typer.Option(min=0, help="Bytes held for a client that does not read before it is dropped; 0 is off.")
+    ] = 8 * 2**20,
 ) -> None:
     """Serve a recording as a fake venue (WebSocket + REST) on loopback, with a scenario's faults if asked."""
     from replayer.serve_command import ServeLimits, run_serve
@@ -118,7 +124,14 @@ def serve(
         rebase_time=rebase_time,
         injected_path=injected,
         rest_weight_limit=rest_weight_limit,
-        limits=ServeLimits(max_connections, max_frame_bytes, max_streams_per_connection, messages_per_second),
+        limits=ServeLimits(
+            max_connections,
+            max_frame_bytes,
+            max_streams_per_connection,
+            messages_per_second,
+            handshake_timeout,
+            max_backlog_bytes,
+        ),
     )
 
 

@@ -228,7 +228,8 @@ class JsonRpcSubscribe:
             raise HarnessError(f"subscribe timeout must be positive, got {self.timeout_s!r}")
 
     def messages(self) -> Sequence[str | bytes]:
-        return (orjson.dumps({"method": self.method, "params": list(self.params), "id": self.request_id}),)
+        # A str goes out as a text frame: the venues take JSON requests in text frames only.
+        return (orjson.dumps({"method": self.method, "params": list(self.params), "id": self.request_id}).decode(),)
 
     def classify(self, payload: bytes) -> StepReply:
         # Replies are tiny; data frames are rarely this small and never carry a top-level "id".

@@ -30,7 +30,12 @@ from replayer.faults import FaultPlan
 from replayer.replay_data import ReplayData, load_replay_data, wire_of
 from replayer.server import VenueServer
 from replayer.timeline import Send, TimelineEntry
-from replayer.venue_limits import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_BYTES
+from replayer.venue_limits import (
+    DEFAULT_HANDSHAKE_TIMEOUT_S,
+    DEFAULT_MAX_BACKLOG_BYTES,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_FRAME_BYTES,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +46,9 @@ class ServeLimits:
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     max_streams_per_connection: int = MAX_STREAMS_PER_CONNECTION
     messages_per_second: int = MAX_INCOMING_MESSAGES_PER_SECOND
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT_S
+    """Seconds from connect to a complete request."""
+    max_backlog_bytes: int = DEFAULT_MAX_BACKLOG_BYTES
 
     def describe(self) -> str:
         return ", ".join(f"{name.replace('_', ' ')} {getattr(self, name) or 'off'}" for name in self.__slots__)
@@ -231,6 +239,11 @@ async def _serve(
         max_frame_bytes=limits.max_frame_bytes or None,
         max_streams_per_connection=limits.max_streams_per_connection or None,
         messages_per_second=limits.messages_per_second or None,
+        handshake_timeout_s=limits.handshake_timeout or None,
+        max_backlog_bytes=limits.max_backlog_bytes or None,
+        # Nothing here reads the per-frame send log (harness replay's checker does): kept, it would grow by
+        # a record per frame and client for as long as the venue serves (docs/reliability.md).
+        keep_send_log=False,
         wire=wire_of(data),
     )
     log.server = server

@@ -56,8 +56,19 @@ from replayer.venue_actions import (
     Write,
 )
 from replayer.venue_core import VenueCore
-from replayer.venue_limits import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_BYTES, VenueLimits
+from replayer.venue_limits import (
+    DEFAULT_HANDSHAKE_TIMEOUT_S,
+    DEFAULT_MAX_BACKLOG_BYTES,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_FRAME_BYTES,
+    VenueLimits,
+)
 from replayer.venue_records import ClientRecord, SendRecord, ServerStats, SnapshotRecord
+
+CUT_OFF_CLOSE_TIMEOUT_S = 1.0
+"""How long the venue waits for the close reply of a client it cut off (too many requests, a binary
+frame) before dropping the connection. It no longer reads that client, whose unread messages may stand
+in front of the reply, so websockets' 10 s would hold every flooding connection that long."""
 
 OnSend = Callable[[int, Send, int, int], None]
 """`on_send(client_id, entry, intended_mono_ns, write_mono_ns)`, called on the server's loop after each write."""
@@ -108,6 +119,8 @@ class VenueServer:
         max_streams_per_connection: int | Literal["venue"] | None = VENUE,
         max_frame_bytes: int | None = DEFAULT_MAX_FRAME_BYTES,
         max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
+        handshake_timeout_s: float | None = DEFAULT_HANDSHAKE_TIMEOUT_S,
+        max_backlog_bytes: int | None = DEFAULT_MAX_BACKLOG_BYTES,
         rest_weight_limit: int | Literal["venue"] = VENUE,
         log: Callable[[str], None] | None = None,
         loop: bool = False,
@@ -120,7 +133,9 @@ class VenueServer:
         Limits (docs/fake-venue.md, "Limits"; None turns one off, `"venue"` keeps the wire's number):
         `messages_per_second` a client may send (None: for tests of the control protocol itself),
         `max_streams_per_connection`, `max_frame_bytes` of a client message (1009 past it),
-        `max_connections` open at once (HTTP 503 past it), `rest_weight_limit` per IP and minute
+        `max_connections` open at once (HTTP 503 past it), `handshake_timeout_s` from accept to answer (a
+        request left half-sent is closed then), `max_backlog_bytes` held for one client that does not read
+        (dropped as a slow consumer past it), `rest_weight_limit` per IP and minute
         (replayer/request_weight.py; 0 counts it for the headers and the report but refuses nothing).
         `straddle` puts REST snapshots inside a depth event, as the live venue's are (off: at a frame
         boundary); `seed` fixes which states those are (replayer/replay_data.py).
@@ -128,7 +143,9 @@ class VenueServer:
         for the next client to subscribe after it ended (a session each); `rebase_time` moves recorded
         event times so the first frame reads as the session's start; `on_finished(session)` is called
         each time the schedule has been walked to its end."""
-        limits = VenueLimits.of(wire).but(max_frame_bytes=max_frame_bytes, max_connections=max_connections)
+        limits = VenueLimits.of(wire).but(
+            max_frame_bytes=max_frame_bytes, max_connections=max_connections, max_backlog_bytes=max_backlog_bytes
+        )
         if messages_per_second != VENUE:
             limits = limits.but(messages_per_second=messages_per_second)
         if max_streams_per_connection != VENUE:
@@ -155,6 +172,9 @@ class VenueServer:
         self._ping_timeout = beat.pong_timeout_s if ping_timeout_s == VENUE else ping_timeout_s
         self._on_send = on_send
         self._sndbuf = socket_send_buffer
+        if handshake_timeout_s is not None and not handshake_timeout_s > 0:
+            raise ValueError(f"handshake_timeout_s must be > 0 (None turns it off), got {handshake_timeout_s}")
+        self._handshake_timeout_s = handshake_timeout_s
         self.finished = asyncio.Event()
         self._clients: dict[int, _Client] = {}
         self._clock_started = asyncio.Event()
@@ -256,7 +276,7 @@ class VenueServer:
             ping_timeout=self._ping_timeout,
             max_size=self.core.limits.max_frame_bytes,
             server_header=None,
-            open_timeout=30,
+            open_timeout=self._handshake_timeout_s,
         )
         self._port = self._server.sockets[0].getsockname()[1]
         self._walker = asyncio.create_task(self._walk(), name="venue-replay")
@@ -370,7 +390,7 @@ class VenueServer:
         client.queued_bytes += len(action.payload)
         client.idle.clear()
         client.wake.set()
-        if action.entry is not None and self.core.buffer_limit is not None:
+        if action.entry is not None and self.core.backlog_limit is not None:
             self._check_backlog(client.id, None)
 
     def _check_backlog(self, conn: int, since_ns: int | None) -> None:
@@ -450,6 +470,8 @@ class VenueServer:
                     await client.wake.wait()
                 item = client.outbox[0]
                 if isinstance(item, Close):
+                    if item.discard:
+                        connection.close_timeout = CUT_OFF_CLOSE_TIMEOUT_S
                     await connection.close(item.code, item.reason)
                     return
                 client.outbox.popleft()

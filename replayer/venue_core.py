@@ -75,7 +75,7 @@ from replayer.venue_actions import (
     Wait,
     Write,
 )
-from replayer.venue_limits import TRY_AGAIN_LATER_CLOSE, VenueLimits
+from replayer.venue_limits import BINARY_MESSAGE_CLOSE, TRY_AGAIN_LATER_CLOSE, VenueLimits
 from replayer.venue_records import ClientRecord, SendRecord, ServerStats, SnapshotRecord
 
 SERVED_LEVELS = 20
@@ -131,7 +131,9 @@ class VenueCore:
         straddle: bool = True,
     ) -> None:
         """`started_ns` is the shell's monotonic clock at creation: REST weight minutes count from it.
-        `rebase_time` moves recorded event times so the first frame reads as the session's start."""
+        `rebase_time` moves recorded event times so the first frame reads as the session's start.
+        `keep_send_log` keeps what the checker reads (each frame written, each REST depth answer); a venue
+        nobody judges (`harness serve`) turns it off, or it grows for as long as the venue serves."""
         if speed < 0:
             raise ValueError("speed must be >= 0")
         self.data = data
@@ -293,7 +295,9 @@ class VenueCore:
             book = self.books.snapshot(symbol, request, shift)
         bids, asks = book.bids(ask.limit), book.asks(ask.limit)
         served_limit = ask.limit if ask.limit is not None else len(bids) + len(asks) + 1  # the whole book
-        self.depths_served.setdefault(symbol, []).append(reach_of(book.last_update_id, served_limit, bids, asks))
+        if self._keep_send_log:
+            reach = reach_of(book.last_update_id, served_limit, bids, asks)
+            self.depths_served.setdefault(symbol, []).append(reach)
         body = self.wire.snapshot_body(book.last_update_id, bids, asks)
         record = SnapshotRecord(
             symbol, book.last_update_id, 0, tuple(bids[:SERVED_LEVELS]), tuple(asks[:SERVED_LEVELS])
@@ -302,8 +306,9 @@ class VenueCore:
 
     def snapshot_delivered(self, snapshot: SnapshotRecord, now_ns: int) -> None:
         """A depth answer went out at `now_ns` (after its delay, if slow): the checker's record of it."""
-        record = SnapshotRecord(snapshot.symbol, snapshot.last_update_id, now_ns, snapshot.bids, snapshot.asks)
-        self.snapshots_served.append(record)
+        if self._keep_send_log:
+            record = SnapshotRecord(snapshot.symbol, snapshot.last_update_id, now_ns, snapshot.bids, snapshot.asks)
+            self.snapshots_served.append(record)
 
     def _newest_first_depth(self, symbol: str) -> int | None:
         """The first book frame of `symbol` queued to the newest open connection holding its stream
@@ -360,6 +365,9 @@ class VenueCore:
             self.stats.too_many_requests += 1
             conn.record.close_cause = "too_many_requests"
             return [Close(conn_id, *self.wire.limits.too_many_messages_close, discard=True)]
+        if isinstance(message, bytes):
+            conn.record.close_cause = "binary_message"
+            return [Close(conn_id, *BINARY_MESSAGE_CLOSE, discard=True)]
         control = self.wire.parse_control(message)
         if isinstance(control, ControlRejected):
             return [self._reply(conn_id, control.reply)]
@@ -442,18 +450,25 @@ class VenueCore:
 
     # Slow consumers.
 
+    @property
+    def backlog_limit(self) -> int | None:
+        """What one client's backlog may reach now: a ClientBufferLimit's while one is in force, else the
+        venue's own `max_backlog_bytes` (None: no limit)."""
+        return self.buffer_limit if self.buffer_limit is not None else self.limits.max_backlog_bytes
+
     def backlog(
         self, conn_id: int, queued: int, in_kernel: int, now_ns: int, since_ns: int | None = None
     ) -> list[Action]:
         """`conn_id` has `queued` bytes waiting for its writer and `in_kernel` in the socket's buffer: drops it
-        if it stayed over the ClientBufferLimit for the grace period. Call after each frame queued to it
-        while a limit is in force, and at each CheckBacklog (passing its `since_ns`)."""
+        if it stayed over `backlog_limit` for the grace period. Call after each frame queued to it while a
+        limit is in force, and at each CheckBacklog (passing its `since_ns`)."""
         conn = self._open.get(conn_id)
-        if conn is None or not conn.listening or self.buffer_limit is None:
+        limit = self.backlog_limit
+        if conn is None or not conn.listening or limit is None:
             return []
         if since_ns is not None and conn.over_limit_since != since_ns:
             return []
-        if not (in_kernel > 0 and queued + in_kernel > self.buffer_limit):
+        if not (in_kernel > 0 and queued + in_kernel > limit):
             conn.over_limit_since = None
             return []
         if conn.over_limit_since is None:

@@ -503,7 +503,9 @@ def test_illegal_transition_is_refused() -> None:
 
 def test_json_rpc_subscribe_classifies_replies() -> None:
     step = JsonRpcSubscribe(("btcusdt@depth",), request_id=7)
-    assert orjson.loads(step.messages()[0]) == {"method": "SUBSCRIBE", "params": ["btcusdt@depth"], "id": 7}
+    (message,) = step.messages()
+    assert isinstance(message, str)  # a text frame, as the venues require
+    assert orjson.loads(message) == {"method": "SUBSCRIBE", "params": ["btcusdt@depth"], "id": 7}
     assert step.classify(b'{"result":null,"id":7}') is StepReply.ACK
     assert step.classify(b'{"error":{"code":2,"msg":"bad"},"id":7}') is StepReply.REJECTED
     assert step.classify(b'{"result":null,"id":8}') is StepReply.OTHER

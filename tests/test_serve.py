@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -105,6 +106,7 @@ def test_serve_with_a_scenario_logs_connections_and_writes_what_it_injected(tmp_
     injected = tmp_path / "injected.json"
     command = [sys.executable, "-m", "harness.cli", "serve", "--recording", str(FIXTURE), "--scenario", "gap_storm"]
     command += ["--speed", "30", "--injected", str(injected), "--max-frame-bytes", "0", "--max-connections", "1"]
+    command += ["--handshake-timeout", "0.5"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     assert proc.stdout is not None and proc.stderr is not None
     try:
@@ -127,6 +129,10 @@ def test_serve_with_a_scenario_logs_connections_and_writes_what_it_injected(tmp_
                     frames += 1
 
         assert asyncio.run(client()) > 100
+        port = int(urls["rest"].rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=WAIT_S) as half_sent:
+            half_sent.sendall(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            assert half_sent.recv(1024) == b""  # closed by the venue once the handshake timeout passed
         seen: list[str] = []
         while not any("injected faults written" in line for line in seen):
             seen.append(proc.stdout.readline())
@@ -140,6 +146,7 @@ def test_serve_with_a_scenario_logs_connections_and_writes_what_it_injected(tmp_
     assert "connection 1 from 127.0.0.1:" in text and f"connection 1 subscribed to {STREAM}" in text
     limits = next(line for line in text.splitlines() if line.startswith("limits: "))
     assert "max connections 1, max frame bytes off, max streams per connection 1024" in limits
+    assert "handshake timeout 0.5" in limits
     doc = orjson.loads(injected.read_bytes())
     frames = load_replay_data(FIXTURE).frames
     plan = load_scenario("gap_storm").plan(frames)

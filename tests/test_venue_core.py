@@ -41,7 +41,7 @@ from replayer.venue_actions import (
     Write,
 )
 from replayer.venue_core import SLOW_CONSUMER_GRACE_NS, VenueCore
-from replayer.venue_limits import VenueLimits
+from replayer.venue_limits import BINARY_MESSAGE_CLOSE, DEFAULT_MAX_BACKLOG_BYTES, VenueLimits
 from tests.depth_helpers import can_straddle
 from tests.venue_recording import DEPTH, TRADE, build_recording
 
@@ -569,7 +569,15 @@ def test_a_slow_consumer_is_dropped_only_after_staying_over_the_limit_for_the_gr
     healed = venue(data, [ClientBufferLimit(0, 1000), ClientBufferLimit(0, 0)])
     conn, _ = healed.open(COMBINED, PEER, NOW, WALL)
     walk(healed)
-    assert healed.buffer_limit is None and healed.backlog(conn, 10**9, 10**9, NOW) == []
+    # The fault's limit is lifted: the venue's own (max_backlog_bytes) holds again, and None is none at all.
+    assert healed.buffer_limit is None and healed.backlog_limit == DEFAULT_MAX_BACKLOG_BYTES
+    assert healed.backlog(conn, 10**6, 100, NOW) == []
+    assert healed.backlog(conn, DEFAULT_MAX_BACKLOG_BYTES, 1, NOW) == [
+        CheckBacklog(conn, NOW + SLOW_CONSUMER_GRACE_NS, NOW)
+    ]
+    unlimited = venue(data, limits=VenueLimits.of(WIRE).but(max_backlog_bytes=None))
+    conn, _ = unlimited.open(COMBINED, PEER, NOW, WALL)
+    assert unlimited.backlog_limit is None and unlimited.backlog(conn, 10**9, 10**9, NOW) == []
 
 
 def test_the_clock_starts_with_the_first_subscription_and_a_new_session_starts_over(data: ReplayData) -> None:
@@ -627,7 +635,8 @@ def test_a_stream_snapshot_venue_sends_the_current_book_first_and_answers_text_p
     assert first["snapshot"] == data.start_books["BTCUSDT"].last_update_id and first["at"] == WALL // 1_000_000
     walk(core, 6)
     late, _ = core.open("/ws", PEER, NOW, WALL)
-    replies = core.receive(late, orjson.dumps({"method": "SUBSCRIBE", "params": [DEPTH, TRADE], "id": 1}), NOW, WALL)
+    subscribe = orjson.dumps({"method": "SUBSCRIBE", "params": [DEPTH, TRADE], "id": 1}).decode()
+    replies = core.receive(late, subscribe, NOW, WALL)
     ack, snapshot = [orjson.loads(p) for p in payloads(replies, late)]
     sent = [f for f in data.frames[:6] if f.last_update_id is not None]
     assert ack == {"result": None, "id": 1} and snapshot["snapshot"] == sent[-1].last_update_id
@@ -646,12 +655,15 @@ _MESSAGES = st.lists(st.one_of(_CONTROL, st.text(max_size=20), st.binary(max_siz
 @settings(max_examples=60, deadline=None)
 @given(messages=_MESSAGES)
 def test_any_message_gets_one_reply_and_subscriptions_follow_a_model(data: ReplayData, messages: list) -> None:
-    """Whatever a client sends, the venue answers each message once and its subscriptions are what a plain
-    model of SUBSCRIBE and UNSUBSCRIBE (with the per-connection limit) says."""
+    """Whatever text a client sends, the venue answers each message once and its subscriptions are what a
+    plain model of SUBSCRIBE and UNSUBSCRIBE (with the per-connection limit) says; a binary frame closes."""
     core = venue(data, limits=VenueLimits.of(WIRE).but(messages_per_second=None, streams_per_connection=3))
     conn, _ = core.open("/ws", PEER, NOW, WALL)
     model: dict[str, None] = {}
     for message in messages:
+        if isinstance(message, bytes):  # a binary frame: the connection is closed (1003), nothing changes
+            assert core.receive(conn, message, NOW, WALL) == [Close(conn, *BINARY_MESSAGE_CLOSE, discard=True)]
+            break
         replies = [orjson.loads(p) for p in payloads(core.receive(conn, message, NOW, WALL), conn)]
         assert len(replies) == 1 and ("result" in replies[0]) != ("error" in replies[0])
         if "error" in replies[0]:
@@ -664,3 +676,17 @@ def test_any_message_gets_one_reply_and_subscriptions_follow_a_model(data: Repla
                 model.pop(name, None)
     assert ask(core, {"method": "LIST_SUBSCRIPTIONS", "id": 1}) == [{"result": list(model), "id": 1}]
     assert len(model) <= 3
+
+
+def test_without_the_send_log_the_venue_keeps_nothing_per_frame_or_per_depth_answer(data: ReplayData) -> None:
+    """`harness serve` runs for days and nobody reads these: each would grow by a record per frame, client
+    and REST answer (docs/reliability.md)."""
+    core = venue(data, keep_send_log=False)
+    conn, _ = core.open(f"/ws/{DEPTH}", PEER, NOW, WALL)
+    writes = [a for a in walk(core, 5) if isinstance(a, Write)]
+    for write in writes:
+        assert write.entry is not None, "a recorded frame"
+        core.written(conn, write.entry, len(write.payload), write.intended_mono_ns, NOW)
+    assert get(core, "/api/v3/depth?symbol=BTCUSDT&limit=5")[0] == 200
+    assert core.stats.frames_sent == len(writes) > 0
+    assert core.clients[conn].sends == [] and core.snapshots_served == [] and core.depths_served == {}
