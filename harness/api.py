@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from harness.errors import HarnessError
 from harness.fake_venue import FakeVenue, fault_log
+from harness.html_report import write_html_report
 from harness.observations import BookObservation, FinalBook, SyncEvent
 from harness.replay import BUNDLED_FIXTURE, ReplayRequest, run_replay
 from harness.report import render_terminal, write_junit, write_report
@@ -58,6 +59,7 @@ __all__ = [
     "run_suite",
     "scenario_toml",
     "summary_table",
+    "write_html_report",
     "write_junit",
     "write_report",
     "write_suite_junit",

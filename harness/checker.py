@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from harness.deliveries import ChainJudge, Deliveries, Hole, SnapshotLike
+from harness.divergence_context import first_difference, frames_around, nearby, writes_by_frame
 from harness.errors import HarnessError
 from harness.latency import Histogram
 from harness.level_match import LevelMatch, SnapshotReach, VisibleDepth, as_sent, within_reach
 from harness.observations import LOSES_SYNC, BookObservation, FinalBook, SubjectMessage, SyncEvent
-from harness.oracle import Oracle, Side
+from harness.oracle import DepthFrame, Oracle, Side
+from harness.sync_timeline import DIVERGED, SYNCED, UNSYNCED, SyncTimeline, silent_while_synced
 from replayer.timeline import Frame
 
 STAGES = ("wire", "parse", "queue", "apply")
@@ -36,7 +38,10 @@ STAGES = ("wire", "parse", "queue", "apply")
 
 MAX_DIFF_LEVELS = 5
 MAX_EXAMPLES = 5
-"""Divergences described in full in the report; every one is counted."""
+"""Divergences described in full in the report (and flags of each kind listed); every one is counted."""
+NEVER_WRITTEN = "the venue wrote none of its depth frames to the subject (never subscribed?)"
+FLAGS = ("books_before_snapshot", "unrequested_output", "dark_books", "stale_synced")
+"""Findings about a book other than its levels, each its own metric (docs/report-schema.md, "Flags")."""
 
 
 class WindowLike(Protocol):
@@ -133,6 +138,9 @@ class _SymbolState:
     last_synced_u: int | None = None
     ever_correct: bool = False
     lost: bool = False
+    episode_verified: bool = False
+    episode_start: int = 0
+    observed: bool = False
 
 
 @dataclass(slots=True)
@@ -192,6 +200,30 @@ class Findings:
     nobody announced). Whatever words the subject uses for its events."""
     recovered: int = 0
     """Times a symbol came back to a correct synced book after such a loss."""
+    episodes: int = 0
+    """Snapshot episodes: each time a symbol's book went from not synced to synced (first sync, every resync)."""
+    episodes_verified: int = 0
+    """Episodes with at least one synced book compared with the oracle and matching before the next loss."""
+    books_before_snapshot: int = 0
+    """Observations of a symbol applied before the venue had served any snapshot of it."""
+    unrequested_output: int = 0
+    """Messages (observations, events, final books) for a symbol the subject was never asked for."""
+    dark_books: int = 0
+    """Symbols the subject was asked for, with updates to give, of which it never reported a book."""
+    stale_synced: int = 0
+    """Silences past the stale limit (nothing written to the subject while updates were due) through
+    which a symbol's book still claimed synced."""
+    flags: list[dict[str, Any]] = field(default_factory=list)
+    """The first few of each flag: `{flag, symbol, mono_ns, detail}`."""
+    stale_limit_ns: int | None = None
+    """The limit `stale_synced` was judged with; None: not judged (no limit, or no clock to say what was due)."""
+    unverified_episodes: list[dict[str, Any]] = field(default_factory=list)
+    """The first few episodes never verified: `{symbol, start_mono_ns, end_mono_ns}` (end null: the run's end)."""
+    timeline: SyncTimeline = field(default_factory=SyncTimeline)
+    fault_windows: list[tuple[str, str, int, int]] = field(default_factory=list)
+    """(fault_id, kind, start, heal) on the monotonic clock, for pictures."""
+    start_mono_ns: int | None = None
+    end_mono_ns: int = 0
 
     @property
     def gaps_detected(self) -> int:
@@ -214,14 +246,33 @@ class Checker:
         start_mono_ns: int | None = None,
         deliveries: Deliveries | None = None,
         served: Iterable[ServedLike] = (),
+        requested: Iterable[str] | None = None,
+        frames: Sequence[Frame] | None = None,
+        stale_limit_ns: int | None = None,
     ) -> None:
         """`deliveries` (what reached the subject, and the snapshots served) turns on the hole search:
         without it the checker cannot know where a chain may start, and counts no `holes_bridged`.
-        `served`, the snapshots the venue served, are the truth at ids inside an event."""
+        `served`, the snapshots the venue served, are the truth at ids inside an event, and date each
+        symbol's first snapshot (none served at all: the venue sends its snapshots some other way, and
+        no book is judged early). `requested`: the symbols the subject was asked for (default: the
+        oracle's). `frames` (the clean frames, by index) with `to_mono` say when each update was due:
+        the divergence context and, with `stale_limit_ns`, the search for books synced in silence."""
         windows = list(windows)
         self._served: dict[tuple[str, int], list[ServedLike]] = {}
+        first_snapshot: dict[str, int] = {}
         for snap in served:
             self._served.setdefault((snap.symbol, snap.last_update_id), []).append(snap)
+            first_snapshot[snap.symbol] = min(snap.served_mono_ns, first_snapshot.get(snap.symbol, snap.served_mono_ns))
+        self._first_snapshot = first_snapshot or None
+        self._requested = set(oracle.symbols if requested is None else requested)
+        self._flagged: set[tuple[str, str]] = set()
+        if stale_limit_ns is not None and stale_limit_ns <= 0:
+            raise ValueError(f"stale_limit_ns must be positive, not {stale_limit_ns}")
+        self._stale_limit_ns = stale_limit_ns
+        self._due_of = None
+        if frames is not None and to_mono is not None:
+            offsets = [frame.offset_ns for frame in frames]
+            self._due_of = lambda index: to_mono(offsets[index])
         if windows and to_mono is None:
             raise HarnessError("fault windows given without a clock to place them (pass to_mono)")
         self._oracle = oracle
@@ -245,6 +296,7 @@ class Checker:
             latency={stage: Histogram() for stage in STAGES},
             clean_depth_frames=oracle.depth_frames,
             recording_gaps=oracle.recording_gaps,
+            fault_windows=list(self._windows),
         )
         for symbol in oracle.symbols:
             self._symbol(symbol)
@@ -270,15 +322,18 @@ class Checker:
         if key not in self._first_obs:
             self._first_obs[key] = (obs.recv_mono_ns, obs.applied_mono_ns)
         state = self._symbol(obs.symbol)
+        state.observed = True
+        self._unrequested(obs.symbol, t, "a book")
+        self._before_snapshot(obs)
         self._activate(obs.symbol, t)
         if not obs.synced:
             f.unverified += 1
             state.last_synced_u = None
             self._lose(state)
-            self._set_synced(state, False, t)
+            self._sync(obs.symbol, state, False, t)
             self._disrupt(obs.symbol, t)
             return
-        self._set_synced(state, True, t)
+        self._sync(obs.symbol, state, True, t)
         last = state.last_synced_u
         hole = None
         if self._chains is not None:
@@ -327,6 +382,8 @@ class Checker:
             f.losses_detected += 1
             f.recovered += 1
         state.ever_correct = True
+        f.timeline.mark(obs.symbol, t, SYNCED)
+        self._verify(state)
         for track in self._tracks.get(obs.symbol, ()):
             if track.candidate is None:
                 track.candidate = t
@@ -340,6 +397,8 @@ class Checker:
     def event(self, ev: SyncEvent) -> None:
         self._tick(ev.mono_ns)
         self.findings.events[ev.kind] += 1
+        if ev.symbol:
+            self._unrequested(ev.symbol, ev.mono_ns, f"a {ev.kind} event")
         symbols = [ev.symbol] if ev.symbol else list(self._symbols)
         for symbol in symbols:
             state = self._symbol(symbol)
@@ -347,25 +406,29 @@ class Checker:
             if ev.kind in LOSES_SYNC:
                 state.last_synced_u = None
                 self._lose(state)
-                self._set_synced(state, False, ev.mono_ns)
+                self._sync(symbol, state, False, ev.mono_ns)
                 self._disrupt(symbol, ev.mono_ns)
             elif ev.kind == "synced":
                 state.last_synced_u = None
-                self._set_synced(state, True, ev.mono_ns)
+                self._sync(symbol, state, True, ev.mono_ns)
+                self.findings.timeline.mark(symbol, ev.mono_ns, SYNCED)
 
     def finish(
         self,
         final_books: Iterable[FinalBook],
         clients: Iterable[ClientLike],
         snapshot_reach: Mapping[str, Sequence[SnapshotReach]] | None = None,
+        end_mono_ns: int | None = None,
     ) -> Findings:
         """Closes the run: final books against the oracle, the send log joined for gaps and latency.
 
         `snapshot_reach` (per symbol, in the order the venue served them) limits each final book's
         comparison to what the subject's last snapshot before its final update id could show it;
-        without it the whole book is compared.
+        without it the whole book is compared. `end_mono_ns`, when the runner stopped the subject,
+        lets a silence that lasted to the end count as one (a silent subject reports nothing to date it).
         """
         f = self.findings
+        clients = list(clients)
         end = self._end
         for state in self._symbols.values():
             self._set_synced(state, state.synced, end)
@@ -381,9 +444,133 @@ class Checker:
             )
             for tr in self._done
         ]
-        self._check_finals(list(final_books), snapshot_reach or {})
+        finals = list(final_books)
+        for book in finals:
+            self._unrequested(book.symbol, None, "a final book")
+        self._check_finals(finals, snapshot_reach or {})
+        for symbol, state in self._symbols.items():
+            if state.synced:
+                self._episode_ended(symbol, state, None)
         self._join_sends(clients)
+        f.start_mono_ns = self._start
+        f.end_mono_ns = max(end, end_mono_ns or 0)
+        self._dark_books(clients)
+        self._stale(clients, f.end_mono_ns)
+        self._explain(clients)
         return f
+
+    def _flag(self, flag: str, symbol: str, t: int | None, detail: str) -> None:
+        f = self.findings
+        if sum(1 for row in f.flags if row["flag"] == flag) < MAX_EXAMPLES:
+            f.flags.append({"flag": flag, "symbol": symbol, "mono_ns": t, "detail": detail})
+
+    def _before_snapshot(self, obs: BookObservation) -> None:
+        if self._first_snapshot is None:
+            return
+        first = self._first_snapshot.get(obs.symbol)
+        if first is not None and obs.applied_mono_ns >= first:
+            return
+        self.findings.books_before_snapshot += 1
+        if ("early", obs.symbol) not in self._flagged:
+            self._flagged.add(("early", obs.symbol))
+            detail = f"a book at update {obs.update_id} (synced: {obs.synced}) applied before the venue served"
+            self._flag("books_before_snapshot", obs.symbol, obs.applied_mono_ns, f"{detail} any snapshot of it")
+
+    def _unrequested(self, symbol: str, t: int | None, what: str) -> None:
+        if symbol in self._requested:
+            return
+        self.findings.unrequested_output += 1
+        if ("unrequested", symbol) not in self._flagged:
+            self._flagged.add(("unrequested", symbol))
+            asked = ", ".join(sorted(self._requested)) or "none"
+            self._flag("unrequested_output", symbol, t, f"{what} for {symbol}, which it was never asked for ({asked})")
+
+    def _sync(self, symbol: str, state: _SymbolState, synced: bool, t: int) -> None:
+        """A change of the synced claim: a new episode starts at each regain; a loss ends the open one."""
+        if synced and not state.synced:
+            self.findings.episodes += 1
+            state.episode_verified = False
+            state.episode_start = t
+            self.findings.timeline.episode(symbol, t)
+        if not synced:
+            if state.synced:
+                self._episode_ended(symbol, state, t)
+            self.findings.timeline.mark(symbol, t, UNSYNCED)
+        self._set_synced(state, synced, t)
+
+    def _episode_ended(self, symbol: str, state: _SymbolState, t: int | None) -> None:
+        unverified = self.findings.unverified_episodes
+        if not state.episode_verified and len(unverified) < MAX_EXAMPLES:
+            unverified.append({"symbol": symbol, "start_mono_ns": state.episode_start, "end_mono_ns": t})
+
+    def _verify(self, state: _SymbolState) -> None:
+        if state.synced and not state.episode_verified:
+            state.episode_verified = True
+            self.findings.episodes_verified += 1
+
+    def _dark_books(self, clients: Sequence[ClientLike]) -> None:
+        written: Counter[str] = Counter()
+        for client in clients:
+            for send in client.sends:
+                frame = self._oracle.frame(send.frame_index)
+                if frame is not None:
+                    written[frame.symbol] += 1
+        for symbol in sorted(self._requested & set(self._oracle.symbols)):
+            if self._symbols[symbol].observed:
+                continue
+            self.findings.dark_books += 1
+            sent = written[symbol]
+            why = f"the venue wrote {sent} of its depth frames to the subject" if sent else NEVER_WRITTEN
+            self._flag("dark_books", symbol, None, f"asked for {symbol}, never reported a book of it; {why}")
+
+    def _stale(self, clients: Sequence[ClientLike], end: int) -> None:
+        due_of = self._due_of
+        if self._stale_limit_ns is None or due_of is None:
+            return
+        self.findings.stale_limit_ns = self._stale_limit_ns
+        writes = sorted(send.write_mono_ns for client in clients for send in client.sends)
+        due: dict[str, list[int]] = {}
+        for frame in self._oracle.depth_frame_ids():
+            due.setdefault(frame.symbol, []).append(due_of(frame.index))
+        limit_s = self._stale_limit_ns / 1e9
+        for symbol, times in sorted(due.items()):
+            times.sort()
+            for silence in silent_while_synced(
+                self.findings.timeline, symbol, times, writes, self._stale_limit_ns, end
+            ):
+                self.findings.stale_synced += 1
+                silent_s = (silence.until_ns - silence.due_ns) / 1e9
+                claimed_s = (silence.claimed_ns - silence.due_ns) / 1e9
+                self._flag(
+                    "stale_synced",
+                    symbol,
+                    silence.claimed_ns,
+                    f"nothing reached the subject for {silent_s:.1f} s while updates were due, and its book "
+                    f"still claimed synced {claimed_s:.1f} s in (limit {limit_s:g} s)",
+                )
+
+    def _explain(self, clients: Sequence[ClientLike]) -> None:
+        """Adds to each divergence example the frames around its update id and the faults open then."""
+        examples = self.findings.examples
+        if not examples:
+            return
+        by_symbol: dict[str, list[DepthFrame]] = {}
+        for frame in self._oracle.depth_frame_ids():
+            by_symbol.setdefault(frame.symbol, []).append(frame)
+        for frames in by_symbol.values():
+            frames.sort(key=lambda fr: (fr.last_update_id, fr.index))
+        around = {id(ex): nearby(by_symbol.get(ex["symbol"], []), ex["update_id"]) for ex in examples}
+        wanted = {frame.index for frames in around.values() for frame in frames}
+
+        def ids_of(index: int) -> tuple[str, int] | None:
+            frame = self._oracle.frame(index)
+            return None if frame is None else (frame.symbol, frame.last_update_id)
+
+        writes = writes_by_frame(clients, wanted, ids_of)
+        for example in examples:
+            example["context"] = frames_around(
+                example["update_id"], example["mono_ns"], around[id(example)], writes, self._windows, self._due_of
+            )
 
     def _check_finals(self, finals: list[FinalBook], served: Mapping[str, Sequence[SnapshotReach]]) -> None:
         f = self.findings
@@ -413,6 +600,8 @@ class Checker:
                 self._diverged(symbol, book.update_id, self._end, "final book: " + detail, None, None)
             elif self._match.same_side(got.bids, expected[0]) and self._match.same_side(got.asks, expected[1]):
                 detail, correct = "equals the oracle's full book", True
+                if symbol in self._symbols:
+                    self._verify(self._symbols[symbol])
                 if depth is not None:
                     detail = f"equals the oracle's book within its {depth.snapshot_levels}-level snapshot's reach"
             else:
@@ -545,6 +734,8 @@ class Checker:
     ) -> None:
         f = self.findings
         f.divergent += 1
+        if symbol in self._symbols and self._symbols[symbol].synced:
+            f.timeline.mark(symbol, t, DIVERGED)
         if len(f.examples) >= MAX_EXAMPLES:
             return
         example: dict[str, Any] = {"symbol": symbol, "update_id": update_id, "mono_ns": t, "reason": reason}
@@ -553,6 +744,7 @@ class Checker:
         if got is not None and expected is not None:
             example["bids"] = _diff(self._match, got.bids, expected[0])
             example["asks"] = _diff(self._match, got.asks, expected[1])
+            example["first_difference"] = first_difference(self._match, (got.bids, got.asks), expected)
         f.examples.append(example)
 
 
@@ -566,18 +758,31 @@ def check(
     start_mono_ns: int | None = None,
     snapshots: Iterable[ServedLike] | None = None,
     snapshot_reach: Mapping[str, Sequence[SnapshotReach]] | None = None,
+    requested: Iterable[str] | None = None,
+    frames: Sequence[Frame] | None = None,
+    stale_limit_ns: int | None = None,
+    end_mono_ns: int | None = None,
 ) -> Findings:
     """The whole check in one call, for a run whose messages (FinalBooks included) are all in hand.
 
     `snapshots`, the REST depth answers the venue served (replayer/server.py `snapshots_served`),
     turns on the hole search over `clients`' send log, and is the truth at ids inside an event; `snapshot_reach`
-    (server `depths_served`) bounds the final-book comparison, as in `Checker.finish`.
+    (server `depths_served`) bounds the final-book comparison, as in `Checker.finish`; `requested`,
+    `frames`, `stale_limit_ns` and `end_mono_ns` are the Checker's and `finish`'s.
     """
     clients = list(clients)
     snapshots = None if snapshots is None else list(snapshots)
     deliveries = None if snapshots is None else Deliveries(oracle.depth_frame_ids(), clients, snapshots)
     checker = Checker(
-        oracle, windows, to_mono, start_mono_ns=start_mono_ns, deliveries=deliveries, served=snapshots or ()
+        oracle,
+        windows,
+        to_mono,
+        start_mono_ns=start_mono_ns,
+        deliveries=deliveries,
+        served=snapshots or (),
+        requested=requested,
+        frames=frames,
+        stale_limit_ns=stale_limit_ns,
     )
     finals: list[FinalBook] = []
     for message in messages:
@@ -585,7 +790,7 @@ def check(
             finals.append(message)
         elif not finals:  # what a subject says while shutting down, after its final books, is not judged
             checker.feed(message)
-    return checker.finish(finals, clients, snapshot_reach)
+    return checker.finish(finals, clients, snapshot_reach, end_mono_ns)
 
 
 def _last_reach(served: Sequence[SnapshotReach], update_id: int) -> SnapshotReach | None:

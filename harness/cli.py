@@ -21,6 +21,7 @@ from harness.errors import HarnessError
 WATCHDOG_DEFAULT_S = 60.0
 """`recorder.live.WATCHDOG_S`, repeated so `harness --help` does not import the recorder (a test pins them equal)."""
 _WEIGHT_HELP = "REST weight per IP and minute the fake venue serves before 429 and 418 (Binance's 6000); 0 is off."
+_HTML_HELP = "Write one self-contained HTML page of pictures here (latency, sync timeline, queue, expectations)."
 
 app = typer.Typer(
     add_completion=False,
@@ -216,6 +217,7 @@ def replay(
     junit: Annotated[Path | None, typer.Option(help="Write a JUnit XML file here (one case per expectation).")] = None,
     subject: Annotated[str, typer.Option(help="Subject factory, module:function.")] = "harness.default_subject:create",
     rest_weight_limit: Annotated[int, typer.Option(min=0, help=_WEIGHT_HELP)] = 6000,
+    html: Annotated[Path | None, typer.Option(help=_HTML_HELP)] = None,
 ) -> None:
     """Replay a recording through the fake venue with a scenario's faults; exit 0 pass, 1 fail, 2 bad input."""
     from harness.replay_command import run_replay_command
@@ -230,6 +232,7 @@ def replay(
             junit=junit,
             subject=subject,
             rest_weight_limit=rest_weight_limit,
+            html=html,
         )
     )
 
@@ -270,6 +273,7 @@ def suite(
         int | None,
         typer.Option(min=0, help="REST weight per IP and minute each cell's venue serves (default 6000); 0 is off."),
     ] = None,
+    html: Annotated[Path | None, typer.Option(help=_HTML_HELP)] = None,
 ) -> None:
     """Run a matrix of scenarios x recordings x seeds in parallel; exit 0 pass, 1 fail, 2 bad input."""
     from harness.suite_command import run_suite_command
@@ -291,6 +295,7 @@ def suite(
             merge=list(paths or []) if merge else None,
             list_only=list_only,
             rest_weight_limit=rest_weight_limit,
+            html=html,
         )
     )
 

@@ -23,6 +23,7 @@ from harness.client_state import BackoffPolicy, ClientEvent, ConnectionOpened, D
 from harness.http import HttpError, http_get
 from harness.observations import BookObservation, FinalBook, SyncEvent
 from harness.queue import BoundedPriorityQueue, MessagePriority
+from harness.queue_depth import QueueDepthSampler
 from harness.snapshot_depth import snapshot_limit, whole_book_levels
 from harness.subject import Report, SubjectConfig
 from harness.sync import Applied, BookSync, GapDetected, NeedSnapshot, Resync, SequencingRule, StaleSnapshot, Synced
@@ -74,6 +75,7 @@ class DefaultSubject:
         rule = sequencing or parts.sequencing
         self._syncs = {symbol: BookSync(rule(), check_crossed=check_crossed) for symbol in config.symbols}
         self._queue = BoundedPriorityQueue(queue_size, "DROP_LOWEST")
+        self._depth = QueueDepthSampler()
         self._client = ReconnectingClient(
             self._url,
             self._on_message,
@@ -118,7 +120,7 @@ class DefaultSubject:
 
     def stats(self) -> dict[str, Any]:
         return {
-            "queue": self._queue.get_metrics(),
+            "queue": self._queue.get_metrics() | {"depth_samples": self._depth.samples()},
             "trades": self._trades,
             "decode_errors": self._decode_errors,
             "sync": {symbol: sync.stats.reasons | {"gaps": sync.stats.gaps} for symbol, sync in self._syncs.items()},
@@ -158,6 +160,7 @@ class DefaultSubject:
             if delivery is None:
                 continue
             dequeued = monotonic_ns()
+            self._depth.note(dequeued, len(queue) + 1)
             event, recv, parsed, conn_id = delivery.item
             if conn_id != self._conn_id:
                 continue

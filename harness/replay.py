@@ -15,6 +15,7 @@ import math
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +129,7 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
     try:
         with stderr_file:
             run, server = asyncio.run(_run(setup, progress, stderr_file))
+        ended_mono_ns = time.monotonic_ns()
         run.stderr = _read_tail(stderr_path)
         if run.exit_code == 2 and run.stderr.startswith("error: "):
             raise HarnessError(run.stderr.splitlines()[0].removeprefix("error: "))
@@ -149,6 +151,11 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
         start_mono_ns=start,
         snapshots=server.snapshots_served,
         snapshot_reach=server.depths_served,
+        requested=data.symbols,
+        frames=data.frames,
+        # At speed 0 nothing is ever due before it is sent, so no silence can be told from a quiet market.
+        stale_limit_ns=round(scenario.stale_limit_s * 1e9) if speed > 0 and start is not None else None,
+        end_mono_ns=ended_mono_ns,
     )
     report = build_report(
         findings,

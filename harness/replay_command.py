@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -11,9 +12,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.errors import HarnessError
+from harness.html_report import write_html_report
 from harness.replay import ReplayRequest, run_replay
 from harness.report import render_terminal, write_junit, write_report
+from harness.reproduce import write_reproduction
 from harness.scenarios import Scenario, load_scenario
+from harness.subject import DEFAULT_SUBJECT
 from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 
 # Faults whose effect is a span of time (a hold, a downtime, a reconnect race). At --speed 0 the stream
@@ -33,10 +37,15 @@ def run_replay_command(
     junit: Path | None,
     subject: str,
     rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE,
+    html: Path | None = None,
 ) -> int:
-    """Returns the exit code: 0 when every expectation holds, 1 when one fails."""
+    """Returns the exit code: 0 when every expectation holds, 1 when one fails.
+
+    A failed run with `--report` also leaves, next to the report, its scenario with the run's seed
+    (`run.json` -> `run.repro.toml`), named in the report's `reproduce`."""
     check_output_path(report, "--report")
     check_output_path(junit, "--junit")
+    check_output_path(html, "--html")
     request = ReplayRequest(
         scenario=scenario,
         recording=recording,
@@ -47,7 +56,8 @@ def run_replay_command(
         rest_weight_limit=rest_weight_limit,
     )
     errors = Console(stderr=True)
-    notice = speed_zero_notice(load_scenario(scenario), speed)
+    loaded = load_scenario(scenario)
+    notice = speed_zero_notice(loaded, speed)
     if notice:
         print(notice, file=sys.stderr)
     bar = Progress(
@@ -62,12 +72,42 @@ def run_replay_command(
     with bar:
         task = bar.add_task("replay", total=None)
         result = run_replay(request, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    options = _replay_options(recording, subject, speed, rest_weight_limit)
+    if report is not None and not result["passed"]:
+        result["reproduce"] = write_reproduction(result, loaded, repro_path(report), options, speed)
     Console().print(render_terminal(result))
+    if "reproduce" in result:
+        print(f"reproduce with: {result['reproduce']['command']}")
+    elif not result["passed"]:  # no file without --report: the scenario as given, and the seed, say it all
+        again = [*options[:2], "--scenario", scenario, "--seed", str(result["seed"]), *options[2:]]
+        again += ["--speed", f"{speed:g}"] if speed else []
+        print(f"reproduce with: {shlex.join(again)}")
     if report is not None:
         _write(write_report, result, report)
+    if html is not None:
+        _write(write_html_report, result, html)
     if junit is not None:
         _write(write_junit, result, junit)
     return 0 if result["passed"] else 1
+
+
+def repro_path(report: Path) -> Path:
+    """The failed run's scenario with its seed, next to the report (`run.json` -> `run.repro.toml`)."""
+    return report.with_name(f"{report.stem}.repro.toml")
+
+
+def _replay_options(recording: Path | None, subject: str, speed: float | None, rest_weight_limit: int) -> list[str]:
+    """`harness replay` and the options that are not in the scenario file (speed 0 cannot be written there)."""
+    args = ["harness", "replay"]
+    if recording is not None:
+        args += ["--recording", str(recording)]
+    if subject != DEFAULT_SUBJECT:
+        args += ["--subject", subject]
+    if speed == 0:
+        args += ["--speed", "0"]
+    if rest_weight_limit != REQUEST_WEIGHT_PER_MINUTE:
+        args += ["--rest-weight-limit", str(rest_weight_limit)]
+    return args
 
 
 def subject_log_path(report: Path | None) -> Path | None:

@@ -22,11 +22,18 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from harness.checker import STAGES, Findings
+from harness.checker import FLAGS, STAGES, Findings
+from harness.html_report_data import pictures
 
 SCHEMA_VERSION = 1
 NO_DIVERGENCE = "no silent divergence"
 LATENCY_ROWS = ("e2e", "e2e_intended", *STAGES)
+FLAG_ROWS = {
+    "books_before_snapshot": "books before a snapshot",
+    "unrequested_output": "output for symbols not asked for",
+    "dark_books": "dark books",
+    "stale_synced": "stale but synced",
+}
 PERCENTILE_KEYS = ("p50", "p90", "p99", "p999", "max")
 
 
@@ -81,6 +88,12 @@ def build_report(
             "resyncs": f.resyncs,
             "losses_detected": f.losses_detected,
             "recovered": f.recovered,
+            "episodes": f.episodes,
+            "episodes_verified": f.episodes_verified,
+            **{flag: getattr(f, flag) for flag in FLAGS},
+            "stale_limit_s": None if f.stale_limit_ns is None else f.stale_limit_ns / 1e9,
+            "flags": [dict(row) for row in f.flags],
+            "unverified_episodes": [dict(row) for row in f.unverified_episodes],
             "unsynced_ms": round(f.unsynced_ns / 1e6, 3),
             "recovery_ms": _recovery(f),
             "windows": [
@@ -115,6 +128,7 @@ def build_report(
         },
         "queue": dict(queue or {}),
         "expectations": [],
+        "pictures": pictures(f),
     }
     apply_expectations(report, ())
     return report
@@ -214,6 +228,16 @@ def render_terminal(report: Mapping[str, Any]) -> RenderableType:
     twice = sync["duplicates_applied"] + sync["reorders_applied"]
     table.add_row("applied twice", _mark(twice, twice == 0), "duplicates + going back while synced")
     table.add_row("unsynced", f"{sync['unsynced_ms']:.1f} ms", f"{sync['unverified']} unsynced books, not compared")
+    episodes, verified = sync.get("episodes", 0), sync.get("episodes_verified", 0)
+    unverified = sync.get("unverified_episodes") or []
+    why = "syncs and resyncs whose book was checked against the oracle before the next loss"
+    if unverified:
+        why = f"{unverified[0]['symbol']} {unverified_text(unverified[0], report)}"
+    table.add_row("episodes verified", _mark(f"{verified} / {episodes}", verified == episodes), why)
+    for flag, what in FLAG_ROWS.items():
+        if sync.get(flag):
+            first = next((row["detail"] for row in sync.get("flags", []) if row["flag"] == flag), "")
+            table.add_row(what, _mark(sync[flag], False), first)
     rec = sync["recovery_ms"]
     if rec["count"] or rec["unrecovered"]:
         text = "  ".join(f"{k} {_ms(rec[k])}" for k in ("p50", "p99", "max"))
@@ -222,6 +246,7 @@ def render_terminal(report: Mapping[str, Any]) -> RenderableType:
 
     for example in sync["divergence_examples"][:1]:
         parts.append(Text(f"first divergence: {_example(example)}", style="red"))
+        parts.extend(_context_lines(example))
 
     weight = report.get("venue", {}).get("rest_weight")
     if weight:
@@ -364,7 +389,45 @@ def _example(example: Mapping[str, Any]) -> str:
     hole = example.get("hole")
     if hole:
         text += f"; updates {hole['first_update_id']}-{hole['last_update_id']} {hole['why']}"
-    for side in ("bids", "asks"):
-        for row in example.get(side, [])[:1]:
-            text += f"; {side}[{row['level']}] subject {row['subject']} oracle {row['oracle']}"
+    first = example.get("first_difference")
+    if first:
+        text += (
+            f"; first differing level: {first['side']} at {first['price']}, "
+            f"subject {size_text(first['subject'])}, oracle {size_text(first['oracle'])}"
+        )
+    else:
+        for side in ("bids", "asks"):
+            for row in example.get(side, [])[:1]:
+                text += f"; {side}[{row['level']}] subject {row['subject']} oracle {row['oracle']}"
     return text
+
+
+def unverified_text(episode: Mapping[str, Any], report: Mapping[str, Any]) -> str:
+    """When an unverified episode began (seconds into the run) and how it ended."""
+    start = ((report.get("pictures") or {}).get("sync_timeline") or {}).get("start_mono_ns") or 0
+    ended = "it lost sync" if episode["end_mono_ns"] is not None else "the run ended"
+    return (
+        f"synced {(episode['start_mono_ns'] - start) / 1e9:.2f} s in, never checked against the oracle before {ended}"
+    )
+
+
+def size_text(size: Any) -> str:
+    """A size from a first differing level, or what it means to have none."""
+    return "no level" if size is None else f"size {size}"
+
+
+def _context_lines(example: Mapping[str, Any]) -> list[Text]:
+    """The frames of the symbol around the divergent update and the faults open then, one line each."""
+    context = example.get("context") or {}
+    lines = [
+        Text(
+            f"  frame {row['frame_index']} updates {row['first_update_id']}-{row['last_update_id']}: {row['fate']}",
+            style="dim" if row["fate"] == "sent intact" else "yellow",
+        )
+        for row in context.get("frames", [])
+    ]
+    for fault in context.get("faults", []):
+        lines.append(
+            Text(f"  fault {fault['fault_id']} ({fault['kind']}) open {fault['start_ms']} ms to {fault['heal_ms']} ms")
+        )
+    return lines

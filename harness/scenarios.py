@@ -38,7 +38,10 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
 _CONDITION = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(\S+)\s*$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _METRIC_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$")
-_TOP_KEYS = ("name", "description", "speed", "seed", "faults", "expect")
+_TOP_KEYS = ("name", "description", "speed", "seed", "stale_limit", "faults", "expect")
+DEFAULT_STALE_LIMIT_S = 5.0
+"""Seconds of wall time a book may claim synced while nothing reaches the subject and updates are due
+(`sync.stale_synced`): past a watchdog's usual 1-3 s, far below a frozen connection."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,8 @@ class Scenario:
     faults: tuple[FaultSpec, ...]
     expectations: tuple[Expectation, ...]
     path: Path | None = None
+    stale_limit_s: float = DEFAULT_STALE_LIMIT_S
+    """Wall-clock seconds of silence (with updates due) after which a book still synced is stale."""
 
     def plan(self, frames: list[Frame], seed: int | None = None, venue: VenueDialect | None = None) -> FaultPlan:
         """The fault schedule on these frames, with the scenario's seed unless `seed` is given; with
@@ -148,6 +153,9 @@ def parse_scenario(text: str, source: str, expected_name: str | None = None) -> 
     if not (speed > 0 and math.isfinite(speed)):
         raise HarnessError(f"{source}: key 'speed': expected a number > 0, got {speed!r}")
     seed = _require(data, "seed", int, "an integer", source)
+    stale_limit = data.get("stale_limit", DEFAULT_STALE_LIMIT_S)
+    if isinstance(stale_limit, bool) or not isinstance(stale_limit, int | float) or not 0 < stale_limit < math.inf:
+        raise HarnessError(f"{source}: key 'stale_limit': expected seconds > 0, got {stale_limit!r}")
     raw_faults = data.get("faults", [])
     if not isinstance(raw_faults, list) or not all(isinstance(t, dict) for t in raw_faults):
         raise HarnessError(f"{source}: key 'faults': expected [[faults]] tables")
@@ -165,7 +173,7 @@ def parse_scenario(text: str, source: str, expected_name: str | None = None) -> 
             if problem:
                 where = f"expect key {expectation.metric!r}: threshold {expectation.threshold!r}"
                 raise HarnessError(f"{source}: {where}: {problem}")
-    return Scenario(name, description, float(speed), seed, faults, expectations)
+    return Scenario(name, description, float(speed), seed, faults, expectations, stale_limit_s=float(stale_limit))
 
 
 OPEN_SECTIONS = ("venue", "subject", "queue")

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from harness.errors import HarnessError
+from harness.html_report import pictures_of
 from harness.replay import BUNDLED_FIXTURE, ReplayRequest, run_replay
 from harness.scenarios import list_scenarios, load_scenario
 from harness.subject import DEFAULT_SUBJECT, check_factory_spec
@@ -68,6 +69,8 @@ class SuiteRequest:
     baseline: Path | None = None
     update_baseline: bool = False
     rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE
+    pictures: bool = False
+    """Each cell's result carries `pictures` (for `--html`) until `on_result` takes it out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +113,12 @@ def run_cells(
     jobs: int | None,
     on_result: OnResult | None = None,
     rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE,
+    pictures: bool = False,
 ) -> list[CellResult]:
-    """Runs the cells in up to `jobs` worker processes, longest first; results in finishing order."""
+    """Runs the cells in up to `jobs` worker processes, longest first; results in finishing order.
+
+    `pictures` adds to each result, under `pictures`, what `--html` draws of its replay (harness/html_report.py
+    `pictures_of`); the caller takes it out before the result goes into a summary."""
     if not cells:
         return []
     workers = min(jobs or default_jobs(), len(cells))
@@ -119,7 +126,7 @@ def run_cells(
     # spawn, not fork: a caller (a pytest session, a notebook) may hold threads that fork would copy mid-step.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         pending: set[Future[CellResult]] = {
-            pool.submit(run_cell, cell, subject, rest_weight_limit) for cell in longest_first(cells)
+            pool.submit(run_cell, cell, subject, rest_weight_limit, pictures) for cell in longest_first(cells)
         }
         try:
             while pending:
@@ -134,7 +141,9 @@ def run_cells(
     return results
 
 
-def run_cell(cell: SuiteCell, subject: str, rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE) -> CellResult:
+def run_cell(
+    cell: SuiteCell, subject: str, rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE, pictures: bool = False
+) -> CellResult:
     """One cell, in whatever process calls it; a crash is kept with its trace instead of ending the suite."""
     started = time.monotonic()
     request = ReplayRequest(
@@ -151,7 +160,10 @@ def run_cell(cell: SuiteCell, subject: str, rest_weight_limit: int = REQUEST_WEI
     except Exception:
         trace = traceback.format_exc()
         return error_result(cell, subject, CRASH, trace, time.monotonic() - started, rest_weight_limit)
-    return cell_result(cell, subject, report, time.monotonic() - started, rest_weight_limit)
+    result = cell_result(cell, subject, report, time.monotonic() - started, rest_weight_limit)
+    if pictures:
+        result["pictures"] = pictures_of(report)
+    return result
 
 
 def run_suite(request: SuiteRequest, on_result: OnResult | None = None) -> dict[str, Any]:
@@ -159,7 +171,9 @@ def run_suite(request: SuiteRequest, on_result: OnResult | None = None) -> dict[
     plan = plan_suite(request)
     baseline = _read_baseline(request)
     started = time.monotonic()
-    results = run_cells(plan.cells, request.subject, request.jobs, on_result, request.rest_weight_limit)
+    results = run_cells(
+        plan.cells, request.subject, request.jobs, on_result, request.rest_weight_limit, request.pictures
+    )
     jobs = min(request.jobs or default_jobs(), max(1, len(plan.cells)))
     return conclude(
         results,

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from harness.errors import HarnessError
+from harness.html_report import write_suite_html
 from harness.replay_command import check_output_path
 from harness.subject import DEFAULT_SUBJECT
 from harness.suite import SuiteRequest, exit_code, merge_suites, plan_suite, run_suite
@@ -37,10 +38,13 @@ def run_suite_command(
     merge: Sequence[Path] | None,
     list_only: bool,
     rest_weight_limit: int | None = None,
+    html: Path | None = None,
 ) -> int:
     """Returns the exit code: 0 passed, 1 failed, 2 bad input."""
     check_output_path(junit, "--junit")
     check_output_path(json_path, "--json")
+    check_output_path(html, "--html")
+    drawn: dict[str, dict[str, Any]] = {}
     if update_baseline and baseline is not None:
         check_output_path(baseline, "--baseline")
     if merge is not None:
@@ -72,6 +76,7 @@ def run_suite_command(
             baseline=baseline,
             update_baseline=update_baseline,
             rest_weight_limit=REQUEST_WEIGHT_PER_MINUTE if rest_weight_limit is None else rest_weight_limit,
+            pictures=html is not None,
         )
         plan = plan_suite(request)
         if list_only:
@@ -80,7 +85,13 @@ def run_suite_command(
             return 0
         where = "" if request.shard is None else f" (shard {shard} of a {plan.matrix_size}-cell matrix)"
         _say(f"suite: {_count(len(plan.cells), 'cell')}{where}, subject {subject}")
-        summary = run_suite(request, on_result=lambda result, done, total: _say(progress_line(done, total, result)))
+
+        def on_result(result: dict[str, Any], done: int, total: int) -> None:
+            if "pictures" in result:  # for the page only: the summary and its JSON stay small
+                drawn[result["key"]] = result.pop("pictures")
+            _say(progress_line(done, total, result))
+
+        summary = run_suite(request, on_result=on_result)
     _say("")
     _say(summary_table(summary["cells"]))
     _say(_conclusion(summary, baseline, update_baseline))
@@ -90,6 +101,8 @@ def run_suite_command(
         known = (summary["baseline"] or {}).get("known_failures", {})
         regressions = (summary["baseline"] or {}).get("regressions", [])
         _write(junit, lambda: write_suite_junit(summary["cells"], regressions, known, junit))
+    if html is not None:
+        _write(html, lambda: write_suite_html(summary, drawn, html))
     return exit_code(summary)
 
 

@@ -13,6 +13,7 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -22,9 +23,9 @@ from harness.book_events import DecodeError, DepthDelta, Level
 from harness.client_state import ClientEvent, ConnectionOpened, Disconnected
 from harness.default_subject import USER_AGENT, DefaultSubject
 from harness.http import HttpError, http_get
-from harness.observations import SyncEvent
+from harness.observations import BookObservation, SyncEvent
 from harness.queue import MessagePriority
-from harness.subject import SubjectConfig
+from harness.subject import Report, SubjectConfig
 from harness.sync import BookSync, NeedSnapshot, Resync, StaleSnapshot, Step, Synced
 from harness.sync import SyncEvent as Decision
 from harness.venues.binance_spot.decoder import decode_frame
@@ -412,6 +413,50 @@ class OneSnapshotForAll(DefaultSubject):
             await asyncio.sleep(0.2)
 
 
+class ProvisionalBook(DefaultSubject):
+    """Waits `WARM_UP_S` before its first snapshot of each symbol and meanwhile shows, as an unsynced book,
+    the levels each update carries: a book reported before any snapshot it could stand on."""
+
+    WARM_UP_S = 0.3
+
+    def __init__(self, config: SubjectConfig, **options: Any) -> None:
+        super().__init__(config, **options)
+        self._warm: set[str] = set()
+
+    async def _fetch_snapshot(self, symbol: str) -> None:
+        if symbol not in self._warm:
+            await asyncio.sleep(self.WARM_UP_S)
+            self._warm.add(symbol)
+        await super()._fetch_snapshot(symbol)
+
+    def _on_message(self, payload: bytes, recv_mono_ns: int, recv_wall_ns: int, conn_id: int) -> None:
+        try:
+            event = decode_frame(payload)
+        except DecodeError:
+            event = None
+        if type(event) is DepthDelta and event.symbol not in self._warm:
+            now = time.monotonic_ns()
+            bids = [(p, q) for p, q in sorted(event.bids, key=lambda level: -float(level[0]))[:20]]
+            asks = [(p, q) for p, q in sorted(event.asks, key=lambda level: float(level[0]))[:20]]
+            self._report(
+                BookObservation(event.symbol, event.last_update_id, False, bids, asks, recv_mono_ns, now, now, now)
+            )
+        super()._on_message(payload, recv_mono_ns, recv_wall_ns, conn_id)
+
+
+class LowercaseSymbols(DefaultSubject):
+    """Reports every book, event and final book under its stream's lowercase name (`btcusdt`), the key
+    its client files them under, instead of the symbol it was asked for."""
+
+    async def run(self, report: Report, stop: asyncio.Event) -> None:
+        def lowered(message: Any) -> None:
+            if getattr(message, "symbol", ""):
+                message = replace(message, symbol=message.symbol.lower())
+            report(message)
+
+        await super().run(lowered, stop)
+
+
 def _with_books(config: SubjectConfig, book: Callable[[], OrderBook]) -> DefaultSubject:
     """Our subject on `book`s, without the crossed-book check (which such a book trips on every
     snapshot, so it would never claim sync and resync in a loop: caught, but as a book that never syncs)."""
@@ -525,6 +570,21 @@ def text_sorted_book(config: SubjectConfig) -> DefaultSubject:
 def one_snapshot_for_all(config: SubjectConfig) -> DefaultSubject:
     """Loads every symbol's book from the first symbol's snapshot (several symbols on one connection)."""
     return OneSnapshotForAll(config)
+
+
+def shows_book_before_snapshot(config: SubjectConfig) -> DefaultSubject:
+    """Shows unsynced books built from updates before its first snapshot (books before a snapshot)."""
+    return ProvisionalBook(config)
+
+
+def lowercase_symbols(config: SubjectConfig) -> DefaultSubject:
+    """Reports under `btcusdt` what it was asked for as `BTCUSDT` (output for a symbol never asked for, a dark book)."""
+    return LowercaseSymbols(config)
+
+
+def forgets_last_symbol(config: SubjectConfig) -> DefaultSubject:
+    """Builds its stream list with an off-by-one: the last symbol it was asked for is never subscribed (dark book)."""
+    return DefaultSubject(replace(config, symbols=config.symbols[:-1]))
 
 
 class CrashesBeforeConnecting:

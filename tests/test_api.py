@@ -44,6 +44,7 @@ PUBLIC = {
     "run_replay",
     "run_suite",
     "summary_table",
+    "write_html_report",
     "write_junit",
     "write_report",
     "write_suite_junit",

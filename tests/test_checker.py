@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import subprocess
+import sys
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import orjson
 import pytest
 
 from harness.book_events import DepthSnapshot
-from harness.checker import Checker, check, replay_clock, send_log_clock
+from harness.checker import Checker, Findings, check, replay_clock, send_log_clock
+from harness.divergence_context import first_difference
 from harness.errors import HarnessError
 from harness.level_match import LevelMatch, reach_of
 from harness.observations import BookObservation, FinalBook, SubjectMessage, SyncEvent, dumps, loads
 from harness.oracle import Oracle
+from harness.sync_timeline import Silence, SyncTimeline, silent_while_synced
 from replayer.timeline import Frame
 
 SYMBOL = "BTCUSDT"
@@ -542,3 +546,151 @@ def test_a_book_at_an_id_inside_an_event_sits_between_the_states_around_it() -> 
     assert not oracle.skips_states(SYMBOL, 100, 105) and not oracle.skips_states(SYMBOL, 103, 105)
     assert not oracle.skips_states(SYMBOL, 105, 108), "a snapshot served inside the next event"
     assert oracle.skips_states(SYMBOL, 100, 110) and oracle.skips_states(SYMBOL, 100, 108)
+
+
+# Snapshot episodes and the flags (issue 11, item 2).
+
+
+def test_every_episode_of_a_correct_subject_is_verified_and_one_lost_before_a_check_is_not() -> None:
+    frames = clean_frames()
+    messages, clients = run_subject(frames, skip={4, 9, 15})
+    found = check(Oracle(frames, SNAP), messages, clients)
+    assert found.episodes == 4 == found.episodes_verified  # the first sync and three resyncs
+    t = T0 + frames[20].offset_ns + 100_000
+    lost = [SyncEvent("gap_detected", t, "", SYMBOL), SyncEvent("synced", t + 1, "", SYMBOL)]
+    unchecked = [*messages[:-1], *lost, SyncEvent("gap_detected", t + 2, "", SYMBOL), messages[-1]]
+    found = check(Oracle(frames, SNAP), unchecked, clients)
+    assert (found.episodes, found.episodes_verified) == (5, 4)
+    assert found.unverified_episodes == [{"symbol": SYMBOL, "start_mono_ns": t + 1, "end_mono_ns": t + 2}]
+    starts = found.timeline.episode_starts[SYMBOL]
+    assert len(starts) == 5 and starts[-1] == t + 1
+
+
+def test_the_final_book_verifies_an_episode_no_observation_checked() -> None:
+    frames = clean_frames()
+    messages, clients = run_subject(frames)
+    late = [m for m in messages if not isinstance(m, BookObservation)]  # events and the final book only
+    found = check(Oracle(frames, SNAP), late, clients)
+    assert found.final_book_correct and (found.episodes, found.episodes_verified) == (1, 1)
+
+
+def test_a_book_reported_before_the_first_snapshot_was_served_is_flagged() -> None:
+    frames = clean_frames()
+    messages, clients = run_subject(frames)
+    first_book = next(m for m in messages if isinstance(m, BookObservation))
+    on_time = [Served(SYMBOL, 100, first_book.applied_mono_ns - 1)]
+    assert check(Oracle(frames, SNAP), messages, clients, snapshots=on_time).books_before_snapshot == 0
+    late = [Served(SYMBOL, 100, T0 + frames[3].offset_ns + 100_000)]
+    found = check(Oracle(frames, SNAP), messages, clients, snapshots=late)
+    assert found.books_before_snapshot == 3
+    assert [flag["flag"] for flag in found.flags] == ["books_before_snapshot"]  # one finding per symbol
+    assert found.flags[0]["symbol"] == SYMBOL and "update 101" in found.flags[0]["detail"]
+    assert check(Oracle(frames, SNAP), messages, clients, snapshots=[]).books_before_snapshot == 0
+
+
+def test_output_for_a_symbol_never_asked_for_is_flagged_and_a_silent_asked_for_one_is_a_dark_book() -> None:
+    frames = clean_frames()
+    messages, clients = run_subject(frames)
+    found = check(Oracle(frames, SNAP), messages, clients, requested=[SYMBOL])
+    assert found.unrequested_output == 0 == found.dark_books and found.flags == []
+    renamed = [replace(m, symbol="btcusdt") if not isinstance(m, SyncEvent) else m for m in messages]
+    found = check(Oracle(frames, SNAP), renamed, clients, requested=[SYMBOL])
+    assert found.unrequested_output == 21  # 20 books and the final one
+    assert found.dark_books == 1
+    flags = {flag["flag"]: flag for flag in found.flags}
+    assert set(flags) == {"unrequested_output", "dark_books"}
+    assert flags["unrequested_output"]["symbol"] == "btcusdt"
+    assert flags["dark_books"]["detail"].endswith("the venue wrote 20 of its depth frames to the subject")
+
+
+def test_a_book_that_stays_synced_while_nothing_arrives_past_the_limit_is_stale() -> None:
+    frames = clean_frames()
+    messages, clients = run_subject(frames, skip=set(range(10, 21)), gap_aware=False)
+    limit = 5 * STEP
+
+    def stale(messages: list, end: int) -> Findings:
+        clock = replay_clock(T0, 1.0)
+        return check(
+            Oracle(frames, SNAP), messages, clients, to_mono=clock, frames=frames, stale_limit_ns=limit, end_mono_ns=end
+        )
+
+    found = stale(messages, T0 + 40 * STEP)
+    assert found.stale_synced == 1  # one silence, however many updates it swallowed
+    assert found.stale_limit_ns == limit and check(Oracle(frames, SNAP), messages, clients).stale_limit_ns is None
+    assert found.flags[0]["flag"] == "stale_synced" and found.flags[0]["mono_ns"] == T0 + 10 * STEP + limit
+    watchful = [*messages[:-1], SyncEvent("connection_closed", T0 + 12 * STEP), messages[-1]]
+    assert stale(watchful, T0 + 40 * STEP).stale_synced == 0
+    short = stale(messages, T0 + 12 * STEP)
+    assert short.stale_synced == 0  # the run ended before the limit was reached
+    with pytest.raises(ValueError, match="positive"):
+        Checker(Oracle(frames, SNAP), stale_limit_ns=0)
+
+
+def test_a_quiet_market_is_no_silence() -> None:
+    timeline = SyncTimeline()
+    timeline.mark(SYMBOL, 0, "synced")
+    # Nothing written for 10 s, but nothing was due either: updates due at 1 s and 12 s were written on time.
+    assert silent_while_synced(timeline, SYMBOL, [1_000, 12_000], [1_000, 12_000], 5_000, 20_000) == []
+    found = silent_while_synced(timeline, SYMBOL, [1_000, 2_000, 3_000], [1_000, 12_000], 5_000, 20_000)
+    assert found == [Silence(SYMBOL, 2_000, 12_000, 7_000)]
+
+
+def test_a_divergence_names_its_first_differing_level_and_the_frames_before_it() -> None:
+    @dataclass
+    class Window:
+        kind: str
+        start_ns: int
+        stop_ns: int
+        heal_ns: int
+        fault_id: str = ""
+
+    frames = clean_frames()
+    messages, clients = run_subject(frames, skip={5}, twice={6}, gap_aware=False)
+    windows = [Window("drop", 4 * STEP, 5 * STEP, 6 * STEP, "drop.0")]
+    found = check(Oracle(frames, SNAP), messages, clients, windows, replay_clock(T0, 1.0), frames=frames)
+    example = found.examples[0]
+    assert example["update_id"] == 106
+    # Frame 5 set bid 85.0 and ask 125.0; the subject never had them: the best missing level is the bid.
+    assert example["first_difference"] == {"side": "bids", "level": 3, "price": "85.0", "subject": None, "oracle": "5"}
+    fates = {row["last_update_id"]: row["fate"] for row in example["context"]["frames"]}
+    assert fates[105] == "dropped by drop.0"
+    assert fates[104] == "sent intact" and fates[106] == "duplicated"
+    assert fates[107] == "arrived only after the divergent book"
+    assert example["context"]["faults"] == [
+        {"fault_id": "drop.0", "kind": "drop", "start_ms": -2.085, "heal_ms": 0.0 - 0.085}
+    ]
+
+
+def test_the_first_difference_walks_prices_best_first_on_both_sides() -> None:
+    match = LevelMatch()
+    book = ([["10", "1"], ["9", "2"]], [["11", "1"], ["12", "5"]])
+    assert first_difference(match, book, book) is None
+    assert first_difference(match, ([[10.0, 1.0], [9.0, 3.0]], book[1]), book) == {
+        "side": "bids",
+        "level": 1,
+        "price": "9",
+        "subject": 3.0,
+        "oracle": "2",
+    }
+    extra_ask = (book[0], [["10.5", "1"], *book[1]])
+    assert first_difference(match, extra_ask, book) == {
+        "side": "asks",
+        "level": 0,
+        "price": "10.5",
+        "subject": "1",
+        "oracle": None,
+    }
+
+
+def test_the_judge_imports_none_of_the_components_it_judges() -> None:
+    """The oracle, checker and report share no code with a subject's book, sync, queue, client, decoders or
+    sequencing rules."""
+    code = (
+        "import sys, harness.checker, harness.oracle, harness.report, harness.html_report; "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith(('harness', 'replayer')))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    components = {"harness.book", "harness.sync", "harness.queue", "harness.client", "harness.default_subject"}
+    # A venue's oracle rule is the judge's own copy; its decoder and sequencing rule are the subject's.
+    subject_side = [m for m in loaded if m.startswith("harness.venues") and m.endswith((".decoder", ".sequencing"))]
+    assert not components & set(loaded) and not subject_side, loaded

@@ -208,10 +208,9 @@ def test_speed_zero_notes_the_faults_that_need_time_and_only_then() -> None:
 
 
 def test_cli_passing_run_writes_reports_and_exits_zero(tmp_path: Path) -> None:
-    report_path, junit_path = tmp_path / "r.json", tmp_path / "r.xml"
-    result = _cli(
-        "replay", "--scenario", "clean", "--speed", "20", "--report", str(report_path), "--junit", str(junit_path)
-    )
+    report_path, junit_path, html_path = tmp_path / "r.json", tmp_path / "r.xml", tmp_path / "r.html"
+    outputs = ("--report", str(report_path), "--junit", str(junit_path), "--html", str(html_path))
+    result = _cli("replay", "--scenario", "clean", "--speed", "20", *outputs)
     assert result.returncode == 0, result.stderr
     assert "PASS" in result.stdout
     report = orjson.loads(report_path.read_bytes())
@@ -221,6 +220,8 @@ def test_cli_passing_run_writes_reports_and_exits_zero(tmp_path: Path) -> None:
     assert junit_path.read_text().startswith("<?xml")
     assert report["subject"]["stderr_file"] == str(tmp_path / "r.subject-stderr.log")
     assert (tmp_path / "r.subject-stderr.log").is_file()
+    assert html_path.read_text().count("<svg") == 3
+    assert "reproduce" not in report and not (tmp_path / "r.repro.toml").exists()  # only a failed run leaves one
 
 
 @pytest.mark.parametrize(

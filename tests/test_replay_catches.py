@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
+from harness.checker import NEVER_WRITTEN
 from harness.replay import ReplayRequest, run_replay
 from harness.subject import DEFAULT_SUBJECT
 from harness.synth.run import write_synthetic_recording
@@ -57,16 +59,30 @@ class Case:
     faults: str
     expect: str = ""
     wide: bool = False
+    narrow: bool = True
+    """For a wide case: its broken subject is correct on the one-symbol recording (and is run there)."""
+    stale_limit: float | None = None
     venue: str = "binance-spot"
 
     def toml(self, name: str) -> str:
+        limit = "" if self.stale_limit is None else f"stale_limit = {self.stale_limit}\n"
         return (
-            f'name = "{name}"\ndescription = "{self.kind} against {self.broken}"\nspeed = {self.speed}\nseed = 1\n\n'
-            f"{self.faults.strip()}\n\n[expect]\n"
+            f'name = "{name}"\ndescription = "{self.kind} against {self.broken}"\nspeed = {self.speed}\nseed = 1\n'
+            f"{limit}\n{self.faults.strip()}\n\n[expect]\n"
             '"sync.divergent" = 0\n"sync.final_book_correct" = true\n'
             + (f'"faults.{self.kind}" = ">= 1"\n' if self.kind else "")
+            + FLAG_EXPECTATIONS
             + f"{self.expect.strip()}\n"
         )
+
+
+FLAG_EXPECTATIONS = (
+    "".join(
+        f'"sync.{flag}" = 0\n' for flag in ("books_before_snapshot", "unrequested_output", "dark_books", "stale_synced")
+    )
+    + '"sync.episodes_verified" = "== sync.episodes"\n'
+)
+"""Every case's scenario asks what the library's do: our subject passes them all under every fault."""
 
 
 def _fault(kind: str, start: str, stop: str, **params: Any) -> str:
@@ -153,7 +169,11 @@ CASES: dict[str, Case] = {
     "frozen": Case("disconnect", "gives_up_silently", 8, _fault("disconnect", "70%", "70%")),
     # Half-open for good: the connection never delivers again, so a subject without a watchdog waits
     # forever on a book that stays "synced" at the moment the silence began.
-    "stall_half_open": Case("stall", "no_watchdog", 6, _fault("stall", "30%", "50%", mode="half_open")),
+    # Its silence lasts from the stall to the end of the run (over 5 s: the runner waits for a catch-up that
+    # never comes), past a 4 s limit that our 1.5 s watchdog clears with room to spare, even on a loaded machine.
+    "stall_half_open": Case(
+        "stall", "no_watchdog", 6, _fault("stall", "30%", "50%", mode="half_open"), stale_limit=4.0
+    ),
     # REST still down 6 s (recorded; 1.5 s of wall time) after the WebSocket is back: the subject has
     # reconnected and fetches into the outage, and one that retries only on a new connection is stuck.
     # REST is back at 60% of the recording, so a subject backing off its retries (ours: up to 1 s)
@@ -197,6 +217,10 @@ CASES: dict[str, Case] = {
     "sub_cent_prices": Case(None, "cents_keyed_book", 8, "", wide=True),
     "price_crosses_100": Case(None, "text_sorted_book", 8, "", wide=True),
     "second_symbol": Case(None, "one_snapshot_for_all", 8, "", wide=True),
+    # Issue 11, item 2: the flags. No fault needed; each defect shows on a clean replay.
+    "before_snapshot": Case(None, "shows_book_before_snapshot", 8, ""),
+    "lowercase_symbols": Case(None, "lowercase_symbols", 8, ""),
+    "dark_book": Case(None, "forgets_last_symbol", 8, "", wide=True, narrow=False),
     # Binance USD-M's own rule: `pu` must equal the previous `u`, and `U` skips ids.
     "usdm_link": Case("gap", "ignores_pu", 8, _fault("gap", "15%", "75%", count=10, length=1), venue=BINANCE_USDM.name),
     "usdm_spot_rule": Case(None, "spot_rule_on_usdm", 8, "", venue=BINANCE_USDM.name),
@@ -209,6 +233,10 @@ class Replays:
 
     futures: dict[tuple[str, str], Future[Report]]
     cli: Future[subprocess.CompletedProcess[str]]
+    cli_dir: Path
+    """Where the CLI run wrote its report, page and reproduction."""
+    repro: Future[Report]
+    """The CLI run's reproduction file, replayed."""
 
     def pair(self, name: str) -> tuple[Report, Report]:
         """(the broken subject's report, our default subject's report)."""
@@ -220,8 +248,8 @@ class Replays:
         return self.futures[name, NARROW].result()
 
 
-def _cli(scenario: Path, recording: Path, subject: str) -> subprocess.CompletedProcess[str]:
-    args = ["replay", "--scenario", str(scenario), "--recording", str(recording), "--subject", subject]
+def _cli(scenario: Path, recording: Path, subject: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    args = ["replay", "--scenario", str(scenario), "--recording", str(recording), "--subject", subject, *extra]
     return subprocess.run(
         [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=120, cwd=REPO
     )
@@ -247,13 +275,22 @@ def replays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replays]:
         # Broken subjects first: those that never catch up make the runner wait out its catch-up timeout.
         runs = [(name, BROKEN + case.broken, recording_of(case)) for name, case in CASES.items()]
         runs += [(name, DEFAULT_SUBJECT, recording_of(case)) for name, case in CASES.items()]
-        runs += [(name, NARROW, recording) for name, case in CASES.items() if case.wide]
+        runs += [(name, NARROW, recording) for name, case in CASES.items() if case.wide and case.narrow]
         for name, key, rec in runs:
             subject = BROKEN + CASES[name].broken if key == NARROW else key
             request = ReplayRequest(scenario=str(root / f"{name}.toml"), recording=rec, subject=subject)
             futures[name, key] = pool.submit(run_replay, request)
-        cli = pool.submit(_cli, root / "gap.toml", recording, BROKEN + "gap_blind")
-        yield Replays(futures, cli)
+        cli_dir = root / "cli"
+        cli_dir.mkdir()
+        outputs = ("--report", str(cli_dir / "run.json"), "--html", str(cli_dir / "run.html"))
+        cli = pool.submit(_cli, root / "gap.toml", recording, BROKEN + "gap_blind", *outputs)
+        repro = pool.submit(_replay_after, cli, cli_dir / "run.repro.toml", recording, BROKEN + "gap_blind")
+        yield Replays(futures, cli, cli_dir, repro)
+
+
+def _replay_after(first: Future[Any], scenario: Path, recording: Path, subject: str) -> Report:
+    first.result()
+    return run_replay(ReplayRequest(scenario=str(scenario), recording=recording, subject=subject))
 
 
 def _failed(report: Report) -> list[str]:
@@ -408,6 +445,44 @@ def test_half_open_for_good_leaves_a_subject_without_a_watchdog_stale(replays: R
     assert good["sync"]["resyncs"] >= 1 and good["venue"]["half_open_connections"] == 1
 
 
+def test_half_open_for_good_leaves_a_book_synced_in_silence_past_the_stale_limit(replays: Replays) -> None:
+    broken, good = replays.pair("stall_half_open")
+    sync = _catches(broken, good, "sync.stale_synced == 0")
+    assert sync["stale_synced"] == 1 and good["sync"]["stale_synced"] == 0
+    (flag,) = [row for row in sync["flags"] if row["flag"] == "stale_synced"]
+    assert "still claimed synced" in flag["detail"] and "limit 4 s" in flag["detail"]
+
+
+def test_a_book_shown_before_its_first_snapshot_is_flagged_and_nothing_else(replays: Replays) -> None:
+    broken, good = replays.pair("before_snapshot")
+    sync = _catches(broken, good, "sync.books_before_snapshot == 0")
+    assert sync["books_before_snapshot"] > 0 == good["sync"]["books_before_snapshot"]
+    assert [row["name"] for row in broken["expectations"] if not row["passed"]] == ["sync.books_before_snapshot == 0"]
+
+
+def test_books_reported_under_another_name_are_unrequested_output_and_leave_a_dark_book(replays: Replays) -> None:
+    broken, good = replays.pair("lowercase_symbols")
+    sync = _catches(broken, good, "sync.unrequested_output == 0", "sync.dark_books == 0")
+    assert sync["unrequested_output"] > 0 and sync["dark_books"] == 1
+    flags = {row["flag"]: row for row in sync["flags"]}
+    assert flags["unrequested_output"]["symbol"] == "btcusdt" and flags["dark_books"]["symbol"] == "BTCUSDT"
+
+
+def test_a_symbol_never_subscribed_is_a_dark_book(replays: Replays) -> None:
+    broken, good = replays.pair("dark_book")
+    sync = _catches(broken, good, "sync.dark_books == 0")
+    assert sync["dark_books"] == 1 and sync["unrequested_output"] == 0 == good["sync"]["dark_books"]
+    (flag,) = [row for row in sync["flags"] if row["flag"] == "dark_books"]
+    assert flag["symbol"] == "SHIBUSDT" and flag["detail"].endswith(NEVER_WRITTEN)
+
+
+def test_every_episode_of_our_subject_is_verified_under_every_fault(replays: Replays) -> None:
+    for name in CASES:
+        _, good = replays.pair(name)
+        assert good["sync"]["episodes"] >= 1, name
+        assert good["sync"]["episodes_verified"] == good["sync"]["episodes"], name
+
+
 def test_rest_outlasting_the_websocket_strands_a_subject_that_retries_only_on_reconnect(replays: Replays) -> None:
     broken, good = replays.pair("exchange_restart_rest_outage")
     sync = _catches(broken, good, "sync.final_book_correct == true")
@@ -465,12 +540,34 @@ def test_cli_exits_one_on_a_caught_subject(replays: Replays) -> None:
     assert "FAIL" in result.stdout and "silent divergence" in result.stdout
 
 
+def test_a_caught_run_explains_its_divergence_and_leaves_a_page_and_a_file_that_reproduces_it(
+    replays: Replays,
+) -> None:
+    result = replays.cli.result()
+    assert result.returncode == 1, result.stderr
+    report = orjson.loads((replays.cli_dir / "run.json").read_bytes())
+    repro_file = replays.cli_dir / "run.repro.toml"
+    assert report["reproduce"]["scenario_file"] == str(repro_file) and report["reproduce"]["seed"] == 1
+    assert f"reproduce with: {report['reproduce']['command']}" in result.stdout
+    text = repro_file.read_text()
+    assert text.startswith("# Reproduces a failed run of gap (seed 1)") and "\nseed = 1\n" in text
+    example = report["sync"]["divergence_examples"][0]
+    fates = [row["fate"] for row in example["context"]["frames"]]
+    assert any(fate.startswith("dropped by gap") for fate in fates), fates
+    assert example["context"]["faults"] and example["context"]["faults"][0]["kind"] == "gap"
+    again = replays.repro.result()
+    assert again["passed"] is False and again["sync"]["divergent"] > 0 and again["seed"] == 1
+    assert again["faults"] == report["faults"]
+    page = (replays.cli_dir / "run.html").read_text()
+    assert page.count("<svg") == 3 and "First divergence" in page
+
+
 def _final(report: Report, symbol: str) -> dict[str, Any]:
     (final,) = [row for row in report["sync"]["final"] if row["symbol"] == symbol]
     return final
 
 
-@pytest.mark.parametrize("name", [name for name, case in CASES.items() if case.wide])
+@pytest.mark.parametrize("name", [name for name, case in CASES.items() if case.wide and case.narrow])
 def test_wide_case_defects_pass_on_one_symbol_quoted_in_cents(replays: Replays, name: str) -> None:
     """What the wide recording adds: on BTCUSDT alone each of these broken subjects is correct."""
     narrow = replays.narrow(name)

@@ -40,6 +40,15 @@ REQUIRED = [
     "sync.recovery_ms.p99",
     "sync.recovery_ms.max",
     "sync.final_book_correct",
+    "sync.episodes",
+    "sync.episodes_verified",
+    "sync.books_before_snapshot",
+    "sync.unrequested_output",
+    "sync.dark_books",
+    "sync.stale_synced",
+    "sync.flags",
+    "pictures.latency_percentiles",
+    "pictures.sync_timeline.symbols",
     *(f"latency_us.{n}.{k}" for n in ("e2e", "e2e_intended") for k in ("p50", "p90", "p99", "p999", "max")),
     *(
         f"latency_us.stages.{s}.{k}"

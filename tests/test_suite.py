@@ -50,6 +50,7 @@ def _start_shard(index: int, folder: Path, recording: Path) -> subprocess.Popen[
     args = ["suite", "--scenarios", "clean,gap_storm", "--recordings", str(recording), "--seeds", "1-2"]
     args += ["--subject", SUBJECT, "--jobs", "2", "--shard", f"{index}/2"]
     args += ["--json", str(folder / f"shard{index}" / "suite.json"), "--junit", str(folder / f"shard{index}.xml")]
+    args += ["--html", str(folder / f"shard{index}.html")]
     return subprocess.Popen(
         [sys.executable, "-m", "harness.cli", *args],
         stdout=subprocess.PIPE,
@@ -93,6 +94,15 @@ def test_each_shard_prints_a_line_per_cell_and_the_command_for_each_failure(shar
         assert lines[-1] == "suite FAILED"
     name = shards.recording.name
     assert sorted(keys) == sorted(f"{s}/{name}/seed{n}" for s in ("clean", "gap_storm") for n in (1, 2))
+
+
+def test_each_shard_draws_its_cells_on_one_page_and_keeps_the_pictures_out_of_its_summary(shards: Shards) -> None:
+    for index in (1, 2):
+        page = (shards.folder / f"shard{index}.html").read_text()
+        assert page.count("<svg") == 6, "three plots for each of the shard's two cells"
+        assert "<details open><summary>FAIL gap_storm/" in page and "<details><summary>PASS clean/" in page
+        summary = orjson.loads((shards.folder / f"shard{index}" / "suite.json").read_bytes())
+        assert all("pictures" not in cell for cell in summary["cells"])
 
 
 def test_the_printed_command_reproduces_the_failing_cell(
