@@ -72,6 +72,7 @@ fixture: $(STAMP)
 
 fixture-real: $(STAMP)
 	$(BIN)/harness import ../shared/data/real/binance_spot_btcusdt_20240808.hftbacktest.gz --seconds 60 -o fixtures/binance_spot_btcusdt_real_60s
+	$(BIN)/harness import --format cryptofeed-v1 ../shared/data/real/okx_v5_books_2022.cryptofeed.ws.1.0 --seconds 4 -o fixtures/okx_books_real_2022_4s
 	$(BIN)/harness import ../shared/data/real/binance_usdm_btcusdt_20240808.hftbacktest.gz --seconds 30 -o fixtures/binance_usdm_btcusdt_real_30s
 
 clean:

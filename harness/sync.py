@@ -1,7 +1,9 @@
 """Book sync: the snapshot-plus-deltas protocol as a pure state machine, decisions out.
 
-Inputs are `on_delta`, `on_snapshot`, `on_snapshot_failed` and `on_connection_reset`; each returns
-the events the caller must act on (fetch a snapshot on `NeedSnapshot`, log `GapDetected`, ...).
+Inputs are `on_delta`, `on_snapshot` (a REST snapshot, bridged by a delta), `on_stream_snapshot` (a
+snapshot on the depth stream itself, synced at once), `on_snapshot_failed` and `on_connection_reset`;
+each returns the events the caller must act on (fetch a snapshot on `NeedSnapshot`, or resubscribe
+where snapshots come on the stream; log `GapDetected`, ...).
 Nothing here reads a clock, prints or awaits, so tests drive it at full speed.
 
 States: UNSYNCED (nothing seen since start or reconnect) -> BUFFERING (deltas kept, snapshot
@@ -9,8 +11,9 @@ asked for) -> SYNCED -> RESYNCING (sync lost; buffering again for a new snapshot
 
 The venue's sequencing rule is a `SequencingRule` object; the machine only knows its three
 answers (DROP, APPLY, GAP), so venues with other id schemes or checksums plug in unchanged.
-A book is reported synced only after a snapshot was bridged by a delta the rule accepts, and it
-stops being synced at the first delta the rule cannot place.
+A book is reported synced only after a REST snapshot was bridged by a delta the rule accepts (or a
+snapshot arrived on the stream, in order with the deltas), and it stops being synced at the first
+delta the rule cannot place.
 """
 
 from __future__ import annotations
@@ -230,6 +233,34 @@ class BookSync:
         if self.state is SyncState.UNSYNCED:
             self.state = SyncState.BUFFERING
         return self._bridge_buffer()
+
+    def on_stream_snapshot(self, snapshot: DepthSnapshot) -> tuple[SyncEvent, ...]:
+        """A whole book pushed on the depth stream itself (OKX, Bybit): the book is synced at once.
+
+        It comes in order with the deltas, so nothing can lie between it and the next one, which
+        must follow it by the rule; no bridging is needed. It replaces the book and anything
+        buffered, whatever their ids: on one stream the latest message is the truth, and a venue's
+        ids may restart (OKX after maintenance). `Synced` when the book was not synced, else
+        `Applied` (a venue that sends only snapshots, OKX `books5`, replaces the book each time).
+        """
+        was_synced = self.synced
+        self._reset()
+        self._snapshot_pending = False
+        self.stats.snapshots += 1
+        book = self.book
+        try:
+            book.load(snapshot.last_update_id, snapshot.bids, snapshot.asks)
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError):
+            return self._lose_sync("malformed levels")
+        if self._check_crossed and book.is_crossed():
+            return self._lose_sync("crossed book")
+        self.synced = True
+        self.state = SyncState.SYNCED
+        if was_synced:
+            self.stats.applied += 1
+            return (Applied(snapshot.last_update_id, snapshot.last_update_id),)
+        self.stats.syncs += 1
+        return (Synced(snapshot.last_update_id, 0),)
 
     def on_snapshot_failed(self) -> tuple[SyncEvent, ...]:
         """The fetch failed; the caller decides when to retry (backoff) and acts on NeedSnapshot."""

@@ -10,15 +10,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.errors import HarnessError
+from recorder.import_cryptofeed_v1 import import_cryptofeed_v1
 from recorder.import_hftbacktest import ImportSummary, import_hftbacktest
 
 Importer = Callable[..., ImportSummary]
 
 IMPORTERS: dict[str, Importer] = {
     "hftbacktest": import_hftbacktest,
+    "cryptofeed-v1": import_cryptofeed_v1,
 }
-TAKES_VENUE = frozenset({"hftbacktest"})
-"""Formats whose captures can hold several venues (hftbacktest: Binance spot or USD-M); the others know theirs."""
+TAKES_VENUE = frozenset({"hftbacktest", "cryptofeed-v1"})
+"""Formats whose captures can hold several venues (hftbacktest: Binance spot or USD-M; cryptofeed v1: any)."""
 
 
 def run_import(
