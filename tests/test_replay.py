@@ -115,7 +115,7 @@ def test_scenario_passes_on_the_real_capture_slice(name: str, real_sample_report
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [name for name in LIBRARY if name not in REAL_SAMPLE])
-def test_the_rest_of_the_library_passes_on_the_real_capture_slice(name: str, real_rest_reports: dict[str, dict]) -> None:
+def test_the_rest_of_the_library_passes_on_the_real_slice(name: str, real_rest_reports: dict[str, dict]) -> None:
     _assert_real_slice_passed(real_rest_reports[name])
 
 
