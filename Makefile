@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-full replay suite lint bench soak bench-load bench-abuse fixture fixture-real clean conformance
+.PHONY: setup test test-full replay suite lint bench bench-memory soak bench-load bench-abuse fixture fixture-real clean conformance
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11+ or run make PYTHON=python3.x"; exit 2; }
@@ -48,6 +48,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# issue 12: harness replay --speed 0 on a 200,000-frame synth, RSS sampled over the run (not in CI: minutes)
+bench-memory: $(STAMP)
+	$(BIN)/python -m bench.replay_memory
+
 # Ten minutes of recording at 2,000 frames/s with a drop every minute (docs/reliability.md).
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak_record --seconds 600 --rate 2000 --reconnect-every 60
@@ -68,6 +72,7 @@ fixture: $(STAMP)
 
 fixture-real: $(STAMP)
 	$(BIN)/harness import ../shared/data/real/binance_spot_btcusdt_20240808.hftbacktest.gz --seconds 60 -o fixtures/binance_spot_btcusdt_real_60s
+	$(BIN)/harness import --format cryptofeed-v1 ../shared/data/real/okx_v5_books_2022.cryptofeed.ws.1.0 --seconds 4 -o fixtures/okx_books_real_2022_4s
 	$(BIN)/harness import ../shared/data/real/binance_usdm_btcusdt_20240808.hftbacktest.gz --seconds 30 -o fixtures/binance_usdm_btcusdt_real_30s
 
 clean:

@@ -20,6 +20,8 @@ class DepthDelta:
 
     `prev_last_update_id` is the venue's link to the previous update where it sends one (Binance
     USD-M `pu`, OKX `prevSeqId`), else None. `event_time_ms` is the venue's own timestamp.
+    `checksum` is the venue's checksum of the book after this update where it sends one (OKX's
+    CRC32), for the sequencing rule's `verify`; None where it sends none.
     """
 
     symbol: str
@@ -29,6 +31,7 @@ class DepthDelta:
     asks: Sequence[Level]
     prev_last_update_id: int | None = None
     event_time_ms: int = 0
+    checksum: int | None = None
 
 
 @dataclass(slots=True)

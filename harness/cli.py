@@ -180,10 +180,10 @@ def record(
 @app.command("import")
 @_user_errors
 def import_capture(
-    source: Annotated[Path, typer.Argument(help="The capture file.")],
+    source: Annotated[Path, typer.Argument(help="The capture file (or a cryptofeed v1 capture's folder).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Recording folder to create.")],
     capture_format: Annotated[
-        str, typer.Option("--format", help="Capture format: hftbacktest, cryptofeed-v3.")
+        str, typer.Option("--format", help="Capture format: hftbacktest, cryptofeed-v1, cryptofeed-v3.")
     ] = "hftbacktest",
     seconds: Annotated[float | None, typer.Option(help="Import only the first this many seconds.")] = None,
     venue: Annotated[str | None, typer.Option(help="The venue, where the capture's URLs do not tell it.")] = None,

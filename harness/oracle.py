@@ -4,9 +4,10 @@ It decodes the venue's depth frames itself, with the venue's own oracle rule
 (`harness/venues/<venue>/oracle_rule.py`: nothing from the subject's decoder, book or sync, checked
 by tests/test_house.py), and applies them to replayer/reference_book.py's plain book, so a bug in the
 subject cannot be repeated here and hide. The top of book after every clean depth frame is computed once, up front,
-and kept per (symbol, last update id): the checker asks in any order (observations go back after a
-resync) and pays a dict lookup. The full book is kept for the last frame and rebuilt by replay for
-any other update id, which only the final check asks for.
+and kept per (symbol, last update id), compressed (harness/oracle_tops.py): the checker asks in any
+order (observations go back after a resync) and pays a lookup and a parse.
+The full book is kept for the last frame and rebuilt by replay for any other update id, which only
+the final check asks for.
 
 A book is known from a snapshot onwards: frames before the first usable snapshot, and frames after
 a break in the recorded sequence until another snapshot bridges it, have no known book.
@@ -24,11 +25,11 @@ import orjson
 
 from harness.book_events import DepthSnapshot
 from harness.errors import HarnessError
+from harness.oracle_tops import Side, TopsStore
 from harness.venues.registry import oracle_rule_of
 from replayer.reference_book import ReferenceBook
 from replayer.timeline import Frame
 
-Side = tuple[tuple[str, str], ...]
 TOP_DEPTH = 20
 
 
@@ -119,7 +120,7 @@ class Oracle:
         for queue in pending.values():
             queue.sort(key=lambda s: s.last_update_id)
         self._snapshots = {symbol: list(queue) for symbol, queue in pending.items()}
-        self._tops: dict[tuple[str, int], tuple[Side, Side]] = {}
+        self._tops = TopsStore()
         self._states: dict[str, list[int]] = {}
         self._frames: dict[int, DepthFrame] = {}
         self._books: dict[str, ReferenceBook] = {}
@@ -253,7 +254,7 @@ class Oracle:
 
     def _remember(self, symbol: str, book: ReferenceBook) -> None:
         key = (symbol, book.last_update_id)
-        self._tops[key] = (tuple(book.bids(TOP_DEPTH)), tuple(book.asks(TOP_DEPTH)))
+        self._tops.put(key, book.bids(TOP_DEPTH), book.asks(TOP_DEPTH))
         states = self._states.setdefault(symbol, [])
         if not states or book.last_update_id > states[-1]:
             states.append(book.last_update_id)

@@ -26,7 +26,8 @@ import orjson
 from harness.book_events import DepthSnapshot
 from harness.checker import check, replay_clock, send_log_clock
 from harness.errors import HarnessError
-from harness.observations import BookObservation, SubjectMessage, loads
+from harness.message_log import MessageLog
+from harness.observations import BookObservation, loads
 from harness.oracle import Oracle
 from harness.report import apply_expectations, build_report
 from harness.scenarios import load_scenario
@@ -40,6 +41,9 @@ BUNDLED_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "binance_sp
 SUBSCRIBE_TIMEOUT_S = 20.0
 CATCH_UP_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 10.0
+SLOWEST_WALK_FPS = 1_000
+"""The slowest walk of the schedule a replay waits for before calling the venue stuck: at speed 0 the
+recording takes as long as the subject reads, so a fixed limit would fail every long recording."""
 SLOW_READER_SNDBUF = 16 * 1024
 """The venue's socket send buffer when a plan limits client buffers: on loopback the kernel would
 otherwise autotune it to megabytes, more than a whole recording, and no reader would ever be slow."""
@@ -67,7 +71,8 @@ class ReplayRequest:
 class SubjectRun:
     """What came back from the subject process."""
 
-    messages: list[SubjectMessage] = field(default_factory=list)
+    messages: MessageLog = field(default_factory=MessageLog)
+    """Every well-formed report, kept as its line (harness/message_log.py) until the checker reads it."""
     stats: dict[str, Any] = field(default_factory=dict)
     exit_code: int | None = None
     stderr: str = ""
@@ -280,7 +285,7 @@ async def _drive_subject(server: VenueServer, setup: _Setup, progress: Progress 
             run.stopped = f"stopped after {waited} without subscribing to any stream ({_activity(server, run)})"
         else:
             duration_s = setup.data.duration_ns / 1e9 / setup.speed if setup.speed > 0 else 0.0
-            limit_s = duration_s * 1.5 + 30
+            limit_s = duration_s * 1.5 + 30 + len(setup.data.frames) / SLOWEST_WALK_FPS
             await _wait_any(server.finished.wait(), exited, timeout=limit_s)
             if not exited.done() and not server.finished.is_set():
                 run.stopped = f"stopped after {limit_s:.0f} s: the replay never finished ({_activity(server, run)})"
@@ -355,7 +360,7 @@ async def _read_reports(
         except HarnessError as exc:
             run.protocol_error = str(exc)
             continue
-        run.messages.append(message)
+        run.messages.append(line)
         if type(message) is BookObservation and message.synced and pending.get(message.symbol) == message.update_id:
             del pending[message.symbol]
             if not pending:

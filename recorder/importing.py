@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.errors import HarnessError
+from recorder.import_cryptofeed_v1 import import_cryptofeed_v1
 from recorder.import_cryptofeed_v3 import import_cryptofeed_v3
 from recorder.import_hftbacktest import import_hftbacktest
 
@@ -23,10 +24,11 @@ Importer = Callable[..., Summary]
 
 IMPORTERS: dict[str, Importer] = {
     "hftbacktest": import_hftbacktest,
+    "cryptofeed-v1": import_cryptofeed_v1,
     "cryptofeed-v3": import_cryptofeed_v3,
 }
-TAKES_VENUE = frozenset({"hftbacktest", "cryptofeed-v3"})
-"""Formats whose captures can hold several venues (hftbacktest: Binance spot or USD-M); the others know theirs."""
+TAKES_VENUE = frozenset({"hftbacktest", "cryptofeed-v1", "cryptofeed-v3"})
+"""Formats whose captures can hold several venues (hftbacktest: Binance spot or USD-M; cryptofeed: any)."""
 
 
 def run_import(

@@ -69,9 +69,12 @@ class Recording:
 
     def iter_events(self) -> Iterator[RecordedEvent]:
         """Yields every event as a RecordedEvent, batch by batch."""
+        names: dict[str, str] = {}
         for segment, batch in self._checked_batches(None):
             try:
                 cols = {name: batch.column(name).to_pylist() for name in SCHEMA.names}
+                # One string per stream name, not one per row: a replay keeps every frame's.
+                cols["stream"] = [names.setdefault(s, s) if s is not None else None for s in cols["stream"]]
                 kinds = [EventKind(k) for k in cols["kind"]]
             except (UnicodeDecodeError, ValueError, pa.ArrowException) as exc:
                 raise RecordingError(f"{segment}: corrupt segment ({_first_line(exc)})") from None

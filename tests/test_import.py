@@ -141,7 +141,7 @@ def test_a_line_without_a_timestamp_and_a_file_that_is_not_gzip_are_refused(tmp_
         import_hftbacktest(tmp_path / "missing.gz", tmp_path / "rec")
     with pytest.raises(HarnessError, match="is a folder"):
         import_hftbacktest(tmp_path, tmp_path / "rec")
-    with pytest.raises(HarnessError, match=r"unknown capture format 'tardis'; known formats: .*hftbacktest"):
+    with pytest.raises(HarnessError, match=r"unknown capture format 'tardis'; known formats: cryptofeed-v1, .*hft"):
         run_import(capture_format="tardis", source=plain, output=tmp_path / "rec", seconds=None)
 
 

@@ -32,13 +32,19 @@ OTHER_SEED = 7
 PARALLEL = 4
 
 
-def _run_library(recording: Path, rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE) -> dict[str, dict]:
+REAL_SAMPLE = ("clean", "corrupt_frames", "gap_storm", "chaos")
+"""The library scenarios `make test` runs on the real slice; `make test-full` runs the rest there too."""
+
+
+def _run_library(
+    recording: Path, rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE, names: tuple[str, ...] | list[str] = LIBRARY
+) -> dict[str, dict]:
     with ThreadPoolExecutor(PARALLEL) as pool:
         futures = {
             name: pool.submit(
                 run_replay, ReplayRequest(scenario=name, recording=recording, rest_weight_limit=rest_weight_limit)
             )
-            for name in LIBRARY
+            for name in names
         }
         return {name: future.result() for name, future in futures.items()}
 
@@ -54,14 +60,23 @@ def other_seed_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, di
     return _run_library(recording)
 
 
-@pytest.fixture(scope="module")
-def real_slice_reports() -> dict[str, dict]:
+def _real_slice(names: tuple[str, ...] | list[str]) -> dict[str, dict]:
     """Without the weight limit: the slice's book is about 1,000 levels deep, so each resync needs a
     5,000-level snapshot (250 weight), and reorder_window and chaos resync 15 to 18 times at their
     default seeds (4,750 and 5,000 weight), more at others, near Binance's 6,000: the live venue could
     refuse our subject there too (see docs/fake-venue.md). This run tests sync on real data; the synth
     runs keep the limit on."""
-    return _run_library(REAL_SLICE, rest_weight_limit=0)
+    return _run_library(REAL_SLICE, rest_weight_limit=0, names=names)
+
+
+@pytest.fixture(scope="module")
+def real_sample_reports() -> dict[str, dict]:
+    return _real_slice(REAL_SAMPLE)
+
+
+@pytest.fixture(scope="module")
+def real_rest_reports() -> dict[str, dict]:
+    return _real_slice([name for name in LIBRARY if name not in REAL_SAMPLE])
 
 
 def _failures(report: dict) -> list[str]:
@@ -81,16 +96,27 @@ def test_scenario_passes_on_bundled_fixture(name: str, fixture_reports: dict[str
     _assert_passed_with_a_correct_book(fixture_reports[name])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", LIBRARY)
 def test_scenario_passes_on_another_seed(name: str, other_seed_reports: dict[str, dict]) -> None:
     _assert_passed_with_a_correct_book(other_seed_reports[name])
 
 
-@pytest.mark.parametrize("name", LIBRARY)
-def test_scenario_passes_on_the_real_capture_slice(name: str, real_slice_reports: dict[str, dict]) -> None:
-    _assert_passed_with_a_correct_book(real_slice_reports[name])
-    weight = real_slice_reports[name]["venue"]["rest_weight"]
+def _assert_real_slice_passed(report: dict) -> None:
+    _assert_passed_with_a_correct_book(report)
+    weight = report["venue"]["rest_weight"]
     assert weight["limit"] == 0 and weight["peak_per_minute"] >= 250 and weight["refused_429"] == 0
+
+
+@pytest.mark.parametrize("name", REAL_SAMPLE)
+def test_scenario_passes_on_the_real_capture_slice(name: str, real_sample_reports: dict[str, dict]) -> None:
+    _assert_real_slice_passed(real_sample_reports[name])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [name for name in LIBRARY if name not in REAL_SAMPLE])
+def test_the_rest_of_the_library_passes_on_the_real_slice(name: str, real_rest_reports: dict[str, dict]) -> None:
+    _assert_real_slice_passed(real_rest_reports[name])
 
 
 def test_our_subject_stays_within_the_rest_weight_limit_on_the_fixture(fixture_reports: dict[str, dict]) -> None:
@@ -120,8 +146,9 @@ def test_every_fault_a_library_scenario_arms_is_served_at_its_default_seed(fixtu
 
 def test_fault_detecting_scenarios_detect_gaps(fixture_reports: dict[str, dict]) -> None:
     gap_storm = fixture_reports["gap_storm"]["sync"]
-    assert gap_storm["gaps_injected"] > 0
-    assert gap_storm["gaps_detected"] == gap_storm["gaps_injected"]
+    # A gap that falls while the subject is still resyncing from the previous one is covered by the
+    # snapshot it is waiting for, so on a loaded machine it may detect fewer than were injected.
+    assert 0 < gap_storm["gaps_detected"] <= gap_storm["gaps_injected"]
     assert fixture_reports["clean"]["sync"]["gaps_injected"] == 0
     assert fixture_reports["clean"]["sync"]["resyncs"] == 0
 
@@ -134,7 +161,7 @@ def test_two_symbols_on_one_connection_are_each_synced_checked_and_correct(tmp_p
         ("BTCUSDT", True),
         ("ETHUSDT", True),
     ]
-    assert report["sync"]["gaps_detected"] == report["sync"]["gaps_injected"] > 0
+    assert 0 < report["sync"]["gaps_detected"] <= report["sync"]["gaps_injected"]
     assert report["venue"]["rest_requests"]["depth:200"] >= 2
 
 
@@ -178,14 +205,15 @@ def test_a_book_reported_at_a_snapshot_inside_an_event_is_judged_against_what_th
     assert report["venue"]["rest_requests"]["depth:200"] >= 1
 
 
-def test_same_recording_scenario_and_seed_give_the_same_schedule_and_counts() -> None:
+def test_same_recording_scenario_and_seed_give_the_same_schedule_and_counts(tmp_path: Path) -> None:
     frames = load_replay_data(BUNDLED_FIXTURE).frames
     scenario = load_scenario("chaos")
     first, second = scenario.plan(frames, 3), scenario.plan(frames, 3)
     assert first.entries == second.entries
     assert first.injected == second.injected
     assert scenario.plan(frames, 4).entries != first.entries
-    runs = [run_replay(ReplayRequest(scenario="gap_storm", seed=5)) for _ in range(2)]
+    recording = write_synthetic_recording(tmp_path / "rec", seconds=20, seed=5)
+    runs = [run_replay(ReplayRequest(scenario="gap_storm", seed=5, recording=recording)) for _ in range(2)]
     assert runs[0]["faults"] == runs[1]["faults"]
     assert runs[0]["sync"]["gaps_injected"] == runs[1]["sync"]["gaps_injected"]
     assert runs[0]["frames"]["sent"] == runs[1]["frames"]["sent"]

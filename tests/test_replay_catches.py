@@ -223,7 +223,9 @@ CASES: dict[str, Case] = {
     "dark_book": Case(None, "forgets_last_symbol", 8, "", wide=True, narrow=False),
     # Binance USD-M's own rule: `pu` must equal the previous `u`, and `U` skips ids.
     "usdm_link": Case("gap", "ignores_pu", 8, _fault("gap", "15%", "75%", count=10, length=1), venue=BINANCE_USDM.name),
-    "usdm_spot_rule": Case(None, "spot_rule_on_usdm", 8, "", venue=BINANCE_USDM.name),
+    # Spot's rule sees a gap at every USD-M event, so it is synced one event per snapshot: whether that
+    # last moment happens to end the run in sync is timing, so the catch is the coverage it never keeps.
+    "usdm_spot_rule": Case(None, "spot_rule_on_usdm", 8, "", '"sync.coverage" = ">= 0.9"', venue=BINANCE_USDM.name),
 }
 
 
@@ -437,7 +439,7 @@ def test_book_frozen_by_a_silent_give_up_is_not_a_correct_final_book(replays: Re
 
 def test_half_open_for_good_leaves_a_subject_without_a_watchdog_stale(replays: Replays) -> None:
     broken, good = replays.pair("stall_half_open")
-    sync = _catches(broken, good, "sync.final_book_correct == true")
+    sync = _catches(broken, good, "sync.coverage >= 0.9")
     assert sync["divergent"] == 0 and sync["events"].get("connection_closed", 0) == 0
     final = sync["final"][0]
     assert final["detail"].startswith("synced but stopped at") and final["update_id"] < final["oracle_last_update_id"]
@@ -609,6 +611,6 @@ def test_usdm_events_applied_without_their_pu_link_diverge_silently(replays: Rep
 
 def test_spot_rule_on_usdm_ids_never_stays_synced(replays: Replays) -> None:
     broken, good = replays.pair("usdm_spot_rule")
-    sync = _catches(broken, good, "sync.final_book_correct == true")
+    sync = _catches(broken, good, "sync.coverage >= 0.9")
     assert sync["divergent"] == 0, "it never claims a book it cannot place"
     assert good["sync"]["resyncs"] == 0

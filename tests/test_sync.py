@@ -222,3 +222,47 @@ def test_usdm_decoder_requires_pu() -> None:
         usdm.decode_frame(b'{"e":"depthUpdate","E":1,"s":"X","U":1,"u":2,"b":[],"a":[]}')
     ticker = usdm.decode_frame(b'{"e":"bookTicker","u":5,"s":"X","b":"1","B":"2","a":"3","A":"4","T":1,"E":1}')
     assert ticker == TopOfBook("X", 5, "1", "2", "3", "4")
+
+
+class _LinkedRule:
+    """A prevSeqId-linked rule, as venues with snapshots on the stream use (OKX)."""
+
+    def snapshot_is_stale(self, snapshot_id: int, first: DepthDelta) -> bool:
+        return False
+
+    def bridge(self, delta: DepthDelta, snapshot_id: int) -> Step:
+        return self.follow(delta, snapshot_id)
+
+    def follow(self, delta: DepthDelta, last_update_id: int) -> Step:
+        return Step.APPLY if delta.prev_last_update_id == last_update_id else Step.GAP
+
+    def verify(self, book: OrderBook, delta: DepthDelta) -> bool:
+        return True
+
+
+def test_stream_snapshot_syncs_at_once_and_the_next_delta_must_follow_it() -> None:
+    sync = BookSync(_LinkedRule())
+    assert sync.on_stream_snapshot(snap(10)) == (Synced(10, 0),)
+    assert sync.synced and sync.last_update_id == 10
+    assert sync.on_delta(d(15, 15, bids=[("10", "2")], prev=10)) == (Applied(15, 15),)
+    assert sync.book.best_bid() == ("10", "2")
+    assert kinds(sync.on_delta(d(30, 30, prev=20))) == [GapDetected, Resync, NeedSnapshot]
+
+
+def test_stream_snapshot_replaces_the_book_and_the_buffer_whatever_its_id() -> None:
+    sync = BookSync(_LinkedRule())
+    assert kinds(sync.on_delta(d(7, 7, prev=5))) == [Buffered, NeedSnapshot]
+    assert sync.on_stream_snapshot(snap(3, bids=[("9", "1")])) == (Synced(3, 0),)
+    assert sync.buffered == 0 and sync.book.bids() == [("9", "1")]
+    # Already synced: a lower id (a venue's ids restart after maintenance) still replaces the book.
+    assert sync.on_stream_snapshot(snap(1, bids=[("8", "4")])) == (Applied(1, 1),)
+    assert sync.book.bids() == [("8", "4")] and sync.last_update_id == 1
+    assert sync.stats.syncs == 1 and sync.stats.snapshots == 2
+
+
+def test_stream_snapshot_that_is_crossed_or_malformed_is_a_resync() -> None:
+    sync = BookSync(_LinkedRule())
+    assert kinds(sync.on_stream_snapshot(snap(3, bids=[("12", "1")]))) == [Resync, NeedSnapshot]
+    assert not sync.synced
+    assert kinds(sync.on_stream_snapshot(snap(4, bids=[("x", "1")]))) == [Resync, NeedSnapshot]
+    assert sync.stats.reasons == {"crossed book": 1, "malformed levels": 1}

@@ -17,12 +17,15 @@ from harness.venues.binance_usdm import oracle_rule as binance_usdm_oracle_rule
 from harness.venues.bybit import DIALECT as BYBIT
 from harness.venues.bybit import oracle_rule as bybit_oracle_rule
 from harness.venues.dialect import VenueDialect
+from harness.venues.okx import DIALECT as OKX
+from harness.venues.okx import oracle_rule as okx_oracle_rule
 
-DIALECTS: dict[str, VenueDialect] = {dialect.name: dialect for dialect in (BINANCE_SPOT, BINANCE_USDM, BYBIT)}
+DIALECTS: dict[str, VenueDialect] = {dialect.name: dialect for dialect in (BINANCE_SPOT, BINANCE_USDM, BYBIT, OKX)}
 ORACLE_RULES: dict[str, ModuleType] = {
     BINANCE_SPOT.name: binance_spot_oracle_rule,
     BINANCE_USDM.name: binance_usdm_oracle_rule,
     BYBIT.name: bybit_oracle_rule,
+    OKX.name: okx_oracle_rule,
 }
 """Each venue's `oracle_rule.py`, the oracle's own copy of its rule (harness/oracle.py, `oracle_rule`)."""
 

@@ -1,0 +1,59 @@
+"""The client's side of an OKX subscription: one `subscribe` message, done when every arg is acked.
+
+A `SessionStep` (harness/client_state.py) for our reconnecting client, the recorder and the default
+subject: sent again on every new connection, so a reconnect resubscribes (and OKX sends a new
+snapshot). OKX acks each arg on its own (`{"event":"subscribe","arg":{...}}`); an `{"event":"error"}`
+(60012 bad request, 60018 unknown instrument) rejects the step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+
+from harness.client_state import StepReply
+from harness.venues.okx.channels import split_stream
+
+
+class OkxSubscribe:
+    """Subscribes to `streams` (`books:BTC-USDT`, ...); waits for an ack of each."""
+
+    __slots__ = ("_args", "_pending", "timeout_s")
+
+    def __init__(self, streams: Sequence[str], timeout_s: float = 10.0) -> None:
+        args = []
+        for stream in dict.fromkeys(streams):
+            named = split_stream(stream)
+            if named is None:
+                raise ValueError(f"not an OKX stream key: {stream!r}")
+            args.append(named)
+        if not args:
+            raise ValueError("an OKX subscription needs at least one stream")
+        self._args = tuple(args)
+        self._pending: set[tuple[str, str]] = set()
+        self.timeout_s = timeout_s
+
+    def messages(self) -> Sequence[str | bytes]:
+        self._pending = set(self._args)
+        args = [{"channel": channel, "instId": inst_id} for channel, inst_id in self._args]
+        return (orjson.dumps({"op": "subscribe", "args": args}),)
+
+    def classify(self, payload: bytes) -> StepReply:
+        # Acks and errors are small and start with "event" (data frames start with "arg").
+        if len(payload) > 4096 or b'"event"' not in payload:
+            return StepReply.OTHER
+        try:
+            reply = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return StepReply.OTHER
+        if not isinstance(reply, dict):
+            return StepReply.OTHER
+        event = reply.get("event")
+        if event == "error":
+            return StepReply.REJECTED
+        arg = reply.get("arg")
+        if event != "subscribe" or not isinstance(arg, dict):
+            return StepReply.OTHER
+        self._pending.discard((arg.get("channel"), arg.get("instId")))
+        return StepReply.OTHER if self._pending else StepReply.ACK
