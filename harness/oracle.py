@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Protocol, runtime_checkable
 
@@ -58,10 +58,13 @@ class DepthFrame:
     last_update_id: int
     prev_last: int | None
     snapshot: bool = False
+    unlinked: bool = False
+    """An update with no ids to link by (OKX before 2023): it follows whatever came before, and only
+    the venue's checksum (the rule's `verify`) can vouch for the book after it."""
 
     def follows(self, last_update_id: int) -> bool:
         """Whether this frame continues a stream whose last applied update was `last_update_id`."""
-        if self.snapshot:
+        if self.snapshot or self.unlinked:
             return True
         if self.prev_last is not None:
             return self.prev_last == last_update_id
@@ -83,7 +86,9 @@ def oracle_rule(venue: str) -> ModuleType:
     `decode(frame)` -> (symbol, first id, last id, link to the previous last id or None, bids, asks) for
     a book frame, None for any other (HarnessError for a clean frame it cannot read);
     `bridges(ids, snapshot_id)`, whether a frame is the first to apply on a REST snapshot; and, for
-    venues whose snapshots travel on the stream, `snapshot(frame)`, whether a book frame is one."""
+    venues whose snapshots travel on the stream, `snapshot(frame)`, whether a book frame is one;
+    optionally `unlinked(frame)`, an update with no ids to link by, and `verify(frame, book)`, whether
+    the book after a frame matches the checksum the frame carries (True where it carries none)."""
     return oracle_rule_of(venue)
 
 
@@ -95,7 +100,9 @@ def decode_depth(frame: Frame, rule: ModuleType) -> tuple[DepthFrame, Sequence, 
     symbol, first, last, prev, bids, asks = decoded
     in_stream = getattr(rule, "snapshot", None)
     snapshot = bool(in_stream(frame)) if in_stream is not None else False
-    return DepthFrame(frame.index, symbol, first, last, prev, snapshot), bids, asks
+    no_link = getattr(rule, "unlinked", None)
+    unlinked = bool(no_link(frame)) if no_link is not None else False
+    return DepthFrame(frame.index, symbol, first, last, prev, snapshot, unlinked), bids, asks
 
 
 class Oracle:
@@ -197,18 +204,26 @@ class Oracle:
     ) -> Iterator[tuple[str, ReferenceBook]]:
         """Applies every depth frame in order, yielding (symbol, book) after each known state."""
         books: dict[str, ReferenceBook | None] = {}
+        # The id each symbol's next unlinked update follows: the first snapshot's, then the last frame's.
+        latest = {symbol: queue[0].last_update_id for symbol, queue in pending.items() if queue}
         for frame in frames:
             decoded = decode_depth(frame, self._rule)
             if decoded is None:
                 continue
             ids, bids, asks = decoded
             symbol = ids.symbol
+            if ids.unlinked:
+                # Placed after its predecessor in the recording: the link the venue did not send.
+                ids = replace(ids, prev_last=latest.get(symbol))
+            latest[symbol] = ids.last_update_id
             if record:
                 self._frames[frame.index] = ids
                 self.depth_frames += 1
             if ids.snapshot:
                 reset = books[symbol] = ReferenceBook()
                 reset.load(ids.last_update_id, bids, asks)
+                if not self._verified(frame, symbol, reset, books, record):
+                    continue
                 if record:
                     self._remember(symbol, reset)
                 yield symbol, reset
@@ -233,11 +248,27 @@ class Oracle:
                     continue
             book.apply(ids.last_update_id, bids, asks)
             books[symbol] = book
+            if not self._verified(frame, symbol, book, books, record):
+                continue
             if record:
                 self._remember(symbol, book)
             yield symbol, book
         if record:
             self._books = {symbol: book for symbol, book in books.items() if book is not None}
+
+    def _verified(
+        self, frame: Frame, symbol: str, book: ReferenceBook, books: dict[str, ReferenceBook | None], record: bool
+    ) -> bool:
+        """Whether the book after `frame` matches the checksum the frame carries. A mismatch is a break
+        in the recording (counted with the gaps): the book is unknown until the next snapshot, never
+        silently taken as the venue's."""
+        verify = getattr(self._rule, "verify", None)
+        if verify is None or verify(frame, book):
+            return True
+        books[symbol] = None
+        if record:
+            self.recording_gaps += 1
+        return False
 
     def _bridge(self, ids: DepthFrame, queue: list[DepthSnapshotLike]) -> ReferenceBook | None:
         """A book loaded from the snapshot this frame bridges (or lies before), consuming used snapshots."""

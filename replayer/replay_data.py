@@ -152,7 +152,7 @@ def build_replay_data(
         streams=tuple(sorted({f.stream for f in kept})),
         snapshots=snapshots,
         start_books=start_books,
-        specs={symbol: _spec(symbol, kept, snapshots.get(symbol, [])) for symbol in all_symbols},
+        specs=_specs(all_symbols, kept, snapshots, dialect),
         skipped_frames=start,
         depth_indexes=depth_indexes,
         dialect=dialect,
@@ -452,6 +452,17 @@ def _snapshot(event: RecordedEvent, source: str, dialect: VenueDialect) -> Recor
     except ValueError:
         raise HarnessError(f"{source}: REST depth response seq {event.seq} is not a readable snapshot") from None
     return RecordedSnapshot(symbol, last, levels.bids, levels.asks, event.seq)
+
+
+def _specs(
+    symbols: Sequence[str], frames: list[Frame], snapshots: dict[str, list[RecordedSnapshot]], dialect: VenueDialect
+) -> dict[str, SymbolSpec]:
+    """The REST symbol specs (exchangeInfo) for venues whose books start from REST; none for venues
+    whose snapshot comes on the stream, whose wires serve no exchangeInfo and whose instrument ids
+    (OKX's `BTC-USD-220527`) are not Binance-shaped symbols."""
+    if dialect.snapshot_transport != "rest":
+        return {}
+    return {symbol: _spec(symbol, frames, snapshots.get(symbol, [])) for symbol in symbols}
 
 
 def _spec(symbol: str, frames: list[Frame], snapshots: list[RecordedSnapshot]) -> SymbolSpec:

@@ -97,14 +97,24 @@ OracleDepth = tuple[str, int, int, "int | None", Sequence[Any], Sequence[Any]]
 
 def decode(frame: Frame) -> OracleDepth | None:
     """A book message in harness/oracle.py's generic shape (a snapshot's link is None), None for any
-    other frame. An update without `seqId` (before 2023) cannot be placed by ids, so it is a recording
-    error here; `OkxOracleBooks` reads such captures (only their checksums vouch for them)."""
+    other frame. An update without `seqId` (before 2023) has no link: `unlinked` says so, and the
+    oracle applies it after whatever came before, with `verify` holding it to its checksum."""
     read = read_book_frame(frame.payload)
     if read is None:
         return None
-    if read.seq_id is None and not read.snapshot:
-        raise HarnessError(f"recording: clean frame {frame.index} is an OKX update without seqId")
     return read.symbol, read.book_id, read.book_id, read.prev_seq_id, read.bids, read.asks
+
+
+def unlinked(frame: Frame) -> bool:
+    """Whether a book frame is an update without `seqId` (OKX before 2023): nothing to link it by."""
+    read = read_book_frame(frame.payload)
+    return read is not None and not read.snapshot and read.seq_id is None
+
+
+def verify(frame: Frame, book: ReferenceBook) -> bool:
+    """Whether the book after a frame matches the frame's checksum (True where it carries none)."""
+    read = read_book_frame(frame.payload)
+    return read is None or read.checksum is None or _top_checksum(book) == read.checksum
 
 
 def snapshot(frame: Frame) -> bool:
