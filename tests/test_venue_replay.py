@@ -9,18 +9,26 @@ with its own copy of the rule, agrees. The planted-bug cases for the rule are in
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
+import orjson
 import pytest
 
-from harness.replay import ReplayRequest, run_replay
+from harness.errors import HarnessError
+from harness.replay import ReplayRequest, oracle_for, run_replay
 from harness.scenarios import list_scenarios
 from harness.synth.run import write_synthetic_recording
+from recorder.import_cryptofeed_v1 import import_cryptofeed_v1
 from recorder.import_hftbacktest import import_hftbacktest
+from replayer.reader import Recording
+from replayer.replay_data import build_replay_data, load_replay_data
+from tests.okx_helpers import REAL_OKX
 
 REPO = Path(__file__).resolve().parents[1]
 USDM_REAL = REPO / "fixtures" / "binance_usdm_btcusdt_real_30s"
 USDM_CAPTURE = REPO.parent / "shared" / "data" / "real" / "binance_usdm_btcusdt_20240808.hftbacktest.gz"
+OKX_REAL = REPO / "fixtures" / "okx_books_real_2022_4s"
 LIBRARY = sorted(s.name for s in list_scenarios())
 
 
@@ -59,3 +67,51 @@ def test_the_whole_usdm_capture_imports_and_replays_clean(tmp_path: Path) -> Non
     assert report["passed"], _failures(report)
     assert report["sync"]["divergent"] == 0 and report["sync"]["recording_gaps"] == 0
     assert report["sync"]["checks"] > 6000 and all(final["correct"] for final in report["sync"]["final"])
+
+
+def _okx_2022_passes(report: dict) -> None:
+    """OKX's 2022 frames carry no `seqId`: each update follows its predecessor and only its checksum
+    vouches for it, on the venue's side and the oracle's; the subject must end on the oracle's books."""
+    assert report["passed"], _failures(report)
+    sync = report["sync"]
+    assert sync["divergent"] == 0 and sync["recording_gaps"] == 0 and sync["resyncs"] == 0
+    assert {final["symbol"] for final in sync["final"]} == {"BTC-USDT", "BTC-USD-220527", "UNI-USD-SWAP"}
+    assert all(final["correct"] for final in sync["final"])
+
+
+def test_the_okx_2022_real_slice_replays_clean_placed_by_its_checksums() -> None:
+    report = run_replay(ReplayRequest(scenario="clean", recording=OKX_REAL, speed=0))
+    _okx_2022_passes(report)
+    assert report["sync"]["checks"] > 70
+
+
+@pytest.mark.skipif(not REAL_OKX.exists(), reason="real capture not available")
+def test_the_whole_okx_2022_capture_imports_and_replays_clean(tmp_path: Path) -> None:
+    import_cryptofeed_v1(REAL_OKX, tmp_path / "okx")
+    report = run_replay(ReplayRequest(scenario="clean", recording=tmp_path / "okx", speed=0))
+    _okx_2022_passes(report)
+    assert report["sync"]["checks"] > 250
+
+
+def _wrong_checksum(payload: bytes) -> bytes:
+    checksum = orjson.loads(payload)["data"][0]["checksum"]
+    wrong = payload.replace(b'"checksum":%d' % checksum, b'"checksum":%d' % (checksum + 1))
+    assert wrong != payload
+    return wrong
+
+
+def test_an_unlinked_okx_update_whose_checksum_does_not_match_is_a_finding_not_a_book() -> None:
+    data = load_replay_data(OKX_REAL)
+    update = next(f for f in data.frames if f.chain is not None and not f.chain.snapshot and f.symbol == "BTC-USDT")
+    # The oracle's copy: the book is unknown from the mismatch on, counted as a break in the recording.
+    frames = [replace(f, payload=_wrong_checksum(f.payload)) if f is update else f for f in data.frames]
+    assert oracle_for(data).recording_gaps == 0
+    tampered = oracle_for(replace(data, frames=frames))
+    assert tampered.recording_gaps == 1 and "BTC-USDT" not in tampered.symbols
+    # The venue's side: such a recording is refused at load, in one line.
+    events = [
+        replace(e, payload=_wrong_checksum(e.payload)) if e.payload == update.payload else e
+        for e in Recording(OKX_REAL).iter_events()
+    ]
+    with pytest.raises(HarnessError, match="does not match the checksum"):
+        build_replay_data(events, ("BTC-USDT",), source="tampered", dialect=data.dialect)
