@@ -141,8 +141,10 @@ def build_replay_data(
 
     kept = _reindex(frames[start:], monos[start:])
     _check_checksums(kept, start_books, snapshots, dialect, source)
-    market = (f.symbol for f in kept if f.symbol is not None)
-    all_symbols = tuple(dict.fromkeys([*(s.upper() for s in symbols), *market]))
+    market = [f.symbol for f in kept if f.symbol is not None]
+    # A name the frames use stays as it is (Bybit's `spot/BTCUSDT`); others take Binance's upper case.
+    named = set(market)
+    all_symbols = tuple(dict.fromkeys([*(s if s in named else s.upper() for s in symbols), *market]))
     depth_indexes: dict[str, list[int]] = {symbol: [] for symbol in start_books}
     for frame in kept:
         if frame.last_update_id is not None and frame.symbol is not None:

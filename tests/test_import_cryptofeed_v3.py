@@ -23,6 +23,7 @@ from harness.venues.bybit.sequencing import BybitSequencing
 from recorder.format import EventKind
 from recorder.import_cryptofeed_v3 import import_cryptofeed_v3
 from replayer.reader import Recording
+from replayer.replay_data import load_replay_data
 from tests.bybit_frames import book
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "bybit_v5_linear_spot.cryptofeed-v3.jsonl.zst"
@@ -189,3 +190,16 @@ def test_real_capture_chains_have_no_gap_and_books_agree(real_recording: Path) -
         bids, asks = oracle_books[stream]
         assert sync.book.bids() == sorted(bids.items(), key=lambda kv: -float(kv[0]))
         assert sync.book.asks() == sorted(asks.items(), key=lambda kv: float(kv[0]))
+
+
+def test_real_capture_loads_each_category_s_book_once_under_the_frames_names(real_recording: Path) -> None:
+    # Replay data used to upper-case the recording's `spot/BTCUSDT` into a second, bookless `SPOT/BTCUSDT`.
+    symbols = load_replay_data(real_recording).symbols
+    assert sorted(symbols) == [
+        "linear/BTCUSDT",
+        "linear/DOGEUSDT",
+        "linear/ETHUSDT",
+        "linear/SOLUSDT",
+        "spot/BTCUSDT",
+        "spot/ETHUSDT",
+    ]
