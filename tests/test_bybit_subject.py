@@ -91,8 +91,11 @@ def test_oracle_rule_imports_none_of_what_it_judges() -> None:
 
 
 def test_oracle_rule_in_the_oracles_shape() -> None:
-    snap, delta, other = (SimpleNamespace(payload=p) for p in (book(7, snapshot=True), book(8), b"{}"))
+    payloads = (book(7, snapshot=True), book(8), b"{}")
+    snap, delta, other = (SimpleNamespace(payload=p, stream="orderbook.50.BTCUSDT") for p in payloads)
     assert decode(snap) == ("BTCUSDT", 7, 7, None, [["100.10", "1.000"]], [["100.20", "2.000"]])  # type: ignore[arg-type]
+    keyed = SimpleNamespace(payload=payloads[0], stream="spot/orderbook.50.BTCUSDT")
+    assert decode(keyed)[0] == "spot/BTCUSDT"  # type: ignore[arg-type,index]
     assert decode(other) is None  # type: ignore[arg-type]
     assert is_snapshot(snap) and not is_snapshot(delta)  # type: ignore[arg-type]
     assert bridges(SimpleNamespace(first_update_id=8), 7) and not bridges(SimpleNamespace(first_update_id=9), 7)  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from harness.book_events import DepthSnapshot
 from harness.cli import app
 from harness.errors import HarnessError
+from harness.replay import oracle_for
 from harness.sync import BookSync, GapDetected
 from harness.venues.bybit.decoder import decode_frame
 from harness.venues.bybit.oracle_rule import BybitOracleChains, read_book_frame
@@ -193,9 +194,10 @@ def test_real_capture_chains_have_no_gap_and_books_agree(real_recording: Path) -
 
 
 def test_real_capture_loads_each_category_s_book_once_under_the_frames_names(real_recording: Path) -> None:
-    # Replay data used to upper-case the recording's `spot/BTCUSDT` into a second, bookless `SPOT/BTCUSDT`.
-    symbols = load_replay_data(real_recording).symbols
-    assert sorted(symbols) == [
+    # Replay data used to upper-case the recording's `spot/BTCUSDT` into a second, bookless `SPOT/BTCUSDT`,
+    # and the oracle named both BTCUSDT books `BTCUSDT`, one chain for two books.
+    data = load_replay_data(real_recording)
+    assert sorted(oracle_for(data).symbols) == sorted(data.symbols) == [
         "linear/BTCUSDT",
         "linear/DOGEUSDT",
         "linear/ETHUSDT",

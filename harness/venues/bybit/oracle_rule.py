@@ -100,7 +100,11 @@ def decode(frame: Frame) -> tuple[str, int, int, None, Sequence[Any], Sequence[A
     found = read_book_frame(frame.payload)
     if found is None:
         return None
-    return found.symbol, found.update_id, found.update_id, None, found.bids, found.asks
+    # A recording holding both categories keys its streams `<category>/<topic>`: spot and linear
+    # BTCUSDT are two books, named as the venue side names them (`spot/BTCUSDT`).
+    category, slash, _ = frame.stream.partition("/")
+    symbol = f"{category}/{found.symbol}" if slash else found.symbol
+    return symbol, found.update_id, found.update_id, None, found.bids, found.asks
 
 
 def snapshot(frame: Frame) -> bool:
