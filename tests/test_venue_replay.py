@@ -19,8 +19,8 @@ from harness.errors import HarnessError
 from harness.replay import ReplayRequest, oracle_for, run_replay
 from harness.scenarios import list_scenarios
 from harness.synth.run import write_synthetic_recording
-from recorder.import_cryptofeed_v1 import import_cryptofeed_v1
 from harness.venues.registry import DIALECTS
+from recorder.import_cryptofeed_v1 import import_cryptofeed_v1
 from recorder.import_hftbacktest import import_hftbacktest
 from replayer.reader import Recording
 from replayer.replay_data import build_replay_data, load_replay_data
@@ -118,6 +118,8 @@ def test_an_unlinked_okx_update_whose_checksum_does_not_match_is_a_finding_not_a
     ]
     with pytest.raises(HarnessError, match="does not match the checksum"):
         build_replay_data(events, ("BTC-USDT",), source="tampered", dialect=data.dialect)
+
+
 @pytest.mark.parametrize("venue", sorted(DIALECTS))
 def test_every_venue_s_synth_recording_replays_clean_with_our_subject(tmp_path: Path, venue: str) -> None:
     # Every venue end to end in make test: its synth, its wire (subscribe by URL or by message, REST or
