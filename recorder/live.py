@@ -13,7 +13,10 @@ later `ws_open`. `docs/recording-format.md` lists what each event kind holds.
 The connection itself is the project's `ReconnectingClient`: the same backoff policy (full jitter,
 reset only after a connection stayed up), the same watchdog (a connection silent for `watchdog_s` is
 aborted and replaced, which is what a half-open socket needs) as every subject that uses it. Each new
-connection subscribes again (the streams are in its URL) and fetches fresh REST snapshots. Every
+connection subscribes again and gets fresh snapshots: where the streams are in its URL (Binance) it
+fetches REST snapshots; where the venue subscribes by message and sends the book on subscribing
+(Bybit, OKX) the client runs the dialect's subscribe step, its messages are recorded as `ws_send`
+rows, and the acks and in-stream snapshots are frames like any other. Every
 row passes through `recorder.redaction` before it is queued for the writer, so a secret the
 recorder holds or meets never reaches the disk.
 """
@@ -29,7 +32,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +48,8 @@ from harness.client_state import (
     ConnectionOpened,
     Disconnected,
     ReconnectScheduled,
+    SessionStep,
+    StepReply,
     WatchdogFired,
 )
 from harness.errors import HarnessError
@@ -154,11 +159,9 @@ def make_config(
     """Resolves the venue's default endpoints; raises HarnessError for an unknown venue, bad symbols,
     a header that is not `Name: value`, or a secret too short to be told from data."""
     info = dialect(venue)
-    if info.capture_policy().snapshot_url is None:
-        raise HarnessError(f"harness record does not record {venue}'s in-stream snapshots yet")
     config = RecordConfig(
         venue=info.name,
-        symbols=normalize_symbols(symbols),
+        symbols=normalize_symbols(info, symbols),
         ws_url=ws_url or info.live_ws_url,
         rest_url=rest_url or info.live_rest_url,
         output=Path(output),
@@ -295,6 +298,7 @@ class _Recorder:
             extra_streams=config.extra_streams,
         )
         self.redact = config.redactor()
+        self._streams = config.dialect.capture_policy().streams(config.symbols, config.book_ticker)
         self._next_conn_id = 1
         seed = config.seed
         self._client_rng = random.Random(seed if seed is None else f"{seed}/ws")
@@ -326,10 +330,12 @@ class _Recorder:
             source=self.redact.text(f"record {self.config.ws_url}") or "record",
             recording_id=uuid.uuid4().hex,
         )
+        subscribe = self.venue.capture_policy().subscribe
         client = ReconnectingClient(
             self.url,
             self._on_frame,
             on_event=self._on_client_event,
+            subscribe=None if subscribe is None else _RecordedStep(subscribe(self._streams), self._on_send),
             backoff=BackoffPolicy(base_s=self.config.backoff_initial_s, cap_s=self.config.backoff_cap_s),
             rng=self._client_rng,
             connect_timeout_s=self.config.open_timeout_s,
@@ -375,7 +381,8 @@ class _Recorder:
         """The client's account of the connection, turned into `ws_open`/`ws_close` rows and counters."""
         if isinstance(event, ConnectionOpened):
             self._conn_id = self._take_conn_id()
-            self._needs = SnapshotNeeds.for_symbols(self.venue, self.config.symbols)
+            if self.venue.capture_policy().snapshot_url is not None:
+                self._needs = SnapshotNeeds.for_symbols(self.venue, self.config.symbols)
             self.summary.connections += 1
             self._emit(EventKind.WS_OPEN, self._conn_id, event.wall_ns, event.mono_ns, b"", self.url)
         elif isinstance(event, Disconnected) and self._conn_id is not None:
@@ -400,13 +407,19 @@ class _Recorder:
 
     def _on_frame(self, payload: bytes, mono_ns: int, wall_ns: int, client_conn_id: int) -> None:
         conn_id, needs = self._conn_id, self._needs
-        assert conn_id is not None and needs is not None, "a frame outside a connection"
+        assert conn_id is not None, "a frame outside a connection"
         stream = self.venue.stream_of(payload)
         self.summary.frames += 1
         self._emit(EventKind.WS_RECV, conn_id, wall_ns, mono_ns, payload, self.url, stream)
-        symbol = needs.on_frame(stream, payload)
-        if symbol is not None:
+        symbol = None if needs is None else needs.on_frame(stream, payload)
+        if needs is not None and symbol is not None:
             self._spawn_fetch(needs, symbol)
+
+    def _on_send(self, message: str | bytes) -> None:
+        conn_id = self._conn_id
+        assert conn_id is not None, "the client subscribes only on an open connection"
+        payload = message.encode() if isinstance(message, str) else message
+        self._emit(EventKind.WS_SEND, conn_id, time.time_ns(), time.monotonic_ns(), payload, self.url)
 
     def _spawn_fetch(self, needs: SnapshotNeeds, symbol: str) -> None:
         task = asyncio.ensure_future(self._fetch_snapshot(needs, symbol))
@@ -508,6 +521,25 @@ class _Recorder:
             self.stop.set()
         if self.observe is not None:
             self.observe(kind, conn_id, stream)
+
+
+class _RecordedStep:
+    """A venue's subscribe step whose messages are handed to `on_send` as the client is about to send
+    them, so that the recording holds what was asked for on each connection (`ws_send` rows)."""
+
+    def __init__(self, step: SessionStep, on_send: Callable[[str | bytes], None]) -> None:
+        self._step = step
+        self._on_send = on_send
+        self.timeout_s = step.timeout_s
+
+    def messages(self) -> Sequence[str | bytes]:
+        messages = self._step.messages()
+        for message in messages:
+            self._on_send(message)
+        return messages
+
+    def classify(self, payload: bytes) -> StepReply:
+        return self._step.classify(payload)
 
 
 async def _check_listed(url: str, symbol: str, headers: tuple[tuple[str, str], ...]) -> None:

@@ -37,7 +37,8 @@ class OkxSubscribe:
     def messages(self) -> Sequence[str | bytes]:
         self._pending = set(self._args)
         args = [{"channel": channel, "instId": inst_id} for channel, inst_id in self._args]
-        return (orjson.dumps({"op": "subscribe", "args": args}),)
+        # As str: a str goes out as a text frame, the only kind OKX (and the fake venue) takes requests in.
+        return (orjson.dumps({"op": "subscribe", "args": args}).decode(),)
 
     def classify(self, payload: bytes) -> StepReply:
         # Acks and errors are small and start with "event" (data frames start with "arg").
