@@ -120,7 +120,6 @@ def test_a_recording_of_the_fake_venue_replays_clean(tmp_path: Path, venue: str,
         ("okx", "BTCUSDT", "'BTCUSDT' is not a okx symbol (e.g. BTC-USDT)"),
         ("okx", "btc-usdt-swap", None),
         ("bybit", "BTC-USDT", "'BTC-USDT' is not a bybit symbol (e.g. BTCUSDT)"),
-        ("binance-spot", "BTC/USDT", "'BTC/USDT' is not a binance-spot symbol (e.g. BTCUSDT)"),
     ],
 )
 def test_the_venue_decides_what_a_symbol_looks_like(tmp_path: Path, venue: str, symbol: str, error: str | None) -> None:
