@@ -30,7 +30,7 @@ def normalize_symbols(venue: VenueDialect, symbols: list[str]) -> tuple[str, ...
         raise HarnessError(f"no symbols given; pass e.g. --symbols {policy.symbol_example}")
     for symbol in cleaned:
         if not policy.symbol_shape.match(symbol):
-            raise HarnessError(f"{symbol!r} is not a {venue.name} symbol (e.g. {policy.symbol_example})")
+            raise HarnessError(f"{symbol!r} is not a symbol on {venue.name} (e.g. {policy.symbol_example})")
     return cleaned
 
 

@@ -146,7 +146,7 @@ class RecordSummary:
 def make_config(
     *,
     venue: str,
-    symbols: list[str],
+    symbols: list[str] | None,
     ws_url: str | None,
     rest_url: str | None,
     seconds: float | None,
@@ -156,12 +156,19 @@ def make_config(
     extra_streams: list[str] | None = None,
     watchdog_s: float = WATCHDOG_S,
 ) -> RecordConfig:
-    """Resolves the venue's default endpoints; raises HarnessError for an unknown venue, bad symbols,
-    a header that is not `Name: value`, or a secret too short to be told from data."""
+    """Resolves the venue's default endpoints (and symbol, when `symbols` is None); raises HarnessError
+    for an unknown venue, bad symbols, a header that is not `Name: value`, a secret too short to be
+    told from data, or an option the venue's capture cannot honour."""
     info = dialect(venue)
+    policy = info.capture_policy()
+    names = normalize_symbols(info, [policy.symbol_example] if symbols is None else symbols)
+    if book_ticker and policy.streams(names, True) == policy.streams(names, False):
+        raise HarnessError(f"--book-ticker: harness record has no best bid/ask stream for {info.name}")
+    if extra_streams and policy.subscribe is not None:
+        raise HarnessError(f"--stream: harness record takes no further streams on {info.name} (subscribed by message)")
     config = RecordConfig(
         venue=info.name,
-        symbols=normalize_symbols(info, symbols),
+        symbols=names,
         ws_url=ws_url or info.live_ws_url,
         rest_url=rest_url or info.live_rest_url,
         output=Path(output),

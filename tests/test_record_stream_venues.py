@@ -117,9 +117,9 @@ def test_a_recording_of_the_fake_venue_replays_clean(tmp_path: Path, venue: str,
 @pytest.mark.parametrize(
     ("venue", "symbol", "error"),
     [
-        ("okx", "BTCUSDT", "'BTCUSDT' is not a okx symbol (e.g. BTC-USDT)"),
+        ("okx", "BTCUSDT", "'BTCUSDT' is not a symbol on okx (e.g. BTC-USDT)"),
         ("okx", "btc-usdt-swap", None),
-        ("bybit", "BTC-USDT", "'BTC-USDT' is not a bybit symbol (e.g. BTCUSDT)"),
+        ("bybit", "BTC-USDT", "'BTC-USDT' is not a symbol on bybit (e.g. BTCUSDT)"),
     ],
 )
 def test_the_venue_decides_what_a_symbol_looks_like(tmp_path: Path, venue: str, symbol: str, error: str | None) -> None:
@@ -132,3 +132,14 @@ def test_the_venue_decides_what_a_symbol_looks_like(tmp_path: Path, venue: str, 
         with pytest.raises(HarnessError, match=error.replace("(", r"\(").replace(")", r"\)")) as raised:
             make()
         assert "\n" not in str(raised.value)
+
+
+def test_options_a_subscribing_venue_cannot_honour_are_refused(tmp_path: Path) -> None:
+    def make(venue: str, **options: object) -> RecordConfig:
+        return make_config(venue=venue, symbols=None, ws_url=None, rest_url=None, seconds=1, output=tmp_path, **options)  # type: ignore[arg-type]
+
+    assert make("okx").symbols == ("BTC-USDT",) and make("bybit").symbols == ("BTCUSDT",)
+    with pytest.raises(HarnessError, match="--book-ticker: harness record has no best bid/ask stream for bybit"):
+        make("bybit", book_ticker=True)
+    with pytest.raises(HarnessError, match="--stream: harness record takes no further streams on okx"):
+        make("okx", extra_streams=["books5:BTC-USDT"])

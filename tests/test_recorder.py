@@ -264,7 +264,7 @@ def test_config_defaults_to_the_live_venue_and_rejects_bad_input(tmp_path: Path)
         make_config(venue="nope", symbols=["BTCUSDT"], ws_url=None, rest_url=None, seconds=None, output=tmp_path)
     with pytest.raises(HarnessError, match="no symbols"):
         normalize_symbols(BINANCE_SPOT, [" ", ""])
-    with pytest.raises(HarnessError, match=r"'BTC/USDT' is not a binance-spot symbol \(e\.g\. BTCUSDT\)"):
+    with pytest.raises(HarnessError, match=r"'BTC/USDT' is not a symbol on binance-spot \(e\.g\. BTCUSDT\)"):
         normalize_symbols(BINANCE_SPOT, ["BTC/USDT"])
 
 
