@@ -46,6 +46,7 @@ from harness.client_state import (
     ClientEvent,
     ConnectFailed,
     ConnectionOpened,
+    DisconnectCause,
     Disconnected,
     ReconnectScheduled,
     SessionStep,
@@ -320,6 +321,8 @@ class _Recorder:
         self._rest_failure: HarnessError | None = None
         self._fetch_bug: BaseException | None = None
         self._backlog_failure: HarnessError | None = None
+        self._subscribe_failure: HarnessError | None = None
+        self._last_control = b""
         self._writer: _WriterThread | None = None
 
     async def run(self, handle_signals: bool) -> RecordSummary:
@@ -379,7 +382,8 @@ class _Recorder:
             if not output_existed and not self.summary.segments:
                 with contextlib.suppress(OSError):
                     self.config.output.rmdir()
-        for failure in (self._fetch_bug, self._connect_failure, self._backlog_failure, self._rest_failure):
+        failures = (self._fetch_bug, self._connect_failure, self._subscribe_failure, self._backlog_failure)
+        for failure in (*failures, self._rest_failure):
             if failure is not None:
                 raise failure
         return self.summary
@@ -393,6 +397,11 @@ class _Recorder:
             self.summary.connections += 1
             self._emit(EventKind.WS_OPEN, self._conn_id, event.wall_ns, event.mono_ns, b"", self.url)
         elif isinstance(event, Disconnected) and self._conn_id is not None:
+            if event.cause is DisconnectCause.STEP_REJECTED and self.summary.connections == 1:
+                # As a symbol the venue does not list is refused up front on Binance: retrying cannot help.
+                answer = self.redact.text(self._last_control.decode(errors="replace"))
+                self._subscribe_failure = HarnessError(f"the venue refused the subscription: {answer}")
+                self.stop.set()
             self.summary.close_codes.append(event.code)
             reason = event.reason or event.cause.value
             self._emit(
@@ -418,6 +427,8 @@ class _Recorder:
         stream = self.venue.stream_of(payload)
         self.summary.frames += 1
         self._emit(EventKind.WS_RECV, conn_id, wall_ns, mono_ns, payload, self.url, stream)
+        if stream is None:
+            self._last_control = payload[:300]
         symbol = None if needs is None else needs.on_frame(stream, payload)
         if needs is not None and symbol is not None:
             self._spawn_fetch(needs, symbol)

@@ -7,10 +7,12 @@ must replay clean through the default subject, which is what makes it a recordin
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
 import pytest
+from websockets.asyncio.server import ServerConnection, serve
 
 from harness.client_state import ClientEvent, Disconnected
 from harness.errors import HarnessError
@@ -143,3 +145,28 @@ def test_options_a_subscribing_venue_cannot_honour_are_refused(tmp_path: Path) -
         make("bybit", book_ticker=True)
     with pytest.raises(HarnessError, match="--stream: harness record takes no further streams on okx"):
         make("okx", extra_streams=["books5:BTC-USDT"])
+
+
+def test_a_subscription_the_venue_refuses_is_one_error_line(tmp_path: Path) -> None:
+    refusal = b'{"event":"error","msg":"Nonexistent instId: NOPE-USDT","code":"60018","connId":"1"}'
+
+    async def venue(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.send(refusal.decode())
+        await ws.wait_closed()
+
+    async def main() -> None:
+        async with serve(venue, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            config = make_config(
+                venue="okx", symbols=["nope-usdt"], ws_url=f"ws://127.0.0.1:{port}", rest_url=None, seconds=None,
+                output=tmp_path / "rec",
+            )  # fmt: skip
+            await asyncio.wait_for(record(replace(config, fsync=False)), WAIT_S)
+
+    with pytest.raises(HarnessError, match=r"the venue refused the subscription: .*Nonexistent instId") as raised:
+        asyncio.run(main())
+    assert "\n" not in str(raised.value)
+    rows = list(Recording(tmp_path / "rec").iter_events())
+    assert [e.kind for e in rows][:3] == [EventKind.WS_OPEN, EventKind.WS_SEND, EventKind.WS_RECV]
+    assert rows[2].payload == refusal, "what the venue answered is kept"
