@@ -55,11 +55,8 @@ async def _record_served(venue: str, served: Path, output: Path, reconnect: bool
     if reconnect:
         half_way = data.frames[len(data.frames) // 2].offset_ns
         schedule.insert(len(schedule) // 2, Disconnect(half_way, "close", code=1001, reason="going away"))
-    loop = asyncio.get_running_loop()
     finished, done = asyncio.Event(), asyncio.Event()
-    server = VenueServer(
-        data, schedule=schedule, speed=SPEED, wire=wire_of(data), on_finished=lambda _: loop.call_soon(finished.set)
-    )
+    server = VenueServer(data, schedule=schedule, speed=SPEED, wire=wire_of(data), on_finished=lambda _: finished.set())
 
     def observe_client(event: ClientEvent) -> None:
         if isinstance(event, Disconnected) and finished.is_set():
