@@ -439,7 +439,9 @@ def test_book_frozen_by_a_silent_give_up_is_not_a_correct_final_book(replays: Re
 
 def test_half_open_for_good_leaves_a_subject_without_a_watchdog_stale(replays: Replays) -> None:
     broken, good = replays.pair("stall_half_open")
-    sync = _catches(broken, good, "sync.coverage >= 0.9")
+    # Its coverage (books checked over time) depends on when the stall lands on a loaded machine; its final
+    # book, stopped at the stall, does not.
+    sync = _catches(broken, good, "sync.final_book_correct == true")
     assert sync["divergent"] == 0 and sync["events"].get("connection_closed", 0) == 0
     final = sync["final"][0]
     assert final["detail"].startswith("synced but stopped at") and final["update_id"] < final["oracle_last_update_id"]
