@@ -205,7 +205,7 @@ class SessionStep(Protocol):
 
     timeout_s: float
 
-    def messages(self) -> Sequence[str | bytes]: ...
+    def messages(self) -> Sequence[str]: ...
 
     def classify(self, payload: bytes) -> StepReply: ...
 
@@ -229,7 +229,7 @@ class JsonRpcSubscribe:
         if not self.timeout_s > 0:
             raise HarnessError(f"subscribe timeout must be positive, got {self.timeout_s!r}")
 
-    def messages(self) -> Sequence[str | bytes]:
+    def messages(self) -> Sequence[str]:
         # A str goes out as a text frame: the venues take JSON requests in text frames only.
         return (orjson.dumps({"method": self.method, "params": list(self.params), "id": self.request_id}).decode(),)
 

@@ -433,11 +433,10 @@ class _Recorder:
         if needs is not None and symbol is not None:
             self._spawn_fetch(needs, symbol)
 
-    def _on_send(self, message: str | bytes) -> None:
+    def _on_send(self, message: str) -> None:
         conn_id = self._conn_id
         assert conn_id is not None, "the client subscribes only on an open connection"
-        payload = message.encode() if isinstance(message, str) else message
-        self._emit(EventKind.WS_SEND, conn_id, time.time_ns(), time.monotonic_ns(), payload, self.url)
+        self._emit(EventKind.WS_SEND, conn_id, time.time_ns(), time.monotonic_ns(), message.encode(), self.url)
 
     def _spawn_fetch(self, needs: SnapshotNeeds, symbol: str) -> None:
         task = asyncio.ensure_future(self._fetch_snapshot(needs, symbol))
@@ -545,12 +544,12 @@ class _RecordedStep:
     """A venue's subscribe step whose messages are handed to `on_send` as the client is about to send
     them, so that the recording holds what was asked for on each connection (`ws_send` rows)."""
 
-    def __init__(self, step: SessionStep, on_send: Callable[[str | bytes], None]) -> None:
+    def __init__(self, step: SessionStep, on_send: Callable[[str], None]) -> None:
         self._step = step
         self._on_send = on_send
         self.timeout_s = step.timeout_s
 
-    def messages(self) -> Sequence[str | bytes]:
+    def messages(self) -> Sequence[str]:
         messages = self._step.messages()
         for message in messages:
             self._on_send(message)

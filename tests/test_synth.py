@@ -287,7 +287,7 @@ def test_cli_writes_a_readable_recording(tmp_path: Path) -> None:
     out = tmp_path / "rec"
     result = CliRunner().invoke(app, ["synth", "--seconds", "2", "--seed", "3", "--symbol", "ethusdt", "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert "depth frames" in result.stdout and "ETHUSDT" in result.stdout
+    assert "book frames" in result.stdout and "ETHUSDT" in result.stdout
     recording = Recording(out)
     assert recording.symbols == ("ETHUSDT",)
     assert any(e.stream == "ethusdt@depth@100ms" for e in recording.iter_events())

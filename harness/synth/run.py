@@ -543,13 +543,14 @@ def synthesize(
     ]
     for session in sessions:
         stats = session.stats
-        snapshot = "none" if stats.snapshot_update_id is None else f"lastUpdateId {stats.snapshot_update_id}"
+        where = "REST snapshot" if session.rest_url is not None else "first snapshot (on the stream)"
+        snapshot = "none" if stats.snapshot_update_id is None else f"id {stats.snapshot_update_id}"
         prefix = f"{session.symbol}: " if len(sessions) > 1 else ""
         tickers = f"{stats.tickers} bookTicker, " if session.ticker_stream else ""
         pace = stats.depth_frames + stats.trades + stats.tickers
         lines.append(
-            f"  {prefix}{stats.depth_frames} depth frames (U..u {stats.first_update_id}..{stats.last_update_id}), "
-            f"{stats.trades} trades, {tickers}REST snapshot: {snapshot}"
+            f"  {prefix}{stats.depth_frames} book frames (ids {stats.first_update_id}..{stats.last_update_id}), "
+            f"{stats.trades} trades, {tickers}{where}: {snapshot}"
             + (f"; {pace / seconds:,.0f} frames/s" if rate is not None else "")
         )
     return "\n".join(lines)

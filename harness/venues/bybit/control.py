@@ -171,7 +171,7 @@ class BybitSubscribe:
         if not self.topics:
             raise ValueError("a subscribe step needs at least one topic")
 
-    def messages(self) -> Sequence[str | bytes]:
+    def messages(self) -> Sequence[str]:
         chunks = [self.topics[i : i + SPOT_MAX_ARGS] for i in range(0, len(self.topics), SPOT_MAX_ARGS)]
         # As str: the client sends text frames, the only kind Bybit (and the fake venue) takes requests in.
         return [request_frame("subscribe", chunk, f"{REQ_ID_PREFIX}{n}").decode() for n, chunk in enumerate(chunks, 1)]

@@ -34,10 +34,10 @@ class OkxSubscribe:
         self._pending: set[tuple[str, str]] = set()
         self.timeout_s = timeout_s
 
-    def messages(self) -> Sequence[str | bytes]:
+    def messages(self) -> Sequence[str]:
         self._pending = set(self._args)
         args = [{"channel": channel, "instId": inst_id} for channel, inst_id in self._args]
-        # As str: a str goes out as a text frame, the only kind OKX (and the fake venue) takes requests in.
+        # Text, not bytes: a binary frame is not a control message (the venue closes it with 1003).
         return (orjson.dumps({"op": "subscribe", "args": args}).decode(),)
 
     def classify(self, payload: bytes) -> StepReply:
