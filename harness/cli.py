@@ -141,7 +141,10 @@ def serve(
 def record(
     output: Annotated[Path, typer.Option("-o", "--output", help="Recording folder to create.")],
     venue: Annotated[str, typer.Option(help="Venue to record.")] = "binance-spot",
-    symbols: Annotated[str, typer.Option(help="Comma-separated symbols, e.g. BTCUSDT,ETHUSDT.")] = "BTCUSDT",
+    symbols: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated symbols as the venue names them: BTCUSDT,ETHUSDT; BTC-USDT on OKX."),
+    ] = None,
     ws_url: Annotated[str | None, typer.Option(help="WebSocket base URL (default: the live venue).")] = None,
     rest_url: Annotated[str | None, typer.Option(help="REST base URL (default: the live venue).")] = None,
     seconds: Annotated[float | None, typer.Option(min=0.0, help="Stop after this long (default: Ctrl-C).")] = None,
@@ -164,7 +167,7 @@ def record(
 
     config = make_config(
         venue=venue,
-        symbols=[s.strip() for s in symbols.split(",") if s.strip()],
+        symbols=None if symbols is None else [s.strip() for s in symbols.split(",") if s.strip()],
         ws_url=ws_url,
         rest_url=rest_url,
         seconds=seconds,

@@ -4,13 +4,13 @@ The recorder behaves like a syncing order-book client, so that a recording holds
 saw: one connection with every symbol's book and trade streams (and best bid/ask streams when asked),
 and, after the first book frame of a symbol on a connection, a REST depth snapshot, fetched again
 while its last update id is below that frame's first id (the snapshot predates the buffered stream).
+Venues that send the book on subscribing (Bybit, OKX) need no fetch: their snapshot is a frame.
 The stream names, URLs and the snapshot request are the venue's dialect (`capture_policy()`,
 harness/venues/); this module holds the policy only.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -19,17 +19,18 @@ from harness.venues.dialect import VenueDialect
 
 SNAPSHOT_ATTEMPTS = 8
 RETRY_STATUSES = (418, 429)
-_SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
 
 
-def normalize_symbols(symbols: list[str]) -> tuple[str, ...]:
-    """Uppercases and validates; raises HarnessError for an empty list or a malformed symbol."""
+def normalize_symbols(venue: VenueDialect, symbols: list[str]) -> tuple[str, ...]:
+    """Uppercases and validates against the venue's own symbol shape; raises HarnessError for an empty
+    list or a malformed symbol."""
+    policy = venue.capture_policy()
     cleaned = tuple(dict.fromkeys(s.strip().upper() for s in symbols if s.strip()))
     if not cleaned:
-        raise HarnessError("no symbols given; pass e.g. --symbols BTCUSDT,ETHUSDT")
+        raise HarnessError(f"no symbols given; pass e.g. --symbols {policy.symbol_example}")
     for symbol in cleaned:
-        if not _SYMBOL.match(symbol):
-            raise HarnessError(f"{symbol!r} is not a Binance symbol (letters and digits, e.g. BTCUSDT)")
+        if not policy.symbol_shape.match(symbol):
+            raise HarnessError(f"{symbol!r} is not a symbol on {venue.name} (e.g. {policy.symbol_example})")
     return cleaned
 
 

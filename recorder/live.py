@@ -13,7 +13,10 @@ later `ws_open`. `docs/recording-format.md` lists what each event kind holds.
 The connection itself is the project's `ReconnectingClient`: the same backoff policy (full jitter,
 reset only after a connection stayed up), the same watchdog (a connection silent for `watchdog_s` is
 aborted and replaced, which is what a half-open socket needs) as every subject that uses it. Each new
-connection subscribes again (the streams are in its URL) and fetches fresh REST snapshots. Every
+connection subscribes again and gets fresh snapshots: where the streams are in its URL (Binance) it
+fetches REST snapshots; where the venue subscribes by message and sends the book on subscribing
+(Bybit, OKX) the client runs the dialect's subscribe step, its messages are recorded as `ws_send`
+rows, and the acks and in-stream snapshots are frames like any other. Every
 row passes through `recorder.redaction` before it is queued for the writer, so a secret the
 recorder holds or meets never reaches the disk.
 """
@@ -29,7 +32,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,8 +46,11 @@ from harness.client_state import (
     ClientEvent,
     ConnectFailed,
     ConnectionOpened,
+    DisconnectCause,
     Disconnected,
     ReconnectScheduled,
+    SessionStep,
+    StepReply,
     WatchdogFired,
 )
 from harness.errors import HarnessError
@@ -141,7 +147,7 @@ class RecordSummary:
 def make_config(
     *,
     venue: str,
-    symbols: list[str],
+    symbols: list[str] | None,
     ws_url: str | None,
     rest_url: str | None,
     seconds: float | None,
@@ -151,14 +157,19 @@ def make_config(
     extra_streams: list[str] | None = None,
     watchdog_s: float = WATCHDOG_S,
 ) -> RecordConfig:
-    """Resolves the venue's default endpoints; raises HarnessError for an unknown venue, bad symbols,
-    a header that is not `Name: value`, or a secret too short to be told from data."""
+    """Resolves the venue's default endpoints (and symbol, when `symbols` is None); raises HarnessError
+    for an unknown venue, bad symbols, a header that is not `Name: value`, a secret too short to be
+    told from data, or an option the venue's capture cannot honour."""
     info = dialect(venue)
-    if info.capture_policy().snapshot_url is None:
-        raise HarnessError(f"harness record does not record {venue}'s in-stream snapshots yet")
+    policy = info.capture_policy()
+    names = normalize_symbols(info, [policy.symbol_example] if symbols is None else symbols)
+    if book_ticker and policy.streams(names, True) == policy.streams(names, False):
+        raise HarnessError(f"--book-ticker: harness record has no best bid/ask stream for {info.name}")
+    if extra_streams and policy.subscribe is not None:
+        raise HarnessError(f"--stream: harness record takes no further streams on {info.name} (subscribed by message)")
     config = RecordConfig(
         venue=info.name,
-        symbols=normalize_symbols(symbols),
+        symbols=names,
         ws_url=ws_url or info.live_ws_url,
         rest_url=rest_url or info.live_rest_url,
         output=Path(output),
@@ -295,6 +306,7 @@ class _Recorder:
             extra_streams=config.extra_streams,
         )
         self.redact = config.redactor()
+        self._streams = config.dialect.capture_policy().streams(config.symbols, config.book_ticker)
         self._next_conn_id = 1
         seed = config.seed
         self._client_rng = random.Random(seed if seed is None else f"{seed}/ws")
@@ -309,6 +321,8 @@ class _Recorder:
         self._rest_failure: HarnessError | None = None
         self._fetch_bug: BaseException | None = None
         self._backlog_failure: HarnessError | None = None
+        self._subscribe_failure: HarnessError | None = None
+        self._last_control = b""
         self._writer: _WriterThread | None = None
 
     async def run(self, handle_signals: bool) -> RecordSummary:
@@ -326,10 +340,12 @@ class _Recorder:
             source=self.redact.text(f"record {self.config.ws_url}") or "record",
             recording_id=uuid.uuid4().hex,
         )
+        subscribe = self.venue.capture_policy().subscribe
         client = ReconnectingClient(
             self.url,
             self._on_frame,
             on_event=self._on_client_event,
+            subscribe=None if subscribe is None else _RecordedStep(subscribe(self._streams), self._on_send),
             backoff=BackoffPolicy(base_s=self.config.backoff_initial_s, cap_s=self.config.backoff_cap_s),
             rng=self._client_rng,
             connect_timeout_s=self.config.open_timeout_s,
@@ -366,7 +382,8 @@ class _Recorder:
             if not output_existed and not self.summary.segments:
                 with contextlib.suppress(OSError):
                     self.config.output.rmdir()
-        for failure in (self._fetch_bug, self._connect_failure, self._backlog_failure, self._rest_failure):
+        failures = (self._fetch_bug, self._connect_failure, self._subscribe_failure, self._backlog_failure)
+        for failure in (*failures, self._rest_failure):
             if failure is not None:
                 raise failure
         return self.summary
@@ -375,10 +392,16 @@ class _Recorder:
         """The client's account of the connection, turned into `ws_open`/`ws_close` rows and counters."""
         if isinstance(event, ConnectionOpened):
             self._conn_id = self._take_conn_id()
-            self._needs = SnapshotNeeds.for_symbols(self.venue, self.config.symbols)
+            if self.venue.capture_policy().snapshot_url is not None:
+                self._needs = SnapshotNeeds.for_symbols(self.venue, self.config.symbols)
             self.summary.connections += 1
             self._emit(EventKind.WS_OPEN, self._conn_id, event.wall_ns, event.mono_ns, b"", self.url)
         elif isinstance(event, Disconnected) and self._conn_id is not None:
+            if event.cause is DisconnectCause.STEP_REJECTED and self.summary.connections == 1:
+                # As a symbol the venue does not list is refused up front on Binance: retrying cannot help.
+                answer = self.redact.text(self._last_control.decode(errors="replace"))
+                self._subscribe_failure = HarnessError(f"the venue refused the subscription: {answer}")
+                self.stop.set()
             self.summary.close_codes.append(event.code)
             reason = event.reason or event.cause.value
             self._emit(
@@ -400,13 +423,20 @@ class _Recorder:
 
     def _on_frame(self, payload: bytes, mono_ns: int, wall_ns: int, client_conn_id: int) -> None:
         conn_id, needs = self._conn_id, self._needs
-        assert conn_id is not None and needs is not None, "a frame outside a connection"
+        assert conn_id is not None, "a frame outside a connection"
         stream = self.venue.stream_of(payload)
         self.summary.frames += 1
         self._emit(EventKind.WS_RECV, conn_id, wall_ns, mono_ns, payload, self.url, stream)
-        symbol = needs.on_frame(stream, payload)
-        if symbol is not None:
+        if stream is None:
+            self._last_control = payload[:300]
+        symbol = None if needs is None else needs.on_frame(stream, payload)
+        if needs is not None and symbol is not None:
             self._spawn_fetch(needs, symbol)
+
+    def _on_send(self, message: str) -> None:
+        conn_id = self._conn_id
+        assert conn_id is not None, "the client subscribes only on an open connection"
+        self._emit(EventKind.WS_SEND, conn_id, time.time_ns(), time.monotonic_ns(), message.encode(), self.url)
 
     def _spawn_fetch(self, needs: SnapshotNeeds, symbol: str) -> None:
         task = asyncio.ensure_future(self._fetch_snapshot(needs, symbol))
@@ -508,6 +538,25 @@ class _Recorder:
             self.stop.set()
         if self.observe is not None:
             self.observe(kind, conn_id, stream)
+
+
+class _RecordedStep:
+    """A venue's subscribe step whose messages are handed to `on_send` as the client is about to send
+    them, so that the recording holds what was asked for on each connection (`ws_send` rows)."""
+
+    def __init__(self, step: SessionStep, on_send: Callable[[str], None]) -> None:
+        self._step = step
+        self._on_send = on_send
+        self.timeout_s = step.timeout_s
+
+    def messages(self) -> Sequence[str]:
+        messages = self._step.messages()
+        for message in messages:
+            self._on_send(message)
+        return messages
+
+    def classify(self, payload: bytes) -> StepReply:
+        return self._step.classify(payload)
 
 
 async def _check_listed(url: str, symbol: str, headers: tuple[tuple[str, str], ...]) -> None:

@@ -263,9 +263,9 @@ def test_config_defaults_to_the_live_venue_and_rejects_bad_input(tmp_path: Path)
     with pytest.raises(HarnessError, match="unknown venue"):
         make_config(venue="nope", symbols=["BTCUSDT"], ws_url=None, rest_url=None, seconds=None, output=tmp_path)
     with pytest.raises(HarnessError, match="no symbols"):
-        normalize_symbols([" ", ""])
-    with pytest.raises(HarnessError, match="not a Binance symbol"):
-        normalize_symbols(["BTC/USDT"])
+        normalize_symbols(BINANCE_SPOT, [" ", ""])
+    with pytest.raises(HarnessError, match=r"'BTC/USDT' is not a symbol on binance-spot \(e\.g\. BTCUSDT\)"):
+        normalize_symbols(BINANCE_SPOT, ["BTC/USDT"])
 
 
 def test_headers_streams_and_watchdog_from_the_command_line(tmp_path: Path) -> None:

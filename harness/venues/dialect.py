@@ -23,6 +23,7 @@ is the first to apply on it (the venues differ by one). This module is pure: no 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -96,10 +97,14 @@ class CapturePolicy:
     snapshot) is None where snapshots come over the stream. `listing_url(rest_base, symbol)` asks
     whether the venue lists a symbol, so that a typo is refused before recording starts (the answer
     is Binance's `-1121 Invalid symbol` when not); None where the venue has no such request.
+    `symbol_shape` is what a symbol looks like on this venue, uppercased (`BTCUSDT`, OKX's `BTC-USDT`),
+    and `symbol_example` one such, for the error that refuses a malformed `--symbols` before connecting.
     """
 
     streams: Callable[[Sequence[str], bool], list[str]]
     ws_url: Callable[[str, Sequence[str]], str]
+    symbol_shape: re.Pattern[str]
+    symbol_example: str
     snapshot_url: Callable[[str, str], str] | None = None
     listing_url: Callable[[str, str], str] | None = None
     subscribe: Callable[[Sequence[str]], SessionStep] | None = None

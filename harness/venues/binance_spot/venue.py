@@ -10,6 +10,7 @@ snapshots, URLs, the synth's bytes); the subject's decoder and sync rule are imp
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,9 @@ from harness.venues.dialect import (
     SynthTrade,
 )
 from harness.venues.wire import VenueWire
+
+SYMBOL_SHAPE = re.compile(r"^[A-Z0-9]{2,20}$")
+"""Binance symbols are base and quote run together, letters and digits (BTCUSDT, 1000SHIBUSDT)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +170,8 @@ class BinanceDialect:
         return CapturePolicy(
             streams=streams,
             ws_url=self.ws_url,
+            symbol_shape=SYMBOL_SHAPE,
+            symbol_example="BTCUSDT",
             snapshot_url=lambda rest_base, symbol: self.depth_url(rest_base, symbol, self.max_depth_limit),
             listing_url=None if self.listing_path is None else self._listing_url,
         )

@@ -9,6 +9,7 @@ by category when the recording holds both (see topics.py), so spot and linear BT
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,6 +39,9 @@ from harness.venues.dialect import (
     SynthEncoder,
 )
 from harness.venues.wire import VenueWire
+
+SYMBOL_SHAPE = re.compile(r"^[A-Z0-9]{2,25}$")
+"""Bybit names spot and linear symbols as Binance does, base and quote run together (BTCUSDT)."""
 
 
 def _book_data(payload: bytes) -> tuple[str, dict]:
@@ -137,6 +141,8 @@ class BybitDialect:
         return CapturePolicy(
             streams=lambda symbols, book_ticker: self.book_streams(symbols),
             ws_url=lambda ws_base, streams: ws_url(ws_base, SUBJECT_CATEGORY),
+            symbol_shape=SYMBOL_SHAPE,
+            symbol_example="BTCUSDT",
             subscribe=lambda streams: BybitSubscribe(tuple(streams)),
         )
 

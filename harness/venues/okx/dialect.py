@@ -14,6 +14,7 @@ checksum can vouch for them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -43,6 +44,9 @@ from harness.venues.okx.channels import (
 from harness.venues.okx.checksum import book_checksum
 from harness.venues.okx.frames import BookFrame, book_frame, stream_of
 from harness.venues.wire import VenueWire
+
+INST_ID_SHAPE = re.compile(r"^[A-Z0-9]{1,15}(-[A-Z0-9]{1,15}){1,3}$")
+"""An OKX instrument id: dash-separated parts (BTC-USDT spot, BTC-USDT-SWAP, BTC-USD-250328 futures)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +135,11 @@ class OkxDialect:
             return [stream_key(channel, symbol) for symbol in symbols for channel in channels]
 
         return CapturePolicy(
-            streams=streams, ws_url=lambda ws_base, streams: ws_url(ws_base), subscribe=OkxSubscribe
+            streams=streams,
+            ws_url=lambda ws_base, streams: ws_url(ws_base),
+            symbol_shape=INST_ID_SHAPE,
+            symbol_example="BTC-USDT",
+            subscribe=OkxSubscribe,
         )
 
     def synth_encoder(self, symbol: str) -> SynthEncoder:
