@@ -129,6 +129,9 @@ def fit_to_venue(spec: FaultSpec, fault_id: str, venue: VenueDialect | None) -> 
     A restart's REST outage is a part of its own (`<fault id>.rest_outage`): on a venue without a REST
     snapshot the restart still happens, and only the outage is listed as not applicable.
     """
+    checksum_fault = spec.kind == "corrupt" and spec.params.get("mode") == "checksum"
+    if venue is not None and checksum_fault and venue.checksum((), ()) is None:
+        return None, {fault_id: f"{venue.name} frames carry no book checksum to corrupt"}
     if venue is None or venue.snapshot_transport == "rest":
         return spec, {}
     if spec.kind == "snapshot":
