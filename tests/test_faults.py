@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from harness.errors import HarnessError
 from harness.venues.binance_spot import DIALECT as BINANCE_SPOT
 from replayer.faults import FAULT_KINDS, build_schedule, fault, sequence_breaks
-from replayer.faults.stream import corrupt_payload
+from replayer.faults.stream import unreadable_payload
 from replayer.timeline import (
     UNLIMITED,
     UNTIL_HEALED,
@@ -211,7 +211,7 @@ def test_burst_holds_then_releases_at_once() -> None:
 @pytest.mark.parametrize("mode", ["invalid_json", "truncated", "wrong_types", "invalid_utf8"])
 def test_corrupt_payloads_cannot_be_read_as_the_original(mode: str) -> None:
     original = DEPTH[0].payload
-    broken = corrupt_payload(original, mode)
+    broken = unreadable_payload(original, mode)
     assert broken != original
     if mode == "wrong_types":
         data = orjson.loads(broken)["data"]

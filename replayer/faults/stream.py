@@ -221,6 +221,11 @@ def corrupt_payload(payload: bytes, mode: str) -> bytes | None:
     `checksum`, valid JSON whose book checksum is wrong (None for a frame that carries no checksum)."""
     if mode == "checksum":
         return _wrong_checksum(payload)
+    return unreadable_payload(payload, mode)
+
+
+def unreadable_payload(payload: bytes, mode: str) -> bytes:
+    """`payload` broken so that it never parses as the venue's message, never equal to it."""
     if mode == "truncated":
         return payload[: max(1, len(payload) // 2)]
     if mode == "invalid_utf8":
