@@ -352,13 +352,13 @@ def _verdict(report: Mapping[str, Any]) -> Panel:
     if report["passed"]:
         headline = Text("PASS", style="bold green")
         why = f"{len(report['expectations']) - len(skipped)} expectations hold"
-        if skipped:
-            why += f"; not applicable on this venue: {', '.join(skipped)}"
-        if report.get("all_faults_not_applicable"):
-            why += "\nno fault of this scenario applies to this venue: this was a clean run"
     else:
         headline = Text("FAIL", style="bold red")
         why = "failed: " + ", ".join(failed) if failed else "no expectations evaluated"
+    if skipped:
+        why += f"; not applicable on this venue: {', '.join(skipped)}"
+    if report.get("all_faults_not_applicable"):
+        why += "\nno fault of this scenario applies to this venue: this was a clean run"
     headline.append(f"  {report['scenario']}  seed {report['seed']}  {report['recording']}", style="default")
     return Panel(Group(headline, Text(why)), border_style="green" if report["passed"] else "red", expand=False)
 
