@@ -88,7 +88,7 @@ def _recovery(cell: dict[str, Any]) -> str:
 
 def _cell_row(cell: dict[str, Any], python: str) -> str:
     rows = cell["expectations"]
-    failed = [row["name"] for row in rows if not row["passed"] and row["name"] != "no silent divergence"]
+    failed = [row["name"] for row in rows if row["passed"] is False and row["name"] != "no silent divergence"]
     final = _row_value(cell, "sync.final_book_correct")
     coverage = _row_value(cell, "sync.coverage")
     verdict = {"pass": "pass", "fail": "**FAIL**"}.get(cell["status"], cell["status"])
@@ -124,7 +124,7 @@ def client_section(client: Client, version: str | None, summary: dict[str, Any] 
         stuck = [
             cell["scenario"]
             for cell in mine
-            if any(row["name"] in STOPPED and not row["passed"] for row in cell["expectations"])
+            if any(row["name"] in STOPPED and row["passed"] is False for row in cell["expectations"])
         ]
         never = [cell["scenario"] for cell in mine if (cell.get("recovery_ms") or {}).get("unrecovered")]
         lines += [

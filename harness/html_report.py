@@ -50,7 +50,7 @@ def suite_html(summary: Mapping[str, Any], reports: Mapping[str, Mapping[str, An
     )
     rows = []
     for cell in summary["cells"]:
-        failed = "; ".join(row["name"] for row in cell["expectations"] if not row["passed"])
+        failed = "; ".join(row["name"] for row in cell["expectations"] if row["passed"] is False)
         if cell["status"] == "error":
             failed = f"did not run ({cell['error']['kind']})"
         rows.append(
@@ -215,9 +215,12 @@ def _queue_samples_ms(report: Mapping[str, Any], timeline: Mapping[str, Any]) ->
     return [[(t - origin) / 1e6, depth] for t, depth in samples if t >= origin]
 
 
+_MARKS = {True: "PASS", False: "FAIL", None: "N/A"}
+
+
 def _expectations(rows: Sequence[Mapping[str, Any]]) -> str:
     body = "".join(
-        f'<tr class="{_cls(row["passed"])}"><td>{"PASS" if row["passed"] else "FAIL"}</td>'
+        f'<tr class="{_cls(row["passed"] is not False)}"><td>{_MARKS[row["passed"]]}</td>'
         f"<td>{escape(str(row['name']))}</td><td>{escape(str(row['threshold']))}</td>"
         f'<td class="num">{escape(str(row["value"]))}</td></tr>'
         for row in rows

@@ -56,7 +56,7 @@ class ReplayReport(dict):
 
     @property
     def failed_expectations(self) -> list[str]:
-        return [f"{row['name']} (got {row['value']!r})" for row in self["expectations"] if not row["passed"]]
+        return [f"{row['name']} (got {row['value']!r})" for row in self["expectations"] if row["passed"] is False]
 
     def __repr__(self) -> str:
         verdict = "PASS" if self["passed"] else "FAIL: " + "; ".join(self.failed_expectations)

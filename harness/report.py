@@ -27,6 +27,8 @@ from harness.html_report_data import pictures
 
 SCHEMA_VERSION = 1
 NO_DIVERGENCE = "no silent divergence"
+NOT_APPLICABLE = "not_applicable"
+"""An expectation's status when it counts a fault the venue cannot have (docs/report-schema.md)."""
 LATENCY_ROWS = ("e2e", "e2e_intended", *STAGES)
 FLAG_ROWS = {
     "books_before_snapshot": "books before a snapshot",
@@ -143,16 +145,22 @@ def apply_expectations(report: dict[str, Any], results: Iterable[Any]) -> dict[s
     rows = [{"name": NO_DIVERGENCE, "threshold": "sync.divergent == 0", "value": divergent, "passed": divergent == 0}]
     for result in results:
         get = result.get if isinstance(result, Mapping) else lambda key, r=result: getattr(r, key)
-        rows.append(
-            {
-                "name": str(get("name")),
-                "threshold": _plain(get("threshold")),
-                "value": _plain(get("value")),
-                "passed": bool(get("passed")),
-            }
-        )
+        passed = get("passed")
+        row = {
+            "name": str(get("name")),
+            "threshold": _plain(get("threshold")),
+            "value": _plain(get("value")),
+            "passed": None if passed is None else bool(passed),
+        }
+        if passed is None:  # neither passed nor failed: the venue cannot have what it counts
+            row["reason"] = str(get("reason"))
+        rows.append(row)
+    for row in rows:
+        row["status"] = {True: "passed", False: "failed", None: NOT_APPLICABLE}[row["passed"]]
     report["expectations"] = rows
-    report["passed"] = all(row["passed"] for row in rows)
+    report["passed"] = all(row["passed"] is not False for row in rows)
+    by_id = report.get("faults_by_id") or {}
+    report["all_faults_not_applicable"] = bool(by_id) and set(by_id) <= set(report.get("faults_not_applicable") or {})
     return report
 
 
@@ -168,21 +176,23 @@ def write_report(report: Mapping[str, Any], path: str | PathLike[str]) -> None:
 def write_junit(report: Mapping[str, Any], path: str | PathLike[str]) -> None:
     """One testcase per expectation (the divergence check included), in a suite named for the scenario."""
     rows = report["expectations"]
-    failures = [row for row in rows if not row["passed"]]
+    failures = [row for row in rows if row["passed"] is False]
     suite = ET.Element(
         "testsuite",
         name=f"harness.replay.{report['scenario']}",
         tests=str(len(rows)),
         failures=str(len(failures)),
         errors="0",
-        skipped="0",
+        skipped=str(sum(row["passed"] is None for row in rows)),
     )
     props = ET.SubElement(suite, "properties")
     for key in ("scenario", "seed", "recording"):
         ET.SubElement(props, "property", name=key, value=str(report[key]))
     for row in rows:
         case = ET.SubElement(suite, "testcase", classname=f"replay.{report['scenario']}", name=row["name"])
-        if not row["passed"]:
+        if row["passed"] is None:
+            ET.SubElement(case, "skipped", message=f"not applicable: {row['reason']}")
+        elif row["passed"] is False:
             failure = ET.SubElement(
                 case,
                 "failure",
@@ -290,7 +300,7 @@ def render_terminal(report: Mapping[str, Any]) -> RenderableType:
     exp.add_column("value", justify="right")
     for row in report["expectations"]:
         exp.add_row(
-            _mark("PASS" if row["passed"] else "FAIL", row["passed"]),
+            _mark("N/A", True) if row["passed"] is None else _mark("PASS" if row["passed"] else "FAIL", row["passed"]),
             row["name"],
             str(row["threshold"]),
             str(row["value"]),
@@ -337,13 +347,18 @@ def _queue_table(queue: Mapping[str, Any]) -> RenderableType:
 
 
 def _verdict(report: Mapping[str, Any]) -> Panel:
-    failed = [row["name"] for row in report["expectations"] if not row["passed"]]
+    failed = [row["name"] for row in report["expectations"] if row["passed"] is False]
+    skipped = [row["name"] for row in report["expectations"] if row["passed"] is None]
     if report["passed"]:
         headline = Text("PASS", style="bold green")
-        why = f"{len(report['expectations'])} expectations hold"
+        why = f"{len(report['expectations']) - len(skipped)} expectations hold"
     else:
         headline = Text("FAIL", style="bold red")
         why = "failed: " + ", ".join(failed) if failed else "no expectations evaluated"
+    if skipped:
+        why += f"; not applicable on this venue: {', '.join(skipped)}"
+    if report.get("all_faults_not_applicable"):
+        why += "\nno fault of this scenario applies to this venue: this was a clean run"
     headline.append(f"  {report['scenario']}  seed {report['seed']}  {report['recording']}", style="default")
     return Panel(Group(headline, Text(why)), border_style="green" if report["passed"] else "red", expand=False)
 

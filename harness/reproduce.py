@@ -60,7 +60,7 @@ def write_reproduction(
     except OSError as exc:
         raise HarnessError(f"cannot read {scenario.path} to write its reproduction: {exc.strerror or exc}") from None
     run = shlex.join([*command[:2], "--scenario", str(path), *command[2:]])
-    failed = [row["name"] for row in report["expectations"] if not row["passed"]]
+    failed = [row["name"] for row in report["expectations"] if row["passed"] is False]
     header = [
         f"{HEADER_START.removeprefix('# ')} of {report['scenario']} (seed {report['seed']}) on {report['recording']}.",
         f"Failed: {'; '.join(failed) or 'the run'}.",

@@ -46,10 +46,13 @@ DEFAULT_STALE_LIMIT_S = 5.0
 
 @dataclass(frozen=True, slots=True)
 class ExpectationResult:
+    """`passed` is None when the expectation is not applicable (`reason` says why): it is neither."""
+
     name: str
     threshold: Any
     value: Any
-    passed: bool
+    passed: bool | None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +115,34 @@ class Scenario:
         return build_schedule(frames, self.faults, self.seed if seed is None else seed, venue)
 
     def evaluate(self, report: Mapping[str, Any]) -> list[ExpectationResult]:
-        return [e.evaluate(report) for e in self.expectations]
+        """Each expectation's result; one that counts a fault kind every fault of which the venue cannot
+        have (the report's `faults_not_applicable`) is not applicable, with the plan's reasons."""
+        missing = _kinds_not_applicable(report)
+        results = []
+        for e in self.expectations:
+            refs = [e.metric, e.threshold] if isinstance(e.threshold, str) else [e.metric]
+            kinds = [ref.removeprefix("faults.") for ref in refs if ref.startswith("faults.")]
+            reasons = [missing[kind] for kind in kinds if kind in missing]
+            if reasons:
+                value = _metric_value(report, e.metric)
+                results.append(ExpectationResult(e.name, e.threshold, value, None, "; ".join(reasons)))
+            else:
+                results.append(e.evaluate(report))
+        return results
+
+
+def _kinds_not_applicable(report: Mapping[str, Any]) -> dict[str, str]:
+    """Fault kind -> why, for the kinds of which every fault of the scenario was left out of the plan."""
+    left_out: Mapping[str, str] = report.get("faults_not_applicable") or {}
+    by_id: Mapping[str, Mapping[str, Any]] = report.get("faults_by_id") or {}
+    kinds: dict[str, list[str]] = {}
+    for fault_id, row in by_id.items():
+        kinds.setdefault(row["kind"], []).append(fault_id)
+    return {
+        kind: "; ".join(dict.fromkeys(left_out[i] for i in ids))
+        for kind, ids in kinds.items()
+        if all(i in left_out for i in ids)
+    }
 
 
 def load_scenario(name_or_path: str | Path) -> Scenario:

@@ -351,7 +351,7 @@ def run_search(request: SearchRequest, progress: Callable[[str], None] | None = 
         result.faults = tuple(minimal)
         result.first_failure_faults = len(found.first_failure or ())
         result.scenario_path = path
-        result.failed_expectations = [row["name"] for row in report["expectations"] if not row["passed"]]
+        result.failed_expectations = [row["name"] for row in report["expectations"] if row["passed"] is False]
         result.command = shlex.join(_replay_args(path, recording, request.seed, speed, request.subject))
         say(f"shrunk to {len(minimal)} fault(s); replaying {path} once more to check it reproduces")
         again = replay(path)

@@ -96,7 +96,7 @@ def error_result(
 
 
 def failing_expectations(result: Mapping[str, Any]) -> list[str]:
-    return [row["name"] for row in result["expectations"] if not row["passed"]]
+    return [row["name"] for row in result["expectations"] if row["passed"] is False]
 
 
 def progress_line(done: int, total: int, result: Mapping[str, Any]) -> str:
@@ -108,7 +108,7 @@ def progress_line(done: int, total: int, result: Mapping[str, Any]) -> str:
         first = error["message"].strip().splitlines()[-1] if error["message"].strip() else error["kind"]
         return f"{head}  {error['kind']}: {first}\n    reproduce: {result['reproduce']}"
     if result["status"] == FAIL:
-        failed = [f"{row['name']} (got {row['value']!r})" for row in result["expectations"] if not row["passed"]]
+        failed = [f"{row['name']} (got {row['value']!r})" for row in result["expectations"] if row["passed"] is False]
         return f"{head}  failed: {'; '.join(failed)}\n    reproduce: {result['reproduce']}"
     return f"{head}  recovery p99 {_ms(result['recovery_ms']['p99'])}  e2e p99 {_us(result['e2e_p99_us'])}"
 
@@ -202,6 +202,8 @@ def write_suite_junit(
             for row in result["expectations"]:
                 if row["passed"]:
                     cases.append((row["name"], None, ""))
+                elif row["passed"] is None:
+                    cases.append((row["name"], "skipped", f"not applicable: {row['reason']}"))
                 elif row["name"] in known:
                     cases.append((row["name"], "skipped", "fails in the baseline too"))
                 else:

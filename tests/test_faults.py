@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from harness.errors import HarnessError
 from harness.venues.binance_spot import DIALECT as BINANCE_SPOT
 from replayer.faults import FAULT_KINDS, build_schedule, fault, sequence_breaks
-from replayer.faults.stream import corrupt_payload
+from replayer.faults.stream import unreadable_payload
 from replayer.timeline import (
     UNLIMITED,
     UNTIL_HEALED,
@@ -211,7 +211,7 @@ def test_burst_holds_then_releases_at_once() -> None:
 @pytest.mark.parametrize("mode", ["invalid_json", "truncated", "wrong_types", "invalid_utf8"])
 def test_corrupt_payloads_cannot_be_read_as_the_original(mode: str) -> None:
     original = DEPTH[0].payload
-    broken = corrupt_payload(original, mode)
+    broken = unreadable_payload(original, mode)
     assert broken != original
     if mode == "wrong_types":
         data = orjson.loads(broken)["data"]
@@ -520,12 +520,14 @@ def test_a_fault_the_venue_cannot_have_is_listed_not_armed() -> None:
         fault("drop", 2, 10, probability=0.3),
     ]
     plan = build_schedule(FRAMES, faults, seed=7, venue=stream_venue)
-    assert list(plan.not_applicable) == ["snapshot.0", "exchange_restart.0"]
+    assert list(plan.not_applicable) == ["snapshot.0", "exchange_restart.0.rest_outage"]
     assert "over the WebSocket" in plan.not_applicable["snapshot.0"]
-    assert plan.injected["snapshot"] == 0 == plan.injected["exchange_restart"]
-    assert not [e for e in plan.entries if isinstance(e, RestBehaviour | Disconnect)]
-    # Each fault draws from its own stream, so leaving two out does not move the drops.
-    assert plan.entries == build_schedule(FRAMES, faults[2:], seed=7).entries
+    # The restart still happens; only its REST outage, a part of its own, is left out.
+    assert plan.injected["snapshot"] == 0 and plan.injected["exchange_restart"] == 1
+    assert [u.parts for u in plan.units if u.kind == "exchange_restart"] == [frozenset({"ws"})]
+    # Each fault draws from its own stream, so leaving the snapshot fault out does not move the drops.
+    without = [fault("exchange_restart", 5, 6, rest_outage=0.0), faults[2]]
+    assert plan.entries == build_schedule(FRAMES, without, seed=7).entries
     assert plan.injected["drop"] > 0
     on_binance = build_schedule(FRAMES, faults, seed=7, venue=BINANCE_SPOT)
     assert on_binance.not_applicable == {} and on_binance.injected["snapshot"] == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -25,7 +26,9 @@ from harness.venues.okx.encoder import okx_decimal, snapshot_message
 from harness.venues.okx.oracle_rule import OkxOracleBooks, Verdict, read_book_frame
 from harness.venues.okx.sequencing import OkxSequencing
 from harness.venues.okx.top_streams import TopStream
+from harness.venues.registry import BYBIT
 from recorder.format import EventKind
+from replayer.faults import build_schedule, fault
 from replayer.timeline import Frame
 from tests.okx_helpers import books, real_okx_received
 
@@ -345,3 +348,33 @@ def test_books5_and_bbo_tbt_derived_from_the_real_books_match_its_top_after_ever
     assert derived == {"books5": 90, "bbo-tbt": 71}
     with pytest.raises(ValueError):
         TopStream("books:BTC-USDT")
+
+
+def test_a_checksum_corruption_keeps_the_json_and_the_levels_and_only_the_checksum_gives_it_away() -> None:
+    """`corrupt` mode `checksum`: the frame still decodes to the same ids and levels, so only a client that
+    checks OKX's checksum sees it; ours resyncs on the first one. Not applicable where frames carry none."""
+    rows = [row for row in generate_events(["BTC-USDT"], 5.0, 4, venue="okx") if row.stream is not None]
+    frames = []
+    for n, row in enumerate(rows):
+        assert row.stream is not None
+        ids = DIALECT.chain_ids(row.stream, row.payload)
+        offset = row.recv_mono_ns - rows[0].recv_mono_ns
+        chain = (ids.first_id, ids.last_id, ids.symbol, ids.prev_id, ids.snapshot) if ids else ()
+        frames.append(Frame(n, offset, row.stream, row.payload, *chain))
+    spec = fault("corrupt", "20%", "60%", probability=0.2, mode="checksum")
+    plan = build_schedule(frames, [spec], seed=1, venue=DIALECT)
+    corrupted = [send for send in plan.sends if send.fault == "corrupt"]
+    assert corrupted and plan.not_applicable == {}
+    for send in corrupted:
+        clean, broken = decode_frame(send.frame.payload), decode_frame(send.payload)
+        assert isinstance(clean, DepthDelta) and isinstance(broken, DepthDelta)
+        assert broken.checksum not in (clean.checksum, 0, None)
+        assert replace(broken, checksum=clean.checksum) == clean
+    sync = subject_sync()
+    for send in plan.sends:
+        events = feed_subject(sync, send.payload)
+        assert any(isinstance(e, Resync) for e in events) == (send is corrupted[0])
+        if send is corrupted[0]:
+            break
+    on_bybit = build_schedule(frames, [spec], seed=1, venue=BYBIT)
+    assert list(on_bybit.not_applicable) == ["corrupt.0"] and on_bybit.injected["corrupt"] == 0

@@ -162,7 +162,8 @@ def test_a_failing_expectation_fails_the_run_and_objects_are_accepted() -> None:
 
     report = apply_expectations(run(), [Result("recovery", ("<=", 50), 80.5, False)])
     assert report["passed"] is False
-    assert report["expectations"][1] == {"name": "recovery", "threshold": ["<=", 50], "value": 80.5, "passed": False}
+    row = {"name": "recovery", "threshold": ["<=", 50], "value": 80.5, "passed": False, "status": "failed"}
+    assert report["expectations"][1] == row
     orjson.loads(dumps_report(report))
 
 

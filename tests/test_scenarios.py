@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from harness.errors import HarnessError
+from harness.report import apply_expectations
 from harness.scenarios import LIBRARY, Expectation, list_scenarios, load_scenario, parse_scenario
 from replayer.faults import FAULT_KINDS
 from replayer.timeline import Frame
@@ -281,3 +282,33 @@ def test_the_no_loss_scenarios_allow_one_loss_per_recorded_hole() -> None:
     for name in ("clean", "jitter", "burst_10x"):
         names = {e.name for e in load_scenario(name).expectations}
         assert "sync.losses_detected <= sync.recording_gaps" in names, name
+
+
+def _stale_snapshot_on_a_stream_venue(left_out: dict[str, str]) -> dict:
+    """stale_snapshot's report where the faults in `left_out` were not applicable (as the plan lists them)."""
+    by_id = {f"snapshot.{n}": {"kind": "snapshot", "armed": 0, "served": 0} for n in range(2)}
+    sync = {"divergent": 0, "final_book_correct": True, "coverage": 0.9, "episodes": 0, "episodes_verified": 0}
+    sync |= {"books_before_snapshot": 0, "unrequested_output": 0, "dark_books": 0, "stale_synced": 0}
+    return {"sync": sync, "faults": {"snapshot": 0}, "faults_by_id": by_id, "faults_not_applicable": left_out}
+
+
+def test_an_expectation_counting_a_fault_the_venue_cannot_have_is_not_applicable() -> None:
+    """Neither passed nor failed: its own status, with the plan's reason, and the run passes on the rest."""
+    why = "bybit sends its snapshots over the WebSocket; there is no REST snapshot to fault"
+    report = _stale_snapshot_on_a_stream_venue({"snapshot.0": why, "snapshot.1": why})
+    results = {r.name: r for r in load_scenario("stale_snapshot").evaluate(report)}
+    assert results["faults.snapshot >= 1"].passed is None and results["faults.snapshot >= 1"].reason == why
+    assert all(r.passed is True for name, r in results.items() if name != "faults.snapshot >= 1")
+    done = apply_expectations(report, results.values())
+    row = next(row for row in done["expectations"] if row["name"] == "faults.snapshot >= 1")
+    assert row["status"] == "not_applicable" and row["passed"] is None and row["reason"] == why
+    assert done["passed"] and done["all_faults_not_applicable"]
+
+
+def test_a_fault_kind_that_applies_once_is_still_counted() -> None:
+    """One of the kind's faults left out is not enough: the others can be counted, so 0 of them fails."""
+    report = _stale_snapshot_on_a_stream_venue({"snapshot.0": "left out"})
+    results = {r.name: r for r in load_scenario("stale_snapshot").evaluate(report)}
+    assert results["faults.snapshot >= 1"].passed is False
+    done = apply_expectations(report, results.values())
+    assert not done["passed"] and not done["all_faults_not_applicable"]

@@ -123,15 +123,24 @@ def fault_ids(faults: Sequence[FaultSpec]) -> list[str]:
     return ids
 
 
-def not_applicable(spec: FaultSpec, venue: VenueDialect) -> str | None:
-    """Why `spec` cannot happen on `venue`, or None when it can."""
-    if venue.snapshot_transport == "rest":
-        return None
+def fit_to_venue(spec: FaultSpec, fault_id: str, venue: VenueDialect | None) -> tuple[FaultSpec | None, dict[str, str]]:
+    """The part of `spec` that `venue` can have (None when nothing) and what was left out: id -> why.
+
+    A restart's REST outage is a part of its own (`<fault id>.rest_outage`): on a venue without a REST
+    snapshot the restart still happens, and only the outage is listed as not applicable.
+    """
+    checksum_fault = spec.kind == "corrupt" and spec.params.get("mode") == "checksum"
+    if venue is not None and checksum_fault and venue.checksum((), ()) is None:
+        return None, {fault_id: f"{venue.name} frames carry no book checksum to corrupt"}
+    if venue is None or venue.snapshot_transport == "rest":
+        return spec, {}
     if spec.kind == "snapshot":
-        return f"{venue.name} sends its snapshots over the WebSocket; there is no REST snapshot to fault"
+        reason = f"{venue.name} sends its snapshots over the WebSocket; there is no REST snapshot to fault"
+        return None, {fault_id: reason}
     if spec.kind == "exchange_restart" and spec.params.get("rest_outage", 0) > 0:
-        return f"{venue.name} has no REST snapshot for the restart's REST outage to refuse"
-    return None
+        reason = f"{venue.name} has no REST snapshot for the restart's REST outage to refuse"
+        return replace(spec, params={**spec.params, "rest_outage": 0.0}), {f"{fault_id}.rest_outage": reason}
+    return spec, {}
 
 
 def build_schedule(
@@ -139,7 +148,8 @@ def build_schedule(
 ) -> FaultPlan:
     """Applies `faults` in order to the clean schedule of `frames` (offsets from replay start, at speed 1).
 
-    With `venue`, faults that cannot happen there are left out and listed in `not_applicable`.
+    With `venue`, faults (or parts of faults) that cannot happen there are left out and listed in
+    `not_applicable`.
     Raises HarnessError when a fault does not fit the recording (its window ends after the heal line,
     or it needs more frames than its window holds).
     """
@@ -150,10 +160,11 @@ def build_schedule(
     ids = fault_ids(faults)
     skipped: dict[str, str] = {}
     for spec, fault_id in zip(faults, ids, strict=True):
-        reason = not_applicable(spec, venue) if venue is not None else None
-        if reason is not None:
-            skipped[fault_id] = reason
+        fitted, left_out = fit_to_venue(spec, fault_id, venue)
+        skipped |= left_out
+        if fitted is None:
             continue
+        spec = fitted
         ctx = FaultContext(
             kind=spec.kind,
             fault_id=fault_id,

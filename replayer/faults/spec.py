@@ -89,7 +89,9 @@ FAULT_PARAMS: dict[str, dict[str, Param]] = {
     "corrupt": {
         "frames": _frames("depth"),
         "probability": _prob(0.05),
-        "mode": Param((str,), "mixed", choices=("invalid_json", "truncated", "wrong_types", "invalid_utf8", "mixed")),
+        "mode": Param(
+            (str,), "mixed", choices=("invalid_json", "truncated", "wrong_types", "invalid_utf8", "checksum", "mixed")
+        ),
     },
     "stall": {
         "count": _count(1),

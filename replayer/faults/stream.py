@@ -203,10 +203,11 @@ def corrupt(work: Work, ctx: FaultContext) -> None:
         hit = ctx.rng.random() < ctx.params["probability"]
         mode = ctx.rng.choice(CORRUPT_MODES) if ctx.params["mode"] == "mixed" else ctx.params["mode"]
         slot = primaries.get(frame.index)
-        if hit and slot is not None:
+        payload = corrupt_payload(frame.payload, mode) if hit and slot is not None else None
+        if slot is not None and payload is not None:
             slot.send = replace(
                 slot.send,
-                payload=corrupt_payload(frame.payload, mode),
+                payload=payload,
                 fault=ctx.kind,
                 binary=mode == "invalid_utf8",
             )
@@ -215,8 +216,16 @@ def corrupt(work: Work, ctx: FaultContext) -> None:
     _record_span(work, ctx, touched)
 
 
-def corrupt_payload(payload: bytes, mode: str) -> bytes:
-    """A broken version of `payload`: never parseable as the venue's message, never equal to it."""
+def corrupt_payload(payload: bytes, mode: str) -> bytes | None:
+    """A broken version of `payload`: never parseable as the venue's message, never equal to it; except
+    `checksum`, valid JSON whose book checksum is wrong (None for a frame that carries no checksum)."""
+    if mode == "checksum":
+        return _wrong_checksum(payload)
+    return unreadable_payload(payload, mode)
+
+
+def unreadable_payload(payload: bytes, mode: str) -> bytes:
+    """`payload` broken so that it never parses as the venue's message, never equal to it."""
     if mode == "truncated":
         return payload[: max(1, len(payload) // 2)]
     if mode == "invalid_utf8":
@@ -239,3 +248,19 @@ def corrupt_payload(payload: bytes, mode: str) -> bytes:
                         body[key] = [value]
                 return orjson.dumps(message)
     return payload.replace(b'":', b'"=', 1) if b'":' in payload else b"{" + payload
+
+
+def _wrong_checksum(payload: bytes) -> bytes | None:
+    """The frame with its first book's `checksum` changed (a lowest-bit flip, never to 0, which means "not
+    provided"), levels and ids untouched: only a client that checks the checksum can tell."""
+    try:
+        message = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    books = message.get("data") if isinstance(message, dict) else None
+    book = books[0] if isinstance(books, list) and books and isinstance(books[0], dict) else None
+    value = book.get("checksum") if book is not None else None
+    if book is None or type(value) is not int or value == 0:
+        return None
+    book["checksum"] = value ^ 1 or 2
+    return orjson.dumps(message)
