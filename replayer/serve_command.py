@@ -257,10 +257,8 @@ async def _serve(
     try:
         skipped = f", {data.skipped_frames} recorded before the REST snapshot skipped" if data.skipped_frames else ""
         print(f"serving {recording}: {len(data.frames)} frames on {', '.join(data.streams)}{skipped}", flush=True)
-        print(f"websocket: {server.ws_url}  (e.g. {server.ws_url}/stream?streams={'/'.join(data.streams)})", flush=True)
-        print(
-            f"rest:      {server.rest_url}  (e.g. {server.rest_url}/api/v3/depth?symbol={data.symbols[0]})", flush=True
-        )
+        for line in _how_to_connect(data, server.ws_url, server.rest_url):
+            print(line, flush=True)
         if log.scenario is not None:
             assert log.plan is not None, "a scenario comes with its plan"
             armed = ", ".join(f"{kind} {n}" for kind, n in sorted(log.plan.injected.items())) or "none"
@@ -303,3 +301,23 @@ def _seconds(ns: int) -> float:
 
 def _wall(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _how_to_connect(data: ReplayData, ws_base: str, rest_base: str) -> list[str]:
+    """Where a client connects, in the recording's venue's own terms (as our default subject would)."""
+    dialect = data.dialect
+    symbols = sorted({s for s in (dialect.symbol_of(x) for x in data.streams if dialect.is_book_stream(x)) if s})
+    if not symbols:
+        return [f"websocket: {ws_base}", f"rest:      {rest_base}"]
+    parts = dialect.subject_parts()
+    ws = parts.ws_url(ws_base, symbols)
+    if parts.subscribe is not None:
+        first = parts.subscribe(symbols).messages()[0]
+        lines = [f"websocket: {ws}  (then send {first})"]
+    else:
+        lines = [f"websocket: {ws_base}  (e.g. {ws})"]
+    if parts.snapshot_url is None:
+        lines.append(f"rest:      {rest_base}  (snapshots come on the stream)")
+    else:
+        lines.append(f"rest:      {rest_base}  (e.g. {parts.snapshot_url(rest_base, symbols[0], 100)})")
+    return lines

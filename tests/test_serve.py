@@ -21,6 +21,7 @@ from harness.venues.binance_spot.depth_aggregate import DepthAggregate
 from harness.venues.binance_spot.streams import first_event_time_ms, shift_event_times
 from harness.venues.binance_spot.wire import WIRE
 from replayer.replay_data import load_replay_data
+from replayer.serve_command import _how_to_connect
 from replayer.server import VenueServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -167,3 +168,14 @@ def test_serve_seed_without_a_scenario_is_one_error_line() -> None:
         result.returncode == 2
         and result.stderr.strip() == "error: --seed chooses a scenario's fault draws; give --scenario too"
     )
+
+
+def test_serve_says_how_to_connect_in_the_recording_s_venue_s_terms() -> None:
+    okx = _how_to_connect(load_replay_data(REPO / "fixtures" / "okx_books_real_2022_4s"), "ws://h:1", "http://h:1")
+    assert okx[0].startswith('websocket: ws://h:1/ws/v5/public  (then send {"op":"subscribe"')
+    assert okx[1].endswith("(snapshots come on the stream)")
+    spot = _how_to_connect(load_replay_data(FIXTURE), "ws://h:1", "http://h:1")
+    assert spot == [
+        "websocket: ws://h:1  (e.g. ws://h:1/stream?streams=btcusdt@depth@100ms/btcusdt@trade)",
+        "rest:      http://h:1  (e.g. http://h:1/api/v3/depth?symbol=BTCUSDT&limit=100)",
+    ]
