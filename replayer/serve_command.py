@@ -304,7 +304,8 @@ def _wall(ns: int) -> str:
 
 
 def _how_to_connect(data: ReplayData, ws_base: str, rest_base: str) -> list[str]:
-    """Where a client connects, in the recording's venue's own terms (as our default subject would)."""
+    """Where a client connects, in the recording's venue's own terms (as our default subject would); the
+    second word of each line stays the bare base URL, which scripts and `harness record --ws-url` take."""
     dialect = data.dialect
     symbols = sorted({s for s in (dialect.symbol_of(x) for x in data.streams if dialect.is_book_stream(x)) if s})
     if not symbols:
@@ -313,7 +314,7 @@ def _how_to_connect(data: ReplayData, ws_base: str, rest_base: str) -> list[str]
     ws = parts.ws_url(ws_base, symbols)
     if parts.subscribe is not None:
         first = parts.subscribe(symbols).messages()[0]
-        lines = [f"websocket: {ws}  (then send {first})"]
+        lines = [f"websocket: {ws_base}  (e.g. {ws}, then send {first})"]
     else:
         lines = [f"websocket: {ws_base}  (e.g. {ws})"]
     if parts.snapshot_url is None:

@@ -172,7 +172,7 @@ def test_serve_seed_without_a_scenario_is_one_error_line() -> None:
 
 def test_serve_says_how_to_connect_in_the_recording_s_venue_s_terms() -> None:
     okx = _how_to_connect(load_replay_data(REPO / "fixtures" / "okx_books_real_2022_4s"), "ws://h:1", "http://h:1")
-    assert okx[0].startswith('websocket: ws://h:1/ws/v5/public  (then send {"op":"subscribe"')
+    assert okx[0].startswith('websocket: ws://h:1  (e.g. ws://h:1/ws/v5/public, then send {"op":"subscribe"')
     assert okx[1].endswith("(snapshots come on the stream)")
     spot = _how_to_connect(load_replay_data(FIXTURE), "ws://h:1", "http://h:1")
     assert spot == [
