@@ -332,3 +332,14 @@ class VenueWire(Protocol):
     def rest_endpoint(self, path: str) -> str:
         """A short name for a REST path in the report's counts (`depth`, `exchangeInfo`)."""
         ...
+
+
+class UnweightedRest:
+    """The request-weight half of `VenueWire` for venues whose REST limits the fake venue does not model
+    (Bybit, OKX: their `rest_weight_per_minute` is 0): every request weighs nothing and says nothing."""
+
+    def request_weight(self, path: str, query: Mapping[str, Sequence[str]]) -> int:
+        return 0
+
+    def weight_headers(self, used: int) -> tuple[tuple[str, str], ...]:
+        return ()

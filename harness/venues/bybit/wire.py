@@ -45,6 +45,7 @@ from harness.venues.wire import (
     Reply,
     RestVenue,
     SnapshotAsk,
+    UnweightedRest,
     WireLimits,
 )
 
@@ -66,7 +67,7 @@ def _category(framing: str) -> Category:
     return "spot" if framing == "spot" else "linear"
 
 
-class BybitWire:
+class BybitWire(UnweightedRest):
     """Bybit v5 public as the fake venue speaks it; stateless, one instance serves every connection."""
 
     name = "bybit"
@@ -171,12 +172,6 @@ class BybitWire:
         return None
 
     # REST: no depth snapshot; the server time, and 404 for the rest.
-
-    def request_weight(self, path: str, query: Mapping[str, Sequence[str]]) -> int:
-        return 0
-
-    def weight_headers(self, used: int) -> tuple[tuple[str, str], ...]:
-        return ()
 
     def weight_refused(self, status: int, limit: int, retry_after_s: float, ban_ends_wall_ms: int | None) -> HttpReply:
         return HttpReply(

@@ -36,6 +36,7 @@ from harness.venues.wire import (
     Reply,
     RestVenue,
     SnapshotAsk,
+    UnweightedRest,
     VenueWire,
     WireLimits,
 )
@@ -49,7 +50,7 @@ _TS = re.compile(rb'"ts":"(\d+)"')
 _NOT_FOUND = b'{"code":"404","msg":"Not Found"}'
 
 
-class OkxWire:
+class OkxWire(UnweightedRest):
     """OKX v5 public as the fake venue speaks it; stateless, one instance serves every connection."""
 
     name = "okx"
@@ -136,12 +137,6 @@ class OkxWire:
             if found is not None:
                 return int(found[1])
         return None
-
-    def request_weight(self, path: str, query: Mapping[str, Sequence[str]]) -> int:
-        return 0
-
-    def weight_headers(self, used: int) -> tuple[tuple[str, str], ...]:
-        return ()
 
     def weight_refused(self, status: int, limit: int, retry_after_s: float, ban_ends_wall_ms: int | None) -> HttpReply:
         return HttpReply(status, b'{"code":"50011","msg":"Too Many Requests"}')
