@@ -28,12 +28,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import harness
 from harness.errors import HarnessError
 from harness.venues.dialect import VenueDialect
 from harness.venues.registry import DIALECTS
+from recorder.capture_hosts import venue_of_urls
 from recorder.format import EventKind, RecordingMeta
 from recorder.import_hftbacktest import ImportSummary
 from recorder.segments import RecordingWriter
@@ -45,14 +45,6 @@ _SENT = re.compile(rb"(\S+) <- " + _TS + rb": (.*)", re.DOTALL)
 _REQUEST = re.compile(rb"(\S+) -> " + _TS + rb": (.*)", re.DOTALL)
 _RECEIVED = re.compile(_TS + rb": (.*)", re.DOTALL)
 _FILE = re.compile(r"(?P<exchange>.+)\.(?P<kind>ws|http)\.(?P<conn>[^.]+)\.(?P<rotation>\d+)")
-
-
-_HOST_ALIASES = {
-    "wsaws.okx.com": "okx",
-    "ws.okex.com": "okx",
-    "data-stream.binance.vision": "binance-spot",
-}
-"""Other hosts a venue's public streams are served from; each venue's own is its `live_ws_url`'s."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +75,7 @@ def import_cryptofeed_v1(
     if not events:
         raise HarnessError(f"{source}: no events to import")
     urls = [event.url for event in events if event.kind is EventKind.WS_OPEN and event.url]
-    venue = venue or _venue_of(source, urls)
+    venue = venue or venue_of_urls(source, urls)
     reading = DIALECTS[venue]
     summary = ImportSummary(source, Path(output))
     symbols: dict[str, None] = {}
@@ -268,20 +260,6 @@ def _ns(seconds: bytes) -> int:
     """`1652459225.5037491` -> nanoseconds, exactly (no float rounding)."""
     whole, _, frac = seconds.partition(b".")
     return int(whole) * 1_000_000_000 + int((frac + b"000000000")[:9])
-
-
-def _venue_of(source: Path, urls: list[str]) -> str:
-    known = {urlsplit(d.live_ws_url).hostname: name for name, d in DIALECTS.items()} | _HOST_ALIASES
-    hosts = sorted({urlsplit(url).hostname or url for url in urls})
-    venues = sorted({known[host] for host in hosts if host in known})
-    if len(venues) == 1:
-        return venues[0]
-    if not venues:
-        raise HarnessError(
-            f"{source}: cannot tell the venue from the capture's URLs ({', '.join(hosts) or 'none'}); "
-            f"pass --venue ({', '.join(sorted(DIALECTS))})"
-        )
-    raise HarnessError(f"{source}: URLs of several venues ({', '.join(venues)}); pass --venue")
 
 
 def _recording_id(events: list[_Event]) -> str:

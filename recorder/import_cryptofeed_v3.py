@@ -27,7 +27,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import orjson
 import pyarrow as pa
@@ -37,21 +36,12 @@ from harness.errors import HarnessError
 from harness.venues.bybit.topics import category_of_url, qualify
 from harness.venues.bybit.venue import DIALECT as BYBIT
 from harness.venues.registry import dialect as venue_dialect
+from recorder.capture_hosts import venue_of_urls
 from recorder.format import EventKind, RecordingMeta
 from recorder.segments import RecordingWriter
 
 FORMAT = "cryptofeed-v3"
 CHUNK_BYTES = 1 << 20
-
-HOST_VENUES: dict[str, str] = {
-    "stream.bybit.com": "bybit",
-    "stream-testnet.bybit.com": "bybit",
-    "ws.okx.com": "okx",
-    "stream.binance.com": "binance-spot",
-    "fstream.binance.com": "binance-usdm",
-    "advanced-trade-ws.coinbase.com": "coinbase",
-}
-"""Where each venue's public WebSocket lives, to name the venue of a capture from its URLs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +95,7 @@ def import_cryptofeed_v3(
     ws_urls = list(dict.fromkeys(r.url for r in records if r.kind == "connect" and r.url))
     if not ws_urls:
         raise HarnessError(f"{source}: no WebSocket connection in the capture")
-    name = venue or _venue_of(source, ws_urls)
+    name = venue or venue_of_urls(source, ws_urls)
     dialect = venue_dialect(name)
     categories = {category_of_url(url) for url in ws_urls} if name == BYBIT.name else set()
     qualified = len(categories) > 1
@@ -191,18 +181,6 @@ def import_cryptofeed_v3(
         raise HarnessError(f"cannot write the recording to {output}: {exc.strerror or exc}") from None
     summary.seconds = (records[-1].at_ns - records[0].at_ns) / 1e9
     return summary
-
-
-def _venue_of(source: Path, urls: list[str]) -> str:
-    venues = {HOST_VENUES.get(urlsplit(url).hostname or "", "") for url in urls}
-    if "" in venues:
-        unknown = ", ".join(u for u in urls if urlsplit(u).hostname not in HOST_VENUES)
-        raise HarnessError(f"{source}: no known venue serves {unknown}; name it with --venue")
-    if len(venues) > 1:
-        raise HarnessError(
-            f"{source}: connections to several venues ({', '.join(sorted(venues))}); name one with --venue"
-        )
-    return venues.pop()
 
 
 def _lines(source: Path) -> Iterator[tuple[int, bytes]]:
