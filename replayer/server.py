@@ -36,10 +36,12 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from harness.level_match import SnapshotReach
 from harness.venues.binance_spot.wire import WIRE as BINANCE_SPOT
 from harness.venues.wire import HttpReply, VenueWire
+from replayer.due_timer import DueTimer
 from replayer.replay_data import ReplayData, VenueBooks
 from replayer.request_weight import RequestWeightLimit
 from replayer.timeline import FaultTag, Send, TimelineEntry
@@ -69,6 +71,13 @@ CUT_OFF_CLOSE_TIMEOUT_S = 1.0
 """How long the venue waits for the close reply of a client it cut off (too many requests, a binary
 frame) before dropping the connection. It no longer reads that client, whose unread messages may stand
 in front of the reply, so websockets' 10 s would hold every flooding connection that long."""
+
+WALK_BATCH = 64
+WALK_BATCH_BYTES = 16 * 1024
+"""Most recorded frames, and bytes written, the walker queues before it lets the writers run (a burst
+after a stall, or everything at speed 0): each writer then sends them in one socket write, the loop's
+other work (client messages, REST, pings) waits for at most that much, and at speed 0 a reader that
+stops reading holds the walker within about one batch of where it stopped."""
 
 OnSend = Callable[[int, Send, int, int], None]
 """`on_send(client_id, entry, intended_mono_ns, write_mono_ns)`, called on the server's loop after each write."""
@@ -178,6 +187,9 @@ class VenueServer:
         self.finished = asyncio.Event()
         self._clients: dict[int, _Client] = {}
         self._clock_started = asyncio.Event()
+        self._batched: set[int] = set()
+        """Clients written to since the walker last let the writers run (`_end_batch`)."""
+        self._batch_bytes = 0
         self._server: Server | None = None
         self._walker: asyncio.Task | None = None
         self._port: int | None = None
@@ -329,34 +341,67 @@ class VenueServer:
     async def _walk_once(self) -> None:
         await self._clock_started.wait()
         core = self.core
-        for entry in core.schedule:
-            intended = await self._wait_due(entry.offset_ns)
-            actions = core.entry(entry, intended)
-            stall = self._do(actions)
-            if isinstance(entry, Send):
-                if core.speed == 0:
-                    for conn in {a.conn for a in actions if isinstance(a, Write)}:
-                        client = self._clients.get(conn)
-                        if client is not None:
-                            await client.idle.wait()
+        paced = core.speed != 0
+        timer = DueTimer.create() if paced else None
+        batch = 0
+        try:
+            for entry in core.schedule:
+                send = isinstance(entry, Send)
+                if paced:
+                    intended = core.due_ns(entry.offset_ns)
+                    if intended > time.monotonic_ns():
+                        await self._end_batch()
+                        batch = 0
+                        await self._sleep_until(intended, timer)
                 else:
-                    await asyncio.sleep(0)  # let writers run between the sends of a burst, so backlogs are real
-            if stall is not None:
-                try:
-                    await asyncio.sleep(stall)
-                finally:
-                    self._do(core.stall_ended())
+                    intended = time.monotonic_ns()
+                if batch and (batch >= WALK_BATCH or self._batch_bytes >= WALK_BATCH_BYTES or not send):
+                    await self._end_batch()
+                    batch = 0
+                stall = self._do(core.entry(entry, intended))
+                if send:
+                    batch += 1
+                if stall is not None:
+                    await self._end_batch()
+                    batch = 0
+                    try:
+                        await asyncio.sleep(stall)
+                    finally:
+                        self._do(core.stall_ended())
+            await self._end_batch()
+        finally:
+            if timer is not None:
+                timer.close()
         self._do(core.finish())
         self.finished.set()
 
-    async def _wait_due(self, offset_ns: int) -> int:
-        if self.core.speed == 0:
-            return time.monotonic_ns()
-        intended = self.core.due_ns(offset_ns)
-        delay = intended - time.monotonic_ns()
-        if delay > 0:
-            await asyncio.sleep(delay / 1e9)
-        return intended
+    async def _end_batch(self) -> None:
+        """What the walker queued since the last call goes out now: each client's backlog is checked once
+        (nothing was written in between, so once is as good as after every frame), then the writers run.
+        At speed 0 the walker waits until they have handed it all to their sockets (the pace of the
+        slowest reader); at other speeds it only yields to them, so a burst's backlog is real."""
+        batched = self._batched
+        if not batched:
+            return
+        self._batched = set()
+        self._batch_bytes = 0
+        if self.core.backlog_limit is not None:
+            for conn in batched:
+                self._check_backlog(conn, None)
+        if self.core.speed != 0:
+            await asyncio.sleep(0)
+            return
+        for conn in batched:
+            client = self._clients.get(conn)
+            if client is not None:
+                await client.idle.wait()
+
+    @staticmethod
+    async def _sleep_until(due_ns: int, timer: DueTimer | None) -> None:
+        if timer is not None:
+            await timer.until(due_ns)
+        else:
+            await asyncio.sleep((due_ns - time.monotonic_ns()) / 1e9)
 
     # Carrying out the core's actions.
 
@@ -390,8 +435,8 @@ class VenueServer:
         client.queued_bytes += len(action.payload)
         client.idle.clear()
         client.wake.set()
-        if action.entry is not None and self.core.backlog_limit is not None:
-            self._check_backlog(client.id, None)
+        self._batched.add(client.id)
+        self._batch_bytes += len(action.payload)
 
     def _check_backlog(self, conn: int, since_ns: int | None) -> None:
         client = self._clients.get(conn)
@@ -460,31 +505,53 @@ class VenueServer:
             await asyncio.gather(client.writer, return_exceptions=True)
 
     async def _write_loop(self, client: _Client) -> None:
+        """Writes what is queued for `client`, all of it at once: each frame is framed by websockets'
+        sans-I/O protocol and the lot goes to the socket in one `transport.write`, so a burst costs one
+        syscall and no task switch per frame. Every frame of one write is stamped with the same
+        `write_mono_ns`, taken just before it: the moment its bytes went to the socket."""
         connection = client.connection
+        protocol = connection.protocol
+        transport = connection.transport
+        outbox = client.outbox
         core = self.core
+        on_send = self._on_send
         try:
             while True:
-                while not client.outbox:
+                while not outbox:
                     client.idle.set()
                     client.wake.clear()
                     await client.wake.wait()
-                item = client.outbox[0]
+                item = outbox[0]
                 if isinstance(item, Close):
                     if item.discard:
                         connection.close_timeout = CUT_OFF_CLOSE_TIMEOUT_S
                     await connection.close(item.code, item.reason)
                     return
-                client.outbox.popleft()
-                size = len(item.payload)
+                if protocol.state is not State.OPEN:  # closing: websockets waits for the close, then raises
+                    outbox.popleft()
+                    await connection.send(item.payload, text=item.text)
+                    continue
+                written: list[Write] = []
+                size = 0
+                while outbox and not isinstance(item := outbox[0], Close):
+                    outbox.popleft()
+                    if item.text:
+                        protocol.send_text(item.payload)
+                    else:
+                        protocol.send_binary(item.payload)
+                    size += len(item.payload)
+                    if item.entry is not None:
+                        written.append(item)
                 client.queued_bytes -= size
                 write_ns = time.monotonic_ns()
-                await connection.send(item.payload, text=item.text)
-                entry = item.entry
-                if entry is None:
-                    continue
-                core.written(client.id, entry, size, item.intended_mono_ns, write_ns)
-                if self._on_send is not None:
-                    self._on_send(client.id, entry, item.intended_mono_ns, write_ns)
+                transport.write(b"".join(protocol.data_to_send()))
+                for item in written:
+                    entry = item.entry
+                    assert entry is not None, "only recorded frames are kept"
+                    core.written(client.id, entry, len(item.payload), item.intended_mono_ns, write_ns)
+                    if on_send is not None:
+                        on_send(client.id, entry, item.intended_mono_ns, write_ns)
+                await connection.drain()  # waits only while the transport's buffer is over its high-water mark
         except ConnectionClosed:
             pass
         finally:

@@ -251,11 +251,15 @@ def test_two_clients_share_one_replay_clock(tmp_path: Path) -> None:
 # REST.
 
 
-def test_a_client_syncing_by_binance_rules_ends_with_the_venue_book(built: Built, data: ReplayData) -> None:
+def test_a_client_syncing_by_binance_rules_ends_with_the_venue_book(tmp_path: Path) -> None:
+    # Frames big enough, and a reader slow enough, that the walker is held mid-stream when the snapshot is asked.
+    built = build_recording(tmp_path / "big", depth_frames=120, pad=120)
+    data = load_replay_data(built.path)
+
     async def run() -> None:
         async with (
-            serving(data, speed=0) as server,
-            connect(f"{server.ws_url}/stream?streams={DEPTH}", compression=None) as ws,
+            serving(data, speed=0, socket_send_buffer=4096) as server,
+            connect(f"{server.ws_url}/stream?streams={DEPTH}", compression=None, max_queue=1) as ws,
         ):
             buffered = [orjson.loads(m)["data"] for m in await recv_n(ws, 4)]
             status, body = await http_get(server, "/api/v3/depth?symbol=BTCUSDT&limit=1000")
