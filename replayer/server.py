@@ -192,6 +192,8 @@ class VenueServer:
         self._batch_bytes = 0
         self._server: Server | None = None
         self._walker: asyncio.Task | None = None
+        self._timer: DueTimer | None = None
+        """Wakes the walker when an entry is due, to within tens of microseconds (None: asyncio's timers)."""
         self._port: int | None = None
         self._log = log
         self._loop = loop
@@ -291,6 +293,8 @@ class VenueServer:
             open_timeout=self._handshake_timeout_s,
         )
         self._port = self._server.sockets[0].getsockname()[1]
+        if self.core.speed != 0:
+            self._timer = DueTimer.create()
         self._walker = asyncio.create_task(self._walk(), name="venue-replay")
 
     def start_clock(self) -> None:
@@ -307,6 +311,9 @@ class VenueServer:
             self._walker.cancel()
             await asyncio.gather(self._walker, return_exceptions=True)
             self._walker = None
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None
         if self._server is None:
             return
         self.release_half_open()
@@ -342,36 +349,31 @@ class VenueServer:
         await self._clock_started.wait()
         core = self.core
         paced = core.speed != 0
-        timer = DueTimer.create() if paced else None
         batch = 0
-        try:
-            for entry in core.schedule:
-                send = isinstance(entry, Send)
-                if paced:
-                    intended = core.due_ns(entry.offset_ns)
-                    if intended > time.monotonic_ns():
-                        await self._end_batch()
-                        batch = 0
-                        await self._sleep_until(intended, timer)
-                else:
-                    intended = time.monotonic_ns()
-                if batch and (batch >= WALK_BATCH or self._batch_bytes >= WALK_BATCH_BYTES or not send):
+        for entry in core.schedule:
+            send = isinstance(entry, Send)
+            if paced:
+                intended = core.due_ns(entry.offset_ns)
+                if intended > time.monotonic_ns():
                     await self._end_batch()
                     batch = 0
-                stall = self._do(core.entry(entry, intended))
-                if send:
-                    batch += 1
-                if stall is not None:
-                    await self._end_batch()
-                    batch = 0
-                    try:
-                        await asyncio.sleep(stall)
-                    finally:
-                        self._do(core.stall_ended())
-            await self._end_batch()
-        finally:
-            if timer is not None:
-                timer.close()
+                    await self._sleep_until(intended)
+            else:
+                intended = time.monotonic_ns()
+            if batch and (batch >= WALK_BATCH or self._batch_bytes >= WALK_BATCH_BYTES or not send):
+                await self._end_batch()
+                batch = 0
+            stall = self._do(core.entry(entry, intended))
+            if send:
+                batch += 1
+            if stall is not None:
+                await self._end_batch()
+                batch = 0
+                try:
+                    await asyncio.sleep(stall)
+                finally:
+                    self._do(core.stall_ended())
+        await self._end_batch()
         self._do(core.finish())
         self.finished.set()
 
@@ -396,10 +398,9 @@ class VenueServer:
             if client is not None:
                 await client.idle.wait()
 
-    @staticmethod
-    async def _sleep_until(due_ns: int, timer: DueTimer | None) -> None:
-        if timer is not None:
-            await timer.until(due_ns)
+    async def _sleep_until(self, due_ns: int) -> None:
+        if self._timer is not None:
+            await self._timer.until(due_ns)
         else:
             await asyncio.sleep((due_ns - time.monotonic_ns()) / 1e9)
 
