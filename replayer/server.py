@@ -355,7 +355,8 @@ class VenueServer:
             if paced:
                 intended = core.due_ns(entry.offset_ns)
                 if intended > time.monotonic_ns():
-                    await self._end_batch()
+                    if self._batched:
+                        await self._end_batch()
                     batch = 0
                     await self._sleep_until(intended)
             else:
@@ -367,7 +368,8 @@ class VenueServer:
             if send:
                 batch += 1
             if stall is not None:
-                await self._end_batch()
+                if self._batched:
+                    await self._end_batch()
                 batch = 0
                 try:
                     await asyncio.sleep(stall)
@@ -381,16 +383,15 @@ class VenueServer:
         """What the walker queued since the last call goes out now: each client's backlog is checked once
         (nothing was written in between, so once is as good as after every frame), then the writers run.
         At speed 0 the walker waits until they have handed it all to their sockets (the pace of the
-        slowest reader); at other speeds it only yields to them, so a burst's backlog is real."""
+        slowest reader); at other speeds it only yields to them, so a burst's backlog is real. With nothing
+        queued it yields all the same: a walker catching up on frames nobody listens to lets clients in."""
         batched = self._batched
-        if not batched:
-            return
         self._batched = set()
         self._batch_bytes = 0
         if self.core.backlog_limit is not None:
             for conn in batched:
                 self._check_backlog(conn, None)
-        if self.core.speed != 0:
+        if self.core.speed != 0 or not batched:
             await asyncio.sleep(0)
             return
         for conn in batched:
