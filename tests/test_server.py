@@ -16,9 +16,10 @@ import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
+from websockets.frames import Frame, Opcode
 
 from replayer.replay_data import ReplayData, load_replay_data
-from replayer.server import ServerThread, VenueServer
+from replayer.server import _BINARY_FRAME, _TEXT_FRAME, ServerThread, VenueServer, _frame_head
 from replayer.timeline import (
     ClientBufferLimit,
     Disconnect,
@@ -246,6 +247,16 @@ def test_two_clients_share_one_replay_clock(tmp_path: Path) -> None:
             assert all(when_a[s.frame_index] == s.intended_mono_ns for s in log_b)
 
     asyncio.run(run())
+
+
+# Framing: the writer frames data itself, byte for byte as websockets would.
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+def test_the_writer_frames_data_as_websockets_does(size: int) -> None:
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    for first, opcode in ((_TEXT_FRAME, Opcode.TEXT), (_BINARY_FRAME, Opcode.BINARY)):
+        assert _frame_head(first, size) + payload == Frame(opcode, payload).serialize(mask=False)
 
 
 # REST.
