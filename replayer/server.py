@@ -9,9 +9,11 @@ carries out the actions it returns (replayer/venue_actions.py), and tells it wha
 One replay clock for every client, as on a real venue: a client that connects late gets the stream
 from that moment on. The clock starts when the first client holds a subscription (by its path or a
 SUBSCRIBE), so a test or a replay run sees the schedule from its first entry, deterministically.
-At `speed` 1 entries go out at their recorded offsets, at 2 twice as fast; at 0 as fast as the
-clients read (each Send waits until every recipient's writer has drained it). When the schedule
-ends the connections stay open and idle and `finished` is set.
+At `speed` 1 entries go out at their recorded offsets, at 2 twice as fast (the walker sleeps on a
+timerfd, `replayer/due_timer.py`, at most once per PACING_GRAIN_NS, and sends everything due by then
+in one write per client); at 0 as fast as the clients read (each batch of Sends waits until every
+recipient's writer has handed it to the socket). When the schedule ends the connections stay open
+and idle and `finished` is set.
 
 Each client has its own outbox and writer task, so one slow reader delays only itself; the shell
 reports its unsent backlog (its outbox plus the kernel's buffer) to the core while a ClientBufferLimit
