@@ -407,7 +407,8 @@ def test_a_resubscribe_snapshot_at_the_last_update_s_seq_id_opens_no_hole_before
     for n, payload in enumerate(payloads):
         ids = DIALECT.chain_ids("books:BTC-USDT", payload)
         assert ids is not None
-        frames.append(Frame(n, n, "books:BTC-USDT", payload, ids.first_id, ids.last_id, ids.symbol, ids.prev_id, ids.snapshot))
+        chain = (ids.first_id, ids.last_id, ids.symbol, ids.prev_id, ids.snapshot)
+        frames.append(Frame(n, n, "books:BTC-USDT", payload, *chain))
     oracle = Oracle(frames, [], venue="okx")
     assert [f.prev_last for f in oracle.depth_frame_ids()] == [None, 10, None, 15]
     # Frame n reached the subject at 10 n; the update to 15 was applied at 15, the snapshot came at 20.
