@@ -88,6 +88,7 @@ class DefaultSubject:
             watchdog_s=watchdog_s,
             stable_after_s=2.0,
             subscribe=None if parts.subscribe is None else parts.subscribe(config.symbols),
+            keepalive=parts.keepalive,
         )
         self._snapshot_retry_s = snapshot_retry_s
         self._snapshot_retry_cap_s = snapshot_retry_cap_s

@@ -4,6 +4,9 @@ A `SessionStep` (harness/client_state.py) for our reconnecting client, the recor
 subject: sent again on every new connection, so a reconnect resubscribes (and OKX sends a new
 snapshot). OKX acks each arg on its own (`{"event":"subscribe","arg":{...}}`); an `{"event":"error"}`
 (60012 bad request, 60018 unknown instrument) rejects the step.
+
+`KEEPALIVE` is the text `ping` every 20 s: OKX closes a connection it has received nothing from for
+30 s (harness/venues/okx/wire.py `IDLE_CLOSE`), so a client whose subscription is quiet must ping.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from collections.abc import Sequence
 
 import orjson
 
-from harness.client_state import StepReply
+from harness.client_state import AppKeepalive, StepReply
 from harness.venues.okx.channels import split_stream
+
+KEEPALIVE = AppKeepalive("ping", 20.0)
 
 
 class OkxSubscribe:
