@@ -19,6 +19,7 @@ connection and `run()` re-raises it rather than carry on with a consumer that lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -134,6 +135,7 @@ class ReconnectingClient:
         self._last_rx_ns = 0
         self._frames = 0
         self._resubscribe: asyncio.Task[None] | None = None
+        self._requests: set[asyncio.Task[None]] = set()
 
     @property
     def state(self) -> ConnectionState:
@@ -177,6 +179,25 @@ class ReconnectingClient:
         if ws is None or self._resubscribe is not None:
             return
         self._resubscribe = asyncio.get_running_loop().create_task(ws.close(1000, reason))
+
+    def send(self, messages: Sequence[str]) -> bool:
+        """Sends `messages`, in order, on the open connection once it is subscribed: a request the venue
+        answers there (OKX's unsubscribe and subscribe for one instrument, which sends its book again).
+        False, sending nothing, when no subscribed connection is open (the caller may `reconnect`)."""
+        ws = self._ws
+        subscribed = self._core.state in (ConnectionState.SUBSCRIBED, ConnectionState.ACTIVE)
+        if ws is None or self._resubscribe is not None or not subscribed:
+            return False
+        task = asyncio.get_running_loop().create_task(self._send_all(ws, messages))
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
+        return True
+
+    @staticmethod
+    async def _send_all(ws: ClientConnection, messages: Sequence[str]) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            for message in messages:
+                await ws.send(message)
 
     async def run(self) -> None:
         """Connect, keep reconnecting with backoff, and return after `stop()` or after giving up."""

@@ -32,7 +32,7 @@ from harness.venues.wire import (
 from replayer.reference_book import ReferenceBook
 from replayer.replay_data import load_replay_data
 from replayer.server import VenueServer
-from replayer.venue_actions import CheckIdle, Close
+from replayer.venue_actions import CheckIdle, Close, Write
 from replayer.venue_core import VenueCore
 from tests.okx_helpers import books
 
@@ -195,7 +195,8 @@ def test_the_venue_closes_a_silent_client_and_our_keepalive_keeps_one_open(tmp_p
                             frames += 1
                     assert ws.close_code is not None and ws.close_reason is not None
                     code, reason = ws.close_code, ws.close_reason
-                pongs, events, enough = 0, [], asyncio.Event()
+                pongs, enough = 0, asyncio.Event()
+                events: list[ClientEvent] = []
 
                 def on_message(payload: bytes, *_: int) -> None:
                     nonlocal pongs
@@ -218,3 +219,25 @@ def test_the_venue_closes_a_silent_client_and_our_keepalive_keeps_one_open(tmp_p
     assert (code, reason) == (4004, "No data received in 30s") and frames > 1
     assert sum(isinstance(e, ConnectionOpened) for e in events) == 1, "12 pings (0.6 s) on one connection"
     assert not any(isinstance(e, Disconnected) and e.code == 4004 for e in events)
+
+
+def test_one_instrument_resubscribed_on_the_open_connection_gets_a_new_snapshot(tmp_path: Path) -> None:
+    """How our subject recovers one OKX book (`SubjectParts.resubscribe`): unsubscribe and subscribe
+    `books:X` on the open connection; the venue acks both and sends X's book at the current position,
+    and the connection keeps its other instruments."""
+    recording = write_synthetic_recording(tmp_path / "okx", "BTC-USDT,ETH-USDT", 2, seed=1, venue="okx")
+    core = VenueCore(load_replay_data(recording), WIRE)
+    conn, _ = core.open("/ws/v5/public", None, 0, 0)
+    core.receive(conn, OkxSubscribe(["books:BTC-USDT", "books:ETH-USDT"]).messages()[0], 0, 0)
+    for entry in core.schedule[:40]:
+        core.entry(entry, 0)
+    messages = DIALECT.subject_parts().resubscribe
+    assert messages is not None
+    unsubscribe, subscribe = messages("ETH-USDT")
+    acked = core.receive(conn, unsubscribe, 1, 0)
+    assert [orjson.loads(a.payload)["event"] for a in acked if isinstance(a, Write)] == ["unsubscribe"]
+    written = [orjson.loads(a.payload) for a in core.receive(conn, subscribe, 2, 0) if isinstance(a, Write)]
+    assert [w.get("event", w.get("action")) for w in written] == ["subscribe", "snapshot"]
+    book = core.books.book("ETH-USDT")
+    assert book is not None and written[1]["data"][0]["seqId"] == book.last_update_id > 0
+    assert core.listening_to("books:BTC-USDT") == [conn] == core.listening_to("books:ETH-USDT")

@@ -88,6 +88,10 @@ class SubjectParts:
     subscribe: Callable[[Sequence[str]], SessionStep] | None = None
     keepalive: AppKeepalive | None = None
     """The application-level ping the venue needs to keep a connection open (OKX's `ping`); None: none."""
+    resubscribe: Callable[[str], Sequence[str]] | None = None
+    """Where the book comes on the stream: the messages that make the venue send `symbol`'s book again on
+    the open connection (OKX: unsubscribe, then subscribe), so one lost sync costs one instrument's
+    resubscription, not a reconnect of every symbol; None: the subject reconnects."""
 
 
 @dataclass(frozen=True, slots=True)

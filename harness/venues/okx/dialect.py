@@ -118,7 +118,7 @@ class OkxDialect:
     def subject_parts(self) -> SubjectParts:
         from harness.venues.okx.decoder import decode_frame
         from harness.venues.okx.sequencing import OkxSequencing
-        from harness.venues.okx.subscribe import KEEPALIVE, OkxSubscribe
+        from harness.venues.okx.subscribe import KEEPALIVE, OkxSubscribe, resubscribe_books
 
         return SubjectParts(
             decode_frame=decode_frame,
@@ -126,6 +126,7 @@ class OkxDialect:
             ws_url=lambda ws_base, symbols: ws_url(ws_base),
             subscribe=lambda symbols: OkxSubscribe([stream_key(BOOKS, s) for s in symbols]),
             keepalive=KEEPALIVE,
+            resubscribe=resubscribe_books,
         )
 
     def capture_policy(self) -> CapturePolicy:

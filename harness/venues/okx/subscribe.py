@@ -16,9 +16,18 @@ from collections.abc import Sequence
 import orjson
 
 from harness.client_state import AppKeepalive, StepReply
-from harness.venues.okx.channels import split_stream
+from harness.venues.okx.channels import BOOKS, split_stream
 
 KEEPALIVE = AppKeepalive("ping", 20.0)
+
+
+def resubscribe_books(inst_id: str) -> tuple[str, str]:
+    """`books:<inst_id>` unsubscribed and subscribed again on the open connection: OKX answers the
+    subscribe with a new snapshot (its docs' way to recover from a broken `seqId` chain or a checksum
+    mismatch), and the connection's other instruments go on undisturbed."""
+    args = [{"channel": BOOKS, "instId": inst_id}]
+    unsubscribe = orjson.dumps({"op": "unsubscribe", "args": args}).decode()
+    return unsubscribe, orjson.dumps({"op": "subscribe", "args": args}).decode()
 
 
 class OkxSubscribe:
