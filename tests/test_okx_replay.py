@@ -43,7 +43,7 @@ def _failures(report: dict) -> list[str]:
 def test_a_subject_that_skips_the_checksum_builds_on_frames_the_venue_disowned_and_ours_resyncs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    recording = write_synthetic_recording(tmp_path / "okx", seconds=20, seed=7, venue="okx")
+    recording = write_synthetic_recording(tmp_path / "okx", seconds=12, seed=7, venue="okx")
     scenario = tmp_path / "okx_checksum.toml"
     scenario.write_text(CHECKSUM.toml("okx_checksum"))
     monkeypatch.syspath_prepend(str(REPO))
