@@ -64,11 +64,15 @@ Limits are the venue's numbers (`WireLimits`); the core enforces them and a user
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
 from harness.book_events import Level
+
+if TYPE_CHECKING:
+    from harness.venues.dialect import VenueDialect
 
 ControlKind = Literal["subscribe", "unsubscribe", "list", "set_framing", "get_framing", "ping"]
 """What a client's control message asks: change or list its subscriptions, change or read how its frames
@@ -343,3 +347,35 @@ class UnweightedRest:
 
     def weight_headers(self, used: int) -> tuple[tuple[str, str], ...]:
         return ()
+
+
+class StreamSnapshotWire(UnweightedRest):
+    """The half of `VenueWire` that venues whose snapshot travels on the stream share (Bybit, OKX), so
+    each writes only what differs. The client keeps the connection alive with application pings (the
+    venue sends no ping frames); recorded frames go out exactly as recorded; the dialect names a
+    stream's symbol; the first `event_time` match in a frame is its event time, in milliseconds, in the
+    pattern's group `ms`; and REST never asks for a depth body."""
+
+    name: ClassVar[str]
+    dialect: ClassVar[VenueDialect]
+    event_time: ClassVar[re.Pattern[bytes]]
+    heartbeat = Heartbeat(server_ping_interval_s=None, pong_timeout_s=None)
+
+    def frame(self, stream: str, payload: bytes, framing: str) -> bytes:
+        return payload
+
+    def symbol_of(self, stream: str) -> str | None:
+        return self.dialect.symbol_of(stream)
+
+    def is_book_stream(self, stream: str) -> bool:
+        return self.dialect.is_book_stream(stream)
+
+    def first_event_time_ms(self, payloads: Iterable[bytes]) -> int | None:
+        for payload in payloads:
+            found = self.event_time.search(payload)
+            if found is not None:
+                return int(found["ms"])
+        return None
+
+    def snapshot_body(self, last_update_id: int, bids: Sequence[Level], asks: Sequence[Level]) -> bytes:
+        raise ValueError(f"{self.name}'s order book snapshot travels on the stream; REST never asks for one")

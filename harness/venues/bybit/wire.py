@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from harness.book_events import Level
 from harness.venues.bybit import control
 from harness.venues.bybit.encoder import book_frame
 from harness.venues.bybit.topics import (
@@ -38,14 +37,13 @@ from harness.venues.wire import (
     ConnectionState,
     Control,
     ControlRejected,
-    Heartbeat,
     HttpReply,
     LimitName,
     Opened,
     Reply,
     RestVenue,
     SnapshotAsk,
-    UnweightedRest,
+    StreamSnapshotWire,
     WireLimits,
 )
 
@@ -58,7 +56,7 @@ def conn_id_of(connection_id: int) -> str:
     return f"harness-fake-venue-{connection_id}"
 
 
-_TIMES = re.compile(rb'"(ts|cts|T)":(\d+)')
+_TIMES = re.compile(rb'"(ts|cts|T)":(?P<ms>\d+)')
 _NOT_FOUND = b'{"retCode":10404,"retMsg":"Not Found","result":{},"retExtInfo":{}}'
 _TOO_MANY = b'{"retCode":10006,"retMsg":"Too many visits!","result":{},"retExtInfo":{}}'
 
@@ -67,17 +65,18 @@ def _category(framing: str) -> Category:
     return "spot" if framing == "spot" else "linear"
 
 
-class BybitWire(UnweightedRest):
+class BybitWire(StreamSnapshotWire):
     """Bybit v5 public as the fake venue speaks it; stateless, one instance serves every connection."""
 
     name = "bybit"
+    dialect = DIALECT
+    event_time = _TIMES
     limits = WireLimits(
         messages_per_second=None,
         too_many_messages_close=(1008, "too many requests"),
         streams_per_connection=10_000,
         rest_weight_per_minute=0,
     )
-    heartbeat = Heartbeat(server_ping_interval_s=None, pong_timeout_s=None)
 
     # Connections and control messages.
 
@@ -146,15 +145,6 @@ class BybitWire(UnweightedRest):
 
     # Recorded frames.
 
-    def frame(self, stream: str, payload: bytes, framing: str) -> bytes:
-        return payload
-
-    def symbol_of(self, stream: str) -> str | None:
-        return DIALECT.symbol_of(stream)
-
-    def is_book_stream(self, stream: str) -> bool:
-        return DIALECT.is_book_stream(stream)
-
     def derived_streams(self, recorded: Iterable[str]) -> dict[str, list[str]]:
         return {}
 
@@ -163,13 +153,6 @@ class BybitWire(UnweightedRest):
 
     def shift_times(self, payload: bytes, delta_ms: int) -> bytes:
         return _TIMES.sub(lambda m: b'"%s":%d' % (m.group(1), int(m.group(2)) + delta_ms), payload)
-
-    def first_event_time_ms(self, payloads: Iterable[bytes]) -> int | None:
-        for payload in payloads:
-            found = _TIMES.search(payload)
-            if found is not None:
-                return int(found.group(2))
-        return None
 
     # REST: no depth snapshot; the server time, and 404 for the rest.
 
@@ -187,9 +170,6 @@ class BybitWire(UnweightedRest):
             )
             return HttpReply(200, body)
         return HttpReply(404, _NOT_FOUND)
-
-    def snapshot_body(self, last_update_id: int, bids: Sequence[Level], asks: Sequence[Level]) -> bytes:
-        raise ValueError("Bybit's order book snapshot travels on the stream; REST never asks for one")
 
     def error_reply(self, status: int) -> HttpReply:
         return HttpReply(status, b'{"retCode":%d,"retMsg":"error","result":{},"retExtInfo":{}}' % status)
