@@ -11,7 +11,7 @@ REST answers `/v5/market/time` and 404 elsewhere.
 
 What this contract cannot carry yet: `parse_control` does not see the connection's category, so
 spot's limit of 10 topics a request is not enforced, and a recording holding both categories (stream
-keys `<category>/<topic>`) cannot be served; errors found while parsing use linear's shape.
+keys `<category>/<topic>`) cannot be served.
 """
 
 from __future__ import annotations
@@ -46,9 +46,6 @@ from harness.venues.wire import (
     StreamSnapshotWire,
     WireLimits,
 )
-
-UNKNOWN_CONN_ID = "harness-fake-venue"
-"""The `conn_id` of an error found while parsing, before the core names the connection."""
 
 
 def conn_id_of(connection_id: int) -> str:
@@ -89,27 +86,27 @@ class BybitWire(StreamSnapshotWire):
             return HttpReply(404, _NOT_FOUND)
         return Opened(streams=(), framing=category)
 
-    def parse_control(self, message: str | bytes) -> Control | ControlRejected:
+    def parse_control(self, message: str | bytes, state: ConnectionState) -> Control | ControlRejected:
         request = control.parse_request(message)
         if isinstance(request, control.BybitBadRequest):
-            return self._rejected(request.op, request.req_id, request.reason)
+            return self._rejected(request.op, request.req_id, request.reason, state)
         if request.op == "ping":
             return Control("ping", request_id=request.req_id)
         for topic in request.args:
             if request.op == "subscribe" and not _served_topic(topic):
-                return self._rejected(request.op, request.req_id, f"error:handler not found,topic:{topic}")
+                return self._rejected(request.op, request.req_id, f"error:handler not found,topic:{topic}", state)
         if sum(len(arg) for arg in request.args) > control.ARGS_MAX_CHARS:
-            return self._rejected(request.op, request.req_id, f"error:args length >{control.ARGS_MAX_CHARS}")
+            return self._rejected(request.op, request.req_id, f"error:args length >{control.ARGS_MAX_CHARS}", state)
         return Control(request.op, streams=request.args, request_id=request.req_id)
 
     def render_control(self, control_: Control, state: ConnectionState) -> list[Reply]:
         req_id = control_.request_id if isinstance(control_.request_id, str) else None
         return [Reply(control.reply(_category(state.framing), conn_id_of(state.connection_id), control_.kind, req_id))]
 
-    def render_limit_error(self, control_: Control, limit: LimitName, allowed: int) -> Reply:
+    def render_limit_error(self, control_: Control, limit: LimitName, allowed: int, state: ConnectionState) -> Reply:
         req_id = control_.request_id if isinstance(control_.request_id, str) else None
         reason = f"error:topics per connection >{allowed}"
-        return Reply(control.reply("linear", UNKNOWN_CONN_ID, control_.kind, req_id, success=False, ret_msg=reason))
+        return self._rejected(control_.kind, req_id, reason, state).reply
 
     def stream_snapshot(self, stream: str, books: Books, wall_ms: int) -> bytes | None:
         category, topic = split_stream(stream)
@@ -138,9 +135,11 @@ class BybitWire(StreamSnapshotWire):
         )
 
     @staticmethod
-    def _rejected(op: str, req_id: str | None, reason: str) -> ControlRejected:
+    def _rejected(op: str, req_id: str | None, reason: str, state: ConnectionState) -> ControlRejected:
+        """Bybit's error reply, in the connection's category's shape and with its `conn_id`."""
+        conn_id = conn_id_of(state.connection_id)
         return ControlRejected(
-            Reply(control.reply("linear", UNKNOWN_CONN_ID, op, req_id, success=False, ret_msg=reason))
+            Reply(control.reply(_category(state.framing), conn_id, op, req_id, success=False, ret_msg=reason))
         )
 
     # Recorded frames.

@@ -39,9 +39,6 @@ from harness.venues.wire import (
     WireLimits,
 )
 
-CONN_ID = "00000000"
-"""The `connId` of an error reply, which the contract renders without knowing the connection; acks
-carry the connection's own (`conn_id`)."""
 FRAMING = "raw"
 SNAPSHOT_DEPTH = 400
 _TS = re.compile(rb'"ts":"(?P<ms>\d+)"')
@@ -69,8 +66,8 @@ class OkxWire(StreamSnapshotWire):
             return HttpReply(404, _NOT_FOUND)
         return Opened((), FRAMING)
 
-    def parse_control(self, message: str | bytes) -> Control | ControlRejected:
-        request = control.parse_request(message, CONN_ID)
+    def parse_control(self, message: str | bytes, state: ConnectionState) -> Control | ControlRejected:
+        request = control.parse_request(message, conn_id(state.connection_id))
         if isinstance(request, control.Ping):
             return Control("ping")
         if isinstance(request, control.Rejected):
@@ -85,9 +82,9 @@ class OkxWire(StreamSnapshotWire):
             raise TypeError(f"an OKX {control_.kind} control carries its Subscription in `echo`")
         return [Reply(ack) for ack in control.acks(request, conn_id(state.connection_id))]
 
-    def render_limit_error(self, control_: Control, limit: LimitName, allowed: int) -> Reply:
+    def render_limit_error(self, control_: Control, limit: LimitName, allowed: int, state: ConnectionState) -> Reply:
         msg = f"Invalid args: at most {allowed} channels on one connection"
-        return Reply(control.error_reply("60013", msg, CONN_ID, _request_id(control_)))
+        return Reply(control.error_reply("60013", msg, conn_id(state.connection_id), _request_id(control_)))
 
     def stream_snapshot(self, stream: str, books: Books, wall_ms: int) -> bytes | None:
         named = split_stream(stream)
