@@ -700,9 +700,9 @@ def test_error_replies_name_the_connection_they_answer(data: ReplayData) -> None
     first, _ = core.open("/ws/v5/public", PEER, NOW, WALL)
     second, _ = core.open("/ws/v5/public", PEER, NOW, WALL)
     subscribe = {"op": "subscribe", "args": [{"channel": "trades", "instId": "BTC-USDT"}]}
-    (ack,) = ask(core, subscribe, conn=second)
-    (error,) = ask(core, "{", conn=second)
-    (refused,) = ask(core, {**subscribe, "args": [{"channel": "books", "instId": "BTC-USDT"}]}, conn=second)
+    books = {**subscribe, "args": [{"channel": "books", "instId": "BTC-USDT"}]}
+    ack, error, refused = (ask(core, message, conn=second)[0] for message in (subscribe, "{", books))
     (other,) = ask(core, "{", conn=first)
+    assert isinstance(ack, dict) and isinstance(error, dict) and isinstance(refused, dict) and isinstance(other, dict)
     assert (error["event"], refused["code"]) == ("error", "60013")
     assert ack["connId"] == error["connId"] == refused["connId"] != other["connId"]
