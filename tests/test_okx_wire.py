@@ -17,7 +17,7 @@ from harness.synth.run import write_synthetic_recording
 from harness.venues.binance_spot.wire import WIRE as BINANCE_SPOT_WIRE
 from harness.venues.okx.dialect import DIALECT
 from harness.venues.okx.oracle_rule import OkxOracleBooks, Verdict, read_book_frame
-from harness.venues.okx.subscribe import KEEPALIVE, OkxSubscribe
+from harness.venues.okx.subscribe import KEEPALIVE, OkxSubscribe, resubscribe_books
 from harness.venues.okx.wire import IDLE_CLOSE, WIRE, OkxWire
 from harness.venues.wire import (
     ConnectionState,
@@ -176,14 +176,15 @@ class _QuickIdleWire(OkxWire):
 def test_the_venue_closes_a_silent_client_and_our_keepalive_keeps_one_open(tmp_path: Path) -> None:
     """Over a socket: a client that subscribes and then only reads is closed with 4004 while frames still
     flow to it; our reconnecting client with OKX's keepalive (at a short interval) outlives many idle
-    limits on one connection, each `ping` answered."""
+    limits on one connection, each `ping` answered, and `send` resubscribes one instrument on it (a new
+    snapshot follows), where with no connection open it sends nothing and says so."""
     data = load_replay_data(write_synthetic_recording(tmp_path / "okx", "BTC-USDT", 20, seed=1, venue="okx"))
     subscribe = OkxSubscribe(["books:BTC-USDT"])
     assert KEEPALIVE.message == "ping" and KEEPALIVE.interval_s < IDLE_CLOSE.after_s
     parts = DIALECT.subject_parts()
     assert parts.keepalive == KEEPALIVE and DIALECT.capture_policy().keepalive == KEEPALIVE
 
-    async def session() -> tuple[int, str, int, list[ClientEvent]]:
+    async def session() -> tuple[int, str, int, list[ClientEvent], list[bytes]]:
         server = VenueServer(data, speed=1, wire=_QuickIdleWire())
         await server.start()
         try:
@@ -196,30 +197,40 @@ def test_the_venue_closes_a_silent_client_and_our_keepalive_keeps_one_open(tmp_p
                             frames += 1
                     assert ws.close_code is not None and ws.close_reason is not None
                     code, reason = ws.close_code, ws.close_reason
-                pongs, enough = 0, asyncio.Event()
+                pongs, enough, snapshot_again = 0, asyncio.Event(), asyncio.Event()
                 events: list[ClientEvent] = []
+                after_resubscribing: list[bytes] = []
 
                 def on_message(payload: bytes, *_: int) -> None:
                     nonlocal pongs
                     pongs += payload == b"pong"
                     if pongs == 12:
                         enough.set()
+                    if enough.is_set() and payload != b"pong":
+                        after_resubscribing.append(payload)
+                        if b'"action":"snapshot"' in payload:
+                            snapshot_again.set()
 
                 client = ReconnectingClient(
                     f"{server.ws_url}/ws/v5/public", on_message, on_event=events.append, subscribe=subscribe,
                     keepalive=AppKeepalive("ping", 0.05),
                 )  # fmt: skip
+                assert not client.send(resubscribe_books("BTC-USDT")), "no connection yet"
                 client.start()
                 await enough.wait()
+                assert client.send(resubscribe_books("BTC-USDT"))
+                await snapshot_again.wait()
                 await client.stop()
-                return code, reason, frames, events
+                return code, reason, frames, events, after_resubscribing
         finally:
             await server.stop()
 
-    code, reason, frames, events = asyncio.run(session())
+    code, reason, frames, events, after_resubscribing = asyncio.run(session())
     assert (code, reason) == (4004, "No data received in 30s") and frames > 1
     assert sum(isinstance(e, ConnectionOpened) for e in events) == 1, "12 pings (0.6 s) on one connection"
     assert not any(isinstance(e, Disconnected) and e.code == 4004 for e in events)
+    replies = [orjson.loads(p).get("event") for p in after_resubscribing if b'"event"' in p]
+    assert replies == ["unsubscribe", "subscribe"]
 
 
 def test_one_instrument_resubscribed_on_the_open_connection_gets_a_new_snapshot(tmp_path: Path) -> None:
