@@ -373,7 +373,7 @@ class VenueServer:
                     woke = time.monotonic_ns()
             else:
                 intended = time.monotonic_ns()
-            if batch and (batch >= WALK_BATCH or self._batch_bytes >= WALK_BATCH_BYTES or not send):
+            if batch and (batch >= WALK_BATCH or self._batch_bytes >= self._batch_bytes_cap() or not send):
                 await self._end_batch()
                 batch = 0
             stall = self._do(core.entry(entry, intended))
@@ -391,25 +391,32 @@ class VenueServer:
         self._do(core.finish())
         self.finished.set()
 
+    def _batch_bytes_cap(self) -> int:
+        """WALK_BATCH_BYTES, or less while a ClientBufferLimit is in force: a batch never exceeds the
+        buffer a client is allowed, so a client is judged on what it failed to take, not on a batch."""
+        limit = self.core.buffer_limit
+        return WALK_BATCH_BYTES if limit is None else min(WALK_BATCH_BYTES, limit)
+
     async def _end_batch(self) -> None:
-        """What the walker queued since the last call goes out now: each client's backlog is checked once
-        (nothing was written in between, so once is as good as after every frame), then the writers run.
-        At speed 0 the walker waits until they have handed it all to their sockets (the pace of the
-        slowest reader); at other speeds it only yields to them, so a burst's backlog is real. With nothing
-        queued it yields all the same: a walker catching up on frames nobody listens to lets clients in."""
+        """What the walker queued since the last call goes out now: the writers run, then each client's
+        backlog is checked once (once per batch is as good as once per frame: nothing is written in
+        between). At speed 0 the walker waits until the writers have handed the batch to their sockets
+        (the pace of the slowest reader); at other speeds it only yields to them, so a burst's backlog
+        is real. With nothing queued it yields all the same: a walker catching up on frames nobody listens
+        to lets clients in."""
         batched = self._batched
         self._batched = set()
         self._batch_bytes = 0
+        if self.core.speed != 0 or not batched:
+            await asyncio.sleep(0)
+        else:
+            for conn in batched:
+                client = self._clients.get(conn)
+                if client is not None:
+                    await client.idle.wait()
         if self.core.backlog_limit is not None:
             for conn in batched:
                 self._check_backlog(conn, None)
-        if self.core.speed != 0 or not batched:
-            await asyncio.sleep(0)
-            return
-        for conn in batched:
-            client = self._clients.get(conn)
-            if client is not None:
-                await client.idle.wait()
 
     async def _sleep_until(self, due_ns: int) -> None:
         if self._timer is not None:
