@@ -1,0 +1,96 @@
+"""What loading a recording and walking its frames hold, and how fast the read is (issue 12's frames).
+
+    python -m bench.frames_memory RECORDING [RECORDING ...] [--trace]
+
+For each recording, in a fresh process each (so peaks do not mix): `load_replay_data`, then one
+in-order walk of every frame (the fake venue's), with `VenueBooks` moved along as `VenueCore.entry`
+moves it and REST snapshots served every 5,000 frames (a stale one and a barely-stale one every
+20,000), as a subject that resyncs often would ask. Prints the load time, the walk's time, pyarrow
+reading the payload column alone (the comparison issue 12 names) and the peak RSS; with `--trace`,
+tracemalloc's live and peak bytes after each stage instead (tracing slows everything, so its run
+times nothing). Not part of `make bench`: it is a by-hand measure (docs/performance.md, "Frames").
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+SNAPSHOT_EVERY = 5_000
+STALE_EVERY = 20_000
+
+
+def _payload_read_s(path: Path) -> float:
+    """pyarrow reading the payload column alone into Python bytes, every segment, row group by row group."""
+    started = time.perf_counter()
+    for segment in sorted(path.glob("segment-*.parquet")) if path.is_dir() else [path]:
+        parquet = pq.ParquetFile(segment)
+        for batch in parquet.iter_batches(columns=["payload"]):
+            batch.column(0).to_pylist()
+    return time.perf_counter() - started
+
+
+def _measure(path: str, trace: bool) -> dict:
+    from replayer.replay_data import VenueBooks, load_replay_data
+
+    stages: dict[str, object] = {}
+    if trace:
+        tracemalloc.start()
+    started = time.perf_counter()
+    data = load_replay_data(path)
+    stages["load_s"] = time.perf_counter() - started
+    if trace:
+        stages["load_live_mb"], stages["load_peak_mb"] = (b / 1e6 for b in tracemalloc.get_traced_memory())
+        tracemalloc.reset_peak()
+    symbol = next(iter(data.start_books))
+    books = VenueBooks(data, seed=1)
+    started = time.perf_counter()
+    frames = served = 0
+    for frame in data.frames:
+        books.advance_to(frame.index)
+        frames += 1
+        if frames % SNAPSHOT_EVERY == 0:
+            books.snapshot(symbol, served)
+            served += 1
+        if frames % STALE_EVERY == 0:
+            books.snapshot(symbol, served, -10)
+            books.snapshot_before(symbol, None, 10, served + 1)
+            served += 2
+    stages["walk_s"] = time.perf_counter() - started
+    if trace:
+        stages["walk_live_mb"], stages["walk_peak_mb"] = (b / 1e6 for b in tracemalloc.get_traced_memory())
+    stages["frames"] = frames
+    stages["snapshots_served"] = served
+    stages["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if not trace:
+        stages["pyarrow_payload_s"] = _payload_read_s(Path(path))
+        stages["read_ratio"] = stages["pyarrow_payload_s"] / stages["load_s"]  # type: ignore[operator]
+    return stages
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] == "--child":
+        print(json.dumps(_measure(argv[1], argv[2] == "trace")))
+        return 0
+    trace = "--trace" in argv
+    for path in (a for a in argv if a != "--trace"):
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.frames_memory", "--child", path, "trace" if trace else "time"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        figures = json.loads(out)
+        print(path, " ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
