@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, overload
@@ -30,7 +29,7 @@ from replayer.reader import ChunkKey
 from replayer.timeline import Frame
 
 CHUNKS_CACHED = 4
-"""Decoded chunks kept: the one being walked, the one before it, and two for look-backs elsewhere."""
+"""Decoded chunks kept: the one being walked and three behind it for look-backs (up to 30,000 frames)."""
 FRAME_COLUMNS = ("kind", "stream", "payload", "recv_mono_ns")
 
 _SNAPSHOT = 1
@@ -132,9 +131,9 @@ class Span:
 
 class FrameStore(Sequence[Frame]):
     """`length` frames read through `source`, chunk by chunk (`spans`, in order). Indexing, slicing and
-    iterating give `Frame`s; a chunk is read and decoded once while it stays among the last
-    CHUNKS_CACHED used, so a walk in order reads each chunk once and a look-back of a few thousand
-    frames is served from memory."""
+    iterating give `Frame`s; a chunk is read and decoded again only when it has left the CHUNKS_CACHED
+    kept, so a walk in order reads each chunk once and a look-back of a few thousand frames is served
+    from memory."""
 
     def __init__(
         self,
@@ -161,12 +160,17 @@ class FrameStore(Sequence[Frame]):
         self._symbols: dict[str, str | None] = {}
         self._names: dict[str, str] = {}
         """One string per stream name for every frame made (as the reader gave one)."""
-        self._cache: OrderedDict[int, list[Frame]] = OrderedDict()
+        self._cache: dict[int, list[Frame]] = {}
         self.chunks_read = 0
         """How many chunk reads the store has made (a chunk evicted and wanted again counts again)."""
 
     def __len__(self) -> int:
         return self._length
+
+    @property
+    def chunks(self) -> int:
+        """How many chunks of the recording hold the frames."""
+        return len(self._spans)
 
     @overload
     def __getitem__(self, index: int) -> Frame: ...
@@ -204,14 +208,13 @@ class FrameStore(Sequence[Frame]):
         return out
 
     def _chunk(self, chunk: int) -> list[Frame]:
+        """A decoded chunk; when too many are kept, the one furthest back goes (not the least recently
+        used: a walk touches its chunk once, a look-back behind it touches an older one more often)."""
         frames = self._cache.get(chunk)
-        if frames is not None:
-            self._cache.move_to_end(chunk)
-            return frames
-        frames = self._decode(self._spans[chunk])
-        self._cache[chunk] = frames
-        if len(self._cache) > CHUNKS_CACHED:
-            self._cache.popitem(last=False)
+        if frames is None:
+            frames = self._cache[chunk] = self._decode(self._spans[chunk])
+            if len(self._cache) > CHUNKS_CACHED:
+                del self._cache[min(kept for kept in self._cache if kept != chunk)]
         return frames
 
     def _decode(self, span: Span) -> list[Frame]:

@@ -15,7 +15,8 @@ book already holds its own book frames up to that point.
 
 `VenueBooks` is the truth the REST endpoint serves: it advances by clean frame index, each clean
 depth frame applied once, whatever a fault plan did to the schedule (dropped, duplicated, reordered
-or corrupted sends), because a real venue's book does not care what reached one client. Its REST
+or corrupted sends), because a real venue's book does not care what reached one client. It applies
+them when a book is read, and keeps a few copies of each book behind it for stale answers. Its REST
 snapshots fall inside the next depth event by default (`U <= lastUpdateId < u`), as on the live venue.
 """
 
@@ -48,6 +49,17 @@ from replayer.timeline import Frame
 JOIN_HORIZON = 300
 """Depth events past the current position over which a barely stale snapshot's join must stay
 uncrossed: 30 s of a 100 ms stream (the check replays them per request, about 50 ms here, on the venue loop)."""
+CHECKPOINT_EVERY = 1024
+"""Depth frames between the copies of a symbol's book VenueBooks keeps for answers from the past."""
+CHECKPOINTS_RECENT = 4
+"""Copies kept at the recent end, so a stale answer a few thousand depth frames back replays at most
+CHECKPOINT_EVERY frames, not the recording from its start."""
+CHECKPOINTS_SPARSE = 64
+"""Older copies: one in this many (every 65,536 depth frames), so an answer from long ago replays at
+most that many frames while the copies kept grow by about one per day of a 100 ms stream."""
+LEVELS_KEPT = 1024
+"""Parsed depth frames VenueBooks keeps for answers that replay the same frames again (JOIN_HORIZON and
+a stale lag fit)."""
 SPEC_SAMPLE_FRAMES = 200
 """Frames per symbol whose price/size strings, with the snapshots', decide tick and lot sizes."""
 
@@ -424,32 +436,60 @@ class VenueBooks:
         self._straddle = straddle
         self._books = {symbol: book.copy() for symbol, book in data.start_books.items()}
         self._applied = dict.fromkeys(self._books, 0)
-        self._order = sorted(i for indexes in data.depth_indexes.values() for i in indexes)
-        self._cursor = 0
+        self._position = -1
+        """The clean frame index the venue has reached; each book catches up to it when it is read."""
+        self._kept: dict[str, list[tuple[int, ReferenceBook]]] = {symbol: [] for symbol in self._books}
+        """Per symbol, copies of its book after every CHECKPOINT_EVERY-th depth frame, thinned as they
+        age (`_keep`): where an answer from the past starts instead of the start book."""
         self._levels: dict[int, tuple[Sequence, Sequence]] = {}
-        """Parsed levels of the depth frames a snapshot replayed, so stale answers in a row parse once."""
+        """Parsed levels of the depth frames a snapshot replayed, so stale answers in a row parse once
+        (the last LEVELS_KEPT)."""
 
     def advance_to(self, index: int) -> None:
-        """Applies every clean depth frame with index <= `index` not applied yet (skipped ones first)."""
-        frames = self._data.frames
-        while self._cursor < len(self._order) and self._order[self._cursor] <= index:
-            frame = frames[self._order[self._cursor]]
-            symbol = frame.symbol or ""
-            apply_depth(self._books[symbol], frame, self._data.snapshots.get(symbol, ()), dialect=self._data.dialect)
-            self._applied[symbol] += 1
-            self._cursor += 1
+        """Moves the venue past clean frame `index`: every depth frame up to it counts as applied. The
+        work is done when a book is read (`book`, `snapshot`, `snapshot_before`), for the symbol read:
+        most frames are sent with nobody asking for a snapshot."""
+        self._position = max(self._position, index)
 
     def advance_all(self) -> None:
         self.advance_to(len(self._data.frames))
 
     def book(self, symbol: str) -> ReferenceBook | None:
-        return self._books.get(symbol)
+        if symbol not in self._books:
+            return None
+        self._catch_up(symbol)
+        return self._books[symbol]
 
     def snapshot(self, symbol: str, request: int, shift: int = 0) -> ReferenceBook:
         """What REST depth serves for request number `request`: inside the event `shift` depth frames
         from the current position (0: the next one not sent yet; negative: stale; positive: too new)."""
+        self._catch_up(symbol)
         position = self._clamp(symbol, self._applied[symbol] + shift)
         return self._straddled(symbol, self._book_at(symbol, position), position, request)
+
+    def _catch_up(self, symbol: str) -> None:
+        """Applies the symbol's depth frames up to the current position not applied yet."""
+        indexes = self._data.depth_indexes[symbol]
+        applied, end = self._applied[symbol], bisect_right(indexes, self._position)
+        if end <= applied:
+            return
+        book, frames = self._books[symbol], self._data.frames
+        snapshots = self._data.snapshots.get(symbol, ())
+        for position in range(applied, end):
+            apply_depth(book, frames[indexes[position]], snapshots, dialect=self._data.dialect)
+            if (position + 1) % CHECKPOINT_EVERY == 0:
+                self._keep(symbol, position + 1, book.copy())
+        self._applied[symbol] = end
+
+    def _keep(self, symbol: str, position: int, book: ReferenceBook) -> None:
+        """Keeps the book after `position` depth frames: the last CHECKPOINTS_RECENT kept, and of older
+        ones one in CHECKPOINTS_SPARSE, so the copies held grow by one per 65,536 depth frames."""
+        kept = self._kept[symbol]
+        kept.append((position, book))
+        if len(kept) > CHECKPOINTS_RECENT:
+            aged = len(kept) - CHECKPOINTS_RECENT - 1
+            if kept[aged][0] % (CHECKPOINT_EVERY * CHECKPOINTS_SPARSE) != 0:
+                del kept[aged]
 
     def snapshot_before(self, symbol: str, first_index: int | None, lag: int, request: int) -> ReferenceBook:
         """A snapshot `lag` events older than clean frame `first_index`, the first depth frame a client's
@@ -461,6 +501,7 @@ class VenueBooks:
         frame, a state whose missing entries only add levels always qualifies: the client's levels are
         then a subset of the true ones.
         """
+        self._catch_up(symbol)
         indexes = self._data.depth_indexes[symbol]
         first = self._applied[symbol] if first_index is None else bisect_left(indexes, first_index)
         for shrink in range(lag, 0, -1):
@@ -490,7 +531,10 @@ class VenueBooks:
         if position >= applied:
             book, todo = self._books[symbol].copy(), indexes[applied:position]
         else:
-            book, todo = self._data.start_books[symbol].copy(), indexes[:position]
+            kept = self._kept[symbol]
+            at = bisect_right(kept, position, key=lambda checkpoint: checkpoint[0]) - 1
+            since, base = kept[at] if at >= 0 else (0, self._data.start_books[symbol])
+            book, todo = base.copy(), indexes[since:position]
         snapshots = self._data.snapshots.get(symbol, ())
         for index in todo:
             self._apply(book, index, snapshots)
@@ -500,6 +544,8 @@ class VenueBooks:
         frame = self._data.frames[index]
         levels = self._levels.get(index)
         if levels is None:
+            if len(self._levels) >= LEVELS_KEPT:
+                del self._levels[next(iter(self._levels))]
             levels = self._levels[index] = depth_levels(frame, self._data.dialect)
         apply_depth(book, frame, snapshots, levels, dialect=self._data.dialect)
 
