@@ -3,9 +3,9 @@
 A day of one busy symbol is about ten million frames, 6 GB as `Frame` objects, and the replay needs
 them one after another (the schedule, the oracle, the fake venue's walk) plus a look-back of a few
 thousand (the venue's stale snapshots, faults that hold frames back). So the frames stay in the
-recording's segments, read a chunk (a row group, at most 10,000 rows) at a time when asked for and
-kept decoded for the last few chunks used; what every frame needs without its payload is held in
-arrays (`ChainColumns`: a book frame's chain ids, 33 bytes) and per chunk (`Span`), never as a
+recording's segments, read a chunk (a row group, at most 10,000 rows) at a time when asked for, the
+chunks last read kept decoded up to FRAMES_CACHED frames; what every frame needs without its payload
+is held in arrays (`ChainColumns`: a book frame's chain ids, 33 bytes) and per chunk (`Span`), never as a
 Python object per frame. A `Frame` is made when a chunk is decoded: the same values `load_replay_data`
 made for the whole list before (the index from the replay start, the offset from the first frame
 never going back, the stream, the payload as recorded, the chain ids the dialect read).
@@ -28,8 +28,10 @@ from recorder.segments import ROWS_PER_GROUP
 from replayer.reader import ChunkKey
 from replayer.timeline import Frame
 
-CHUNKS_CACHED = 4
-"""Decoded chunks kept: the one being walked and three behind it for look-backs (up to 30,000 frames)."""
+FRAMES_CACHED = 40_000
+"""Frames kept decoded (about 20 MB of 300-byte frames): the chunk being walked and those just behind
+it, for look-backs. Counted in frames, not chunks: a recorder flushes every second, so a chunk holds
+a second of frames (hundreds) up to ROWS_PER_GROUP."""
 FRAME_COLUMNS = ("kind", "stream", "payload", "recv_mono_ns")
 
 _SNAPSHOT = 1
@@ -131,7 +133,7 @@ class Span:
 
 class FrameStore(Sequence[Frame]):
     """`length` frames read through `source`, chunk by chunk (`spans`, in order). Indexing, slicing and
-    iterating give `Frame`s; a chunk is read and decoded again only when it has left the CHUNKS_CACHED
+    iterating give `Frame`s; a chunk is read and decoded again only when it has left the FRAMES_CACHED
     kept, so a walk in order reads each chunk once and a look-back of a few thousand frames is served
     from memory."""
 
@@ -161,6 +163,8 @@ class FrameStore(Sequence[Frame]):
         self._names: dict[str, str] = {}
         """One string per stream name for every frame made (as the reader gave one)."""
         self._cache: dict[int, list[Frame]] = {}
+        self._cached = 0
+        """Frames in the decoded chunks kept."""
         self.chunks_read = 0
         """How many chunk reads the store has made (a chunk evicted and wanted again counts again)."""
 
@@ -213,8 +217,9 @@ class FrameStore(Sequence[Frame]):
         frames = self._cache.get(chunk)
         if frames is None:
             frames = self._cache[chunk] = self._decode(self._spans[chunk])
-            if len(self._cache) > CHUNKS_CACHED:
-                del self._cache[min(kept for kept in self._cache if kept != chunk)]
+            self._cached += len(frames)
+            while self._cached > FRAMES_CACHED and len(self._cache) > 1:
+                self._cached -= len(self._cache.pop(min(kept for kept in self._cache if kept != chunk)))
         return frames
 
     def _decode(self, span: Span) -> list[Frame]:

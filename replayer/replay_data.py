@@ -49,17 +49,17 @@ from replayer.timeline import Frame
 JOIN_HORIZON = 300
 """Depth events past the current position over which a barely stale snapshot's join must stay
 uncrossed: 30 s of a 100 ms stream (the check replays them per request, about 50 ms here, on the venue loop)."""
-CHECKPOINT_EVERY = 1024
+CHECKPOINT_EVERY = 512
 """Depth frames between the copies of a symbol's book VenueBooks keeps for answers from the past."""
-CHECKPOINTS_RECENT = 4
-"""Copies kept at the recent end, so a stale answer a few thousand depth frames back replays at most
+CHECKPOINTS_RECENT = 8
+"""Copies kept at the recent end, so a stale answer up to 4,096 depth frames back replays at most
 CHECKPOINT_EVERY frames, not the recording from its start."""
-CHECKPOINTS_SPARSE = 64
+CHECKPOINTS_SPARSE = 128
 """Older copies: one in this many (every 65,536 depth frames), so an answer from long ago replays at
-most that many frames while the copies kept grow by about one per day of a 100 ms stream."""
+most that many frames while the copies kept grow by about one per two hours of a 100 ms stream."""
 LEVELS_KEPT = 1024
-"""Parsed depth frames VenueBooks keeps for answers that replay the same frames again (JOIN_HORIZON and
-a stale lag fit)."""
+"""Parsed depth frames VenueBooks keeps for answers that replay the same frames again: a stale answer
+from its copy (CHECKPOINT_EVERY) and a join check (JOIN_HORIZON) fit."""
 SPEC_SAMPLE_FRAMES = 200
 """Frames per symbol whose price/size strings, with the snapshots', decide tick and lot sizes."""
 
@@ -441,9 +441,9 @@ class VenueBooks:
         self._kept: dict[str, list[tuple[int, ReferenceBook]]] = {symbol: [] for symbol in self._books}
         """Per symbol, copies of its book after every CHECKPOINT_EVERY-th depth frame, thinned as they
         age (`_keep`): where an answer from the past starts instead of the start book."""
-        self._levels: dict[int, tuple[Sequence, Sequence]] = {}
-        """Parsed levels of the depth frames a snapshot replayed, so stale answers in a row parse once
-        (the last LEVELS_KEPT)."""
+        self._levels: dict[int, tuple[Frame, tuple[Sequence, Sequence]]] = {}
+        """The depth frames a snapshot replayed with their parsed levels, so stale answers in a row read
+        and parse them once (the last LEVELS_KEPT)."""
 
     def advance_to(self, index: int) -> None:
         """Moves the venue past clean frame `index`: every depth frame up to it counts as applied. The
@@ -541,13 +541,18 @@ class VenueBooks:
         return book
 
     def _apply(self, book: ReferenceBook, index: int, snapshots: Iterable[RecordedSnapshot] = ()) -> None:
-        frame = self._data.frames[index]
-        levels = self._levels.get(index)
-        if levels is None:
+        frame, levels = self._parsed(index)
+        apply_depth(book, frame, snapshots, levels, dialect=self._data.dialect)
+
+    def _parsed(self, index: int) -> tuple[Frame, tuple[Sequence, Sequence]]:
+        """Depth frame `index` with its levels, from the last LEVELS_KEPT a snapshot used."""
+        parsed = self._levels.get(index)
+        if parsed is None:
             if len(self._levels) >= LEVELS_KEPT:
                 del self._levels[next(iter(self._levels))]
-            levels = self._levels[index] = depth_levels(frame, self._data.dialect)
-        apply_depth(book, frame, snapshots, levels, dialect=self._data.dialect)
+            frame = self._data.frames[index]
+            parsed = self._levels[index] = (frame, depth_levels(frame, self._data.dialect))
+        return parsed
 
     def _straddled(
         self, symbol: str, book: ReferenceBook, position: int, request: int, adds_missing: bool = False
@@ -557,7 +562,7 @@ class VenueBooks:
         indexes = self._data.depth_indexes[symbol]
         if not self._straddle or position >= len(indexes):
             return book
-        frame = self._data.frames[indexes[position]]
+        frame, levels = self._parsed(indexes[position])
         ids = frame.chain
         assert ids is not None, "depth_indexes holds book frames, which carry chain ids"
         dialect = self._data.dialect
@@ -575,7 +580,7 @@ class VenueBooks:
             return own
         if not ids.follows(book.last_update_id):
             return book  # already inside the event (a recorded snapshot), or past it
-        entries = self._event_order(book, frame)
+        entries = self._event_order(book, frame.index, levels)
         most = min(len(entries) - 1, last - first)
         least = sum(not _adds_level(book, *entry) for entry in entries) if adds_missing else 1
         if most < max(1, least):
@@ -586,12 +591,14 @@ class VenueBooks:
         book.apply(first + k - 1, bids, asks)
         return book
 
-    def _event_order(self, book: ReferenceBook, frame: Frame) -> list[tuple[str, list]]:
+    def _event_order(
+        self, book: ReferenceBook, index: int, levels: tuple[Sequence, Sequence]
+    ) -> list[tuple[str, list]]:
         """The event's entries in the order the venue applied them: seeded per event, removals and
         changes before new levels (so no prefix is crossed)."""
-        bids, asks = depth_levels(frame, self._data.dialect)
+        bids, asks = levels
         entries = [("b", entry) for entry in bids] + [("a", entry) for entry in asks]
-        random.Random(f"{self._seed}/straddle-order/{frame.index}").shuffle(entries)
+        random.Random(f"{self._seed}/straddle-order/{index}").shuffle(entries)
         return sorted(entries, key=lambda item: _adds_level(book, *item))
 
 
