@@ -161,7 +161,6 @@ class FrameStore(Sequence[Frame]):
         self._symbol_of = symbol_of
         self._symbols: dict[str, str | None] = {}
         self._names: dict[str, str] = {}
-        """One string per stream name for every frame made (as the reader gave one)."""
         self._cache: dict[int, list[Frame]] = {}
         self._cached = 0
         """Frames in the decoded chunks kept."""
@@ -226,35 +225,39 @@ class FrameStore(Sequence[Frame]):
         self.chunks_read += 1
         stop = min(span.first - self._base + span.count, self._length)
         chains = self._chains_in(span.first - self._base, stop)
-        names, symbols, symbol_of = self._names, self._symbols, self._symbol_of
         origin, offset, index = self._origin_ns, span.carry, span.first - self._base
         frames: list[Frame] = []
+        append = frames.append
         for batch in self._source.read_chunk(span.key, FRAME_COLUMNS):
             rows = frame_rows(batch)
+            skip = min(max(0, -index), len(rows))  # frames before the replay start (the start's chunk)
+            rows = rows.slice(skip, max(0, min(len(rows), stop - index) - skip))
+            index += skip
             streams = rows.column("stream")
-            stream_names = [names.setdefault(name, name) for name in streams.dictionary.to_pylist()]
+            names = [self._name(name) for name in streams.dictionary.to_pylist()]
+            symbols = [self._symbol(name) for name in names]
+            payloads = rows.column("payload").to_pylist()
             for code, payload, mono in zip(
-                streams.indices.to_pylist(),
-                rows.column("payload").to_pylist(),
-                rows.column("recv_mono_ns").to_pylist(),
-                strict=True,
+                streams.indices.to_pylist(), payloads, rows.column("recv_mono_ns").to_pylist(), strict=True
             ):
-                if index < 0:
-                    index += 1
-                    continue
-                if index >= stop:
-                    return frames
-                offset = max(offset, mono - origin)
-                stream = stream_names[code]
+                if mono - origin > offset:
+                    offset = mono - origin
                 ids = chains.get(index)
                 if ids is None:
-                    if stream not in symbols:
-                        symbols[stream] = symbol_of(stream)
-                    frames.append(Frame(index, offset, stream, payload, None, None, symbols[stream]))
+                    append(Frame(index, offset, names[code], payload, None, None, symbols[code]))
                 else:
-                    frames.append(Frame(index, offset, stream, payload, *ids))
+                    append(Frame(index, offset, names[code], payload, *ids))
                 index += 1
         return frames
+
+    def _name(self, stream: str) -> str:
+        """One string per stream name for every frame made (as the reader gives one)."""
+        return self._names.setdefault(stream, stream)
+
+    def _symbol(self, stream: str) -> str | None:
+        if stream not in self._symbols:
+            self._symbols[stream] = self._symbol_of(stream)
+        return self._symbols[stream]
 
     def _chains_in(self, start: int, stop: int) -> dict[int, tuple[int, int, str, int | None, bool]]:
         """Index -> (first id, last id, symbol, prev id, snapshot) of the book frames start..stop-1."""

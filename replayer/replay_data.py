@@ -216,7 +216,8 @@ class _Scan:
 
     def chunk(self, key: ChunkKey, batches: list[pa.RecordBatch]) -> None:
         seen = _ChunkSeen(key, self.frames)
-        dialect, source, symbol_of = self._dialect, self._source, self._symbol_of
+        dialect, source, chain_ids = self._dialect, self._source, self._dialect.chain_ids
+        index, latest = self.frames, 0
         for batch in batches:
             kinds = batch.column("kind")
             streams = batch.column("stream")
@@ -224,46 +225,55 @@ class _Scan:
             received = _code(kind_names, EventKind.WS_RECV)
             response = _code(kind_names, EventKind.HTTP_RESPONSE)
             stream_names = streams.dictionary.to_pylist()
-            stream_codes = streams.indices.to_pylist()
             payloads = batch.column("payload").to_pylist()
-            monos = batch.column("recv_mono_ns").to_pylist()
             statuses = batch.column("status").to_pylist()
             seqs = batch.column("seq").to_pylist()
-            for row, kind in enumerate(kinds.indices.to_pylist()):
-                if kind == response and statuses[row] == 200:
-                    url = batch.column("url")[row].as_py()
-                    snapshot = _snapshot(url or "", payloads[row], seqs[row], source, dialect)
-                    if snapshot is not None:
-                        self.snapshots.setdefault(snapshot.symbol, []).append(snapshot)
-                        self.starts.snapshot(snapshot)
-                    continue
-                code = stream_codes[row]
+            firsts: dict[int, int] = {}  # stream code -> its first frame in the batch that is not a book frame
+            lasts: dict[int, int] = {}
+            codes, monos = streams.indices.to_pylist(), batch.column("recv_mono_ns").to_pylist()
+            for row, (kind, code, mono) in enumerate(zip(kinds.indices.to_pylist(), codes, monos, strict=True)):
                 if kind != received or code is None or not stream_names[code]:
+                    if kind == response and statuses[row] == 200:
+                        url = batch.column("url")[row].as_py()
+                        snapshot = _snapshot(url or "", payloads[row], seqs[row], source, dialect)
+                        if snapshot is not None:
+                            self.snapshots.setdefault(snapshot.symbol, []).append(snapshot)
+                            self.starts.snapshot(snapshot)
                     continue
-                stream, index = stream_names[code], self.frames
-                self.frames += 1
                 try:
-                    ids = dialect.chain_ids(stream, payloads[row])
+                    ids = chain_ids(stream_names[code], payloads[row])
                 except ValueError as exc:
-                    raise HarnessError(f"{source}: book frame seq {seqs[row]} on {stream}: {exc}") from None
+                    raise HarnessError(f"{source}: book frame seq {seqs[row]} on {stream_names[code]}: {exc}") from None
                 if ids is None:
-                    if stream not in symbol_of:
-                        symbol_of[stream] = dialect.symbol_of(stream)
-                    symbol = symbol_of[stream]
+                    if code not in firsts:
+                        firsts[code] = index
                 else:
-                    symbol = ids.symbol
-                    columns = self.chains.get(symbol)
+                    columns = self.chains.get(ids.symbol)
                     if columns is None:
-                        columns = self.chains[symbol] = ChainColumns()
+                        columns = self.chains[ids.symbol] = ChainColumns()
                     columns.append(index, ids)
                     self.starts.see(index, ids)
-                if symbol is not None and symbol not in seen.symbols:
-                    seen.symbols[symbol] = index
-                self.stream_last[stream] = index
-                seen.count += 1
-                seen.max_mono = max(seen.max_mono, monos[row])
+                    if ids.symbol not in seen.symbols:
+                        seen.symbols[ids.symbol] = index
+                lasts[code] = index
+                if mono > latest:
+                    latest = mono
+                index += 1
+            for code, first in firsts.items():
+                symbol = self._symbol(stream_names[code])
+                if symbol is not None and first < seen.symbols.get(symbol, first + 1):
+                    seen.symbols[symbol] = first
+            for code, last in lasts.items():
+                self.stream_last[stream_names[code]] = last
+        seen.count, seen.max_mono = index - self.frames, latest
+        self.frames = index
         if seen.count:
             self.chunks.append(seen)
+
+    def _symbol(self, stream: str) -> str | None:
+        if stream not in self._symbol_of:
+            self._symbol_of[stream] = self._dialect.symbol_of(stream)
+        return self._symbol_of[stream]
 
     def store(self, reader: ChunkSource, start: int, stop: int, origin_ns: int = 0) -> FrameStore:
         """Frames start..stop-1 (indexed from `start`); with origin 0 each offset is the latest receive
