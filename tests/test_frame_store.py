@@ -24,11 +24,12 @@ from replayer.timeline import Frame
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "binance_spot_btcusdt_synth"
 ROWS = 97
 """Rows per row group in the rewritten recordings: chunk boundaries fall everywhere, mid-event too."""
+EVENTS = 1_000
 
 
 @pytest.fixture(scope="module")
 def events() -> list[RecordedEvent]:
-    return list(Recording(FIXTURE).iter_events())
+    return list(Recording(FIXTURE).iter_events())[:EVENTS]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def _rewrite(events: list[RecordedEvent], folder: Path, *, segment_bytes: int, c
 
 @pytest.fixture(scope="module")
 def segmented(events: list[RecordedEvent], tmp_path_factory: pytest.TempPathFactory) -> ReplayData:
-    folder = _rewrite(events, tmp_path_factory.mktemp("segmented") / "rec", segment_bytes=60_000)
+    folder = _rewrite(events, tmp_path_factory.mktemp("segmented") / "rec", segment_bytes=30_000)
     assert len(Recording(folder).segments) >= 3
     return load_replay_data(folder)
 
