@@ -30,6 +30,8 @@ from recorder.format import (
 )
 from recorder.segments import JournalCorruptError, JournalReader, journal_holds_batches
 
+OPEN_SEGMENTS = 2
+
 ChunkKey = tuple[int, int]
 """A chunk of a recording: (segment number, row group or journal batch number in it)."""
 
@@ -51,7 +53,8 @@ class Recording:
         self.segments: list[Path] = segments
         self._parquet: dict[int, pq.ParquetFile] = {}
         self._journals: dict[int, _JournalCursor] = {}
-        """Open files `read_chunk` reads on, by segment number."""
+        """Files `read_chunk` reads on, by segment number (OPEN_SEGMENTS sealed ones at most: a parsed
+        footer holds every row group's metadata, several MB for an hour of one-second row groups)."""
         self.notes: list[str] = []
         """One line per journal whose torn last batch was dropped, filled in as segments are read."""
         self.meta: RecordingMeta = self._read_meta(segments[0])
@@ -105,10 +108,14 @@ class Recording:
                 raise RecordingError(str(exc)) from None
             return [batch.select(wanted)]
         try:
-            parquet = self._parquet.get(number)
+            parquet = self._parquet.pop(number, None)
             if parquet is None:
-                parquet = self._parquet[number] = pq.ParquetFile(segment, page_checksum_verification=True)
-            return parquet.read_row_group(chunk, columns=wanted).to_batches()
+                parquet = pq.ParquetFile(segment, page_checksum_verification=True)
+            self._parquet[number] = parquet  # the most recently read last
+            while len(self._parquet) > OPEN_SEGMENTS:
+                del self._parquet[next(iter(self._parquet))]
+            # One thread: a row group is a second of frames, and pool threads only add malloc arenas.
+            return parquet.read_row_group(chunk, columns=wanted, use_threads=False).to_batches()
         except (pa.ArrowException, OSError) as exc:
             raise RecordingError(f"{segment}: corrupt segment ({_first_line(exc)})") from None
 
@@ -194,7 +201,7 @@ class Recording:
             if parquet.schema_arrow.names != SCHEMA.names:
                 raise RecordingError(f"{segment}: corrupt segment (columns {parquet.schema_arrow.names})")
             for group in range(parquet.num_row_groups):
-                table = parquet.read_row_group(group, columns=columns)
+                table = parquet.read_row_group(group, columns=columns, use_threads=False)
                 for batch in table.to_batches():
                     yield group, batch
         except (pa.ArrowException, OSError) as exc:
