@@ -13,6 +13,7 @@ never going back, the stream, the payload as recorded, the chain ids the dialect
 
 from __future__ import annotations
 
+import threading
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -164,6 +165,8 @@ class FrameStore(Sequence[Frame]):
         self._cache: dict[int, list[Frame]] = {}
         self._cached = 0
         """Frames in the decoded chunks kept."""
+        self._reading = threading.Lock()
+        """Held to read a chunk: a venue on its own thread (FakeVenue) shares the store with the test."""
         self.chunks_read = 0
         """How many chunk reads the store has made (a chunk evicted and wanted again counts again)."""
 
@@ -214,11 +217,15 @@ class FrameStore(Sequence[Frame]):
         """A decoded chunk; when too many are kept, the one furthest back goes (not the least recently
         used: a walk touches its chunk once, a look-back behind it touches an older one more often)."""
         frames = self._cache.get(chunk)
-        if frames is None:
-            frames = self._cache[chunk] = self._decode(self._spans[chunk])
-            self._cached += len(frames)
-            while self._cached > FRAMES_CACHED and len(self._cache) > 1:
-                self._cached -= len(self._cache.pop(min(kept for kept in self._cache if kept != chunk)))
+        if frames is not None:
+            return frames
+        with self._reading:
+            frames = self._cache.get(chunk)
+            if frames is None:
+                frames = self._cache[chunk] = self._decode(self._spans[chunk])
+                self._cached += len(frames)
+                while self._cached > FRAMES_CACHED and len(self._cache) > 1:
+                    self._cached -= len(self._cache.pop(min(kept for kept in self._cache if kept != chunk)))
         return frames
 
     def _decode(self, span: Span) -> list[Frame]:
