@@ -62,9 +62,12 @@ def _measure(path: str, trace: bool) -> dict:
     books = VenueBooks(data, seed=1)
     started, cpu = time.perf_counter(), time.process_time()
     frames = served = 0
+    half = len(data.frames) // 2
     for frame in data.frames:
         books.advance_to(frame.index)
         frames += 1
+        if trace and frames == half:
+            stages["walk_half_live_mb"] = tracemalloc.get_traced_memory()[0] / 1e6
         if frames % SNAPSHOT_EVERY == 0:
             books.snapshot(symbol, served)
             served += 1
