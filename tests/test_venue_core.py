@@ -614,8 +614,8 @@ class _StreamSnapshotWire(BinanceSpotWire):
     """Binance's wire with two OKX habits, to drive the core's venue-neutral paths: a text `ping` answered
     `pong`, and the book's snapshot sent on the stream to each new subscriber."""
 
-    def parse_control(self, message: str | bytes) -> Control | ControlRejected:
-        return Control("ping") if message == "ping" else super().parse_control(message)
+    def parse_control(self, message: str | bytes, state: ConnectionState) -> Control | ControlRejected:
+        return Control("ping") if message == "ping" else super().parse_control(message, state)
 
     def render_control(self, control: Control, state: ConnectionState) -> list[Reply]:
         return [Reply(b"pong")] if control.kind == "ping" else super().render_control(control, state)

@@ -14,8 +14,11 @@ How the core uses a wire, in order of a client's life:
 1. An HTTP request arrives. `is_rest(path)` routes it to REST (below); otherwise it is a WebSocket
    handshake and `open_path(path)` says which subscriptions the URL itself makes and how frames are
    framed on it (`Opened`), or refuses it (`HttpReply`, e.g. 404 for an unknown path).
-2. Each text or binary message the client sends goes to `parse_control(message)`, which returns a
-   `Control` (what the client asks) or a `ControlRejected` (the venue's error reply, sent as is). The core
+2. Each text or binary message the client sends goes to `parse_control(message, state)`, which returns a
+   `Control` (what the client asks) or a `ControlRejected` (the venue's error reply, sent as is); `state`
+   is the connection as it stands (its framing, which `open_path` made of its path, and the streams
+   the venue serves), so one recording can serve a venue whose paths name markets (Bybit's spot and
+   linear each on its own path, under the same topic names). The core
    applies a `Control` to the connection (its subscriptions, its framing) after checking its limits,
    then asks `render_control(control, state)` for the replies (acks, LIST results, pongs) or
    `render_limit_error(control, limit, allowed)` when a limit refused it.
@@ -126,12 +129,17 @@ class ControlRejected:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionState:
-    """What a reply may report about the connection after the control was applied; `connection_id` is the
-    venue's number for it (Bybit's `conn_id`, OKX's `connId` may be derived from it)."""
+    """The connection as the wire sees it: before a control is applied (`parse_control`), or after, for
+    what a reply may report (`render_control`). `connection_id` is the venue's number for it (Bybit's
+    `conn_id`, OKX's `connId` may be derived from it); `venue_streams` every stream key the venue serves
+    (recorded and derived), so a wire whose keys depend on how the recording named them can name a
+    subscription the recorded way (Bybit: a bare topic, or `<category>/<topic>` where one recording
+    holds both categories)."""
 
     streams: tuple[str, ...]
     framing: str
     connection_id: int = 0
+    venue_streams: frozenset[str] = frozenset()
 
 
 LimitName = Literal["streams_per_connection"]
@@ -251,8 +259,9 @@ class VenueWire(Protocol):
         accepted (they simply receive nothing), as venues do."""
         ...
 
-    def parse_control(self, message: str | bytes) -> Control | ControlRejected:
-        """A client's message (text as str, binary as bytes) as the venue reads it."""
+    def parse_control(self, message: str | bytes, state: ConnectionState) -> Control | ControlRejected:
+        """A client's message (text as str, binary as bytes) as the venue reads it on the connection `state`
+        describes (its framing says which path it came on, where the venue's paths differ)."""
         ...
 
     def render_control(self, control: Control, state: ConnectionState) -> list[Reply]:

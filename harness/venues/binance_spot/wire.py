@@ -92,7 +92,7 @@ class BinanceSpotWire:
             return _error(rest.RestError(400, -1000, msg))
         return Opened(parsed.streams, COMBINED if parsed.combined else RAW)
 
-    def parse_control(self, message: str | bytes) -> Control | ControlRejected:
+    def parse_control(self, message: str | bytes, state: ConnectionState) -> Control | ControlRejected:
         try:
             request = streams.parse_control(message)
         except streams.ControlError as exc:

@@ -70,7 +70,7 @@ class OkxWire(UnweightedRest):
             return HttpReply(404, _NOT_FOUND)
         return Opened((), FRAMING)
 
-    def parse_control(self, message: str | bytes) -> Control | ControlRejected:
+    def parse_control(self, message: str | bytes, state: ConnectionState) -> Control | ControlRejected:
         request = control.parse_request(message, CONN_ID)
         if isinstance(request, control.Ping):
             return Control("ping")
