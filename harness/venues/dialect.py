@@ -33,6 +33,7 @@ from harness.book_events import DepthDelta, DepthSnapshot, Level
 if TYPE_CHECKING:
     from harness.book_events import TopOfBook, Trade
     from harness.client_state import SessionStep
+    from harness.subject import SubjectConfig
     from harness.sync import SequencingRule
     from harness.synth.market import SynthSymbol
     from harness.venues.wire import VenueWire
@@ -86,6 +87,11 @@ class SubjectParts:
     snapshot_url: Callable[[str, str, int], str] | None = None
     max_snapshot_limit: int = 0
     subscribe: Callable[[Sequence[str]], SessionStep] | None = None
+    connections: Callable[[SubjectConfig], list[tuple[SubjectConfig, SubjectParts]]] | None = None
+    """Where the subject's connections follow from what the recording holds (`config.streams`): each
+    connection's share of the config (its symbols and book streams) with the parts that serve it, one
+    connection per market where a venue serves markets on paths of their own (Bybit: spot and linear);
+    None: one connection, `ws_url` and `subscribe` as above."""
 
 
 @dataclass(frozen=True, slots=True)
