@@ -55,6 +55,19 @@ class _StepFailed(Exception):
         self.reason = reason
 
 
+async def _send_all(ws: ClientConnection, messages: Sequence[str]) -> None:
+    for message in messages:
+        await ws.send(message)
+
+
+def _ignore_send_failure(task: asyncio.Task[None]) -> None:
+    """A send that met a closed connection is dropped (the receive path reports the close); anything
+    else is a bug, raised to the loop's exception handler."""
+    error = None if task.cancelled() else task.exception()
+    if error is not None and not isinstance(error, ConnectionClosed):
+        raise error
+
+
 def _ignore_event(event: ClientEvent) -> None:
     return None
 
@@ -172,6 +185,18 @@ class ReconnectingClient:
         if ws is None or self._resubscribe is not None:
             return
         self._resubscribe = asyncio.get_running_loop().create_task(ws.close(1000, reason))
+
+    def send(self, messages: Sequence[str]) -> bool:
+        """Sends `messages`, in order, as text on the open connection: how a client asks a venue for a
+        stream's book again without dropping its other streams (Bybit: unsubscribe, then subscribe).
+        False, sending nothing, between connections or while a `reconnect()` close is under way; a
+        connection lost meanwhile is the receive path's to report, so a failed send is dropped."""
+        ws = self._ws
+        if ws is None or self._resubscribe is not None:
+            return False
+        task = asyncio.get_running_loop().create_task(_send_all(ws, messages))
+        task.add_done_callback(_ignore_send_failure)
+        return True
 
     async def run(self) -> None:
         """Connect, keep reconnecting with backoff, and return after `stop()` or after giving up."""

@@ -6,7 +6,10 @@ reconnecting client hands raw frames to `_on_message`, which parses them (stage 
 queues depth updates (and snapshots that come on the stream, in order with them) at NORMAL priority
 and trades at HIGH; one consumer task takes them off (stage `queue`) and feeds the book sync (stage
 `apply`). When the sync asks for a snapshot it is fetched over REST, or, where the venue sends its
-book on subscribing (Bybit, OKX), the client reconnects and subscribes again. Every book state the
+book on subscribing (Bybit, OKX), asked for on the open connection where the venue allows it (Bybit:
+unsubscribe and subscribe that book), else by reconnecting and subscribing again. Where the recording's
+books need several connections (Bybit's spot and linear), `create` runs one DefaultSubject per
+connection as a `SubjectGroup`. Every book state the
 sync exposes is reported as a BookObservation; every loss and regain of sync as a SyncEvent.
 """
 
@@ -109,6 +112,8 @@ class DefaultSubject:
         self._conn_id: int | None = None
         self._fetches: dict[str, asyncio.Task[None]] = {}
         self._refetch: set[str] = set()
+        self._asked: dict[str, int] = {}
+        """Symbol -> the connection its book was asked for again on (in place, `parts.resubscribe`)."""
         self._report: Report = _discard
         self._stopping = False
         self._trades = 0
@@ -168,6 +173,7 @@ class DefaultSubject:
             self._report(SyncEvent("connection_open", event.mono_ns, f"conn {event.conn_id}"))
         elif isinstance(event, Disconnected):
             self._conn_id = None
+            self._asked.clear()
             self._report(SyncEvent("connection_closed", event.mono_ns, f"{event.code} {event.reason}".strip()))
             for symbol, sync in self._syncs.items():
                 self._handle(symbol, sync.on_connection_reset(), event.mono_ns)
@@ -190,7 +196,11 @@ class DefaultSubject:
             sync = syncs.get(event.symbol)
             if sync is None:
                 continue
-            decisions = sync.on_stream_snapshot(event) if type(event) is DepthSnapshot else sync.on_delta(event)
+            if type(event) is DepthSnapshot:
+                self._asked.pop(event.symbol, None)
+                decisions = sync.on_stream_snapshot(event)
+            else:
+                decisions = sync.on_delta(event)
             applied = monotonic_ns()
             self._handle(event.symbol, decisions, applied, (recv, parsed, dequeued))
 
@@ -222,13 +232,28 @@ class DefaultSubject:
 
     def _want_snapshot(self, symbol: str) -> None:
         if self._in_stream:
-            self._client.reconnect("resubscribe for a snapshot")
+            self._ask_again(symbol)
             return
         task = self._fetches.get(symbol)
         if task is not None and not task.done():
             self._refetch.add(symbol)
             return
         self._fetches[symbol] = asyncio.create_task(self._fetch_snapshot(symbol), name=f"snapshot-{symbol}")
+
+    def _ask_again(self, symbol: str) -> None:
+        """A new in-stream snapshot: asked for on the open connection where the venue allows it (once;
+        a reconnect if it has not come within `snapshot_timeout_s`), else by reconnecting."""
+        resubscribe = self._parts.resubscribe
+        conn_id = self._conn_id
+        if resubscribe is None or conn_id is None:
+            self._client.reconnect("resubscribe for a snapshot")
+        elif symbol not in self._asked and self._client.send(resubscribe(symbol)):
+            self._asked[symbol] = conn_id
+            asyncio.get_running_loop().call_later(self._snapshot_timeout_s, self._overdue, symbol, conn_id)
+
+    def _overdue(self, symbol: str, conn_id: int) -> None:
+        if self._asked.get(symbol) == conn_id and not self._stopping:
+            self._client.reconnect("the snapshot asked for did not come")
 
     async def _fetch_snapshot(self, symbol: str) -> None:
         """Fetches until the sync holds a snapshot it did not reject, backing off after failures (for as

@@ -87,6 +87,10 @@ class SubjectParts:
     snapshot_url: Callable[[str, str, int], str] | None = None
     max_snapshot_limit: int = 0
     subscribe: Callable[[Sequence[str]], SessionStep] | None = None
+    resubscribe: Callable[[str], Sequence[str]] | None = None
+    """Where the venue sends a stream's book again to a fresh subscription on the open connection (Bybit:
+    unsubscribe, then subscribe): the messages that ask for `symbol`'s book so; None: a client that lost
+    a book reconnects for a new snapshot (which costs every other book of the connection too)."""
     connections: Callable[[SubjectConfig], list[tuple[SubjectConfig, SubjectParts]]] | None = None
     """Where the subject's connections follow from what the recording holds (`config.streams`): each
     connection's share of the config (its symbols and book streams) with the parts that serve it, one

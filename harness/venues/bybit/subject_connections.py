@@ -6,6 +6,11 @@ subscribing to its books' recorded topics at the recorded depth, and naming the 
 way the recording does. A recording of one category (bare keys) gets one connection, to linear (what
 our recorder and synth record). A symbol without a recorded book stream (nobody passed the streams)
 gets `orderbook.1000`. Each book comes with its trades (`publicTrade.<symbol>`).
+
+A book whose chain broke is asked for again on the same connection, unsubscribe then subscribe (Bybit
+sends a subscriber the book first), so the connection and its other books stay up; reconnecting for
+every gap cost every book of the connection and left the venue with no client for a while each time
+(the library's `chaos` stall once fell in such a gap on Bybit, met by nobody).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import replace
 from functools import partial
 
 from harness.subject import SubjectConfig
-from harness.venues.bybit.control import BybitSubscribe
+from harness.venues.bybit.control import BybitSubscribe, request_frame
 from harness.venues.bybit.decoder import decode_frame
 from harness.venues.bybit.sequencing import BybitSequencing
 from harness.venues.bybit.topics import (
@@ -29,6 +34,9 @@ from harness.venues.bybit.topics import (
     ws_url,
 )
 from harness.venues.dialect import SubjectParts
+
+RESUBSCRIBE_REQ_ID = "harness-resub"
+"""The `req_id` of the in-place resubscribe, apart from the subscribe step's (`harness-sub-N`)."""
 
 
 def connections(config: SubjectConfig) -> list[tuple[SubjectConfig, SubjectParts]]:
@@ -52,20 +60,27 @@ def connections(config: SubjectConfig) -> list[tuple[SubjectConfig, SubjectParts
     for category, books in groups.items():
         streams = tuple(topic if category is None else qualify(category, topic) for _, topic in books)
         share = replace(config, symbols=tuple(symbol for symbol, _ in books), streams=streams)
-        pieces.append((share, _parts(category, [topic for _, topic in books])))
+        pieces.append((share, _parts(category, dict(books))))
     return pieces
 
 
-def _parts(category: Category | None, book_topics: list[str]) -> SubjectParts:
+def _parts(category: Category | None, books: dict[str, str]) -> SubjectParts:
+    """The parts of one connection; `books` maps each symbol (as named) to its book topic."""
     topics: list[str] = []
-    for topic in book_topics:
+    for topic in books.values():
         parsed = parse_book_topic(topic)
         assert parsed is not None, "only book topics are kept"
         topics += [topic, trade_topic(parsed[1])]
     step = BybitSubscribe(tuple(topics))
+
+    def resubscribe(symbol: str) -> list[str]:
+        topic = (books[symbol],)
+        return [request_frame(op, topic, RESUBSCRIBE_REQ_ID).decode() for op in ("unsubscribe", "subscribe")]
+
     return SubjectParts(
         decode_frame=decode_frame if category is None else partial(decode_frame, market=f"{category}/"),
         sequencing=BybitSequencing,
         ws_url=lambda ws_base, symbols: ws_url(ws_base, category or SUBJECT_CATEGORY),
         subscribe=lambda symbols: step,
+        resubscribe=resubscribe,
     )
