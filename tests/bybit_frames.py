@@ -53,7 +53,8 @@ def two_market_capture(path: Path, deltas: int = 30) -> Path:
     Bybit: a connection per category, each book a snapshot then `deltas` deltas 50 ms apart, each
     delta moving its best bid's size, so a book fed the other market's frames cannot match."""
     records: list[dict | str] = [{"t": "header", "format": 2, "exchange": "BYBIT"}]
-    for n, (category, url, price) in enumerate((("linear", LINEAR_URL, 100), ("spot", SPOT_URL, 50))):
+    markets: tuple[tuple[Category, str, int], ...] = (("linear", LINEAR_URL, 100), ("spot", SPOT_URL, 50))
+    for n, (category, url, price) in enumerate(markets):
         conn, start = f"X.ws.{n + 1}", 100.0 + n * 0.01
         bids = [[f"{price - i}.00", "1.000"] for i in range(1, 6)]
         asks = [[f"{price + i}.00", "1.000"] for i in range(1, 6)]

@@ -31,10 +31,8 @@ class UserBook:
             else:
                 side[float(price)] = float(size)
 
-    def top(self, depth: int | None = 20) -> tuple[list[list[float]], list[list[float]]]:
-        bids = [[p, q] for p, q in sorted(self.bids.items(), reverse=True)[:depth]]
-        asks = [[p, q] for p, q in sorted(self.asks.items())[:depth]]
-        return bids, asks
+    def top(self, depth: int | None = 20) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+        return sorted(self.bids.items(), reverse=True)[:depth], sorted(self.asks.items())[:depth]
 
 
 class UserBybitClient:

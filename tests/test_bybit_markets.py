@@ -20,6 +20,7 @@ from harness.venues.bybit.sequencing import BybitSequencing
 from harness.venues.bybit.wire import WIRE
 from recorder.import_cryptofeed_v3 import import_cryptofeed_v3
 from replayer.replay_data import ReplayData, load_replay_data
+from replayer.serve_command import _how_to_connect
 from replayer.venue_actions import Write
 from replayer.venue_core import VenueCore
 from tests.bybit_frames import REAL_BYBIT, two_market_capture
@@ -117,3 +118,11 @@ def test_the_real_capture_replays_clean_for_our_subject_and_a_users(
         assert sync["divergent"] == 0 and sync["recording_gaps"] == 0 and sync["checks"] > 2000
         assert len(sync["final"]) == 6 and all(final["correct"] for final in sync["final"])
         assert report["venue"]["connections"] == 2, "one per market"
+
+
+def test_serve_says_where_each_market_is(tmp_path: Path) -> None:
+    import_cryptofeed_v3(two_market_capture(tmp_path / "cap.jsonl.zst", deltas=2), tmp_path / "rec")
+    lines = _how_to_connect(load_replay_data(tmp_path / "rec"), "ws://h:1", "http://h:1")
+    assert lines[0].startswith("websocket: ws://h:1  (e.g. ws://h:1/v5/public/linear, then send {")
+    assert lines[1].split()[:3] == ["ws://h:1", "(and", "ws://h:1/v5/public/spot,"]
+    assert '"args":["orderbook.50.BTCUSDT","publicTrade.BTCUSDT"]' in lines[1]
