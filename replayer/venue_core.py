@@ -378,7 +378,8 @@ class VenueCore:
             limit = self.limits.streams_per_connection
             if limit is not None and len(conn.streams) + len(new) > limit:
                 self.stats.streams_refused += 1
-                return [self._reply(conn_id, self.wire.render_limit_error(control, "streams_per_connection", limit))]
+                refusal = self.wire.render_limit_error(control, "streams_per_connection", limit, before)
+                return [self._reply(conn_id, refusal)]
             conn.streams.update(dict.fromkeys(new))
         elif control.kind == "unsubscribe":
             for name in control.streams:

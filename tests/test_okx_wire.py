@@ -51,6 +51,7 @@ def test_subscribe_is_acked_per_arg_and_ping_is_answered_pong() -> None:
     assert ping == Control("ping") and WIRE.render_control(ping, STATE) == [Reply(b"pong")]
     rejected = WIRE.parse_control('{"op":"subscribe"}', STATE)
     assert isinstance(rejected, ControlRejected) and orjson.loads(rejected.reply.payload)["code"] == "60012"
+    assert orjson.loads(rejected.reply.payload)["connId"] == "0000002a", "errors name the connection too"
 
 
 def test_a_new_books_subscriber_gets_the_venue_book_as_a_checksummed_snapshot() -> None:

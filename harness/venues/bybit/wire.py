@@ -15,7 +15,7 @@ category's shape, and a topic is named the way the recording keys it. A recordin
 categories keys its streams `<category>/<topic>`, so `orderbook.200.BTCUSDT` asked on
 `/v5/public/spot` is `spot/orderbook.200.BTCUSDT` and never reaches a linear subscriber, as on the real
 venue; a recording of one category keys bare topics, served on either path (it does not say which
-category it holds). The limit error (`render_limit_error`, which sees no connection) uses linear's shape.
+category it holds).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from harness.book_events import Level
 from harness.venues.bybit import control
 from harness.venues.bybit.encoder import book_frame
 from harness.venues.bybit.topics import (
@@ -42,19 +41,15 @@ from harness.venues.wire import (
     ConnectionState,
     Control,
     ControlRejected,
-    Heartbeat,
     HttpReply,
     LimitName,
     Opened,
     Reply,
     RestVenue,
     SnapshotAsk,
-    UnweightedRest,
+    StreamSnapshotWire,
     WireLimits,
 )
-
-UNKNOWN_CONN_ID = "harness-fake-venue"
-"""The `conn_id` of the limit error, which `render_limit_error` gives without the connection."""
 
 
 def conn_id_of(connection_id: int) -> str:
@@ -62,7 +57,7 @@ def conn_id_of(connection_id: int) -> str:
     return f"harness-fake-venue-{connection_id}"
 
 
-_TIMES = re.compile(rb'"(ts|cts|T)":(\d+)')
+_TIMES = re.compile(rb'"(ts|cts|T)":(?P<ms>\d+)')
 _NOT_FOUND = b'{"retCode":10404,"retMsg":"Not Found","result":{},"retExtInfo":{}}'
 _TOO_MANY = b'{"retCode":10006,"retMsg":"Too many visits!","result":{},"retExtInfo":{}}'
 
@@ -71,17 +66,18 @@ def _category(framing: str) -> Category:
     return "spot" if framing == "spot" else "linear"
 
 
-class BybitWire(UnweightedRest):
+class BybitWire(StreamSnapshotWire):
     """Bybit v5 public as the fake venue speaks it; stateless, one instance serves every connection."""
 
     name = "bybit"
+    dialect = DIALECT
+    event_time = _TIMES
     limits = WireLimits(
         messages_per_second=None,
         too_many_messages_close=(1008, "too many requests"),
         streams_per_connection=10_000,
         rest_weight_per_minute=0,
     )
-    heartbeat = Heartbeat(server_ping_interval_s=None, pong_timeout_s=None)
 
     # Connections and control messages.
 
@@ -96,15 +92,14 @@ class BybitWire(UnweightedRest):
 
     def parse_control(self, message: str | bytes, state: ConnectionState) -> Control | ControlRejected:
         category = _category(state.framing)
-        conn_id = conn_id_of(state.connection_id)
         request = control.parse_request(message)
         if isinstance(request, control.BybitBadRequest):
-            return _rejected(category, conn_id, request.op, request.req_id, request.reason)
+            return self._rejected(request.op, request.req_id, request.reason, state)
         if request.op == "ping":
             return Control("ping", request_id=request.req_id)
         problem = control.refusal(category, request, lambda topic: _served_topic(category, topic))
         if problem is not None:
-            return _rejected(category, conn_id, request.op, request.req_id, problem)
+            return self._rejected(request.op, request.req_id, problem, state)
         if any(split_stream(stream)[0] is not None for stream in state.venue_streams):
             keys = tuple(qualify(category, topic) for topic in request.args)
         else:
@@ -115,10 +110,10 @@ class BybitWire(UnweightedRest):
         req_id = control_.request_id if isinstance(control_.request_id, str) else None
         return [Reply(control.reply(_category(state.framing), conn_id_of(state.connection_id), control_.kind, req_id))]
 
-    def render_limit_error(self, control_: Control, limit: LimitName, allowed: int) -> Reply:
+    def render_limit_error(self, control_: Control, limit: LimitName, allowed: int, state: ConnectionState) -> Reply:
         req_id = control_.request_id if isinstance(control_.request_id, str) else None
         reason = f"error:topics per connection >{allowed}"
-        return Reply(control.reply("linear", UNKNOWN_CONN_ID, control_.kind, req_id, success=False, ret_msg=reason))
+        return self._rejected(control_.kind, req_id, reason, state).reply
 
     def stream_snapshot(self, stream: str, books: Books, wall_ms: int) -> bytes | None:
         category, topic = split_stream(stream)
@@ -146,16 +141,15 @@ class BybitWire(UnweightedRest):
             cts_ms=wall_ms,
         )
 
+    @staticmethod
+    def _rejected(op: str, req_id: str | None, reason: str, state: ConnectionState) -> ControlRejected:
+        """Bybit's error reply, in the connection's category's shape and with its `conn_id`."""
+        conn_id = conn_id_of(state.connection_id)
+        return ControlRejected(
+            Reply(control.reply(_category(state.framing), conn_id, op, req_id, success=False, ret_msg=reason))
+        )
+
     # Recorded frames.
-
-    def frame(self, stream: str, payload: bytes, framing: str) -> bytes:
-        return payload
-
-    def symbol_of(self, stream: str) -> str | None:
-        return DIALECT.symbol_of(stream)
-
-    def is_book_stream(self, stream: str) -> bool:
-        return DIALECT.is_book_stream(stream)
 
     def derived_streams(self, recorded: Iterable[str]) -> dict[str, list[str]]:
         return {}
@@ -165,13 +159,6 @@ class BybitWire(UnweightedRest):
 
     def shift_times(self, payload: bytes, delta_ms: int) -> bytes:
         return _TIMES.sub(lambda m: b'"%s":%d' % (m.group(1), int(m.group(2)) + delta_ms), payload)
-
-    def first_event_time_ms(self, payloads: Iterable[bytes]) -> int | None:
-        for payload in payloads:
-            found = _TIMES.search(payload)
-            if found is not None:
-                return int(found.group(2))
-        return None
 
     # REST: no depth snapshot; the server time, and 404 for the rest.
 
@@ -190,18 +177,11 @@ class BybitWire(UnweightedRest):
             return HttpReply(200, body)
         return HttpReply(404, _NOT_FOUND)
 
-    def snapshot_body(self, last_update_id: int, bids: Sequence[Level], asks: Sequence[Level]) -> bytes:
-        raise ValueError("Bybit's order book snapshot travels on the stream; REST never asks for one")
-
     def error_reply(self, status: int) -> HttpReply:
         return HttpReply(status, b'{"retCode":%d,"retMsg":"error","result":{},"retExtInfo":{}}' % status)
 
     def rest_endpoint(self, path: str) -> str:
         return path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "/"
-
-
-def _rejected(category: Category, conn_id: str, op: str, req_id: str | None, reason: str) -> ControlRejected:
-    return ControlRejected(Reply(control.reply(category, conn_id, op, req_id, success=False, ret_msg=reason)))
 
 
 def _served_topic(category: Category, topic: str) -> bool:
