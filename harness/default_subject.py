@@ -9,8 +9,8 @@ and trades at HIGH; one consumer task takes them off (stage `queue`) and feeds t
 book on subscribing (Bybit, OKX), asked for on the open connection where the venue allows it (Bybit:
 unsubscribe and subscribe that book), else by reconnecting and subscribing again. Where the recording's
 books need several connections (Bybit's spot and linear), `create` runs one DefaultSubject per
-connection as a `SubjectGroup`. Every book state the
-sync exposes is reported as a BookObservation; every loss and regain of sync as a SyncEvent.
+connection as a `SubjectGroup`. Every book state the sync exposes is reported as a BookObservation;
+every loss and regain of sync as a SyncEvent.
 """
 
 from __future__ import annotations
@@ -43,13 +43,8 @@ def create(config: SubjectConfig) -> DefaultSubject | SubjectGroup:
     """The factory `--subject harness.default_subject:create` names: one DefaultSubject, or a group of
     them, one per connection, where the venue needs several for the recording's books (Bybit's spot and
     linear, each on its own path)."""
-    parts = dialect(config.venue).subject_parts()
-    if parts.connections is None:
-        return DefaultSubject(config, parts=parts)
-    pieces = parts.connections(config)
-    if len(pieces) == 1:
-        return DefaultSubject(pieces[0][0], parts=pieces[0][1])
-    return SubjectGroup([DefaultSubject(share, parts=share_parts) for share, share_parts in pieces])
+    subjects = [DefaultSubject(share, parts=parts) for share, parts in _connections(config)]
+    return subjects[0] if len(subjects) == 1 else SubjectGroup(subjects)
 
 
 class DefaultSubject:
@@ -83,7 +78,7 @@ class DefaultSubject:
             config, parts = _one_connection(config)
         self._in_stream = parts.snapshot_url is None or parts.decode_snapshot is None
         """The venue sends snapshots on the stream (Bybit, OKX): nothing to fetch; a new one comes with a
-        new subscription, so a lost sync reconnects (the client subscribes again on every connection)."""
+        new subscription, so a lost sync subscribes again (`_ask_again`)."""
         self._config = config
         self._parts = parts
         self._decode_frame = parts.decode_frame
@@ -346,11 +341,14 @@ def _naming(report: Report, symbols: tuple[str, ...]) -> Report:
     return named
 
 
-def _one_connection(config: SubjectConfig) -> tuple[SubjectConfig, SubjectParts]:
+def _connections(config: SubjectConfig) -> list[tuple[SubjectConfig, SubjectParts]]:
+    """Each connection's share of `config` and the venue's parts for it (one, unless the venue says)."""
     parts = dialect(config.venue).subject_parts()
-    if parts.connections is None:
-        return config, parts
-    pieces = parts.connections(config)
+    return [(config, parts)] if parts.connections is None else parts.connections(config)
+
+
+def _one_connection(config: SubjectConfig) -> tuple[SubjectConfig, SubjectParts]:
+    pieces = _connections(config)
     if len(pieces) != 1:
         raise ValueError(
             f"{config.venue} needs {len(pieces)} connections for {', '.join(config.symbols)}: "
