@@ -6,11 +6,11 @@ reconnecting client hands raw frames to `_on_message`, which parses them (stage 
 queues depth updates (and snapshots that come on the stream, in order with them) at NORMAL priority
 and trades at HIGH; one consumer task takes them off (stage `queue`) and feeds the book sync (stage
 `apply`). When the sync asks for a snapshot it is fetched over REST, or, where the venue sends its
-book on subscribing (Bybit, OKX), asked for on the open connection where the venue allows it (Bybit:
-unsubscribe and subscribe that book), else by reconnecting and subscribing again. Where the recording's
-books need several connections (Bybit's spot and linear), `create` runs one DefaultSubject per
-connection as a `SubjectGroup`. Every book state the sync exposes is reported as a BookObservation;
-every loss and regain of sync as a SyncEvent.
+book on subscribing (Bybit, OKX), that one book is subscribed again on the open connection where
+the venue allows it (`SubjectParts.resubscribe`: Bybit, OKX), else the client reconnects and
+subscribes everything again. Where the recording's books need several connections (Bybit's spot and
+linear), `create` runs one DefaultSubject per connection as a `SubjectGroup`. Every book state the
+sync exposes is reported as a BookObservation; every loss and regain of sync as a SyncEvent.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class DefaultSubject:
             config, parts = _one_connection(config)
         self._in_stream = parts.snapshot_url is None or parts.decode_snapshot is None
         """The venue sends snapshots on the stream (Bybit, OKX): nothing to fetch; a new one comes with a
-        new subscription, so a lost sync subscribes again (`_ask_again`)."""
+        new subscription, so a lost sync subscribes again (`_resubscribe`)."""
         self._config = config
         self._parts = parts
         self._decode_frame = parts.decode_frame
@@ -99,6 +99,7 @@ class DefaultSubject:
             watchdog_s=watchdog_s,
             stable_after_s=2.0,
             subscribe=None if parts.subscribe is None else parts.subscribe(config.symbols),
+            keepalive=parts.keepalive,
         )
         self._snapshot_retry_s = snapshot_retry_s
         self._snapshot_retry_cap_s = snapshot_retry_cap_s
@@ -106,9 +107,9 @@ class DefaultSubject:
         self._book_levels: dict[str, int | None] = {}
         self._conn_id: int | None = None
         self._fetches: dict[str, asyncio.Task[None]] = {}
+        self._overdue: dict[str, asyncio.TimerHandle] = {}
+        """Per symbol resubscribed on the open connection, the timer that reconnects if no snapshot comes."""
         self._refetch: set[str] = set()
-        self._asked: dict[str, int] = {}
-        """Symbol -> the connection its book was asked for again on (in place, `parts.resubscribe`)."""
         self._report: Report = _discard
         self._stopping = False
         self._trades = 0
@@ -130,6 +131,8 @@ class DefaultSubject:
             await self._client.stop()
             await asyncio.gather(client, return_exceptions=True)
             consumer.cancel()
+            for overdue in self._overdue.values():
+                overdue.cancel()
             for task in self._fetches.values():
                 task.cancel()
             await asyncio.gather(consumer, *self._fetches.values(), return_exceptions=True)
@@ -168,7 +171,6 @@ class DefaultSubject:
             self._report(SyncEvent("connection_open", event.mono_ns, f"conn {event.conn_id}"))
         elif isinstance(event, Disconnected):
             self._conn_id = None
-            self._asked.clear()
             self._report(SyncEvent("connection_closed", event.mono_ns, f"{event.code} {event.reason}".strip()))
             for symbol, sync in self._syncs.items():
                 self._handle(symbol, sync.on_connection_reset(), event.mono_ns)
@@ -191,11 +193,7 @@ class DefaultSubject:
             sync = syncs.get(event.symbol)
             if sync is None:
                 continue
-            if type(event) is DepthSnapshot:
-                self._asked.pop(event.symbol, None)
-                decisions = sync.on_stream_snapshot(event)
-            else:
-                decisions = sync.on_delta(event)
+            decisions = sync.on_stream_snapshot(event) if type(event) is DepthSnapshot else sync.on_delta(event)
             applied = monotonic_ns()
             self._handle(event.symbol, decisions, applied, (recv, parsed, dequeued))
 
@@ -227,7 +225,7 @@ class DefaultSubject:
 
     def _want_snapshot(self, symbol: str) -> None:
         if self._in_stream:
-            self._ask_again(symbol)
+            self._resubscribe(symbol)
             return
         task = self._fetches.get(symbol)
         if task is not None and not task.done():
@@ -235,20 +233,23 @@ class DefaultSubject:
             return
         self._fetches[symbol] = asyncio.create_task(self._fetch_snapshot(symbol), name=f"snapshot-{symbol}")
 
-    def _ask_again(self, symbol: str) -> None:
-        """A new in-stream snapshot: asked for on the open connection where the venue allows it (once;
-        a reconnect if it has not come within `snapshot_timeout_s`), else by reconnecting."""
+    def _resubscribe(self, symbol: str) -> None:
+        """Asks the venue for `symbol`'s book again on the open connection, or reconnects where it cannot;
+        a snapshot that has not come `snapshot_timeout_s` later (the request was lost) reconnects too."""
         resubscribe = self._parts.resubscribe
-        conn_id = self._conn_id
-        if resubscribe is None or conn_id is None:
+        if resubscribe is None or not self._client.send(resubscribe(symbol)):
             self._client.reconnect("resubscribe for a snapshot")
-        elif symbol not in self._asked and self._client.send(resubscribe(symbol)):
-            self._asked[symbol] = conn_id
-            asyncio.get_running_loop().call_later(self._snapshot_timeout_s, self._overdue, symbol, conn_id)
+            return
+        overdue = self._overdue.pop(symbol, None)
+        if overdue is not None:
+            overdue.cancel()
+        loop = asyncio.get_running_loop()
+        self._overdue[symbol] = loop.call_later(self._snapshot_timeout_s, self._snapshot_overdue, symbol, self._conn_id)
 
-    def _overdue(self, symbol: str, conn_id: int) -> None:
-        if self._asked.get(symbol) == conn_id and not self._stopping:
-            self._client.reconnect("the snapshot asked for did not come")
+    def _snapshot_overdue(self, symbol: str, conn_id: int | None) -> None:
+        self._overdue.pop(symbol, None)
+        if not self._stopping and conn_id == self._conn_id and not self._syncs[symbol].synced:
+            self._client.reconnect("no snapshot after resubscribing")
 
     async def _fetch_snapshot(self, symbol: str) -> None:
         """Fetches until the sync holds a snapshot it did not reject, backing off after failures (for as
