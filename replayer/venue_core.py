@@ -30,6 +30,7 @@ Behaviour, as the report and the checker rely on it:
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -43,6 +44,7 @@ from harness.venues.wire import (
     Opened,
     Reply,
     SnapshotAsk,
+    SnapshotAt,
     VenueWire,
 )
 from replayer.rate_limit import MessageRateLimit
@@ -298,11 +300,28 @@ class VenueCore:
         if self._keep_send_log:
             reach = reach_of(book.last_update_id, served_limit, bids, asks)
             self.depths_served.setdefault(symbol, []).append(reach)
-        body = self.wire.snapshot_body(book.last_update_id, bids, asks)
+        body = self.wire.snapshot_body(book.last_update_id, bids, asks, self._snapshot_at(symbol, book.last_update_id))
         record = SnapshotRecord(
             symbol, book.last_update_id, 0, tuple(bids[:SERVED_LEVELS]), tuple(asks[:SERVED_LEVELS])
         )
         return HttpReply(200, body), self.wall_seconds(delay_ns) if delay_ns else 0.0, record
+
+    def _snapshot_at(self, symbol: str, update_id: int) -> SnapshotAt | None:
+        """The recorded depth events a REST answer of `symbol` at `update_id` stands at (wire.SnapshotAt):
+        the first depth frame whose last id reaches `update_id` (the last frame, past them all), and the
+        one at the current position; None for a symbol with no depth frame."""
+        indexes = self.data.depth_indexes.get(symbol)
+        current = self.books.book(symbol)
+        if not indexes or current is None:
+            return None
+        frames = self.data.frames
+
+        def event_at(target: int) -> bytes:
+            at = bisect_left(indexes, target, key=lambda index: frames[index].last_update_id or 0)
+            payload = frames[indexes[min(at, len(indexes) - 1)]].payload
+            return self.wire.shift_times(payload, self._rebase_ms) if self._rebase_ms else payload
+
+        return SnapshotAt(event_at(update_id), event_at(current.last_update_id))
 
     def snapshot_delivered(self, snapshot: SnapshotRecord, now_ns: int) -> None:
         """A depth answer went out at `now_ns` (after its delay, if slow): the checker's record of it."""
