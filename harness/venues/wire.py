@@ -209,15 +209,17 @@ class RestVenue(Protocol):
 class WireLimits:
     """The venue's own limits, the core's defaults.
 
-    `messages_per_second`: client messages in any sliding second before the connection is closed with
-    `too_many_messages_close` (None: the venue has none). `streams_per_connection`: subscriptions one
-    connection may hold. `rest_weight_per_minute`: REST request weight per IP and fixed minute (0: none).
+    `streams_per_connection`: subscriptions one connection may hold. `messages_per_second`: client
+    messages in any sliding second before the connection is closed with `too_many_messages_close` (None,
+    the default: the venue closes none for it). `rest_weight_per_minute`: REST request weight per IP and
+    fixed minute (0, the default: the venue weighs no request). docs/venues.md, "Limits", has each
+    venue's numbers and their sources.
     """
 
-    messages_per_second: int | None
-    too_many_messages_close: tuple[int, str]
     streams_per_connection: int
-    rest_weight_per_minute: int
+    messages_per_second: int | None = None
+    too_many_messages_close: tuple[int, str] = (1008, "too many requests")
+    rest_weight_per_minute: int = 0
 
 
 @dataclass(frozen=True, slots=True)
