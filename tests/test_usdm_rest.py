@@ -72,3 +72,8 @@ def test_rebased_answers_read_the_clock_of_the_rebased_stream(data: ReplayData) 
     body = _answer(core)
     state = _event_holding(data, body["lastUpdateId"])
     assert body["T"] == state["T"] + shift and body["E"] >= body["T"]
+
+
+def test_a_scheduled_429_names_usdm_s_weight_limit(data: ReplayData) -> None:
+    refused = orjson.loads(wire_of(data).error_reply(429).body)
+    assert refused["code"] == -1003 and "current limit is 2400 request weight" in refused["msg"]

@@ -203,7 +203,7 @@ class BinanceSpotWire:
         return rest.depth_body(last_update_id, bids, asks)  # spot's body carries no time
 
     def error_reply(self, status: int) -> HttpReply:
-        return _error(rest.error_for_status(status))
+        return _error(rest.error_for_status(status, self.limits.rest_weight_per_minute))
 
     def rest_endpoint(self, path: str) -> str:
         return urlsplit(path).path.rsplit("/", 1)[-1]
