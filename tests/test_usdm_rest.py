@@ -73,6 +73,17 @@ def test_rebased_answers_read_the_clock_of_the_rebased_stream(data: ReplayData) 
     state = _event_holding(data, body["lastUpdateId"])
     assert body["T"] == state["T"] + shift and body["E"] >= body["T"]
 
+    assert core.clock_start_ns is not None  # the subscription started it; the shift is the stream's
+
+
+def test_before_any_subscription_a_rebased_answer_reads_as_now(data: ReplayData) -> None:
+    """No clock yet, so no frame has been moved: the answer reads as if the session started with it, within
+    the recording's 30 s of the wall clock's now (a transaction time runs a few ms before its event's time,
+    the anchor), never in 2024 beside a stream that will read as now."""
+    core = VenueCore(data, wire_of(data), started_ns=NOW, rebase_time=True)
+    body = _answer(core)
+    assert -1_000 <= body["T"] - WALL // 1_000_000 <= 30_000 and body["E"] >= body["T"]
+
 
 def test_a_scheduled_429_names_usdm_s_weight_limit(data: ReplayData) -> None:
     refused = orjson.loads(wire_of(data).error_reply(429).body)
