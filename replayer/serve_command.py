@@ -1,4 +1,4 @@
-"""`harness serve`: a recording served as a fake Binance spot venue on loopback until Ctrl-C.
+"""`harness serve`: a recording served on loopback as a fake of its venue, with that venue's limits, until Ctrl-C.
 
 With `--scenario`, the scenario's faults are injected for whatever client connects, in any language;
 what was injected (each fault window, control action, mangled and dropped frame, with its replay offset
