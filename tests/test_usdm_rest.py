@@ -9,6 +9,7 @@ of the stream the client also reads.
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 
 import orjson
@@ -46,13 +47,13 @@ def _event_holding(data: ReplayData, update_id: int) -> dict:
 def test_the_depth_answer_carries_the_recorded_times_of_the_state_it_serves(data: ReplayData) -> None:
     core = VenueCore(data, wire_of(data), started_ns=NOW)
     core.start_clock(NOW, WALL)
-    walked = 40
-    for entry in core.schedule[:walked]:
+    walked = list(islice(core.schedule, 40))  # a schedule is walked, not indexed
+    for entry in walked:
         core.entry(entry, NOW)
     body = _answer(core)
     assert list(body) == ["lastUpdateId", "E", "T", "bids", "asks"], "the real answer's keys, in its order"
     state = _event_holding(data, body["lastUpdateId"])
-    sends = [entry for entry in core.schedule[:walked] if isinstance(entry, Send)]
+    sends = [entry for entry in walked if isinstance(entry, Send)]
     sent = [orjson.loads(send.frame.payload)["data"] for send in sends if send.frame.last_update_id is not None]
     assert isinstance(body["T"], int) and body["T"] == state["T"]
     assert body["E"] == max(state["E"], sent[-1]["E"]) >= body["T"]
@@ -62,7 +63,7 @@ def test_rebased_answers_read_the_clock_of_the_rebased_stream(data: ReplayData) 
     core = VenueCore(data, wire_of(data), started_ns=NOW, rebase_time=True)
     conn, _ = core.open("/ws/btcusdt@depth@0ms", ("127.0.0.1", 1), NOW, WALL)
     actions = []
-    for entry in core.schedule[:40]:
+    for entry in islice(core.schedule, 40):
         actions += core.entry(entry, NOW)
     (last_sent,) = [a for a in actions if isinstance(a, Write) and a.conn == conn][-1:]
     moved = orjson.loads(last_sent.payload)
