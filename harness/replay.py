@@ -33,7 +33,7 @@ from harness.report import apply_expectations, build_report
 from harness.scenarios import load_scenario
 from harness.subject import DEFAULT_SUBJECT, check_factory_spec
 from replayer.replay_data import ReplayData, load_replay_data, wire_of
-from replayer.server import VENUE, VenueServer
+from replayer.server import VenueServer
 from replayer.timeline import ClientBufferLimit, TimelineEntry
 
 BUNDLED_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "binance_spot_multi_synth"
@@ -94,7 +94,7 @@ class _Setup:
     venue: str
     subject: str
     final_ids: dict[str, int | None]
-    rest_weight_limit: int | None
+    rest_weight_limit: int
 
 
 def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict[str, Any]:
@@ -122,9 +122,12 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
             f"{recording_path}: no depth update frames continuing a recorded REST snapshot, so there is no "
             "book to judge; record the symbols' @depth streams (harness record does by default)"
         )
-    if request.rest_weight_limit is not None and request.rest_weight_limit < 0:
-        raise HarnessError(f"the REST weight limit must be >= 0 (0 turns it off), not {request.rest_weight_limit}")
-    setup = _Setup(data, plan.entries, speed, seed, venue, request.subject, final_ids, request.rest_weight_limit)
+    weight = request.rest_weight_limit
+    if weight is None:
+        weight = wire_of(data).limits.rest_weight_per_minute
+    elif weight < 0:
+        raise HarnessError(f"the REST weight limit must be >= 0 (0 turns it off), not {weight}")
+    setup = _Setup(data, plan.entries, speed, seed, venue, request.subject, final_ids, weight)
     stderr_path = request.stderr_path or _temporary_log()
     try:
         stderr_file = open(stderr_path, "wb")  # noqa: SIM115 (closed below, before it is read back)
@@ -233,7 +236,7 @@ async def _run(setup: _Setup, progress: Progress | None, stderr_file: Any) -> tu
         speed=setup.speed,
         seed=setup.seed,
         socket_send_buffer=SLOW_READER_SNDBUF if _limits_client_buffers(setup.schedule) else None,
-        rest_weight_limit=VENUE if setup.rest_weight_limit is None else setup.rest_weight_limit,
+        rest_weight_limit=setup.rest_weight_limit,
         wire=wire_of(setup.data),
     )
     try:

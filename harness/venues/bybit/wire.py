@@ -9,9 +9,9 @@ venue has no book yet (the recorded snapshot then comes in its turn). The client
 connection alive with `{"op":"ping"}`; the venue sends no pings. There is no REST depth snapshot:
 REST answers `/v5/market/time` and 404 elsewhere.
 
-Not done yet: `parse_control` is handed the connection (its framing is its category) and uses it only
-for the shape and `conn_id` of its errors, so spot's limit of 10 topics a request is not enforced, and a
-recording holding both categories (stream keys `<category>/<topic>`) cannot be served.
+What this contract cannot carry yet: `parse_control` does not see the connection's category, so
+spot's limit of 10 topics a request is not enforced, and a recording holding both categories (stream
+keys `<category>/<topic>`) cannot be served.
 """
 
 from __future__ import annotations

@@ -51,7 +51,12 @@ class OkxWire(StreamSnapshotWire):
     name = "okx"
     dialect = DIALECT
     event_time = _TS
-    limits = WireLimits(streams_per_connection=1024)
+    limits = WireLimits(
+        messages_per_second=None,
+        too_many_messages_close=(1008, "too many requests"),
+        streams_per_connection=1024,
+        rest_weight_per_minute=0,
+    )
 
     def is_rest(self, path: str) -> bool:
         return urlsplit(path).path.startswith("/api/")
