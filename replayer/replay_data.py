@@ -158,7 +158,7 @@ def _build(
         if snapshot is not None:
             book.load(snapshot.last_update_id, snapshot.bids, snapshot.asks)
     lowest = min((index for index, _ in start_at.values()), default=start)
-    for frame in scan.store(reader, lowest, start):
+    for frame in scan.store(reader, lowest, start) if lowest < start else ():
         at = start_at.get(frame.symbol or "")
         if frame.last_update_id is not None and at is not None and at[0] <= frame.index + lowest:
             book_symbol = frame.symbol or ""
