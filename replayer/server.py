@@ -29,7 +29,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Literal
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -105,7 +105,7 @@ class VenueServer:
         self,
         data: ReplayData,
         *,
-        schedule: list[TimelineEntry] | None = None,
+        schedule: Collection[TimelineEntry] | None = None,
         speed: float = 1.0,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -192,7 +192,7 @@ class VenueServer:
         return self.core.data
 
     @property
-    def schedule(self) -> list[TimelineEntry]:
+    def schedule(self) -> Collection[TimelineEntry]:
         return self.core.schedule
 
     @property

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from replayer.faults.stream import Holding, fault_error
-from replayer.faults.work import FaultContext, FaultStage, Present, Slot, spread
+from replayer.faults.work import FaultContext, FaultStage, Present, spread
 from replayer.timeline import (
     UNLIMITED,
     UNTIL_HEALED,
@@ -20,6 +20,7 @@ from replayer.timeline import (
     HalfOpen,
     RefuseHandshakes,
     RestBehaviour,
+    Slot,
     Stall,
 )
 

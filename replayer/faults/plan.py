@@ -4,7 +4,7 @@ Pure and deterministic: no clock, no I/O, and every fault draws from its own str
 `random.Random(f"{seed}/{fault_id}")` (string seeds hash with SHA-512, so the stream is the same on
 every machine and every PYTHONHASHSEED). Each fault decides up front from the frames (counts,
 offsets, ids) and keeps only what it touches; the schedule itself is made while it is walked
-(replayer/faults/schedule.py), after one build walk that counts units, windows and sequence breaks,
+(replayer/timeline.py, Schedule), after one build walk that counts units, windows and sequence breaks,
 so a plan's memory grows with its faults, not with the recording. The caller hands `entries` to
 the server, `injected` (faults armed) to the report with `served(tags)` for the tags the server
 recorded, `windows` to the checker (time from fault to a correct book) and `sequence_breaks` to the
@@ -21,15 +21,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import TypedDict
 
 from harness.errors import HarnessError
 from harness.venues.dialect import VenueDialect
 from replayer.faults import connection, rest, stream
-from replayer.faults.schedule import Schedule, build_walk
 from replayer.faults.spec import FaultSpec
 from replayer.faults.work import ArmedUnit, ArmedUnits, FaultContext, FaultStage, FaultWindow, Present
-from replayer.timeline import FaultTag, Frame, Send, TimelineEntry
+from replayer.timeline import FaultTag, Frame, Schedule, Send, TimelineEntry, walk_sends
 
 HEAL_BY_FRACTION = 0.85
 """Every fault heals before this fraction of the recording, so the end of the replay proves the book."""
@@ -151,8 +151,10 @@ def fit_to_venue(spec: FaultSpec, fault_id: str, venue: VenueDialect | None) -> 
 def build_schedule(
     frames: Sequence[Frame], faults: Sequence[FaultSpec], seed: int, venue: VenueDialect | None = None
 ) -> FaultPlan:
-    """Applies `faults` in order to the clean schedule of `frames` (offsets from replay start, at speed 1,
-    never going back).
+    """Applies `faults` in order to the clean schedule of `frames` (offsets from replay start, at speed 1).
+
+    Faults decide over the frames in index order; the schedule sends them in time order (a recording's
+    frames are both; frames built by hand whose offsets go back are sorted, in a list).
 
     With `venue`, faults (or parts of faults) that cannot happen there are left out and listed in
     `not_applicable`.
@@ -182,12 +184,14 @@ def build_schedule(
         where = f"fault {fault_id} ({spec.kind})"
         if ctx.stop_ns < ctx.start_ns:
             raise HarnessError(f"{where}: stop {spec.stop} comes before start {spec.start} on this recording")
-        _check_heal(where, ctx.stop_ns, heal_by_ns, duration_ns)
         stage = APPLY[spec.kind](ctx, frames, _present(tuple(removers)))
+        _check_heal(where, max([ctx.stop_ns, *(w.heal_ns for w in stage.windows)]), heal_by_ns, duration_ns)
         if type(stage).removes is not FaultStage.removes:
             removers.append(stage)
         stages.append((stage, where))
-    walk = _Tally(build_walk(frames, [stage for stage, _ in stages]))
+    active = [stage for stage, _ in stages if type(stage).apply is not FaultStage.apply]
+    timed = frames if all(a.offset_ns <= b.offset_ns for a, b in pairwise(frames)) else sorted(frames, key=_offset)
+    walk = _Tally(walk_sends(timed, active, build=True))
     breaks = sequence_breaks(walk)
     controls: list[TimelineEntry] = []
     windows: list[FaultWindow] = []
@@ -203,7 +207,7 @@ def build_schedule(
     for kind, count in units.counts():
         injected[kind] += count
     return FaultPlan(
-        entries=Schedule(frames, [stage for stage, _ in stages], controls, walk.sends + len(controls)),
+        entries=Schedule(timed, active, controls, walk.sends + len(controls)),
         injected=injected,
         units=units,
         fault_ids={fault_id: spec.kind for spec, fault_id in zip(faults, ids, strict=True)},
@@ -213,6 +217,10 @@ def build_schedule(
         heal_by_ns=heal_by_ns,
         not_applicable=skipped,
     )
+
+
+def _offset(frame: Frame) -> int:
+    return frame.offset_ns
 
 
 def _present(removers: tuple[FaultStage, ...]) -> Present:
@@ -232,8 +240,7 @@ def _check_heal(where: str, heal_ns: int, heal_by_ns: int, duration_ns: int) -> 
 
 
 class _Tally:
-    """The build walk's sends, counted, and checked to be in schedule order (frames whose offsets go
-    back are a caller's bug: a recording's never do)."""
+    """The build walk's sends, counted, and checked to be in schedule order (every stage keeps it)."""
 
     def __init__(self, sends: Iterator[Send]) -> None:
         self._sends = sends
@@ -243,7 +250,7 @@ class _Tally:
         last = 0
         for send in self._sends:
             if send.offset_ns < last:
-                raise ValueError(f"frame {send.frame.index}: offsets go back ({send.offset_ns} after {last})")
+                raise AssertionError(f"a stage sent frame {send.frame.index} back in time ({send.offset_ns} < {last})")
             last = send.offset_ns
             self.sends += 1
             yield send

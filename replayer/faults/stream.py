@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, replace
 import orjson
 
 from harness.errors import HarnessError
-from replayer.faults.work import FaultContext, FaultStage, IndexSet, Present, Slot, Span, spread
-from replayer.timeline import Frame, Send, TimelineEntry, Withheld
+from replayer.faults.work import FaultContext, FaultStage, IndexSet, Present, Span, spread
+from replayer.timeline import Frame, Send, Slot, TimelineEntry, Withheld
 
 CORRUPT_MODES = ("invalid_json", "truncated", "wrong_types", "invalid_utf8")
 CORRUPT_MODES_ALL = (*CORRUPT_MODES, "checksum")
@@ -129,10 +129,10 @@ def gap(ctx: FaultContext, frames: Sequence[Frame], present: Present) -> FaultSt
                 open_runs.setdefault(frame.stream, []).append(run)
         position += 1
     run_of: dict[int, int] = {}
-    for i, run in enumerate(runs):
-        for frame in run:
+    for number, members in enumerate(runs):
+        for frame in members:
             if present(frame):
-                run_of.setdefault(frame.index, i)
+                run_of.setdefault(frame.index, number)
     return Removal(
         ctx,
         chosen=IndexSet(run_of),
@@ -362,10 +362,10 @@ def reorder(ctx: FaultContext, frames: Sequence[Frame], present: Present) -> Fau
         if ctx.eligible(frame):
             position = positions.get(frame.stream, 0)
             positions[frame.stream] = position + 1
-            group = chosen.get((frame.stream, position // size))
-            if group is not None:
-                found[group[0]].append(frame.index)
-                alive[group[0]] += present(frame)
+            picked = chosen.get((frame.stream, position // size))
+            if picked is not None:
+                found[picked[0]].append(frame.index)
+                alive[picked[0]] += present(frame)
     groups = [
         (tuple(indices), count, order) for (_, order), indices, count in zip(chosen.values(), found, alive, strict=True)
     ]
@@ -507,7 +507,7 @@ class Corruption(FaultStage):
                 unit = hits.position(slot.send.frame.index)
                 if unit >= 0:
                     mode = CORRUPT_MODES_ALL[self.modes[unit]]
-                    payload = corrupt_payload(slot.send.frame.payload, mode)
+                    payload = corrupt_payload(slot.send.frame.payload, mode) or b""  # never empty: see corrupt()
                     slot.send = replace(slot.send, payload=payload, fault=kind, binary=mode == "invalid_utf8")
                     slot.tag(self.tag(unit))
                     if build:

@@ -4,7 +4,7 @@ A fault decides from the clean frames (their counts, offsets and ids) and its ow
 never from what earlier faults did, so its decisions stay the same when another fault is added. What
 earlier faults removed is known from their decisions alone (`Present`), since a removal takes every
 send of a frame. Applying a decision happens in the fault's stage (`FaultStage.apply`), one slot at a
-time as the schedule streams by (replayer/faults/schedule.py), so a plan keeps only what its faults
+time as the schedule streams by (replayer/timeline.py, Schedule), so a plan keeps only what its faults
 touch, never one object per frame.
 """
 
@@ -14,10 +14,10 @@ import random
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, overload
 
-from replayer.timeline import FaultTag, Frame, Send, TimelineEntry
+from replayer.timeline import FaultTag, Frame, Slot, TimelineEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,25 +30,6 @@ class FaultWindow:
     stop_ns: int
     heal_ns: int
     fault_id: str = ""
-
-
-@dataclass(slots=True)
-class Slot:
-    """A Send on its way through the fault stages: `offset_ns` is where it is scheduled now; `copy` is
-    0 for the frame's original send and 1 for a duplicate."""
-
-    offset_ns: int
-    send: Send
-    copy: int = 0
-
-    def mark(self, kind: str) -> None:
-        """Labels the send with the first fault that touched it; only `corrupt` relabels (mangled matters most)."""
-        if self.send.fault is None:
-            self.send = replace(self.send, fault=kind)
-
-    def tag(self, tag: FaultTag) -> None:
-        """Adds an armed unit that this send serves when it reaches a client (several faults may touch it)."""
-        self.send = replace(self.send, tags=(*self.send.tags, tag))
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +100,13 @@ class ArmedUnits(Sequence[ArmedUnit]):
         for kind, fault_id, count, parts in self._faults:
             for unit in range(count):
                 yield ArmedUnit(kind, fault_id, unit, parts)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ArmedUnits | list | tuple):
+            return NotImplemented
+        return len(self) == len(other) and all(mine == theirs for mine, theirs in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
 
     def counts(self) -> Iterator[tuple[str, int]]:
         """(kind, units) per fault that armed any."""
