@@ -14,9 +14,9 @@ report counts faults served apart from faults armed.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import islice
-from typing import Literal, Protocol
+from typing import Literal, Protocol, overload
 
 from harness.venues.dialect import ChainIds
 
@@ -208,11 +208,30 @@ class Slot:
     def mark(self, kind: str) -> None:
         """Labels the send with the first fault that touched it; only `corrupt` relabels (mangled matters most)."""
         if self.send.fault is None:
-            self.send = replace(self.send, fault=kind)
+            self.touch(kind, None)
 
     def tag(self, tag: FaultTag) -> None:
         """Adds an armed unit that this send serves when it reaches a client (several faults may touch it)."""
-        self.send = replace(self.send, tags=(*self.send.tags, tag))
+        self.touch(None, tag)
+
+    def touch(self, kind: str | None, tag: FaultTag | None) -> None:
+        """`mark(kind)` and `tag(tag)` in one new Send (the stages do both for every frame they move)."""
+        send = self.send
+        self.send = Send(
+            send.offset_ns,
+            send.frame,
+            send.payload,
+            send.fault if send.fault is not None or kind is None else kind,
+            send.binary,
+            send.tags if tag is None else (*send.tags, tag),
+        )
+
+    def scheduled(self) -> Send:
+        """The send, at the offset it is scheduled for now."""
+        send = self.send
+        if send.offset_ns == self.offset_ns:
+            return send
+        return Send(self.offset_ns, send.frame, send.payload, send.fault, send.binary, send.tags)
 
 
 class SendStage(Protocol):
@@ -256,8 +275,14 @@ class Schedule(Collection[TimelineEntry]):
     def __iter__(self) -> Iterator[TimelineEntry]:
         return merge_controls(walk_sends(self._frames, self._stages, build=False), self._controls)
 
-    def __getitem__(self, index: int) -> TimelineEntry:
-        """The entry at `index` (a walk to it: for tests and small plans)."""
+    @overload
+    def __getitem__(self, index: int) -> TimelineEntry: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[TimelineEntry]: ...
+    def __getitem__(self, index: int | slice) -> TimelineEntry | list[TimelineEntry]:
+        """The entry at `index`, or a list for a slice: a walk to it, for tests and small plans."""
+        if isinstance(index, slice):
+            return list(islice(self, *index.indices(self._length)))
         if index < 0:
             index += self._length
         for entry in islice(self, index, None):
@@ -272,7 +297,7 @@ def walk_sends(frames: Sequence[Frame], stages: Sequence[SendStage], build: bool
     slots: Iterator[Slot] = (Slot(f.offset_ns, Send(f.offset_ns, f, f.payload)) for f in frames)
     for stage in stages:
         slots = stage.apply(slots, build)
-    return (s.send if s.send.offset_ns == s.offset_ns else replace(s.send, offset_ns=s.offset_ns) for s in slots)
+    return (slot.scheduled() for slot in slots)
 
 
 def merge_controls(sends: Iterator[Send], controls: Sequence[TimelineEntry]) -> Iterator[TimelineEntry]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -46,12 +46,18 @@ class Removal(FaultStage):
         return frame.index in self.chosen
 
     def apply(self, slots: Iterator[Slot], build: bool) -> Iterator[Slot]:
-        chosen, kind = self.chosen, self.ctx.kind
+        if not self.chosen:
+            yield from slots
+            return
+        kind = self.ctx.kind
+        bits, first = self.chosen.bits()
+        size = len(bits) * 8
         if build:
             self._removed = [[] for _ in self.runs]
         for slot in slots:
             frame = slot.send.frame
-            if frame.index not in chosen:
+            at = frame.index - first
+            if not (0 <= at < size and bits[at >> 3] >> (at & 7) & 1):
                 yield slot
             elif not build or not self.withhold:
                 continue
@@ -193,17 +199,32 @@ class Duplication(FaultStage):
     def _copy(self, send: Send, original_ns: int, after_ns: int, unit: int, build: bool) -> Slot:
         if build:
             self._span.add(original_ns, after_ns)
-        return Slot(after_ns, replace(send, fault=self.ctx.kind, tags=(*send.tags, self.tag(unit))), copy=1)
+        tags = (*send.tags, self.tag(unit))
+        return Slot(after_ns, Send(send.offset_ns, send.frame, send.payload, self.ctx.kind, send.binary, tags), copy=1)
 
     def apply(self, slots: Iterator[Slot], build: bool) -> Iterator[Slot]:
         originals, afters = self.originals, self.afters
         seen: dict[int, tuple[Send, int]] = {}
         holes: dict[int, tuple[_Hole, int]] = {}
         out: deque[Slot | _Hole] = deque()
+        bits, first = originals.bits()
+        after_bits, after_first = self._after_keys.bits()
+        size, after_size = len(bits) * 8, len(after_bits) * 8
         for slot in slots:
-            out.append(slot)
             if slot.copy == 0:
                 index = slot.send.frame.index
+                at, after_at = index - first, index - after_first
+                mine = 0 <= at < size and bits[at >> 3] >> (at & 7) & 1
+                after = 0 <= after_at < after_size and after_bits[after_at >> 3] >> (after_at & 7) & 1
+                if not mine and not after:
+                    if out:
+                        out.append(slot)
+                        yield from _drain(out)
+                    else:
+                        yield slot
+                    continue
+            out.append(slot)
+            if slot.copy == 0:
                 j = originals.position(index)
                 if j >= 0 and afters[j] != index:
                     waiting = holes.pop(j, None)
@@ -279,10 +300,14 @@ class Reordering(FaultStage):
         if build:
             self._moved = [0] * len(self.groups)
         members, member_group = self.members, self.member_group
+        bits, first = members.bits()
+        size = len(bits) * 8
         passed: dict[int, list[tuple[int, Slot]]] = {}
         buffer: list[Slot] = []
         for slot in slots:
-            at = members.position(slot.send.frame.index) if slot.copy == 0 else -1
+            at = slot.send.frame.index - first
+            member = slot.copy == 0 and 0 <= at < size and bits[at >> 3] >> (at & 7) & 1
+            at = members.position(slot.send.frame.index) if member else -1
             if at < 0:
                 if passed:
                     buffer.append(slot)
@@ -312,8 +337,7 @@ class Reordering(FaultStage):
             if slot is not displaced:
                 if build:
                     self._span.add(offset, offset)
-                slot.mark(self.ctx.kind)
-                slot.tag(self.tag(self._bases[group] + moved if self._bases else -1))
+                slot.touch(self.ctx.kind, self.tag(self._bases[group] + moved if self._bases else -1))
                 moved += 1
             slot.offset_ns = offset
             buffer[place] = slot
@@ -373,6 +397,10 @@ def reorder(ctx: FaultContext, frames: Sequence[Frame], present: Present) -> Fau
     return Reordering(ctx, groups=groups, members=IndexSet(i for i, _ in members), member_group=[n for _, n in members])
 
 
+DRAWN_ALL = 1 << 62
+"""A frame index past every frame: the delay stage has drawn for the whole recording."""
+
+
 @dataclass(eq=False)
 class Delaying(FaultStage):
     """Moves each chosen send later; like TCP, later sends never overtake a delayed one, they queue
@@ -407,15 +435,19 @@ class Delaying(FaultStage):
             if slot.copy == 0:
                 index = slot.send.frame.index
                 while drawn_to < index:
-                    drawn_to, delay = next(draws, (1 << 62, 0))
-                    ahead[drawn_to] = delay
+                    drawn_to, delay = next(draws, (DRAWN_ALL, 0))
+                    if delay:
+                        ahead[drawn_to] = delay
                 extra = ahead.pop(index, 0)
+                if not extra and drawn_to == DRAWN_ALL and not ahead and running <= slot.offset_ns:
+                    yield slot  # no delay left to draw and the queue has drained: the rest goes as it came
+                    yield from slots
+                    break
             moved = max(slot.offset_ns + extra, running)
             if extra:
                 if build:
                     self._span.add(slot.offset_ns, slot.offset_ns)
-                slot.mark(kind)
-                slot.tag(self.tag(unit))
+                slot.touch(kind, self.tag(unit))
                 unit += 1
             if build and moved != slot.offset_ns:
                 self._last_moved = moved
@@ -458,13 +490,14 @@ class Holding(FaultStage):
         held: list[Slot] = []
         kind, depth_only, counts = self.ctx.kind, self.depth_only, self._counts
         for slot in slots:
-            if held and slot.offset_ns >= release:
+            if slot.offset_ns >= release:
                 yield from held
-                held = []
+                yield slot
+                yield from slots
+                return
             if start <= slot.offset_ns < release and (slot.send.frame.first_update_id is not None or not depth_only):
                 slot.offset_ns = release
-                slot.mark(kind)
-                slot.tag(self.tag(0 if self.one_unit else sum(counts)))
+                slot.touch(kind, self.tag(0 if self.one_unit else sum(counts)))
                 counts[number] += 1
                 held.append(slot)
                 continue
@@ -502,14 +535,18 @@ class Corruption(FaultStage):
 
     def apply(self, slots: Iterator[Slot], build: bool) -> Iterator[Slot]:
         hits, kind = self.hits, self.ctx.kind
+        bits, first = hits.bits()
+        size = len(bits) * 8
         for slot in slots:
-            if slot.copy == 0:
+            at = slot.send.frame.index - first
+            if slot.copy == 0 and 0 <= at < size and bits[at >> 3] >> (at & 7) & 1:
                 unit = hits.position(slot.send.frame.index)
                 if unit >= 0:
                     mode = CORRUPT_MODES_ALL[self.modes[unit]]
                     payload = corrupt_payload(slot.send.frame.payload, mode) or b""  # never empty: see corrupt()
-                    slot.send = replace(slot.send, payload=payload, fault=kind, binary=mode == "invalid_utf8")
-                    slot.tag(self.tag(unit))
+                    send = slot.send
+                    tags = (*send.tags, self.tag(unit))
+                    slot.send = Send(send.offset_ns, send.frame, payload, kind, mode == "invalid_utf8", tags)
                     if build:
                         self._span.add(slot.offset_ns, slot.offset_ns)
             yield slot

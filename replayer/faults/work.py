@@ -114,24 +114,37 @@ class ArmedUnits(Sequence[ArmedUnit]):
 
 
 class IndexSet:
-    """Frame indices a fault touches, sorted in an array: 8 bytes each, `in` by bisection, and
-    `position` is an index's rank (a fault's unit number where it arms one unit per frame)."""
+    """Frame indices a fault touches: sorted in an array (8 bytes each) for `position`, an index's
+    rank (a fault's unit number where it arms one unit per frame), and a bit per frame between the
+    first and the last of them for `in`, which every stage asks of every send that goes by."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("_bits", "_first", "_items")
 
     def __init__(self, indices: Iterable[int] = ()) -> None:
         self._items = array("q", sorted(indices))
+        self._first = self._items[0] if self._items else 0
+        self._bits = bytearray((self._items[-1] - self._first) // 8 + 1 if self._items else 0)
+        for index in self._items:
+            offset = index - self._first
+            self._bits[offset >> 3] |= 1 << (offset & 7)
 
     def __len__(self) -> int:
         return len(self._items)
 
     def __contains__(self, index: object) -> bool:
-        return self.position(index) >= 0  # type: ignore[arg-type]
+        offset = index - self._first  # type: ignore[operator]
+        return 0 <= offset < len(self._bits) * 8 and bool(self._bits[offset >> 3] >> (offset & 7) & 1)
 
     def position(self, index: int) -> int:
         """The index's rank among the set's, or -1 when it is not in the set."""
-        at = bisect_left(self._items, index)
-        return at if at < len(self._items) and self._items[at] == index else -1
+        if index not in self:
+            return -1
+        return bisect_left(self._items, index)
+
+    def bits(self) -> tuple[bytearray, int]:
+        """(bitmap, first index) for a stage's loop to test `in` inline: `0 <= i - first < 8 * len(bitmap)
+        and bitmap[(i - first) >> 3] >> ((i - first) & 7) & 1`."""
+        return self._bits, self._first
 
 
 Present = Callable[[Frame], bool]
