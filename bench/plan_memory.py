@@ -52,5 +52,6 @@ def main() -> None:
         )
         del plan
 
+
 if __name__ == "__main__":
     main()

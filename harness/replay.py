@@ -35,7 +35,7 @@ from harness.subject import DEFAULT_SUBJECT, check_factory_spec
 from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 from replayer.replay_data import ReplayData, load_replay_data, wire_of
 from replayer.server import VenueServer
-from replayer.timeline import ClientBufferLimit, TimelineEntry
+from replayer.timeline import ClientBufferLimit, TimelineEntry, control_entries
 
 BUNDLED_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "binance_spot_multi_synth"
 SUBSCRIBE_TIMEOUT_S = 20.0
@@ -314,7 +314,7 @@ async def _drive_subject(server: VenueServer, setup: _Setup, progress: Progress 
 
 
 def _limits_client_buffers(schedule: Collection[TimelineEntry]) -> bool:
-    return any(type(entry) is ClientBufferLimit for entry in schedule)
+    return any(type(entry) is ClientBufferLimit for entry in control_entries(schedule))
 
 
 async def _wait_any(awaitable: Any, task: asyncio.Task, timeout: float) -> None:

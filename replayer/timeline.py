@@ -13,7 +13,7 @@ report counts faults served apart from faults armed.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Literal, Protocol, overload
@@ -261,6 +261,11 @@ class Schedule(Collection[TimelineEntry]):
     def __len__(self) -> int:
         return self._length
 
+    @property
+    def controls(self) -> tuple[TimelineEntry, ...]:
+        """The entries that are not sends, in schedule order, without a walk."""
+        return self._controls
+
     def __contains__(self, entry: object) -> bool:
         return any(entry == mine for mine in self)
 
@@ -298,6 +303,11 @@ def walk_sends(frames: Sequence[Frame], stages: Sequence[SendStage], build: bool
     for stage in stages:
         slots = stage.apply(slots, build)
     return (slot.scheduled() for slot in slots)
+
+
+def control_entries(schedule: Collection[TimelineEntry]) -> Iterable[TimelineEntry]:
+    """The entries of `schedule` that may not be sends: a Schedule's controls without a walk."""
+    return schedule.controls if isinstance(schedule, Schedule) else schedule
 
 
 def merge_controls(sends: Iterator[Send], controls: Sequence[TimelineEntry]) -> Iterator[TimelineEntry]:
