@@ -368,7 +368,8 @@ class VenueCore:
         if isinstance(message, bytes):
             conn.record.close_cause = "binary_message"
             return [Close(conn_id, *BINARY_MESSAGE_CLOSE, discard=True)]
-        control = self.wire.parse_control(message)
+        before = ConnectionState(tuple(conn.streams), conn.framing, conn_id)
+        control = self.wire.parse_control(message, before)
         if isinstance(control, ControlRejected):
             return [self._reply(conn_id, control.reply)]
         new: list[str] = []
@@ -377,7 +378,8 @@ class VenueCore:
             limit = self.limits.streams_per_connection
             if limit is not None and len(conn.streams) + len(new) > limit:
                 self.stats.streams_refused += 1
-                return [self._reply(conn_id, self.wire.render_limit_error(control, "streams_per_connection", limit))]
+                refusal = self.wire.render_limit_error(control, "streams_per_connection", limit, before)
+                return [self._reply(conn_id, refusal)]
             conn.streams.update(dict.fromkeys(new))
         elif control.kind == "unsubscribe":
             for name in control.streams:

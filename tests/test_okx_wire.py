@@ -40,17 +40,18 @@ def test_one_public_path_that_subscribes_to_nothing_by_itself() -> None:
 
 def test_subscribe_is_acked_per_arg_and_ping_is_answered_pong() -> None:
     message = '{"op":"subscribe","args":[{"channel":"books","instId":"BTC-USDT"},{"channel":"trades","instId":"X-Y"}]}'
-    parsed = WIRE.parse_control(message)
+    parsed = WIRE.parse_control(message, STATE)
     assert isinstance(parsed, Control) and parsed.kind == "subscribe"
     assert parsed.streams == ("books:BTC-USDT", "trades:X-Y")
     replies = WIRE.render_control(parsed, STATE)
     assert [orjson.loads(r.payload)["arg"]["instId"] for r in replies] == ["BTC-USDT", "X-Y"]
     assert all(orjson.loads(r.payload)["event"] == "subscribe" for r in replies)
     assert {orjson.loads(r.payload)["connId"] for r in replies} == {"0000002a"}
-    ping = WIRE.parse_control("ping")
+    ping = WIRE.parse_control("ping", STATE)
     assert ping == Control("ping") and WIRE.render_control(ping, STATE) == [Reply(b"pong")]
-    rejected = WIRE.parse_control('{"op":"subscribe"}')
+    rejected = WIRE.parse_control('{"op":"subscribe"}', STATE)
     assert isinstance(rejected, ControlRejected) and orjson.loads(rejected.reply.payload)["code"] == "60012"
+    assert orjson.loads(rejected.reply.payload)["connId"] == "0000002a", "errors name the connection too"
 
 
 def test_a_new_books_subscriber_gets_the_venue_book_as_a_checksummed_snapshot() -> None:

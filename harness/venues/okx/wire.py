@@ -17,7 +17,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
-from harness.book_events import Level
 from harness.venues.okx import control
 from harness.venues.okx.channels import BBO_TBT, BOOKS, BOOKS5, WS_PATH, split_stream, stream_key
 from harness.venues.okx.dialect import DIALECT
@@ -29,38 +28,35 @@ from harness.venues.wire import (
     ConnectionState,
     Control,
     ControlRejected,
-    Heartbeat,
     HttpReply,
     LimitName,
     Opened,
     Reply,
     RestVenue,
     SnapshotAsk,
-    UnweightedRest,
+    StreamSnapshotWire,
     VenueWire,
     WireLimits,
 )
 
-CONN_ID = "00000000"
-"""The `connId` of an error reply, which the contract renders without knowing the connection; acks
-carry the connection's own (`conn_id`)."""
 FRAMING = "raw"
 SNAPSHOT_DEPTH = 400
-_TS = re.compile(rb'"ts":"(\d+)"')
+_TS = re.compile(rb'"ts":"(?P<ms>\d+)"')
 _NOT_FOUND = b'{"code":"404","msg":"Not Found"}'
 
 
-class OkxWire(UnweightedRest):
+class OkxWire(StreamSnapshotWire):
     """OKX v5 public as the fake venue speaks it; stateless, one instance serves every connection."""
 
     name = "okx"
+    dialect = DIALECT
+    event_time = _TS
     limits = WireLimits(
         messages_per_second=None,
         too_many_messages_close=(1008, "too many requests"),
         streams_per_connection=1024,
         rest_weight_per_minute=0,
     )
-    heartbeat = Heartbeat(server_ping_interval_s=None, pong_timeout_s=None)
 
     def is_rest(self, path: str) -> bool:
         return urlsplit(path).path.startswith("/api/")
@@ -70,8 +66,8 @@ class OkxWire(UnweightedRest):
             return HttpReply(404, _NOT_FOUND)
         return Opened((), FRAMING)
 
-    def parse_control(self, message: str | bytes) -> Control | ControlRejected:
-        request = control.parse_request(message, CONN_ID)
+    def parse_control(self, message: str | bytes, state: ConnectionState) -> Control | ControlRejected:
+        request = control.parse_request(message, conn_id(state.connection_id))
         if isinstance(request, control.Ping):
             return Control("ping")
         if isinstance(request, control.Rejected):
@@ -86,9 +82,9 @@ class OkxWire(UnweightedRest):
             raise TypeError(f"an OKX {control_.kind} control carries its Subscription in `echo`")
         return [Reply(ack) for ack in control.acks(request, conn_id(state.connection_id))]
 
-    def render_limit_error(self, control_: Control, limit: LimitName, allowed: int) -> Reply:
+    def render_limit_error(self, control_: Control, limit: LimitName, allowed: int, state: ConnectionState) -> Reply:
         msg = f"Invalid args: at most {allowed} channels on one connection"
-        return Reply(control.error_reply("60013", msg, CONN_ID, _request_id(control_)))
+        return Reply(control.error_reply("60013", msg, conn_id(state.connection_id), _request_id(control_)))
 
     def stream_snapshot(self, stream: str, books: Books, wall_ms: int) -> bytes | None:
         named = split_stream(stream)
@@ -101,15 +97,6 @@ class OkxWire(UnweightedRest):
         if not bids and not asks:
             return None  # no book yet (replay starts at the recorded snapshot): OKX never sends an empty one
         return snapshot_message(named[1], bids, asks, seq_id=book.last_update_id, ts_ms=wall_ms)
-
-    def frame(self, stream: str, payload: bytes, framing: str) -> bytes:
-        return payload
-
-    def symbol_of(self, stream: str) -> str | None:
-        return DIALECT.symbol_of(stream)
-
-    def is_book_stream(self, stream: str) -> bool:
-        return DIALECT.is_book_stream(stream)
 
     def derived_streams(self, recorded: Iterable[str]) -> dict[str, list[str]]:
         """For each recorded `books:X`, the `books5:X` and `bbo-tbt:X` OKX would also serve (top_streams.py)."""
@@ -131,21 +118,11 @@ class OkxWire(UnweightedRest):
         """Every `"ts":"<ms>"` moved by `delta_ms`; every other byte as recorded."""
         return _TS.sub(lambda m: b'"ts":"%d"' % (int(m[1]) + delta_ms), payload)
 
-    def first_event_time_ms(self, payloads: Iterable[bytes]) -> int | None:
-        for payload in payloads:
-            found = _TS.search(payload)
-            if found is not None:
-                return int(found[1])
-        return None
-
     def weight_refused(self, status: int, limit: int, retry_after_s: float, ban_ends_wall_ms: int | None) -> HttpReply:
         return HttpReply(status, b'{"code":"50011","msg":"Too Many Requests"}')
 
     def rest(self, path: str, query: Mapping[str, Sequence[str]], venue: RestVenue) -> HttpReply | SnapshotAsk:
         return HttpReply(404, _NOT_FOUND)
-
-    def snapshot_body(self, last_update_id: int, bids: Sequence[Level], asks: Sequence[Level]) -> bytes:
-        raise ValueError("OKX's snapshot travels on the stream (stream_snapshot); its REST serves none here")
 
     def error_reply(self, status: int) -> HttpReply:
         return HttpReply(status, b'{"code":"%d","msg":"error"}' % status)
