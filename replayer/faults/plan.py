@@ -153,8 +153,9 @@ def build_schedule(
 ) -> FaultPlan:
     """Applies `faults` in order to the clean schedule of `frames` (offsets from replay start, at speed 1).
 
-    Faults decide over the frames in index order; the schedule sends them in time order (a recording's
-    frames are both; frames built by hand whose offsets go back are sorted, in a list).
+    Faults decide over the frames in index order; the schedule sends them in time order. A recording's
+    frames are both (offsets never go back); a list built by hand whose offsets do is sorted, and any
+    other sequence that is not in time order fails the build walk's order check (a bug, not bad input).
 
     With `venue`, faults (or parts of faults) that cannot happen there are left out and listed in
     `not_applicable`.
@@ -190,7 +191,9 @@ def build_schedule(
             removers.append(stage)
         stages.append((stage, where))
     active = [stage for stage, _ in stages if type(stage).apply is not FaultStage.apply]
-    timed = frames if all(a.offset_ns <= b.offset_ns for a, b in pairwise(frames)) else sorted(frames, key=_offset)
+    timed = frames
+    if isinstance(frames, list) and any(a.offset_ns > b.offset_ns for a, b in pairwise(frames)):
+        timed = sorted(frames, key=_offset)
     walk = _Tally(walk_sends(timed, active, build=True))
     breaks = sequence_breaks(walk)
     controls: list[TimelineEntry] = []
