@@ -208,13 +208,26 @@ class WireLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class IdleClose:
+    """The venue closes, with `code` and `reason`, a connection it has received no message from for
+    `after_s` seconds of wall time (OKX: 30 s, 4004 "No data received in 30s"): a client keeps it open
+    with application-level pings. Ping frames are not messages and do not count."""
+
+    after_s: float
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat:
     """Who keeps the connection alive. `server_ping_interval_s`: the venue sends a ping frame this often and
     closes a connection whose pong is `pong_timeout_s` late (Binance 20 s / 60 s); None: the venue sends
-    none and expects the client's application-level pings (Bybit, OKX: `Control("ping")`)."""
+    none and expects the client's application-level pings (Bybit, OKX: `Control("ping")`), which
+    `idle_close` enforces where the venue documents a limit (None: the venue tolerates a silent client)."""
 
     server_ping_interval_s: float | None
     pong_timeout_s: float | None
+    idle_close: IdleClose | None = None
 
 
 class Aggregator(Protocol):

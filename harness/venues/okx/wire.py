@@ -5,7 +5,8 @@ Built on `control.py` (requests, acks, errors, ping/pong) and `encoder.py` (the 
 module only maps them onto the contract; `books5` and `bbo-tbt` are computed from a recorded `books`
 (top_streams.py). One path, `/ws/v5/public`, subscribes to nothing by itself;
 clients subscribe by message and keep the connection alive with the text `ping` (OKX sends no ping
-frames; it drops a connection idle for 30 s, which the core does not model yet). Recorded frames go
+frames; a connection it has received no message from for 30 s it closes with 4004 "No data received
+in 30s", `IDLE_CLOSE`, which the core enforces). Recorded frames go
 out as recorded. OKX's REST snapshot is not needed by a `books` client, so REST answers 404.
 Limits: OKX documents no per-connection count of channels (the args of one request must stay under
 64 KB) and answers a flood with error 60014 rather than a close, so the core's limits are set wide.
@@ -28,7 +29,9 @@ from harness.venues.wire import (
     ConnectionState,
     Control,
     ControlRejected,
+    Heartbeat,
     HttpReply,
+    IdleClose,
     LimitName,
     Opened,
     Reply,
@@ -43,6 +46,10 @@ FRAMING = "raw"
 SNAPSHOT_DEPTH = 400
 _TS = re.compile(rb'"ts":"(?P<ms>\d+)"')
 _NOT_FOUND = b'{"code":"404","msg":"Not Found"}'
+IDLE_CLOSE = IdleClose(30.0, 4004, "No data received in 30s")
+"""OKX's "Connect" docs: the connection breaks if no data has passed for 30 s, and the client should
+send the text `ping` when it has had nothing for less than that; the close code and text are those of
+OKX's WebSocket error table (4004). A client message of any kind restarts the count."""
 
 
 class OkxWire(StreamSnapshotWire):
@@ -57,6 +64,7 @@ class OkxWire(StreamSnapshotWire):
         streams_per_connection=1024,
         rest_weight_per_minute=0,
     )
+    heartbeat = Heartbeat(server_ping_interval_s=None, pong_timeout_s=None, idle_close=IDLE_CLOSE)
 
     def is_rest(self, path: str) -> bool:
         return urlsplit(path).path.startswith("/api/")
