@@ -16,7 +16,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,7 @@ class _Setup:
     """Everything the live part of a run needs, decided before any socket opens."""
 
     data: ReplayData
-    schedule: Collection[TimelineEntry]
+    schedule: Sequence[TimelineEntry]
     speed: float
     seed: int
     venue: str
@@ -313,7 +313,7 @@ async def _drive_subject(server: VenueServer, setup: _Setup, progress: Progress 
     return run
 
 
-def _limits_client_buffers(schedule: Collection[TimelineEntry]) -> bool:
+def _limits_client_buffers(schedule: Sequence[TimelineEntry]) -> bool:
     return any(type(entry) is ClientBufferLimit for entry in control_entries(schedule))
 
 

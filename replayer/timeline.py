@@ -13,7 +13,7 @@ report counts faults served apart from faults armed.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Literal, Protocol, overload
@@ -241,7 +241,7 @@ class SendStage(Protocol):
     def apply(self, slots: Iterator[Slot], build: bool) -> Iterator[Slot]: ...
 
 
-class Schedule(Collection[TimelineEntry]):
+class Schedule(Sequence[TimelineEntry]):
     """The entries the server walks, made while they are walked: clean sends from the frames one at a
     time, through each fault's stage, with the plan's control entries (few: O(faults), and a Withheld
     per removed send) merged in. Sorted by offset; at one offset, control entries (in the order the
@@ -305,7 +305,7 @@ def walk_sends(frames: Sequence[Frame], stages: Sequence[SendStage], build: bool
     return (slot.scheduled() for slot in slots)
 
 
-def control_entries(schedule: Collection[TimelineEntry]) -> Iterable[TimelineEntry]:
+def control_entries(schedule: Sequence[TimelineEntry]) -> Iterable[TimelineEntry]:
     """The entries of `schedule` that may not be sends: a Schedule's controls without a walk."""
     return schedule.controls if isinstance(schedule, Schedule) else schedule
 

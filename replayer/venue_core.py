@@ -33,7 +33,7 @@ Behaviour, as the report and the checker rely on it:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -128,7 +128,7 @@ class VenueCore:
         wire: VenueWire,
         *,
         limits: VenueLimits | None = None,
-        schedule: Collection[TimelineEntry] | None = None,
+        schedule: Sequence[TimelineEntry] | None = None,
         speed: float = 1.0,
         started_ns: int = 0,
         keep_send_log: bool = True,
