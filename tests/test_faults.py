@@ -559,3 +559,9 @@ def test_the_schedule_is_made_again_on_every_walk_and_keeps_only_what_the_faults
     assert plan.entries[len(first) - 1] == first[-1] and plan.entries[2:5] == first[2:5]
     assert len(plan.units) == sum(plan.injected.values()) and list(plan.units)[-1] == plan.units[-1]
     assert plan.entries != build_schedule(FRAMES, faults, seed=4).entries
+
+
+def test_a_gap_inside_an_outage_has_nothing_left_to_lose_and_arms_nothing() -> None:
+    plan = build_schedule(FRAMES, [fault("exchange_restart", 5, 8), fault("gap", 5.5, 7.5, count=1, length=2)], seed=1)
+    assert plan.injected == {"exchange_restart": 1, "gap": 0}
+    assert not any(isinstance(e, Withheld) for e in plan.entries.controls)

@@ -46,14 +46,14 @@ class Removal(FaultStage):
         return frame.index in self.chosen
 
     def apply(self, slots: Iterator[Slot], build: bool) -> Iterator[Slot]:
+        if build:
+            self._removed = [[] for _ in self.runs]
         if not self.chosen:
             yield from slots
             return
         kind = self.ctx.kind
         bits, first = self.chosen.bits()
         size = len(bits) * 8
-        if build:
-            self._removed = [[] for _ in self.runs]
         for slot in slots:
             frame = slot.send.frame
             at = frame.index - first
