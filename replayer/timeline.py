@@ -266,9 +266,6 @@ class Schedule(Sequence[TimelineEntry]):
         """The entries that are not sends, in schedule order, without a walk."""
         return self._controls
 
-    def __contains__(self, entry: object) -> bool:
-        return any(entry == mine for mine in self)
-
     def __eq__(self, other: object) -> bool:
         """Entry by entry, against another Schedule or a list of entries (tests compare plans)."""
         if not isinstance(other, Schedule | list | tuple):

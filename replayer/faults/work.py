@@ -151,10 +151,6 @@ Present = Callable[[Frame], bool]
 """Whether a frame still has its sends when a fault runs (no earlier fault removed it)."""
 
 
-def always_present(frame: Frame) -> bool:
-    return True
-
-
 @dataclass(slots=True)
 class Span:
     """One window over the (offset, heal) pairs a fault touched, counted as they stream by."""
