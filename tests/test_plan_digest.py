@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pytest
 
 from harness.scenarios import list_scenarios
+from harness.venues.dialect import VenueDialect
 from replayer.faults import FaultPlan, build_schedule, fault
 from replayer.replay_data import ReplayData, load_replay_data
-from replayer.timeline import Send, TimelineEntry
+from replayer.timeline import Frame, Send, TimelineEntry
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 SEEDS = (1, 7)
@@ -41,21 +42,17 @@ def plan_digest(plan: FaultPlan) -> str:
     return digest.hexdigest()[:16]
 
 
-def digests(frames: list, seeds: Iterable[int], dialect: object) -> dict[str, str]:
+def digests(frames: Sequence[Frame], seeds: Iterable[int], dialect: VenueDialect) -> dict[str, str]:
     return {
-        f"{scenario.name}/{seed}": plan_digest(scenario.plan(frames, seed, dialect))  # type: ignore[arg-type]
+        f"{scenario.name}/{seed}": plan_digest(scenario.plan(frames, seed, dialect))
         for scenario in list_scenarios()
         for seed in seeds
     }
 
 
 SAMPLE = [
-    ("binance_spot_multi_synth", 1),
-    pytest.param("binance_spot_multi_synth", 7, marks=pytest.mark.slow),
-    pytest.param("binance_spot_btcusdt_real_60s", 1, marks=pytest.mark.slow),
-    pytest.param("binance_spot_btcusdt_real_60s", 7, marks=pytest.mark.slow),
+    (fixture, seed) for fixture in ("binance_spot_multi_synth", "binance_spot_btcusdt_real_60s") for seed in SEEDS
 ]
-"""make test plans the library on the synth with one seed; make test-full the rest."""
 
 
 @functools.cache
@@ -102,7 +99,7 @@ ODD_ORDERS = {
 }
 
 
-@pytest.mark.parametrize("seed", [1, pytest.param(7, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("seed", SEEDS)
 def test_odd_fault_orders_are_pinned(seed: int) -> None:
     data = _data("binance_spot_multi_synth")
     got = {
