@@ -167,6 +167,13 @@ def sample(started: float) -> Sample:
     )
 
 
+def settled_sample(started: float) -> Sample:
+    """A sample after a full collection: descriptors that unreachable objects (an earlier test's in the
+    same process, or the recorder's own garbage) close in their finalizers must not count on either side."""
+    gc.collect()
+    return sample(started)
+
+
 @dataclass(slots=True)
 class SoakResult:
     summary: RecordSummary
@@ -230,7 +237,7 @@ async def soak(
     # with the venue in the same state both times (not yet started and stopped again when it shares
     # this loop; running when it is a child, whose pipes and waitpid thread are not the recorder's).
     if venue_in_process:
-        before = sample(time.monotonic())
+        before = settled_sample(time.monotonic())
         venue_task = asyncio.create_task(venue.run(port_known.set_result, venue_stop))
         port = await port_known
     else:
@@ -241,7 +248,7 @@ async def soak(
         )  # fmt: skip
         assert child.stdout is not None
         port = int((await child.stdout.readline()).split()[1])
-        before = sample(time.monotonic())
+        before = settled_sample(time.monotonic())
     acknowledged = 0
 
     def observe(kind: EventKind, conn_id: int, stream: str | None) -> None:
@@ -276,7 +283,7 @@ async def soak(
         sampling.cancel()
         await asyncio.gather(sampling, return_exceptions=True)
         if child is not None:
-            after = sample(started)
+            after = settled_sample(started)
             assert child.stdin is not None and child.stdout is not None
             child.stdin.close()
             sent = [SentRange(**item) for item in orjson.loads(await child.stdout.read())]
@@ -286,7 +293,7 @@ async def soak(
             assert venue_task is not None
             await venue_task
             sent = venue.sent
-            after = sample(started)
+            after = settled_sample(started)
     return SoakResult(summary, sent, samples, before, after, acknowledged, check_recording(output, sent, acknowledged))
 
 
