@@ -24,7 +24,7 @@ or a snapshot past the hole is served. Pure: no clock, no socket.
 from __future__ import annotations
 
 from bisect import bisect_right, insort
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -65,7 +65,7 @@ class _Send(Protocol):
 
 class _Client(Protocol):
     @property
-    def sends(self) -> Sequence[_Send]: ...
+    def sends(self) -> Iterable[_Send]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,9 @@ def test_messages_come_back_in_order_across_chunks_on_disk_and_the_open_one(monk
     assert len(log) == len(messages)
     got = list(log)
     assert got == [_expected(m) for m in messages]
-    assert sum(type(m) is AgreedObservation for m in got) > 10 and any(type(m) is BookObservation and m.bids for m in got)
+    assert sum(type(m) is AgreedObservation for m in got) > 10 and any(
+        type(m) is BookObservation and m.bids for m in got
+    )
     assert list(log) == got, "reading twice gives the same"
     log.close()
     assert list(log) == [] and log._file is None
