@@ -17,9 +17,10 @@ said the book was), and an id that is neither a frame boundary nor a served snap
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,6 +40,8 @@ STAGES = ("wire", "parse", "queue", "apply")
 MAX_DIFF_LEVELS = 5
 MAX_EXAMPLES = 5
 """Divergences described in full in the report (and flags of each kind listed); every one is counted."""
+_UNWRITTEN = 2**63 - 1
+"""A write time no write has: the frame (or the state) was never written to the subject."""
 NEVER_WRITTEN = "the venue wrote none of its depth frames to the subject (never subscribed?)"
 FLAGS = ("books_before_snapshot", "unrequested_output", "dark_books", "stale_synced")
 """Findings about a book other than its levels, each its own metric (docs/report-schema.md, "Flags")."""
@@ -117,22 +120,47 @@ def send_log_clock(frames: Sequence[Frame], clients: Iterable[ClientLike]) -> Ca
     """Maps a replay offset to when the server wrote the first clean frame due at or after it.
 
     For speed 0 (as fast as the client reads), where offsets have no fixed place in time; an offset
-    after every write maps past the last one.
+    after every write maps past the last one. Kept in arrays: 8 bytes a frame while it is built, then
+    16 bytes a distinct offset written.
     """
-    written: dict[int, int] = {}
+    count = len(frames)
+    written = array("q", [_UNWRITTEN]) * count
     for client in clients:
         for send in client.sends:
-            if written.get(send.frame_index, send.write_mono_ns) >= send.write_mono_ns:
-                written[send.frame_index] = send.write_mono_ns
-    points = sorted((frames[i].offset_ns, t) for i, t in written.items() if 0 <= i < len(frames))
-    offsets = [offset for offset, _ in points]
-    last = max((t for _, t in points), default=0)
+            i = send.frame_index
+            if 0 <= i < count and send.write_mono_ns < written[i]:
+                written[i] = send.write_mono_ns
+    offsets, times = array("q"), array("q")
+    for i, frame in enumerate(frames):
+        if written[i] == _UNWRITTEN:
+            continue
+        offset = frame.offset_ns
+        if offsets and offset <= offsets[-1]:
+            if offset < offsets[-1]:  # offsets that go back (a replay's never do): sorted the slow way
+                offsets, times = _points_sorted(frames, written)
+                break
+            times[-1] = min(times[-1], written[i])  # one point per offset: the earliest write then
+            continue
+        offsets.append(offset)
+        times.append(written[i])
+    del written
+    last = max(times, default=0)
 
     def to_mono(offset_ns: int) -> int:
         i = bisect_left(offsets, offset_ns)
-        return points[i][1] if i < len(points) else last + 1
+        return times[i] if i < len(times) else last + 1
 
     return to_mono
+
+
+def _points_sorted(frames: Sequence[Frame], written: array) -> tuple[array, array]:
+    points = sorted((frame.offset_ns, written[i]) for i, frame in enumerate(frames) if written[i] != _UNWRITTEN)
+    offsets, times = array("q"), array("q")
+    for offset, t in points:
+        if not offsets or offsets[-1] != offset:
+            offsets.append(offset)
+            times.append(t)
+    return offsets, times
 
 
 def replay_clock(start_mono_ns: int, speed: float) -> Callable[[int], int]:
@@ -140,6 +168,53 @@ def replay_clock(start_mono_ns: int, speed: float) -> Callable[[int], int]:
     if speed <= 0:
         raise HarnessError("fault windows need a replay speed above 0 to be placed in time")
     return lambda offset_ns: start_mono_ns + round(offset_ns / speed)
+
+
+class _FirstSeen:
+    """Per symbol, the values that came with the first sighting of each update id: columns for the
+    ids that come in ascending order (nearly all, 8 bytes an id and a value), a dict and columns
+    of their own for the few first seen below a higher one (a resync that went back)."""
+
+    __slots__ = ("_columns", "_ids", "_stray", "_stray_columns", "_width")
+
+    def __init__(self, width: int) -> None:
+        self._width = width
+        self._ids: dict[str, array] = {}
+        self._columns: dict[str, list[array]] = {}
+        self._stray: dict[tuple[str, int], int] = {}
+        self._stray_columns = [array("q") for _ in range(width)]
+
+    def add(self, symbol: str, update_id: int, *values: int) -> bool:
+        """Keeps `values` for (symbol, update_id) unless it was seen before; whether it was new."""
+        ids = self._ids.get(symbol)
+        if ids is None:
+            ids = self._ids[symbol] = array("q")
+            self._columns[symbol] = [array("q") for _ in range(self._width)]
+        if not ids or update_id > ids[-1]:
+            ids.append(update_id)
+            columns = self._columns[symbol]
+        elif self.find(symbol, update_id) is not None:
+            return False
+        else:
+            self._stray[(symbol, update_id)] = len(self._stray)
+            columns = self._stray_columns
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+        return True
+
+    def find(self, symbol: str, update_id: int) -> tuple[list[array], int] | None:
+        """The columns that hold (symbol, update_id)'s values and its row there; None: never seen."""
+        ids = self._ids.get(symbol)
+        if ids is not None:
+            i = bisect_left(ids, update_id)
+            if i < len(ids) and ids[i] == update_id:
+                return self._columns[symbol], i
+        row = self._stray.get((symbol, update_id))
+        return None if row is None else (self._stray_columns, row)
+
+    def rows(self) -> Iterator[tuple[int, ...]]:
+        for columns in [*self._columns.values(), self._stray_columns]:
+            yield from zip(*columns, strict=True)
 
 
 @dataclass(slots=True)
@@ -318,10 +393,11 @@ class Checker:
         self._done: list[_Track] = []
         self._start = start_mono_ns
         self._symbols: dict[str, _SymbolState] = {}
-        self._first_obs: dict[tuple[str, int], tuple[int, int]] = {}
+        self._first_obs = _FirstSeen(4)
+        """recv and applied of each state's first observation, then its first write and when that was due."""
         self._end = start_mono_ns or 0
         self._match = LevelMatch()
-        self._checked: set[tuple[str, int]] = set()
+        self._checked = _FirstSeen(0)
         self._chains = ChainJudge(deliveries) if deliveries is not None else None
         self.findings = Findings(
             latency={stage: Histogram() for stage in STAGES},
@@ -349,9 +425,7 @@ class Checker:
         self._stage("parse", obs.parsed_mono_ns - obs.recv_mono_ns)
         self._stage("queue", obs.dequeued_mono_ns - obs.parsed_mono_ns)
         self._stage("apply", obs.applied_mono_ns - obs.dequeued_mono_ns)
-        key = (obs.symbol, obs.update_id)
-        if key not in self._first_obs:
-            self._first_obs[key] = (obs.recv_mono_ns, obs.applied_mono_ns)
+        self._first_obs.add(obs.symbol, obs.update_id, obs.recv_mono_ns, obs.applied_mono_ns, _UNWRITTEN, 0)
         state = self._symbol(obs.symbol)
         state.observed = True
         self._unrequested(obs.symbol, t, "a book")
@@ -382,8 +456,7 @@ class Checker:
         f.checks += 1
         agreed = type(obs) is AgreedObservation
         expected = None if agreed else self._oracle.top(obs.symbol, obs.update_id)
-        if (agreed or expected is not None) and key not in self._checked:
-            self._checked.add(key)
+        if (agreed or expected is not None) and self._checked.add(obs.symbol, obs.update_id):
             f.checked_states += 1
         if agreed:
             pass
@@ -663,7 +736,7 @@ class Checker:
     def _join_sends(self, clients: Iterable[ClientLike]) -> None:
         f = self.findings
         oracle = self._oracle
-        first_write: dict[tuple[str, int], tuple[int, int]] = {}
+        first = self._first_obs
         high: dict[tuple[Any, str], int] = {}
         sends = ((client.client_id, send) for client in clients for send in client.sends)
         for client_id, send in sends:
@@ -675,10 +748,12 @@ class Checker:
             fault = getattr(send, "fault", None)
             if fault is not None and fault.startswith("corrupt"):
                 continue
-            key = (frame.symbol, frame.last_update_id)
-            earlier = first_write.get(key)
-            if earlier is None or send.write_mono_ns < earlier[0]:
-                first_write[key] = (send.write_mono_ns, send.intended_mono_ns)
+            seen = first.find(frame.symbol, frame.last_update_id)
+            if seen is not None:
+                columns, row = seen
+                if send.write_mono_ns < columns[2][row]:
+                    columns[2][row] = send.write_mono_ns
+                    columns[3][row] = send.intended_mono_ns
             stream = (client_id, frame.symbol)
             top = high.get(stream)
             if top is not None:
@@ -690,12 +765,10 @@ class Checker:
             high[stream] = frame.last_update_id
         e2e = f.latency.setdefault("e2e", Histogram())
         intended = f.latency.setdefault("e2e_intended", Histogram())
-        for key, (recv, applied) in self._first_obs.items():
-            written = first_write.get(key)
-            if written is None:
+        for recv, applied, actual, planned in first.rows():
+            if actual == _UNWRITTEN:
                 f.unjoined += 1
                 continue
-            actual, planned = written
             self._stage("wire", recv - actual)
             self._record(e2e, applied - actual)
             self._record(intended, applied - planned)
