@@ -82,7 +82,8 @@ class SendLog:
     def __iter__(self) -> Iterator[SendRecord]:
         if self._file is not None:
             self._file.seek(0)
-            while block := self._file.read(SEND_BLOCK_BYTES):
+            whole = SEND_BLOCK_BYTES - SEND_BLOCK_BYTES % _SEND.size
+            while block := self._file.read(whole):
                 yield from self._records(block)
             self._file.seek(0, 2)
         yield from self._records(bytes(self._pending))
