@@ -388,16 +388,21 @@ def _failed(name: str, threshold: str, value: str) -> dict[str, Any]:
 
 def _activity(server: VenueServer, run: SubjectRun) -> str:
     """What the subject had done, as the venue and its reports show it: connected, subscribed, any book."""
-    observations = [m for m in run.messages if isinstance(m, BookObservation)]
-    synced = [m for m in observations if m.synced]
+    books = synced = 0
+    last: BookObservation | None = None
+    for message in run.messages:  # read from disk once, counted, never gathered
+        if isinstance(message, BookObservation):
+            books += 1
+            synced += message.synced
+            last = message
     parts = [
         f"connections: {server.stats.clients_connected}",
         f"subscribed: {'yes' if server.clock_start_mono_ns is not None else 'no'}",
         f"REST depth requests: {sum(n for key, n in server.stats.rest_requests.items() if key.startswith('depth:'))}",
-        f"books reported: {len(observations)}, {len(synced)} synced",
+        f"books reported: {books}, {synced} synced",
     ]
-    if observations:
-        parts.append(f"last at update {observations[-1].update_id}")
+    if last is not None:
+        parts.append(f"last at update {last.update_id}")
     return "; ".join(parts)
 
 
