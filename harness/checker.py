@@ -407,6 +407,8 @@ class Checker:
         self._end = start_mono_ns or 0
         self._match = LevelMatch()
         self._checked = _FirstSeen(0)
+        self._written: Counter[str] = Counter()
+        """Depth frames written to the subject per symbol, counted by `_join_sends`."""
         self._chains = ChainJudge(deliveries) if deliveries is not None else None
         self.findings = Findings(
             latency={stage: Histogram() for stage in STAGES},
@@ -570,7 +572,7 @@ class Checker:
         self._join_sends(clients)
         f.start_mono_ns = self._start
         f.end_mono_ns = max(end, end_mono_ns or 0)
-        self._dark_books(clients)
+        self._dark_books()
         self._stale(clients, f.end_mono_ns)
         self._explain(clients)
         return f
@@ -624,13 +626,9 @@ class Checker:
             state.episode_verified = True
             self.findings.episodes_verified += 1
 
-    def _dark_books(self, clients: Sequence[ClientLike]) -> None:
-        written: Counter[str] = Counter()
-        for client in clients:
-            for send in client.sends:
-                frame = self._oracle.frame(send.frame_index)
-                if frame is not None:
-                    written[frame.symbol] += 1
+    def _dark_books(self) -> None:
+        """Needs `_join_sends` first: it counts each symbol's depth frames written."""
+        written = self._written
         for symbol in sorted(self._requested & set(self._oracle.symbols)):
             if self._symbols[symbol].observed:
                 continue
@@ -759,6 +757,7 @@ class Checker:
             if frame is None:
                 continue
             f.depth_frames_sent += 1
+            self._written[frame.symbol] += 1
             fault = getattr(send, "fault", None)
             if fault is not None and fault.startswith("corrupt"):
                 continue
