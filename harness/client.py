@@ -9,6 +9,8 @@ connection is always announced by `ConnectionOpened` before its first frame, and
 Liveness has two layers: websockets' keepalive pings (a server that stops answering is failed with
 1011) and a watchdog on received frames, which aborts a connection that has been silent longer
 than `watchdog_s` without waiting for any close handshake (a half-open socket never completes one).
+Where the venue wants application-level pings as well (OKX closes a connection it has heard nothing
+from for 30 s; ping frames do not count), `keepalive` sends its message on a timer.
 
 An exception raised by `on_message` or `on_event` is a bug in the caller: the client closes the
 connection and `run()` re-raises it rather than carry on with a consumer that lost a frame.
@@ -17,6 +19,7 @@ connection and `run()` re-raises it rather than carry on with a consumer that lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +30,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, W
 from websockets.uri import parse_uri
 
 from harness.client_state import (
+    AppKeepalive,
     BackoffPolicy,
     ClientCore,
     ClientEvent,
@@ -75,6 +79,7 @@ class ReconnectingClient:
         on_event: OnEvent | None = None,
         subscribe: SessionStep | None = None,
         auth: SessionStep | None = None,
+        keepalive: AppKeepalive | None = None,
         backoff: BackoffPolicy | None = None,
         rng: random.Random | None = None,
         max_retries: int | None = None,
@@ -121,6 +126,7 @@ class ReconnectingClient:
         if user_agent is not None:
             self._connect_kwargs["user_agent_header"] = user_agent
         self._watchdog_ns = None if watchdog_s is None else int(watchdog_s * 1e9)
+        self._keepalive = keepalive
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._ws: ClientConnection | None = None
@@ -129,6 +135,7 @@ class ReconnectingClient:
         self._last_rx_ns = 0
         self._frames = 0
         self._resubscribe: asyncio.Task[None] | None = None
+        self._requests: set[asyncio.Task[None]] = set()
 
     @property
     def state(self) -> ConnectionState:
@@ -172,6 +179,25 @@ class ReconnectingClient:
         if ws is None or self._resubscribe is not None:
             return
         self._resubscribe = asyncio.get_running_loop().create_task(ws.close(1000, reason))
+
+    def send(self, messages: Sequence[str]) -> bool:
+        """Sends `messages`, in order, on the open connection once it is subscribed: a request the venue
+        answers there (OKX's unsubscribe and subscribe for one instrument, which sends its book again).
+        False, sending nothing, when no subscribed connection is open (the caller may `reconnect`)."""
+        ws = self._ws
+        subscribed = self._core.state in (ConnectionState.SUBSCRIBED, ConnectionState.ACTIVE)
+        if ws is None or self._resubscribe is not None or not subscribed:
+            return False
+        task = asyncio.get_running_loop().create_task(self._send_all(ws, messages))
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
+        return True
+
+    @staticmethod
+    async def _send_all(ws: ClientConnection, messages: Sequence[str]) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            for message in messages:
+                await ws.send(message)
 
     async def run(self) -> None:
         """Connect, keep reconnecting with backoff, and return after `stop()` or after giving up."""
@@ -224,6 +250,7 @@ class ReconnectingClient:
         self._frames = 0
         self._watchdog_silence_ns = 0
         cause: DisconnectCause | None = None
+        pinger = None if self._keepalive is None else asyncio.create_task(self._app_pings(ws, self._keepalive))
         try:
             self._emit(core.opened(now, time.time_ns(), self.url))
             self._arm_watchdog()
@@ -245,6 +272,9 @@ class ReconnectingClient:
             raise
         finally:
             self._disarm_watchdog()
+            if pinger is not None:
+                pinger.cancel()
+                await asyncio.wait([pinger])
             if ws.transport is not None and not ws.transport.is_closing():
                 ws.transport.abort()
             await ws.wait_closed()
@@ -312,6 +342,16 @@ class ReconnectingClient:
                 on_message(payload, mono_ns, time_ns(), conn_id)
         finally:
             self._frames = frames
+
+    @staticmethod
+    async def _app_pings(ws: ClientConnection, keepalive: AppKeepalive) -> None:
+        """Sends the venue's application-level ping every `interval_s` until the connection ends."""
+        while True:
+            await asyncio.sleep(keepalive.interval_s)
+            try:
+                await ws.send(keepalive.message)
+            except ConnectionClosed:
+                return
 
     def _arm_watchdog(self) -> None:
         if self._watchdog_ns is not None:

@@ -188,6 +188,20 @@ class BackoffPolicy:
         return rng.random() * self.ceiling(attempt)
 
 
+@dataclass(frozen=True, slots=True)
+class AppKeepalive:
+    """An application-level ping the client sends every `interval_s` while connected, for venues that
+    close a connection they have heard nothing from (OKX: the text `ping` within 30 s). Ping frames
+    do not count there: they are not messages."""
+
+    message: str
+    interval_s: float
+
+    def __post_init__(self) -> None:
+        if not self.interval_s > 0:
+            raise ValueError(f"keepalive interval must be positive seconds, got {self.interval_s!r}")
+
+
 class StepReply(enum.Enum):
     ACK = "ack"
     REJECTED = "rejected"

@@ -6,7 +6,9 @@ reconnecting client hands raw frames to `_on_message`, which parses them (stage 
 queues depth updates (and snapshots that come on the stream, in order with them) at NORMAL priority
 and trades at HIGH; one consumer task takes them off (stage `queue`) and feeds the book sync (stage
 `apply`). When the sync asks for a snapshot it is fetched over REST, or, where the venue sends its
-book on subscribing (Bybit, OKX), the client reconnects and subscribes again. Every book state the
+book on subscribing (Bybit, OKX), that one instrument is subscribed again on the open connection where
+the venue allows it (`SubjectParts.resubscribe`, OKX), else the client reconnects and subscribes
+everything again. Every book state the
 sync exposes is reported as a BookObservation; every loss and regain of sync as a SyncEvent.
 """
 
@@ -88,6 +90,7 @@ class DefaultSubject:
             watchdog_s=watchdog_s,
             stable_after_s=2.0,
             subscribe=None if parts.subscribe is None else parts.subscribe(config.symbols),
+            keepalive=parts.keepalive,
         )
         self._snapshot_retry_s = snapshot_retry_s
         self._snapshot_retry_cap_s = snapshot_retry_cap_s
@@ -95,6 +98,8 @@ class DefaultSubject:
         self._book_levels: dict[str, int | None] = {}
         self._conn_id: int | None = None
         self._fetches: dict[str, asyncio.Task[None]] = {}
+        self._overdue: dict[str, asyncio.TimerHandle] = {}
+        """Per symbol resubscribed on the open connection, the timer that reconnects if no snapshot comes."""
         self._refetch: set[str] = set()
         self._report: Report = _discard
         self._stopping = False
@@ -117,6 +122,8 @@ class DefaultSubject:
             await self._client.stop()
             await asyncio.gather(client, return_exceptions=True)
             consumer.cancel()
+            for overdue in self._overdue.values():
+                overdue.cancel()
             for task in self._fetches.values():
                 task.cancel()
             await asyncio.gather(consumer, *self._fetches.values(), return_exceptions=True)
@@ -205,13 +212,31 @@ class DefaultSubject:
 
     def _want_snapshot(self, symbol: str) -> None:
         if self._in_stream:
-            self._client.reconnect("resubscribe for a snapshot")
+            self._resubscribe(symbol)
             return
         task = self._fetches.get(symbol)
         if task is not None and not task.done():
             self._refetch.add(symbol)
             return
         self._fetches[symbol] = asyncio.create_task(self._fetch_snapshot(symbol), name=f"snapshot-{symbol}")
+
+    def _resubscribe(self, symbol: str) -> None:
+        """Asks the venue for `symbol`'s book again on the open connection, or reconnects where it cannot;
+        a snapshot that has not come `snapshot_timeout_s` later (the request was lost) reconnects too."""
+        resubscribe = self._parts.resubscribe
+        if resubscribe is None or not self._client.send(resubscribe(symbol)):
+            self._client.reconnect("resubscribe for a snapshot")
+            return
+        overdue = self._overdue.pop(symbol, None)
+        if overdue is not None:
+            overdue.cancel()
+        loop = asyncio.get_running_loop()
+        self._overdue[symbol] = loop.call_later(self._snapshot_timeout_s, self._snapshot_overdue, symbol, self._conn_id)
+
+    def _snapshot_overdue(self, symbol: str, conn_id: int | None) -> None:
+        self._overdue.pop(symbol, None)
+        if not self._stopping and conn_id == self._conn_id and not self._syncs[symbol].synced:
+            self._client.reconnect("no snapshot after resubscribing")
 
     async def _fetch_snapshot(self, symbol: str) -> None:
         """Fetches until the sync holds a snapshot it did not reject, backing off after failures (for as

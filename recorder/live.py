@@ -340,12 +340,14 @@ class _Recorder:
             source=self.redact.text(f"record {self.config.ws_url}") or "record",
             recording_id=uuid.uuid4().hex,
         )
-        subscribe = self.venue.capture_policy().subscribe
+        policy = self.venue.capture_policy()
+        subscribe = policy.subscribe
         client = ReconnectingClient(
             self.url,
             self._on_frame,
             on_event=self._on_client_event,
             subscribe=None if subscribe is None else _RecordedStep(subscribe(self._streams), self._on_send),
+            keepalive=policy.keepalive,
             backoff=BackoffPolicy(base_s=self.config.backoff_initial_s, cap_s=self.config.backoff_cap_s),
             rng=self._client_rng,
             connect_timeout_s=self.config.open_timeout_s,

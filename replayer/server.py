@@ -47,6 +47,7 @@ from replayer.venue_actions import (
     Abort,
     Action,
     CheckBacklog,
+    CheckIdle,
     ClockStarted,
     Close,
     Note,
@@ -376,6 +377,9 @@ class VenueServer:
             elif isinstance(action, CheckBacklog):
                 delay = max(0, action.at_mono_ns - time.monotonic_ns()) / 1e9
                 asyncio.get_running_loop().call_later(delay, self._check_backlog, action.conn, action.since_ns)
+            elif isinstance(action, CheckIdle):
+                delay = max(0, action.at_mono_ns - time.monotonic_ns()) / 1e9
+                asyncio.get_running_loop().call_later(delay, self._check_idle, action.conn)
             else:
                 client = self._clients.get(action.conn)
                 if client is not None:
@@ -399,6 +403,10 @@ class VenueServer:
             return
         in_kernel = client.connection.transport.get_write_buffer_size()
         self._do(self.core.backlog(conn, client.queued_bytes, in_kernel, time.monotonic_ns(), since_ns))
+
+    def _check_idle(self, conn: int) -> None:
+        if conn in self._clients:
+            self._do(self.core.idle(conn, time.monotonic_ns()))
 
     def _control(self, client: _Client, action: Close | Abort | Pause | Resume) -> None:
         transport = client.connection.transport

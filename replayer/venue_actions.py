@@ -75,6 +75,14 @@ class CheckBacklog:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckIdle:
+    """Call `VenueCore.idle(conn, now)` at `at_mono_ns`: the venue's idle limit (`IdleClose`) may end then."""
+
+    conn: int
+    at_mono_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class Wait:
     """Hold the schedule for `seconds` of wall time (a Stall), then call `VenueCore.stall_ended`."""
 
@@ -95,7 +103,7 @@ class Note:
     line: str
 
 
-Action = Write | Close | Abort | Pause | Resume | CheckBacklog | Wait | ClockStarted | Note
+Action = Write | Close | Abort | Pause | Resume | CheckBacklog | CheckIdle | Wait | ClockStarted | Note
 
 
 @dataclass(frozen=True, slots=True)

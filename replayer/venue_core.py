@@ -26,6 +26,9 @@ Behaviour, as the report and the checker rely on it:
 - Limits (replayer/venue_limits.py): client messages per sliding second (close with the wire's code),
   streams per connection (the wire's error reply), connections (HTTP 503, or 1013 past a race), REST
   weight per IP and minute on the replay clock (429, then 418).
+- A venue with an idle limit (the wire's `heartbeat.idle_close`, OKX's 30 s) closes a connection that
+  sent it no message for that long, in wall time whatever the replay speed (the client pings by the
+  wall clock). While a Stall pauses it or a HalfOpen silences it the silence is the fault's, not the client's.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ from replayer.venue_actions import (
     Abort,
     Action,
     CheckBacklog,
+    CheckIdle,
     ClockStarted,
     Close,
     HttpAnswer,
@@ -97,6 +101,8 @@ class _Connection:
     """Symbol -> clean index of the first book frame queued to this connection."""
     silent: bool = False
     over_limit_since: int | None = None
+    heard_ns: int = 0
+    """When the venue last received a message from the client (or the connection opened)."""
 
     @property
     def listening(self) -> bool:
@@ -340,7 +346,7 @@ class VenueCore:
         conn_id = self._next_id
         self._next_id += 1
         record = ClientRecord(conn_id, path, peer, now_ns)
-        conn = _Connection(record, dict.fromkeys(opened.streams), opened.framing, rate)
+        conn = _Connection(record, dict.fromkeys(opened.streams), opened.framing, rate, heard_ns=now_ns)
         self.clients[conn_id] = record
         self._open[conn_id] = conn
         self.stats.clients_connected += 1
@@ -354,6 +360,9 @@ class VenueCore:
             return conn_id, actions
         if self.paused:
             actions.append(Pause(conn_id))
+        idle = self.wire.heartbeat.idle_close
+        if idle is not None:
+            actions.append(CheckIdle(conn_id, now_ns + round(idle.after_s * 1e9)))
         actions += self._subscribed(conn, list(conn.streams), now_ns, wall_ns)
         return conn_id, actions
 
@@ -361,6 +370,7 @@ class VenueCore:
         """A client message (text as str, binary as bytes). A Close with `discard` in the answer means the
         venue cut the client off: read nothing more from it."""
         conn = self._open[conn_id]
+        conn.heard_ns = now_ns
         if conn.rate is not None and not conn.rate.admit(now_ns):
             self.stats.too_many_requests += 1
             conn.record.close_cause = "too_many_requests"
@@ -368,7 +378,8 @@ class VenueCore:
         if isinstance(message, bytes):
             conn.record.close_cause = "binary_message"
             return [Close(conn_id, *BINARY_MESSAGE_CLOSE, discard=True)]
-        control = self.wire.parse_control(message)
+        before = ConnectionState(tuple(conn.streams), conn.framing, conn_id)
+        control = self.wire.parse_control(message, before)
         if isinstance(control, ControlRejected):
             return [self._reply(conn_id, control.reply)]
         new: list[str] = []
@@ -377,7 +388,8 @@ class VenueCore:
             limit = self.limits.streams_per_connection
             if limit is not None and len(conn.streams) + len(new) > limit:
                 self.stats.streams_refused += 1
-                return [self._reply(conn_id, self.wire.render_limit_error(control, "streams_per_connection", limit))]
+                refusal = self.wire.render_limit_error(control, "streams_per_connection", limit, before)
+                return [self._reply(conn_id, refusal)]
             conn.streams.update(dict.fromkeys(new))
         elif control.kind == "unsubscribe":
             for name in control.streams:
@@ -420,6 +432,24 @@ class VenueCore:
         if symbol is not None and book is not None:
             bids, asks = tuple(book.bids(SERVED_LEVELS)), tuple(book.asks(SERVED_LEVELS))
             self.snapshots_served.append(SnapshotRecord(symbol, book.last_update_id, now_ns, bids, asks))
+
+    def idle(self, conn_id: int, now_ns: int) -> list[Action]:
+        """A CheckIdle came due: closes `conn_id` with the wire's `idle_close` if the venue has heard
+        nothing from it for that long, else says when to look again."""
+        conn = self._open.get(conn_id)
+        rule = self.wire.heartbeat.idle_close
+        if conn is None or rule is None or conn.record.close_cause is not None:
+            return []
+        after_ns = round(rule.after_s * 1e9)
+        if self.paused or conn.silent:
+            conn.heard_ns = now_ns  # the fault holds the client's messages back, not the client
+        elif now_ns - conn.heard_ns >= after_ns:
+            conn.record.close_cause = "idle"
+            return [
+                Note(f"connection {conn_id}: no message for {rule.after_s:g} s, closed ({rule.code})"),
+                Close(conn_id, rule.code, rule.reason, discard=True),
+            ]
+        return [CheckIdle(conn_id, conn.heard_ns + after_ns)]
 
     def _reply(self, conn_id: int, reply: Reply) -> Write:
         return Write(conn_id, reply.payload, reply.text)

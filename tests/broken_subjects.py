@@ -32,6 +32,7 @@ from harness.venues.binance_spot.decoder import decode_frame
 from harness.venues.binance_spot.sequencing import BinanceSpotSequencing
 from harness.venues.binance_usdm.sequencing import BinanceUsdmSequencing
 from harness.venues.bybit.sequencing import BybitSequencing
+from harness.venues.okx.sequencing import OkxSequencing
 
 # Sequencing rules with one rule of Binance's "manage a local order book" recipe left out.
 
@@ -129,6 +130,14 @@ class UpdateIdBlindSequencing(BybitSequencing):
 
     def follow(self, delta: DepthDelta, last_update_id: int) -> Step:
         return Step.DROP if delta.last_update_id <= last_update_id else Step.APPLY
+
+
+class ChecksumBlindSequencing(OkxSequencing):
+    """OKX's rule with the CRC32 check left out: a book the venue's checksum disowns is kept and shown
+    as synced (on a clean feed every checksum matches anyway)."""
+
+    def verify(self, book: OrderBook, delta: DepthDelta) -> bool:
+        return True
 
 
 # Books that get prices wrong in ways only some markets show.
@@ -620,3 +629,8 @@ def ignores_bybit_u(config: SubjectConfig) -> DefaultSubject:
     """Bybit: never checks that `u` is the last one + 1, so lost deltas go unnoticed. Without the
     crossed-book check too, which on Bybit's 300 ms whole-book deltas catches most such holes by luck."""
     return DefaultSubject(config, sequencing=UpdateIdBlindSequencing, check_crossed=False)
+
+
+def skips_okx_checksum(config: SubjectConfig) -> DefaultSubject:
+    """OKX: never recomputes the checksum an update carries, so a book the venue disowns stays "synced"."""
+    return DefaultSubject(config, sequencing=ChecksumBlindSequencing)

@@ -46,17 +46,19 @@ def test_paths() -> None:
 
 
 def test_control_replies_take_the_connection_category() -> None:
-    control = WIRE.parse_control(request_frame("subscribe", ("orderbook.50.BTCUSDT",), "r1"))
+    spot_state = ConnectionState((), "spot")
+    control = WIRE.parse_control(request_frame("subscribe", ("orderbook.50.BTCUSDT",), "r1"), spot_state)
     assert control == Control("subscribe", ("orderbook.50.BTCUSDT",), request_id="r1")
     spot = orjson.loads(WIRE.render_control(control, ConnectionState(("orderbook.50.BTCUSDT",), "spot"))[0].payload)
     linear = orjson.loads(WIRE.render_control(control, ConnectionState((), "linear", 7))[0].payload)
     assert (spot["ret_msg"], linear["ret_msg"], linear["req_id"]) == ("subscribe", "", "r1")
     assert linear["conn_id"] != spot["conn_id"], "each connection has its own conn_id"
-    ping = WIRE.parse_control(b'{"op":"ping"}')
+    ping = WIRE.parse_control(b'{"op":"ping"}', spot_state)
     assert orjson.loads(WIRE.render_control(ping, ConnectionState((), "spot"))[0].payload)["ret_msg"] == "pong"  # type: ignore[arg-type]
     for bad in (b"{", request_frame("subscribe", ("orderbook.7.BTCUSDT",)), b'{"op":"auth"}'):
-        rejected = WIRE.parse_control(bad)
+        rejected = WIRE.parse_control(bad, ConnectionState((), "linear", 7))
         assert isinstance(rejected, ControlRejected) and orjson.loads(rejected.reply.payload)["success"] is False
+        assert orjson.loads(rejected.reply.payload)["conn_id"] == linear["conn_id"], "errors name the connection too"
 
 
 def test_resubscriber_snapshot_continues_the_recorded_chain() -> None:

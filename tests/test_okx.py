@@ -6,13 +6,14 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import orjson
 import pytest
 
 from harness.book_events import DecodeError, DepthDelta, DepthSnapshot
 from harness.client_state import StepReply
+from harness.deliveries import ChainJudge, Deliveries
 from harness.errors import HarnessError
 from harness.oracle import Oracle
 from harness.sync import Applied, BookSync, GapDetected, NeedSnapshot, Resync, Step, Synced
@@ -378,3 +379,42 @@ def test_a_checksum_corruption_keeps_the_json_and_the_levels_and_only_the_checks
             break
     on_bybit = build_schedule(frames, [spec], seed=1, venue=BYBIT)
     assert list(on_bybit.not_applicable) == ["corrupt.0"] and on_bybit.injected["corrupt"] == 0
+
+
+@dataclass(frozen=True)
+class _Write:
+    frame_index: int
+    write_mono_ns: int
+
+
+@dataclass(frozen=True)
+class _Client:
+    sends: tuple[_Write, ...]
+
+
+def test_a_resubscribe_snapshot_at_the_last_update_s_seq_id_opens_no_hole_before_it_arrives() -> None:
+    """A recording made across a reconnect holds the second connection's snapshot (`prevSeqId` -1) at the
+    `seqId` of the first connection's last update. The snapshot links to nothing: read as a link to -1
+    it claimed every id up to its own, and a subject that applied the update before the snapshot
+    arrived was accused of syncing across a hole (1 run in 3, by how fast the subject was)."""
+    payloads = [
+        DOCUMENTED[0],
+        books(15, 10, bids=[("100", "2")]),
+        books(15, -1, action="snapshot", bids=[("100", "2")], asks=[("101", "1")]),
+        books(20, 15, asks=[("101", "3")]),
+    ]
+    frames = []
+    for n, payload in enumerate(payloads):
+        ids = DIALECT.chain_ids("books:BTC-USDT", payload)
+        assert ids is not None
+        chain = (ids.first_id, ids.last_id, ids.symbol, ids.prev_id, ids.snapshot)
+        frames.append(Frame(n, n, "books:BTC-USDT", payload, *chain))
+    oracle = Oracle(frames, [], venue="okx")
+    assert [f.prev_last for f in oracle.depth_frame_ids()] == [None, 10, None, 15]
+    # Frame n reached the subject at 10 n; the update to 15 was applied at 15, the snapshot came at 20.
+    client = _Client(tuple(_Write(n, 10 * n) for n in range(len(frames))))
+    judge = ChainJudge(Deliveries(oracle.depth_frame_ids(), [client], []))
+    judge.restart("BTC-USDT")
+    assert judge.judge("BTC-USDT", 10, 5) is None
+    assert judge.judge("BTC-USDT", 15, 15) is None
+    assert judge.judge("BTC-USDT", 20, 35) is None

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.venues.binance_spot.wire import WIRE, BinanceSpotWire
+from harness.venues.okx.wire import WIRE as OKX_WIRE
 from harness.venues.wire import Books, ConnectionState, Control, ControlRejected, Reply
 from replayer.reference_book import ReferenceBook
 from replayer.replay_data import ReplayData, VenueBooks, apply_depth, load_replay_data
@@ -614,8 +615,8 @@ class _StreamSnapshotWire(BinanceSpotWire):
     """Binance's wire with two OKX habits, to drive the core's venue-neutral paths: a text `ping` answered
     `pong`, and the book's snapshot sent on the stream to each new subscriber."""
 
-    def parse_control(self, message: str | bytes) -> Control | ControlRejected:
-        return Control("ping") if message == "ping" else super().parse_control(message)
+    def parse_control(self, message: str | bytes, state: ConnectionState) -> Control | ControlRejected:
+        return Control("ping") if message == "ping" else super().parse_control(message, state)
 
     def render_control(self, control: Control, state: ConnectionState) -> list[Reply]:
         return [Reply(b"pong")] if control.kind == "ping" else super().render_control(control, state)
@@ -690,3 +691,18 @@ def test_without_the_send_log_the_venue_keeps_nothing_per_frame_or_per_depth_ans
     assert get(core, "/api/v3/depth?symbol=BTCUSDT&limit=5")[0] == 200
     assert core.stats.frames_sent == len(writes) > 0
     assert core.clients[conn].sends == [] and core.snapshots_served == [] and core.depths_served == {}
+
+
+def test_error_replies_name_the_connection_they_answer(data: ReplayData) -> None:
+    """OKX puts its `connId` in errors as in acks: the core hands the wire the connection it parses for, and
+    the connection as it was when a limit refuses a request."""
+    core = VenueCore(data, OKX_WIRE, limits=VenueLimits.of(OKX_WIRE).but(streams_per_connection=1), started_ns=NOW)
+    first, _ = core.open("/ws/v5/public", PEER, NOW, WALL)
+    second, _ = core.open("/ws/v5/public", PEER, NOW, WALL)
+    subscribe = {"op": "subscribe", "args": [{"channel": "trades", "instId": "BTC-USDT"}]}
+    books = {**subscribe, "args": [{"channel": "books", "instId": "BTC-USDT"}]}
+    ack, error, refused = (ask(core, message, conn=second)[0] for message in (subscribe, "{", books))
+    (other,) = ask(core, "{", conn=first)
+    assert isinstance(ack, dict) and isinstance(error, dict) and isinstance(refused, dict) and isinstance(other, dict)
+    assert (error["event"], refused["code"]) == ("error", "60013")
+    assert ack["connId"] == error["connId"] == refused["connId"] != other["connId"]

@@ -32,7 +32,7 @@ from harness.book_events import DepthDelta, DepthSnapshot, Level
 
 if TYPE_CHECKING:
     from harness.book_events import TopOfBook, Trade
-    from harness.client_state import SessionStep
+    from harness.client_state import AppKeepalive, SessionStep
     from harness.sync import SequencingRule
     from harness.synth.market import SynthSymbol
     from harness.venues.wire import VenueWire
@@ -86,6 +86,12 @@ class SubjectParts:
     snapshot_url: Callable[[str, str, int], str] | None = None
     max_snapshot_limit: int = 0
     subscribe: Callable[[Sequence[str]], SessionStep] | None = None
+    keepalive: AppKeepalive | None = None
+    """The application-level ping the venue needs to keep a connection open (OKX's `ping`); None: none."""
+    resubscribe: Callable[[str], Sequence[str]] | None = None
+    """Where the book comes on the stream: the messages that make the venue send `symbol`'s book again on
+    the open connection (OKX: unsubscribe, then subscribe), so one lost sync costs one instrument's
+    resubscription, not a reconnect of every symbol; None: the subject reconnects."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +116,8 @@ class CapturePolicy:
     subscribe: Callable[[Sequence[str]], SessionStep] | None = None
     """The subscription step for `streams` on venues that subscribe by message (Bybit, OKX); None where
     the URL names the streams. Its messages are recorded as `ws_send` rows."""
+    keepalive: AppKeepalive | None = None
+    """As `SubjectParts.keepalive`: the recorder must stay connected too. Its pings are not recorded."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,11 +14,13 @@ How the core uses a wire, in order of a client's life:
 1. An HTTP request arrives. `is_rest(path)` routes it to REST (below); otherwise it is a WebSocket
    handshake and `open_path(path)` says which subscriptions the URL itself makes and how frames are
    framed on it (`Opened`), or refuses it (`HttpReply`, e.g. 404 for an unknown path).
-2. Each text or binary message the client sends goes to `parse_control(message)`, which returns a
+2. Each text or binary message the client sends goes to `parse_control(message, state)`, which returns a
    `Control` (what the client asks) or a `ControlRejected` (the venue's error reply, sent as is). The core
    applies a `Control` to the connection (its subscriptions, its framing) after checking its limits,
    then asks `render_control(control, state)` for the replies (acks, LIST results, pongs) or
-   `render_limit_error(control, limit, allowed)` when a limit refused it.
+   `render_limit_error(control, limit, allowed, state)` when a limit refused it. `state` is the
+   connection as it stands (its streams, its framing, its number), so an error reply carries the same
+   connection id (Bybit's `conn_id`, OKX's `connId`) as the acks on that connection.
 3. For each stream a connection newly holds, the core asks `stream_snapshot(stream, books, wall_ms)`:
    venues whose snapshot travels on the stream (Bybit, OKX) render it from the venue's current book,
    and the core sends it before any delta of that stream; REST-snapshot venues (Binance) return None.
@@ -64,11 +66,15 @@ Limits are the venue's numbers (`WireLimits`); the core enforces them and a user
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
 from harness.book_events import Level
+
+if TYPE_CHECKING:
+    from harness.venues.dialect import VenueDialect
 
 ControlKind = Literal["subscribe", "unsubscribe", "list", "set_framing", "get_framing", "ping"]
 """What a client's control message asks: change or list its subscriptions, change or read how its frames
@@ -202,13 +208,26 @@ class WireLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class IdleClose:
+    """The venue closes, with `code` and `reason`, a connection it has received no message from for
+    `after_s` seconds of wall time (OKX: 30 s, 4004 "No data received in 30s"): a client keeps it open
+    with application-level pings. Ping frames are not messages and do not count."""
+
+    after_s: float
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat:
     """Who keeps the connection alive. `server_ping_interval_s`: the venue sends a ping frame this often and
     closes a connection whose pong is `pong_timeout_s` late (Binance 20 s / 60 s); None: the venue sends
-    none and expects the client's application-level pings (Bybit, OKX: `Control("ping")`)."""
+    none and expects the client's application-level pings (Bybit, OKX: `Control("ping")`), which
+    `idle_close` enforces where the venue documents a limit (None: the venue tolerates a silent client)."""
 
     server_ping_interval_s: float | None
     pong_timeout_s: float | None
+    idle_close: IdleClose | None = None
 
 
 class Aggregator(Protocol):
@@ -251,16 +270,18 @@ class VenueWire(Protocol):
         accepted (they simply receive nothing), as venues do."""
         ...
 
-    def parse_control(self, message: str | bytes) -> Control | ControlRejected:
-        """A client's message (text as str, binary as bytes) as the venue reads it."""
+    def parse_control(self, message: str | bytes, state: ConnectionState) -> Control | ControlRejected:
+        """A client's message (text as str, binary as bytes) as the venue reads it on a connection in
+        `state` (before the message is applied)."""
         ...
 
     def render_control(self, control: Control, state: ConnectionState) -> list[Reply]:
         """The replies to an applied control, in order (usually one; OKX acks each arg)."""
         ...
 
-    def render_limit_error(self, control: Control, limit: LimitName, allowed: int) -> Reply:
-        """The error reply when the core refused `control` for `limit` (`allowed` is the limit's value)."""
+    def render_limit_error(self, control: Control, limit: LimitName, allowed: int, state: ConnectionState) -> Reply:
+        """The error reply when the core refused `control` for `limit` (`allowed` is the limit's value) on a
+        connection in `state` (as it was: the refused control changed nothing)."""
         ...
 
     def stream_snapshot(self, stream: str, books: Books, wall_ms: int) -> bytes | None:
@@ -343,3 +364,35 @@ class UnweightedRest:
 
     def weight_headers(self, used: int) -> tuple[tuple[str, str], ...]:
         return ()
+
+
+class StreamSnapshotWire(UnweightedRest):
+    """The half of `VenueWire` that venues whose snapshot travels on the stream share (Bybit, OKX), so
+    each writes only what differs. The client keeps the connection alive with application pings (the
+    venue sends no ping frames); recorded frames go out exactly as recorded; the dialect names a
+    stream's symbol; the first `event_time` match in a frame is its event time, in milliseconds, in the
+    pattern's group `ms`; and REST never asks for a depth body."""
+
+    name: ClassVar[str]
+    dialect: ClassVar[VenueDialect]
+    event_time: ClassVar[re.Pattern[bytes]]
+    heartbeat = Heartbeat(server_ping_interval_s=None, pong_timeout_s=None)
+
+    def frame(self, stream: str, payload: bytes, framing: str) -> bytes:
+        return payload
+
+    def symbol_of(self, stream: str) -> str | None:
+        return self.dialect.symbol_of(stream)
+
+    def is_book_stream(self, stream: str) -> bool:
+        return self.dialect.is_book_stream(stream)
+
+    def first_event_time_ms(self, payloads: Iterable[bytes]) -> int | None:
+        for payload in payloads:
+            found = self.event_time.search(payload)
+            if found is not None:
+                return int(found["ms"])
+        return None
+
+    def snapshot_body(self, last_update_id: int, bids: Sequence[Level], asks: Sequence[Level]) -> bytes:
+        raise ValueError(f"{self.name}'s order book snapshot travels on the stream; REST never asks for one")

@@ -92,7 +92,7 @@ class BinanceSpotWire:
             return _error(rest.RestError(400, -1000, msg))
         return Opened(parsed.streams, COMBINED if parsed.combined else RAW)
 
-    def parse_control(self, message: str | bytes) -> Control | ControlRejected:
+    def parse_control(self, message: str | bytes, state: ConnectionState) -> Control | ControlRejected:
         try:
             request = streams.parse_control(message)
         except streams.ControlError as exc:
@@ -112,7 +112,7 @@ class BinanceSpotWire:
             result = state.framing == COMBINED
         return [Reply(streams.result_reply(cast("int | str | None", control.request_id), result))]
 
-    def render_limit_error(self, control: Control, limit: LimitName, allowed: int) -> Reply:
+    def render_limit_error(self, control: Control, limit: LimitName, allowed: int, state: ConnectionState) -> Reply:
         """Binance documents the 1024-stream limit but not its answer; the fake refuses the whole request with
         the error it gives a SUBSCRIBE of too many names at once, and keeps the subscriptions as they were."""
         msg = f"Invalid request: too many streams for one connection (at most {allowed})"

@@ -11,7 +11,7 @@ REST answers `/v5/market/time` and 404 elsewhere.
 
 What this contract cannot carry yet: `parse_control` does not see the connection's category, so
 spot's limit of 10 topics a request is not enforced, and a recording holding both categories (stream
-keys `<category>/<topic>`) cannot be served; errors found while parsing use linear's shape.
+keys `<category>/<topic>`) cannot be served.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from harness.book_events import Level
 from harness.venues.bybit import control
 from harness.venues.bybit.encoder import book_frame
 from harness.venues.bybit.topics import (
@@ -38,19 +37,15 @@ from harness.venues.wire import (
     ConnectionState,
     Control,
     ControlRejected,
-    Heartbeat,
     HttpReply,
     LimitName,
     Opened,
     Reply,
     RestVenue,
     SnapshotAsk,
-    UnweightedRest,
+    StreamSnapshotWire,
     WireLimits,
 )
-
-UNKNOWN_CONN_ID = "harness-fake-venue"
-"""The `conn_id` of an error found while parsing, before the core names the connection."""
 
 
 def conn_id_of(connection_id: int) -> str:
@@ -58,7 +53,7 @@ def conn_id_of(connection_id: int) -> str:
     return f"harness-fake-venue-{connection_id}"
 
 
-_TIMES = re.compile(rb'"(ts|cts|T)":(\d+)')
+_TIMES = re.compile(rb'"(ts|cts|T)":(?P<ms>\d+)')
 _NOT_FOUND = b'{"retCode":10404,"retMsg":"Not Found","result":{},"retExtInfo":{}}'
 _TOO_MANY = b'{"retCode":10006,"retMsg":"Too many visits!","result":{},"retExtInfo":{}}'
 
@@ -67,17 +62,18 @@ def _category(framing: str) -> Category:
     return "spot" if framing == "spot" else "linear"
 
 
-class BybitWire(UnweightedRest):
+class BybitWire(StreamSnapshotWire):
     """Bybit v5 public as the fake venue speaks it; stateless, one instance serves every connection."""
 
     name = "bybit"
+    dialect = DIALECT
+    event_time = _TIMES
     limits = WireLimits(
         messages_per_second=None,
         too_many_messages_close=(1008, "too many requests"),
         streams_per_connection=10_000,
         rest_weight_per_minute=0,
     )
-    heartbeat = Heartbeat(server_ping_interval_s=None, pong_timeout_s=None)
 
     # Connections and control messages.
 
@@ -90,27 +86,27 @@ class BybitWire(UnweightedRest):
             return HttpReply(404, _NOT_FOUND)
         return Opened(streams=(), framing=category)
 
-    def parse_control(self, message: str | bytes) -> Control | ControlRejected:
+    def parse_control(self, message: str | bytes, state: ConnectionState) -> Control | ControlRejected:
         request = control.parse_request(message)
         if isinstance(request, control.BybitBadRequest):
-            return self._rejected(request.op, request.req_id, request.reason)
+            return self._rejected(request.op, request.req_id, request.reason, state)
         if request.op == "ping":
             return Control("ping", request_id=request.req_id)
         for topic in request.args:
             if request.op == "subscribe" and not _served_topic(topic):
-                return self._rejected(request.op, request.req_id, f"error:handler not found,topic:{topic}")
+                return self._rejected(request.op, request.req_id, f"error:handler not found,topic:{topic}", state)
         if sum(len(arg) for arg in request.args) > control.ARGS_MAX_CHARS:
-            return self._rejected(request.op, request.req_id, f"error:args length >{control.ARGS_MAX_CHARS}")
+            return self._rejected(request.op, request.req_id, f"error:args length >{control.ARGS_MAX_CHARS}", state)
         return Control(request.op, streams=request.args, request_id=request.req_id)
 
     def render_control(self, control_: Control, state: ConnectionState) -> list[Reply]:
         req_id = control_.request_id if isinstance(control_.request_id, str) else None
         return [Reply(control.reply(_category(state.framing), conn_id_of(state.connection_id), control_.kind, req_id))]
 
-    def render_limit_error(self, control_: Control, limit: LimitName, allowed: int) -> Reply:
+    def render_limit_error(self, control_: Control, limit: LimitName, allowed: int, state: ConnectionState) -> Reply:
         req_id = control_.request_id if isinstance(control_.request_id, str) else None
         reason = f"error:topics per connection >{allowed}"
-        return Reply(control.reply("linear", UNKNOWN_CONN_ID, control_.kind, req_id, success=False, ret_msg=reason))
+        return self._rejected(control_.kind, req_id, reason, state).reply
 
     def stream_snapshot(self, stream: str, books: Books, wall_ms: int) -> bytes | None:
         category, topic = split_stream(stream)
@@ -139,21 +135,14 @@ class BybitWire(UnweightedRest):
         )
 
     @staticmethod
-    def _rejected(op: str, req_id: str | None, reason: str) -> ControlRejected:
+    def _rejected(op: str, req_id: str | None, reason: str, state: ConnectionState) -> ControlRejected:
+        """Bybit's error reply, in the connection's category's shape and with its `conn_id`."""
+        conn_id = conn_id_of(state.connection_id)
         return ControlRejected(
-            Reply(control.reply("linear", UNKNOWN_CONN_ID, op, req_id, success=False, ret_msg=reason))
+            Reply(control.reply(_category(state.framing), conn_id, op, req_id, success=False, ret_msg=reason))
         )
 
     # Recorded frames.
-
-    def frame(self, stream: str, payload: bytes, framing: str) -> bytes:
-        return payload
-
-    def symbol_of(self, stream: str) -> str | None:
-        return DIALECT.symbol_of(stream)
-
-    def is_book_stream(self, stream: str) -> bool:
-        return DIALECT.is_book_stream(stream)
 
     def derived_streams(self, recorded: Iterable[str]) -> dict[str, list[str]]:
         return {}
@@ -163,13 +152,6 @@ class BybitWire(UnweightedRest):
 
     def shift_times(self, payload: bytes, delta_ms: int) -> bytes:
         return _TIMES.sub(lambda m: b'"%s":%d' % (m.group(1), int(m.group(2)) + delta_ms), payload)
-
-    def first_event_time_ms(self, payloads: Iterable[bytes]) -> int | None:
-        for payload in payloads:
-            found = _TIMES.search(payload)
-            if found is not None:
-                return int(found.group(2))
-        return None
 
     # REST: no depth snapshot; the server time, and 404 for the rest.
 
@@ -187,9 +169,6 @@ class BybitWire(UnweightedRest):
             )
             return HttpReply(200, body)
         return HttpReply(404, _NOT_FOUND)
-
-    def snapshot_body(self, last_update_id: int, bids: Sequence[Level], asks: Sequence[Level]) -> bytes:
-        raise ValueError("Bybit's order book snapshot travels on the stream; REST never asks for one")
 
     def error_reply(self, status: int) -> HttpReply:
         return HttpReply(status, b'{"retCode":%d,"retMsg":"error","result":{},"retExtInfo":{}}' % status)

@@ -118,17 +118,19 @@ class OkxDialect:
     def subject_parts(self) -> SubjectParts:
         from harness.venues.okx.decoder import decode_frame
         from harness.venues.okx.sequencing import OkxSequencing
-        from harness.venues.okx.subscribe import OkxSubscribe
+        from harness.venues.okx.subscribe import KEEPALIVE, OkxSubscribe, resubscribe_books
 
         return SubjectParts(
             decode_frame=decode_frame,
             sequencing=OkxSequencing,
             ws_url=lambda ws_base, symbols: ws_url(ws_base),
             subscribe=lambda symbols: OkxSubscribe([stream_key(BOOKS, s) for s in symbols]),
+            keepalive=KEEPALIVE,
+            resubscribe=resubscribe_books,
         )
 
     def capture_policy(self) -> CapturePolicy:
-        from harness.venues.okx.subscribe import OkxSubscribe
+        from harness.venues.okx.subscribe import KEEPALIVE, OkxSubscribe
 
         def streams(symbols: Sequence[str], book_ticker: bool) -> list[str]:
             channels = (BOOKS, TRADES, BBO_TBT) if book_ticker else (BOOKS, TRADES)
@@ -140,6 +142,7 @@ class OkxDialect:
             symbol_shape=INST_ID_SHAPE,
             symbol_example="BTC-USDT",
             subscribe=OkxSubscribe,
+            keepalive=KEEPALIVE,
         )
 
     def synth_encoder(self, symbol: str) -> SynthEncoder:

@@ -96,13 +96,16 @@ OracleDepth = tuple[str, int, int, "int | None", Sequence[Any], Sequence[Any]]
 
 
 def decode(frame: Frame) -> OracleDepth | None:
-    """A book message in harness/oracle.py's generic shape (a snapshot's link is None), None for any
-    other frame. An update without `seqId` (before 2023) has no link: `unlinked` says so, and the
-    oracle applies it after whatever came before, with `verify` holding it to its checksum."""
+    """A book message in harness/oracle.py's generic shape, None for any other frame. A snapshot's link
+    is None, not its `prevSeqId` -1: read as a link, -1 would claim every id below the snapshot's, and
+    the checker's hole search would count a resubscribe snapshot as the delivery of the updates before
+    it. An update without `seqId` (before 2023) has no link: `unlinked` says so, and the oracle
+    applies it after whatever came before, with `verify` holding it to its checksum."""
     read = read_book_frame(frame.payload)
     if read is None:
         return None
-    return read.symbol, read.book_id, read.book_id, read.prev_seq_id, read.bids, read.asks
+    link = None if read.snapshot else read.prev_seq_id
+    return read.symbol, read.book_id, read.book_id, link, read.bids, read.asks
 
 
 def unlinked(frame: Frame) -> bool:

@@ -4,6 +4,9 @@ A `SessionStep` (harness/client_state.py) for our reconnecting client, the recor
 subject: sent again on every new connection, so a reconnect resubscribes (and OKX sends a new
 snapshot). OKX acks each arg on its own (`{"event":"subscribe","arg":{...}}`); an `{"event":"error"}`
 (60012 bad request, 60018 unknown instrument) rejects the step.
+
+`KEEPALIVE` is the text `ping` every 20 s: OKX closes a connection it has received nothing from for
+30 s (harness/venues/okx/wire.py `IDLE_CLOSE`), so a client whose subscription is quiet must ping.
 """
 
 from __future__ import annotations
@@ -12,8 +15,19 @@ from collections.abc import Sequence
 
 import orjson
 
-from harness.client_state import StepReply
-from harness.venues.okx.channels import split_stream
+from harness.client_state import AppKeepalive, StepReply
+from harness.venues.okx.channels import BOOKS, split_stream
+
+KEEPALIVE = AppKeepalive("ping", 20.0)
+
+
+def resubscribe_books(inst_id: str) -> tuple[str, str]:
+    """`books:<inst_id>` unsubscribed and subscribed again on the open connection: OKX answers the
+    subscribe with a new snapshot (its docs' way to recover from a broken `seqId` chain or a checksum
+    mismatch), and the connection's other instruments go on undisturbed."""
+    args = [{"channel": BOOKS, "instId": inst_id}]
+    unsubscribe = orjson.dumps({"op": "unsubscribe", "args": args}).decode()
+    return unsubscribe, orjson.dumps({"op": "subscribe", "args": args}).decode()
 
 
 class OkxSubscribe:

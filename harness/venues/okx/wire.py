@@ -5,7 +5,8 @@ Built on `control.py` (requests, acks, errors, ping/pong) and `encoder.py` (the 
 module only maps them onto the contract; `books5` and `bbo-tbt` are computed from a recorded `books`
 (top_streams.py). One path, `/ws/v5/public`, subscribes to nothing by itself;
 clients subscribe by message and keep the connection alive with the text `ping` (OKX sends no ping
-frames; it drops a connection idle for 30 s, which the core does not model yet). Recorded frames go
+frames; a connection it has received no message from for 30 s it closes with 4004 "No data received
+in 30s", `IDLE_CLOSE`, which the core enforces). Recorded frames go
 out as recorded. OKX's REST snapshot is not needed by a `books` client, so REST answers 404.
 Limits: OKX documents no per-connection count of channels (the args of one request must stay under
 64 KB) and answers a flood with error 60014 rather than a close, so the core's limits are set wide.
@@ -17,7 +18,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
-from harness.book_events import Level
 from harness.venues.okx import control
 from harness.venues.okx.channels import BBO_TBT, BOOKS, BOOKS5, WS_PATH, split_stream, stream_key
 from harness.venues.okx.dialect import DIALECT
@@ -31,36 +31,40 @@ from harness.venues.wire import (
     ControlRejected,
     Heartbeat,
     HttpReply,
+    IdleClose,
     LimitName,
     Opened,
     Reply,
     RestVenue,
     SnapshotAsk,
-    UnweightedRest,
+    StreamSnapshotWire,
     VenueWire,
     WireLimits,
 )
 
-CONN_ID = "00000000"
-"""The `connId` of an error reply, which the contract renders without knowing the connection; acks
-carry the connection's own (`conn_id`)."""
 FRAMING = "raw"
 SNAPSHOT_DEPTH = 400
-_TS = re.compile(rb'"ts":"(\d+)"')
+_TS = re.compile(rb'"ts":"(?P<ms>\d+)"')
 _NOT_FOUND = b'{"code":"404","msg":"Not Found"}'
+IDLE_CLOSE = IdleClose(30.0, 4004, "No data received in 30s")
+"""OKX's "Connect" docs: the connection breaks if no data has passed for 30 s, and the client should
+send the text `ping` when it has had nothing for less than that; the close code and text are those of
+OKX's WebSocket error table (4004). A client message of any kind restarts the count."""
 
 
-class OkxWire(UnweightedRest):
+class OkxWire(StreamSnapshotWire):
     """OKX v5 public as the fake venue speaks it; stateless, one instance serves every connection."""
 
     name = "okx"
+    dialect = DIALECT
+    event_time = _TS
     limits = WireLimits(
         messages_per_second=None,
         too_many_messages_close=(1008, "too many requests"),
         streams_per_connection=1024,
         rest_weight_per_minute=0,
     )
-    heartbeat = Heartbeat(server_ping_interval_s=None, pong_timeout_s=None)
+    heartbeat = Heartbeat(server_ping_interval_s=None, pong_timeout_s=None, idle_close=IDLE_CLOSE)
 
     def is_rest(self, path: str) -> bool:
         return urlsplit(path).path.startswith("/api/")
@@ -70,8 +74,8 @@ class OkxWire(UnweightedRest):
             return HttpReply(404, _NOT_FOUND)
         return Opened((), FRAMING)
 
-    def parse_control(self, message: str | bytes) -> Control | ControlRejected:
-        request = control.parse_request(message, CONN_ID)
+    def parse_control(self, message: str | bytes, state: ConnectionState) -> Control | ControlRejected:
+        request = control.parse_request(message, conn_id(state.connection_id))
         if isinstance(request, control.Ping):
             return Control("ping")
         if isinstance(request, control.Rejected):
@@ -86,9 +90,9 @@ class OkxWire(UnweightedRest):
             raise TypeError(f"an OKX {control_.kind} control carries its Subscription in `echo`")
         return [Reply(ack) for ack in control.acks(request, conn_id(state.connection_id))]
 
-    def render_limit_error(self, control_: Control, limit: LimitName, allowed: int) -> Reply:
+    def render_limit_error(self, control_: Control, limit: LimitName, allowed: int, state: ConnectionState) -> Reply:
         msg = f"Invalid args: at most {allowed} channels on one connection"
-        return Reply(control.error_reply("60013", msg, CONN_ID, _request_id(control_)))
+        return Reply(control.error_reply("60013", msg, conn_id(state.connection_id), _request_id(control_)))
 
     def stream_snapshot(self, stream: str, books: Books, wall_ms: int) -> bytes | None:
         named = split_stream(stream)
@@ -101,15 +105,6 @@ class OkxWire(UnweightedRest):
         if not bids and not asks:
             return None  # no book yet (replay starts at the recorded snapshot): OKX never sends an empty one
         return snapshot_message(named[1], bids, asks, seq_id=book.last_update_id, ts_ms=wall_ms)
-
-    def frame(self, stream: str, payload: bytes, framing: str) -> bytes:
-        return payload
-
-    def symbol_of(self, stream: str) -> str | None:
-        return DIALECT.symbol_of(stream)
-
-    def is_book_stream(self, stream: str) -> bool:
-        return DIALECT.is_book_stream(stream)
 
     def derived_streams(self, recorded: Iterable[str]) -> dict[str, list[str]]:
         """For each recorded `books:X`, the `books5:X` and `bbo-tbt:X` OKX would also serve (top_streams.py)."""
@@ -131,21 +126,11 @@ class OkxWire(UnweightedRest):
         """Every `"ts":"<ms>"` moved by `delta_ms`; every other byte as recorded."""
         return _TS.sub(lambda m: b'"ts":"%d"' % (int(m[1]) + delta_ms), payload)
 
-    def first_event_time_ms(self, payloads: Iterable[bytes]) -> int | None:
-        for payload in payloads:
-            found = _TS.search(payload)
-            if found is not None:
-                return int(found[1])
-        return None
-
     def weight_refused(self, status: int, limit: int, retry_after_s: float, ban_ends_wall_ms: int | None) -> HttpReply:
         return HttpReply(status, b'{"code":"50011","msg":"Too Many Requests"}')
 
     def rest(self, path: str, query: Mapping[str, Sequence[str]], venue: RestVenue) -> HttpReply | SnapshotAsk:
         return HttpReply(404, _NOT_FOUND)
-
-    def snapshot_body(self, last_update_id: int, bids: Sequence[Level], asks: Sequence[Level]) -> bytes:
-        raise ValueError("OKX's snapshot travels on the stream (stream_snapshot); its REST serves none here")
 
     def error_reply(self, status: int) -> HttpReply:
         return HttpReply(status, b'{"code":"%d","msg":"error"}' % status)
