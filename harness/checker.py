@@ -132,18 +132,18 @@ def send_log_clock(frames: Sequence[Frame], clients: Iterable[ClientLike]) -> Ca
             if 0 <= i < count and send.write_mono_ns < written[i]:
                 written[i] = send.write_mono_ns
     offsets, times = array("q"), array("q")
-    for i, frame in enumerate(frames):
-        if written[i] == _UNWRITTEN:
+    for i, when in enumerate(written):
+        if when == _UNWRITTEN:
             continue
-        offset = frame.offset_ns
+        offset = frames[i].offset_ns
         if offsets and offset <= offsets[-1]:
             if offset < offsets[-1]:  # offsets that go back (a replay's never do): sorted the slow way
                 offsets, times = _points_sorted(frames, written)
                 break
-            times[-1] = min(times[-1], written[i])  # one point per offset: the earliest write then
+            times[-1] = min(times[-1], when)  # one point per offset: the earliest write then
             continue
         offsets.append(offset)
-        times.append(written[i])
+        times.append(when)
     del written
     last = max(times, default=0)
 
