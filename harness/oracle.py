@@ -244,9 +244,14 @@ class Oracle:
         `upto_id` changed: what a book loaded from a snapshot at `after_id` learned beyond it."""
         bids: set[str] = set()
         asks: set[str] = set()
+        depth = iter(self._frames)  # the depth frames' ids, walked alongside: both come in index order
+        ids = next(depth, None)
         for frame in self._clean:
-            ids = self._frames.get(frame.index)
-            if ids is None or ids.symbol != symbol or ids.last_update_id <= after_id:
+            while ids is not None and ids.index < frame.index:
+                ids = next(depth, None)
+            if ids is None:
+                break
+            if ids.index != frame.index or ids.symbol != symbol or ids.last_update_id <= after_id:
                 continue
             if ids.first_update_id > upto_id:
                 break
