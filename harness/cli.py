@@ -20,7 +20,10 @@ from harness.errors import HarnessError
 
 WATCHDOG_DEFAULT_S = 60.0
 """`recorder.live.WATCHDOG_S`, repeated so `harness --help` does not import the recorder (a test pins them equal)."""
-_WEIGHT_HELP = "REST weight per IP and minute the fake venue serves before 429 and 418 (Binance's 6000); 0 is off."
+_WEIGHT_HELP = (
+    "REST weight per IP and minute the fake venue serves before 429 and 418 (default: the recording's venue's, "
+    "Binance spot 6000, USD-M 2400); 0 is off."
+)
 _HTML_HELP = "Write one self-contained HTML page of pictures here (latency, sync timeline, queue, expectations)."
 
 app = typer.Typer(
@@ -91,7 +94,7 @@ def serve(
     rebase_time: Annotated[
         bool, typer.Option("--rebase-time", help="Shift recorded event times (E, T) so the replay reads as now.")
     ] = False,
-    rest_weight_limit: Annotated[int, typer.Option(min=0, help=_WEIGHT_HELP)] = 6000,
+    rest_weight_limit: Annotated[int | None, typer.Option(min=0, help=_WEIGHT_HELP)] = None,
     max_connections: Annotated[
         int, typer.Option(min=0, help="Open WebSocket connections before handshakes get HTTP 503; 0 is off.")
     ] = 1000,
@@ -99,11 +102,12 @@ def serve(
         int, typer.Option(min=0, help="Largest message a client may send (closed with 1009 past it); 0 is off.")
     ] = 65536,
     max_streams_per_connection: Annotated[
-        int, typer.Option(min=0, help="Streams one connection may hold (Binance's 1024); 0 is off.")
-    ] = 1024,
+        int | None, typer.Option(min=0, help="Streams one connection may hold (default: the venue's); 0 is off.")
+    ] = None,
     messages_per_second: Annotated[
-        int, typer.Option(min=0, help="Client messages per sliding second before a 1008 close (Binance's 5); 0 is off.")
-    ] = 5,
+        int | None,
+        typer.Option(min=0, help="Client messages per sliding second before a close (default: the venue's); 0 is off."),
+    ] = None,
     handshake_timeout: Annotated[
         float, typer.Option(min=0.0, help="Seconds from connect to a complete request (slowloris); 0 is off.")
     ] = 30.0,
@@ -219,7 +223,7 @@ def replay(
     report: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
     junit: Annotated[Path | None, typer.Option(help="Write a JUnit XML file here (one case per expectation).")] = None,
     subject: Annotated[str, typer.Option(help="Subject factory, module:function.")] = "harness.default_subject:create",
-    rest_weight_limit: Annotated[int, typer.Option(min=0, help=_WEIGHT_HELP)] = 6000,
+    rest_weight_limit: Annotated[int | None, typer.Option(min=0, help=_WEIGHT_HELP)] = None,
     html: Annotated[Path | None, typer.Option(help=_HTML_HELP)] = None,
 ) -> None:
     """Replay a recording through the fake venue with a scenario's faults; exit 0 pass, 1 fail, 2 bad input."""
@@ -274,7 +278,7 @@ def suite(
     list_only: Annotated[bool, typer.Option("--list", help="Print the cells this run would take, and exit.")] = False,
     rest_weight_limit: Annotated[
         int | None,
-        typer.Option(min=0, help="REST weight per IP and minute each cell's venue serves (default 6000); 0 is off."),
+        typer.Option(min=0, help="REST weight per IP and minute each cell's venue serves (default: its own); 0: off."),
     ] = None,
     html: Annotated[Path | None, typer.Option(help=_HTML_HELP)] = None,
 ) -> None:

@@ -16,11 +16,10 @@ from harness.errors import HarnessError
 from harness.oracle import Oracle
 from harness.replay import BUNDLED_FIXTURE, SLOW_READER_SNDBUF, oracle_for
 from harness.scenarios import load_scenario
-from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 from replayer.faults import FaultPlan
 from replayer.faults.work import FaultWindow
 from replayer.replay_data import ReplayData, load_replay_data, wire_of
-from replayer.server import ServerStats, ServerThread, VenueServer
+from replayer.server import VENUE, ServerStats, ServerThread, VenueServer
 from replayer.timeline import (
     ClientBufferLimit,
     Disconnect,
@@ -50,16 +49,17 @@ class FakeVenue:
         recording: str | Path | None = None,
         seed: int | None = None,
         speed: float | None = None,
-        rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE,
+        rest_weight_limit: int | None = None,
     ) -> None:
-        """`rest_weight_limit`: REST weight per IP and minute before 429 and 418, as on Binance; 0 is off."""
+        """`rest_weight_limit`: REST weight per IP and minute before 429 and 418; None: the recording's
+        venue's own (docs/venues.md, "Limits"); 0 is off."""
         loaded = load_scenario(scenario)
         self.scenario = loaded.name
         self.seed = loaded.seed if seed is None else seed
         self.speed = loaded.speed if speed is None else speed
         if not self.speed >= 0:
             raise HarnessError(f"speed must be >= 0, not {self.speed}")
-        if rest_weight_limit < 0:
+        if rest_weight_limit is not None and rest_weight_limit < 0:
             raise HarnessError(f"the REST weight limit must be >= 0 (0 turns it off), not {rest_weight_limit}")
         self.rest_weight_limit = rest_weight_limit
         self.recording = Path(recording) if recording is not None else BUNDLED_FIXTURE
@@ -78,7 +78,7 @@ class FakeVenue:
             schedule=self.plan.entries,
             speed=self.speed,
             socket_send_buffer=SLOW_READER_SNDBUF if limits else None,
-            rest_weight_limit=self.rest_weight_limit,
+            rest_weight_limit=VENUE if self.rest_weight_limit is None else self.rest_weight_limit,
             wire=wire_of(self.data),
         )
         try:

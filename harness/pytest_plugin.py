@@ -143,7 +143,7 @@ def harness_replay(
     request: pytest.FixtureRequest, harness_scenario: ScenarioCase | None
 ) -> Callable[..., ReplayReport]:
     """`harness_replay(subject=None, *, scenario=None, seed=None, recording=None, speed=None,
-    rest_weight_limit=None)` -> report (None: the harness's defaults, Binance's 6,000 weight a minute).
+    rest_weight_limit=None)` -> report (None: the harness's defaults, the recording's venue's weight limit).
 
     Runs one replay in this process and returns its report; call it from a synchronous test.
     """
@@ -174,9 +174,8 @@ def harness_replay(
             seed=seed,
             speed=speed,
             subject=subject,
+            rest_weight_limit=rest_weight_limit,
         )
-        if rest_weight_limit is not None:
-            req.rest_weight_limit = rest_weight_limit
         return ReplayReport(run_replay(req), command)
 
     return run
@@ -205,8 +204,7 @@ def fake_venue(
         from harness.fake_venue import FakeVenue
 
         scenario, seed, recording = _resolve(request.config, harness_scenario, scenario, seed, recording)
-        limit = {} if rest_weight_limit is None else {"rest_weight_limit": rest_weight_limit}
-        venue = FakeVenue(scenario, recording=recording, seed=seed, speed=speed, **limit)
+        venue = FakeVenue(scenario, recording=recording, seed=seed, speed=speed, rest_weight_limit=rest_weight_limit)
         args = _replay_args(scenario, venue.seed, venue.recording, speed, rest_weight_limit)
         commands.append("the same venue, for any client: " + shlex.join(["harness", "serve", *args]))
         started.append(venue.start())

@@ -33,7 +33,6 @@ from harness.oracle import Oracle
 from harness.report import apply_expectations, build_report
 from harness.scenarios import load_scenario
 from harness.subject import DEFAULT_SUBJECT, check_factory_spec
-from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 from replayer.replay_data import ReplayData, load_replay_data, wire_of
 from replayer.server import VenueServer
 from replayer.timeline import ClientBufferLimit, TimelineEntry
@@ -64,8 +63,9 @@ class ReplayRequest:
     stderr_path: Path | None = None
     """Where the subject's stderr goes; None: a temporary file, kept (and named in the report) only
     when the subject failed."""
-    rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE
-    """REST weight per IP and minute the venue serves (Binance's 6,000); 0 refuses nothing."""
+    rest_weight_limit: int | None = None
+    """REST weight per IP and minute the venue serves; None: the recording's venue's own (Binance spot's
+    6,000, USD-M's 2,400; docs/venues.md, "Limits"); 0 refuses nothing."""
 
 
 @dataclass(slots=True)
@@ -125,11 +125,12 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
             f"{recording_path}: no depth update frames continuing a recorded REST snapshot, so there is no "
             "book to judge; record the symbols' @depth streams (harness record does by default)"
         )
-    if request.rest_weight_limit < 0:
-        raise HarnessError(f"the REST weight limit must be >= 0 (0 turns it off), not {request.rest_weight_limit}")
-    setup = _Setup(
-        data, plan.entries, speed, seed, venue, request.subject, final_ids, request.rest_weight_limit, TopJudge(oracle)
-    )
+    weight = request.rest_weight_limit
+    if weight is None:
+        weight = wire_of(data).limits.rest_weight_per_minute
+    elif weight < 0:
+        raise HarnessError(f"the REST weight limit must be >= 0 (0 turns it off), not {weight}")
+    setup = _Setup(data, plan.entries, speed, seed, venue, request.subject, final_ids, weight, TopJudge(oracle))
     stderr_path = request.stderr_path or _temporary_log()
     try:
         stderr_file = open(stderr_path, "wb")  # noqa: SIM115 (closed below, before it is read back)

@@ -18,7 +18,6 @@ from harness.report import render_terminal, write_junit, write_report
 from harness.reproduce import write_reproduction
 from harness.scenarios import Scenario, load_scenario
 from harness.subject import DEFAULT_SUBJECT
-from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 
 # Faults whose effect is a span of time (a hold, a downtime, a reconnect race). At --speed 0 the stream
 # does not wait for the subject to come back, so they are not what they are at a finite speed.
@@ -36,7 +35,7 @@ def run_replay_command(
     report: Path | None,
     junit: Path | None,
     subject: str,
-    rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE,
+    rest_weight_limit: int | None = None,
     html: Path | None = None,
 ) -> int:
     """Returns the exit code: 0 when every expectation holds, 1 when one fails.
@@ -96,7 +95,9 @@ def repro_path(report: Path) -> Path:
     return report.with_name(f"{report.stem}.repro.toml")
 
 
-def _replay_options(recording: Path | None, subject: str, speed: float | None, rest_weight_limit: int) -> list[str]:
+def _replay_options(
+    recording: Path | None, subject: str, speed: float | None, rest_weight_limit: int | None
+) -> list[str]:
     """`harness replay` and the options that are not in the scenario file (speed 0 cannot be written there)."""
     args = ["harness", "replay"]
     if recording is not None:
@@ -105,7 +106,7 @@ def _replay_options(recording: Path | None, subject: str, speed: float | None, r
         args += ["--subject", subject]
     if speed == 0:
         args += ["--speed", "0"]
-    if rest_weight_limit != REQUEST_WEIGHT_PER_MINUTE:
+    if rest_weight_limit is not None:
         args += ["--rest-weight-limit", str(rest_weight_limit)]
     return args
 

@@ -48,7 +48,6 @@ from harness.suite_results import (
     error_result,
     suite_summary,
 )
-from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 from replayer.reader import Recording
 
 OnResult = Callable[[CellResult, int, int], None]
@@ -68,7 +67,8 @@ class SuiteRequest:
     shard: tuple[int, int] | None = None
     baseline: Path | None = None
     update_baseline: bool = False
-    rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE
+    rest_weight_limit: int | None = None
+    """None: each recording's venue's own."""
     pictures: bool = False
     """Each cell's result carries `pictures` (for `--html`) until `on_result` takes it out."""
 
@@ -88,7 +88,7 @@ def plan_suite(request: SuiteRequest) -> SuitePlan:
         raise HarnessError(f"--jobs {request.jobs}: must be at least 1")
     if request.update_baseline and request.baseline is None:
         raise HarnessError("--update-baseline needs --baseline FILE (the file to write)")
-    if request.rest_weight_limit < 0:
+    if request.rest_weight_limit is not None and request.rest_weight_limit < 0:
         raise HarnessError(f"--rest-weight-limit {request.rest_weight_limit}: must be >= 0 (0 turns it off)")
     if request.seeds is not None and not request.seeds:
         raise HarnessError("--seeds: no seeds given")
@@ -112,7 +112,7 @@ def run_cells(
     subject: str,
     jobs: int | None,
     on_result: OnResult | None = None,
-    rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE,
+    rest_weight_limit: int | None = None,
     pictures: bool = False,
 ) -> list[CellResult]:
     """Runs the cells in up to `jobs` worker processes, longest first; results in finishing order.
@@ -142,7 +142,7 @@ def run_cells(
 
 
 def run_cell(
-    cell: SuiteCell, subject: str, rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE, pictures: bool = False
+    cell: SuiteCell, subject: str, rest_weight_limit: int | None = None, pictures: bool = False
 ) -> CellResult:
     """One cell, in whatever process calls it; a crash is kept with its trace instead of ending the suite."""
     started = time.monotonic()

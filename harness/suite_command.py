@@ -20,7 +20,6 @@ from harness.subject import DEFAULT_SUBJECT
 from harness.suite import SuiteRequest, exit_code, merge_suites, plan_suite, run_suite
 from harness.suite_matrix import parse_seeds, parse_shard
 from harness.suite_results import ERROR, FAIL, progress_line, summary_table, write_suite_junit
-from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 
 
 def run_suite_command(
@@ -75,7 +74,7 @@ def run_suite_command(
             shard=None if shard is None else parse_shard(shard),
             baseline=baseline,
             update_baseline=update_baseline,
-            rest_weight_limit=REQUEST_WEIGHT_PER_MINUTE if rest_weight_limit is None else rest_weight_limit,
+            rest_weight_limit=rest_weight_limit,
             pictures=html is not None,
         )
         plan = plan_suite(request)

@@ -17,7 +17,6 @@ from typing import Any
 from harness.report import NO_DIVERGENCE
 from harness.subject import DEFAULT_SUBJECT
 from harness.suite_matrix import SuiteCell
-from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
 
 SUITE_SCHEMA_VERSION = 1
 PASS, FAIL, ERROR = "pass", "fail", "error"
@@ -26,19 +25,20 @@ BAD_INPUT, CRASH = "bad_input", "crash"
 CellResult = dict[str, Any]
 
 
-def reproduce_command(cell: SuiteCell, subject: str, rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE) -> str:
+def reproduce_command(cell: SuiteCell, subject: str, rest_weight_limit: int | None = None) -> str:
     """The one `harness replay` command that runs this cell again, alone, with its full report."""
     args = ["harness", "replay", "--scenario", cell.scenario_source, "--seed", str(cell.seed)]
     if cell.recording is not None:
         args += ["--recording", cell.recording]
     if subject != DEFAULT_SUBJECT:
         args += ["--subject", subject]
-    if rest_weight_limit != REQUEST_WEIGHT_PER_MINUTE:
+    if rest_weight_limit is not None:
         args += ["--rest-weight-limit", str(rest_weight_limit)]
     return shlex.join(args)
 
 
-def _base(cell: SuiteCell, subject: str, duration_s: float, rest_weight_limit: int) -> CellResult:
+def _base(cell: SuiteCell, subject: str, duration_s: float, rest_weight_limit: int | None) -> CellResult:
+    """`rest_weight_limit` as the suite was given it (None: each venue's own, which the report names)."""
     return {
         "key": cell.key,
         "scenario": cell.scenario,
@@ -59,7 +59,7 @@ def cell_result(
     subject: str,
     report: Mapping[str, Any],
     duration_s: float,
-    rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE,
+    rest_weight_limit: int | None = None,
 ) -> CellResult:
     """A finished replay's record: verdict, expectations and the figures a baseline compares."""
     sync = report["sync"]
@@ -81,7 +81,7 @@ def error_result(
     error_kind: str,
     message: str,
     duration_s: float,
-    rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE,
+    rest_weight_limit: int | None = None,
 ) -> CellResult:
     """A cell that produced no verdict: bad input found only when it ran, or a crash (`message` is the trace)."""
     return {

@@ -1,4 +1,4 @@
-"""`harness serve`: a recording served as a fake Binance spot venue on loopback until Ctrl-C.
+"""`harness serve`: a recording served on loopback as a fake of its venue, with that venue's limits, until Ctrl-C.
 
 With `--scenario`, the scenario's faults are injected for whatever client connects, in any language;
 what was injected (each fault window, control action, mangled and dropped frame, with its replay offset
@@ -14,44 +14,50 @@ import asyncio
 import contextlib
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
 from harness.errors import HarnessError
 from harness.loopback import exposure_warning
 from harness.scenarios import Scenario, load_scenario
-from harness.venues.binance_spot.rest import REQUEST_WEIGHT_PER_MINUTE
-from harness.venues.binance_spot.streams import MAX_INCOMING_MESSAGES_PER_SECOND, MAX_STREAMS_PER_CONNECTION
 from replayer.faults import FaultPlan
 from replayer.replay_data import ReplayData, load_replay_data, wire_of
-from replayer.server import VenueServer
+from replayer.server import VENUE, VenueServer
 from replayer.timeline import Send, TimelineEntry
 from replayer.venue_limits import (
     DEFAULT_HANDSHAKE_TIMEOUT_S,
     DEFAULT_MAX_BACKLOG_BYTES,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_FRAME_BYTES,
+    VenueLimits,
 )
 
 
 @dataclass(frozen=True, slots=True)
 class ServeLimits:
-    """`harness serve`'s limit options as typed (0 turns a limit off); VenueServer takes None for off."""
+    """`harness serve`'s limit options as typed (0 turns a limit off; None keeps the recording's venue's
+    own number, docs/venues.md "Limits"); VenueServer takes None for off."""
 
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
-    max_streams_per_connection: int = MAX_STREAMS_PER_CONNECTION
-    messages_per_second: int = MAX_INCOMING_MESSAGES_PER_SECOND
+    max_streams_per_connection: int | None = None
+    messages_per_second: int | None = None
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT_S
     """Seconds from connect to a complete request."""
     max_backlog_bytes: int = DEFAULT_MAX_BACKLOG_BYTES
 
-    def describe(self) -> str:
-        return ", ".join(f"{name.replace('_', ' ')} {getattr(self, name) or 'off'}" for name in self.__slots__)
+    def describe(self, venue: VenueLimits) -> str:
+        """The limits in force, `venue`'s numbers (the server's) where the option was left to the venue."""
+        shown = replace(
+            self,
+            max_streams_per_connection=venue.streams_per_connection or 0,
+            messages_per_second=venue.messages_per_second or 0,
+        )
+        return ", ".join(f"{name.replace('_', ' ')} {getattr(shown, name) or 'off'}" for name in self.__slots__)
 
 
 def run_serve(
@@ -65,10 +71,11 @@ def run_serve(
     loop: bool = False,
     rebase_time: bool = False,
     injected_path: Path | None = None,
-    rest_weight_limit: int = REQUEST_WEIGHT_PER_MINUTE,
+    rest_weight_limit: int | None = None,
     limits: ServeLimits | None = None,
 ) -> None:
-    """Blocks until Ctrl-C; prints the WebSocket and REST base URLs as soon as the port listens."""
+    """Blocks until Ctrl-C; prints the WebSocket and REST base URLs as soon as the port listens.
+    `rest_weight_limit` and the limits left None are the recording's venue's own."""
     if speed is not None and speed < 0:
         raise HarnessError(f"--speed must be >= 0, got {speed}")
     if seed is not None and scenario is None:
@@ -218,7 +225,7 @@ async def _serve(
     *,
     loop: bool,
     rebase_time: bool,
-    weight: int,
+    weight: int | None,
     limits: ServeLimits,
 ) -> None:
     if (warning := exposure_warning(host)) is not None:
@@ -234,11 +241,11 @@ async def _serve(
         loop=loop,
         rebase_time=rebase_time,
         on_finished=lambda session: _finished(session, loop, log),
-        rest_weight_limit=weight,
+        rest_weight_limit=VENUE if weight is None else weight,
         max_connections=limits.max_connections or None,
         max_frame_bytes=limits.max_frame_bytes or None,
-        max_streams_per_connection=limits.max_streams_per_connection or None,
-        messages_per_second=limits.messages_per_second or None,
+        max_streams_per_connection=_venue_or(limits.max_streams_per_connection),
+        messages_per_second=_venue_or(limits.messages_per_second),
         handshake_timeout_s=limits.handshake_timeout or None,
         max_backlog_bytes=limits.max_backlog_bytes or None,
         # Nothing here reads the per-frame send log (harness replay's checker does): kept, it would grow by
@@ -267,15 +274,21 @@ async def _serve(
                 f"{log.path} on exit, after each session and on SIGUSR1",
                 flush=True,
             )
-        limit = f"{weight} weight a minute per IP (429, then 418 bans)" if weight else "off"
+        used = server.weight.limit
+        limit = f"{used} weight a minute per IP (429, then 418 bans)" if used else "off"
         print(f"rest weight limit: {limit}; --rest-weight-limit sets it, 0 turns it off", flush=True)
-        print(f"limits: {limits.describe()} (docs/fake-venue.md, 'Limits'; 0 turns one off)", flush=True)
+        print(f"limits: {limits.describe(server.limits)} (docs/fake-venue.md, 'Limits'; 0 turns one off)", flush=True)
         print("the replay clock starts when the first client subscribes; Ctrl-C stops", flush=True)
         await asyncio.Event().wait()
     finally:
         with contextlib.suppress(NotImplementedError, AttributeError):
             running.remove_signal_handler(signal.SIGUSR1)
         await server.stop()
+
+
+def _venue_or(option: int | None) -> int | Literal["venue"] | None:
+    """A serve option as VenueServer takes it: None (not given) keeps the venue's number, 0 turns it off."""
+    return VENUE if option is None else (option or None)
 
 
 def _finished(session: int, loop: bool, log: InjectedLog) -> None:

@@ -33,6 +33,7 @@ Behaviour, as the report and the checker rely on it:
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -46,6 +47,7 @@ from harness.venues.wire import (
     Opened,
     Reply,
     SnapshotAsk,
+    SnapshotAt,
     VenueWire,
 )
 from replayer.rate_limit import MessageRateLimit
@@ -260,7 +262,7 @@ class VenueCore:
         view = _RestView(self.data.symbols, self.data.specs, self.books, wall_ns // 1_000_000)
         answer = self.wire.rest(route, query, view)
         if isinstance(answer, SnapshotAsk):
-            delivered = self._snapshot(answer)
+            delivered = self._snapshot(answer, wall_ns // 1_000_000)
             if isinstance(delivered, HttpReply):
                 answer = delivered
             else:
@@ -277,7 +279,7 @@ class VenueCore:
         elapsed = now_ns - self._started_ns
         return elapsed if self.speed == 0 else round(elapsed * self.speed)
 
-    def _snapshot(self, ask: SnapshotAsk) -> HttpReply | tuple[HttpReply, float, SnapshotRecord]:
+    def _snapshot(self, ask: SnapshotAsk, wall_ms: int) -> HttpReply | tuple[HttpReply, float, SnapshotRecord]:
         """The depth answer for a valid request, from the book a RestBehaviour in force says."""
         behaviour = self._take_rest_behaviour()
         request = self._depth_requests
@@ -304,11 +306,33 @@ class VenueCore:
         if self._keep_send_log:
             reach = reach_of(book.last_update_id, served_limit, bids, asks)
             self.depths_served.setdefault(symbol, []).append(reach)
-        body = self.wire.snapshot_body(book.last_update_id, bids, asks)
+        at = self._snapshot_at(symbol, book.last_update_id, wall_ms)
+        body = self.wire.snapshot_body(book.last_update_id, bids, asks, at)
         record = SnapshotRecord(
             symbol, book.last_update_id, 0, tuple(bids[:SERVED_LEVELS]), tuple(asks[:SERVED_LEVELS])
         )
         return HttpReply(200, body), self.wall_seconds(delay_ns) if delay_ns else 0.0, record
+
+    def _snapshot_at(self, symbol: str, update_id: int, wall_ms: int) -> SnapshotAt | None:
+        """The recorded depth events a REST answer of `symbol` at `update_id` stands at (wire.SnapshotAt):
+        the first depth frame whose last id reaches `update_id` (the last frame, past them all), and the
+        one at the current position; None for a symbol with no depth frame. Their times move as the
+        frames sent do; before a subscription starts the clock, as they would if it started now."""
+        indexes = self.data.depth_indexes.get(symbol)
+        current = self.books.book(symbol)
+        if not indexes or current is None:
+            return None
+        frames = self.data.frames
+        shift = self._rebase_ms
+        if self._rebase_anchor is not None and self.clock_start_ns is None:
+            shift = wall_ms - self._rebase_anchor
+
+        def event_at(target: int) -> bytes:
+            at = bisect_left(indexes, target, key=lambda index: frames[index].last_update_id or 0)
+            payload = frames[indexes[min(at, len(indexes) - 1)]].payload
+            return self.wire.shift_times(payload, shift) if shift else payload
+
+        return SnapshotAt(event_at(update_id), event_at(current.last_update_id))
 
     def snapshot_delivered(self, snapshot: SnapshotRecord, now_ns: int) -> None:
         """A depth answer went out at `now_ns` (after its delay, if slow): the checker's record of it."""

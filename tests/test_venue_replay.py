@@ -48,6 +48,7 @@ def test_the_usdm_real_slice_replays_clean_with_its_final_book_by_the_venue_s_ru
     (final,) = sync["final"]
     assert final["symbol"] == "BTCUSDT" and final["correct"] is True
     assert report["venue"]["rest_requests"] == {"depth:200": 1}
+    assert report["venue"]["rest_weight"]["limit"] == 2400, "USD-M's own weight limit, not spot's 6,000"
     assert report["faults_not_applicable"] == {}
 
 
@@ -86,6 +87,7 @@ def test_the_okx_2022_real_slice_replays_clean_placed_by_its_checksums() -> None
     report = run_replay(ReplayRequest(scenario="clean", recording=OKX_REAL, speed=0))
     _okx_2022_passes(report)
     assert report["sync"]["checks"] > 70
+    assert report["venue"]["rest_weight"]["limit"] == 0, "OKX's REST weighs nothing here, as its wire says"
 
 
 @pytest.mark.skipif(not REAL_OKX.exists(), reason="real capture not available")

@@ -31,8 +31,9 @@ How the core uses a wire, in order of a client's life:
    replayed) is the replay data's and the fault plan's business; the core sends every Send it is given.
 5. REST: `rest(path, query, venue)` answers every route itself (`HttpReply`) except the depth
    snapshot, which it validates and returns as a `SnapshotAsk`; the core then picks the book (at the
-   replay position, or as a fault says) and asks `snapshot_body(last_update_id, bids, asks)` for the
-   book's best `limit` levels. Request weight:
+   replay position, or as a fault says) and asks `snapshot_body(last_update_id, bids, asks, at)` for
+   the book's best `limit` levels (`at`: the recorded events the answer stands at, for a body that
+   carries times, as USD-M's `E` and `T`). Request weight:
    `request_weight(path, query)` is charged before routing, and the answer carries
    `weight_headers(used)`; past the limit `weight_refused(...)` is the answer.
 
@@ -152,6 +153,18 @@ class SnapshotAsk:
     limit: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotAt:
+    """Where a REST depth answer stands in the recording, for a venue whose body carries times (USD-M's
+    `E`, message output time, and `T`, transaction time): `event` is the recorded frame of the depth
+    event the served state is at or inside, `latest` the one at the replay position (they differ when a
+    fault serves a stale or too-new book). Both as sent: their times moved as the venue moves every
+    frame's (`shift_times`, `harness serve --rebase-time`), so the answer and the stream read one clock."""
+
+    event: bytes
+    latest: bytes
+
+
 class Book(Protocol):
     """The venue's book of one symbol (replayer/reference_book.py): levels best first, venue strings."""
 
@@ -196,15 +209,17 @@ class RestVenue(Protocol):
 class WireLimits:
     """The venue's own limits, the core's defaults.
 
-    `messages_per_second`: client messages in any sliding second before the connection is closed with
-    `too_many_messages_close` (None: the venue has none). `streams_per_connection`: subscriptions one
-    connection may hold. `rest_weight_per_minute`: REST request weight per IP and fixed minute (0: none).
+    `streams_per_connection`: subscriptions one connection may hold. `messages_per_second`: client
+    messages in any sliding second before the connection is closed with `too_many_messages_close` (None,
+    the default: the venue closes none for it). `rest_weight_per_minute`: REST request weight per IP and
+    fixed minute (0, the default: the venue weighs no request). docs/venues.md, "Limits", has each
+    venue's numbers and their sources.
     """
 
-    messages_per_second: int | None
-    too_many_messages_close: tuple[int, str]
     streams_per_connection: int
-    rest_weight_per_minute: int
+    messages_per_second: int | None = None
+    too_many_messages_close: tuple[int, str] = (1008, "too many requests")
+    rest_weight_per_minute: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,8 +357,11 @@ class VenueWire(Protocol):
         """The answer to a REST request, or a validated snapshot request the core answers from its book."""
         ...
 
-    def snapshot_body(self, last_update_id: int, bids: Sequence[Level], asks: Sequence[Level]) -> bytes:
-        """The REST snapshot body for a book (levels already cut to the request's limit, best first)."""
+    def snapshot_body(
+        self, last_update_id: int, bids: Sequence[Level], asks: Sequence[Level], at: SnapshotAt | None
+    ) -> bytes:
+        """The REST snapshot body for a book (levels already cut to the request's limit, best first);
+        `at` None when the symbol has no recorded depth event to stand at."""
         ...
 
     def error_reply(self, status: int) -> HttpReply:
@@ -394,5 +412,7 @@ class StreamSnapshotWire(UnweightedRest):
                 return int(found["ms"])
         return None
 
-    def snapshot_body(self, last_update_id: int, bids: Sequence[Level], asks: Sequence[Level]) -> bytes:
+    def snapshot_body(
+        self, last_update_id: int, bids: Sequence[Level], asks: Sequence[Level], at: SnapshotAt | None
+    ) -> bytes:
         raise ValueError(f"{self.name}'s order book snapshot travels on the stream; REST never asks for one")

@@ -63,10 +63,11 @@ def invalid_symbol() -> RestError:
     return RestError(400, -1121, "Invalid symbol.")
 
 
-def error_for_status(status: int) -> RestError:
-    """The body Binance sends with a throttling or server-side failure status (for fault injection)."""
+def error_for_status(status: int, weight_limit: int = REQUEST_WEIGHT_PER_MINUTE) -> RestError:
+    """The body Binance sends with a throttling or server-side failure status (for fault injection); a
+    429 names `weight_limit`, the venue's weight a minute (USD-M's is 2,400)."""
     if status == 429:
-        return weight_exceeded(REQUEST_WEIGHT_PER_MINUTE)
+        return weight_exceeded(weight_limit)
     if status == 418:
         return RestError(
             418, -1003, "Way too much request weight used; IP banned. Please use WebSocket Streams for live updates."

@@ -31,6 +31,7 @@ from harness.venues.wire import (
     Reply,
     RestVenue,
     SnapshotAsk,
+    SnapshotAt,
     VenueWire,
     WireLimits,
 )
@@ -196,11 +197,13 @@ class BinanceSpotWire:
             return _error(error)
         return HttpReply(200, body)
 
-    def snapshot_body(self, last_update_id: int, bids: Sequence[Level], asks: Sequence[Level]) -> bytes:
-        return rest.depth_body(last_update_id, bids, asks)
+    def snapshot_body(
+        self, last_update_id: int, bids: Sequence[Level], asks: Sequence[Level], at: SnapshotAt | None
+    ) -> bytes:
+        return rest.depth_body(last_update_id, bids, asks)  # spot's body carries no time
 
     def error_reply(self, status: int) -> HttpReply:
-        return _error(rest.error_for_status(status))
+        return _error(rest.error_for_status(status, self.limits.rest_weight_per_minute))
 
     def rest_endpoint(self, path: str) -> str:
         return urlsplit(path).path.rsplit("/", 1)[-1]

@@ -7,13 +7,15 @@ minute, and the `/fapi/v1/*` routes of `rest.py`. USD-M's `@depth@0ms` is record
 computes no slower stream from it here (`derived_streams` is empty), so a recording serves the speeds
 it holds.
 
-The snapshot body lacks the `E` and `T` times USD-M puts in it: the contract hands `snapshot_body`
-no clock, and a made-up time would be a wrong one (clients that sync read `lastUpdateId`, `bids`,
-`asks`).
+The snapshot body is USD-M's `{"lastUpdateId","E","T","bids","asks"}`: `T` (transaction time) is the
+recorded `T` of the depth event the served state is at or inside, `E` (message output time) the
+later of that event's `E` and the one at the replay position (a stale answer is output now, of an
+older state), both on the clock the venue's frames are on (moved with them by `--rebase-time`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import cast
 from urllib.parse import urlsplit
@@ -24,9 +26,11 @@ from harness.book_events import Level
 from harness.venues.binance_spot import rest as spot_rest
 from harness.venues.binance_spot.wire import BinanceSpotWire
 from harness.venues.binance_usdm import rest
-from harness.venues.wire import Heartbeat, HttpReply, RestVenue, SnapshotAsk, VenueWire, WireLimits
+from harness.venues.wire import Heartbeat, HttpReply, RestVenue, SnapshotAsk, SnapshotAt, VenueWire, WireLimits
 
 _NOT_FOUND = b'{"code":-1000,"msg":"Not found."}'
+_EVENT_TIME = re.compile(rb'"E":(\d+)')
+_TRANSACTION_TIME = re.compile(rb'"T":(\d+)')
 
 
 class BinanceUsdmWire(BinanceSpotWire):
@@ -76,8 +80,23 @@ class BinanceUsdmWire(BinanceSpotWire):
             return HttpReply(error.status, error.body())
         return HttpReply(200, body)
 
-    def snapshot_body(self, last_update_id: int, bids: Sequence[Level], asks: Sequence[Level]) -> bytes:
-        return spot_rest.depth_body(last_update_id, bids, asks)
+    def snapshot_body(
+        self, last_update_id: int, bids: Sequence[Level], asks: Sequence[Level], at: SnapshotAt | None
+    ) -> bytes:
+        times = _times(at.event) if at is not None else None
+        latest = _times(at.latest) if at is not None else None
+        if times is None or latest is None:
+            return spot_rest.depth_body(last_update_id, bids, asks)  # no recorded event to stand at
+        output_ms, transaction_ms = max(times[0], latest[0]), times[1]
+        return orjson.dumps(
+            {"lastUpdateId": last_update_id, "E": output_ms, "T": transaction_ms, "bids": bids, "asks": asks}
+        )
+
+
+def _times(event: bytes) -> tuple[int, int] | None:
+    """A recorded depth event's (`E`, `T`): its first of each (the `data` of a combined frame holds one)."""
+    output, transaction = _EVENT_TIME.search(event), _TRANSACTION_TIME.search(event)
+    return None if output is None or transaction is None else (int(output[1]), int(transaction[1]))
 
 
 def _book_ticker(query: Mapping[str, Sequence[str]], venue: RestVenue) -> bytes:

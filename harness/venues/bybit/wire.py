@@ -68,12 +68,7 @@ class BybitWire(StreamSnapshotWire):
     name = "bybit"
     dialect = DIALECT
     event_time = _TIMES
-    limits = WireLimits(
-        messages_per_second=None,
-        too_many_messages_close=(1008, "too many requests"),
-        streams_per_connection=10_000,
-        rest_weight_per_minute=0,
-    )
+    limits = WireLimits(streams_per_connection=10_000)
 
     # Connections and control messages.
 
