@@ -144,8 +144,8 @@ def send_log_clock(frames: Sequence[Frame], clients: Iterable[ClientLike]) -> Ca
             continue
         offsets.append(offset)
         times.append(when)
+    last = max((when for when in written if when != _UNWRITTEN), default=0)
     del written
-    last = max(times, default=0)
 
     def to_mono(offset_ns: int) -> int:
         i = bisect_left(offsets, offset_ns)
