@@ -6,9 +6,10 @@ reconnecting client hands raw frames to `_on_message`, which parses them (stage 
 queues depth updates (and snapshots that come on the stream, in order with them) at NORMAL priority
 and trades at HIGH; one consumer task takes them off (stage `queue`) and feeds the book sync (stage
 `apply`). When the sync asks for a snapshot it is fetched over REST, or, where the venue sends its
-book on subscribing (Bybit, OKX), that one instrument is subscribed again on the open connection where
-the venue allows it (`SubjectParts.resubscribe`, OKX), else the client reconnects and subscribes
-everything again. Every book state the
+book on subscribing (Bybit, OKX), that one book is subscribed again on the open connection where
+the venue allows it (`SubjectParts.resubscribe`: Bybit, OKX), else the client reconnects and
+subscribes everything again. Where the recording's books need several connections (Bybit's spot and
+linear), `create` runs one DefaultSubject per connection as a `SubjectGroup`. Every book state the
 sync exposes is reported as a BookObservation; every loss and regain of sync as a SyncEvent.
 """
 
@@ -24,22 +25,26 @@ from harness.book_events import DecodeError, DepthDelta, DepthSnapshot, Trade
 from harness.client import ReconnectingClient
 from harness.client_state import BackoffPolicy, ClientEvent, ConnectionOpened, Disconnected
 from harness.http import HttpError, http_get
-from harness.observations import BookObservation, FinalBook, SyncEvent
+from harness.observations import BookObservation, FinalBook, SubjectMessage, SyncEvent
 from harness.queue import BoundedPriorityQueue, MessagePriority
 from harness.queue_depth import QueueDepthSampler
 from harness.snapshot_depth import snapshot_limit, whole_book_levels
 from harness.subject import Report, SubjectConfig
 from harness.sync import Applied, BookSync, GapDetected, NeedSnapshot, Resync, SequencingRule, StaleSnapshot, Synced
 from harness.sync import SyncEvent as Decision
+from harness.venues.dialect import SubjectParts
 from harness.venues.registry import dialect
 
 TOP_LEVELS = 20
 USER_AGENT = "harness-subject/1"
 
 
-def create(config: SubjectConfig) -> DefaultSubject:
-    """The factory `--subject harness.default_subject:create` names."""
-    return DefaultSubject(config)
+def create(config: SubjectConfig) -> DefaultSubject | SubjectGroup:
+    """The factory `--subject harness.default_subject:create` names: one DefaultSubject, or a group of
+    them, one per connection, where the venue needs several for the recording's books (Bybit's spot and
+    linear, each on its own path)."""
+    subjects = [DefaultSubject(share, parts=parts) for share, parts in _connections(config)]
+    return subjects[0] if len(subjects) == 1 else SubjectGroup(subjects)
 
 
 class DefaultSubject:
@@ -58,18 +63,22 @@ class DefaultSubject:
         snapshot_timeout_s: float = 5.0,
         sequencing: Callable[[], SequencingRule] | None = None,
         check_crossed: bool = True,
+        parts: SubjectParts | None = None,
     ) -> None:
         """The keywords are the knobs a deployment tunes (tests/broken_subjects.py mistunes them on purpose).
 
         `sequencing` makes one rule per symbol (None: the venue's own); `watchdog_s=None` trusts a
         silent socket forever; `max_retries` caps consecutive failed reconnects (None: retry
         forever); `check_crossed=False` drops the sync's sanity check that a crossed book cannot be
-        in sync. An unknown venue is a HarnessError.
+        in sync. `parts` are the venue's parts for this one connection (`create` passes each
+        connection's); without them the venue's own, whose connections must then be one (ValueError
+        otherwise: `create` builds the group). An unknown venue is a HarnessError.
         """
-        parts = dialect(config.venue).subject_parts()
+        if parts is None:
+            config, parts = _one_connection(config)
         self._in_stream = parts.snapshot_url is None or parts.decode_snapshot is None
         """The venue sends snapshots on the stream (Bybit, OKX): nothing to fetch; a new one comes with a
-        new subscription, so a lost sync reconnects (the client subscribes again on every connection)."""
+        new subscription, so a lost sync subscribes again (`_resubscribe`)."""
         self._config = config
         self._parts = parts
         self._decode_frame = parts.decode_frame
@@ -127,6 +136,10 @@ class DefaultSubject:
             for task in self._fetches.values():
                 task.cancel()
             await asyncio.gather(consumer, *self._fetches.values(), return_exceptions=True)
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self._config.symbols
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -285,6 +298,64 @@ class DefaultSubject:
     def decode_snapshot(self, body: bytes, symbol: str) -> DepthSnapshot:
         assert self._parts.decode_snapshot is not None, "checked in __init__"
         return self._parts.decode_snapshot(body, symbol)
+
+
+class SubjectGroup:
+    """Our subject over several connections, one DefaultSubject each, reporting as one subject. A
+    SyncEvent naming no symbol means every symbol of the connection, which to the checker is every
+    symbol of the run: the group names the connection's own instead, one event each."""
+
+    def __init__(self, subjects: list[DefaultSubject]) -> None:
+        if len(subjects) < 2:
+            raise ValueError("a group is two or more connections; one is a DefaultSubject")
+        self._subjects = subjects
+
+    async def run(self, report: Report, stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as group:
+            for subject in self._subjects:
+                group.create_task(subject.run(_naming(report, subject.symbols), stop))
+
+    def stats(self) -> dict[str, Any]:
+        """The busiest connection's queue as the report's `queue` (the report shows one), every
+        connection's stats under `connections`, the counts summed."""
+        each = [subject.stats() for subject in self._subjects]
+        busiest = max(each, key=lambda stats: stats["queue"]["offered"])
+        return {
+            "queue": busiest["queue"],
+            "trades": sum(stats["trades"] for stats in each),
+            "decode_errors": sum(stats["decode_errors"] for stats in each),
+            "sync": {symbol: reasons for stats in each for symbol, reasons in stats["sync"].items()},
+            "connections": [{key: value for key, value in stats.items() if key != "sync"} for stats in each],
+        }
+
+
+def _naming(report: Report, symbols: tuple[str, ...]) -> Report:
+    """`report`, with an event for every symbol of the connection sent once per symbol of it."""
+
+    def named(message: SubjectMessage) -> None:
+        if type(message) is SyncEvent and not message.symbol:
+            for symbol in symbols:
+                report(SyncEvent(message.kind, message.mono_ns, message.detail, symbol))
+        else:
+            report(message)
+
+    return named
+
+
+def _connections(config: SubjectConfig) -> list[tuple[SubjectConfig, SubjectParts]]:
+    """Each connection's share of `config` and the venue's parts for it (one, unless the venue says)."""
+    parts = dialect(config.venue).subject_parts()
+    return [(config, parts)] if parts.connections is None else parts.connections(config)
+
+
+def _one_connection(config: SubjectConfig) -> tuple[SubjectConfig, SubjectParts]:
+    pieces = _connections(config)
+    if len(pieces) != 1:
+        raise ValueError(
+            f"{config.venue} needs {len(pieces)} connections for {', '.join(config.symbols)}: "
+            "harness.default_subject.create builds them"
+        )
+    return pieces[0]
 
 
 def _discard(message: object) -> None:

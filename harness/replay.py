@@ -273,6 +273,8 @@ async def _drive_subject(server: VenueServer, setup: _Setup, progress: Progress 
         server.rest_url,
         "--seed",
         str(setup.seed),
+        "--streams",
+        ",".join(s for s in setup.data.streams if setup.data.dialect.is_book_stream(s)),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=stderr_file,

@@ -12,7 +12,7 @@ import math
 import operator
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -109,7 +109,7 @@ class Scenario:
     stale_limit_s: float = DEFAULT_STALE_LIMIT_S
     """Wall-clock seconds of silence (with updates due) after which a book still synced is stale."""
 
-    def plan(self, frames: list[Frame], seed: int | None = None, venue: VenueDialect | None = None) -> FaultPlan:
+    def plan(self, frames: Sequence[Frame], seed: int | None = None, venue: VenueDialect | None = None) -> FaultPlan:
         """The fault schedule on these frames, with the scenario's seed unless `seed` is given; with
         `venue`, the faults it cannot have are listed in `not_applicable` instead of armed."""
         return build_schedule(frames, self.faults, self.seed if seed is None else seed, venue)

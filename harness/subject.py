@@ -36,13 +36,20 @@ Report = Callable[[SubjectMessage], None]
 
 @dataclass(frozen=True, slots=True)
 class SubjectConfig:
-    """Where the fake venue listens and what it serves."""
+    """Where the fake venue listens and what it serves.
+
+    `symbols` are the books to report, named as the recording names them (`BTCUSDT`; `spot/BTCUSDT`
+    and `linear/BTCUSDT` where one Bybit recording holds both markets). `streams` are the recording's
+    book streams as recorded (`orderbook.200.BTCUSDT`, `spot/orderbook.200.BTCUSDT`), for a subject that
+    subscribes to what is there rather than to a fixed channel; empty when nobody said.
+    """
 
     venue: str
     symbols: tuple[str, ...]
     ws_url: str
     rest_url: str
     seed: int = 0
+    streams: tuple[str, ...] = ()
 
 
 class Subject(Protocol):

@@ -1,7 +1,7 @@
 """Runs a subject in its own process and streams what it reports to stdout, one orjson line each.
 
 `python -m harness.subject_host --factory module:function --venue ... --symbols A,B --ws-url ...
---rest-url ... --seed N`. The parent asks the subject to stop by closing our stdin; we then let the
+--rest-url ... --seed N [--streams S1,S2]`. The parent asks the subject to stop by closing our stdin; we then let the
 subject report its final books, write one `{"stats": ...}` line and exit 0. A subject that raises
 (in its factory or in `run`) exits 1 after one `{"crash": "<its traceback>"}` line, so the parent
 shows the user's own traceback whole rather than digging it out of whatever else went to stderr.
@@ -77,6 +77,7 @@ async def _main(args: argparse.Namespace, channel: BinaryIO) -> int:
         ws_url=args.ws_url,
         rest_url=args.rest_url,
         seed=args.seed,
+        streams=tuple(s for s in args.streams.split(",") if s),
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ws-url", required=True)
     parser.add_argument("--rest-url", required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--streams", default="")
     args = parser.parse_args(argv)
     sys.stdout.flush()
     channel = os.fdopen(os.dup(sys.stdout.fileno()), "wb")

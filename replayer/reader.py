@@ -30,6 +30,11 @@ from recorder.format import (
 )
 from recorder.segments import JournalCorruptError, JournalReader, journal_holds_batches
 
+OPEN_SEGMENTS = 2
+
+ChunkKey = tuple[int, int]
+"""A chunk of a recording: (segment number, row group or journal batch number in it)."""
+
 
 class RecordingError(HarnessError):
     """A recording that cannot be read as format v1; the message is one line for the user."""
@@ -46,6 +51,10 @@ class Recording:
         if not segments:
             raise RecordingError(f"{self.path}: no segment files ({SEGMENT_STEM}*{SEALED_SUFFIX}) in it")
         self.segments: list[Path] = segments
+        self._parquet: dict[int, pq.ParquetFile] = {}
+        self._journals: dict[int, _JournalCursor] = {}
+        """Files `read_chunk` reads on, by segment number (OPEN_SEGMENTS sealed ones at most: a parsed
+        footer holds every row group's metadata, several MB for an hour of one-second row groups)."""
         self.notes: list[str] = []
         """One line per journal whose torn last batch was dropped, filled in as segments are read."""
         self.meta: RecordingMeta = self._read_meta(segments[0])
@@ -64,13 +73,56 @@ class Recording:
 
     def iter_batches(self, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
         """Yields record batches in `seq` order; checks that `seq` only ever increases."""
-        for _, batch in self._checked_batches(columns):
+        for _, _, batch in self._checked_batches(columns):
             yield batch
+
+    def iter_chunks(self, columns: Sequence[str] | None = None) -> Iterator[tuple[ChunkKey, list[pa.RecordBatch]]]:
+        """Yields each chunk (a sealed segment's row group, a journal's batch) as its batches, in `seq`
+        order and checked as `iter_batches` checks them, with the key `read_chunk` takes it back by."""
+        key: ChunkKey | None = None
+        batches: list[pa.RecordBatch] = []
+        for _, at, batch in self._checked_batches(columns):
+            if at != key and batches:
+                assert key is not None
+                yield key, batches
+                batches = []
+            key = at
+            batches.append(batch)
+        if key is not None and batches:
+            yield key, batches
+
+    def read_chunk(self, key: ChunkKey, columns: Sequence[str]) -> list[pa.RecordBatch]:
+        """One chunk again, by the key `iter_chunks` gave it: a row group is read on its own; a journal
+        (an IPC stream, which has no index) is read on from where the last read of it stopped, or
+        again from its start when the chunk lies behind that."""
+        number, chunk = key
+        segment = self.segments[number]
+        wanted = list(columns)
+        if segment.suffix == OPEN_SUFFIX:
+            cursor = self._journals.get(number)
+            if cursor is None or cursor.position > chunk:
+                cursor = self._journals[number] = _JournalCursor(segment)
+            try:
+                batch = cursor.read(chunk)
+            except JournalCorruptError as exc:
+                raise RecordingError(str(exc)) from None
+            return [batch.select(wanted)]
+        try:
+            parquet = self._parquet.pop(number, None)
+            if parquet is None:
+                parquet = pq.ParquetFile(segment, page_checksum_verification=True)
+            self._parquet[number] = parquet  # the most recently read last
+            while len(self._parquet) > OPEN_SEGMENTS:
+                del self._parquet[next(iter(self._parquet))]
+            # One thread: a row group is a second of frames, and pool threads only add malloc arenas.
+            return parquet.read_row_group(chunk, columns=wanted, use_threads=False).to_batches()
+        except (pa.ArrowException, OSError) as exc:
+            raise RecordingError(f"{segment}: corrupt segment ({_first_line(exc)})") from None
 
     def iter_events(self) -> Iterator[RecordedEvent]:
         """Yields every event as a RecordedEvent, batch by batch."""
         names: dict[str, str] = {}
-        for segment, batch in self._checked_batches(None):
+        for segment, _, batch in self._checked_batches(None):
             try:
                 cols = {name: batch.column(name).to_pylist() for name in SCHEMA.names}
                 # One string per stream name, not one per row: a replay keeps every frame's.
@@ -92,14 +144,14 @@ class Recording:
                     reason=cols["reason"][i],
                 )
 
-    def _checked_batches(self, columns: Sequence[str] | None) -> Iterator[tuple[Path, pa.RecordBatch]]:
-        """(segment, batch) in `seq` order; `seq` must increase row by row, within and across batches."""
+    def _checked_batches(self, columns: Sequence[str] | None) -> Iterator[tuple[Path, ChunkKey, pa.RecordBatch]]:
+        """(segment, its chunk, batch) in `seq` order; `seq` must increase row by row, within and across batches."""
         last_seq = -1
         wanted = list(columns) if columns is not None else None
         if wanted is not None and "seq" not in wanted:
             wanted = ["seq", *wanted]
-        for segment in self.segments:
-            for batch in self._segment_batches(segment, wanted):
+        for number, segment in enumerate(self.segments):
+            for chunk, batch in self._segment_batches(segment, wanted):
                 if len(batch) == 0:
                     continue
                 seqs = batch.column("seq")
@@ -111,7 +163,7 @@ class Recording:
                 last_seq = seqs[len(seqs) - 1].as_py()
                 if columns is not None and "seq" not in columns:
                     batch = batch.drop_columns(["seq"])
-                yield segment, batch
+                yield segment, (number, chunk), batch
 
     def _read_meta(self, segment: Path) -> RecordingMeta:
         try:
@@ -132,12 +184,13 @@ class Recording:
             )
         return meta
 
-    def _segment_batches(self, segment: Path, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
+    def _segment_batches(self, segment: Path, columns: list[str] | None) -> Iterator[tuple[int, pa.RecordBatch]]:
+        """(chunk number in the segment, batch): a row group may come as several batches."""
         if segment.suffix == OPEN_SUFFIX:
             journal = JournalReader(segment)
             try:
-                for batch in journal:
-                    yield batch.select(columns) if columns is not None else batch
+                for chunk, batch in enumerate(journal):
+                    yield chunk, batch.select(columns) if columns is not None else batch
             except JournalCorruptError as exc:
                 raise RecordingError(str(exc)) from None
             if journal.torn is not None:
@@ -148,10 +201,27 @@ class Recording:
             if parquet.schema_arrow.names != SCHEMA.names:
                 raise RecordingError(f"{segment}: corrupt segment (columns {parquet.schema_arrow.names})")
             for group in range(parquet.num_row_groups):
-                table = parquet.read_row_group(group, columns=columns)
-                yield from table.to_batches()
+                table = parquet.read_row_group(group, columns=columns, use_threads=False)
+                for batch in table.to_batches():
+                    yield group, batch
         except (pa.ArrowException, OSError) as exc:
             raise RecordingError(f"{segment}: corrupt segment ({_first_line(exc)})") from None
+
+
+class _JournalCursor:
+    """A journal read forward batch by batch, for `read_chunk`: IPC streams cannot seek to a batch."""
+
+    def __init__(self, segment: Path) -> None:
+        self._batches = iter(JournalReader(segment))
+        self.position = 0
+        """The number of the batch the next read returns."""
+
+    def read(self, chunk: int) -> pa.RecordBatch:
+        for batch in self._batches:
+            self.position += 1
+            if self.position - 1 == chunk:
+                return batch
+        raise ValueError(f"the journal has no batch {chunk}")
 
 
 def _segment_files(folder: Path) -> list[Path]:

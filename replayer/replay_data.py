@@ -15,7 +15,8 @@ book already holds its own book frames up to that point.
 
 `VenueBooks` is the truth the REST endpoint serves: it advances by clean frame index, each clean
 depth frame applied once, whatever a fault plan did to the schedule (dropped, duplicated, reordered
-or corrupted sends), because a real venue's book does not care what reached one client. Its REST
+or corrupted sends), because a real venue's book does not care what reached one client. It applies
+them when a book is read, and keeps a few copies of each book behind it for stale answers. Its REST
 snapshots fall inside the next depth event by default (`U <= lastUpdateId < u`), as on the live venue.
 """
 
@@ -23,11 +24,13 @@ from __future__ import annotations
 
 import os
 import random
-from bisect import bisect_left
+from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import orjson
+import pyarrow as pa
 
 from harness.book_events import Level
 from harness.errors import HarnessError
@@ -38,13 +41,25 @@ from harness.venues.registry import DIALECTS
 from harness.venues.registry import dialect as venue_dialect
 from harness.venues.wire import VenueWire
 from recorder.format import EventKind, RecordedEvent
-from replayer.reader import Recording
+from replayer.frame_store import ChainColumns, ChunkSource, EventChunks, FrameStore, Span
+from replayer.reader import ChunkKey, Recording
 from replayer.reference_book import ReferenceBook
 from replayer.timeline import Frame
 
 JOIN_HORIZON = 300
 """Depth events past the current position over which a barely stale snapshot's join must stay
 uncrossed: 30 s of a 100 ms stream (the check replays them per request, about 50 ms here, on the venue loop)."""
+CHECKPOINT_EVERY = 512
+"""Depth frames between the copies of a symbol's book VenueBooks keeps for answers from the past."""
+CHECKPOINTS_RECENT = 8
+"""Copies kept at the recent end, so a stale answer up to 4,096 depth frames back replays at most
+CHECKPOINT_EVERY frames, not the recording from its start."""
+CHECKPOINTS_SPARSE = 128
+"""Older copies: one in this many (every 65,536 depth frames), so an answer from long ago replays at
+most that many frames while the copies kept grow by about one per two hours of a 100 ms stream."""
+LEVELS_KEPT = 1024
+"""Parsed depth frames VenueBooks keeps for answers that replay the same frames again: a stale answer
+from its copy (CHECKPOINT_EVERY) and a join check (JOIN_HORIZON) fit."""
 SPEC_SAMPLE_FRAMES = 200
 """Frames per symbol whose price/size strings, with the snapshots', decide tick and lot sizes."""
 
@@ -64,14 +79,16 @@ class RecordedSnapshot:
 class ReplayData:
     """The clean frames from the replay start on (indexes from 0, offsets from the first frame)."""
 
-    frames: list[Frame]
+    frames: Sequence[Frame]
+    """A list, or the recording read on demand (replayer/frame_store.py)."""
     symbols: tuple[str, ...]
     streams: tuple[str, ...]
     snapshots: dict[str, list[RecordedSnapshot]]
     start_books: dict[str, ReferenceBook]
     specs: dict[str, SymbolSpec]
     skipped_frames: int = 0
-    depth_indexes: dict[str, list[int]] = field(default_factory=dict)
+    depth_indexes: dict[str, Sequence[int]] = field(default_factory=dict)
+    """Per symbol, its book frames' indexes in order (arrays of int64 when loaded)."""
     notes: tuple[str, ...] = ()
     """What reading the recording dropped and said so (a journal's torn last batch), for the user."""
     dialect: VenueDialect = BINANCE_SPOT
@@ -83,10 +100,12 @@ class ReplayData:
 
 
 def load_replay_data(path: str | os.PathLike[str]) -> ReplayData:
-    """Reads a whole recording into memory; a HarnessError when it holds nothing the venue can replay."""
+    """Reads a recording once, chunk by chunk, for where replay starts and what the venue needs; the
+    frames stay in the recording (replayer/frame_store.py). A HarnessError when it holds nothing the
+    venue can replay."""
     recording = Recording(path)
     dialect = venue_dialect(recording.venue)
-    data = build_replay_data(recording.iter_events(), recording.symbols, source=str(path), dialect=dialect)
+    data = _build(recording, recording.iter_chunks(_SCAN_COLUMNS), recording.symbols, str(path), dialect)
     data.notes = tuple(recording.notes)
     return data
 
@@ -107,59 +126,199 @@ def build_replay_data(
     source: str = "recording",
     dialect: VenueDialect = BINANCE_SPOT,
 ) -> ReplayData:
-    """The pure part of loading: recorded events in `seq` order to ReplayData."""
-    frames: list[Frame] = []
-    monos: list[int] = []
-    snapshots: dict[str, list[RecordedSnapshot]] = {}
-    starts = _Starts(dialect)
-    for event in events:
-        if event.kind is EventKind.WS_RECV and event.stream:
-            frame = _frame(len(frames), event, source, dialect)
-            frames.append(frame)
-            monos.append(event.recv_mono_ns)
-            starts.see(frame)
-        elif event.kind is EventKind.HTTP_RESPONSE and event.status == 200:
-            snapshot = _snapshot(event, source, dialect)
-            if snapshot is not None:
-                snapshots.setdefault(snapshot.symbol, []).append(snapshot)
-                starts.snapshot(snapshot)
-    if not frames:
-        raise HarnessError(f"{source}: no WebSocket stream frames to replay")
+    """The same from recorded events in `seq` order already in memory."""
+    chunks = EventChunks(events)
+    return _build(chunks, chunks.iter_chunks(_SCAN_COLUMNS), symbols, source, dialect)
 
-    start_at = starts.found(source)
+
+_SCAN_COLUMNS = ("seq", "kind", "stream", "payload", "recv_mono_ns", "url", "status")
+
+
+def _build(
+    reader: ChunkSource,
+    chunks: Iterable[tuple[ChunkKey, list[pa.RecordBatch]]],
+    symbols: Sequence[str],
+    source: str,
+    dialect: VenueDialect,
+) -> ReplayData:
+    """One pass over the chunks (`_Scan`), then the start books from the frames before the start, the
+    kept frames' store, and the checks and specs read from it."""
+    scan = _Scan(dialect, source)
+    for key, batches in chunks:
+        scan.chunk(key, batches)
+    if not scan.frames:
+        raise HarnessError(f"{source}: no WebSocket stream frames to replay")
+    snapshots = scan.snapshots
+    start_at = scan.starts.found(source)
     start = max((index for index, _ in start_at.values()), default=0)
 
     start_books: dict[str, ReferenceBook] = {}
-    for symbol, (index, snapshot) in start_at.items():
-        book = ReferenceBook()
+    for symbol, (_, snapshot) in start_at.items():
+        book = start_books[symbol] = ReferenceBook()
         if snapshot is not None:
             book.load(snapshot.last_update_id, snapshot.bids, snapshot.asks)
-        for frame in frames[index:start]:
-            if frame.last_update_id is not None and frame.symbol == symbol:
-                apply_depth(book, frame, snapshots.get(symbol, ()), dialect=dialect)
-        start_books[symbol] = book
+    lowest = min((index for index, _ in start_at.values()), default=start)
+    for frame in scan.store(reader, lowest, start) if lowest < start else ():
+        at = start_at.get(frame.symbol or "")
+        if frame.last_update_id is not None and at is not None and at[0] <= frame.index + lowest:
+            book_symbol = frame.symbol or ""
+            apply_depth(start_books[book_symbol], frame, snapshots.get(book_symbol, ()), dialect=dialect)
 
-    kept = _reindex(frames[start:], monos[start:])
+    kept, market = scan.kept(reader, start)
     _check_checksums(kept, start_books, snapshots, dialect, source)
-    market = [f.symbol for f in kept if f.symbol is not None]
     # A name the frames use stays as it is (Bybit's `spot/BTCUSDT`); others take Binance's upper case.
     named = set(market)
     all_symbols = tuple(dict.fromkeys([*(s if s in named else s.upper() for s in symbols), *market]))
-    depth_indexes: dict[str, list[int]] = {symbol: [] for symbol in start_books}
-    for frame in kept:
-        if frame.last_update_id is not None and frame.symbol is not None:
-            depth_indexes.setdefault(frame.symbol, []).append(frame.index)
+    depth_indexes: dict[str, Sequence[int]] = {symbol: array("q") for symbol in start_books}
+    depth_indexes.update({symbol: columns.index for symbol, columns in scan.kept_chains.items()})
     return ReplayData(
         frames=kept,
         symbols=all_symbols,
-        streams=tuple(sorted({f.stream for f in kept})),
+        streams=tuple(sorted(stream for stream, last in scan.stream_last.items() if last >= start)),
         snapshots=snapshots,
         start_books=start_books,
-        specs=_specs(all_symbols, kept, snapshots, dialect),
+        specs=_specs(all_symbols, named, kept, snapshots, dialect),
         skipped_frames=start,
         depth_indexes=depth_indexes,
         dialect=dialect,
     )
+
+
+@dataclass(slots=True)
+class _ChunkSeen:
+    """What the scan keeps of one chunk: where its frames are, the latest receive time among them,
+    and where each symbol first appears in it."""
+
+    key: ChunkKey
+    first: int
+    count: int = 0
+    max_mono: int = 0
+    symbols: dict[str, int] = field(default_factory=dict)
+
+
+class _Scan:
+    """The one pass over a recording: the REST snapshots, where each symbol's replay can start, every
+    book frame's chain ids, and a few numbers per chunk. Holds O(symbols + book frames + chunks),
+    never a frame's payload beyond its chunk."""
+
+    def __init__(self, dialect: VenueDialect, source: str) -> None:
+        self._dialect = dialect
+        self._source = source
+        self.frames = 0
+        self.chunks: list[_ChunkSeen] = []
+        self.chains: dict[str, ChainColumns] = {}
+        self.kept_chains: dict[str, ChainColumns] = {}
+        self.snapshots: dict[str, list[RecordedSnapshot]] = {}
+        self.starts = _Starts(dialect)
+        self.stream_last: dict[str, int] = {}
+        """Each stream's last frame: it is replayed when that is at or past the start."""
+        self._symbol_of: dict[str, str | None] = {}
+
+    def chunk(self, key: ChunkKey, batches: list[pa.RecordBatch]) -> None:
+        seen = _ChunkSeen(key, self.frames)
+        dialect, source, chain_ids = self._dialect, self._source, self._dialect.chain_ids
+        index, latest = self.frames, 0
+        for batch in batches:
+            kinds = batch.column("kind")
+            streams = batch.column("stream")
+            kind_names = kinds.dictionary.to_pylist()
+            received = _code(kind_names, EventKind.WS_RECV)
+            response = _code(kind_names, EventKind.HTTP_RESPONSE)
+            stream_names = streams.dictionary.to_pylist()
+            payloads = batch.column("payload").to_pylist()
+            statuses = batch.column("status").to_pylist()
+            seqs = batch.column("seq").to_pylist()
+            firsts: dict[int, int] = {}  # stream code -> its first frame in the batch that is not a book frame
+            lasts: dict[int, int] = {}
+            codes, monos = streams.indices.to_pylist(), batch.column("recv_mono_ns").to_pylist()
+            for row, (kind, code, mono) in enumerate(zip(kinds.indices.to_pylist(), codes, monos, strict=True)):
+                if kind != received or code is None or not stream_names[code]:
+                    if kind == response and statuses[row] == 200:
+                        url = batch.column("url")[row].as_py()
+                        snapshot = _snapshot(url or "", payloads[row], seqs[row], source, dialect)
+                        if snapshot is not None:
+                            self.snapshots.setdefault(snapshot.symbol, []).append(snapshot)
+                            self.starts.snapshot(snapshot)
+                    continue
+                try:
+                    ids = chain_ids(stream_names[code], payloads[row])
+                except ValueError as exc:
+                    raise HarnessError(f"{source}: book frame seq {seqs[row]} on {stream_names[code]}: {exc}") from None
+                if ids is None:
+                    if code not in firsts:
+                        firsts[code] = index
+                else:
+                    columns = self.chains.get(ids.symbol)
+                    if columns is None:
+                        columns = self.chains[ids.symbol] = ChainColumns()
+                    columns.append(index, ids)
+                    self.starts.see(index, ids)
+                    if ids.symbol not in seen.symbols:
+                        seen.symbols[ids.symbol] = index
+                lasts[code] = index
+                if mono > latest:
+                    latest = mono
+                index += 1
+            for code, first in firsts.items():
+                symbol = self._symbol(stream_names[code])
+                if symbol is not None and first < seen.symbols.get(symbol, first + 1):
+                    seen.symbols[symbol] = first
+            for code, last in lasts.items():
+                self.stream_last[stream_names[code]] = last
+        seen.count, seen.max_mono = index - self.frames, latest
+        self.frames = index
+        if seen.count:
+            self.chunks.append(seen)
+
+    def _symbol(self, stream: str) -> str | None:
+        if stream not in self._symbol_of:
+            self._symbol_of[stream] = self._dialect.symbol_of(stream)
+        return self._symbol_of[stream]
+
+    def store(self, reader: ChunkSource, start: int, stop: int, origin_ns: int = 0) -> FrameStore:
+        """Frames start..stop-1 (indexed from `start`); with origin 0 each offset is the latest receive
+        time up to that frame."""
+        firsts = [seen.first for seen in self.chunks]
+        spans = [
+            Span(seen.key, seen.first, seen.count, 0)
+            for seen in self.chunks[max(0, bisect_right(firsts, start) - 1) : bisect_left(firsts, stop)]
+        ]
+        return FrameStore(
+            reader, spans, self.chains, length=stop - start, origin_ns=origin_ns,
+            symbol_of=self._dialect.symbol_of, base=start,
+        )  # fmt: skip
+
+    def kept(self, reader: ChunkSource, start: int) -> tuple[FrameStore, list[str]]:
+        """The frames from `start` on, indexed from 0 with offsets from the first one (never going
+        back), and the symbols they name in order of first appearance."""
+        at = bisect_right([seen.first for seen in self.chunks], start) - 1
+        head = self.chunks[at]
+        # The start's chunk again, for the receive times and symbols of its frames from the start on.
+        frames = list(self.store(reader, start, head.first + head.count))
+        origin = frames[0].offset_ns
+        head_symbols: dict[str, int] = {}
+        for frame in frames:
+            if frame.symbol is not None:
+                head_symbols.setdefault(frame.symbol, frame.index + start)
+        chunks = [replace(head, max_mono=frames[-1].offset_ns, symbols=head_symbols), *self.chunks[at + 1 :]]
+        spans: list[Span] = []
+        latest = origin
+        for seen in chunks:
+            spans.append(Span(seen.key, seen.first - start, seen.count, latest - origin))
+            latest = max(latest, seen.max_mono)
+        self.kept_chains = {symbol: columns.from_index(start) for symbol, columns in self.chains.items()}
+        self.chains = {}
+        market = [symbol for seen in chunks for symbol in sorted(seen.symbols, key=seen.symbols.__getitem__)]
+        store = FrameStore(
+            reader, spans, self.kept_chains, length=self.frames - start, origin_ns=origin,
+            symbol_of=self._dialect.symbol_of,
+        )  # fmt: skip
+        return store, list(dict.fromkeys(market))
+
+
+def _code(names: list[str], kind: EventKind) -> int:
+    """The dictionary code of `kind` in a batch's kind column (-1: the batch has none)."""
+    return names.index(kind.value) if kind.value in names else -1
 
 
 class _Starts:
@@ -185,19 +344,21 @@ class _Starts:
                 self._seen[snapshot.symbol] = []
                 return
 
-    def see(self, frame: Frame) -> None:
-        ids = frame.chain
-        if ids is None or frame.symbol is None or frame.symbol in self._start:
+    def see(self, index: int, read: ChainIds) -> None:
+        """Book frame `index` with the ids its dialect read."""
+        symbol = read.symbol
+        if symbol in self._start:
             return
-        symbol = frame.symbol
+        # The ids as a Frame gives them back (`Frame.chain`), which is what the rest of the replay sees.
+        ids = ChainIds(symbol, read.first_id, read.last_id, read.prev_id, read.snapshot)
         if ids.snapshot:
-            self._start[symbol] = (frame.index, None)
+            self._start[symbol] = (index, None)
             return
         for snapshot in self._pending.get(symbol, ()):
             if self._dialect.bridges(ids, snapshot.last_update_id):
-                self._start[symbol] = (frame.index, snapshot)
+                self._start[symbol] = (index, snapshot)
                 return
-        self._seen.setdefault(symbol, []).append((frame.index, ids))
+        self._seen.setdefault(symbol, []).append((index, ids))
 
     def found(self, source: str) -> dict[str, tuple[int, RecordedSnapshot | None]]:
         missing = sorted(set(self._seen) - set(self._start))
@@ -285,32 +446,60 @@ class VenueBooks:
         self._straddle = straddle
         self._books = {symbol: book.copy() for symbol, book in data.start_books.items()}
         self._applied = dict.fromkeys(self._books, 0)
-        self._order = sorted(i for indexes in data.depth_indexes.values() for i in indexes)
-        self._cursor = 0
-        self._levels: dict[int, tuple[Sequence, Sequence]] = {}
-        """Parsed levels of the depth frames a snapshot replayed, so stale answers in a row parse once."""
+        self._position = -1
+        """The clean frame index the venue has reached; each book catches up to it when it is read."""
+        self._kept: dict[str, list[tuple[int, ReferenceBook]]] = {symbol: [] for symbol in self._books}
+        """Per symbol, copies of its book after every CHECKPOINT_EVERY-th depth frame, thinned as they
+        age (`_keep`): where an answer from the past starts instead of the start book."""
+        self._levels: dict[int, tuple[Frame, tuple[Sequence, Sequence]]] = {}
+        """The depth frames a snapshot replayed with their parsed levels, so stale answers in a row read
+        and parse them once (the last LEVELS_KEPT)."""
 
     def advance_to(self, index: int) -> None:
-        """Applies every clean depth frame with index <= `index` not applied yet (skipped ones first)."""
-        frames = self._data.frames
-        while self._cursor < len(self._order) and self._order[self._cursor] <= index:
-            frame = frames[self._order[self._cursor]]
-            symbol = frame.symbol or ""
-            apply_depth(self._books[symbol], frame, self._data.snapshots.get(symbol, ()), dialect=self._data.dialect)
-            self._applied[symbol] += 1
-            self._cursor += 1
+        """Moves the venue past clean frame `index`: every depth frame up to it counts as applied. The
+        work is done when a book is read (`book`, `snapshot`, `snapshot_before`), for the symbol read:
+        most frames are sent with nobody asking for a snapshot."""
+        self._position = max(self._position, index)
 
     def advance_all(self) -> None:
         self.advance_to(len(self._data.frames))
 
     def book(self, symbol: str) -> ReferenceBook | None:
-        return self._books.get(symbol)
+        if symbol not in self._books:
+            return None
+        self._catch_up(symbol)
+        return self._books[symbol]
 
     def snapshot(self, symbol: str, request: int, shift: int = 0) -> ReferenceBook:
         """What REST depth serves for request number `request`: inside the event `shift` depth frames
         from the current position (0: the next one not sent yet; negative: stale; positive: too new)."""
+        self._catch_up(symbol)
         position = self._clamp(symbol, self._applied[symbol] + shift)
         return self._straddled(symbol, self._book_at(symbol, position), position, request)
+
+    def _catch_up(self, symbol: str) -> None:
+        """Applies the symbol's depth frames up to the current position not applied yet."""
+        indexes = self._data.depth_indexes[symbol]
+        applied, end = self._applied[symbol], bisect_right(indexes, self._position)
+        if end <= applied:
+            return
+        book, frames = self._books[symbol], self._data.frames
+        snapshots = self._data.snapshots.get(symbol, ())
+        for position in range(applied, end):
+            apply_depth(book, frames[indexes[position]], snapshots, dialect=self._data.dialect)
+            if (position + 1) % CHECKPOINT_EVERY == 0:
+                self._keep(symbol, position + 1, book.copy())
+        self._applied[symbol] = end
+
+    def _keep(self, symbol: str, position: int, book: ReferenceBook) -> None:
+        """Keeps the book after `position` depth frames: the last CHECKPOINTS_RECENT kept, and of older
+        ones one in CHECKPOINTS_SPARSE, so the copies held grow by one per 65,536 depth frames."""
+        kept = self._kept[symbol]
+        kept.append((position, book))
+        if len(kept) > CHECKPOINTS_RECENT:
+            aged = len(kept) - CHECKPOINTS_RECENT - 1
+            if kept[aged][0] % (CHECKPOINT_EVERY * CHECKPOINTS_SPARSE) != 0:
+                del kept[aged]
 
     def snapshot_before(self, symbol: str, first_index: int | None, lag: int, request: int) -> ReferenceBook:
         """A snapshot `lag` events older than clean frame `first_index`, the first depth frame a client's
@@ -322,6 +511,7 @@ class VenueBooks:
         frame, a state whose missing entries only add levels always qualifies: the client's levels are
         then a subset of the true ones.
         """
+        self._catch_up(symbol)
         indexes = self._data.depth_indexes[symbol]
         first = self._applied[symbol] if first_index is None else bisect_left(indexes, first_index)
         for shrink in range(lag, 0, -1):
@@ -351,18 +541,28 @@ class VenueBooks:
         if position >= applied:
             book, todo = self._books[symbol].copy(), indexes[applied:position]
         else:
-            book, todo = self._data.start_books[symbol].copy(), indexes[:position]
+            kept = self._kept[symbol]
+            at = bisect_right(kept, position, key=lambda checkpoint: checkpoint[0]) - 1
+            since, base = kept[at] if at >= 0 else (0, self._data.start_books[symbol])
+            book, todo = base.copy(), indexes[since:position]
         snapshots = self._data.snapshots.get(symbol, ())
         for index in todo:
             self._apply(book, index, snapshots)
         return book
 
     def _apply(self, book: ReferenceBook, index: int, snapshots: Iterable[RecordedSnapshot] = ()) -> None:
-        frame = self._data.frames[index]
-        levels = self._levels.get(index)
-        if levels is None:
-            levels = self._levels[index] = depth_levels(frame, self._data.dialect)
+        frame, levels = self._parsed(index)
         apply_depth(book, frame, snapshots, levels, dialect=self._data.dialect)
+
+    def _parsed(self, index: int) -> tuple[Frame, tuple[Sequence, Sequence]]:
+        """Depth frame `index` with its levels, from the last LEVELS_KEPT a snapshot used."""
+        parsed = self._levels.get(index)
+        if parsed is None:
+            if len(self._levels) >= LEVELS_KEPT:
+                del self._levels[next(iter(self._levels))]
+            frame = self._data.frames[index]
+            parsed = self._levels[index] = (frame, depth_levels(frame, self._data.dialect))
+        return parsed
 
     def _straddled(
         self, symbol: str, book: ReferenceBook, position: int, request: int, adds_missing: bool = False
@@ -372,7 +572,7 @@ class VenueBooks:
         indexes = self._data.depth_indexes[symbol]
         if not self._straddle or position >= len(indexes):
             return book
-        frame = self._data.frames[indexes[position]]
+        frame, levels = self._parsed(indexes[position])
         ids = frame.chain
         assert ids is not None, "depth_indexes holds book frames, which carry chain ids"
         dialect = self._data.dialect
@@ -390,7 +590,7 @@ class VenueBooks:
             return own
         if not ids.follows(book.last_update_id):
             return book  # already inside the event (a recorded snapshot), or past it
-        entries = self._event_order(book, frame)
+        entries = self._event_order(book, frame.index, levels)
         most = min(len(entries) - 1, last - first)
         least = sum(not _adds_level(book, *entry) for entry in entries) if adds_missing else 1
         if most < max(1, least):
@@ -401,12 +601,14 @@ class VenueBooks:
         book.apply(first + k - 1, bids, asks)
         return book
 
-    def _event_order(self, book: ReferenceBook, frame: Frame) -> list[tuple[str, list]]:
+    def _event_order(
+        self, book: ReferenceBook, index: int, levels: tuple[Sequence, Sequence]
+    ) -> list[tuple[str, list]]:
         """The event's entries in the order the venue applied them: seeded per event, removals and
         changes before new levels (so no prefix is crossed)."""
-        bids, asks = depth_levels(frame, self._data.dialect)
+        bids, asks = levels
         entries = [("b", entry) for entry in bids] + [("a", entry) for entry in asks]
-        random.Random(f"{self._seed}/straddle-order/{frame.index}").shuffle(entries)
+        random.Random(f"{self._seed}/straddle-order/{index}").shuffle(entries)
         return sorted(entries, key=lambda item: _adds_level(book, *item))
 
 
@@ -420,45 +622,20 @@ def _adds_level(book: ReferenceBook, side: str, entry: list) -> bool:
     return float(entry[1]) != 0.0 and not book.has_level(side == "b", entry[0])
 
 
-def _frame(index: int, event: RecordedEvent, source: str, dialect: VenueDialect) -> Frame:
-    stream = event.stream or ""
-    symbol = dialect.symbol_of(stream)
-    try:
-        ids = dialect.chain_ids(stream, event.payload)
-    except ValueError as exc:
-        raise HarnessError(f"{source}: book frame seq {event.seq} on {stream}: {exc}") from None
-    if ids is None:
-        return Frame(index, 0, stream, event.payload, symbol=symbol)
-    return Frame(index, 0, stream, event.payload, ids.first_id, ids.last_id, ids.symbol, ids.prev_id, ids.snapshot)
-
-
-def _reindex(frames: list[Frame], monos: list[int]) -> list[Frame]:
-    """Renumbers from 0 with offsets from the first frame, never going back (segments of other processes)."""
-    kept: list[Frame] = []
-    if not frames:
-        return kept
-    origin = monos[0]
-    offset = 0
-    for i, (frame, mono) in enumerate(zip(frames, monos, strict=True)):
-        offset = max(offset, mono - origin)
-        kept.append(replace(frame, index=i, offset_ns=offset))
-    return kept
-
-
-def _snapshot(event: RecordedEvent, source: str, dialect: VenueDialect) -> RecordedSnapshot | None:
+def _snapshot(url: str, payload: bytes, seq: int, source: str, dialect: VenueDialect) -> RecordedSnapshot | None:
     """The REST depth snapshot a response holds; None for any other response."""
-    symbol = dialect.snapshot_request(event.url or "")
+    symbol = dialect.snapshot_request(url)
     if symbol is None:
         return None
     try:
-        last, levels = dialect.parse_rest_snapshot(symbol, event.payload)
+        last, levels = dialect.parse_rest_snapshot(symbol, payload)
     except ValueError:
-        raise HarnessError(f"{source}: REST depth response seq {event.seq} is not a readable snapshot") from None
-    return RecordedSnapshot(symbol, last, levels.bids, levels.asks, event.seq)
+        raise HarnessError(f"{source}: REST depth response seq {seq} is not a readable snapshot") from None
+    return RecordedSnapshot(symbol, last, levels.bids, levels.asks, seq)
 
 
 def _check_checksums(
-    frames: list[Frame],
+    frames: Iterable[Frame],
     start_books: dict[str, ReferenceBook],
     snapshots: dict[str, list[RecordedSnapshot]],
     dialect: VenueDialect,
@@ -484,28 +661,32 @@ def _check_checksums(
 
 
 def _specs(
-    symbols: Sequence[str], frames: list[Frame], snapshots: dict[str, list[RecordedSnapshot]], dialect: VenueDialect
+    symbols: Sequence[str],
+    named: set[str],
+    frames: Iterable[Frame],
+    snapshots: dict[str, list[RecordedSnapshot]],
+    dialect: VenueDialect,
 ) -> dict[str, SymbolSpec]:
     """The REST symbol specs (exchangeInfo) for venues whose books start from REST; none for venues
     whose snapshot comes on the stream, whose wires serve no exchangeInfo and whose instrument ids
-    (OKX's `BTC-USD-220527`) are not Binance-shaped symbols."""
+    (OKX's `BTC-USD-220527`) are not Binance-shaped symbols. Each symbol's price and size strings are
+    its snapshots' levels and its first SPEC_SAMPLE_FRAMES frames' (`named`: the symbols frames name),
+    read in one walk that stops when every symbol has its sample."""
     if dialect.snapshot_transport != "rest":
         return {}
-    return {symbol: _spec(symbol, frames, snapshots.get(symbol, [])) for symbol in symbols}
-
-
-def _spec(symbol: str, frames: list[Frame], snapshots: list[RecordedSnapshot]) -> SymbolSpec:
-    prices: list[str] = []
-    sizes: list[str] = []
-    for snapshot in snapshots:
-        for level in (*snapshot.bids, *snapshot.asks):
-            prices.append(level[0])
-            sizes.append(level[1])
-    sampled = 0
+    samples: dict[str, tuple[list[str], list[str]]] = {}
+    for symbol in symbols:
+        prices, sizes = samples[symbol] = ([], [])
+        for snapshot in snapshots.get(symbol, []):
+            for level in (*snapshot.bids, *snapshot.asks):
+                prices.append(level[0])
+                sizes.append(level[1])
+    sampled = dict.fromkeys(named & set(symbols), 0)
     for frame in frames:
-        if sampled >= SPEC_SAMPLE_FRAMES:
+        if not sampled:
             break
-        if frame.symbol != symbol:
+        symbol = frame.symbol or ""
+        if symbol not in sampled:
             continue
         try:
             data = orjson.loads(frame.payload)["data"]
@@ -513,7 +694,10 @@ def _spec(symbol: str, frames: list[Frame], snapshots: list[RecordedSnapshot]) -
             continue
         if not isinstance(data, dict):
             continue
-        sampled += 1
+        sampled[symbol] += 1
+        if sampled[symbol] >= SPEC_SAMPLE_FRAMES:
+            del sampled[symbol]
+        prices, sizes = samples[symbol]
         for key in ("b", "a", "bids", "asks"):
             levels = data.get(key)
             if isinstance(levels, list):
@@ -527,4 +711,4 @@ def _spec(symbol: str, frames: list[Frame], snapshots: list[RecordedSnapshot]) -
             if isinstance(price, str) and isinstance(size, str):
                 prices.append(price)
                 sizes.append(size)
-    return symbol_spec(symbol, prices, sizes)
+    return {symbol: symbol_spec(symbol, *samples[symbol]) for symbol in symbols}

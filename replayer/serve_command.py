@@ -24,6 +24,8 @@ import orjson
 from harness.errors import HarnessError
 from harness.loopback import exposure_warning
 from harness.scenarios import Scenario, load_scenario
+from harness.subject import SubjectConfig
+from harness.venues.dialect import SubjectParts
 from replayer.faults import FaultPlan
 from replayer.replay_data import ReplayData, load_replay_data, wire_of
 from replayer.server import VENUE, VenueServer
@@ -324,12 +326,17 @@ def _how_to_connect(data: ReplayData, ws_base: str, rest_base: str) -> list[str]
     if not symbols:
         return [f"websocket: {ws_base}", f"rest:      {rest_base}"]
     parts = dialect.subject_parts()
-    ws = parts.ws_url(ws_base, symbols)
-    if parts.subscribe is not None:
-        first = parts.subscribe(symbols).messages()[0]
-        lines = [f"websocket: {ws_base}  (e.g. {ws}, then send {first})"]
-    else:
-        lines = [f"websocket: {ws_base}  (e.g. {ws})"]
+    pieces: list[tuple[list[str], SubjectParts]] = [(symbols, parts)]
+    if parts.connections is not None:  # one connection per market where the venue serves markets apart (Bybit)
+        books = tuple(x for x in data.streams if dialect.is_book_stream(x))
+        config = SubjectConfig(dialect.name, tuple(symbols), ws_base, rest_base, streams=books)
+        pieces = [(list(share.symbols), share_parts) for share, share_parts in parts.connections(config)]
+    lines = []
+    for n, (share, share_parts) in enumerate(pieces):
+        ws = share_parts.ws_url(ws_base, share)
+        then = "" if share_parts.subscribe is None else f", then send {share_parts.subscribe(share).messages()[0]}"
+        head, example = ("websocket:", "e.g.") if n == 0 else (" " * 10, "and")
+        lines.append(f"{head} {ws_base}  ({example} {ws}{then})")
     if parts.snapshot_url is None:
         lines.append(f"rest:      {rest_base}  (snapshots come on the stream)")
     else:

@@ -12,6 +12,7 @@ report counts faults served apart from faults armed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -193,6 +194,6 @@ class Withheld:
 TimelineEntry = Send | Disconnect | Stall | HalfOpen | RefuseHandshakes | RestBehaviour | ClientBufferLimit | Withheld
 
 
-def clean_schedule(frames: list[Frame]) -> list[TimelineEntry]:
+def clean_schedule(frames: Iterable[Frame]) -> list[TimelineEntry]:
     """The schedule with no faults: every frame once, at its recorded time."""
     return [Send(frame.offset_ns, frame, frame.payload) for frame in frames]

@@ -169,7 +169,7 @@ class VenueCore:
         self._rebase_anchor = wire.first_event_time_ms(f.payload for f in data.frames) if rebase_time else None
         self._rebase_ms = 0
         self._derived = wire.derived_streams(data.streams)
-        self._served_streams = set(data.streams).union(*self._derived.values())
+        self._served_streams = frozenset(data.streams).union(*self._derived.values())
         self._aggregates: dict[str, Aggregator] = {}
         self._reset_faults()
 
@@ -402,7 +402,7 @@ class VenueCore:
         if isinstance(message, bytes):
             conn.record.close_cause = "binary_message"
             return [Close(conn_id, *BINARY_MESSAGE_CLOSE, discard=True)]
-        before = ConnectionState(tuple(conn.streams), conn.framing, conn_id)
+        before = ConnectionState(tuple(conn.streams), conn.framing, conn_id, self._served_streams)
         control = self.wire.parse_control(message, before)
         if isinstance(control, ControlRejected):
             return [self._reply(conn_id, control.reply)]
@@ -420,7 +420,7 @@ class VenueCore:
                 conn.streams.pop(name, None)
         elif control.kind == "set_framing" and control.framing is not None:
             conn.framing = control.framing
-        state = ConnectionState(tuple(conn.streams), conn.framing, conn_id)
+        state = ConnectionState(tuple(conn.streams), conn.framing, conn_id, self._served_streams)
         actions: list[Action] = [self._reply(conn_id, reply) for reply in self.wire.render_control(control, state)]
         actions += self._subscribed(conn, new, now_ns, wall_ns)
         return actions

@@ -7,14 +7,17 @@ import ast
 from pathlib import Path
 from types import SimpleNamespace
 
+import orjson
 import pytest
 
 from harness.book_events import DecodeError, DepthDelta, DepthSnapshot
+from harness.subject import SubjectConfig
 from harness.sync import Applied, BookSync, GapDetected, NeedSnapshot, Synced
 from harness.venues.bybit.decoder import decode_frame
 from harness.venues.bybit.oracle_rule import BybitOracleChains, bridges, decode, read_book_frame, step
 from harness.venues.bybit.oracle_rule import snapshot as is_snapshot
 from harness.venues.bybit.sequencing import BybitSequencing
+from harness.venues.bybit.subject_connections import connections
 from tests.bybit_frames import book
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,3 +102,33 @@ def test_oracle_rule_in_the_oracles_shape() -> None:
     assert decode(other) is None  # type: ignore[arg-type]
     assert is_snapshot(snap) and not is_snapshot(delta)  # type: ignore[arg-type]
     assert bridges(SimpleNamespace(first_update_id=8), 7) and not bridges(SimpleNamespace(first_update_id=9), 7)  # type: ignore[arg-type]
+
+
+def test_our_subject_connects_per_market_and_asks_for_the_recorded_topics() -> None:
+    config = SubjectConfig(
+        "bybit",
+        ("spot/BTCUSDT", "linear/BTCUSDT", "linear/ETHUSDT"),
+        "ws://h:1",
+        "http://h:1",
+        streams=("linear/orderbook.50.BTCUSDT", "spot/orderbook.200.BTCUSDT", "linear/orderbook.200.BTCUSDT"),
+    )
+    (spot, spot_parts), (linear, linear_parts) = connections(config)
+    assert spot.symbols == ("spot/BTCUSDT",) and spot.streams == ("spot/orderbook.200.BTCUSDT",)
+    assert linear.symbols == ("linear/BTCUSDT", "linear/ETHUSDT")
+    assert linear.streams == ("linear/orderbook.200.BTCUSDT", "linear/orderbook.1000.ETHUSDT"), (
+        "the deepest recorded topic; orderbook.1000 where none is recorded"
+    )
+    assert spot_parts.ws_url("ws://h:1", spot.symbols) == "ws://h:1/v5/public/spot"
+    assert linear_parts.ws_url("ws://h:1", linear.symbols) == "ws://h:1/v5/public/linear"
+    assert spot_parts.subscribe is not None and spot_parts.resubscribe is not None
+    (ask,) = spot_parts.subscribe(spot.symbols).messages()
+    assert orjson.loads(ask)["args"] == ["orderbook.200.BTCUSDT", "publicTrade.BTCUSDT"]
+    again = [orjson.loads(message) for message in spot_parts.resubscribe("spot/BTCUSDT")]
+    assert [(m["op"], m["args"]) for m in again] == [
+        ("unsubscribe", ["orderbook.200.BTCUSDT"]),
+        ("subscribe", ["orderbook.200.BTCUSDT"]),
+    ]
+    event = spot_parts.decode_frame(book(5, category="spot", depth=200))
+    assert event is not None and event.symbol == "spot/BTCUSDT", "named as the recording names it"
+    (only,) = connections(SubjectConfig("bybit", ("BTCUSDT",), "ws://h:1", "http://h:1"))
+    assert only[0].streams == ("orderbook.1000.BTCUSDT",) and only[1].ws_url("ws://h:1", ()).endswith("/linear")

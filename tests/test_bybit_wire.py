@@ -45,20 +45,46 @@ def test_paths() -> None:
     assert WIRE.is_rest("/v5/market/time") and not WIRE.is_rest("/v5/public/spot")
 
 
+LINEAR = ConnectionState((), "linear", 3)
+SPOT = ConnectionState((), "spot", 4)
+
+
 def test_control_replies_take_the_connection_category() -> None:
-    spot_state = ConnectionState((), "spot")
-    control = WIRE.parse_control(request_frame("subscribe", ("orderbook.50.BTCUSDT",), "r1"), spot_state)
+    control = WIRE.parse_control(request_frame("subscribe", ("orderbook.50.BTCUSDT",), "r1"), LINEAR)
     assert control == Control("subscribe", ("orderbook.50.BTCUSDT",), request_id="r1")
     spot = orjson.loads(WIRE.render_control(control, ConnectionState(("orderbook.50.BTCUSDT",), "spot"))[0].payload)
     linear = orjson.loads(WIRE.render_control(control, ConnectionState((), "linear", 7))[0].payload)
     assert (spot["ret_msg"], linear["ret_msg"], linear["req_id"]) == ("subscribe", "", "r1")
     assert linear["conn_id"] != spot["conn_id"], "each connection has its own conn_id"
-    ping = WIRE.parse_control(b'{"op":"ping"}', spot_state)
+    ping = WIRE.parse_control(b'{"op":"ping"}', SPOT)
     assert orjson.loads(WIRE.render_control(ping, ConnectionState((), "spot"))[0].payload)["ret_msg"] == "pong"  # type: ignore[arg-type]
     for bad in (b"{", request_frame("subscribe", ("orderbook.7.BTCUSDT",)), b'{"op":"auth"}'):
-        rejected = WIRE.parse_control(bad, ConnectionState((), "linear", 7))
-        assert isinstance(rejected, ControlRejected) and orjson.loads(rejected.reply.payload)["success"] is False
-        assert orjson.loads(rejected.reply.payload)["conn_id"] == linear["conn_id"], "errors name the connection too"
+        rejected = WIRE.parse_control(bad, SPOT)
+        assert isinstance(rejected, ControlRejected)
+        answer = orjson.loads(rejected.reply.payload)
+        assert answer["success"] is False and answer["conn_id"] == "harness-fake-venue-4"
+        assert answer["ret_msg"] != "subscribe" and "req_id" not in answer, "spot's shape: no req_id unless sent"
+
+
+def test_a_topic_is_keyed_by_the_path_it_was_asked_on_where_the_recording_holds_both() -> None:
+    both = frozenset({"spot/orderbook.200.BTCUSDT", "linear/orderbook.200.BTCUSDT"})
+    ask = request_frame("subscribe", ("orderbook.200.BTCUSDT", "publicTrade.BTCUSDT"), "r")
+    on_spot = WIRE.parse_control(ask, ConnectionState((), "spot", 1, both))
+    on_linear = WIRE.parse_control(ask, ConnectionState((), "linear", 2, both))
+    assert isinstance(on_spot, Control) and isinstance(on_linear, Control)
+    assert on_spot.streams == ("spot/orderbook.200.BTCUSDT", "spot/publicTrade.BTCUSDT")
+    assert on_linear.streams == ("linear/orderbook.200.BTCUSDT", "linear/publicTrade.BTCUSDT")
+    one = frozenset({"orderbook.1000.BTCUSDT"})
+    bare = WIRE.parse_control(ask, ConnectionState((), "spot", 1, one))
+    assert isinstance(bare, Control) and bare.streams == ("orderbook.200.BTCUSDT", "publicTrade.BTCUSDT")
+
+
+def test_spot_takes_ten_topics_a_request_and_linear_more() -> None:
+    eleven = request_frame("subscribe", tuple(f"publicTrade.S{i}USDT" for i in range(11)), "r")
+    refused = WIRE.parse_control(eleven, SPOT)
+    assert isinstance(refused, ControlRejected)
+    assert orjson.loads(refused.reply.payload)["ret_msg"] == "error:args size >10"
+    assert isinstance(WIRE.parse_control(eleven, LINEAR), Control)
 
 
 def test_resubscriber_snapshot_continues_the_recorded_chain() -> None:

@@ -4,7 +4,6 @@ only read from ../shared/data/real, never copied, and its tests skip where it is
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -25,18 +24,10 @@ from recorder.format import EventKind
 from recorder.import_cryptofeed_v3 import import_cryptofeed_v3
 from replayer.reader import Recording
 from replayer.replay_data import load_replay_data
-from tests.bybit_frames import book
-
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "bybit_v5_linear_spot.cryptofeed-v3.jsonl.zst"
-LINEAR = "wss://stream.bybit.com/v5/public/linear"
-SPOT = "wss://stream.bybit.com/v5/public/spot"
-
-
-def write_v3(path: Path, records: list[dict | str]) -> Path:
-    with pa.output_stream(str(path), compression="zstd") as out:
-        for record in records:
-            out.write((record if isinstance(record, str) else json.dumps(record)).encode() + b"\n")
-    return path
+from tests.bybit_frames import LINEAR_URL as LINEAR
+from tests.bybit_frames import REAL_BYBIT as REAL
+from tests.bybit_frames import SPOT_URL as SPOT
+from tests.bybit_frames import book, write_v3
 
 
 def capture(tmp_path: Path, *, spot: bool = True, addr: str = LINEAR) -> Path:

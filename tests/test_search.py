@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ def short_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def short_frames(short_recording: Path) -> list[Frame]:
+def short_frames(short_recording: Path) -> Sequence[Frame]:
     return load_replay_data(short_recording).frames
 
 

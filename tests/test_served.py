@@ -14,6 +14,7 @@ Three layers, by cost:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
@@ -32,7 +33,7 @@ PARALLEL = 4
 
 
 @cache
-def _frames() -> list[Frame]:
+def _frames() -> Sequence[Frame]:
     return load_replay_data(BUNDLED_FIXTURE).frames
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness.synth.run import write_synthetic_recording
+from replayer import replay_data
+from replayer.frame_store import FrameStore
 from replayer.reference_book import ReferenceBook
 from replayer.replay_data import (
     JOIN_HORIZON,
@@ -125,3 +127,27 @@ def test_a_barely_stale_answer_predates_the_connection_and_its_join_never_crosse
     nothing_sent = venue.snapshot_before("BTCUSDT", None, 2, 0)
     later = data.frames[depth[201]].first_update_id
     assert later is not None and nothing_sent.last_update_id + 1 < later
+
+
+def test_books_catch_up_only_when_read_and_answers_from_kept_copies_match_a_replay_from_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = _fixture("binance_spot_btcusdt_synth")
+    depth = data.depth_indexes["BTCUSDT"]
+    store = data.frames
+    assert isinstance(store, FrameStore)
+    monkeypatch.setattr(replay_data, "CHECKPOINT_EVERY", 16)
+    monkeypatch.setattr(replay_data, "CHECKPOINTS_RECENT", 2)
+    monkeypatch.setattr(replay_data, "CHECKPOINTS_SPARSE", 4)
+    kept = VenueBooks(data, seed=6)
+    read = store.chunks_read  # loading read a few
+    for index in range(len(store)):
+        kept.advance_to(index)  # as the venue does for every frame it sends
+    assert store.chunks_read == read  # nothing read until a book is
+    book = kept.book("BTCUSDT")
+    assert book is not None and book.last_update_id == data.frames[depth[-1]].last_update_id
+    monkeypatch.setattr(replay_data, "CHECKPOINT_EVERY", 10**9)  # no copies: every answer from the start book
+    replayed = VenueBooks(data, seed=6)
+    replayed.advance_all()
+    for shift in (-1, -16, -17, -40, -150):
+        assert _same(kept.snapshot("BTCUSDT", 3, shift), replayed.snapshot("BTCUSDT", 3, shift)), shift

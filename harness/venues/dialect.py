@@ -33,6 +33,7 @@ from harness.book_events import DepthDelta, DepthSnapshot, Level
 if TYPE_CHECKING:
     from harness.book_events import TopOfBook, Trade
     from harness.client_state import AppKeepalive, SessionStep
+    from harness.subject import SubjectConfig
     from harness.sync import SequencingRule
     from harness.synth.market import SynthSymbol
     from harness.venues.wire import VenueWire
@@ -90,8 +91,13 @@ class SubjectParts:
     """The application-level ping the venue needs to keep a connection open (OKX's `ping`); None: none."""
     resubscribe: Callable[[str], Sequence[str]] | None = None
     """Where the book comes on the stream: the messages that make the venue send `symbol`'s book again on
-    the open connection (OKX: unsubscribe, then subscribe), so one lost sync costs one instrument's
+    the open connection (Bybit, OKX: unsubscribe, then subscribe), so one lost sync costs one instrument's
     resubscription, not a reconnect of every symbol; None: the subject reconnects."""
+    connections: Callable[[SubjectConfig], list[tuple[SubjectConfig, SubjectParts]]] | None = None
+    """Where the subject's connections follow from what the recording holds (`config.streams`): each
+    connection's share of the config (its symbols and book streams) with the parts that serve it, one
+    connection per market where a venue serves markets on paths of their own (Bybit: spot and linear);
+    None: one connection, `ws_url` and `subscribe` as above."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,10 @@ How the core uses a wire, in order of a client's life:
    applies a `Control` to the connection (its subscriptions, its framing) after checking its limits,
    then asks `render_control(control, state)` for the replies (acks, LIST results, pongs) or
    `render_limit_error(control, limit, allowed, state)` when a limit refused it. `state` is the
-   connection as it stands (its streams, its framing, its number), so an error reply carries the same
-   connection id (Bybit's `conn_id`, OKX's `connId`) as the acks on that connection.
+   connection as it stands (its streams, its framing, its number, the streams the venue serves), so an
+   error reply carries the same connection id (Bybit's `conn_id`, OKX's `connId`) as the acks on that
+   connection, and one recording can serve a venue whose paths name markets (Bybit's spot and linear,
+   each on its own path under the same topic names).
 3. For each stream a connection newly holds, the core asks `stream_snapshot(stream, books, wall_ms)`:
    venues whose snapshot travels on the stream (Bybit, OKX) render it from the venue's current book,
    and the core sends it before any delta of that stream; REST-snapshot venues (Binance) return None.
@@ -133,12 +135,17 @@ class ControlRejected:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionState:
-    """What a reply may report about the connection after the control was applied; `connection_id` is the
-    venue's number for it (Bybit's `conn_id`, OKX's `connId` may be derived from it)."""
+    """The connection as the wire sees it: before a control is applied (`parse_control`), or after, for
+    what a reply may report (`render_control`). `connection_id` is the venue's number for it (Bybit's
+    `conn_id`, OKX's `connId` may be derived from it); `venue_streams` every stream key the venue serves
+    (recorded and derived), so a wire whose keys depend on how the recording named them can name a
+    subscription the recorded way (Bybit: a bare topic, or `<category>/<topic>` where one recording
+    holds both categories)."""
 
     streams: tuple[str, ...]
     framing: str
     connection_id: int = 0
+    venue_streams: frozenset[str] = frozenset()
 
 
 LimitName = Literal["streams_per_connection"]
@@ -287,7 +294,8 @@ class VenueWire(Protocol):
 
     def parse_control(self, message: str | bytes, state: ConnectionState) -> Control | ControlRejected:
         """A client's message (text as str, binary as bytes) as the venue reads it on a connection in
-        `state` (before the message is applied)."""
+        `state` (before the message is applied; its framing says which path it came on, where a venue's
+        paths differ)."""
         ...
 
     def render_control(self, control: Control, state: ConnectionState) -> list[Reply]:

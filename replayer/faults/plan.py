@@ -144,7 +144,7 @@ def fit_to_venue(spec: FaultSpec, fault_id: str, venue: VenueDialect | None) -> 
 
 
 def build_schedule(
-    frames: list[Frame], faults: Sequence[FaultSpec], seed: int, venue: VenueDialect | None = None
+    frames: Sequence[Frame], faults: Sequence[FaultSpec], seed: int, venue: VenueDialect | None = None
 ) -> FaultPlan:
     """Applies `faults` in order to the clean schedule of `frames` (offsets from replay start, at speed 1).
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -72,7 +72,7 @@ class ArmedUnit:
 
 @dataclass(slots=True)
 class Work:
-    frames: list[Frame]
+    frames: Sequence[Frame]
     slots: list[Slot]
     controls: list[TimelineEntry] = field(default_factory=list)
     units: list[ArmedUnit] = field(default_factory=list)
@@ -80,7 +80,7 @@ class Work:
     _next_unit: Counter[str] = field(default_factory=Counter)
 
     @classmethod
-    def clean(cls, frames: list[Frame]) -> Work:
+    def clean(cls, frames: Sequence[Frame]) -> Work:
         return cls(frames, [Slot(f.offset_ns, (f.index, 0), Send(f.offset_ns, f, f.payload)) for f in frames])
 
     def eligible(self, ctx: FaultContext, *, inclusive: bool = False) -> list[Frame]:

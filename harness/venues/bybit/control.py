@@ -75,6 +75,20 @@ def parse_request(text: bytes | str) -> BybitRequest | BybitBadRequest:
     return BybitRequest(op, tuple(args), req_id)
 
 
+def refusal(category: Category, request: BybitRequest, serves: Callable[[str], bool]) -> str | None:
+    """Why the venue refuses a (un)subscribe on `category` whatever the connection holds, or None: too
+    many topics (spot), too long, or a topic it does not publish (`serves`)."""
+    if category == "spot" and len(request.args) > SPOT_MAX_ARGS:
+        return f"error:args size >{SPOT_MAX_ARGS}"
+    if sum(len(arg) for arg in request.args) > ARGS_MAX_CHARS:
+        return f"error:args length >{ARGS_MAX_CHARS}"
+    if request.op == "subscribe":
+        for topic in request.args:
+            if not serves(topic):
+                return f"error:handler not found,topic:{topic}"
+    return None
+
+
 def reply(
     category: Category, conn_id: str, op: str, req_id: str | None, *, success: bool = True, ret_msg: str | None = None
 ) -> bytes:
@@ -132,18 +146,15 @@ class BybitSubscriptions:
         )
 
     def _problem(self, request: BybitRequest) -> str | None:
-        if self.category == "spot" and len(request.args) > SPOT_MAX_ARGS:
-            return f"error:args size >{SPOT_MAX_ARGS}"
-        if sum(len(arg) for arg in request.args) > ARGS_MAX_CHARS:
-            return f"error:args length >{ARGS_MAX_CHARS}"
+        problem = refusal(self.category, request, self.serves)
+        if problem is not None:
+            return problem
         seen: set[str] = set()
         for topic in request.args:
             if topic in seen:
                 return f"error:duplicate topic,topic:{topic}"
             seen.add(topic)
             if request.op == "subscribe":
-                if not self.serves(topic):
-                    return f"error:handler not found,topic:{topic}"
                 if topic in self.topics:
                     return f"error:already subscribed,topic:{topic}"
             elif topic not in self.topics:

@@ -4,7 +4,8 @@ An `orderbook.*` frame of `type: snapshot` becomes a `DepthSnapshot` (the book a
 and replaces the local one whatever its `u`), a `type: delta` a `DepthDelta` covering the single id
 `u`. Other topics (trades, tickers, klines) and control replies (acks, pongs) carry no book change
 and decode to None; a book frame without Bybit's shape raises `DecodeError`, which the caller counts
-and skips (the next frame's `u` then shows the gap).
+and skips (the next frame's `u` then shows the gap). `market` prefixes the symbol where one recording
+holds several markets (`spot/` names spot's BTCUSDT `spot/BTCUSDT`), since the frame does not say which.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from harness.book_events import DecodeError, DepthDelta, DepthSnapshot
 BookEvent = DepthSnapshot | DepthDelta
 
 
-def decode_frame(frame: bytes | str) -> BookEvent | None:
+def decode_frame(frame: bytes | str, market: str = "") -> BookEvent | None:
     try:
         message = orjson.loads(frame)
     except orjson.JSONDecodeError as exc:
@@ -38,6 +39,7 @@ def decode_frame(frame: bytes | str) -> BookEvent | None:
         raise DecodeError(f"{topic}: `data.s` and an integer `data.u` are required")
     if not isinstance(bids, list) or not isinstance(asks, list):
         raise DecodeError(f"{topic}: `data.b` and `data.a` must be lists")
+    symbol = market + symbol
     if kind == "snapshot":
         return DepthSnapshot(symbol=symbol, last_update_id=update_id, bids=bids, asks=asks)
     if kind == "delta":

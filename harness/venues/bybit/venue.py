@@ -129,12 +129,14 @@ class BybitDialect:
     def subject_parts(self) -> SubjectParts:
         from harness.venues.bybit.decoder import decode_frame
         from harness.venues.bybit.sequencing import BybitSequencing
+        from harness.venues.bybit.subject_connections import connections
 
         return SubjectParts(
             decode_frame=decode_frame,
             sequencing=BybitSequencing,
             ws_url=lambda ws_base, symbols: ws_url(ws_base, SUBJECT_CATEGORY),
             subscribe=lambda symbols: BybitSubscribe(tuple(self.book_streams(symbols))),
+            connections=connections,
         )
 
     def capture_policy(self) -> CapturePolicy:

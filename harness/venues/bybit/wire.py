@@ -9,9 +9,13 @@ venue has no book yet (the recorded snapshot then comes in its turn). The client
 connection alive with `{"op":"ping"}`; the venue sends no pings. There is no REST depth snapshot:
 REST answers `/v5/market/time` and 404 elsewhere.
 
-What this contract cannot carry yet: `parse_control` does not see the connection's category, so
-spot's limit of 10 topics a request is not enforced, and a recording holding both categories (stream
-keys `<category>/<topic>`) cannot be served.
+A request is read on its connection's category (`parse_control` gets the connection, whose framing
+`open_path` made of its path): spot's limit of 10 topics a request holds on spot only, errors take the
+category's shape, and a topic is named the way the recording keys it. A recording holding both
+categories keys its streams `<category>/<topic>`, so `orderbook.200.BTCUSDT` asked on
+`/v5/public/spot` is `spot/orderbook.200.BTCUSDT` and never reaches a linear subscriber, as on the real
+venue; a recording of one category keys bare topics, served on either path (it does not say which
+category it holds).
 """
 
 from __future__ import annotations
@@ -23,11 +27,11 @@ from harness.venues.bybit import control
 from harness.venues.bybit.encoder import book_frame
 from harness.venues.bybit.topics import (
     BOOK_DEPTHS,
-    CATEGORIES,
     PUBLIC_PATH,
     Category,
     category_of_url,
     parse_book_topic,
+    qualify,
     split_stream,
 )
 from harness.venues.bybit.venue import DIALECT
@@ -82,17 +86,20 @@ class BybitWire(StreamSnapshotWire):
         return Opened(streams=(), framing=category)
 
     def parse_control(self, message: str | bytes, state: ConnectionState) -> Control | ControlRejected:
+        category = _category(state.framing)
         request = control.parse_request(message)
         if isinstance(request, control.BybitBadRequest):
             return self._rejected(request.op, request.req_id, request.reason, state)
         if request.op == "ping":
             return Control("ping", request_id=request.req_id)
-        for topic in request.args:
-            if request.op == "subscribe" and not _served_topic(topic):
-                return self._rejected(request.op, request.req_id, f"error:handler not found,topic:{topic}", state)
-        if sum(len(arg) for arg in request.args) > control.ARGS_MAX_CHARS:
-            return self._rejected(request.op, request.req_id, f"error:args length >{control.ARGS_MAX_CHARS}", state)
-        return Control(request.op, streams=request.args, request_id=request.req_id)
+        problem = control.refusal(category, request, lambda topic: _served_topic(category, topic))
+        if problem is not None:
+            return self._rejected(request.op, request.req_id, problem, state)
+        if any(split_stream(stream)[0] is not None for stream in state.venue_streams):
+            keys = tuple(qualify(category, topic) for topic in request.args)
+        else:
+            keys = request.args
+        return Control(request.op, streams=keys, request_id=request.req_id)
 
     def render_control(self, control_: Control, state: ConnectionState) -> list[Reply]:
         req_id = control_.request_id if isinstance(control_.request_id, str) else None
@@ -172,12 +179,12 @@ class BybitWire(StreamSnapshotWire):
         return path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "/"
 
 
-def _served_topic(topic: str) -> bool:
+def _served_topic(category: Category, topic: str) -> bool:
     """A public topic a Bybit endpoint publishes (order books at the depths it serves, trades,
     tickers, klines); anything else is refused the way Bybit refuses it."""
     parsed = parse_book_topic(topic)
     if parsed is not None:
-        return any(parsed[0] in BOOK_DEPTHS[category] for category in CATEGORIES)
+        return parsed[0] in BOOK_DEPTHS[category]
     kind, _, rest = topic.partition(".")
     return kind in ("publicTrade", "tickers", "kline") and bool(rest)
 

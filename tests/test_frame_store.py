@@ -1,0 +1,125 @@
+"""The replay's frames read from the recording on demand (replayer/frame_store.py), without sockets.
+
+The same recorded events cut into chunks every way a recording can hold them (one chunk in memory,
+many row groups, several segments, a crashed recorder's journals) must give the same frames by index,
+by slice and by walking them, and a walk in order must read each chunk once.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from recorder.format import OPEN_SUFFIX, EventKind, RecordedEvent
+from recorder.segments import RecordingWriter
+from replayer import frame_store
+from replayer.frame_store import FrameStore
+from replayer.reader import Recording
+from replayer.replay_data import ReplayData, build_replay_data, load_replay_data
+from replayer.timeline import Frame
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "binance_spot_btcusdt_synth"
+ROWS = 97
+"""Rows per row group in the rewritten recordings: chunk boundaries fall everywhere, mid-event too."""
+EVENTS = 1_000
+
+
+@pytest.fixture(scope="module")
+def events() -> list[RecordedEvent]:
+    return list(Recording(FIXTURE).iter_events())[:EVENTS]
+
+
+@pytest.fixture(scope="module")
+def in_memory(events: list[RecordedEvent]) -> ReplayData:
+    return build_replay_data(events, Recording(FIXTURE).symbols)
+
+
+@pytest.fixture(scope="module")
+def expected(in_memory: ReplayData) -> list[Frame]:
+    return list(in_memory.frames)
+
+
+def _rewrite(events: list[RecordedEvent], folder: Path, *, segment_bytes: int, close: bool = True) -> Path:
+    writer = RecordingWriter(folder, Recording(FIXTURE).meta, rows_per_group=ROWS, fsync=False,
+                             segment_max_bytes=segment_bytes, flush_interval_ns=1 << 62)  # fmt: skip
+    for event in events:
+        writer.append_event(event)
+    if close:
+        writer.close()
+        return folder
+    writer.flush()
+    crashed = folder.with_name(folder.name + "-crashed")  # as kill -9 would leave it
+    shutil.copytree(folder, crashed)
+    writer.close()
+    return crashed
+
+
+@pytest.fixture(scope="module")
+def segmented(events: list[RecordedEvent], tmp_path_factory: pytest.TempPathFactory) -> ReplayData:
+    folder = _rewrite(events, tmp_path_factory.mktemp("segmented") / "rec", segment_bytes=30_000)
+    assert len(Recording(folder).segments) >= 3
+    return load_replay_data(folder)
+
+
+def test_frames_are_the_recorded_stream_frames_from_the_start_on(
+    events: list[RecordedEvent], in_memory: ReplayData, expected: list[Frame]
+) -> None:
+    received = [e for e in events if e.kind is EventKind.WS_RECV and e.stream][in_memory.skipped_frames :]
+    assert [f.payload for f in expected] == [e.payload for e in received]
+    assert [f.stream for f in expected] == [e.stream for e in received]
+    assert [f.index for f in expected] == list(range(len(received)))
+    offsets = [f.offset_ns for f in expected]
+    assert offsets[0] == 0 and offsets == sorted(offsets)
+    assert offsets[-1] == received[-1].recv_mono_ns - received[0].recv_mono_ns == in_memory.duration_ns
+    depth = [f.index for f in expected if f.last_update_id is not None]
+    assert list(in_memory.depth_indexes["BTCUSDT"]) == depth and depth
+
+
+def test_several_segments_of_small_row_groups_give_the_same_frames(
+    segmented: ReplayData, expected: list[Frame]
+) -> None:
+    store = segmented.frames
+    assert isinstance(store, FrameStore) and len(store) == len(expected)
+    assert list(store) == expected
+    chunks = store.chunks_read
+    assert chunks > len(expected) // ROWS // 2  # many chunks, each read once by the walk
+    rng = random.Random(5)
+    for index in [0, len(expected) - 1, *(rng.randrange(len(expected)) for _ in range(200))]:
+        assert store[index] == expected[index]
+        assert store[index - len(expected)] == expected[index]
+    for start, stop, step in [(0, 5, 1), (90, 300, 1), (150, 160, 3), (-40, None, 1), (None, None, 97), (7, 7, 1)]:
+        assert store[start:stop:step] == expected[start:stop:step]
+    with pytest.raises(IndexError):
+        store[len(expected)]
+
+
+def test_a_walk_reads_each_chunk_once_and_looks_back_from_memory(
+    events: list[RecordedEvent], expected: list[Frame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(frame_store, "FRAMES_CACHED", 4 * ROWS)
+    store = load_replay_data(_rewrite(events, tmp_path / "rec", segment_bytes=1 << 30)).frames
+    assert isinstance(store, FrameStore)
+    before = store.chunks_read  # loading read the first few again (symbol specs)
+    walked = 0
+    for frame in store:
+        walked += 1
+        if frame.index % 50 == 0 and frame.index >= 2 * ROWS:
+            assert store[frame.index - 2 * ROWS] == expected[frame.index - 2 * ROWS]  # a look-back
+    read = store.chunks_read - before
+    assert walked == len(expected) and store.chunks - 4 <= read <= store.chunks
+    assert store.chunks >= len(expected) // ROWS
+    assert store[0] == expected[0] and store.chunks_read == before + read + 1  # evicted long ago: read again
+
+
+def test_a_crashed_recorders_journals_read_like_sealed_segments(
+    events: list[RecordedEvent], expected: list[Frame], tmp_path: Path
+) -> None:
+    crashed = _rewrite(events, tmp_path / "rec", segment_bytes=1 << 30, close=False)
+    assert {p.suffix for p in crashed.iterdir()} == {OPEN_SUFFIX}
+    store = load_replay_data(crashed).frames
+    assert list(store) == expected
+    backwards = [store[i] for i in range(len(expected) - 1, -1, -(ROWS // 2))]  # behind the journal's cursor
+    assert backwards == expected[::-1][:: ROWS // 2]
