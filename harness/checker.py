@@ -386,8 +386,8 @@ class Checker:
         self._stale_limit_ns = stale_limit_ns
         self._due_of = None
         if frames is not None and to_mono is not None:
-            offsets = [frame.offset_ns for frame in frames]
-            self._due_of = lambda index: to_mono(offsets[index])
+            # Read a frame when asked (the stale search asks in order): no list of every offset.
+            self._due_of = lambda index: to_mono(frames[index].offset_ns)
         if windows and to_mono is None:
             raise HarnessError("fault windows given without a clock to place them (pass to_mono)")
         self._oracle = oracle
