@@ -13,7 +13,8 @@ up); what the checker will need of it is decided then:
   again when read.
 
 Records are gathered into chunks, compressed at zlib's fastest level (neighbouring records share most
-of their bytes) and written to an anonymous temporary file, read back sequentially: memory stays
+of their bytes) and written to a temporary file (in memory up to SPILL_BYTES, a real file past that), read back
+sequentially: memory stays
 flat however long the run; the disk holds a few bytes per report.
 """
 
@@ -23,13 +24,14 @@ import struct
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
-from typing import IO
 
 from harness.checker import AgreedObservation
 from harness.observations import BookObservation, SubjectMessage, loads
 
 CHUNK_BYTES = 256 * 1024
 """Records gathered before they are compressed together (zlib's window is 32 KB, so bigger gains little)."""
+SPILL_BYTES = 4 << 20
+"""Compressed chunks kept in memory before they go to a real temporary file (a short run never opens one)."""
 
 _PACKED = struct.Struct("<cHq?qqqq")
 """b"a" (agreed) or b"u" (unsynced), symbol number, update id, synced, the four stamps."""
@@ -48,7 +50,7 @@ class MessageLog:
     def __init__(self, agrees: Callable[[BookObservation], bool] | None = None) -> None:
         self._agrees = agrees
         self._pending = bytearray()
-        self._file: IO[bytes] | None = None
+        self._file: tempfile.SpooledTemporaryFile[bytes] | None = None
         self._symbols: dict[str, int] = {}
         self._symbol_names: list[str] = []
         self._count = 0
@@ -132,7 +134,7 @@ class MessageLog:
         if len(self._pending) < CHUNK_BYTES:
             return
         if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="harness-reports-")  # noqa: SIM115 (closed by close())
+            self._file = tempfile.SpooledTemporaryFile(SPILL_BYTES, prefix="harness-reports-")  # noqa: SIM115 (closed by close())
         compressed = zlib.compress(self._pending, 1)
         self._file.write(_CHUNK.pack(len(compressed)))
         self._file.write(compressed)

@@ -194,6 +194,10 @@ class Oracle:
         for _ in self._replay(self._clean, pending, record=True):
             pass
 
+    def close(self) -> None:
+        """Gives back the disk the tops took; `top` answers nothing afterwards."""
+        self._tops.close()
+
     @property
     def symbols(self) -> list[str]:
         return sorted(self._books)

@@ -4,9 +4,10 @@ The oracle keeps a top of book for every clean depth frame because observations 
 states after a resync (a stale snapshot can take a subject thousands of frames back). As level
 tuples those cost about 1.9 KB a frame; as orjson lines, one block of consecutive states compressed
 together (neighbouring tops share most of their levels), about a tenth of that, and that tenth goes
-to an anonymous temporary file: memory holds only the index, 16 bytes a state in two arrays per
-symbol (ids ascending, as a symbol's states come, and where each top is), so it stays flat however
-long the recording. Observations ask mostly in recording order, so one decompressed block is kept.
+to a temporary file (in memory up to SPILL_BYTES, a real file past that). Memory holds only the
+index, 16 bytes a state in two arrays per symbol (ids ascending, as a symbol's states come, and
+where each top is), so it stays flat however long the recording. Observations ask mostly in
+recording order, so one decompressed block is kept.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import zlib
 from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
-from typing import IO
 
 import orjson
 
 Side = tuple[tuple[str, str], ...]
 TOPS_PER_BLOCK = 64
+SPILL_BYTES = 4 << 20
+"""Compressed blocks kept in memory before they go to a real temporary file (a short run never opens one)."""
 
 
 class TopsStore:
@@ -38,7 +40,7 @@ class TopsStore:
         self._blocks = array("q")
         """Where each sealed block starts in the file, and where the next would."""
         self._blocks.append(0)
-        self._file: IO[bytes] | None = None
+        self._file: tempfile.SpooledTemporaryFile[bytes] | None = None
         self._open: list[bytes] = []
         self._cached: tuple[int, list[bytes]] = (-1, [])
         self._puts = 0
@@ -108,7 +110,7 @@ class TopsStore:
 
     def _seal(self) -> None:
         if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="harness-oracle-")  # noqa: SIM115 (closed by close())
+            self._file = tempfile.SpooledTemporaryFile(SPILL_BYTES, prefix="harness-oracle-")  # noqa: SIM115 (closed by close())
         # orjson lines never hold a raw newline (it escapes control characters).
         block = zlib.compress(b"\n".join(self._open), 1)
         self._file.seek(self._blocks[-1])

@@ -169,8 +169,11 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
             stale_limit_ns=round(scenario.stale_limit_s * 1e9) if speed > 0 and start is not None else None,
             end_mono_ns=ended_mono_ns,
         )
-    finally:
+    finally:  # what the judge kept on disk goes now, not when the collector finds it
         run.messages.close()
+        oracle.close()
+        for client in clients:
+            client.sends.close()
     report = build_report(
         findings,
         scenario=scenario.name,

@@ -11,7 +11,6 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +30,8 @@ class SendRecord:
 
 SEND_BLOCK_BYTES = 1 << 20
 """Packed sends gathered in memory before they go to the log's temporary file."""
+SPILL_BYTES = 4 << 20
+"""Packed sends a log's temporary file holds in memory before it becomes a real file (a short run never opens one)."""
 
 _SEND = struct.Struct("<qqqqHH")
 """frame index, last update id (or _NO_ID), intended, write, stream number, fault number (0: none)."""
@@ -38,9 +39,10 @@ _NO_ID = -(2**63)
 
 
 class SendLog:
-    """One client's `SendRecord`s in write order, packed (36 bytes a send) and spilled to an anonymous
-    temporary file a megabyte at a time, so the harness's memory does not grow with the replay; read
-    back sequentially (the checker reads it once or twice after the run) as SendRecords again.
+    """One client's `SendRecord`s in write order, packed (36 bytes a send) and spilled a megabyte at a
+    time to a temporary file (in memory up to SPILL_BYTES, a real file past that), so the harness's
+    memory does not grow with the replay; read back sequentially (the checker reads it a few times
+    after the run) as SendRecords again.
 
     A list in all the ways the checker and tests use one: append, iterate, len, compare."""
 
@@ -48,7 +50,7 @@ class SendLog:
 
     def __init__(self, records: Iterable[SendRecord] = ()) -> None:
         self._pending = bytearray()
-        self._file: IO[bytes] | None = None
+        self._file: tempfile.SpooledTemporaryFile[bytes] | None = None
         self._numbers: dict[str | None, int] = {None: 0}
         self._names: list[str | None] = [None]
         self._count = 0
@@ -72,7 +74,7 @@ class SendLog:
         self._count += 1
         if len(self._pending) >= SEND_BLOCK_BYTES:
             if self._file is None:
-                self._file = tempfile.TemporaryFile(prefix="harness-sends-")  # noqa: SIM115 (closed by close())
+                self._file = tempfile.SpooledTemporaryFile(SPILL_BYTES, prefix="harness-sends-")  # noqa: SIM115 (closed by close())
             self._file.write(self._pending)
             self._pending = bytearray()
 
