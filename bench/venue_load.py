@@ -114,7 +114,7 @@ class LoadVenue:
         self.speed = loaded.speed if speed is None else speed
         self._timings = array("q")
         self._timings_file = timings_path.open("wb")
-        limits = any(type(entry) is ClientBufferLimit for entry in self.plan.entries)
+        limits = any(type(entry) is ClientBufferLimit for entry in self.plan.entries.controls)
         self.server = VenueServer(
             self.data,
             schedule=self.plan.entries,

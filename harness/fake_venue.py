@@ -72,7 +72,7 @@ class FakeVenue:
     def start(self) -> FakeVenue:
         if self._thread is not None:
             raise RuntimeError("this FakeVenue has already been started")
-        limits = any(type(entry) is ClientBufferLimit for entry in self.plan.entries)
+        limits = any(type(entry) is ClientBufferLimit for entry in self.plan.entries.controls)
         self._thread = ServerThread(
             self.data,
             schedule=self.plan.entries,

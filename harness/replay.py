@@ -17,7 +17,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from harness.scenarios import load_scenario
 from harness.subject import DEFAULT_SUBJECT, check_factory_spec
 from replayer.replay_data import ReplayData, load_replay_data, wire_of
 from replayer.server import VenueServer
-from replayer.timeline import ClientBufferLimit, TimelineEntry
+from replayer.timeline import ClientBufferLimit, TimelineEntry, control_entries
 
 BUNDLED_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "binance_spot_multi_synth"
 SUBSCRIBE_TIMEOUT_S = 20.0
@@ -89,7 +89,7 @@ class _Setup:
     """Everything the live part of a run needs, decided before any socket opens."""
 
     data: ReplayData
-    schedule: list[TimelineEntry]
+    schedule: Sequence[TimelineEntry]
     speed: float
     seed: int
     venue: str
@@ -327,8 +327,8 @@ async def _drive_subject(server: VenueServer, setup: _Setup, progress: Progress 
     return run
 
 
-def _limits_client_buffers(schedule: list[TimelineEntry]) -> bool:
-    return any(type(entry) is ClientBufferLimit for entry in schedule)
+def _limits_client_buffers(schedule: Sequence[TimelineEntry]) -> bool:
+    return any(type(entry) is ClientBufferLimit for entry in control_entries(schedule))
 
 
 async def _wait_any(awaitable: Any, task: asyncio.Task, timeout: float) -> None:

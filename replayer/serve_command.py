@@ -168,16 +168,16 @@ class InjectedLog:
             }
             for w in plan.windows
         ]
-        doc["actions"] = [self._action(start, entry) for entry in plan.entries if not isinstance(entry, Send)]
-        sent = set()
+        doc["actions"] = [self._action(start, entry) for entry in plan.entries.controls]
+        sent = bytearray(len(self.data.frames))
         mangled = []
         for entry in plan.entries:
             if isinstance(entry, Send):
-                sent.add(entry.frame.index)
+                sent[entry.frame.index] = 1
                 if entry.fault is not None:
                     mangled.append({**self._frame(entry.frame), "fault": entry.fault, **self._at(start, entry)})
         doc["frames_faulted"] = mangled
-        doc["frames_dropped"] = [self._frame(f) for f in self.data.frames if f.index not in sent]
+        doc["frames_dropped"] = [self._frame(f) for f in self.data.frames if not sent[f.index]]
         return doc
 
     def write(self) -> None:

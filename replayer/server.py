@@ -29,7 +29,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -106,7 +106,7 @@ class VenueServer:
         self,
         data: ReplayData,
         *,
-        schedule: list[TimelineEntry] | None = None,
+        schedule: Sequence[TimelineEntry] | None = None,
         speed: float = 1.0,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -193,7 +193,7 @@ class VenueServer:
         return self.core.data
 
     @property
-    def schedule(self) -> list[TimelineEntry]:
+    def schedule(self) -> Sequence[TimelineEntry]:
         return self.core.schedule
 
     @property

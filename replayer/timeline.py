@@ -1,7 +1,8 @@
 """The replay timeline: the clean frames of a recording, and the faulted schedule the server walks.
 
-A fault plan (replayer/faults) is a pure function from clean frames to a list of TimelineEntry.
-The fake server walks that list on one replay clock for all clients: a Send goes to every client
+A fault plan (replayer/faults) is a pure function from clean frames to a Schedule of TimelineEntry,
+made while it is walked (a Send per frame is never held for the whole recording).
+The fake server walks it on one replay clock for all clients: a Send goes to every client
 subscribed to its stream, a control entry changes how the server behaves from that moment on.
 Offsets are nanoseconds from the start of replay at speed 1 (the intended send time).
 
@@ -12,9 +13,10 @@ report counts faults served apart from faults armed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from itertools import islice
+from typing import Literal, Protocol, overload
 
 from harness.venues.dialect import ChainIds
 
@@ -194,6 +196,128 @@ class Withheld:
 TimelineEntry = Send | Disconnect | Stall | HalfOpen | RefuseHandshakes | RestBehaviour | ClientBufferLimit | Withheld
 
 
-def clean_schedule(frames: Iterable[Frame]) -> list[TimelineEntry]:
+@dataclass(slots=True)
+class Slot:
+    """A Send on its way through the fault stages: `offset_ns` is where it is scheduled now; `copy` is
+    0 for the frame's original send and 1 for a duplicate."""
+
+    offset_ns: int
+    send: Send
+    copy: int = 0
+
+    def mark(self, kind: str) -> None:
+        """Labels the send with the first fault that touched it; only `corrupt` relabels (mangled matters most)."""
+        if self.send.fault is None:
+            self.touch(kind, None)
+
+    def tag(self, tag: FaultTag) -> None:
+        """Adds an armed unit that this send serves when it reaches a client (several faults may touch it)."""
+        self.touch(None, tag)
+
+    def touch(self, kind: str | None, tag: FaultTag | None) -> None:
+        """`mark(kind)` and `tag(tag)` in one new Send (the stages do both for every frame they move)."""
+        send = self.send
+        self.send = Send(
+            send.offset_ns,
+            send.frame,
+            send.payload,
+            send.fault if send.fault is not None or kind is None else kind,
+            send.binary,
+            send.tags if tag is None else (*send.tags, tag),
+        )
+
+    def scheduled(self) -> Send:
+        """The send, at the offset it is scheduled for now."""
+        send = self.send
+        if send.offset_ns == self.offset_ns:
+            return send
+        return Send(self.offset_ns, send.frame, send.payload, send.fault, send.binary, send.tags)
+
+
+class SendStage(Protocol):
+    """A fault's stage (replayer/faults/work.py): slots in schedule order in, its schedule out; `build`
+    on the plan's one counting walk."""
+
+    def apply(self, slots: Iterator[Slot], build: bool) -> Iterator[Slot]: ...
+
+
+class Schedule(Sequence[TimelineEntry]):
+    """The entries the server walks, made while they are walked: clean sends from the frames one at a
+    time, through each fault's stage, with the plan's control entries (few: O(faults), and a Withheld
+    per removed send) merged in. Sorted by offset; at one offset, control entries (in the order the
+    faults made them) come before sends. Each iteration walks it again from the start and gives the
+    same entries (`serve --loop` replays it); `len` is counted by the plan's build walk."""
+
+    __slots__ = ("_controls", "_frames", "_length", "_stages")
+
+    def __init__(
+        self, frames: Sequence[Frame], stages: Sequence[SendStage], controls: Sequence[TimelineEntry], length: int
+    ) -> None:
+        self._frames = frames
+        self._stages = tuple(stages)
+        self._controls = tuple(controls)
+        self._length = length
+
+    def __len__(self) -> int:
+        return self._length
+
+    @property
+    def controls(self) -> tuple[TimelineEntry, ...]:
+        """The entries that are not sends, in schedule order, without a walk."""
+        return self._controls
+
+    def __eq__(self, other: object) -> bool:
+        """Entry by entry, against another Schedule or a list of entries (tests compare plans)."""
+        if not isinstance(other, Schedule | list | tuple):
+            return NotImplemented
+        return len(self) == len(other) and all(mine == theirs for mine, theirs in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __iter__(self) -> Iterator[TimelineEntry]:
+        return merge_controls(walk_sends(self._frames, self._stages, build=False), self._controls)
+
+    @overload
+    def __getitem__(self, index: int) -> TimelineEntry: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[TimelineEntry]: ...
+    def __getitem__(self, index: int | slice) -> TimelineEntry | list[TimelineEntry]:
+        """The entry at `index`, or a list for a slice: a walk to it, for tests and small plans."""
+        if isinstance(index, slice):
+            return list(islice(self, *index.indices(self._length)))
+        if index < 0:
+            index += self._length
+        for entry in islice(self, index, None):
+            return entry
+        raise IndexError(index)
+
+
+def walk_sends(frames: Sequence[Frame], stages: Sequence[SendStage], build: bool) -> Iterator[Send]:
+    """Clean sends made from the frames one at a time, through each stage in turn."""
+    if not stages:
+        return (Send(f.offset_ns, f, f.payload) for f in frames)
+    slots: Iterator[Slot] = (Slot(f.offset_ns, Send(f.offset_ns, f, f.payload)) for f in frames)
+    for stage in stages:
+        slots = stage.apply(slots, build)
+    return (slot.scheduled() for slot in slots)
+
+
+def control_entries(schedule: Sequence[TimelineEntry]) -> Iterable[TimelineEntry]:
+    """The entries of `schedule` that may not be sends: a Schedule's controls without a walk."""
+    return schedule.controls if isinstance(schedule, Schedule) else schedule
+
+
+def merge_controls(sends: Iterator[Send], controls: Sequence[TimelineEntry]) -> Iterator[TimelineEntry]:
+    """Sends in order with the sorted control entries put in before the sends due at their offset."""
+    pending, total = 0, len(controls)
+    for send in sends:
+        while pending < total and controls[pending].offset_ns <= send.offset_ns:
+            yield controls[pending]
+            pending += 1
+        yield send
+    yield from controls[pending:]
+
+
+def clean_schedule(frames: Sequence[Frame]) -> Schedule:
     """The schedule with no faults: every frame once, at its recorded time."""
-    return [Send(frame.offset_ns, frame, frame.payload) for frame in frames]
+    return Schedule(frames, (), (), len(frames))

@@ -130,7 +130,7 @@ class VenueCore:
         wire: VenueWire,
         *,
         limits: VenueLimits | None = None,
-        schedule: list[TimelineEntry] | None = None,
+        schedule: Sequence[TimelineEntry] | None = None,
         speed: float = 1.0,
         started_ns: int = 0,
         keep_send_log: bool = True,

@@ -542,3 +542,26 @@ def test_sequence_breaks_follow_the_venue_s_link_where_it_sends_one() -> None:
     ]
     assert sequence_breaks(clean_schedule(linked)) == 1
     assert sequence_breaks(clean_schedule(linked[:2])) == 0
+
+
+def test_the_schedule_is_made_again_on_every_walk_and_keeps_only_what_the_faults_touched() -> None:
+    faults = [
+        fault("drop", 2, 12, mode="random", probability=0.2),
+        fault("duplicate", 2, 12, probability=0.3, lag_frames=2),
+        fault("reorder", 2, 12, probability=0.5),
+        fault("delay", 2, 12, jitter=0.3),
+        fault("stall", 13, 15),
+    ]
+    plan = build_schedule(FRAMES, faults, seed=3)
+    first, second = list(plan.entries), list(plan.entries)
+    assert first == second and len(plan.entries) == len(first)
+    assert list(plan.entries.controls) == [e for e in first if not isinstance(e, Send)]
+    assert plan.entries[len(first) - 1] == first[-1] and plan.entries[2:5] == first[2:5]
+    assert len(plan.units) == sum(plan.injected.values()) and list(plan.units)[-1] == plan.units[-1]
+    assert plan.entries != build_schedule(FRAMES, faults, seed=4).entries
+
+
+def test_a_gap_inside_an_outage_has_nothing_left_to_lose_and_arms_nothing() -> None:
+    plan = build_schedule(FRAMES, [fault("exchange_restart", 5, 8), fault("gap", 5.5, 7.5, count=1, length=2)], seed=1)
+    assert plan.injected == {"exchange_restart": 1, "gap": 0}
+    assert not any(isinstance(e, Withheld) for e in plan.entries.controls)

@@ -67,9 +67,7 @@ def test_the_real_okx_capture_imports_every_byte_and_every_checksum_still_matche
     }
     oracle = OkxOracleBooks()
     verdicts = Counter(
-        oracle.feed(frame)
-        for e in events
-        if e.stream is not None and (frame := read_book_frame(e.payload)) is not None
+        oracle.feed(frame) for e in events if e.stream is not None and (frame := read_book_frame(e.payload)) is not None
     )
     assert verdicts == {Verdict.SNAPSHOT: 3, Verdict.APPLIED: 287}
 

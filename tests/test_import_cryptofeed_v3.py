@@ -188,11 +188,15 @@ def test_real_capture_loads_each_category_s_book_once_under_the_frames_names(rea
     # Replay data used to upper-case the recording's `spot/BTCUSDT` into a second, bookless `SPOT/BTCUSDT`,
     # and the oracle named both BTCUSDT books `BTCUSDT`, one chain for two books.
     data = load_replay_data(real_recording)
-    assert sorted(oracle_for(data).symbols) == sorted(data.symbols) == [
-        "linear/BTCUSDT",
-        "linear/DOGEUSDT",
-        "linear/ETHUSDT",
-        "linear/SOLUSDT",
-        "spot/BTCUSDT",
-        "spot/ETHUSDT",
-    ]
+    assert (
+        sorted(oracle_for(data).symbols)
+        == sorted(data.symbols)
+        == [
+            "linear/BTCUSDT",
+            "linear/DOGEUSDT",
+            "linear/ETHUSDT",
+            "linear/SOLUSDT",
+            "spot/BTCUSDT",
+            "spot/ETHUSDT",
+        ]
+    )

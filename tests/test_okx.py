@@ -364,7 +364,8 @@ def test_a_checksum_corruption_keeps_the_json_and_the_levels_and_only_the_checks
         frames.append(Frame(n, offset, row.stream, row.payload, *chain))
     spec = fault("corrupt", "20%", "60%", probability=0.2, mode="checksum")
     plan = build_schedule(frames, [spec], seed=1, venue=DIALECT)
-    corrupted = [send for send in plan.sends if send.fault == "corrupt"]
+    sends = plan.sends  # one walk: a schedule's sends are made anew on each
+    corrupted = [send for send in sends if send.fault == "corrupt"]
     assert corrupted and plan.not_applicable == {}
     for send in corrupted:
         clean, broken = decode_frame(send.frame.payload), decode_frame(send.payload)
@@ -372,7 +373,7 @@ def test_a_checksum_corruption_keeps_the_json_and_the_levels_and_only_the_checks
         assert broken.checksum not in (clean.checksum, 0, None)
         assert replace(broken, checksum=clean.checksum) == clean
     sync = subject_sync()
-    for send in plan.sends:
+    for send in sends:
         events = feed_subject(sync, send.payload)
         assert any(isinstance(e, Resync) for e in events) == (send is corrupted[0])
         if send is corrupted[0]:

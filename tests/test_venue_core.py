@@ -4,6 +4,7 @@ time passed in. No socket and no clock here (tests/test_server.py proves the she
 from __future__ import annotations
 
 import itertools
+from itertools import islice
 from typing import Literal
 
 import orjson
@@ -73,7 +74,7 @@ def parked(data: ReplayData, sent: int, *controls: TimelineEntry) -> list[Timeli
 def walk(core: VenueCore, count: int | None = None, at: int = NOW) -> list[Action]:
     """Hands the core its next `count` entries (all when None) as if each were due at `at`."""
     done = core.stats.entries_walked
-    entries = core.schedule[done:] if count is None else core.schedule[done : done + count]
+    entries = islice(core.schedule, done, None if count is None else done + count)
     actions: list[Action] = []
     for entry in entries:
         actions += core.entry(entry, at)

@@ -2,10 +2,13 @@
 
 Pure and deterministic: no clock, no I/O, and every fault draws from its own stream
 `random.Random(f"{seed}/{fault_id}")` (string seeds hash with SHA-512, so the stream is the same on
-every machine and every PYTHONHASHSEED). The caller hands `entries` to the server, `injected` (faults
-armed) to the report with `served(tags)` for the tags the server recorded, `windows` to the checker
-(time from fault to a correct book) and `sequence_breaks` to the checker as the gaps a client
-connected throughout must detect.
+every machine and every PYTHONHASHSEED). Each fault decides up front from the frames (counts,
+offsets, ids) and keeps only what it touches; the schedule itself is made while it is walked
+(replayer/timeline.py, Schedule), after one build walk that counts units, windows and sequence breaks,
+so a plan's memory grows with its faults, not with the recording. The caller hands `entries` to
+the server, `injected` (faults armed) to the report with `served(tags)` for the tags the server
+recorded, `windows` to the checker (time from fault to a correct book) and `sequence_breaks` to the
+checker as the gaps a client connected throughout must detect.
 
 Plans are venue-neutral: a frame's place in its update chain is the dialect's (`Frame.chain`,
 harness/venues/dialect.py), so a gap or a sequence break means the same for every venue. A fault
@@ -15,23 +18,23 @@ armed; `FaultPlan.not_applicable` says which and why, and the report lists them.
 
 from __future__ import annotations
 
-import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import TypedDict
 
 from harness.errors import HarnessError
 from harness.venues.dialect import VenueDialect
 from replayer.faults import connection, rest, stream
 from replayer.faults.spec import FaultSpec
-from replayer.faults.work import ArmedUnit, FaultContext, FaultWindow, Work
-from replayer.timeline import FaultTag, Frame, Send, TimelineEntry
+from replayer.faults.work import ArmedUnit, ArmedUnits, FaultContext, FaultStage, FaultWindow, Present
+from replayer.timeline import FaultTag, Frame, Schedule, Send, TimelineEntry, walk_sends
 
 HEAL_BY_FRACTION = 0.85
 """Every fault heals before this fraction of the recording, so the end of the replay proves the book."""
 
-APPLY: dict[str, Callable[[Work, FaultContext], None]] = {
+APPLY: dict[str, Callable[[FaultContext, Sequence[Frame], Present], FaultStage]] = {
     "drop": stream.drop,
     "gap": stream.gap,
     "duplicate": stream.duplicate,
@@ -61,18 +64,19 @@ class FaultPlan:
     """The schedule and what went into it.
 
     entries: sorted by offset; at one offset, control entries (in the order the faults made them)
-    come before sends. injected: units armed per fault kind of the scenario (0 included; units in
-    docs/scenarios.md); units: each of them, in order, for `served`; fault_ids: each fault's id and
-    kind, in scenario order. windows: one per episode, sorted by start. sequence_breaks: depth-stream
-    discontinuities in the sends as scheduled (gaps, corrupt or reordered frames), not counting what
-    disconnects and stalls cost a client, which depends on timing. A Send's `fault` names the
-    first fault that touched it, except that `corrupt` always wins; a duplicate of a corrupted send is
-    labelled `duplicate`, so "mangled" is `payload != frame.payload`.
+    come before sends; a Schedule, made again on each walk (never held as a list). injected: units
+    armed per fault kind of the scenario (0 included; units in docs/scenarios.md); units: each of
+    them, in order, for `served`; fault_ids: each fault's id and kind, in scenario order. windows:
+    one per episode, sorted by start. sequence_breaks: depth-stream discontinuities in the sends as
+    scheduled (gaps, corrupt or reordered frames), not counting what disconnects and stalls cost a
+    client, which depends on timing. A Send's `fault` names the first fault that touched it, except
+    that `corrupt` always wins; a duplicate of a corrupted send is labelled `duplicate`, so "mangled"
+    is `payload != frame.payload`.
     """
 
-    entries: list[TimelineEntry]
+    entries: Schedule
     injected: dict[str, int]
-    units: tuple[ArmedUnit, ...]
+    units: Sequence[ArmedUnit]
     fault_ids: dict[str, str]
     windows: list[FaultWindow]
     sequence_breaks: int
@@ -83,6 +87,7 @@ class FaultPlan:
 
     @property
     def sends(self) -> list[Send]:
+        """Every send, in a list (a walk of the schedule: for tests and small recordings)."""
         return [e for e in self.entries if isinstance(e, Send)]
 
     def served(self, tags: Iterable[FaultTag]) -> dict[str, int]:
@@ -148,6 +153,10 @@ def build_schedule(
 ) -> FaultPlan:
     """Applies `faults` in order to the clean schedule of `frames` (offsets from replay start, at speed 1).
 
+    Faults decide over the frames in index order; the schedule sends them in time order. A recording's
+    frames are both (offsets never go back); a list built by hand whose offsets do is sorted, and any
+    other sequence that is not in time order fails the build walk's order check (a bug, not bad input).
+
     With `venue`, faults (or parts of faults) that cannot happen there are left out and listed in
     `not_applicable`.
     Raises HarnessError when a fault does not fit the recording (its window ends after the heal line,
@@ -155,10 +164,10 @@ def build_schedule(
     """
     duration_ns = frames[-1].offset_ns if frames else 0
     heal_by_ns = int(duration_ns * HEAL_BY_FRACTION)
-    work = Work.clean(frames)
-    work.normalize()
     ids = fault_ids(faults)
     skipped: dict[str, str] = {}
+    stages: list[tuple[FaultStage, str]] = []
+    removers: list[FaultStage] = []
     for spec, fault_id in zip(faults, ids, strict=True):
         fitted, left_out = fit_to_venue(spec, fault_id, venue)
         skipped |= left_out
@@ -171,36 +180,83 @@ def build_schedule(
             start_ns=spec.start.to_ns(duration_ns),
             stop_ns=spec.stop.to_ns(duration_ns),
             params=spec.params,
-            rng=random.Random(f"{seed}/{fault_id}"),
+            stream_seed=f"{seed}/{fault_id}",
         )
         where = f"fault {fault_id} ({spec.kind})"
         if ctx.stop_ns < ctx.start_ns:
             raise HarnessError(f"{where}: stop {spec.stop} comes before start {spec.start} on this recording")
-        first_window = len(work.windows)
-        APPLY[spec.kind](work, ctx)
-        work.normalize()
-        heal = max([ctx.stop_ns, *(w.heal_ns for w in work.windows[first_window:])])
-        if heal > heal_by_ns:
-            raise HarnessError(
-                f"{where}: heals at {heal / 1e9:.2f}s, after {heal_by_ns / 1e9:.2f}s "
-                f"({HEAL_BY_FRACTION:.0%} of the {duration_ns / 1e9:.2f}s recording); end it earlier so the "
-                "book can be proven correct at the end"
-            )
-    sends = [(s.offset_ns, 1, s.rank, replace(s.send, offset_ns=s.offset_ns)) for s in work.slots]
-    controls = [(c.offset_ns, 0, (i, 0), c) for i, c in enumerate(work.controls)]
-    entries = [item[3] for item in sorted([*controls, *sends], key=lambda item: item[:3])]
-    injected = {spec.kind: 0 for spec in faults} | dict(Counter(unit.kind for unit in work.units))
+        stage = APPLY[spec.kind](ctx, frames, _present(tuple(removers)))
+        _check_heal(where, max([ctx.stop_ns, *(w.heal_ns for w in stage.windows)]), heal_by_ns, duration_ns)
+        if type(stage).removes is not FaultStage.removes:
+            removers.append(stage)
+        stages.append((stage, where))
+    active = [stage for stage, _ in stages if type(stage).apply is not FaultStage.apply]
+    timed = frames
+    if isinstance(frames, list) and any(a.offset_ns > b.offset_ns for a, b in pairwise(frames)):
+        timed = sorted(frames, key=_offset)
+    walk = _Tally(walk_sends(timed, active, build=True))
+    breaks = sequence_breaks(walk)
+    controls: list[TimelineEntry] = []
+    windows: list[FaultWindow] = []
+    for stage, where in stages:
+        stage.finish()
+        _check_heal(where, max([stage.ctx.stop_ns, *(w.heal_ns for w in stage.windows)]), heal_by_ns, duration_ns)
+        controls.extend(stage.controls)
+        controls.extend(stage.withheld())
+        windows.extend(stage.windows)
+    controls.sort(key=lambda entry: entry.offset_ns)
+    units = ArmedUnits((s.ctx.kind, s.ctx.fault_id, s.armed, frozenset(s.parts)) for s, _ in stages)
+    injected = {spec.kind: 0 for spec in faults}
+    for kind, count in units.counts():
+        injected[kind] += count
     return FaultPlan(
-        entries=entries,
+        entries=Schedule(timed, active, controls, walk.sends + len(controls)),
         injected=injected,
-        units=tuple(work.units),
+        units=units,
         fault_ids={fault_id: spec.kind for spec, fault_id in zip(faults, ids, strict=True)},
-        windows=sorted(work.windows, key=lambda w: (w.start_ns, w.fault_id)),
-        sequence_breaks=sequence_breaks(entries),
+        windows=sorted(windows, key=lambda w: (w.start_ns, w.fault_id)),
+        sequence_breaks=breaks,
         duration_ns=duration_ns,
         heal_by_ns=heal_by_ns,
         not_applicable=skipped,
     )
+
+
+def _offset(frame: Frame) -> int:
+    return frame.offset_ns
+
+
+def _present(removers: tuple[FaultStage, ...]) -> Present:
+    """Whether a frame still has its sends after the faults in `removers`."""
+    if not removers:
+        return lambda frame: True
+    return lambda frame: not any(stage.removes(frame) for stage in removers)
+
+
+def _check_heal(where: str, heal_ns: int, heal_by_ns: int, duration_ns: int) -> None:
+    if heal_ns > heal_by_ns:
+        raise HarnessError(
+            f"{where}: heals at {heal_ns / 1e9:.2f}s, after {heal_by_ns / 1e9:.2f}s "
+            f"({HEAL_BY_FRACTION:.0%} of the {duration_ns / 1e9:.2f}s recording); end it earlier so the "
+            "book can be proven correct at the end"
+        )
+
+
+class _Tally:
+    """The build walk's sends, counted, and checked to be in schedule order (every stage keeps it)."""
+
+    def __init__(self, sends: Iterator[Send]) -> None:
+        self._sends = sends
+        self.sends = 0
+
+    def __iter__(self) -> Iterator[Send]:
+        last = 0
+        for send in self._sends:
+            if send.offset_ns < last:
+                raise AssertionError(f"a stage sent frame {send.frame.index} back in time ({send.offset_ns} < {last})")
+            last = send.offset_ns
+            self.sends += 1
+            yield send
 
 
 def sequence_breaks(entries: Iterable[TimelineEntry]) -> int:

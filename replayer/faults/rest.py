@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from replayer.faults.stream import fault_error
-from replayer.faults.work import FaultContext, Work
-from replayer.timeline import Disconnect, RestBehaviour
+from replayer.faults.stream import Removal, fault_error
+from replayer.faults.work import FaultContext, FaultStage, IndexSet, Present
+from replayer.timeline import Disconnect, Frame, RestBehaviour
 
 
-def snapshot(work: Work, ctx: FaultContext) -> None:
+def snapshot(ctx: FaultContext, frames: Sequence[Frame], present: Present) -> FaultStage:
     """Answers the next `requests` depth requests in `mode` from start until stop.
 
     A client fetches a snapshot only when it (re)syncs, so by default the fault also disconnects every
@@ -23,8 +23,16 @@ def snapshot(work: Work, ctx: FaultContext) -> None:
     if ctx.stop_ns <= ctx.start_ns:
         raise fault_error(ctx, "the window must last longer than zero (start to stop)")
     params = ctx.params
-    tags = tuple(work.arm(ctx) for _ in range(params["requests"]))
-    work.control(
+    first: dict[str, int] = {}
+    if params["trigger"] == "gap":
+        for frame in frames:
+            if ctx.eligible(frame):
+                first.setdefault(frame.stream, frame.index)
+        if not first:
+            raise fault_error(ctx, "trigger 'gap' needs a depth update in the window")
+    stage = Removal(ctx, chosen=IndexSet(first.values()), withhold=False)
+    tags = tuple(stage.arm() for _ in range(params["requests"]))
+    stage.controls.append(
         RestBehaviour(
             ctx.start_ns,
             params["mode"],
@@ -37,16 +45,10 @@ def snapshot(work: Work, ctx: FaultContext) -> None:
         )
     )
     if params["trigger"] == "disconnect":
-        work.control(Disconnect(ctx.start_ns, "close", 1001, "going away", fault=ctx.kind))
-    elif params["trigger"] == "gap":
-        first: dict[str, int] = {}
-        for frame in work.eligible(ctx):
-            first.setdefault(frame.stream, frame.index)
-        if not first:
-            raise fault_error(ctx, "trigger 'gap' needs a depth update in the window")
-        work.remove(set(first.values()))
-    work.control(RestBehaviour(ctx.stop_ns, "normal", fault=ctx.kind))
-    work.record(ctx, params["requests"], ctx.start_ns, ctx.stop_ns, ctx.stop_ns)
+        stage.controls.append(Disconnect(ctx.start_ns, "close", 1001, "going away", fault=ctx.kind))
+    stage.controls.append(RestBehaviour(ctx.stop_ns, "normal", fault=ctx.kind))
+    stage.record(params["requests"], ctx.start_ns, ctx.stop_ns, ctx.stop_ns)
+    return stage
 
 
 def _lag(params: Mapping[str, Any]) -> int:

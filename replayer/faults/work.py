@@ -1,19 +1,23 @@
-"""The schedule while faults are being applied to it, and what each fault is handed.
+"""What each fault is handed while the plan is built, and the pieces its stage keeps.
 
-Faults run one after another over one Work. Each decides from the clean frames and its own random
-stream, never from what earlier faults did, so its decisions stay the same when another fault is added;
-only applying a decision looks at the current slots (a frame another fault dropped cannot be delayed).
+A fault decides from the clean frames (their counts, offsets and ids) and its own random stream,
+never from what earlier faults did, so its decisions stay the same when another fault is added. What
+earlier faults removed is known from their decisions alone (`Present`), since a removal takes every
+send of a frame. Applying a decision happens in the fault's stage (`FaultStage.apply`), one slot at a
+time as the schedule streams by (replayer/timeline.py, Schedule), so a plan keeps only what its faults
+touch, never one object per frame.
 """
 
 from __future__ import annotations
 
 import random
-from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, overload
 
-from replayer.timeline import FaultTag, Frame, Send, TimelineEntry, Withheld
+from replayer.timeline import FaultTag, Frame, Slot, TimelineEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,36 +32,28 @@ class FaultWindow:
     fault_id: str = ""
 
 
-@dataclass(slots=True)
-class Slot:
-    """A Send being scheduled. `rank` orders sends due at the same offset (Work.normalize renumbers it);
-    `copy` is 0 for the frame's original send and 1 for a duplicate."""
-
-    offset_ns: int
-    rank: tuple[int, int]
-    send: Send
-    copy: int = 0
-
-    def mark(self, kind: str) -> None:
-        """Labels the send with the first fault that touched it; only `corrupt` relabels (mangled matters most)."""
-        if self.send.fault is None:
-            self.send = replace(self.send, fault=kind)
-
-    def tag(self, tag: FaultTag) -> None:
-        """Adds an armed unit that this send serves when it reaches a client (several faults may touch it)."""
-        self.send = replace(self.send, tags=(*self.send.tags, tag))
-
-
 @dataclass(frozen=True, slots=True)
 class FaultContext:
-    """One fault, resolved against the recording: its window in nanoseconds and its own random stream."""
+    """One fault, resolved against the recording: its window in nanoseconds and its own random stream
+    (`stream_seed` makes the same stream again for a stage that draws while the schedule is walked)."""
 
     kind: str
     fault_id: str
     start_ns: int
     stop_ns: int
     params: Mapping[str, Any]
-    rng: random.Random
+    stream_seed: str
+
+    def stream(self) -> random.Random:
+        """The fault's random stream from its start (each call a new one)."""
+        return random.Random(self.stream_seed)
+
+    def eligible(self, frame: Frame, *, inclusive: bool = False, frames: str | None = None) -> bool:
+        """A clean frame due in the fault's window, of the kinds its `frames` parameter names."""
+        depth_only = (frames or self.params.get("frames", "depth")) == "depth"
+        return self.start_ns <= frame.offset_ns < self.stop_ns + (1 if inclusive else 0) and (
+            frame.first_update_id is not None or not depth_only
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,66 +66,157 @@ class ArmedUnit:
     parts: frozenset[str] = frozenset({""})
 
 
+class ArmedUnits(Sequence[ArmedUnit]):
+    """Every unit the plan armed, in fault order then unit order; a fault's units are numbered 0..n-1,
+    so this keeps a count per fault and makes the ArmedUnit on demand (a delay arms one per frame)."""
+
+    __slots__ = ("_faults", "_starts")
+
+    def __init__(self, faults: Iterable[tuple[str, str, int, frozenset[str]]]) -> None:
+        self._faults = [f for f in faults if f[2]]
+        self._starts = [0]
+        for fault in self._faults:
+            self._starts.append(self._starts[-1] + fault[2])
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    @overload
+    def __getitem__(self, index: int) -> ArmedUnit: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[ArmedUnit]: ...
+    def __getitem__(self, index: int | slice) -> ArmedUnit | Sequence[ArmedUnit]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        at = bisect_left(self._starts, index + 1) - 1
+        kind, fault_id, _, parts = self._faults[at]
+        return ArmedUnit(kind, fault_id, index - self._starts[at], parts)
+
+    def __iter__(self) -> Iterator[ArmedUnit]:
+        for kind, fault_id, count, parts in self._faults:
+            for unit in range(count):
+                yield ArmedUnit(kind, fault_id, unit, parts)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ArmedUnits | list | tuple):
+            return NotImplemented
+        return len(self) == len(other) and all(mine == theirs for mine, theirs in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def counts(self) -> Iterator[tuple[str, int]]:
+        """(kind, units) per fault that armed any."""
+        return ((kind, count) for kind, _, count, _ in self._faults)
+
+
+class IndexSet:
+    """Frame indices a fault touches: sorted in an array (8 bytes each) for `position`, an index's
+    rank (a fault's unit number where it arms one unit per frame), and a bit per frame between the
+    first and the last of them for `in`, which every stage asks of every send that goes by."""
+
+    __slots__ = ("_bits", "_first", "_items")
+
+    def __init__(self, indices: Iterable[int] = ()) -> None:
+        self._items = array("q", sorted(indices))
+        self._first = self._items[0] if self._items else 0
+        self._bits = bytearray((self._items[-1] - self._first) // 8 + 1 if self._items else 0)
+        for index in self._items:
+            offset = index - self._first
+            self._bits[offset >> 3] |= 1 << (offset & 7)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, index: object) -> bool:
+        offset = index - self._first  # type: ignore[operator]
+        return 0 <= offset < len(self._bits) * 8 and bool(self._bits[offset >> 3] >> (offset & 7) & 1)
+
+    def position(self, index: int) -> int:
+        """The index's rank among the set's, or -1 when it is not in the set."""
+        if index not in self:
+            return -1
+        return bisect_left(self._items, index)
+
+    def bits(self) -> tuple[bytearray, int]:
+        """(bitmap, first index) for a stage's loop to test `in` inline: `0 <= i - first < 8 * len(bitmap)
+        and bitmap[(i - first) >> 3] >> ((i - first) & 7) & 1`."""
+        return self._bits, self._first
+
+
+Present = Callable[[Frame], bool]
+"""Whether a frame still has its sends when a fault runs (no earlier fault removed it)."""
+
+
 @dataclass(slots=True)
-class Work:
-    frames: Sequence[Frame]
-    slots: list[Slot]
+class Span:
+    """One window over the (offset, heal) pairs a fault touched, counted as they stream by."""
+
+    count: int = 0
+    start: int = 0
+    stop: int = 0
+    heal: int = 0
+
+    def add(self, at_ns: int, heal_ns: int) -> None:
+        if not self.count:
+            self.start = self.stop = at_ns
+            self.heal = heal_ns
+        else:
+            self.start = min(self.start, at_ns)
+            self.stop = max(self.stop, at_ns)
+            self.heal = max(self.heal, heal_ns)
+        self.count += 1
+
+    def windows(self, ctx: FaultContext) -> list[FaultWindow]:
+        if not self.count:
+            return []
+        return [FaultWindow(ctx.kind, self.start, self.stop, max(self.stop, self.heal), ctx.fault_id)]
+
+
+@dataclass(eq=False)
+class FaultStage:
+    """One fault in the plan: its control entries (in the order made), and how it changes the sends.
+
+    `apply` turns the schedule's slots, in schedule order, into this fault's schedule, in order; with
+    `build` it also counts what it armed and where (`armed`, `windows`, `withheld`): the plan walks
+    the schedule once so, then every walk of `FaultPlan.entries` runs `apply` again.
+    """
+
+    ctx: FaultContext
     controls: list[TimelineEntry] = field(default_factory=list)
-    units: list[ArmedUnit] = field(default_factory=list)
     windows: list[FaultWindow] = field(default_factory=list)
-    _next_unit: Counter[str] = field(default_factory=Counter)
+    armed: int = 0
+    parts: tuple[str, ...] = ("",)
 
-    @classmethod
-    def clean(cls, frames: Sequence[Frame]) -> Work:
-        return cls(frames, [Slot(f.offset_ns, (f.index, 0), Send(f.offset_ns, f, f.payload)) for f in frames])
+    def removes(self, frame: Frame) -> bool:
+        """Whether this fault takes every send of `frame` off the schedule."""
+        return False
 
-    def eligible(self, ctx: FaultContext, *, inclusive: bool = False) -> list[Frame]:
-        """Clean frames due in the fault's window, of the kinds its `frames` parameter names."""
-        depth_only = ctx.params.get("frames", "depth") == "depth"
-        return [
-            f
-            for f in self.frames
-            if ctx.start_ns <= f.offset_ns < ctx.stop_ns + (1 if inclusive else 0)
-            and (f.first_update_id is not None or not depth_only)
-        ]
+    def apply(self, slots: Iterator[Slot], build: bool) -> Iterator[Slot]:
+        return slots
 
-    def primaries(self) -> dict[int, Slot]:
-        """Frame index -> the slot of its original send, for frames still scheduled."""
-        return {s.send.frame.index: s for s in self.slots if s.copy == 0}
+    def finish(self) -> None:
+        """After the build walk: turn what was counted into windows and controls."""
 
-    def remove(self, indices: set[int]) -> list[Slot]:
-        """Takes every send (copies too) of these frames off the schedule; returns what it removed."""
-        removed = [s for s in self.slots if s.send.frame.index in indices]
-        self.slots = [s for s in self.slots if s.send.frame.index not in indices]
-        return removed
+    def withheld(self) -> list[TimelineEntry]:
+        """Markers for the sends this fault removed, made by the build walk (drop, gap)."""
+        return []
 
-    def normalize(self) -> None:
-        """Puts the slots in schedule order and renumbers their ranks 0..n-1, so that the next fault
-        can slot a send in right after another one with rank `(r, 1)`."""
-        self.slots.sort(key=lambda s: (s.offset_ns, s.rank))
-        for position, slot in enumerate(self.slots):
-            slot.rank = (position, 0)
+    def arm(self, count: int = 1) -> FaultTag:
+        """Arms `count` more units; returns the first one's tag."""
+        self.armed += count
+        return self.tag(self.armed - count)
 
-    def arm(self, ctx: FaultContext, parts: tuple[str, ...] = ("",)) -> FaultTag:
-        """Arms one unit of this fault; returns its tag for the first part (`replace(tag, part=...)` for others)."""
-        unit = self._next_unit[ctx.fault_id]
-        self._next_unit[ctx.fault_id] += 1
-        self.units.append(ArmedUnit(ctx.kind, ctx.fault_id, unit, frozenset(parts)))
-        return FaultTag(ctx.kind, ctx.fault_id, unit, parts[0])
+    def tag(self, unit: int, part: str = "") -> FaultTag:
+        return FaultTag(self.ctx.kind, self.ctx.fault_id, unit, part or self.parts[0])
 
-    def withhold(self, ctx: FaultContext, removed: list[Slot], tag: FaultTag) -> None:
-        """Marks where removed sends would have gone out, so the server can tell whether anyone missed them."""
-        for slot in removed:
-            self.control(Withheld(slot.offset_ns, slot.send.frame.stream, fault=ctx.kind, tags=(tag,)))
-
-    def record(self, ctx: FaultContext, count: int, start_ns: int, stop_ns: int, heal_ns: int) -> None:
+    def record(self, count: int, start_ns: int, stop_ns: int, heal_ns: int) -> None:
         """A window for the checker, when the fault armed anything (`count` units) in it."""
         if count:
-            self.windows.append(FaultWindow(ctx.kind, start_ns, stop_ns, heal_ns, ctx.fault_id))
-
-    def control(self, *entries: TimelineEntry) -> None:
-        """Control entries run in the order added when they share an offset, before that offset's sends."""
-        self.controls.extend(entries)
+            self.windows.append(FaultWindow(self.ctx.kind, start_ns, stop_ns, heal_ns, self.ctx.fault_id))
 
 
 def spread(rng: random.Random, start_ns: int, stop_ns: int, count: int, length_ns: int = 0) -> list[int]:

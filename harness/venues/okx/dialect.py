@@ -109,7 +109,6 @@ class OkxDialect:
     def checksum(self, bids: Sequence[Level], asks: Sequence[Level]) -> int | None:
         return book_checksum(bids, asks)
 
-
     def wire(self) -> VenueWire | None:
         from harness.venues.okx.wire import WIRE
 
