@@ -9,9 +9,11 @@ carries out the actions it returns (replayer/venue_actions.py), and tells it wha
 One replay clock for every client, as on a real venue: a client that connects late gets the stream
 from that moment on. The clock starts when the first client holds a subscription (by its path or a
 SUBSCRIBE), so a test or a replay run sees the schedule from its first entry, deterministically.
-At `speed` 1 entries go out at their recorded offsets, at 2 twice as fast; at 0 as fast as the
-clients read (each Send waits until every recipient's writer has drained it). When the schedule
-ends the connections stay open and idle and `finished` is set.
+At `speed` 1 entries go out at their recorded offsets, at 2 twice as fast (the walker sleeps on a
+timerfd, `replayer/due_timer.py`, at most once per PACING_GRAIN_NS, and sends everything due by then
+in one write per client); at 0 as fast as the clients read (each batch of Sends waits until every
+recipient's writer has handed it to the socket). When the schedule ends the connections stay open
+and idle and `finished` is set.
 
 Each client has its own outbox and writer task, so one slow reader delays only itself; the shell
 reports its unsent backlog (its outbox plus the kernel's buffer) to the core while a ClientBufferLimit
@@ -36,10 +38,12 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from harness.level_match import SnapshotReach
 from harness.venues.binance_spot.wire import WIRE as BINANCE_SPOT
 from harness.venues.wire import HttpReply, VenueWire
+from replayer.due_timer import DueTimer
 from replayer.replay_data import ReplayData, VenueBooks
 from replayer.request_weight import RequestWeightLimit
 from replayer.timeline import FaultTag, Send, TimelineEntry
@@ -70,6 +74,20 @@ CUT_OFF_CLOSE_TIMEOUT_S = 1.0
 """How long the venue waits for the close reply of a client it cut off (too many requests, a binary
 frame) before dropping the connection. It no longer reads that client, whose unread messages may stand
 in front of the reply, so websockets' 10 s would hold every flooding connection that long."""
+
+WALK_BATCH = 64
+WALK_BATCH_BYTES = 16 * 1024
+"""Most recorded frames, and bytes written, the walker queues before it lets the writers run (a burst
+after a stall, or everything at speed 0): each writer then sends them in one socket write, the loop's
+other work (client messages, REST, pings) waits for at most that much, and at speed 0 a reader that
+stops reading holds the walker within about one batch of where it stopped."""
+
+PACING_GRAIN_NS = 500_000
+"""The walker wakes at most once per grain: an entry due sooner after the last wake-up waits for the
+grain's end and goes out with every other entry due by then, in one write per client. Entries further
+apart than the grain go out at their due time (to within the timerfd's tens of microseconds); closer
+ones up to one grain late, for a wake-up, a task switch and a syscall per grain instead of per frame:
+at 10,000 frames/s on a busy machine that CPU is what decides whether the venue keeps up at all."""
 
 OnSend = Callable[[int, Send, int, int], None]
 """`on_send(client_id, entry, intended_mono_ns, write_mono_ns)`, called on the server's loop after each write."""
@@ -179,8 +197,13 @@ class VenueServer:
         self.finished = asyncio.Event()
         self._clients: dict[int, _Client] = {}
         self._clock_started = asyncio.Event()
+        self._batched: set[int] = set()
+        """Clients written to since the walker last let the writers run (`_end_batch`)."""
+        self._batch_bytes = 0
         self._server: Server | None = None
         self._walker: asyncio.Task | None = None
+        self._timer: DueTimer | None = None
+        """Wakes the walker when an entry is due, to within tens of microseconds (None: asyncio's timers)."""
         self._port: int | None = None
         self._log = log
         self._loop = loop
@@ -280,6 +303,8 @@ class VenueServer:
             open_timeout=self._handshake_timeout_s,
         )
         self._port = self._server.sockets[0].getsockname()[1]
+        if self.core.speed != 0:
+            self._timer = DueTimer.create()
         self._walker = asyncio.create_task(self._walk(), name="venue-replay")
 
     def start_clock(self) -> None:
@@ -296,6 +321,9 @@ class VenueServer:
             self._walker.cancel()
             await asyncio.gather(self._walker, return_exceptions=True)
             self._walker = None
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None
         if self._server is None:
             return
         self.release_half_open()
@@ -330,34 +358,71 @@ class VenueServer:
     async def _walk_once(self) -> None:
         await self._clock_started.wait()
         core = self.core
+        paced = core.speed != 0
+        batch = 0
+        woke = 0
         for entry in core.schedule:
-            intended = await self._wait_due(entry.offset_ns)
-            actions = core.entry(entry, intended)
-            stall = self._do(actions)
-            if isinstance(entry, Send):
-                if core.speed == 0:
-                    for conn in {a.conn for a in actions if isinstance(a, Write)}:
-                        client = self._clients.get(conn)
-                        if client is not None:
-                            await client.idle.wait()
-                else:
-                    await asyncio.sleep(0)  # let writers run between the sends of a burst, so backlogs are real
+            send = isinstance(entry, Send)
+            if paced:
+                intended = core.due_ns(entry.offset_ns)
+                if intended > time.monotonic_ns():
+                    if self._batched:
+                        await self._end_batch()
+                    batch = 0
+                    await self._sleep_until(max(intended, woke + PACING_GRAIN_NS))
+                    woke = time.monotonic_ns()
+            else:
+                intended = time.monotonic_ns()
+            if batch and (batch >= WALK_BATCH or self._batch_bytes >= self._batch_bytes_cap() or not send):
+                await self._end_batch()
+                batch = 0
+            stall = self._do(core.entry(entry, intended))
+            if send:
+                batch += 1
             if stall is not None:
+                if self._batched:
+                    await self._end_batch()
+                batch = 0
                 try:
                     await asyncio.sleep(stall)
                 finally:
                     self._do(core.stall_ended())
+        await self._end_batch()
         self._do(core.finish())
         self.finished.set()
 
-    async def _wait_due(self, offset_ns: int) -> int:
-        if self.core.speed == 0:
-            return time.monotonic_ns()
-        intended = self.core.due_ns(offset_ns)
-        delay = intended - time.monotonic_ns()
-        if delay > 0:
-            await asyncio.sleep(delay / 1e9)
-        return intended
+    def _batch_bytes_cap(self) -> int:
+        """WALK_BATCH_BYTES, or less while a ClientBufferLimit is in force: a batch never exceeds the
+        buffer a client is allowed, so a client is judged on what it failed to take, not on a batch."""
+        limit = self.core.buffer_limit
+        return WALK_BATCH_BYTES if limit is None else min(WALK_BATCH_BYTES, limit)
+
+    async def _end_batch(self) -> None:
+        """What the walker queued since the last call goes out now: the writers run, then each client's
+        backlog is checked once (once per batch is as good as once per frame: nothing is written in
+        between). At speed 0 the walker waits until the writers have handed the batch to their sockets
+        (the pace of the slowest reader); at other speeds it only yields to them, so a burst's backlog
+        is real. With nothing queued it yields all the same: a walker catching up on frames nobody listens
+        to lets clients in."""
+        batched = self._batched
+        self._batched = set()
+        self._batch_bytes = 0
+        if self.core.speed != 0 or not batched:
+            await asyncio.sleep(0)
+        else:
+            for conn in batched:
+                client = self._clients.get(conn)
+                if client is not None:
+                    await client.idle.wait()
+        if self.core.backlog_limit is not None:
+            for conn in batched:
+                self._check_backlog(conn, None)
+
+    async def _sleep_until(self, due_ns: int) -> None:
+        if self._timer is not None:
+            await self._timer.until(due_ns)
+        else:
+            await asyncio.sleep((due_ns - time.monotonic_ns()) / 1e9)
 
     # Carrying out the core's actions.
 
@@ -394,8 +459,8 @@ class VenueServer:
         client.queued_bytes += len(action.payload)
         client.idle.clear()
         client.wake.set()
-        if action.entry is not None and self.core.backlog_limit is not None:
-            self._check_backlog(client.id, None)
+        self._batched.add(client.id)
+        self._batch_bytes += len(action.payload)
 
     def _check_backlog(self, conn: int, since_ns: int | None) -> None:
         client = self._clients.get(conn)
@@ -468,31 +533,54 @@ class VenueServer:
             await asyncio.gather(client.writer, return_exceptions=True)
 
     async def _write_loop(self, client: _Client) -> None:
+        """Writes what is queued for `client`, all of it at once, in one `transport.write`: a burst costs
+        one syscall and no task switch per frame. Data frames are framed here (`_frame_head`: the server
+        never masks and serves without extensions), which is websockets' own `Frame.serialize` output at
+        a fraction of its cost per frame; close frames and pings stay websockets'. Every frame of one write
+        is stamped with the same `write_mono_ns`, taken just before it: when its bytes went to the socket."""
         connection = client.connection
+        protocol = connection.protocol
+        assert not protocol.extensions, "the venue serves without compression: frames are written as they are"
+        transport = connection.transport
+        outbox = client.outbox
         core = self.core
+        on_send = self._on_send
         try:
             while True:
-                while not client.outbox:
+                while not outbox:
                     client.idle.set()
                     client.wake.clear()
                     await client.wake.wait()
-                item = client.outbox[0]
+                item = outbox[0]
                 if isinstance(item, Close):
                     if item.discard:
                         connection.close_timeout = CUT_OFF_CLOSE_TIMEOUT_S
                     await connection.close(item.code, item.reason)
                     return
-                client.outbox.popleft()
-                size = len(item.payload)
+                if protocol.state is not State.OPEN:  # closing: websockets waits for the close, then raises
+                    outbox.popleft()
+                    await connection.send(item.payload, text=item.text)
+                    continue
+                parts: list[bytes] = []
+                written: list[Write] = []
+                size = 0
+                while outbox and not isinstance(item := outbox[0], Close):
+                    outbox.popleft()
+                    payload = item.payload
+                    parts += (_frame_head(_TEXT_FRAME if item.text else _BINARY_FRAME, len(payload)), payload)
+                    size += len(payload)
+                    if item.entry is not None:
+                        written.append(item)
                 client.queued_bytes -= size
                 write_ns = time.monotonic_ns()
-                await connection.send(item.payload, text=item.text)
-                entry = item.entry
-                if entry is None:
-                    continue
-                core.written(client.id, entry, size, item.intended_mono_ns, write_ns)
-                if self._on_send is not None:
-                    self._on_send(client.id, entry, item.intended_mono_ns, write_ns)
+                transport.write(b"".join(parts))
+                for item in written:
+                    entry = item.entry
+                    assert entry is not None, "only recorded frames are kept"
+                    core.written(client.id, entry, len(item.payload), item.intended_mono_ns, write_ns)
+                    if on_send is not None:
+                        on_send(client.id, entry, item.intended_mono_ns, write_ns)
+                await connection.drain()  # waits only while the transport's buffer is over its high-water mark
         except ConnectionClosed:
             pass
         finally:
@@ -512,6 +600,20 @@ class VenueServer:
         if answer.snapshot is not None:
             self.core.snapshot_delivered(answer.snapshot, time.monotonic_ns())
         return _response(answer.reply)
+
+
+_TEXT_FRAME = 0x81
+_BINARY_FRAME = 0x82
+"""FIN and the opcode: the first byte of a whole text or binary frame (RFC 6455, section 5.2)."""
+
+
+def _frame_head(first: int, size: int) -> bytes:
+    """The header of an unmasked data frame carrying `size` bytes."""
+    if size < 126:
+        return bytes((first, size))
+    if size < 65536:
+        return struct.pack("!BBH", first, 126, size)
+    return struct.pack("!BBQ", first, 127, size)
 
 
 def _response(reply: HttpReply) -> Response:

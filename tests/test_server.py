@@ -16,9 +16,10 @@ import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
+from websockets.frames import Frame, Opcode
 
 from replayer.replay_data import ReplayData, load_replay_data
-from replayer.server import ServerThread, VenueServer
+from replayer.server import _BINARY_FRAME, _TEXT_FRAME, ServerThread, VenueServer, _frame_head
 from replayer.timeline import (
     ClientBufferLimit,
     Disconnect,
@@ -248,14 +249,28 @@ def test_two_clients_share_one_replay_clock(tmp_path: Path) -> None:
     asyncio.run(run())
 
 
+# Framing: the writer frames data itself, byte for byte as websockets would.
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+def test_the_writer_frames_data_as_websockets_does(size: int) -> None:
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    for first, opcode in ((_TEXT_FRAME, Opcode.TEXT), (_BINARY_FRAME, Opcode.BINARY)):
+        assert _frame_head(first, size) + payload == Frame(opcode, payload).serialize(mask=False)
+
+
 # REST.
 
 
-def test_a_client_syncing_by_binance_rules_ends_with_the_venue_book(built: Built, data: ReplayData) -> None:
+def test_a_client_syncing_by_binance_rules_ends_with_the_venue_book(tmp_path: Path) -> None:
+    # Frames big enough, and a reader slow enough, that the walker is held mid-stream when the snapshot is asked.
+    built = build_recording(tmp_path / "big", depth_frames=120, pad=120)
+    data = load_replay_data(built.path)
+
     async def run() -> None:
         async with (
-            serving(data, speed=0) as server,
-            connect(f"{server.ws_url}/stream?streams={DEPTH}", compression=None) as ws,
+            serving(data, speed=0, socket_send_buffer=4096) as server,
+            connect(f"{server.ws_url}/stream?streams={DEPTH}", compression=None, max_queue=1) as ws,
         ):
             buffered = [orjson.loads(m)["data"] for m in await recv_n(ws, 4)]
             status, body = await http_get(server, "/api/v3/depth?symbol=BTCUSDT&limit=1000")

@@ -40,7 +40,9 @@ def _failures(report: dict) -> list[str]:
 
 
 def test_the_usdm_real_slice_replays_clean_with_its_final_book_by_the_venue_s_rule() -> None:
-    report = run_replay(ReplayRequest(scenario="clean", recording=USDM_REAL, speed=0))
+    # At the scenario's speed, not 0: at speed 0 the venue pushes the 1,728 frames as fast as the subject
+    # reads them, often before its REST snapshot comes back, and coverage is then a race.
+    report = run_replay(ReplayRequest(scenario="clean", recording=USDM_REAL))
     assert report["passed"], _failures(report)
     sync = report["sync"]
     assert sync["divergent"] == 0 and sync["recording_gaps"] == 0 and sync["holes_bridged"] == 0
