@@ -17,19 +17,21 @@ said the book was), and an id that is neither a frame boundary nor a served snap
 
 from __future__ import annotations
 
+import heapq
+from array import array
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from harness.deliveries import ChainJudge, Deliveries, Hole, SnapshotLike
-from harness.divergence_context import first_difference, frames_around, nearby, writes_by_frame
+from harness.divergence_context import Nearby, first_difference, frames_around, writes_by_frame
 from harness.errors import HarnessError
 from harness.latency import Histogram
 from harness.level_match import LevelMatch, SnapshotReach, VisibleDepth, as_sent, within_reach
 from harness.observations import LOSES_SYNC, BookObservation, FinalBook, SubjectMessage, SyncEvent
-from harness.oracle import DepthFrame, Oracle, Side
+from harness.oracle import Oracle, Side
 from harness.sync_timeline import DIVERGED, SYNCED, UNSYNCED, SyncTimeline, silent_while_synced
 from replayer.timeline import Frame
 
@@ -39,9 +41,36 @@ STAGES = ("wire", "parse", "queue", "apply")
 MAX_DIFF_LEVELS = 5
 MAX_EXAMPLES = 5
 """Divergences described in full in the report (and flags of each kind listed); every one is counted."""
+_UNWRITTEN = 2**63 - 1
+"""A write time no write has: the frame (or the state) was never written to the subject."""
 NEVER_WRITTEN = "the venue wrote none of its depth frames to the subject (never subscribed?)"
 FLAGS = ("books_before_snapshot", "unrequested_output", "dark_books", "stale_synced")
 """Findings about a book other than its levels, each its own metric (docs/report-schema.md, "Flags")."""
+
+
+@dataclass(slots=True)
+class AgreedObservation(BookObservation):
+    """A synced observation whose top 20 `TopJudge` compared with the oracle as it arrived, and found
+    equal; it comes back from the message log without its levels, which nothing reads again."""
+
+
+class TopJudge:
+    """The oracle's verdict on a synced observation's top 20, given as it arrives (one per run: its
+    LevelMatch caches conversions), so the levels need not be kept, nor parsed twice."""
+
+    __slots__ = ("_match", "_oracle")
+
+    def __init__(self, oracle: Oracle) -> None:
+        self._oracle = oracle
+        self._match = LevelMatch()
+
+    def agrees(self, obs: BookObservation) -> bool:
+        """True when the oracle knows the book at `obs.update_id` and its top 20 equals `obs`'s."""
+        expected = self._oracle.top(obs.symbol, obs.update_id)
+        if expected is None:
+            return False
+        match = self._match
+        return match.same_side(obs.bids, expected[0]) and match.same_side(obs.asks, expected[1])
 
 
 class WindowLike(Protocol):
@@ -85,29 +114,62 @@ class ClientLike(Protocol):
     @property
     def client_id(self) -> int: ...
     @property
-    def sends(self) -> Sequence[SendLike]: ...
+    def sends(self) -> Iterable[SendLike]: ...
 
 
 def send_log_clock(frames: Sequence[Frame], clients: Iterable[ClientLike]) -> Callable[[int], int]:
     """Maps a replay offset to when the server wrote the first clean frame due at or after it.
 
     For speed 0 (as fast as the client reads), where offsets have no fixed place in time; an offset
-    after every write maps past the last one.
+    after every write maps past the last one. Kept in arrays: 8 bytes a frame while it is built, then
+    16 bytes a distinct offset written.
     """
-    written: dict[int, int] = {}
+    count = len(frames)
+    written = array("q", [_UNWRITTEN]) * count
     for client in clients:
         for send in client.sends:
-            if written.get(send.frame_index, send.write_mono_ns) >= send.write_mono_ns:
-                written[send.frame_index] = send.write_mono_ns
-    points = sorted((frames[i].offset_ns, t) for i, t in written.items() if 0 <= i < len(frames))
-    offsets = [offset for offset, _ in points]
-    last = max((t for _, t in points), default=0)
+            i = send.frame_index
+            if 0 <= i < count and send.write_mono_ns < written[i]:
+                written[i] = send.write_mono_ns
+    offsets, times = array("q"), array("q")
+    for i, when in enumerate(written):
+        if when == _UNWRITTEN:
+            continue
+        offset = frames[i].offset_ns
+        if offsets and offset <= offsets[-1]:
+            if offset < offsets[-1]:  # offsets that go back (a replay's never do): sorted the slow way
+                offsets, times = _points_sorted(frames, written)
+                break
+            times[-1] = min(times[-1], when)  # one point per offset: the earliest write then
+            continue
+        offsets.append(offset)
+        times.append(when)
+    last = max((when for when in written if when != _UNWRITTEN), default=0)
+    del written
 
     def to_mono(offset_ns: int) -> int:
         i = bisect_left(offsets, offset_ns)
-        return points[i][1] if i < len(points) else last + 1
+        return times[i] if i < len(times) else last + 1
 
     return to_mono
+
+
+def _points_sorted(frames: Sequence[Frame], written: array) -> tuple[array, array]:
+    points = sorted((frame.offset_ns, written[i]) for i, frame in enumerate(frames) if written[i] != _UNWRITTEN)
+    offsets, times = array("q"), array("q")
+    for offset, t in points:
+        if not offsets or offsets[-1] != offset:
+            offsets.append(offset)
+            times.append(t)
+    return offsets, times
+
+
+def _ascending(values: Iterable[int]) -> array:
+    """`values` in an array, sorted only when they did not come in order."""
+    kept = array("q", values)
+    if any(kept[i] > kept[i + 1] for i in range(len(kept) - 1)):
+        kept = array("q", sorted(kept))
+    return kept
 
 
 def replay_clock(start_mono_ns: int, speed: float) -> Callable[[int], int]:
@@ -115,6 +177,53 @@ def replay_clock(start_mono_ns: int, speed: float) -> Callable[[int], int]:
     if speed <= 0:
         raise HarnessError("fault windows need a replay speed above 0 to be placed in time")
     return lambda offset_ns: start_mono_ns + round(offset_ns / speed)
+
+
+class _FirstSeen:
+    """Per symbol, the values that came with the first sighting of each update id: columns for the
+    ids that come in ascending order (nearly all, 8 bytes an id and a value), a dict and columns
+    of their own for the few first seen below a higher one (a resync that went back)."""
+
+    __slots__ = ("_columns", "_ids", "_stray", "_stray_columns", "_width")
+
+    def __init__(self, width: int) -> None:
+        self._width = width
+        self._ids: dict[str, array] = {}
+        self._columns: dict[str, list[array]] = {}
+        self._stray: dict[tuple[str, int], int] = {}
+        self._stray_columns = [array("q") for _ in range(width)]
+
+    def add(self, symbol: str, update_id: int, *values: int) -> bool:
+        """Keeps `values` for (symbol, update_id) unless it was seen before; whether it was new."""
+        ids = self._ids.get(symbol)
+        if ids is None:
+            ids = self._ids[symbol] = array("q")
+            self._columns[symbol] = [array("q") for _ in range(self._width)]
+        if not ids or update_id > ids[-1]:
+            ids.append(update_id)
+            columns = self._columns[symbol]
+        elif self.find(symbol, update_id) is not None:
+            return False
+        else:
+            self._stray[(symbol, update_id)] = len(self._stray)
+            columns = self._stray_columns
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+        return True
+
+    def find(self, symbol: str, update_id: int) -> tuple[list[array], int] | None:
+        """The columns that hold (symbol, update_id)'s values and its row there; None: never seen."""
+        ids = self._ids.get(symbol)
+        if ids is not None:
+            i = bisect_left(ids, update_id)
+            if i < len(ids) and ids[i] == update_id:
+                return self._columns[symbol], i
+        row = self._stray.get((symbol, update_id))
+        return None if row is None else (self._stray_columns, row)
+
+    def rows(self) -> Iterator[tuple[int, ...]]:
+        for columns in [*self._columns.values(), self._stray_columns]:
+            yield from zip(*columns, strict=True)
 
 
 @dataclass(slots=True)
@@ -277,8 +386,8 @@ class Checker:
         self._stale_limit_ns = stale_limit_ns
         self._due_of = None
         if frames is not None and to_mono is not None:
-            offsets = [frame.offset_ns for frame in frames]
-            self._due_of = lambda index: to_mono(offsets[index])
+            # Read a frame when asked (the stale search asks in order): no list of every offset.
+            self._due_of = lambda index: to_mono(frames[index].offset_ns)
         if windows and to_mono is None:
             raise HarnessError("fault windows given without a clock to place them (pass to_mono)")
         self._oracle = oracle
@@ -293,10 +402,13 @@ class Checker:
         self._done: list[_Track] = []
         self._start = start_mono_ns
         self._symbols: dict[str, _SymbolState] = {}
-        self._first_obs: dict[tuple[str, int], tuple[int, int]] = {}
+        self._first_obs = _FirstSeen(4)
+        """recv and applied of each state's first observation, then its first write and when that was due."""
         self._end = start_mono_ns or 0
         self._match = LevelMatch()
-        self._checked: set[tuple[str, int]] = set()
+        self._checked = _FirstSeen(0)
+        self._written: Counter[str] = Counter()
+        """Depth frames written to the subject per symbol, counted by `_join_sends`."""
         self._chains = ChainJudge(deliveries) if deliveries is not None else None
         self.findings = Findings(
             latency={stage: Histogram() for stage in STAGES},
@@ -324,9 +436,7 @@ class Checker:
         self._stage("parse", obs.parsed_mono_ns - obs.recv_mono_ns)
         self._stage("queue", obs.dequeued_mono_ns - obs.parsed_mono_ns)
         self._stage("apply", obs.applied_mono_ns - obs.dequeued_mono_ns)
-        key = (obs.symbol, obs.update_id)
-        if key not in self._first_obs:
-            self._first_obs[key] = (obs.recv_mono_ns, obs.applied_mono_ns)
+        self._first_obs.add(obs.symbol, obs.update_id, obs.recv_mono_ns, obs.applied_mono_ns, _UNWRITTEN, 0)
         state = self._symbol(obs.symbol)
         state.observed = True
         self._unrequested(obs.symbol, t, "a book")
@@ -355,11 +465,13 @@ class Checker:
                 f.reorders_applied += 1
         state.last_synced_u = obs.update_id
         f.checks += 1
-        expected = self._oracle.top(obs.symbol, obs.update_id)
-        if expected is not None and key not in self._checked:
-            self._checked.add(key)
+        agreed = type(obs) is AgreedObservation
+        expected = None if agreed else self._oracle.top(obs.symbol, obs.update_id)
+        if (agreed or expected is not None) and self._checked.add(obs.symbol, obs.update_id):
             f.checked_states += 1
-        if expected is None:
+        if agreed:
+            pass
+        elif expected is None:
             served = [(snap.bids, snap.asks) for snap in self._served.get((obs.symbol, obs.update_id), ())]
             if not served:
                 f.unknown_update_ids += 1
@@ -460,7 +572,7 @@ class Checker:
         self._join_sends(clients)
         f.start_mono_ns = self._start
         f.end_mono_ns = max(end, end_mono_ns or 0)
-        self._dark_books(clients)
+        self._dark_books()
         self._stale(clients, f.end_mono_ns)
         self._explain(clients)
         return f
@@ -514,13 +626,9 @@ class Checker:
             state.episode_verified = True
             self.findings.episodes_verified += 1
 
-    def _dark_books(self, clients: Sequence[ClientLike]) -> None:
-        written: Counter[str] = Counter()
-        for client in clients:
-            for send in client.sends:
-                frame = self._oracle.frame(send.frame_index)
-                if frame is not None:
-                    written[frame.symbol] += 1
+    def _dark_books(self) -> None:
+        """Needs `_join_sends` first: it counts each symbol's depth frames written."""
+        written = self._written
         for symbol in sorted(self._requested & set(self._oracle.symbols)):
             if self._symbols[symbol].observed:
                 continue
@@ -534,15 +642,18 @@ class Checker:
         if self._stale_limit_ns is None or due_of is None:
             return
         self.findings.stale_limit_ns = self._stale_limit_ns
-        writes = sorted(send.write_mono_ns for client in clients for send in client.sends)
-        due: dict[str, list[int]] = {}
+        # Each connection's writes come in time order: merged, not sorted, into 8 bytes a write.
+        writes = _ascending(heapq.merge(*((send.write_mono_ns for send in client.sends) for client in clients)))
+        due: dict[str, array] = {}
         for frame in self._oracle.depth_frame_ids():
-            due.setdefault(frame.symbol, []).append(due_of(frame.index))
+            times = due.get(frame.symbol)
+            if times is None:
+                times = due[frame.symbol] = array("q")
+            times.append(due_of(frame.index))
         limit_s = self._stale_limit_ns / 1e9
         for symbol, times in sorted(due.items()):
-            times.sort()
             for silence in silent_while_synced(
-                self.findings.timeline, symbol, times, writes, self._stale_limit_ns, end
+                self.findings.timeline, symbol, _ascending(times), writes, self._stale_limit_ns, end
             ):
                 self.findings.stale_synced += 1
                 silent_s = (silence.until_ns - silence.due_ns) / 1e9
@@ -560,12 +671,14 @@ class Checker:
         examples = self.findings.examples
         if not examples:
             return
-        by_symbol: dict[str, list[DepthFrame]] = {}
-        for frame in self._oracle.depth_frame_ids():
-            by_symbol.setdefault(frame.symbol, []).append(frame)
-        for frames in by_symbol.values():
-            frames.sort(key=lambda fr: (fr.last_update_id, fr.index))
-        around = {id(ex): nearby(by_symbol.get(ex["symbol"], []), ex["update_id"]) for ex in examples}
+        pickers: dict[str, list[Nearby]] = {}
+        picked = {id(ex): Nearby(ex["update_id"]) for ex in examples}
+        for example in examples:
+            pickers.setdefault(example["symbol"], []).append(picked[id(example)])
+        for frame in self._oracle.depth_frame_ids():  # one pass, whatever the recording's length
+            for picker in pickers.get(frame.symbol, ()):
+                picker.add(frame)
+        around = {key: picker.frames() for key, picker in picked.items()}
         wanted = {frame.index for frames in around.values() for frame in frames}
 
         def ids_of(index: int) -> tuple[str, int] | None:
@@ -635,7 +748,7 @@ class Checker:
     def _join_sends(self, clients: Iterable[ClientLike]) -> None:
         f = self.findings
         oracle = self._oracle
-        first_write: dict[tuple[str, int], tuple[int, int]] = {}
+        first = self._first_obs
         high: dict[tuple[Any, str], int] = {}
         sends = ((client.client_id, send) for client in clients for send in client.sends)
         for client_id, send in sends:
@@ -644,13 +757,16 @@ class Checker:
             if frame is None:
                 continue
             f.depth_frames_sent += 1
+            self._written[frame.symbol] += 1
             fault = getattr(send, "fault", None)
             if fault is not None and fault.startswith("corrupt"):
                 continue
-            key = (frame.symbol, frame.last_update_id)
-            earlier = first_write.get(key)
-            if earlier is None or send.write_mono_ns < earlier[0]:
-                first_write[key] = (send.write_mono_ns, send.intended_mono_ns)
+            seen = first.find(frame.symbol, frame.last_update_id)
+            if seen is not None:
+                columns, row = seen
+                if send.write_mono_ns < columns[2][row]:
+                    columns[2][row] = send.write_mono_ns
+                    columns[3][row] = send.intended_mono_ns
             stream = (client_id, frame.symbol)
             top = high.get(stream)
             if top is not None:
@@ -662,12 +778,10 @@ class Checker:
             high[stream] = frame.last_update_id
         e2e = f.latency.setdefault("e2e", Histogram())
         intended = f.latency.setdefault("e2e_intended", Histogram())
-        for key, (recv, applied) in self._first_obs.items():
-            written = first_write.get(key)
-            if written is None:
+        for recv, applied, actual, planned in first.rows():
+            if actual == _UNWRITTEN:
                 f.unjoined += 1
                 continue
-            actual, planned = written
             self._stage("wire", recv - actual)
             self._record(e2e, applied - actual)
             self._record(intended, applied - planned)

@@ -23,13 +23,14 @@ or a snapshot past the hole is served. Pure: no clock, no socket.
 
 from __future__ import annotations
 
-from bisect import bisect_right, insort
+from array import array
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-NEVER = 2**63
-"""The write time of a frame no connection received intact."""
+NEVER = 2**63 - 1
+"""The write time of a frame no connection received intact (the largest an array('q') holds)."""
 
 
 class DepthFrameLike(Protocol):
@@ -65,7 +66,7 @@ class _Send(Protocol):
 
 class _Client(Protocol):
     @property
-    def sends(self) -> Sequence[_Send]: ...
+    def sends(self) -> Iterable[_Send]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,52 +82,84 @@ class Hole:
 class _Symbol:
     """One symbol's clean frames in update-id order with the first time each reached the subject intact."""
 
-    starts: list[int] = field(default_factory=list)
-    ends: list[int] = field(default_factory=list)
-    written: list[int] = field(default_factory=list)
+    starts: array = field(default_factory=lambda: array("q"))
+    ends: array = field(default_factory=lambda: array("q"))
+    written: array = field(default_factory=lambda: array("q"))
     served: list[tuple[int, int]] = field(default_factory=list)
     """(served_mono_ns, lastUpdateId) of every snapshot, in serving order."""
 
 
 class Deliveries:
-    """The send log and the snapshots served, indexed per symbol for `ChainJudge`."""
+    """The send log and the snapshots served, indexed per symbol for `ChainJudge`.
+
+    Kept in arrays (about 50 bytes a depth frame while built, 24 after) rather than a dict entry and
+    a tuple per frame, so a long recording's index costs what its frames do in a Parquet column."""
 
     def __init__(
         self, frames: Iterable[DepthFrameLike], clients: Iterable[_Client], snapshots: Iterable[SnapshotLike]
     ) -> None:
-        by_index = {frame.index: frame for frame in frames}
-        first_write: dict[int, int] = {}
+        indices = array("q")
+        rows: dict[str, tuple[array, array, array]] = {}
+        """Per symbol: each frame's first id (or its link's next), last id, and place in `indices`."""
+        in_stream: list[tuple[int, str, int]] = []
+        for frame in _in_index_order(frames):
+            place = len(indices)
+            indices.append(frame.index)
+            link = getattr(frame, "prev_last", None)
+            first = frame.first_update_id if link is None else min(frame.first_update_id, link + 1)
+            columns = rows.get(frame.symbol)
+            if columns is None:
+                columns = rows[frame.symbol] = (array("q"), array("q"), array("q"))
+            columns[0].append(first)
+            columns[1].append(frame.last_update_id)
+            columns[2].append(place)
+            if getattr(frame, "snapshot", False):
+                in_stream.append((place, frame.symbol, frame.last_update_id))
+        first_write = array("q", [NEVER]) * len(indices)
         for client in clients:
             for send in client.sends:
                 fault = getattr(send, "fault", None)
-                if send.frame_index not in by_index or (fault is not None and fault.startswith("corrupt")):
+                if fault is not None and fault.startswith("corrupt"):
                     continue
-                if send.write_mono_ns < first_write.get(send.frame_index, NEVER):
-                    first_write[send.frame_index] = send.write_mono_ns
-        ranges: dict[str, dict[tuple[int, int], int]] = {}
-        for index, frame in by_index.items():
-            link = getattr(frame, "prev_last", None)
-            first = frame.first_update_id if link is None else min(frame.first_update_id, link + 1)
-            key = (first, frame.last_update_id)
-            span = ranges.setdefault(frame.symbol, {})
-            span[key] = min(span.get(key, NEVER), first_write.get(index, NEVER))  # recorded twice: either copy
+                at = bisect_left(indices, send.frame_index)
+                if at < len(indices) and indices[at] == send.frame_index and send.write_mono_ns < first_write[at]:
+                    first_write[at] = send.write_mono_ns
         self._symbols: dict[str, _Symbol] = {}
-        for symbol, span in ranges.items():
+        for symbol, (starts, ends, places) in rows.items():
             entry = self._symbols[symbol] = _Symbol()
-            for (start, end), written in sorted(span.items(), key=lambda item: (item[0][1], item[0][0])):
+            written = array("q", (first_write[place] for place in places))
+            if _strictly_ascending(ends, starts):
+                entry.starts, entry.ends, entry.written = starts, ends, written
+                continue
+            span: dict[tuple[int, int], int] = {}
+            for start, end, when in zip(starts, ends, written, strict=True):
+                span[(start, end)] = min(span.get((start, end), NEVER), when)  # recorded twice: either copy
+            for (start, end), when in sorted(span.items(), key=lambda item: (item[0][1], item[0][0])):
                 entry.starts.append(start)
                 entry.ends.append(end)
-                entry.written.append(written)
+                entry.written.append(when)
         served = [(snap.served_mono_ns, snap.symbol, snap.last_update_id) for snap in snapshots]
         # A snapshot that travels on the stream (Bybit, OKX) is served when it reaches the subject intact.
-        for index, frame in by_index.items():
-            if getattr(frame, "snapshot", False) and first_write.get(index, NEVER) < NEVER:
-                served.append((first_write[index], frame.symbol, frame.last_update_id))
+        for place, symbol, last_update_id in in_stream:
+            if first_write[place] < NEVER:
+                served.append((first_write[place], symbol, last_update_id))
         for served_ns, symbol, last_update_id in sorted(served):
             self._symbols.setdefault(symbol, _Symbol()).served.append((served_ns, last_update_id))
 
     def symbol(self, symbol: str) -> _Symbol | None:
         return self._symbols.get(symbol)
+
+
+def _in_index_order(frames: Iterable[DepthFrameLike]) -> Iterable[DepthFrameLike]:
+    """The frames by index, once each (the last of a repeated index), without a copy when they come so."""
+    frames = frames if isinstance(frames, Sequence) else list(frames)
+    if all(frames[i].index < frames[i + 1].index for i in range(len(frames) - 1)):
+        return frames
+    return sorted({frame.index: frame for frame in frames}.values(), key=lambda frame: frame.index)
+
+
+def _strictly_ascending(ends: array, starts: array) -> bool:
+    return all((ends[i], starts[i]) < (ends[i + 1], starts[i + 1]) for i in range(len(ends) - 1))
 
 
 @dataclass(slots=True)

@@ -11,7 +11,7 @@ divergent book (negative: before it).
 
 from __future__ import annotations
 
-from bisect import bisect_right
+import heapq
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -115,11 +115,33 @@ def writes_by_frame(
     return found
 
 
-def nearby(frames: Sequence[_Ids], update_id: int) -> list[_Ids]:
-    """The symbol's frames (in update-id order) up to `update_id`, the last FRAMES_BEFORE, and FRAMES_AFTER after."""
-    ends = [frame.last_update_id for frame in frames]
-    at = bisect_right(ends, update_id)
-    return list(frames[max(0, at - FRAMES_BEFORE) : at + FRAMES_AFTER])
+class Nearby:
+    """Picks a symbol's frames around `update_id` from a stream of them in any order, keeping only what
+    it will give: in (update id, index) order, the last FRAMES_BEFORE ending at or before it and the
+    first FRAMES_AFTER after, so a long recording's frames need not be gathered and sorted."""
+
+    __slots__ = ("_after", "_before", "_update_id")
+
+    def __init__(self, update_id: int) -> None:
+        self._update_id = update_id
+        self._before: list[tuple[tuple[int, int], _Ids]] = []
+        """A min-heap of the highest (last id, index) at or below the id."""
+        self._after: list[tuple[tuple[int, int], _Ids]] = []
+        """A min-heap of the lowest after it, keys negated."""
+
+    def add(self, frame: _Ids) -> None:
+        last = frame.last_update_id
+        if last <= self._update_id:
+            key, heap, size = (last, frame.index), self._before, FRAMES_BEFORE
+        else:
+            key, heap, size = (-last, -frame.index), self._after, FRAMES_AFTER
+        if len(heap) < size:
+            heapq.heappush(heap, (key, frame))
+        elif key > heap[0][0]:
+            heapq.heapreplace(heap, (key, frame))
+
+    def frames(self) -> list[_Ids]:
+        return [frame for _, frame in sorted(self._before)] + [frame for _, frame in sorted(self._after, reverse=True)]
 
 
 def frames_around(

@@ -5,7 +5,8 @@ venue on loopback walking that plan, start the subject in its own process pointe
 collect everything the subject reports until the plan has been walked and the subject has caught
 up (or gone quiet), stop both (the subject first: connections a half-open fault silenced stay silent
 until it has given its final books), and judge the subject's reports against the oracle. The judging is
-pure and happens after the run, so it costs the subject no latency.
+pure: each synced observation's top 20 is compared with the oracle as it arrives (so its levels are
+parsed once and never kept), the rest after the run, once the venue's whole send log is known.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import orjson
 
 from harness.book_events import DepthSnapshot
-from harness.checker import check, replay_clock, send_log_clock
+from harness.checker import TopJudge, check, replay_clock, send_log_clock
 from harness.errors import HarnessError
 from harness.message_log import MessageLog
 from harness.observations import BookObservation, loads
@@ -72,7 +73,7 @@ class SubjectRun:
     """What came back from the subject process."""
 
     messages: MessageLog = field(default_factory=MessageLog)
-    """Every well-formed report, kept as its line (harness/message_log.py) until the checker reads it."""
+    """Every well-formed report, kept on disk (harness/message_log.py) until the checker reads it."""
     stats: dict[str, Any] = field(default_factory=dict)
     exit_code: int | None = None
     stderr: str = ""
@@ -95,6 +96,8 @@ class _Setup:
     subject: str
     final_ids: dict[str, int | None]
     rest_weight_limit: int
+    judge: TopJudge
+    """Compares each synced observation with the oracle as it arrives (harness/message_log.py)."""
 
 
 def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict[str, Any]:
@@ -127,7 +130,7 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
         weight = wire_of(data).limits.rest_weight_per_minute
     elif weight < 0:
         raise HarnessError(f"the REST weight limit must be >= 0 (0 turns it off), not {weight}")
-    setup = _Setup(data, plan.entries, speed, seed, venue, request.subject, final_ids, weight)
+    setup = _Setup(data, plan.entries, speed, seed, venue, request.subject, final_ids, weight, TopJudge(oracle))
     stderr_path = request.stderr_path or _temporary_log()
     try:
         stderr_file = open(stderr_path, "wb")  # noqa: SIM115 (closed below, before it is read back)
@@ -150,21 +153,27 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
     start = server.clock_start_mono_ns
     # No clock start: nothing was ever sent (the subject never subscribed), so the empty send log places windows.
     to_mono = replay_clock(start, speed) if speed > 0 and start is not None else send_log_clock(data.frames, clients)
-    findings = check(
-        oracle,
-        run.messages,
-        clients,
-        plan.windows,
-        to_mono,
-        start_mono_ns=start,
-        snapshots=server.snapshots_served,
-        snapshot_reach=server.depths_served,
-        requested=data.symbols,
-        frames=data.frames,
-        # At speed 0 nothing is ever due before it is sent, so no silence can be told from a quiet market.
-        stale_limit_ns=round(scenario.stale_limit_s * 1e9) if speed > 0 and start is not None else None,
-        end_mono_ns=ended_mono_ns,
-    )
+    try:
+        findings = check(
+            oracle,
+            run.messages,
+            clients,
+            plan.windows,
+            to_mono,
+            start_mono_ns=start,
+            snapshots=server.snapshots_served,
+            snapshot_reach=server.depths_served,
+            requested=data.symbols,
+            frames=data.frames,
+            # At speed 0 nothing is ever due before it is sent, so no silence can be told from a quiet market.
+            stale_limit_ns=round(scenario.stale_limit_s * 1e9) if speed > 0 and start is not None else None,
+            end_mono_ns=ended_mono_ns,
+        )
+    finally:  # what the judge kept on disk goes now, not when the collector finds it
+        run.messages.close()
+        oracle.close()
+        for client in clients:
+            client.sends.close()
     report = build_report(
         findings,
         scenario=scenario.name,
@@ -275,7 +284,7 @@ async def _drive_subject(server: VenueServer, setup: _Setup, progress: Progress 
         limit=2**24,
         env=_env_importing_cwd(),
     )
-    run = SubjectRun()
+    run = SubjectRun(messages=MessageLog(setup.judge.agrees))
     caught_up = asyncio.Event()
     stats_in = asyncio.Event()
     reader = asyncio.create_task(_read_reports(process, run, setup.final_ids, caught_up, stats_in))
@@ -365,7 +374,7 @@ async def _read_reports(
         except HarnessError as exc:
             run.protocol_error = str(exc)
             continue
-        run.messages.append(line)
+        run.messages.append(line, message)
         if type(message) is BookObservation and message.synced and pending.get(message.symbol) == message.update_id:
             del pending[message.symbol]
             if not pending:
@@ -385,16 +394,21 @@ def _failed(name: str, threshold: str, value: str) -> dict[str, Any]:
 
 def _activity(server: VenueServer, run: SubjectRun) -> str:
     """What the subject had done, as the venue and its reports show it: connected, subscribed, any book."""
-    observations = [m for m in run.messages if type(m) is BookObservation]
-    synced = [m for m in observations if m.synced]
+    books = synced = 0
+    last: BookObservation | None = None
+    for message in run.messages:  # read from disk once, counted, never gathered
+        if isinstance(message, BookObservation):
+            books += 1
+            synced += message.synced
+            last = message
     parts = [
         f"connections: {server.stats.clients_connected}",
         f"subscribed: {'yes' if server.clock_start_mono_ns is not None else 'no'}",
         f"REST depth requests: {sum(n for key, n in server.stats.rest_requests.items() if key.startswith('depth:'))}",
-        f"books reported: {len(observations)}, {len(synced)} synced",
+        f"books reported: {books}, {synced} synced",
     ]
-    if observations:
-        parts.append(f"last at update {observations[-1].update_id}")
+    if last is not None:
+        parts.append(f"last at update {last.update_id}")
     return "; ".join(parts)
 
 

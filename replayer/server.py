@@ -68,7 +68,7 @@ from replayer.venue_limits import (
     DEFAULT_MAX_FRAME_BYTES,
     VenueLimits,
 )
-from replayer.venue_records import ClientRecord, SendRecord, ServerStats, SnapshotRecord
+from replayer.venue_records import ClientRecord, SendLog, ServerStats, SnapshotRecord
 
 CUT_OFF_CLOSE_TIMEOUT_S = 1.0
 """How long the venue waits for the close reply of a client it cut off (too many requests, a binary
@@ -265,7 +265,7 @@ class VenueServer:
     def clock_start_mono_ns(self) -> int | None:
         return self.core.clock_start_ns
 
-    def send_log(self, client_id: int) -> list[SendRecord]:
+    def send_log(self, client_id: int) -> SendLog:
         return self.clients[client_id].sends
 
     @property

@@ -6,7 +6,10 @@ to a socket, a connection closed, a REST snapshot delivered. Timestamps are the 
 
 from __future__ import annotations
 
+import struct
+import tempfile
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -23,6 +26,92 @@ class SendRecord:
     intended_mono_ns: int
     write_mono_ns: int
     fault: str | None = None
+
+
+SEND_BLOCK_BYTES = 1 << 20
+"""Packed sends gathered in memory before they go to the log's temporary file."""
+SPILL_BYTES = 4 << 20
+"""Packed sends a log's temporary file holds in memory before it becomes a real file (a short run never opens one)."""
+
+_SEND = struct.Struct("<qqqqHH")
+"""frame index, last update id (or _NO_ID), intended, write, stream number, fault number (0: none)."""
+_NO_ID = -(2**63)
+
+
+class SendLog:
+    """One client's `SendRecord`s in write order, packed (36 bytes a send) and spilled a megabyte at a
+    time to a temporary file (in memory up to SPILL_BYTES, a real file past that), so the harness's
+    memory does not grow with the replay; read back sequentially (the checker reads it a few times
+    after the run) as SendRecords again.
+
+    A list in all the ways the checker and tests use one: append, iterate, len, compare."""
+
+    __slots__ = ("_count", "_file", "_names", "_numbers", "_pending")
+
+    def __init__(self, records: Iterable[SendRecord] = ()) -> None:
+        self._pending = bytearray()
+        self._file: tempfile.SpooledTemporaryFile[bytes] | None = None
+        self._numbers: dict[str | None, int] = {None: 0}
+        self._names: list[str | None] = [None]
+        self._count = 0
+        for record in records:
+            self.append(record)
+
+    def append(self, record: SendRecord) -> None:
+        numbers = self._numbers
+        stream = numbers.get(record.stream)
+        if stream is None:
+            stream = numbers[record.stream] = len(self._names)
+            self._names.append(record.stream)
+        fault = numbers.get(record.fault)
+        if fault is None:
+            fault = numbers[record.fault] = len(self._names)
+            self._names.append(record.fault)
+        last = _NO_ID if record.last_update_id is None else record.last_update_id
+        self._pending += _SEND.pack(
+            record.frame_index, last, record.intended_mono_ns, record.write_mono_ns, stream, fault
+        )
+        self._count += 1
+        if len(self._pending) >= SEND_BLOCK_BYTES:
+            if self._file is None:
+                self._file = tempfile.SpooledTemporaryFile(SPILL_BYTES, prefix="harness-sends-")  # noqa: SIM115 (closed by close())
+            self._file.write(self._pending)
+            self._pending = bytearray()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[SendRecord]:
+        if self._file is not None:
+            self._file.seek(0)
+            whole = SEND_BLOCK_BYTES - SEND_BLOCK_BYTES % _SEND.size
+            while block := self._file.read(whole):
+                yield from self._records(block)
+            self._file.seek(0, 2)
+        yield from self._records(bytes(self._pending))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SendLog | list):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"SendLog({self._count} sends)"
+
+    def close(self) -> None:
+        """Gives the disk back; the log is empty afterwards."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._pending = bytearray()
+        self._count = 0
+
+    def _records(self, block: bytes) -> Iterator[SendRecord]:
+        names = self._names
+        for index, last, intended, write, stream, fault in _SEND.iter_unpack(block):
+            yield SendRecord(index, names[stream], None if last == _NO_ID else last, intended, write, names[fault])
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +140,7 @@ class ClientRecord:
     opened_mono_ns: int
     closed_mono_ns: int | None = None
     close_cause: str | None = None
-    sends: list[SendRecord] = field(default_factory=list)
+    sends: SendLog = field(default_factory=SendLog)
 
 
 @dataclass(slots=True)

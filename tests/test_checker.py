@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import subprocess
 import sys
 from dataclasses import dataclass, replace
@@ -13,11 +14,11 @@ import pytest
 
 from harness.book_events import DepthSnapshot
 from harness.checker import Checker, Findings, check, replay_clock, send_log_clock
-from harness.divergence_context import first_difference
+from harness.divergence_context import FRAMES_AFTER, FRAMES_BEFORE, Nearby, first_difference
 from harness.errors import HarnessError
 from harness.level_match import LevelMatch, reach_of
 from harness.observations import BookObservation, FinalBook, SubjectMessage, SyncEvent, dumps, loads
-from harness.oracle import Oracle
+from harness.oracle import DepthFrame, Oracle
 from harness.sync_timeline import Silence, SyncTimeline, silent_while_synced
 from replayer.timeline import Frame
 
@@ -301,6 +302,30 @@ def test_send_log_clock_places_offsets_at_the_first_write_of_the_frame_due_then(
     assert to_mono(99 * STEP) == T0 + 20 * STEP + 1
     with pytest.raises(HarnessError, match="speed above 0"):
         replay_clock(T0, 0.0)
+
+
+def test_send_log_clock_takes_the_earliest_write_among_frames_due_at_once_in_any_order() -> None:
+    frames = [replace(frame, offset_ns=(frame.index // 2) * STEP) for frame in clean_frames()]  # two due at a time
+    writes = [Write(i, 0, T0 + (30 - i) * STEP) for i in range(len(frames))]  # later frames written first
+    in_order = send_log_clock(frames, [Client(0, writes)])
+    mirrored = [Write(len(frames) - 1 - w.frame_index, 0, w.write_mono_ns) for w in writes]
+    backwards = send_log_clock(frames[::-1], [Client(0, mirrored)])
+    for offset in (0, STEP, 3 * STEP, 3 * STEP + 1, 10 * STEP):
+        due = [w.write_mono_ns for w, f in zip(writes, frames, strict=True) if f.offset_ns == -(-offset // STEP) * STEP]
+        assert in_order(offset) == backwards(offset) == min(due)
+    assert in_order(11 * STEP) == T0 + 30 * STEP + 1, "past every frame: after the last write"
+
+
+def test_nearby_frames_picked_from_a_stream_are_the_sorted_neighbours() -> None:
+    rng = random.Random(3)
+    frames = [DepthFrame(i, SYMBOL, u, u, None) for i, u in enumerate(rng.choices(range(100, 140), k=120))]
+    for update_id in (99, 100, 117, 139, 150):
+        picker = Nearby(update_id)
+        for frame in rng.sample(frames, len(frames)):
+            picker.add(frame)
+        ordered = sorted(frames, key=lambda fr: (fr.last_update_id, fr.index))
+        at = sum(fr.last_update_id <= update_id for fr in ordered)
+        assert picker.frames() == ordered[max(0, at - FRAMES_BEFORE) : at + FRAMES_AFTER]
 
 
 def numbers(side, convert) -> list[tuple]:

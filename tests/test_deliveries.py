@@ -106,3 +106,14 @@ def test_a_snapshot_frame_that_reached_the_subject_starts_a_chain() -> None:
     assert judge.judge("BTCUSDT", 9, 1_000) is None
     unsent = ChainJudge(Deliveries(frames, [Conn([Sent(1, 11), Sent(2, 12)])], []))
     assert unsent.judge("BTCUSDT", 9, 1_000) is not None
+
+
+def test_an_update_recorded_twice_counts_as_delivered_by_either_copy() -> None:
+    # BTC's 12 recorded again at index 10, after 14 (the recording went back): only that copy went out.
+    frames = [*FRAMES, Ids(10, "BTCUSDT", 12, 12)]
+    sends = [Sent(i, 100 + i) for i in range(11) if i != 2]
+    judge = ChainJudge(Deliveries(frames, [Conn(sends)], SNAPS))
+    assert judge.judge("BTCUSDT", 15, 1_000) is None
+    early = ChainJudge(Deliveries(frames, [Conn(sends)], SNAPS))
+    hole = early.judge("BTCUSDT", 15, 105)  # applied before the second copy was written
+    assert hole is not None and (hole.first, hole.last, hole.why) == (12, 12, "reached the subject only later")

@@ -25,3 +25,17 @@ def test_tops_come_back_as_stored_in_any_order_and_a_key_stored_again_answers_it
     assert len(store) == count
     assert ("BTCUSDT", 3) in store and ("ETHUSDT", 3) not in store
     assert store.get(("BTCUSDT", count)) is None
+
+
+def test_a_symbol_that_goes_back_keeps_every_key_and_each_symbol_its_own() -> None:
+    store = TopsStore()
+    order = [("BTCUSDT", 10), ("ETHUSDT", 10), ("BTCUSDT", 12), ("BTCUSDT", 11), ("BTCUSDT", 10), ("BTCUSDT", 13)]
+    for n, key in enumerate(order):
+        store.put(key, *_top(n))
+    assert len(store) == 5
+    assert store.get(("BTCUSDT", 10)) == (tuple(_top(4)[0]), tuple(_top(4)[1])), "stored again: the latest"
+    assert store.get(("BTCUSDT", 11)) == (tuple(_top(3)[0]), tuple(_top(3)[1]))
+    assert store.get(("ETHUSDT", 10)) == (tuple(_top(1)[0]), tuple(_top(1)[1]))
+    assert ("ETHUSDT", 11) not in store and ("BTCUSDT", 13) in store
+    store.close()
+    assert len(store) == 0 and store.get(("BTCUSDT", 13)) is None
