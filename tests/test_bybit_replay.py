@@ -14,10 +14,9 @@ from rich.console import Console
 
 from harness.replay import ReplayRequest, run_replay
 from harness.report import render_terminal
-from harness.scenarios import list_scenarios
 from harness.synth.run import write_synthetic_recording
+from tests.library_runs import failures, replay_library
 
-LIBRARY = sorted(s.name for s in list_scenarios())
 REPO = Path(__file__).resolve().parents[1]
 GAPS = """name = "bybit_gaps"
 description = "single lost deltas against a subject that never checks u"
@@ -38,14 +37,10 @@ length = 1
 """
 
 
-def _failures(report: dict) -> list[str]:
-    return [f"{row['name']}: got {row['value']!r}" for row in report["expectations"] if row["passed"] is False]
-
-
 def test_a_bybit_synth_recording_replays_clean(tmp_path: Path) -> None:
     recording = write_synthetic_recording(tmp_path / "bybit", "BTCUSDT,ETHUSDT", 10, seed=2, venue="bybit")
     report = run_replay(ReplayRequest(scenario="clean", recording=recording, speed=0))
-    assert report["passed"], _failures(report)
+    assert report["passed"], failures(report)
     sync = report["sync"]
     assert sync["divergent"] == 0 and sync["recording_gaps"] == 0 and sync["resyncs"] == 0
     assert sync["checks"] > 50 and {final["symbol"] for final in sync["final"] if final["correct"]} == {
@@ -64,7 +59,7 @@ def test_a_scenario_of_rest_snapshot_faults_is_not_applicable_on_bybit_and_says_
     row = next(row for row in report["expectations"] if row["name"] == "faults.snapshot >= 1")
     assert row["status"] == "not_applicable" and row["passed"] is None
     assert "over the WebSocket" in row["reason"]
-    assert report["passed"] and report["all_faults_not_applicable"], _failures(report)
+    assert report["passed"] and report["all_faults_not_applicable"], failures(report)
     console = Console(record=True, width=200)
     console.print(render_terminal(report))
     assert "no fault of this scenario applies to this venue" in console.export_text()
@@ -73,11 +68,9 @@ def test_a_scenario_of_rest_snapshot_faults_is_not_applicable_on_bybit_and_says_
 @pytest.mark.slow
 def test_every_library_scenario_on_a_bybit_synth_recording(tmp_path: Path) -> None:
     recording = write_synthetic_recording(tmp_path / "bybit", "BTCUSDT,ETHUSDT", 60, seed=3, venue="bybit")
-    with ThreadPoolExecutor(4) as pool:
-        futures = {name: pool.submit(run_replay, ReplayRequest(scenario=name, recording=recording)) for name in LIBRARY}
-        reports = {name: future.result() for name, future in futures.items()}
+    reports = replay_library(recording)
     assert all(report["sync"]["divergent"] == 0 for report in reports.values()), "never silently wrong"
-    failed = {name: _failures(report) for name, report in reports.items() if not report["passed"]}
+    failed = {name: failures(report) for name, report in reports.items() if not report["passed"]}
     # chaos's stall used to meet no client here: each gap cost a reconnect (with a growing backoff), and
     # the stall fell between two; the subject now asks for the lost book on the open connection.
     assert not failed
@@ -107,7 +100,7 @@ def test_a_subject_blind_to_u_diverges_under_gaps_and_ours_recovers(
         )
         good_run = pool.submit(run_replay, ReplayRequest(scenario=str(scenario), recording=recording))
         broken, good = broken_run.result(), good_run.result()
-    assert good["passed"], _failures(good)
+    assert good["passed"], failures(good)
     assert good["sync"]["gaps_detected"] > 0 and good["sync"]["recovered"] > 0
     assert good["venue"]["connections"] == 1, "each lost book asked for again on the open connection"
     assert broken["subject"]["exit_code"] == 0 and not broken["passed"]

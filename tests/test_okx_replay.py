@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 
 from harness.replay import ReplayRequest, run_replay
-from harness.scenarios import list_scenarios
 from harness.synth.run import write_synthetic_recording
+from tests.library_runs import failures, replay_library
 from tests.test_replay_catches import DIVERGED, Case, _fault
 
 REPO = Path(__file__).resolve().parents[1]
-LIBRARY = sorted(s.name for s in list_scenarios())
 REST_SNAPSHOT_FAULTS = {"chaos", "restart_rest_outage", "snapshot_errors", "stale_snapshot"}
 """Scenarios with faults OKX cannot have (its snapshot comes on the stream): listed, not passed."""
 CHECKSUM = Case(
@@ -34,10 +33,6 @@ CHECKSUM = Case(
 """OKX's own rule: the book after an update must match its checksum. Mode `checksum` changes only the
 checksum, so the levels a blind subject applies are the clean ones: what gives it away is the frames
 it built on, which never reached it intact."""
-
-
-def _failures(report: dict) -> list[str]:
-    return [f"{row['name']}: got {row['value']!r}" for row in report["expectations"] if row["passed"] is False]
 
 
 def test_a_subject_that_skips_the_checksum_builds_on_frames_the_venue_disowned_and_ours_resyncs(
@@ -55,7 +50,7 @@ def test_a_subject_that_skips_the_checksum_builds_on_frames_the_venue_disowned_a
         )
         good_run = pool.submit(run_replay, ReplayRequest(scenario=str(scenario), recording=recording))
         broken, good = broken_run.result(), good_run.result()
-    assert good["passed"], _failures(good)
+    assert good["passed"], failures(good)
     assert good["sync"]["resyncs"] >= 1 and good["faults"]["corrupt"] >= 1
     assert broken["subject"]["exit_code"] == 0 and not broken["passed"]
     failed = {row["name"] for row in broken["expectations"] if row["passed"] is False}
@@ -72,7 +67,7 @@ def test_gap_storm_passes_on_an_okx_synth_recording(tmp_path: Path) -> None:
     on the stream, quickly enough that the scenario's coverage holds on a short recording."""
     recording = write_synthetic_recording(tmp_path / "okx", "BTC-USDT", 12, seed=3, venue="okx")
     report = run_replay(ReplayRequest(scenario="gap_storm", recording=recording))
-    assert report["passed"], _failures(report)
+    assert report["passed"], failures(report)
     sync = report["sync"]
     assert sync["divergent"] == 0 and sync["final_book_correct"] is True
     assert report["faults"]["gap"] > 0 and sync["gaps_detected"] > 0 and sync["resyncs"] > 0
@@ -82,11 +77,9 @@ def test_gap_storm_passes_on_an_okx_synth_recording(tmp_path: Path) -> None:
 @pytest.mark.timeout(900)  # 15 paced replays of 60 s, 4 at a time: about 2 minutes on an idle machine
 def test_every_library_scenario_on_an_okx_synth_recording(tmp_path: Path) -> None:
     recording = write_synthetic_recording(tmp_path / "okx", "BTC-USDT,ETH-USDT", 60, seed=3, venue="okx")
-    with ThreadPoolExecutor(4) as pool:
-        futures = {name: pool.submit(run_replay, ReplayRequest(scenario=name, recording=recording)) for name in LIBRARY}
-        reports = {name: future.result() for name, future in futures.items()}
+    reports = replay_library(recording)
     assert all(report["sync"]["divergent"] == 0 for report in reports.values()), "never silently wrong"
-    failed = {name: _failures(report) for name, report in reports.items() if not report["passed"]}
+    failed = {name: failures(report) for name, report in reports.items() if not report["passed"]}
     assert not failed
     assert all(report["sync"]["final_book_correct"] for report in reports.values())
     listed = {name for name, report in reports.items() if report["faults_not_applicable"]}

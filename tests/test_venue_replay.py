@@ -8,7 +8,6 @@ with its own copy of the rule, agrees. The planted-bug cases for the rule are in
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,33 +16,28 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.replay import ReplayRequest, oracle_for, run_replay
-from harness.scenarios import list_scenarios
 from harness.synth.run import write_synthetic_recording
 from harness.venues.registry import DIALECTS
 from recorder.import_cryptofeed_v1 import import_cryptofeed_v1
 from recorder.import_hftbacktest import import_hftbacktest
 from replayer.reader import Recording
 from replayer.replay_data import build_replay_data, load_replay_data
+from tests.library_runs import failures, replay_library
 from tests.okx_helpers import REAL_OKX
 
 REPO = Path(__file__).resolve().parents[1]
 USDM_REAL = REPO / "fixtures" / "binance_usdm_btcusdt_real_30s"
 USDM_CAPTURE = REPO.parent / "shared" / "data" / "real" / "binance_usdm_btcusdt_20240808.hftbacktest.gz"
 OKX_REAL = REPO / "fixtures" / "okx_books_real_2022_4s"
-LIBRARY = sorted(s.name for s in list_scenarios())
 SYNTH_SYMBOL = {"okx": "BTC-USDT"}
 """How a venue spells the synth's BTC market, where not as Binance does."""
-
-
-def _failures(report: dict) -> list[str]:
-    return [f"{row['name']}: got {row['value']!r}" for row in report["expectations"] if not row["passed"]]
 
 
 def test_the_usdm_real_slice_replays_clean_with_its_final_book_by_the_venue_s_rule() -> None:
     # At the scenario's speed, not 0: at speed 0 the venue pushes the 1,728 frames as fast as the subject
     # reads them, often before its REST snapshot comes back, and coverage is then a race.
     report = run_replay(ReplayRequest(scenario="clean", recording=USDM_REAL))
-    assert report["passed"], _failures(report)
+    assert report["passed"], failures(report)
     sync = report["sync"]
     assert sync["divergent"] == 0 and sync["recording_gaps"] == 0 and sync["holes_bridged"] == 0
     assert sync["checks"] > 500 and sync["resyncs"] == 0
@@ -57,10 +51,8 @@ def test_the_usdm_real_slice_replays_clean_with_its_final_book_by_the_venue_s_ru
 @pytest.mark.slow
 def test_every_library_scenario_passes_on_a_usdm_synth_recording(tmp_path: Path) -> None:
     recording = write_synthetic_recording(tmp_path / "usdm", "BTCUSDT,ETHUSDT", 60, seed=3, venue="binance-usdm")
-    with ThreadPoolExecutor(4) as pool:
-        futures = {name: pool.submit(run_replay, ReplayRequest(scenario=name, recording=recording)) for name in LIBRARY}
-        reports = {name: future.result() for name, future in futures.items()}
-    failed = {name: _failures(report) for name, report in reports.items() if not report["passed"]}
+    reports = replay_library(recording)
+    failed = {name: failures(report) for name, report in reports.items() if not report["passed"]}
     assert not failed
     assert all(report["sync"]["final_book_correct"] for report in reports.values())
 
@@ -70,7 +62,7 @@ def test_every_library_scenario_passes_on_a_usdm_synth_recording(tmp_path: Path)
 def test_the_whole_usdm_capture_imports_and_replays_clean(tmp_path: Path) -> None:
     import_hftbacktest(USDM_CAPTURE, tmp_path / "usdm")
     report = run_replay(ReplayRequest(scenario="clean", recording=tmp_path / "usdm", speed=0))
-    assert report["passed"], _failures(report)
+    assert report["passed"], failures(report)
     assert report["sync"]["divergent"] == 0 and report["sync"]["recording_gaps"] == 0
     assert report["sync"]["checks"] > 6000 and all(final["correct"] for final in report["sync"]["final"])
 
@@ -78,7 +70,7 @@ def test_the_whole_usdm_capture_imports_and_replays_clean(tmp_path: Path) -> Non
 def _okx_2022_passes(report: dict) -> None:
     """OKX's 2022 frames carry no `seqId`: each update follows its predecessor and only its checksum
     vouches for it, on the venue's side and the oracle's; the subject must end on the oracle's books."""
-    assert report["passed"], _failures(report)
+    assert report["passed"], failures(report)
     sync = report["sync"]
     assert sync["divergent"] == 0 and sync["recording_gaps"] == 0 and sync["resyncs"] == 0
     assert {final["symbol"] for final in sync["final"]} == {"BTC-USDT", "BTC-USD-220527", "UNI-USD-SWAP"}
@@ -130,5 +122,5 @@ def test_every_venue_s_synth_recording_replays_clean_with_our_subject(tmp_path: 
     # in-stream snapshots), our subject with its rule, and the oracle's own copy of it.
     recording = write_synthetic_recording(tmp_path / "rec", SYNTH_SYMBOL.get(venue, "BTCUSDT"), 10, seed=2, venue=venue)
     report = run_replay(ReplayRequest(scenario="clean", recording=recording))
-    assert report["passed"], _failures(report)
+    assert report["passed"], failures(report)
     assert report["sync"]["checks"] > 0 and report["sync"]["final_book_correct"] is True
