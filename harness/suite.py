@@ -141,9 +141,7 @@ def run_cells(
     return results
 
 
-def run_cell(
-    cell: SuiteCell, subject: str, rest_weight_limit: int | None = None, pictures: bool = False
-) -> CellResult:
+def run_cell(cell: SuiteCell, subject: str, rest_weight_limit: int | None = None, pictures: bool = False) -> CellResult:
     """One cell, in whatever process calls it; a crash is kept with its trace instead of ending the suite."""
     started = time.monotonic()
     request = ReplayRequest(
