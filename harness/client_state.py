@@ -13,7 +13,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -224,6 +224,23 @@ class SessionStep(Protocol):
     def classify(self, payload: bytes) -> StepReply: ...
 
 
+CONTROL_REPLY_MAX_BYTES = 4096
+"""Acks and errors are tiny; a larger frame is data and is never parsed to look for one."""
+
+
+def control_reply(payload: bytes, marker: bytes) -> dict[str, Any] | None:
+    """The JSON object a venue answered a control message with, when `payload` is small, holds `marker`
+    (a key only replies carry) and parses to an object; None for anything else, data frames included,
+    so a subscribe step costs the stream nothing but a length check and a substring search."""
+    if len(payload) > CONTROL_REPLY_MAX_BYTES or marker not in payload:
+        return None
+    try:
+        reply = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    return reply if isinstance(reply, dict) else None
+
+
 @dataclass(frozen=True, slots=True)
 class JsonRpcSubscribe:
     """Binance's `/ws` style: `{"method":"SUBSCRIBE","params":[...],"id":N}`, ack `{"result":null,"id":N}`.
@@ -248,14 +265,9 @@ class JsonRpcSubscribe:
         return (orjson.dumps({"method": self.method, "params": list(self.params), "id": self.request_id}).decode(),)
 
     def classify(self, payload: bytes) -> StepReply:
-        # Replies are tiny; data frames are rarely this small and never carry a top-level "id".
-        if len(payload) > 4096 or b'"id"' not in payload:
-            return StepReply.OTHER
-        try:
-            reply = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return StepReply.OTHER
-        if not isinstance(reply, dict) or reply.get("id") != self.request_id:
+        # Data frames never carry a top-level "id".
+        reply = control_reply(payload, b'"id"')
+        if reply is None or reply.get("id") != self.request_id:
             return StepReply.OTHER
         if "error" in reply:
             return StepReply.REJECTED

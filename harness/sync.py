@@ -38,6 +38,16 @@ class Step(IntEnum):
     """Something between the book and this delta is missing: the book can no longer be trusted."""
 
 
+def consecutive_step(delta: DepthDelta, last_update_id: int) -> Step:
+    """The rule of venues whose ids count every update (Binance spot's `U`, Bybit's `u`): a delta at or
+    below the book's id is already in it, one starting right after it is next, anything later is a gap."""
+    if delta.last_update_id <= last_update_id:
+        return Step.DROP
+    if delta.first_update_id == last_update_id + 1:
+        return Step.APPLY
+    return Step.GAP
+
+
 class SequencingRule(Protocol):
     """One venue's rules for placing deltas relative to a snapshot and to each other."""
 

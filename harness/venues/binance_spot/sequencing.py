@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from harness.book import OrderBook
 from harness.book_events import DepthDelta
-from harness.sync import Step
+from harness.sync import Step, consecutive_step
 
 
 class BinanceSpotSequencing:
@@ -29,11 +29,7 @@ class BinanceSpotSequencing:
         return Step.GAP
 
     def follow(self, delta: DepthDelta, last_update_id: int) -> Step:
-        if delta.last_update_id <= last_update_id:
-            return Step.DROP
-        if delta.first_update_id == last_update_id + 1:
-            return Step.APPLY
-        return Step.GAP
+        return consecutive_step(delta, last_update_id)
 
     def verify(self, book: OrderBook, delta: DepthDelta) -> bool:
         return True

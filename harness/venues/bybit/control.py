@@ -20,7 +20,7 @@ from typing import Literal
 
 import orjson
 
-from harness.client_state import StepReply
+from harness.client_state import StepReply, control_reply
 from harness.venues.bybit.topics import Category
 
 Op = Literal["subscribe", "unsubscribe", "ping"]
@@ -188,14 +188,9 @@ class BybitSubscribe:
         return [request_frame("subscribe", chunk, f"{REQ_ID_PREFIX}{n}").decode() for n, chunk in enumerate(chunks, 1)]
 
     def classify(self, payload: bytes) -> StepReply:
-        # Acks are small and carry "op"; book frames are neither.
-        if len(payload) > 4096 or b'"op"' not in payload:
-            return StepReply.OTHER
-        try:
-            answer = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return StepReply.OTHER
-        if not isinstance(answer, dict) or answer.get("op") != "subscribe":
+        # Acks carry "op"; book frames do not.
+        answer = control_reply(payload, b'"op"')
+        if answer is None or answer.get("op") != "subscribe":
             return StepReply.OTHER
         req_id = answer.get("req_id")
         if not (isinstance(req_id, str) and req_id.startswith(REQ_ID_PREFIX)):

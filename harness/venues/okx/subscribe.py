@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from harness.client_state import AppKeepalive, StepReply
+from harness.client_state import AppKeepalive, StepReply, control_reply
 from harness.venues.okx.channels import BOOKS, split_stream
 
 KEEPALIVE = AppKeepalive("ping", 20.0)
@@ -55,14 +55,9 @@ class OkxSubscribe:
         return (orjson.dumps({"op": "subscribe", "args": args}).decode(),)
 
     def classify(self, payload: bytes) -> StepReply:
-        # Acks and errors are small and start with "event" (data frames start with "arg").
-        if len(payload) > 4096 or b'"event"' not in payload:
-            return StepReply.OTHER
-        try:
-            reply = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return StepReply.OTHER
-        if not isinstance(reply, dict):
+        # Acks and errors carry "event" (data frames start with "arg").
+        reply = control_reply(payload, b'"event"')
+        if reply is None:
             return StepReply.OTHER
         event = reply.get("event")
         if event == "error":
