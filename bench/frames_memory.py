@@ -7,10 +7,11 @@ walk over the frames, then a walk as the fake venue's, with `VenueBooks` moved a
 `VenueCore.entry` moves it and REST snapshots served every 5,000 frames (a stale one and a
 barely-stale one every 100,000), as a subject that resyncs often would ask. Prints the load's and the
 plain walk's CPU seconds against pyarrow reading the payload column alone (the comparison issue 12
-names; CPU, not wall time, because the shared machine's load moves wall times by 10x), the venue
-walk's wall time and the peak RSS; with `--trace`, tracemalloc's live and peak bytes after each stage
-(tracing slows everything, so read that run's memory, not its times). Not part of `make bench`: a
-by-hand measure (docs/performance.md, "Frames and the venue's books read on demand").
+names, which `make bench` takes for read + schedule + oracle together, bench/load_bench.py; CPU, not
+wall time, because the shared machine's load moves wall times by 10x), the venue walk's wall time
+and the peak RSS; with `--trace`, tracemalloc's live and peak bytes after each stage (tracing slows
+everything, so read that run's memory, not its times). Not part of `make bench`: a by-hand measure
+(docs/performance.md, "Frames and the venue's books read on demand").
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-import pyarrow.parquet as pq
+from bench.load_bench import pyarrow_payloads
 
 SNAPSHOT_EVERY = 5_000
 STALE_EVERY = 100_000
@@ -32,10 +33,7 @@ STALE_EVERY = 100_000
 def _payload_read_cpu_s(path: Path) -> float:
     """pyarrow reading the payload column alone into Python bytes, every segment: CPU seconds."""
     started = time.process_time()
-    for segment in sorted(path.glob("segment-*.parquet")) if path.is_dir() else [path]:
-        parquet = pq.ParquetFile(segment)
-        for batch in parquet.iter_batches(columns=["payload"]):
-            batch.column(0).to_pylist()
+    pyarrow_payloads(path)
     return time.process_time() - started
 
 
