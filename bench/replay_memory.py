@@ -1,19 +1,23 @@
-"""Memory smoke check for issue 12: `harness replay --speed 0` on a synth, RSS sampled over the run.
+"""Memory of `harness replay --speed 0` (issue 12): RSS sampled over the run, on synths of N/2 and N frames.
 
-A day-long recording (10 million frames) must replay in flat memory. This makes two synths, of about
-`--frames` and half as many frames (about 31 frames a second of simulated time by default; `--rate`
-makes a busy symbol's, depth, trades and bookTicker together), replays each clean at speed 0 and
-samples the resident memory of the harness and of the subject process every 50 ms (every 0.25 s past
-a million frames). It prints each run's peaks, bytes per frame, and the RSS at every tenth of the
-run (the curve docs/performance.md shows). Flat means
-the harness's peak on the longer recording is within `--margin` of the shorter one's: memory that
-stays level within a run but was all taken while loading is not flat. Reported as ratios, never a
-test: a statement about memory needs whole runs, which is a bench's job. Exits 1 when not flat (it
-is not yet: docs/performance.md, "Replay memory").
+A day-long recording (10 million frames) must replay in flat memory: peak RSS <= 500 MB in the harness
+and <= 300 MB in the default subject, flat over the run. This makes two synths of about N/2 and N
+frames (a busy symbol's, `harness synth --rate 1000`: depth, trades and bookTicker; `--rate 0` the
+default synth, a third of it depth), replays each clean at speed 0 as a user runs it (its own process)
+and samples the resident memory of the harness and of its largest child (the subject) every 50 ms
+(every 0.25 s past a million frames). It prints each run's peaks, bytes per frame, and the RSS at
+every tenth of the run (the curve docs/performance.md plots).
 
-    make bench-memory                                   # 100,000 and 200,000 frames, about 3 minutes
-    python -m bench.replay_memory --keep /tmp/synths    # keep the synths for the next run
-    python -m bench.replay_memory --frames 1000000 --rate 1000 --keep /tmp/synths   # issue 12's N, ~15 min
+Flat means both: the peak on N frames within `--margin` of the peak on N/2 (memory that stays level
+within a run but was all taken while loading is not flat), and, within the N run, the peak of its
+second half within the margin of its first half's (memory that grows as the run goes). Written to
+bench/results.json as `memory_harness_flatness` and `memory_subject_flatness` (peak at N over peak
+at N/2), by `make bench` (bench/memory_bench.py, 200,000 frames) and by this module's own run. Exits
+1 when a goal is not met. tests/test_memory_smoke.py runs the within-run half of it in CI.
+
+    make bench-memory                                                 # 100,000 and 200,000 frames
+    python -m bench.replay_memory --keep /tmp/synths                  # keep the synths for the next run
+    python -m bench.replay_memory --frames 1000000 --keep /tmp/synths # ~15 min
 """
 
 from __future__ import annotations
@@ -23,14 +27,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-FRAMES_PER_SECOND = 31.4
-"""Frames per simulated second of the default synth (one symbol: depth, trades, bookTicker)."""
-RATE_YIELD = 0.641
-"""Frames a `--rate R` synth writes per simulated second, over R (measured: 320,522 events in 500 s at
---rate 1000; depth stays at 10 a second, trades and bookTicker make the rest)."""
+from bench import results
+from bench.synths import BUSY_RATE, synth
+
+FRAMES = 200_000
+MARGIN = 0.10
+GOAL_HARNESS_MB = 500
+GOAL_SUBJECT_MB = 300
 SAMPLE_S = 0.05
+HARNESS = Path(sys.executable).with_name("harness")
+
+Sample = tuple[float, int, int]
+"""(seconds since the start, harness kB, largest child kB)."""
 
 
 def _rss_kb(pid: int) -> int:
@@ -52,74 +64,156 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def sample_run(argv: list[str], every_s: float = SAMPLE_S) -> tuple[int, list[tuple[float, int, int]]]:
-    """Runs `argv`, returning its exit code and (seconds, harness kB, largest child kB) samples."""
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
+
+
+def _largest_child_kb(pid: int) -> int:
+    """The largest child's RSS, leaving out a child caught between fork and exec: until it runs its
+    own program it is a copy of the parent and shows the parent's RSS."""
+    parent = _cmdline(pid)
+    return max((_rss_kb(child) for child in _children(pid) if _cmdline(child) != parent), default=0)
+
+
+def sample_run(argv: list[str], every_s: float = SAMPLE_S) -> tuple[int, list[Sample]]:
+    """Runs `argv`, returning its exit code and its samples while it was alive."""
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-    samples: list[tuple[float, int, int]] = []
+    samples: list[Sample] = []
     started = time.monotonic()
     while process.poll() is None:
-        child = max((_rss_kb(pid) for pid in _children(process.pid)), default=0)
+        child = _largest_child_kb(process.pid)
         samples.append((time.monotonic() - started, _rss_kb(process.pid), child))
         time.sleep(every_s)
-    return process.returncode, samples
+    return process.returncode, [s for s in samples if s[1] > 0]
 
 
-def _synth(harness: Path, frames: int, folder: Path, rate: float | None) -> None:
-    if not folder.exists():
-        seconds = f"{frames / (rate * RATE_YIELD if rate else FRAMES_PER_SECOND):.0f}"
-        argv = [str(harness), "synth", "--seconds", seconds, "--seed", "1", "-o", str(folder)]
-        if rate is not None:
-            argv += ["--rate", f"{rate:g}"]
-        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+def replay_argv(recording: Path) -> list[str]:
+    return [str(HARNESS), "replay", "--recording", str(recording), "--scenario", "clean", "--speed", "0"]
 
 
-def _replay(harness: Path, recording: Path, frames: int) -> int | None:
-    """Prints one run's samples; returns the harness's peak RSS in kB (None when the replay failed)."""
-    code, samples = sample_run(
-        [str(harness), "replay", "--recording", str(recording), "--scenario", "clean", "--speed", "0"],
-        SAMPLE_S if frames <= 1_000_000 else 0.25,
-    )
-    alive = [s for s in samples if s[1] > 0]
-    if code != 0 or not alive:
-        print(f"replay of {recording} exited {code}")
-        return None
-    peak_harness = max(s[1] for s in alive)
-    peak_subject = max(s[2] for s in alive)
-    print(
-        f"~{frames:,} frames, {alive[-1][0]:.1f} s: peak RSS harness {peak_harness / 1024:.0f} MB "
-        f"({peak_harness * 1024 / frames:.0f} B/frame), subject {peak_subject / 1024:.0f} MB"
-    )
-    for tenth in range(1, 11):
-        q = tenth / 10
-        t, h, c = alive[max(0, round(q * len(alive)) - 1)]
-        print(f"  {q:4.0%} t={t:6.1f} s  harness {h / 1024:6.0f} MB  subject {c / 1024:5.0f} MB")
-    return peak_harness
+def halves_mb(values: Sequence[int]) -> tuple[float, float]:
+    """Peak MB of the first and of the second half of a run's samples (0 when there are none)."""
+    middle = len(values) // 2
+    return max(values[:middle], default=0) / 1024, max(values[middle:], default=0) / 1024
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryRun:
+    """One sampled replay."""
+
+    frames: int
+    exit_code: int
+    samples: list[Sample]
+
+    @property
+    def harness_kb(self) -> list[int]:
+        return [s[1] for s in self.samples]
+
+    @property
+    def subject_kb(self) -> list[int]:
+        """While the subject runs (before it starts and after it ends, the largest child is none)."""
+        return [s[2] for s in self.samples if s[2] > 0]
+
+    @property
+    def peaks_mb(self) -> tuple[float, float]:
+        return max(self.harness_kb, default=0) / 1024, max(self.subject_kb, default=0) / 1024
+
+    def tenths(self) -> list[tuple[float, float, float]]:
+        """(seconds, harness MB, subject MB) at every tenth of the run."""
+        picked = [self.samples[max(0, round(t / 10 * len(self.samples)) - 1)] for t in range(1, 11)]
+        return [(round(t, 1), round(h / 1024, 1), round(c / 1024, 1)) for t, h, c in picked] if self.samples else []
+
+    def print(self) -> None:
+        if self.exit_code != 0 or not self.samples:
+            print(f"replay of ~{self.frames:,} frames exited {self.exit_code}")
+            return
+        harness, subject = self.peaks_mb
+        print(
+            f"~{self.frames:,} frames, {self.samples[-1][0]:.1f} s: peak RSS harness {harness:.0f} MB "
+            f"({harness * 2**20 / self.frames:.0f} B/frame), subject {subject:.0f} MB"
+        )
+        for tenth, (t, h, c) in enumerate(self.tenths(), 1):
+            print(f"  {tenth / 10:4.0%} t={t:6.1f} s  harness {h:6.0f} MB  subject {c:5.0f} MB")
+
+
+def replay(recording: Path, frames: int) -> MemoryRun:
+    code, samples = sample_run(replay_argv(recording), SAMPLE_S if frames <= 1_000_000 else 0.25)
+    return MemoryRun(frames, code, samples)
+
+
+def measure(frames: int = FRAMES, rate: float | None = BUSY_RATE, keep: Path | None = None) -> list[MemoryRun]:
+    """The replays of synths of about frames/2 and frames frames, in that order."""
+    with tempfile.TemporaryDirectory(prefix="replay-memory-") as tmp:
+        runs = []
+        for size in (frames // 2, frames):
+            runs.append(replay(synth(keep or Path(tmp), size, rate), size))
+            runs[-1].print()
+    return runs
+
+
+def put_figures(half: MemoryRun, full: MemoryRun, rate: float | None, margin: float = MARGIN) -> bool:
+    """Prints the verdicts and `results.put`s both figures; returns whether both goals were met."""
+    met_all = True
+    for name, who, goal_mb, index, values in (
+        ("memory_harness_flatness", "harness", GOAL_HARNESS_MB, 0, full.harness_kb),
+        ("memory_subject_flatness", "subject", GOAL_SUBJECT_MB, 1, full.subject_kb),
+    ):
+        peak, peak_half = full.peaks_mb[index], half.peaks_mb[index]
+        growth = peak / peak_half if peak_half else float("inf")
+        first, second = halves_mb(values)
+        within = second / first if first else float("inf")
+        ran = full.exit_code == 0 and half.exit_code == 0
+        met = ran and peak <= goal_mb and growth <= 1 + margin and within <= 1 + margin
+        met_all = met_all and met
+        print(
+            f"{who}: peak {peak:.0f} MB at ~{full.frames:,} frames, {growth:.2f}x its peak at half as many, "
+            f"second half of the run {within:.2f}x the first: goal (<= {goal_mb} MB, flat within {margin:.0%}) "
+            f"{'met' if met else 'NOT met'}"
+        )
+        results.put(
+            name,
+            ratio=growth,
+            meaning=f"{who} peak RSS of `harness replay --speed 0` on N frames over its peak on N/2 frames, same "
+            "run; 1.0 is flat (memory does not grow with the recording), lower is better",
+            comparison=f"the same replay of a synth half as long (N = {full.frames:,}; issue 12's N is 10 million)",
+            goal=f"peak <= {goal_mb} MB, flat (within {margin:.0%} from N/2 to N and from the run's first half to "
+            "its second)",
+            met=met,
+            raw={
+                "frames": full.frames,
+                "synth_rate": rate,
+                "exit_codes": [half.exit_code, full.exit_code],
+                "peak_mb": round(peak, 1),
+                "peak_mb_at_half_frames": round(peak_half, 1),
+                "bytes_per_frame": round(peak * 2**20 / full.frames),
+                "within_run_first_half_peak_mb": round(first, 1),
+                "within_run_second_half_peak_mb": round(second, 1),
+                "within_run_growth": round(within, 3),
+                "wall_s": round(full.samples[-1][0], 1) if full.samples else None,
+                "tenths_s_harness_subject_mb": full.tenths(),
+            },
+        )
+    return met_all
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=200_000)
-    parser.add_argument("--margin", type=float, default=0.10, help="allowed growth of the peak from N/2 to N frames")
+    parser.add_argument("--frames", type=int, default=FRAMES)
+    parser.add_argument("--margin", type=float, default=MARGIN, help="allowed growth, from N/2 to N frames and within")
     parser.add_argument("--keep", type=Path, help="a folder to write (or reuse) the two synths in")
-    parser.add_argument("--rate", type=float, help="synth frames per simulated second (harness synth --rate)")
-    args = parser.parse_args(argv)
-    harness = Path(sys.executable).with_name("harness")
-    with tempfile.TemporaryDirectory(prefix="replay-memory-") as tmp:
-        folder = args.keep or Path(tmp)
-        peaks = []
-        for frames in (args.frames // 2, args.frames):
-            recording = folder / (f"synth-{frames}" if args.rate is None else f"synth-{frames}-rate{args.rate:g}")
-            _synth(harness, frames, recording, args.rate)
-            peaks.append(_replay(harness, recording, frames))
-    if peaks[0] is None or peaks[1] is None:
-        return 1
-    growth = peaks[1] / peaks[0]
-    flat = growth <= 1 + args.margin
-    verdict = "flat" if flat else "NOT flat: memory grows with the recording"
-    print(
-        f"harness peak at {args.frames:,} frames / at half as many: {growth:.2f}x ({verdict}, margin {args.margin:.0%})"
+    parser.add_argument(
+        "--rate", type=float, default=BUSY_RATE, help="the synths' harness synth --rate; 0: the default synth"
     )
-    return 0 if flat else 1
+    args = parser.parse_args(argv)
+    rate = args.rate or None
+    half, full = measure(args.frames, rate, args.keep)
+    met = put_figures(half, full, rate, args.margin)
+    print(f"== wrote {results.write()}")
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
