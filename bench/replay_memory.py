@@ -23,6 +23,7 @@ at N/2), by `make bench` (bench/memory_bench.py, 200,000 frames) and by this mod
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import sys
 import tempfile
@@ -39,7 +40,6 @@ MARGIN = 0.10
 GOAL_HARNESS_MB = 500
 GOAL_SUBJECT_MB = 300
 SAMPLE_S = 0.05
-HARNESS = Path(sys.executable).with_name("harness")
 
 Sample = tuple[float, int, int]
 """(seconds since the start, harness kB, largest child kB)."""
@@ -87,12 +87,15 @@ def sample_run(argv: list[str], every_s: float = SAMPLE_S) -> tuple[int, list[Sa
     while process.poll() is None:
         child = _largest_child_kb(process.pid)
         samples.append((time.monotonic() - started, _rss_kb(process.pid), child))
-        time.sleep(every_s)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(every_s)  # a sample every `every_s`, and none after the process has ended
     return process.returncode, [s for s in samples if s[1] > 0]
 
 
 def replay_argv(recording: Path) -> list[str]:
-    return [str(HARNESS), "replay", "--recording", str(recording), "--scenario", "clean", "--speed", "0"]
+    """`harness replay` of `recording`, clean, at speed 0, by this interpreter (no console script needed)."""
+    harness = [sys.executable, "-c", "from harness.cli import main; main()"]
+    return [*harness, "replay", "--recording", str(recording), "--scenario", "clean", "--speed", "0"]
 
 
 def halves_mb(values: Sequence[int]) -> tuple[float, float]:
@@ -140,8 +143,9 @@ class MemoryRun:
             print(f"  {tenth / 10:4.0%} t={t:6.1f} s  harness {h:6.0f} MB  subject {c:5.0f} MB")
 
 
-def replay(recording: Path, frames: int) -> MemoryRun:
-    code, samples = sample_run(replay_argv(recording), SAMPLE_S if frames <= 1_000_000 else 0.25)
+def replay(recording: Path, frames: int, *extra: str) -> MemoryRun:
+    """`replay_argv(recording)` with `extra` arguments, sampled; `frames` is about how many it holds."""
+    code, samples = sample_run([*replay_argv(recording), *extra], SAMPLE_S if frames <= 1_000_000 else 0.25)
     return MemoryRun(frames, code, samples)
 
 
