@@ -48,7 +48,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-# issue 12: harness replay --speed 0 on a 200,000-frame synth, RSS sampled over the run (not in CI: minutes)
+# issue 12: harness replay --speed 0 on synths of 100,000 and 200,000 frames, RSS sampled over the run;
+# refreshes the memory_* figures in bench/results.json (`make bench` does too; CI runs a smoke of it,
+# tests/test_memory_smoke.py). `python -m bench.replay_memory --frames 1000000` for a larger N.
 bench-memory: $(STAMP)
 	$(BIN)/python -m bench.replay_memory
 
