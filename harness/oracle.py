@@ -148,6 +148,20 @@ class _DepthFrameIds:
         for i in range(len(self._indices)):
             yield self._at(i)
 
+    def indices_after(self, symbol: str, after_id: int, upto_id: int) -> Iterator[int]:
+        """The frame indices of `symbol`'s depth frames that end after `after_id`, up to the first that
+        starts after `upto_id`: read from the columns, so a caller decodes only those frames."""
+        number = self._numbers.get(symbol)
+        if number is None:
+            return
+        symbols, first, last = self._symbols, self._first, self._last
+        for i in range(len(self._indices)):
+            if symbols[i] != number or last[i] <= after_id:
+                continue
+            if first[i] > upto_id:
+                return
+            yield self._indices[i]
+
     def _at(self, i: int) -> DepthFrame:
         link, flags = self._link[i], self._flags[i]
         return DepthFrame(
@@ -248,18 +262,8 @@ class Oracle:
         `upto_id` changed: what a book loaded from a snapshot at `after_id` learned beyond it."""
         bids: set[str] = set()
         asks: set[str] = set()
-        depth = iter(self._frames)  # the depth frames' ids, walked alongside: both come in index order
-        ids = next(depth, None)
-        for frame in self._clean:
-            while ids is not None and ids.index < frame.index:
-                ids = next(depth, None)
-            if ids is None:
-                break
-            if ids.index != frame.index or ids.symbol != symbol or ids.last_update_id <= after_id:
-                continue
-            if ids.first_update_id > upto_id:
-                break
-            decoded = decode_depth(frame, self._rule)
+        for index in self._frames.indices_after(symbol, after_id, upto_id):
+            decoded = decode_depth(self._clean[index], self._rule)
             if decoded is not None:
                 bids.update(level[0] for level in decoded[1])
                 asks.update(level[0] for level in decoded[2])

@@ -11,10 +11,6 @@ from collections.abc import Iterable, Sequence
 from sortedcontainers import SortedDict
 
 
-def _is_zero(size: str) -> bool:
-    return float(size) == 0.0
-
-
 class ReferenceBook:
     """Price levels per side, keyed by the float price, holding `(price_str, size_str)`."""
 
@@ -42,7 +38,7 @@ class ReferenceBook:
         for level in levels:
             price, size = level[0], level[1]
             key = float(price)
-            if _is_zero(size):
+            if float(size) == 0.0:
                 side.pop(key, None)
             else:
                 side[key] = (price, size)
@@ -51,16 +47,15 @@ class ReferenceBook:
         return float(price) in (self._bids if bid else self._asks)
 
     def bids(self, depth: int | None = None) -> list[tuple[str, str]]:
-        """Best first."""
+        """Best first. A slice of the sorted view, not an index per level: the oracle takes the top 20
+        after every depth frame, and one index costs a bisection in Python."""
         values = self._bids.values()
-        n = len(values) if depth is None else min(depth, len(values))
-        return [values[-1 - i] for i in range(n)]
+        return values[::-1] if depth is None else values[-depth:][::-1] if depth > 0 else []
 
     def asks(self, depth: int | None = None) -> list[tuple[str, str]]:
         """Best first."""
         values = self._asks.values()
-        n = len(values) if depth is None else min(depth, len(values))
-        return [values[i] for i in range(n)]
+        return values[:] if depth is None else values[: max(depth, 0)]
 
     def copy(self) -> ReferenceBook:
         other = ReferenceBook()
