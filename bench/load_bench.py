@@ -40,7 +40,7 @@ from harness.scenarios import load_scenario
 from replayer.replay_data import load_replay_data
 
 FRAMES = 300_000
-ROUNDS = 2
+ROUNDS = 3
 GOAL = 0.5
 STAGES = ("load", "plan", "schedule walk", "oracle")
 
