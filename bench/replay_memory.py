@@ -13,11 +13,12 @@ within a run but was all taken while loading is not flat), and, within the N run
 second half within the margin of its first half's (memory that grows as the run goes). Written to
 bench/results.json as `memory_harness_flatness` and `memory_subject_flatness` (peak at N over peak
 at N/2), by `make bench` (bench/memory_bench.py, 200,000 frames) and by this module's own run. Exits
-1 when a goal is not met. tests/test_memory_smoke.py runs the within-run half of it in CI.
+1 when a goal is not met. tests/test_memory_smoke.py runs a cheap form of it in CI (200,000 frames
+against 20,000, and within the 200,000-frame run).
 
     make bench-memory                                                 # 100,000 and 200,000 frames
     python -m bench.replay_memory --keep /tmp/synths                  # keep the synths for the next run
-    python -m bench.replay_memory --frames 1000000 --keep /tmp/synths # ~15 min
+    python -m bench.replay_memory --frames 1000000 --keep /tmp/synths # a larger N
 """
 
 from __future__ import annotations
