@@ -106,6 +106,36 @@ def decode_depth(frame: Frame, rule: ModuleType) -> tuple[DepthFrame, Sequence, 
     return DepthFrame(frame.index, symbol, first, last, prev, snapshot, unlinked), bids, asks
 
 
+class _LastTouches:
+    """The last update id that changed each price of one symbol, over every clean depth frame: the
+    prices a book loaded from any snapshot learned by the last frame, without decoding them again.
+    One entry per price ever touched (bounded by the price range the recording walks, not its length)."""
+
+    __slots__ = ("asks", "bids", "latest_first")
+
+    def __init__(self) -> None:
+        self.bids: dict[str, int] = {}
+        self.asks: dict[str, int] = {}
+        self.latest_first = -(2**63)
+        """The highest first update id of any frame: a query up to it or beyond sees every frame."""
+
+    def add(self, ids: DepthFrame, bids: Sequence, asks: Sequence) -> None:
+        last = ids.last_update_id
+        self.latest_first = max(self.latest_first, ids.first_update_id)
+        for side, levels in ((self.bids, bids), (self.asks, asks)):
+            for level in levels:
+                price = level[0]
+                if side.get(price, last) <= last:
+                    side[price] = last
+
+    def since(self, after_id: int) -> tuple[set[str], set[str]]:
+        """Prices changed by a frame ending after `after_id`."""
+        return (
+            {price for price, last in self.bids.items() if last > after_id},
+            {price for price, last in self.asks.items() if last > after_id},
+        )
+
+
 _NO_LINK = -(2**63)
 _SNAPSHOT, _UNLINKED = 1, 2
 
@@ -202,6 +232,7 @@ class Oracle:
         self._states: dict[str, array] = {}
         self._frames = _DepthFrameIds()
         self._books: dict[str, ReferenceBook] = {}
+        self._touched: dict[str, _LastTouches] = {}
         self.recording_gaps = 0
         """Breaks in the clean recording's own sequence: the book is unknown from each until a snapshot."""
         self.depth_frames = 0
@@ -259,7 +290,12 @@ class Oracle:
 
     def touched_prices(self, symbol: str, after_id: int, upto_id: int) -> tuple[set[str], set[str]]:
         """Bid and ask prices that the clean depth frames ending after `after_id` and starting by
-        `upto_id` changed: what a book loaded from a snapshot at `after_id` learned beyond it."""
+        `upto_id` changed: what a book loaded from a snapshot at `after_id` learned beyond it. Up to the
+        last frame (what the final check asks) from each price's last touch, kept by the replay; for an
+        earlier `upto_id`, by decoding the frames again."""
+        touched = self._touched.get(symbol)
+        if touched is not None and upto_id >= touched.latest_first:  # no frame lies beyond `upto_id`
+            return touched.since(after_id)
         bids: set[str] = set()
         asks: set[str] = set()
         for index in self._frames.indices_after(symbol, after_id, upto_id):
@@ -289,6 +325,10 @@ class Oracle:
             if record:
                 self._frames.add(ids)
                 self.depth_frames += 1
+                touched = self._touched.get(symbol)
+                if touched is None:
+                    touched = self._touched[symbol] = _LastTouches()
+                touched.add(ids, bids, asks)
             if ids.snapshot:
                 reset = books[symbol] = ReferenceBook()
                 reset.load(ids.last_update_id, bids, asks)
