@@ -19,6 +19,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from types import ModuleType
 from typing import Protocol, runtime_checkable
 
@@ -111,17 +112,23 @@ class _LastTouches:
     prices a book loaded from any snapshot learned by the last frame, without decoding them again.
     One entry per price ever touched (bounded by the price range the recording walks, not its length)."""
 
-    __slots__ = ("asks", "bids", "latest_first")
+    __slots__ = ("asks", "bids", "latest_first", "latest_last")
 
     def __init__(self) -> None:
         self.bids: dict[str, int] = {}
         self.asks: dict[str, int] = {}
         self.latest_first = -(2**63)
         """The highest first update id of any frame: a query up to it or beyond sees every frame."""
+        self.latest_last = -(2**63)
 
     def add(self, ids: DepthFrame, bids: Sequence, asks: Sequence) -> None:
         last = ids.last_update_id
         self.latest_first = max(self.latest_first, ids.first_update_id)
+        if last >= self.latest_last:  # ids going up, as they do but after a venue's reset: in C
+            self.latest_last = last
+            self.bids.update(dict.fromkeys(map(itemgetter(0), bids), last))
+            self.asks.update(dict.fromkeys(map(itemgetter(0), asks), last))
+            return
         for side, levels in ((self.bids, bids), (self.asks, asks)):
             for level in levels:
                 price = level[0]

@@ -112,6 +112,10 @@ def test_touched_prices_up_to_the_last_frame_and_before_it_match_a_replay_of_the
         expected = touched_by_model(frames, after, middle)
         assert oracle.touched_prices(SYMBOL, after, middle) == expected, after  # decoded again
     assert oracle.touched_prices("ETHUSDT", 100, last) == (set(), set())
+    back = [depth(0, 90, 99), depth(1, 101, 105, [["97.0", "1"]]), depth(2, 50, 60, [["97.0", "2"], ["96.0", "1"]])]
+    oracle = Oracle(back, SNAP)  # ids going back (a venue's reset): each price's latest touch, not its last
+    for after in (55, 100):
+        assert oracle.touched_prices(SYMBOL, after, 105) == touched_by_model(back, after, 105), after
 
 
 def test_frames_before_the_snapshot_and_between_boundaries_are_unknown() -> None:
