@@ -25,7 +25,11 @@ OracleDepth = tuple[str, int, int, "int | None", Sequence[Any], Sequence[Any]]
 
 def decode(frame: Frame, *, linked: bool = False) -> OracleDepth | None:
     """A combined-stream depthUpdate's ids and levels, None for any other frame; HarnessError when a
-    clean frame is not JSON or a depthUpdate lacks its fields (`pu` too, when `linked`)."""
+    clean frame is not JSON or a depthUpdate lacks its fields (`pu` too, when `linked`). A frame off
+    the depth streams whose bytes do not hold `depthUpdate` cannot be one and is not parsed (most
+    frames are trades); every frame on a depth stream is."""
+    if "@depth" not in frame.stream and b"depthUpdate" not in frame.payload:
+        return None
     try:
         doc = orjson.loads(frame.payload)
     except orjson.JSONDecodeError:
