@@ -87,7 +87,8 @@ def oracle_rule(venue: str) -> ModuleType:
     registry's `ORACLE_RULES`):
     `decode(frame)` -> (symbol, first id, last id, link to the previous last id or None, bids, asks) for
     a book frame, None for any other (HarnessError for a clean frame it cannot read);
-    `bridges(ids, snapshot_id)`, whether a frame is the first to apply on a REST snapshot; and, for
+    `bridges(ids, snapshot_id)`, whether a frame is the first to apply on a REST snapshot; optionally
+    `book_stream(stream)`, whether frames on a stream can be book frames (no other is read); for
     venues whose snapshots travel on the stream, `snapshot(frame)`, whether a book frame is one;
     optionally `unlinked(frame)`, an update with no ids to link by, and `verify(frame, book)`, whether
     the book after a frame matches the checksum the frame carries (True where it carries none)."""
@@ -243,7 +244,7 @@ class Oracle:
         self.recording_gaps = 0
         """Breaks in the clean recording's own sequence: the book is unknown from each until a snapshot."""
         self.depth_frames = 0
-        for _ in self._replay(self._clean, pending, record=True):
+        for _ in self._replay(self._book_frames(), pending, record=True):
             pass
 
     def close(self) -> None:
@@ -290,7 +291,7 @@ class Oracle:
         if not self.knows(symbol, update_id):
             return None
         pending = {s: list(q) for s, q in self._snapshots.items()}
-        for sym, book in self._replay(self._clean, pending, record=False):
+        for sym, book in self._replay(self._book_frames(), pending, record=False):
             if sym == symbol and book.last_update_id == update_id:
                 return tuple(book.bids()), tuple(book.asks())
         return None
@@ -311,6 +312,16 @@ class Oracle:
                 bids.update(level[0] for level in decoded[1])
                 asks.update(level[0] for level in decoded[2])
         return bids, asks
+
+    def _book_frames(self) -> Iterable[Frame]:
+        """The clean frames the rule can read a book from: those on its book streams, when it names
+        them and the frames can be read by stream (replayer/frame_store.py), else every frame."""
+        book_stream = getattr(self._rule, "book_stream", None)
+        on_streams = getattr(self._clean, "on_streams", None)
+        if book_stream is None or on_streams is None:
+            return self._clean
+        frames: Iterable[Frame] = on_streams(book_stream)
+        return frames
 
     def _replay(
         self, frames: Iterable[Frame], pending: dict[str, list[DepthSnapshotLike]], *, record: bool

@@ -46,6 +46,11 @@ def decode(frame: Frame, *, linked: bool = False) -> OracleDepth | None:
         raise HarnessError(f"recording: clean frame {frame.index} is a depthUpdate without {fields}") from None
 
 
+def book_stream(stream: str) -> bool:
+    """Whether frames on `stream` can be depth updates: the oracle reads no other stream's frames."""
+    return "@depth" in stream
+
+
 def bridges(ids: DepthFrame, snapshot_id: int) -> bool:
     """Spot: the first event applied on a snapshot at `lastUpdateId` has `U <= lastUpdateId + 1`
     (the caller has skipped the events ending before it)."""
