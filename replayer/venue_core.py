@@ -495,17 +495,26 @@ class VenueCore:
         conn.record.close_cause = conn.record.close_cause or "client"
         return [Note(f"connection {conn_id} closed ({conn.record.close_cause})")]
 
-    def written(self, conn_id: int, entry: Send, size: int, intended_ns: int, write_ns: int) -> None:
-        """A recorded frame of `size` bytes was handed to `conn_id`'s socket at `write_ns`."""
-        self.stats.frames_sent += 1
+    def written(self, conn_id: int, writes: Sequence[Write], write_ns: int) -> None:
+        """`writes`, recorded frames queued to `conn_id` (each with its `entry`), were handed to its socket
+        at `write_ns`, in this order: one call per socket write, not per frame."""
+        served = self.served
+        sends = self.clients[conn_id].sends if self._keep_send_log else None
+        size = 0
+        for write in writes:
+            entry = write.entry
+            if entry is None:
+                raise ValueError("written() takes recorded frames: Writes with their entry")
+            size += len(write.payload)
+            if entry.tags:
+                served.update(entry.tags)
+            if sends is not None:
+                frame = entry.frame
+                intended = write.intended_mono_ns
+                record = SendRecord(frame.index, frame.stream, frame.last_update_id, intended, write_ns, entry.fault)
+                sends.append(record)
+        self.stats.frames_sent += len(writes)
         self.stats.bytes_sent += size
-        if entry.tags:
-            self.served.update(entry.tags)
-        if self._keep_send_log:
-            frame = entry.frame
-            self.clients[conn_id].sends.append(
-                SendRecord(frame.index, frame.stream, frame.last_update_id, intended_ns, write_ns, entry.fault)
-            )
 
     def stopping(self) -> None:
         """The server is shutting down: connections still open close for that reason."""

@@ -85,7 +85,7 @@ def written(core: VenueCore, actions: list[Action]) -> list[Action]:
     """Reports every recorded frame among `actions` as handed to its socket, as the shell's writer does."""
     for action in actions:
         if isinstance(action, Write) and action.entry is not None:
-            core.written(action.conn, action.entry, len(action.payload), action.intended_mono_ns, NOW)
+            core.written(action.conn, [action], NOW)
     return actions
 
 
@@ -686,9 +686,8 @@ def test_without_the_send_log_the_venue_keeps_nothing_per_frame_or_per_depth_ans
     core = venue(data, keep_send_log=False)
     conn, _ = core.open(f"/ws/{DEPTH}", PEER, NOW, WALL)
     writes = [a for a in walk(core, 5) if isinstance(a, Write)]
-    for write in writes:
-        assert write.entry is not None, "a recorded frame"
-        core.written(conn, write.entry, len(write.payload), write.intended_mono_ns, NOW)
+    assert all(write.entry is not None for write in writes), "recorded frames"
+    core.written(conn, writes, NOW)
     assert get(core, "/api/v3/depth?symbol=BTCUSDT&limit=5")[0] == 200
     assert core.stats.frames_sent == len(writes) > 0
     assert core.clients[conn].sends == [] and core.snapshots_served == [] and core.depths_served == {}
