@@ -167,7 +167,7 @@ def build_schedule(
     frames are both (offsets never go back); a list built by hand whose offsets do is sorted, and any
     other sequence that is not in time order fails the build walk's order check (a bug, not bad input).
     Only faults that change the sends need that walk (it is how they count what they armed): a plan
-    without one (`clean`, or only connection and REST faults) costs nothing per frame.
+    without one (`clean`, or faults that only add control entries) costs nothing per frame.
 
     With `venue`, faults (or parts of faults) that cannot happen there are left out and listed in
     `not_applicable`.
