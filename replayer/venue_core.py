@@ -610,8 +610,9 @@ class VenueCore:
         return actions
 
     def _send(self, entry: Send, intended: int) -> list[Action]:
-        """A Write per listening connection holding the frame's stream; the walk's hot path (one call per
-        frame), so it asks the wire once per framing and keeps no list of recipients."""
+        """A Write per listening connection holding the frame's stream. The walk's hot path (a call per
+        frame): no list of recipients, and the wire frames the payload again only where a connection's
+        framing differs from the one before it."""
         frame = entry.frame
         stream = frame.stream
         payload = entry.payload
