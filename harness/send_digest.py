@@ -136,14 +136,16 @@ class SendDigest:
             if batch[frame_index] == 0:
                 batch[frame_index] = len(times)
         self.frames_sent += 1
+        indices = self._indices
+        place = bisect_left(indices, frame_index)
+        if place == len(indices) or indices[place] != frame_index:
+            return  # not a depth frame
         frame = self._oracle.frame(frame_index)
-        if frame is None:
-            return
+        assert frame is not None, "the oracle's depth frames are the ones indexed here"
         self.depth_frames_sent += 1
         self.written[frame.symbol] += 1
         if fault is not None and fault.startswith("corrupt"):
             return
-        place = bisect_left(self._indices, frame_index)
         if write_mono_ns < self.first_write[place]:
             self.first_write[place] = write_mono_ns
             self.first_intended[place] = intended_mono_ns
