@@ -19,6 +19,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from types import ModuleType
 from typing import Protocol, runtime_checkable
 
@@ -86,7 +87,8 @@ def oracle_rule(venue: str) -> ModuleType:
     registry's `ORACLE_RULES`):
     `decode(frame)` -> (symbol, first id, last id, link to the previous last id or None, bids, asks) for
     a book frame, None for any other (HarnessError for a clean frame it cannot read);
-    `bridges(ids, snapshot_id)`, whether a frame is the first to apply on a REST snapshot; and, for
+    `bridges(ids, snapshot_id)`, whether a frame is the first to apply on a REST snapshot; optionally
+    `book_stream(stream)`, whether frames on a stream can be book frames (no other is read); for
     venues whose snapshots travel on the stream, `snapshot(frame)`, whether a book frame is one;
     optionally `unlinked(frame)`, an update with no ids to link by, and `verify(frame, book)`, whether
     the book after a frame matches the checksum the frame carries (True where it carries none)."""
@@ -104,6 +106,42 @@ def decode_depth(frame: Frame, rule: ModuleType) -> tuple[DepthFrame, Sequence, 
     no_link = getattr(rule, "unlinked", None)
     unlinked = bool(no_link(frame)) if no_link is not None else False
     return DepthFrame(frame.index, symbol, first, last, prev, snapshot, unlinked), bids, asks
+
+
+class _LastTouches:
+    """The last update id that changed each price of one symbol, over every clean depth frame: the
+    prices a book loaded from any snapshot learned by the last frame, without decoding them again.
+    One entry per price ever touched (bounded by the price range the recording walks, not its length)."""
+
+    __slots__ = ("asks", "bids", "latest_first", "latest_last")
+
+    def __init__(self) -> None:
+        self.bids: dict[str, int] = {}
+        self.asks: dict[str, int] = {}
+        self.latest_first = -(2**63)
+        """The highest first update id of any frame: a query up to it or beyond sees every frame."""
+        self.latest_last = -(2**63)
+
+    def add(self, ids: DepthFrame, bids: Sequence, asks: Sequence) -> None:
+        last = ids.last_update_id
+        self.latest_first = max(self.latest_first, ids.first_update_id)
+        if last >= self.latest_last:  # ids going up, as they do but after a venue's reset: in C
+            self.latest_last = last
+            self.bids.update(dict.fromkeys(map(itemgetter(0), bids), last))
+            self.asks.update(dict.fromkeys(map(itemgetter(0), asks), last))
+            return
+        for side, levels in ((self.bids, bids), (self.asks, asks)):
+            for level in levels:
+                price = level[0]
+                if side.get(price, last) <= last:
+                    side[price] = last
+
+    def since(self, after_id: int) -> tuple[set[str], set[str]]:
+        """Prices changed by a frame ending after `after_id`."""
+        return (
+            {price for price, last in self.bids.items() if last > after_id},
+            {price for price, last in self.asks.items() if last > after_id},
+        )
 
 
 _NO_LINK = -(2**63)
@@ -148,6 +186,20 @@ class _DepthFrameIds:
         for i in range(len(self._indices)):
             yield self._at(i)
 
+    def indices_after(self, symbol: str, after_id: int, upto_id: int) -> Iterator[int]:
+        """The frame indices of `symbol`'s depth frames that end after `after_id`, up to the first that
+        starts after `upto_id`: read from the columns, so a caller decodes only those frames."""
+        number = self._numbers.get(symbol)
+        if number is None:
+            return
+        symbols, first, last = self._symbols, self._first, self._last
+        for i in range(len(self._indices)):
+            if symbols[i] != number or last[i] <= after_id:
+                continue
+            if first[i] > upto_id:
+                return
+            yield self._indices[i]
+
     def _at(self, i: int) -> DepthFrame:
         link, flags = self._link[i], self._flags[i]
         return DepthFrame(
@@ -188,10 +240,11 @@ class Oracle:
         self._states: dict[str, array] = {}
         self._frames = _DepthFrameIds()
         self._books: dict[str, ReferenceBook] = {}
+        self._touched: dict[str, _LastTouches] = {}
         self.recording_gaps = 0
         """Breaks in the clean recording's own sequence: the book is unknown from each until a snapshot."""
         self.depth_frames = 0
-        for _ in self._replay(self._clean, pending, record=True):
+        for _ in self._replay(self._book_frames(), pending, record=True):
             pass
 
     def close(self) -> None:
@@ -238,32 +291,37 @@ class Oracle:
         if not self.knows(symbol, update_id):
             return None
         pending = {s: list(q) for s, q in self._snapshots.items()}
-        for sym, book in self._replay(self._clean, pending, record=False):
+        for sym, book in self._replay(self._book_frames(), pending, record=False):
             if sym == symbol and book.last_update_id == update_id:
                 return tuple(book.bids()), tuple(book.asks())
         return None
 
     def touched_prices(self, symbol: str, after_id: int, upto_id: int) -> tuple[set[str], set[str]]:
         """Bid and ask prices that the clean depth frames ending after `after_id` and starting by
-        `upto_id` changed: what a book loaded from a snapshot at `after_id` learned beyond it."""
+        `upto_id` changed: what a book loaded from a snapshot at `after_id` learned beyond it. Up to the
+        last frame (what the final check asks) from each price's last touch, kept by the replay; for an
+        earlier `upto_id`, by decoding the frames again."""
+        touched = self._touched.get(symbol)
+        if touched is not None and upto_id >= touched.latest_first:  # no frame lies beyond `upto_id`
+            return touched.since(after_id)
         bids: set[str] = set()
         asks: set[str] = set()
-        depth = iter(self._frames)  # the depth frames' ids, walked alongside: both come in index order
-        ids = next(depth, None)
-        for frame in self._clean:
-            while ids is not None and ids.index < frame.index:
-                ids = next(depth, None)
-            if ids is None:
-                break
-            if ids.index != frame.index or ids.symbol != symbol or ids.last_update_id <= after_id:
-                continue
-            if ids.first_update_id > upto_id:
-                break
-            decoded = decode_depth(frame, self._rule)
+        for index in self._frames.indices_after(symbol, after_id, upto_id):
+            decoded = decode_depth(self._clean[index], self._rule)
             if decoded is not None:
                 bids.update(level[0] for level in decoded[1])
                 asks.update(level[0] for level in decoded[2])
         return bids, asks
+
+    def _book_frames(self) -> Iterable[Frame]:
+        """The clean frames the rule can read a book from: those on its book streams, when it names
+        them and the frames can be read by stream (replayer/frame_store.py), else every frame."""
+        book_stream = getattr(self._rule, "book_stream", None)
+        on_streams = getattr(self._clean, "on_streams", None)
+        if book_stream is None or on_streams is None:
+            return self._clean
+        frames: Iterable[Frame] = on_streams(book_stream)
+        return frames
 
     def _replay(
         self, frames: Iterable[Frame], pending: dict[str, list[DepthSnapshotLike]], *, record: bool
@@ -285,6 +343,10 @@ class Oracle:
             if record:
                 self._frames.add(ids)
                 self.depth_frames += 1
+                touched = self._touched.get(symbol)
+                if touched is None:
+                    touched = self._touched[symbol] = _LastTouches()
+                touched.add(ids, bids, asks)
             if ids.snapshot:
                 reset = books[symbol] = ReferenceBook()
                 reset.load(ids.last_update_id, bids, asks)

@@ -208,14 +208,28 @@ class RecordingWriter:
         self._journal = None
         journal_path = self._journal_path
         sealed_path = self.path / segment_name(self._segment_index, SEALED_SUFFIX)
-        seal_journal(journal_path, sealed_path, self.meta.to_metadata(self._segment_index), fsync=self._fsync)
+        seal_journal(
+            journal_path, sealed_path, self.meta.to_metadata(self._segment_index),
+            fsync=self._fsync, rows_per_group=self._rows_per_group,
+        )  # fmt: skip
         self.sealed.append(sealed_path)
         self._segment_index += 1
 
 
-def seal_journal(journal_path: Path, sealed_path: Path, metadata: dict[bytes, bytes], *, fsync: bool = True) -> int:
-    """Converts a journal to Parquet (one row group per batch), atomically, then deletes it.
+def seal_journal(
+    journal_path: Path,
+    sealed_path: Path,
+    metadata: dict[bytes, bytes],
+    *,
+    fsync: bool = True,
+    rows_per_group: int = ROWS_PER_GROUP,
+) -> int:
+    """Converts a journal to Parquet, atomically, then deletes it.
 
+    Consecutive batches are gathered into one row group of up to `rows_per_group` rows (a batch larger
+    than that is a row group of its own): a flush every second of a quiet feed makes batches of tens
+    of rows, and a reader pays about the same per row group per column whatever its size (an hour of
+    one-second row groups read 5x slower than the same rows in 10,000-row groups).
     Also used to recover the journal a crashed recorder left: a torn tail batch is dropped (see
     JournalReader; a damaged journal raises JournalCorruptError and is left in place). Returns the
     number of rows sealed. Batch by batch: a 256 MiB journal is never held in memory at once.
@@ -223,6 +237,8 @@ def seal_journal(journal_path: Path, sealed_path: Path, metadata: dict[bytes, by
     tmp_path = sealed_path.with_suffix(sealed_path.suffix + ".tmp")
     schema = SCHEMA.with_metadata(metadata)
     rows = 0
+    gathered: list[pa.RecordBatch] = []
+    held = 0
     # Page checksums let a reader tell a damaged page from data: without them a flipped bit in a
     # compressed page can decode to plausible, wrong rows.
     try:
@@ -230,8 +246,14 @@ def seal_journal(journal_path: Path, sealed_path: Path, metadata: dict[bytes, by
             tmp_path, schema, compression="zstd", compression_level=3, write_page_checksum=True
         ) as writer:
             for batch in JournalReader(journal_path):
-                writer.write_table(pa.Table.from_batches([batch], schema=schema), row_group_size=len(batch) or 1)
+                if gathered and held + len(batch) > rows_per_group:
+                    _write_row_group(writer, gathered, schema)
+                    gathered, held = [], 0
+                gathered.append(batch)
+                held += len(batch)
                 rows += len(batch)
+            if gathered:
+                _write_row_group(writer, gathered, schema)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -241,6 +263,11 @@ def seal_journal(journal_path: Path, sealed_path: Path, metadata: dict[bytes, by
     os.replace(tmp_path, sealed_path)
     journal_path.unlink()
     return rows
+
+
+def _write_row_group(writer: pq.ParquetWriter, batches: list[pa.RecordBatch], schema: pa.Schema) -> None:
+    rows = sum(len(batch) for batch in batches)
+    writer.write_table(pa.Table.from_batches(batches, schema=schema), row_group_size=rows or 1)
 
 
 def batch_checksum(batch: pa.RecordBatch) -> int:

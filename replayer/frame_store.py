@@ -3,10 +3,12 @@
 A day of one busy symbol is about ten million frames, 6 GB as `Frame` objects, and the replay needs
 them one after another (the schedule, the oracle, the fake venue's walk) plus a look-back of a few
 thousand (the venue's stale snapshots, faults that hold frames back). So the frames stay in the
-recording's segments, read a chunk (a row group, at most 10,000 rows) at a time when asked for, the
-chunks last read kept decoded up to FRAMES_CACHED frames; what every frame needs without its payload
-is held in arrays (`ChainColumns`: a book frame's chain ids, 33 bytes) and per chunk (`Span`), never as a
-Python object per frame. A `Frame` is made when a chunk is decoded: the same values `load_replay_data`
+recording's segments, read a block at a time when asked for (consecutive chunks of one segment, row
+groups or journal batches, merged up to BLOCK_FRAMES frames: a recorder seals a row group every
+second, and reading one costs about as much as reading a hundred), the blocks last read kept decoded
+up to FRAMES_CACHED frames; what every frame needs without its payload
+is held in arrays (`ChainColumns`: a book frame's chain ids, 33 bytes) and per block (`FrameBlock`),
+never as a Python object per frame. A `Frame` is made when a block is decoded: the same values `load_replay_data`
 made for the whole list before (the index from the replay start, the offset from the first frame
 never going back, the stream, the payload as recorded, the chain ids the dialect read).
 """
@@ -30,10 +32,15 @@ from replayer.reader import ChunkKey
 from replayer.timeline import Frame
 
 FRAMES_CACHED = 40_000
-"""Frames kept decoded (about 20 MB of 300-byte frames): the chunk being walked and those just behind
-it, for look-backs. Counted in frames, not chunks: a recorder flushes every second, so a chunk holds
-a second of frames (hundreds) up to ROWS_PER_GROUP."""
+"""Frames kept decoded (about 20 MB of 300-byte frames): the block being walked and those just behind
+it, for look-backs. Counted in frames, not blocks: a block holds BLOCK_FRAMES or more (a row group
+holds up to ROWS_PER_GROUP)."""
+BLOCK_FRAMES = 4_096
+"""Frames a block gathers before it is closed (a chunk is never split). Reading and filtering a chunk
+costs about 0.4 ms whatever its size, and a one-second row group of a quiet stream holds tens of
+frames: merged, a walk pays that once per block. Small enough that a look-back decodes a few ms."""
 FRAME_COLUMNS = ("kind", "stream", "payload", "recv_mono_ns")
+OFFSET_COLUMNS = ("kind", "stream", "recv_mono_ns")
 
 _SNAPSHOT = 1
 _HAS_PREV = 2
@@ -42,7 +49,7 @@ _HAS_PREV = 2
 class ChunkSource(Protocol):
     """Where the chunks are read back from (replayer/reader.py's `Recording`, or `EventChunks`)."""
 
-    def read_chunk(self, key: ChunkKey, columns: Sequence[str]) -> list[pa.RecordBatch]: ...
+    def read_chunks(self, keys: Sequence[ChunkKey], columns: Sequence[str]) -> list[pa.RecordBatch]: ...
 
 
 class EventChunks:
@@ -64,10 +71,10 @@ class EventChunks:
 
     def iter_chunks(self, columns: Sequence[str] | None = None) -> Iterator[tuple[ChunkKey, list[pa.RecordBatch]]]:
         for number in range(len(self._batches)):
-            yield (0, number), self.read_chunk((0, number), columns if columns is not None else SCHEMA.names)
+            yield (0, number), self.read_chunks([(0, number)], columns if columns is not None else SCHEMA.names)
 
-    def read_chunk(self, key: ChunkKey, columns: Sequence[str]) -> list[pa.RecordBatch]:
-        return [self._batches[key[1]].select(list(columns))]
+    def read_chunks(self, keys: Sequence[ChunkKey], columns: Sequence[str]) -> list[pa.RecordBatch]:
+        return [self._batches[key[1]].select(list(columns)) for key in keys]
 
 
 def _batch(rows: list[tuple]) -> pa.RecordBatch:
@@ -121,27 +128,40 @@ class ChainColumns:
 
 
 @dataclass(frozen=True, slots=True)
-class Span:
-    """Where one chunk's frames sit: `first` is its first frame's index (negative for frames before
-    the replay start, which are not served), `count` how many it holds, `carry` the offset (ns) the
-    frames before it reached, so its own offsets never go back."""
+class FrameBlock:
+    """Where the frames of consecutive chunks of one segment sit: `first` is the first frame's index
+    (negative for frames before the replay start, which are not served), `count` how many they hold,
+    `carry` the offset (ns) the frames before them reached, so their own offsets never go back."""
 
-    key: ChunkKey
+    keys: tuple[ChunkKey, ...]
     first: int
     count: int
     carry: int
 
 
+def merged_blocks(blocks: Iterable[FrameBlock], frames: int) -> list[FrameBlock]:
+    """Consecutive blocks of one segment merged until each holds `frames` or more (the last of a
+    segment may hold fewer); the frames stay where they were, in the same order."""
+    merged: list[FrameBlock] = []
+    for block in blocks:
+        last = merged[-1] if merged else None
+        if last is not None and last.count < frames and last.keys[-1][0] == block.keys[0][0]:
+            merged[-1] = FrameBlock(last.keys + block.keys, last.first, last.count + block.count, last.carry)
+        else:
+            merged.append(block)
+    return merged
+
+
 class FrameStore(Sequence[Frame]):
-    """`length` frames read through `source`, chunk by chunk (`spans`, in order). Indexing, slicing and
-    iterating give `Frame`s; a chunk is read and decoded again only when it has left the FRAMES_CACHED
-    kept, so a walk in order reads each chunk once and a look-back of a few thousand frames is served
-    from memory."""
+    """`length` frames read through `source`, block by block (`blocks`, in order, merged up to
+    BLOCK_FRAMES). Indexing, slicing and iterating give `Frame`s; a block is read and decoded again
+    only when it has left the FRAMES_CACHED kept, so a walk in order reads each block once and a
+    look-back of a few thousand frames is served from memory."""
 
     def __init__(
         self,
         source: ChunkSource,
-        spans: Sequence[Span],
+        blocks: Sequence[FrameBlock],
         chains: dict[str, ChainColumns],
         *,
         length: int,
@@ -149,13 +169,13 @@ class FrameStore(Sequence[Frame]):
         symbol_of: Callable[[str], str | None],
         base: int = 0,
     ) -> None:
-        """`base`: the position (in the coordinates of `spans` and `chains`) of frame 0."""
-        if length < 0 or (length and not spans):
-            raise ValueError("a store with frames needs the spans that hold them")
+        """`base`: the position (in the coordinates of `blocks` and `chains`) of frame 0."""
+        if length < 0 or (length and not blocks):
+            raise ValueError("a store with frames needs the blocks that hold them")
         self._source = source
-        self._spans = list(spans)
+        self._blocks = merged_blocks(blocks, BLOCK_FRAMES)
         self._base = base
-        self._firsts = array("q", (max(span.first - base, 0) for span in spans))
+        self._firsts = array("q", (max(block.first - base, 0) for block in self._blocks))
         self._chains = chains
         self._length = length
         self._origin_ns = origin_ns
@@ -164,19 +184,19 @@ class FrameStore(Sequence[Frame]):
         self._names: dict[str, str] = {}
         self._cache: dict[int, list[Frame]] = {}
         self._cached = 0
-        """Frames in the decoded chunks kept."""
+        """Frames in the decoded blocks kept."""
         self._reading = threading.Lock()
-        """Held to read a chunk: a venue on its own thread (FakeVenue) shares the store with the test."""
-        self.chunks_read = 0
-        """How many chunk reads the store has made (a chunk evicted and wanted again counts again)."""
+        """Held to read a block: a venue on its own thread (FakeVenue) shares the store with the test."""
+        self.blocks_read = 0
+        """How many block reads the store has made (a block evicted and wanted again counts again)."""
 
     def __len__(self) -> int:
         return self._length
 
     @property
-    def chunks(self) -> int:
-        """How many chunks of the recording hold the frames."""
-        return len(self._spans)
+    def blocks(self) -> int:
+        """How many blocks hold the frames."""
+        return len(self._blocks)
 
     @overload
     def __getitem__(self, index: int) -> Frame: ...
@@ -194,61 +214,119 @@ class FrameStore(Sequence[Frame]):
             index += self._length
         if not 0 <= index < self._length:
             raise IndexError("frame index out of range")
-        chunk = bisect_right(self._firsts, index) - 1
-        return self._chunk(chunk)[index - self._firsts[chunk]]
+        block = bisect_right(self._firsts, index) - 1
+        return self._block(block)[index - self._firsts[block]]
 
     def __iter__(self) -> Iterator[Frame]:
-        for chunk in range(len(self._spans)):
-            yield from self._chunk(chunk)
+        for block in range(len(self._blocks)):
+            yield from self._block(block)
+
+    def on_streams(self, wanted: Callable[[str], bool]) -> Iterator[Frame]:
+        """The frames on the streams `wanted` accepts, in index order, the others passed over without
+        being made: the oracle reads the book streams of recordings mostly made of trades and tickers
+        (a busy symbol's bookTicker is 70% of its frames)."""
+        accepted: dict[str, bool] = {}
+
+        def accepts(stream: str) -> bool:
+            verdict = accepted.get(stream)
+            if verdict is None:
+                verdict = accepted[stream] = bool(wanted(stream))
+            return verdict
+
+        for number, block in enumerate(self._blocks):
+            kept = self._cache.get(number)
+            if kept is not None:
+                yield from (frame for frame in kept if accepts(frame.stream))
+            else:
+                yield from self._decode(block, accepts)
+
+    def offsets(self) -> Iterator[int]:
+        """Every frame's `offset_ns`, in index order, without making the frames (reading the payloads)
+        of blocks not kept decoded: what a pass over the replay's clock needs."""
+        for number, block in enumerate(self._blocks):
+            kept = self._cache.get(number)
+            if kept is not None:
+                yield from (frame.offset_ns for frame in kept)
+                continue
+            offset, index, stop = block.carry, block.first - self._base, self._stop(block)
+            origin = self._origin_ns
+            for rows in self._rows(block, OFFSET_COLUMNS):
+                rows, index = self._served(rows, index, stop)
+                for mono in rows.column("recv_mono_ns").to_pylist():
+                    if mono - origin > offset:
+                        offset = mono - origin
+                    yield offset
+                index += len(rows)
 
     def _run(self, start: int, stop: int) -> list[Frame]:
-        """Frames start..stop-1 (0 <= start, stop <= len), chunk by chunk."""
+        """Frames start..stop-1 (0 <= start, stop <= len), block by block."""
         out: list[Frame] = []
-        chunk = bisect_right(self._firsts, start) - 1
+        block = bisect_right(self._firsts, start) - 1
         while start < stop:
-            frames = self._chunk(chunk)
-            first = self._firsts[chunk]
+            frames = self._block(block)
+            first = self._firsts[block]
             out += frames[start - first : stop - first]
             start = first + len(frames)
-            chunk += 1
+            block += 1
         return out
 
-    def _chunk(self, chunk: int) -> list[Frame]:
-        """A decoded chunk; when too many are kept, the one furthest back goes (not the least recently
-        used: a walk touches its chunk once, a look-back behind it touches an older one more often)."""
-        frames = self._cache.get(chunk)
+    def _block(self, block: int) -> list[Frame]:
+        """A decoded block; when too many are kept, the one furthest back goes (not the least recently
+        used: a walk touches its block once, a look-back behind it touches an older one more often)."""
+        frames = self._cache.get(block)
         if frames is not None:
             return frames
         with self._reading:
-            frames = self._cache.get(chunk)
+            frames = self._cache.get(block)
             if frames is None:
-                frames = self._cache[chunk] = self._decode(self._spans[chunk])
+                frames = self._cache[block] = self._decode(self._blocks[block])
                 self._cached += len(frames)
                 while self._cached > FRAMES_CACHED and len(self._cache) > 1:
-                    self._cached -= len(self._cache.pop(min(kept for kept in self._cache if kept != chunk)))
+                    self._cached -= len(self._cache.pop(min(kept for kept in self._cache if kept != block)))
         return frames
 
-    def _decode(self, span: Span) -> list[Frame]:
-        self.chunks_read += 1
-        stop = min(span.first - self._base + span.count, self._length)
-        chains = self._chains_in(span.first - self._base, stop)
-        origin, offset, index = self._origin_ns, span.carry, span.first - self._base
+    def _stop(self, block: FrameBlock) -> int:
+        return min(block.first - self._base + block.count, self._length)
+
+    def _rows(self, block: FrameBlock, columns: Sequence[str]) -> Iterator[pa.RecordBatch]:
+        """The block's frame rows, its chunks read in one call and filtered as one batch (dictionary
+        columns unified: each row group has its own dictionary)."""
+        batches = self._source.read_chunks(block.keys, columns)
+        if len(batches) > 1:
+            batches = pa.Table.from_batches(batches).unify_dictionaries().combine_chunks().to_batches()
+        for batch in batches:
+            yield frame_rows(batch)
+
+    @staticmethod
+    def _served(rows: pa.RecordBatch, index: int, stop: int) -> tuple[pa.RecordBatch, int]:
+        """The rows from the replay start (frame 0) to `stop`, and the index of the first of them."""
+        skip = min(max(0, -index), len(rows))  # frames before the replay start (the start's block)
+        return rows.slice(skip, max(0, min(len(rows), stop - index) - skip)), index + skip
+
+    def _decode(self, block: FrameBlock, accepts: Callable[[str], bool] | None = None) -> list[Frame]:
+        """The block's frames; with `accepts`, only those on the streams it accepts (the offsets and
+        indices still counted over every frame)."""
+        self.blocks_read += 1
+        stop = self._stop(block)
+        chains = self._chains_in(block.first - self._base, stop)
+        origin, offset, index = self._origin_ns, block.carry, block.first - self._base
         frames: list[Frame] = []
         append = frames.append
-        for batch in self._source.read_chunk(span.key, FRAME_COLUMNS):
-            rows = frame_rows(batch)
-            skip = min(max(0, -index), len(rows))  # frames before the replay start (the start's chunk)
-            rows = rows.slice(skip, max(0, min(len(rows), stop - index) - skip))
-            index += skip
+        for batch in self._rows(block, FRAME_COLUMNS):
+            rows, index = self._served(batch, index, stop)
             streams = rows.column("stream")
             names = [self._name(name) for name in streams.dictionary.to_pylist()]
             symbols = [self._symbol(name) for name in names]
+            skip = [accepts is not None and not accepts(name) for name in names]
             payloads = rows.column("payload").to_pylist()
             for code, payload, mono in zip(
                 streams.indices.to_pylist(), payloads, rows.column("recv_mono_ns").to_pylist(), strict=True
             ):
                 if mono - origin > offset:
                     offset = mono - origin
+                if skip[code]:
+                    index += 1
+                    continue
                 ids = chains.get(index)
                 if ids is None:
                     append(Frame(index, offset, names[code], payload, None, None, symbols[code]))

@@ -31,6 +31,9 @@ from recorder.format import (
 from recorder.segments import JournalCorruptError, JournalReader, journal_holds_batches
 
 OPEN_SEGMENTS = 2
+RUN_ROWS = 4_096
+"""Rows of consecutive row groups read in one call when a segment is read through: a recorder seals
+a row group every second, and reading one costs about as much as reading a hundred."""
 
 ChunkKey = tuple[int, int]
 """A chunk of a recording: (segment number, row group or journal batch number in it)."""
@@ -53,7 +56,7 @@ class Recording:
         self.segments: list[Path] = segments
         self._parquet: dict[int, pq.ParquetFile] = {}
         self._journals: dict[int, _JournalCursor] = {}
-        """Files `read_chunk` reads on, by segment number (OPEN_SEGMENTS sealed ones at most: a parsed
+        """Files `read_chunks` reads on, by segment number (OPEN_SEGMENTS sealed ones at most: a parsed
         footer holds every row group's metadata, several MB for an hour of one-second row groups)."""
         self.notes: list[str] = []
         """One line per journal whose torn last batch was dropped, filled in as segments are read."""
@@ -78,7 +81,7 @@ class Recording:
 
     def iter_chunks(self, columns: Sequence[str] | None = None) -> Iterator[tuple[ChunkKey, list[pa.RecordBatch]]]:
         """Yields each chunk (a sealed segment's row group, a journal's batch) as its batches, in `seq`
-        order and checked as `iter_batches` checks them, with the key `read_chunk` takes it back by."""
+        order and checked as `iter_batches` checks them, with the key `read_chunks` takes it back by."""
         key: ChunkKey | None = None
         batches: list[pa.RecordBatch] = []
         for _, at, batch in self._checked_batches(columns):
@@ -91,22 +94,38 @@ class Recording:
         if key is not None and batches:
             yield key, batches
 
-    def read_chunk(self, key: ChunkKey, columns: Sequence[str]) -> list[pa.RecordBatch]:
-        """One chunk again, by the key `iter_chunks` gave it: a row group is read on its own; a journal
-        (an IPC stream, which has no index) is read on from where the last read of it stopped, or
-        again from its start when the chunk lies behind that."""
-        number, chunk = key
-        segment = self.segments[number]
+    def read_chunks(self, keys: Sequence[ChunkKey], columns: Sequence[str]) -> list[pa.RecordBatch]:
+        """Chunks again, by the keys `iter_chunks` gave them, in order: the row groups of one sealed
+        segment are read in one call; a journal (an IPC stream, which has no index) is read on from
+        where the last read of it stopped, or again from its start when a chunk lies behind that."""
+        batches: list[pa.RecordBatch] = []
         wanted = list(columns)
-        if segment.suffix == OPEN_SUFFIX:
-            cursor = self._journals.get(number)
-            if cursor is None or cursor.position > chunk:
-                cursor = self._journals[number] = _JournalCursor(segment)
-            try:
-                batch = cursor.read(chunk)
-            except JournalCorruptError as exc:
-                raise RecordingError(str(exc)) from None
-            return [batch.select(wanted)]
+        at = 0
+        while at < len(keys):
+            number = keys[at][0]
+            end = at
+            while end < len(keys) and keys[end][0] == number:
+                end += 1
+            chunks = [chunk for _, chunk in keys[at:end]]
+            segment = self.segments[number]
+            if segment.suffix == OPEN_SUFFIX:
+                batches += (self._journal_batch(number, chunk).select(wanted) for chunk in chunks)
+            else:
+                batches += self._row_groups(number, chunks, wanted)
+            at = end
+        return batches
+
+    def _journal_batch(self, number: int, chunk: int) -> pa.RecordBatch:
+        cursor = self._journals.get(number)
+        if cursor is None or cursor.position > chunk:
+            cursor = self._journals[number] = _JournalCursor(self.segments[number])
+        try:
+            return cursor.read(chunk)
+        except JournalCorruptError as exc:
+            raise RecordingError(str(exc)) from None
+
+    def _row_groups(self, number: int, groups: list[int], columns: list[str]) -> list[pa.RecordBatch]:
+        segment = self.segments[number]
         try:
             parquet = self._parquet.pop(number, None)
             if parquet is None:
@@ -114,8 +133,8 @@ class Recording:
             self._parquet[number] = parquet  # the most recently read last
             while len(self._parquet) > OPEN_SEGMENTS:
                 del self._parquet[next(iter(self._parquet))]
-            # One thread: a row group is a second of frames, and pool threads only add malloc arenas.
-            return parquet.read_row_group(chunk, columns=wanted, use_threads=False).to_batches()
+            # One thread: a block is a few thousand frames, and pool threads only add malloc arenas.
+            return parquet.read_row_groups(groups, columns=columns, use_threads=False).to_batches()
         except (pa.ArrowException, OSError) as exc:
             raise RecordingError(f"{segment}: corrupt segment ({_first_line(exc)})") from None
 
@@ -200,16 +219,46 @@ class Recording:
             parquet = pq.ParquetFile(segment, page_checksum_verification=True)
             if parquet.schema_arrow.names != SCHEMA.names:
                 raise RecordingError(f"{segment}: corrupt segment (columns {parquet.schema_arrow.names})")
-            for group in range(parquet.num_row_groups):
-                table = parquet.read_row_group(group, columns=columns, use_threads=False)
-                for batch in table.to_batches():
-                    yield group, batch
+            for run in _group_runs(parquet.metadata, RUN_ROWS):
+                for group, table in _read_run(parquet, run, columns):
+                    for batch in table.to_batches():
+                        yield group, batch
         except (pa.ArrowException, OSError) as exc:
             raise RecordingError(f"{segment}: corrupt segment ({_first_line(exc)})") from None
 
 
+def _group_runs(metadata: pq.FileMetaData, rows: int) -> Iterator[list[int]]:
+    """The segment's row groups in runs of `rows` or more (the last may hold fewer)."""
+    run: list[int] = []
+    held = 0
+    for group in range(metadata.num_row_groups):
+        run.append(group)
+        held += metadata.row_group(group).num_rows
+        if held >= rows:
+            yield run
+            run, held = [], 0
+    if run:
+        yield run
+
+
+def _read_run(parquet: pq.ParquetFile, run: list[int], columns: list[str] | None) -> Iterator[tuple[int, pa.Table]]:
+    """Each row group of a run as its own table, read in one call; one by one when that call fails, so
+    the groups before a damaged one are still given before the error."""
+    try:
+        table = parquet.read_row_groups(run, columns=columns, use_threads=False)
+    except (pa.ArrowException, OSError):
+        for group in run:
+            yield group, parquet.read_row_group(group, columns=columns, use_threads=False)
+        return
+    at = 0
+    for group in run:
+        rows = parquet.metadata.row_group(group).num_rows
+        yield group, table.slice(at, rows)
+        at += rows
+
+
 class _JournalCursor:
-    """A journal read forward batch by batch, for `read_chunk`: IPC streams cannot seek to a batch."""
+    """A journal read forward batch by batch, for `read_chunks`: IPC streams cannot seek to a batch."""
 
     def __init__(self, segment: Path) -> None:
         self._batches = iter(JournalReader(segment))

@@ -41,7 +41,7 @@ from harness.venues.registry import DIALECTS
 from harness.venues.registry import dialect as venue_dialect
 from harness.venues.wire import VenueWire
 from recorder.format import EventKind, RecordedEvent
-from replayer.frame_store import ChainColumns, ChunkSource, EventChunks, FrameStore, Span
+from replayer.frame_store import ChainColumns, ChunkSource, EventChunks, FrameBlock, FrameStore
 from replayer.reader import ChunkKey, Recording
 from replayer.reference_book import ReferenceBook
 from replayer.timeline import Frame
@@ -279,12 +279,12 @@ class _Scan:
         """Frames start..stop-1 (indexed from `start`); with origin 0 each offset is the latest receive
         time up to that frame."""
         firsts = [seen.first for seen in self.chunks]
-        spans = [
-            Span(seen.key, seen.first, seen.count, 0)
+        blocks = [
+            FrameBlock((seen.key,), seen.first, seen.count, 0)
             for seen in self.chunks[max(0, bisect_right(firsts, start) - 1) : bisect_left(firsts, stop)]
         ]
         return FrameStore(
-            reader, spans, self.chains, length=stop - start, origin_ns=origin_ns,
+            reader, blocks, self.chains, length=stop - start, origin_ns=origin_ns,
             symbol_of=self._dialect.symbol_of, base=start,
         )  # fmt: skip
 
@@ -301,16 +301,16 @@ class _Scan:
             if frame.symbol is not None:
                 head_symbols.setdefault(frame.symbol, frame.index + start)
         chunks = [replace(head, max_mono=frames[-1].offset_ns, symbols=head_symbols), *self.chunks[at + 1 :]]
-        spans: list[Span] = []
+        blocks: list[FrameBlock] = []
         latest = origin
         for seen in chunks:
-            spans.append(Span(seen.key, seen.first - start, seen.count, latest - origin))
+            blocks.append(FrameBlock((seen.key,), seen.first - start, seen.count, latest - origin))
             latest = max(latest, seen.max_mono)
         self.kept_chains = {symbol: columns.from_index(start) for symbol, columns in self.chains.items()}
         self.chains = {}
         market = [symbol for seen in chunks for symbol in sorted(seen.symbols, key=seen.symbols.__getitem__)]
         store = FrameStore(
-            reader, spans, self.kept_chains, length=self.frames - start, origin_ns=origin,
+            reader, blocks, self.kept_chains, length=self.frames - start, origin_ns=origin,
             symbol_of=self._dialect.symbol_of,
         )  # fmt: skip
         return store, list(dict.fromkeys(market))

@@ -61,7 +61,9 @@ def _rewrite(events: list[RecordedEvent], folder: Path, *, segment_bytes: int, c
 def segmented(events: list[RecordedEvent], tmp_path_factory: pytest.TempPathFactory) -> ReplayData:
     folder = _rewrite(events, tmp_path_factory.mktemp("segmented") / "rec", segment_bytes=30_000)
     assert len(Recording(folder).segments) >= 3
-    return load_replay_data(folder)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(frame_store, "BLOCK_FRAMES", ROWS)  # a block a row group: chunk boundaries everywhere
+        return load_replay_data(folder)
 
 
 def test_frames_are_the_recorded_stream_frames_from_the_start_on(
@@ -84,8 +86,7 @@ def test_several_segments_of_small_row_groups_give_the_same_frames(
     store = segmented.frames
     assert isinstance(store, FrameStore) and len(store) == len(expected)
     assert list(store) == expected
-    chunks = store.chunks_read
-    assert chunks > len(expected) // ROWS // 2  # many chunks, each read once by the walk
+    assert store.blocks_read > len(expected) // ROWS // 2  # many blocks, each read once by the walk
     rng = random.Random(5)
     for index in [0, len(expected) - 1, *(rng.randrange(len(expected)) for _ in range(200))]:
         assert store[index] == expected[index]
@@ -100,18 +101,34 @@ def test_a_walk_reads_each_chunk_once_and_looks_back_from_memory(
     events: list[RecordedEvent], expected: list[Frame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(frame_store, "FRAMES_CACHED", 4 * ROWS)
+    monkeypatch.setattr(frame_store, "BLOCK_FRAMES", ROWS)
     store = load_replay_data(_rewrite(events, tmp_path / "rec", segment_bytes=1 << 30)).frames
     assert isinstance(store, FrameStore)
-    before = store.chunks_read  # loading read the first few again (symbol specs)
+    before = store.blocks_read  # loading read the first few again (symbol specs)
     walked = 0
     for frame in store:
         walked += 1
         if frame.index % 50 == 0 and frame.index >= 2 * ROWS:
             assert store[frame.index - 2 * ROWS] == expected[frame.index - 2 * ROWS]  # a look-back
-    read = store.chunks_read - before
-    assert walked == len(expected) and store.chunks - 4 <= read <= store.chunks
-    assert store.chunks >= len(expected) // ROWS
-    assert store[0] == expected[0] and store.chunks_read == before + read + 1  # evicted long ago: read again
+    read = store.blocks_read - before
+    assert walked == len(expected) and store.blocks - 4 <= read <= store.blocks
+    assert store.blocks >= len(expected) // ROWS
+    assert store[0] == expected[0] and store.blocks_read == before + read + 1  # evicted long ago: read again
+
+
+def test_small_row_groups_are_read_in_blocks_and_give_the_same_frames_and_offsets(
+    events: list[RecordedEvent], expected: list[Frame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(frame_store, "BLOCK_FRAMES", 4 * ROWS)
+    folder = _rewrite(events, tmp_path / "rec", segment_bytes=1 << 30)
+    groups = len(list(Recording(folder).iter_chunks(["seq"])))
+    store = load_replay_data(folder).frames
+    assert isinstance(store, FrameStore)
+    assert groups >= 10 and store.blocks <= groups // 3  # about four row groups a block
+    assert list(store.offsets()) == [f.offset_ns for f in expected]  # read without the payloads
+    before = store.blocks_read
+    assert list(store) == expected and store.blocks_read - before <= store.blocks
+    assert list(store.offsets()) == [f.offset_ns for f in expected]  # from the blocks kept decoded
 
 
 def test_a_crashed_recorders_journals_read_like_sealed_segments(

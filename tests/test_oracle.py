@@ -86,6 +86,38 @@ def test_top_matches_an_independent_model_at_every_frame_boundary() -> None:
     assert oracle.full_book(SYMBOL, middle) == (tuple(bids), tuple(asks))
 
 
+def touched_by_model(frames: list[Frame], after: int, upto: int) -> tuple[set[str], set[str]]:
+    """Prices the depth frames ending after `after`, up to the first starting after `upto`, name."""
+    bids: set[str] = set()
+    asks: set[str] = set()
+    for frame in frames:
+        data = orjson.loads(frame.payload)["data"]
+        if data.get("e") != "depthUpdate" or data["u"] <= after:
+            continue
+        if data["U"] > upto:
+            break
+        bids.update(p for p, _ in data["b"])
+        asks.update(p for p, _ in data["a"])
+    return bids, asks
+
+
+def test_touched_prices_up_to_the_last_frame_and_before_it_match_a_replay_of_the_frames() -> None:
+    frames = random_frames(seed=11, count=400)
+    oracle = Oracle(frames, SNAP)
+    ids = [f.last_update_id for f in frames if f.last_update_id is not None and f.last_update_id > 100]
+    last = ids[-1]
+    for after in [0, 100, ids[10], ids[len(ids) // 2], ids[-3], last]:
+        assert oracle.touched_prices(SYMBOL, after, last) == touched_by_model(frames, after, last), after  # kept
+        middle = ids[len(ids) * 3 // 4]
+        expected = touched_by_model(frames, after, middle)
+        assert oracle.touched_prices(SYMBOL, after, middle) == expected, after  # decoded again
+    assert oracle.touched_prices("ETHUSDT", 100, last) == (set(), set())
+    back = [depth(0, 90, 99), depth(1, 101, 105, [["97.0", "1"]]), depth(2, 50, 60, [["97.0", "2"], ["96.0", "1"]])]
+    oracle = Oracle(back, SNAP)  # ids going back (a venue's reset): each price's latest touch, not its last
+    for after in (55, 100):
+        assert oracle.touched_prices(SYMBOL, after, 105) == touched_by_model(back, after, 105), after
+
+
 def test_frames_before_the_snapshot_and_between_boundaries_are_unknown() -> None:
     frames = [depth(0, 90, 99), depth(1, 100, 103, [["100.0", "0"]]), depth(2, 104, 104)]
     oracle = Oracle(frames, SNAP)

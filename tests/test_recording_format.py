@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from harness.errors import HarnessError
 from recorder.format import OPEN_SUFFIX, SEALED_SUFFIX, EventKind, RecordedEvent, RecordingMeta, segment_name
-from recorder.segments import RecordingExistsError, RecordingWriter, seal_journal
+from recorder.segments import JournalReader, RecordingExistsError, RecordingWriter, seal_journal
 from replayer.reader import Recording, RecordingError
 
 SECOND = 1_000_000_000
@@ -91,15 +91,24 @@ def test_row_group_per_ten_thousand_rows_when_no_flush_interval_passes(tmp_path:
     assert row_groups(tmp_path / "rec" / segment_name(0, SEALED_SUFFIX)) == [10_000, 10_000, 5_000]
 
 
-def test_row_group_per_flush_interval_when_it_comes_first(tmp_path: Path) -> None:
-    # 10 events a second for 5 seconds: the one-second flush interval cuts row groups of about 10 rows.
+def test_flushes_every_interval_are_gathered_into_one_row_group_when_sealed(tmp_path: Path) -> None:
+    # 10 events a second for 5 seconds: the one-second flush interval cuts journal batches of about 10
+    # rows; sealing gathers them into row groups of up to 10,000 (a reader pays per row group).
     with RecordingWriter(tmp_path / "rec", META, fsync=False) as writer:
         for i in range(50):
             frame(writer, i * SECOND // 10)
+            if i == 25:
+                batches = list(JournalReader(tmp_path / "rec" / segment_name(0, OPEN_SUFFIX)))
+                assert len(batches) == 2 and max(len(b) for b in batches) <= 11
+    assert row_groups(tmp_path / "rec" / segment_name(0, SEALED_SUFFIX)) == [50]
+
+
+def test_sealing_gathers_batches_up_to_rows_per_group(tmp_path: Path) -> None:
+    with RecordingWriter(tmp_path / "rec", META, rows_per_group=30, fsync=False) as writer:
+        for i in range(100):
+            frame(writer, i * SECOND // 10)  # batches of 10 or 11 rows
     groups = row_groups(tmp_path / "rec" / segment_name(0, SEALED_SUFFIX))
-    assert sum(groups) == 50
-    assert len(groups) == 5
-    assert max(groups) <= 11
+    assert sum(groups) == 100 and max(groups) <= 30 and min(groups[:-1]) >= 20  # two or three batches each
 
 
 def test_tick_flushes_buffered_rows_after_the_interval(tmp_path: Path) -> None:

@@ -140,10 +140,10 @@ def test_books_catch_up_only_when_read_and_answers_from_kept_copies_match_a_repl
     monkeypatch.setattr(replay_data, "CHECKPOINTS_RECENT", 2)
     monkeypatch.setattr(replay_data, "CHECKPOINTS_SPARSE", 4)
     kept = VenueBooks(data, seed=6)
-    read = store.chunks_read  # loading read a few
+    read = store.blocks_read  # loading read a few
     for index in range(len(store)):
         kept.advance_to(index)  # as the venue does for every frame it sends
-    assert store.chunks_read == read  # nothing read until a book is
+    assert store.blocks_read == read  # nothing read until a book is
     book = kept.book("BTCUSDT")
     assert book is not None and book.last_update_id == data.frames[depth[-1]].last_update_id
     monkeypatch.setattr(replay_data, "CHECKPOINT_EVERY", 10**9)  # no copies: every answer from the start book

@@ -25,7 +25,11 @@ OracleDepth = tuple[str, int, int, "int | None", Sequence[Any], Sequence[Any]]
 
 def decode(frame: Frame, *, linked: bool = False) -> OracleDepth | None:
     """A combined-stream depthUpdate's ids and levels, None for any other frame; HarnessError when a
-    clean frame is not JSON or a depthUpdate lacks its fields (`pu` too, when `linked`)."""
+    clean frame is not JSON or a depthUpdate lacks its fields (`pu` too, when `linked`). A frame off
+    the depth streams whose bytes do not hold `depthUpdate` cannot be one and is not parsed (most
+    frames are trades); every frame on a depth stream is."""
+    if "@depth" not in frame.stream and b"depthUpdate" not in frame.payload:
+        return None
     try:
         doc = orjson.loads(frame.payload)
     except orjson.JSONDecodeError:
@@ -40,6 +44,11 @@ def decode(frame: Frame, *, linked: bool = False) -> OracleDepth | None:
     except (KeyError, TypeError, ValueError):
         fields = "U, u, pu, b and a" if linked else "U, u, b and a"
         raise HarnessError(f"recording: clean frame {frame.index} is a depthUpdate without {fields}") from None
+
+
+def book_stream(stream: str) -> bool:
+    """Whether frames on `stream` can be depth updates: the oracle reads no other stream's frames."""
+    return "@depth" in stream
 
 
 def bridges(ids: DepthFrame, snapshot_id: int) -> bool:

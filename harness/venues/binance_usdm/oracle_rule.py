@@ -22,5 +22,8 @@ def decode(frame: Frame) -> spot.OracleDepth | None:
     return spot.decode(frame, linked=True)
 
 
+book_stream = spot.book_stream
+
+
 def bridges(ids: DepthFrame, snapshot_id: int) -> bool:
     return ids.first_update_id <= snapshot_id or ids.prev_last == snapshot_id
