@@ -30,7 +30,7 @@ from harness.errors import HarnessError
 from harness.latency import Histogram
 from harness.level_match import LevelMatch, SnapshotReach, VisibleDepth, as_sent, within_reach
 from harness.observations import LOSES_SYNC, BookObservation, FinalBook, SubjectMessage, SyncEvent
-from harness.oracle import Oracle, Side
+from harness.oracle import DepthFrame, Oracle, Side
 from harness.send_digest import SendDigest, clock_of
 from harness.sync_timeline import DIVERGED, SYNCED, UNSYNCED, SyncTimeline, silent_while_synced
 from replayer.timeline import Frame
@@ -133,10 +133,13 @@ def send_log_clock(frames: Sequence[Frame], clients: Iterable[ClientLike]) -> Ca
             if 0 <= i < count and send.write_mono_ns < written[i]:
                 written[i] = send.write_mono_ns
 
+    offsets = getattr(frames, "offsets", None)  # a frame store's, without making the frames
+
     def points() -> Iterator[tuple[int, int]]:
-        for frame, when in zip(frames, written, strict=True):  # in order: each chunk read once
+        every = offsets() if offsets is not None else (frame.offset_ns for frame in frames)
+        for offset, when in zip(every, written, strict=True):
             if when != _UNWRITTEN:
-                yield frame.offset_ns, when
+                yield offset, when
 
     return clock_of(points)
 
@@ -362,8 +365,10 @@ class Checker:
             raise ValueError(f"stale_limit_ns must be positive, not {stale_limit_ns}")
         self._stale_limit_ns = stale_limit_ns
         self._due_of = None
+        self._frames = frames
+        self._to_mono = to_mono
         if frames is not None and to_mono is not None:
-            # Read a frame when asked (the stale search asks in order): no list of every offset.
+            # Read a frame when asked (a divergence's context asks for a few): no list of every offset.
             self._due_of = lambda index: to_mono(frames[index].offset_ns)
         if windows and to_mono is None:
             raise HarnessError("fault windows given without a clock to place them (pass to_mono)")
@@ -626,12 +631,14 @@ class Checker:
             return
         self.findings.stale_limit_ns = self._stale_limit_ns
         writes = sends.write_times()
+        assert self._frames is not None and self._to_mono is not None, "set with _due_of"
+        to_mono = self._to_mono
         due: dict[str, array] = {}
-        for frame in self._oracle.depth_frame_ids():
+        for frame, offset in _with_offsets(self._oracle.depth_frame_ids(), self._frames):
             times = due.get(frame.symbol)
             if times is None:
                 times = due[frame.symbol] = array("q")
-            times.append(due_of(frame.index))
+            times.append(to_mono(offset))
         limit_s = self._stale_limit_ns / 1e9
         for symbol, times in sorted(due.items()):
             for silence in silent_while_synced(
@@ -886,6 +893,23 @@ def check(
         elif not finals:  # what a subject says while shutting down, after its final books, is not judged
             checker.feed(message)
     return checker.finish(finals, clients, snapshot_reach, end_mono_ns, sends=sends)
+
+
+def _with_offsets(depth: Iterable[DepthFrame], frames: Sequence[Frame]) -> Iterator[tuple[DepthFrame, int]]:
+    """Each depth frame (in index order) with its offset_ns: from one pass over the frames' offsets
+    where the frames can give them without being made (replayer/frame_store.py), else by index."""
+    offsets = getattr(frames, "offsets", None)
+    if offsets is None:
+        for frame in depth:
+            yield frame, frames[frame.index].offset_ns
+        return
+    at, offset = -1, 0
+    every = offsets()
+    for frame in depth:
+        while at < frame.index:
+            offset = next(every)
+            at += 1
+        yield frame, offset
 
 
 def _last_reach(served: Sequence[SnapshotReach], update_id: int) -> SnapshotReach | None:

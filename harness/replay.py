@@ -161,7 +161,8 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
     if speed > 0 and start is not None:
         to_mono = replay_clock(start, speed)
     else:
-        to_mono = sends.clock(lambda: (frame.offset_ns for frame in data.frames))
+        offsets = getattr(data.frames, "offsets", None) or (lambda: (frame.offset_ns for frame in data.frames))
+        to_mono = sends.clock(offsets)
     try:
         findings = check(
             oracle,
