@@ -7,15 +7,16 @@ check after the run reads no send log back (only a divergence's description does
 frames around it: harness/divergence_context.py). `SendDigest.of_clients` reads a send log in hand
 once instead (tests, callers of `harness.checker.check` with clients only).
 
-What it keeps grows with writes batches and depth frames, not with frames: per depth frame its
-first intact write and when that write was meant to go (16 bytes; the hole search and the latency
-join need them per state); per socket write, its time (8 bytes, once for a batch of frames); and,
-only when asked for the speed-0 clock, which batch first wrote each frame (4 bytes a frame), turned
-by `clock` into one point per batch.
+What it keeps grows with write batches, frames written and depth frames: per depth frame its first
+intact write and when that write was meant to go (16 bytes; the hole search and the latency join
+need them per state); per socket write, its time (8 bytes, once for a batch of frames); and, only
+when asked for the speed-0 clock, which batch first carried each frame (`FirstWrites`: a bit a
+frame, 2 bytes a frame written, 8 bytes a batch), turned by `clock` into one point per batch.
 """
 
 from __future__ import annotations
 
+import heapq
 from array import array
 from bisect import bisect_left
 from collections import Counter
@@ -26,8 +27,8 @@ from harness.deliveries import NEVER, Deliveries, SnapshotLike
 from harness.oracle import DepthFrame
 from replayer.timeline import Send
 
-_GROW = 1 << 16
-"""Frames the per-frame batch column grows by when a write goes past its end."""
+_GROW_BYTES = 1 << 13
+"""Bytes (eight frames each) the written frames' bits grow by when a write goes past their end."""
 
 
 class DepthIndex(Protocol):
@@ -62,7 +63,6 @@ class SendDigest:
 
     __slots__ = (
         "_batch",
-        "_frames",
         "_high",
         "_indices",
         "_oracle",
@@ -95,9 +95,8 @@ class SendDigest:
         self._times = array("q")
         """Distinct write times, as they came (ascending unless `_times_ascending` is False)."""
         self._times_ascending = True
-        self._frames = frames
-        self._batch = None if frames is None else array("I")
-        """Per frame index: 1 + the place in `_times` of its first write; 0: never written."""
+        self._batch = None if frames is None else FirstWrites(frames)
+        """Which write (1 + its place in `_times`) first carried each frame, for the speed-0 clock."""
 
     @classmethod
     def of_clients(cls, oracle: DepthIndex, clients: Iterable[_Client]) -> SendDigest:
@@ -129,12 +128,8 @@ class SendDigest:
                 )
             times.append(write_mono_ns)
             self._times_ascending = False
-        batch = self._batch
-        if batch is not None and 0 <= frame_index < (self._frames or 0):
-            if frame_index >= len(batch):
-                batch.extend(array("I", [0]) * max(_GROW, frame_index + 1 - len(batch)))
-            if batch[frame_index] == 0:
-                batch[frame_index] = len(times)
+        if self._batch is not None:
+            self._batch.add(client_id, frame_index, len(times))
         self.frames_sent += 1
         indices = self._indices
         place = bisect_left(indices, frame_index)
@@ -181,13 +176,94 @@ class SendDigest:
                 raise ValueError("the speed-0 clock needs SendDigest(oracle, frames=...) before the writes")
             return clock_of(lambda: ())
         batch, times = self._batch, self._times
+        return clock_of(lambda: ((offset, times[first - 1]) for offset, first in batch.with_offsets(offsets())))
 
-        def points() -> Iterator[tuple[int, int]]:
-            for offset, first in zip(offsets(), batch, strict=False):  # past its end: never written
-                if first:
-                    yield offset, times[first - 1]
 
-        return clock_of(points)
+class FirstWrites:
+    """Which write batch first carried each frame: a bit a frame says whether any write did; each
+    connection's first writes of frames above the highest it first wrote before (nearly all: a venue
+    walks its frames in order) are kept as the gaps between their indexes (2 bytes a frame written)
+    and runs of one batch (8 bytes a run); a frame first written below that (a reorder, a delay) is
+    kept on its own (12 bytes)."""
+
+    __slots__ = ("_bits", "_count", "_late_batches", "_late_indices", "_streams")
+
+    def __init__(self, frames: int) -> None:
+        self._count = frames
+        self._bits = bytearray()
+        self._streams: dict[int, _Ascending] = {}
+        self._late_indices = array("q")
+        self._late_batches = array("I")
+
+    def add(self, client_id: int, index: int, batch: int) -> None:
+        """`batch` (from 1, never going back) carried frame `index` to connection `client_id`."""
+        if not 0 <= index < self._count:
+            return
+        byte, bit = index >> 3, 1 << (index & 7)
+        bits = self._bits
+        if byte >= len(bits):
+            bits.extend(bytes(max(_GROW_BYTES, byte + 1 - len(bits))))
+        if bits[byte] & bit:
+            return  # written before, so earlier
+        bits[byte] |= bit
+        stream = self._streams.get(client_id)
+        if stream is None:
+            stream = self._streams[client_id] = _Ascending()
+        if index > stream.top:
+            stream.add(index, batch)
+        else:
+            self._late_indices.append(index)
+            self._late_batches.append(batch)
+
+    def with_offsets(self, offsets: Iterable[int]) -> Iterator[tuple[int, int]]:
+        """(offset_ns, batch) of every frame written, in index order; `offsets`: every frame's, in order."""
+        late = self._late_indices
+        order = sorted(range(len(late)), key=late.__getitem__)
+        lates = ((late[k], self._late_batches[k]) for k in order)
+        at, offset, every = -1, 0, iter(offsets)
+        for index, batch in heapq.merge(*self._streams.values(), lates):
+            while at < index:
+                offset = next(every)
+                at += 1
+            yield offset, batch
+
+
+class _Ascending:
+    """One connection's first writes in ascending index order: index gaps and batch runs."""
+
+    __slots__ = ("far", "gaps", "run_batches", "run_counts", "top")
+
+    def __init__(self) -> None:
+        self.top = -1
+        self.gaps = array("H")
+        """Each index minus the one before (0: the gap is in `far`)."""
+        self.far = array("q")
+        self.run_counts = array("I")
+        self.run_batches = array("I")
+
+    def add(self, index: int, batch: int) -> None:
+        gap = index - self.top
+        if gap < 1 << 16:
+            self.gaps.append(gap)
+        else:
+            self.gaps.append(0)
+            self.far.append(gap)
+        self.top = index
+        if self.run_batches and self.run_batches[-1] == batch:
+            self.run_counts[-1] += 1
+        else:
+            self.run_counts.append(1)
+            self.run_batches.append(batch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        index, far, runs = -1, iter(self.far), zip(self.run_counts, self.run_batches, strict=True)
+        left, batch = 0, 0
+        for gap in self.gaps:
+            index += gap or next(far)
+            if not left:
+                left, batch = next(runs)
+            left -= 1
+            yield index, batch
 
 
 class WriteClock:

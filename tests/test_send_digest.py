@@ -140,6 +140,20 @@ def test_the_clock_keeps_a_point_per_write_batch_not_per_frame() -> None:
     assert clock(0) == 5_000 and clock(640) == 5_001 and clock(641) == 5_001 and clock(10_000) == 5_016
 
 
+def test_frames_far_apart_and_frames_written_late_keep_their_first_write() -> None:
+    frames = [Due(i) for i in range(200_000)]
+    sends = [Sent(5, 0, 10), Sent(150_000, 0, 10), Sent(7, 0, 11), Sent(199_999, 0, 12), Sent(6, 0, 12)]
+    digest = SendDigest(Depth(0), len(frames))
+    for send in sends:
+        digest.add(1, send.frame_index, 0, send.write_mono_ns)
+    digest.add(2, 5, 0, 13)  # another connection, later: the first write stands
+    clock = digest.clock(lambda: (frame.offset_ns for frame in frames))
+    expected = send_log_clock(frames, [Conn(1, sends), Conn(2, [Sent(5, 0, 13)])])
+    for offset in (0, 5, 6, 7, 8, 149_999, 150_000, 150_001, 199_999, 200_000):
+        assert clock(offset) == expected(offset), offset
+    assert [clock(o) for o in (5, 6, 7, 150_000, 199_999, 200_000)] == [10, 12, 11, 10, 12, 13]
+
+
 def test_writes_that_go_back_in_time_are_refused_when_the_clock_is_kept() -> None:
     digest = SendDigest(Depth(3), 3)
     digest.add(1, 0, 0, 2_000)
