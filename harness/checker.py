@@ -626,15 +626,13 @@ class Checker:
             self._flag("dark_books", symbol, None, f"asked for {symbol}, never reported a book of it; {why}")
 
     def _stale(self, sends: SendDigest, end: int) -> None:
-        due_of = self._due_of
-        if self._stale_limit_ns is None or due_of is None:
+        frames, to_mono = self._frames, self._to_mono
+        if self._stale_limit_ns is None or frames is None or to_mono is None:
             return
         self.findings.stale_limit_ns = self._stale_limit_ns
         writes = sends.write_times()
-        assert self._frames is not None and self._to_mono is not None, "set with _due_of"
-        to_mono = self._to_mono
         due: dict[str, array] = {}
-        for frame, offset in _with_offsets(self._oracle.depth_frame_ids(), self._frames):
+        for frame, offset in _with_offsets(self._oracle.depth_frame_ids(), frames):
             times = due.get(frame.symbol)
             if times is None:
                 times = due[frame.symbol] = array("q")
