@@ -13,6 +13,7 @@ from harness.checker import send_log_clock
 from harness.deliveries import ChainJudge, Deliveries
 from harness.oracle import DepthFrame
 from harness.send_digest import SendDigest
+from replayer.timeline import Frame
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
@@ -141,7 +142,7 @@ def test_the_clock_keeps_a_point_per_write_batch_not_per_frame() -> None:
 
 
 def test_frames_far_apart_and_frames_written_late_keep_their_first_write() -> None:
-    frames = [Due(i) for i in range(200_000)]
+    frames = [Frame(i, i, "btcusdt@depth", b"") for i in range(200_000)]
     sends = [Sent(5, 0, 10), Sent(150_000, 0, 10), Sent(7, 0, 11), Sent(199_999, 0, 12), Sent(6, 0, 12)]
     digest = SendDigest(Depth(0), len(frames))
     for send in sends:
