@@ -110,6 +110,8 @@ class DefaultSubject:
         self._overdue: dict[str, asyncio.TimerHandle] = {}
         """Per symbol resubscribed on the open connection, the timer that reconnects if no snapshot comes."""
         self._refetch: set[str] = set()
+        self._unasked: set[str] = set()
+        """Symbols of the open connection whose first update has not arrived: it asks for their snapshot."""
         self._report: Report = _discard
         self._stopping = False
         self._trades = 0
@@ -157,6 +159,8 @@ class DefaultSubject:
             self._report(SyncEvent("decode_error", monotonic_ns(), str(exc)[:200]))
             return
         parsed = monotonic_ns()
+        if type(event) is DepthDelta and event.symbol in self._unasked:
+            self._ask_early(event.symbol)
         if type(event) is DepthDelta or type(event) is DepthSnapshot:
             if not self._queue.put_nowait((event, recv_mono_ns, parsed, conn_id), MessagePriority.NORMAL):
                 self._report(SyncEvent("dropped", parsed, "queue full", event.symbol))
@@ -168,6 +172,7 @@ class DefaultSubject:
             return
         if isinstance(event, ConnectionOpened):
             self._conn_id = event.conn_id
+            self._unasked = set(self._syncs)
             self._report(SyncEvent("connection_open", event.mono_ns, f"conn {event.conn_id}"))
         elif isinstance(event, Disconnected):
             self._conn_id = None
@@ -222,6 +227,19 @@ class DefaultSubject:
                 report(SyncEvent("stale_snapshot", now_ns, f"snapshot {decision.snapshot_id}", symbol))
             elif kind is NeedSnapshot:
                 self._want_snapshot(symbol)
+
+    def _ask_early(self, symbol: str) -> None:
+        """The first update of a connection for `symbol`: its snapshot is fetched now, on arrival, not
+        when the consumer reaches the update behind the queued trades (at a venue's full speed that
+        was 200 ms and thousands of updates later, all of them unverifiable until the book syncs)."""
+        self._unasked.discard(symbol)
+        sync = self._syncs.get(symbol)
+        if sync is None or sync.synced or self._in_stream:
+            return
+        task = self._fetches.get(symbol)
+        if task is None or task.done():
+            sync.snapshot_requested()
+            self._fetches[symbol] = asyncio.create_task(self._fetch_snapshot(symbol), name=f"snapshot-{symbol}")
 
     def _want_snapshot(self, symbol: str) -> None:
         if self._in_stream:

@@ -272,6 +272,12 @@ class BookSync:
         self.stats.syncs += 1
         return (Synced(snapshot.last_update_id, 0),)
 
+    def snapshot_requested(self) -> None:
+        """The caller asked for a snapshot before this sync asked (Binance's procedure fetches it once
+        the stream is open, while the first events are buffered): no NeedSnapshot until it lands
+        (`on_snapshot`) or fails (`on_snapshot_failed`)."""
+        self._snapshot_pending = True
+
     def on_snapshot_failed(self) -> tuple[SyncEvent, ...]:
         """The fetch failed; the caller decides when to retry (backoff) and acts on NeedSnapshot."""
         self._snapshot_pending = False

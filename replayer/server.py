@@ -361,6 +361,7 @@ class VenueServer:
         paced = core.speed != 0
         batch = 0
         woke = 0
+        cap = self._batch_bytes_cap()
         for entry in core.schedule:
             send = isinstance(entry, Send)
             if paced:
@@ -373,12 +374,14 @@ class VenueServer:
                     woke = time.monotonic_ns()
             else:
                 intended = time.monotonic_ns()
-            if batch and (batch >= WALK_BATCH or self._batch_bytes >= self._batch_bytes_cap() or not send):
+            if batch and (batch >= WALK_BATCH or self._batch_bytes >= cap or not send):
                 await self._end_batch()
                 batch = 0
             stall = self._do(core.entry(entry, intended))
             if send:
                 batch += 1
+            else:
+                cap = self._batch_bytes_cap()  # a ClientBufferLimit changes it
             if stall is not None:
                 if self._batched:
                     await self._end_batch()
@@ -455,12 +458,15 @@ class VenueServer:
         client = self._clients.get(action.conn)
         if client is None or client.silent or client.cut:
             return
-        client.outbox.append(action)
-        client.queued_bytes += len(action.payload)
-        client.idle.clear()
-        client.wake.set()
+        outbox = client.outbox
+        if not outbox:  # the writer is woken once per burst: it takes everything queued when it runs
+            client.idle.clear()
+            client.wake.set()
+        outbox.append(action)
+        size = len(action.payload)
+        client.queued_bytes += size
         self._batched.add(client.id)
-        self._batch_bytes += len(action.payload)
+        self._batch_bytes += size
 
     def _check_backlog(self, conn: int, since_ns: int | None) -> None:
         client = self._clients.get(conn)
@@ -567,19 +573,21 @@ class VenueServer:
                 while outbox and not isinstance(item := outbox[0], Close):
                     outbox.popleft()
                     payload = item.payload
-                    parts += (_frame_head(_TEXT_FRAME if item.text else _BINARY_FRAME, len(payload)), payload)
-                    size += len(payload)
+                    length = len(payload)
+                    parts.append(_frame_head(_TEXT_FRAME if item.text else _BINARY_FRAME, length))
+                    parts.append(payload)
+                    size += length
                     if item.entry is not None:
                         written.append(item)
                 client.queued_bytes -= size
                 write_ns = time.monotonic_ns()
                 transport.write(b"".join(parts))
-                for item in written:
-                    entry = item.entry
-                    assert entry is not None, "only recorded frames are kept"
-                    core.written(client.id, entry, len(item.payload), item.intended_mono_ns, write_ns)
+                if written:
+                    core.written(client.id, written, write_ns)
                     if on_send is not None:
-                        on_send(client.id, entry, item.intended_mono_ns, write_ns)
+                        for item in written:
+                            assert item.entry is not None, "only recorded frames are kept"
+                            on_send(client.id, item.entry, item.intended_mono_ns, write_ns)
                 await connection.drain()  # waits only while the transport's buffer is over its high-water mark
         except ConnectionClosed:
             pass
@@ -607,13 +615,17 @@ _BINARY_FRAME = 0x82
 """FIN and the opcode: the first byte of a whole text or binary frame (RFC 6455, section 5.2)."""
 
 
+_HEAD_16 = struct.Struct("!BBH").pack
+_HEAD_64 = struct.Struct("!BBQ").pack
+
+
 def _frame_head(first: int, size: int) -> bytes:
     """The header of an unmasked data frame carrying `size` bytes."""
     if size < 126:
         return bytes((first, size))
     if size < 65536:
-        return struct.pack("!BBH", first, 126, size)
-    return struct.pack("!BBQ", first, 127, size)
+        return _HEAD_16(first, 126, size)
+    return _HEAD_64(first, 127, size)
 
 
 def _response(reply: HttpReply) -> Response:

@@ -14,13 +14,14 @@ from replayer.timeline import Send
 from replayer.venue_records import SnapshotRecord
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Write:
     """Queue `payload` on connection `conn`, after what is queued already.
 
     `entry` is the recorded Send it came from (None for a reply, an in-stream snapshot or a derived
     frame): once it is handed to the socket the shell calls `VenueCore.written`. `intended_mono_ns` is
-    when the schedule meant it to go out.
+    when the schedule meant it to go out. Made per frame and connection, so not `frozen` (though never
+    changed), like a Send (replayer/timeline.py says why).
     """
 
     conn: int

@@ -164,6 +164,11 @@ class VenueCore:
         """Wall-clock ns at which each session's replay clock started (one, unless the shell loops)."""
         self.clock_start_ns: int | None = None
         self._open: dict[int, _Connection] = {}
+        self._holders: dict[str, list[_Connection]] = {}
+        """Stream -> the open connections holding it, in connection order: made when a frame of the stream
+        is first sent, dropped whenever a connection opens, closes or changes its streams."""
+        self._book_symbols: dict[str, str | None] = {}
+        """Stream -> the symbol its book frames update, as the wire names it (asked once per stream)."""
         self._next_id = 1
         self._depth_requests = 0
         self._rebase_anchor = wire.first_event_time_ms(f.payload for f in data.frames) if rebase_time else None
@@ -373,6 +378,7 @@ class VenueCore:
         conn = _Connection(record, dict.fromkeys(opened.streams), opened.framing, rate, heard_ns=now_ns)
         self.clients[conn_id] = record
         self._open[conn_id] = conn
+        self._holders.clear()
         self.stats.clients_connected += 1
         self.stats.clients_open += 1
         actions: list[Action] = [Note(f"connection {conn_id} from {_peer(peer)}: {path}")]
@@ -415,9 +421,11 @@ class VenueCore:
                 refusal = self.wire.render_limit_error(control, "streams_per_connection", limit, before)
                 return [self._reply(conn_id, refusal)]
             conn.streams.update(dict.fromkeys(new))
+            self._holders.clear()
         elif control.kind == "unsubscribe":
             for name in control.streams:
                 conn.streams.pop(name, None)
+            self._holders.clear()
         elif control.kind == "set_framing" and control.framing is not None:
             conn.framing = control.framing
         state = ConnectionState(tuple(conn.streams), conn.framing, conn_id, self._served_streams)
@@ -481,22 +489,32 @@ class VenueCore:
     def closed(self, conn_id: int, now_ns: int) -> list[Action]:
         """The connection is gone (whoever closed it)."""
         conn = self._open.pop(conn_id)
+        self._holders.clear()
         self.stats.clients_open -= 1
         conn.record.closed_mono_ns = now_ns
         conn.record.close_cause = conn.record.close_cause or "client"
         return [Note(f"connection {conn_id} closed ({conn.record.close_cause})")]
 
-    def written(self, conn_id: int, entry: Send, size: int, intended_ns: int, write_ns: int) -> None:
-        """A recorded frame of `size` bytes was handed to `conn_id`'s socket at `write_ns`."""
-        self.stats.frames_sent += 1
+    def written(self, conn_id: int, writes: Sequence[Write], write_ns: int) -> None:
+        """`writes`, recorded frames queued to `conn_id` (each with its `entry`), were handed to its socket
+        at `write_ns`, in this order: one call per socket write, not per frame."""
+        served = self.served
+        sends = self.clients[conn_id].sends if self._keep_send_log else None
+        size = 0
+        for write in writes:
+            entry = write.entry
+            if entry is None:
+                raise ValueError("written() takes recorded frames: Writes with their entry")
+            size += len(write.payload)
+            if entry.tags:
+                served.update(entry.tags)
+            if sends is not None:
+                frame = entry.frame
+                intended = write.intended_mono_ns
+                record = SendRecord(frame.index, frame.stream, frame.last_update_id, intended, write_ns, entry.fault)
+                sends.append(record)
+        self.stats.frames_sent += len(writes)
         self.stats.bytes_sent += size
-        if entry.tags:
-            self.served.update(entry.tags)
-        if self._keep_send_log:
-            frame = entry.frame
-            self.clients[conn_id].sends.append(
-                SendRecord(frame.index, frame.stream, frame.last_update_id, intended_ns, write_ns, entry.fault)
-            )
 
     def stopping(self) -> None:
         """The server is shutting down: connections still open close for that reason."""
@@ -548,7 +566,14 @@ class VenueCore:
     # The schedule.
 
     def listening_to(self, stream: str) -> list[int]:
-        return [conn_id for conn_id, conn in self._open.items() if conn.listening and stream in conn.streams]
+        return [conn.record.client_id for conn in self._holding(stream) if conn.listening]
+
+    def _holding(self, stream: str) -> list[_Connection]:
+        """The open connections holding `stream` (listening or not), in connection order."""
+        holders = self._holders.get(stream)
+        if holders is None:
+            holders = self._holders[stream] = [conn for conn in self._open.values() if stream in conn.streams]
+        return holders
 
     def entry(self, entry: TimelineEntry, intended_ns: int) -> list[Action]:
         """The schedule's next entry is due (`intended_ns`: when it was meant to act)."""
@@ -585,25 +610,31 @@ class VenueCore:
         return actions
 
     def _send(self, entry: Send, intended: int) -> list[Action]:
-        stream = entry.frame.stream
+        """A Write per listening connection holding the frame's stream. The walk's hot path (a call per
+        frame): no list of recipients, and the wire frames the payload again only where a connection's
+        framing differs from the one before it."""
+        frame = entry.frame
+        stream = frame.stream
         payload = entry.payload
         if self._rebase_ms:
             payload = self.wire.shift_times(payload, self._rebase_ms)
-        actions: list[Action] = []
-        if stream in self._derived:
-            actions += self._aggregate(stream, entry.offset_ns, payload)
-        recipients = [conn for conn in self._open.values() if conn.listening and stream in conn.streams]
-        if entry.frame.first_update_id is not None:
-            symbol = self.wire.symbol_of(stream)
-            if symbol is not None:
-                for conn in recipients:
-                    conn.first_depth.setdefault(symbol, entry.frame.index)
-        framed: dict[str, bytes] = {}
+        actions: list[Action] = self._aggregate(stream, entry.offset_ns, payload) if stream in self._derived else []
+        symbol = None
+        if frame.first_update_id is not None:
+            if stream not in self._book_symbols:
+                self._book_symbols[stream] = self.wire.symbol_of(stream)
+            symbol = self._book_symbols[stream]
         text = not entry.binary
-        for conn in recipients:
-            out = framed.get(conn.framing)
-            if out is None:
-                out = framed[conn.framing] = self.wire.frame(stream, payload, conn.framing)
+        framing: str | None = None
+        out = payload
+        for conn in self._holding(stream):
+            if not conn.listening:
+                continue
+            if symbol is not None:
+                conn.first_depth.setdefault(symbol, frame.index)
+            if conn.framing != framing:
+                framing = conn.framing
+                out = self.wire.frame(stream, payload, framing)
             actions.append(Write(conn.record.client_id, out, text, entry, intended))
         return actions
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from itertools import pairwise
 from typing import Any
@@ -30,6 +31,7 @@ from replayer.timeline import (
     Stall,
     Withheld,
     clean_schedule,
+    merge_controls,
 )
 
 MS = 1_000_000
@@ -565,3 +567,56 @@ def test_a_gap_inside_an_outage_has_nothing_left_to_lose_and_arms_nothing() -> N
     plan = build_schedule(FRAMES, [fault("exchange_restart", 5, 8), fault("gap", 5.5, 7.5, count=1, length=2)], seed=1)
     assert plan.injected == {"exchange_restart": 1, "gap": 0}
     assert not any(isinstance(e, Withheld) for e in plan.entries.controls)
+
+
+class _CountedWalks(Sequence[Frame]):
+    """The frames, counting how often something walks them from the start."""
+
+    def __init__(self, frames: list[Frame]) -> None:
+        self._frames = frames
+        self.walks = 0
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._frames[index]
+
+    def __iter__(self) -> Iterator[Frame]:
+        self.walks += 1
+        return iter(self._frames)
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [[], [fault("disconnect", 1, 15, count=4, spacing=3.0), fault("stall", 2, 12, count=2, duration=1.5)]],
+    ids=["clean", "connection faults"],
+)
+def test_a_plan_whose_faults_change_no_send_does_not_walk_the_frames(faults: list) -> None:
+    """The schedule is then the frames as they are, with the controls put in: building the plan costs
+    nothing per frame (a replay of `clean` walks the recording only to serve it). Sequence breaks are
+    counted by one walk, the first time they are asked for."""
+    frames = _CountedWalks(FRAMES)
+    plan = build_schedule(frames, faults, seed=1)
+    assert frames.walks == 0
+    assert len(plan.entries) == len(FRAMES) + len(plan.entries.controls)
+    assert plan.entries == build_schedule(FRAMES, faults, seed=1).entries
+    walks = frames.walks
+    assert plan.sequence_breaks == 0 and plan.sequence_breaks == 0
+    assert frames.walks == walks + 1
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    sends=st.lists(st.integers(0, 20), max_size=12).map(sorted),
+    controls=st.lists(st.integers(0, 20), max_size=6).map(sorted),
+)
+def test_controls_are_merged_before_the_sends_due_at_their_offset(sends: list[int], controls: list[int]) -> None:
+    """The schedule's merge, against a sort: by offset, at one offset controls (in their order) first."""
+    frame = FRAMES[0]
+    send_entries = [Send(at, frame, frame.payload) for at in sends]
+    control_entries = [Withheld(at, f"s{n}") for n, at in enumerate(controls)]
+    merged = list(merge_controls(iter(send_entries), control_entries))
+    keyed = [(at, 0, n) for n, at in enumerate(controls)] + [(at, 1, n) for n, at in enumerate(sends)]
+    expected = [control_entries[n] if kind == 0 else send_entries[n] for _, kind, n in sorted(keyed)]
+    assert merged == expected

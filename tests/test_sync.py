@@ -52,6 +52,18 @@ def test_first_delta_asks_for_one_snapshot_and_buffers() -> None:
     assert sync.state is SyncState.BUFFERING and not sync.synced and sync.buffered == 2  # type: ignore[comparison-overlap]
 
 
+def test_a_snapshot_asked_for_early_is_not_asked_for_again_and_bridges_or_fails_as_any() -> None:
+    sync = spot_sync()
+    sync.snapshot_requested()  # the caller fetches it as the first update arrives
+    assert kinds(sync.on_delta(d(101, 105))) == [Buffered]  # no second request
+    assert kinds(sync.on_snapshot(snap(107))) == []  # newer than the buffer: waits for its bridge
+    assert kinds(sync.on_delta(d(106, 110))) == [Synced] and sync.last_update_id == 110
+    failed = spot_sync()
+    failed.snapshot_requested()
+    assert kinds(failed.on_delta(d(101, 105))) == [Buffered]
+    assert kinds(failed.on_snapshot_failed()) == [NeedSnapshot]  # asked for again after a failure
+
+
 def test_snapshot_older_than_first_buffered_is_refetched() -> None:
     sync = spot_sync()
     sync.on_delta(d(101, 105))

@@ -9,7 +9,7 @@ from typing import Literal
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from harness.venues.binance_spot.wire import WIRE, BinanceSpotWire
@@ -85,7 +85,7 @@ def written(core: VenueCore, actions: list[Action]) -> list[Action]:
     """Reports every recorded frame among `actions` as handed to its socket, as the shell's writer does."""
     for action in actions:
         if isinstance(action, Write) and action.entry is not None:
-            core.written(action.conn, action.entry, len(action.payload), action.intended_mono_ns, NOW)
+            core.written(action.conn, [action], NOW)
     return actions
 
 
@@ -143,6 +143,63 @@ def test_subscribe_list_unsubscribe_properties_and_errors(data: ReplayData) -> N
     assert ask(core, {"method": "SUBSCRIBE", "params": [TRADE], "id": "x" * 40}) == [
         {"error": {"code": 2, "msg": "Invalid request: request ID must be an unsigned integer"}, "id": None}
     ]
+
+
+_STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("open"), st.sampled_from(["/ws", f"/ws/{DEPTH}", COMBINED, f"/stream?streams={TRADE}"])),
+        st.tuples(st.sampled_from(["SUBSCRIBE", "UNSUBSCRIBE"]), st.integers(0, 3), st.sampled_from([DEPTH, TRADE])),
+        st.tuples(st.sampled_from(["close", "silence"]), st.integers(0, 3)),
+        st.tuples(st.just("walk"), st.integers(1, 6)),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=_STEPS)
+@example(  # each change of who holds a stream, between frames of the stream
+    steps=[("open", "/ws"), ("walk", 4), ("SUBSCRIBE", 0, DEPTH), ("SUBSCRIBE", 0, TRADE), ("walk", 6),
+           ("open", COMBINED), ("walk", 4), ("UNSUBSCRIBE", 0, DEPTH), ("walk", 6), ("close", 1), ("walk", 6),
+           ("silence", 0), ("walk", 4), ("open", f"/ws/{DEPTH}"), ("walk", 6)]
+)  # fmt: skip
+def test_each_frame_goes_to_the_connections_listening_to_its_stream_as_they_change(
+    data: ReplayData, steps: list[tuple]
+) -> None:
+    """The core keeps who holds a stream between frames (it changes only when a connection opens, closes
+    or changes its streams); walked between such changes, every frame reaches exactly the connections a
+    plain model says hold its stream and still listen, framed for each."""
+    core = venue(data, limits=VenueLimits.of(WIRE).but(messages_per_second=None))
+    model: dict[int, set[str]] = {}
+    silent: set[int] = set()
+    walked = 0
+    for step in steps:
+        conns = sorted(model)
+        if step[0] == "open":
+            conn, _ = core.open(step[1], PEER, NOW, WALL)
+            model[conn] = {name for name in (DEPTH, TRADE) if name in step[1]}
+        elif step[0] == "walk":
+            for entry in islice(core.schedule, walked, walked + step[1]):
+                walked += 1
+                assert isinstance(entry, Send)
+                got = {a.conn: a.payload for a in core.entry(entry, NOW) if isinstance(a, Write)}
+                listening = {c for c in conns if entry.frame.stream in model[c] and c not in silent}
+                assert set(got) == listening
+                for conn in listening:
+                    framing = "combined" if core.clients[conn].path.startswith("/stream") else "raw"
+                    assert got[conn] == WIRE.frame(entry.frame.stream, entry.payload, framing)
+        elif conns:
+            conn = conns[step[1] % len(conns)]
+            if step[0] == "close":
+                core.closed(conn, NOW)
+                del model[conn]
+            elif step[0] == "silence":
+                core.entry(HalfOpen(0), NOW)
+                silent.update(conns)
+            elif conn not in silent:
+                message = orjson.dumps({"method": step[0], "params": [step[2]], "id": 1}).decode()
+                core.receive(conn, message, NOW, WALL)
+                (model[conn].add if step[0] == "SUBSCRIBE" else model[conn].discard)(step[2])
 
 
 def test_raw_and_combined_framing_of_the_same_recorded_frame(data: ReplayData) -> None:
@@ -686,9 +743,8 @@ def test_without_the_send_log_the_venue_keeps_nothing_per_frame_or_per_depth_ans
     core = venue(data, keep_send_log=False)
     conn, _ = core.open(f"/ws/{DEPTH}", PEER, NOW, WALL)
     writes = [a for a in walk(core, 5) if isinstance(a, Write)]
-    for write in writes:
-        assert write.entry is not None, "a recorded frame"
-        core.written(conn, write.entry, len(write.payload), write.intended_mono_ns, NOW)
+    assert all(write.entry is not None for write in writes), "recorded frames"
+    core.written(conn, writes, NOW)
     assert get(core, "/api/v3/depth?symbol=BTCUSDT&limit=5")[0] == 200
     assert core.stats.frames_sent == len(writes) > 0
     assert core.clients[conn].sends == [] and core.snapshots_served == [] and core.depths_served == {}

@@ -4,11 +4,11 @@ Pure and deterministic: no clock, no I/O, and every fault draws from its own str
 `random.Random(f"{seed}/{fault_id}")` (string seeds hash with SHA-512, so the stream is the same on
 every machine and every PYTHONHASHSEED). Each fault decides up front from the frames (counts,
 offsets, ids) and keeps only what it touches; the schedule itself is made while it is walked
-(replayer/timeline.py, Schedule), after one build walk that counts units, windows and sequence breaks,
-so a plan's memory grows with its faults, not with the recording. The caller hands `entries` to
-the server, `injected` (faults armed) to the report with `served(tags)` for the tags the server
-recorded, `windows` to the checker (time from fault to a correct book) and `sequence_breaks` to the
-checker as the gaps a client connected throughout must detect.
+(replayer/timeline.py, Schedule), after one build walk that counts units and windows (none when no
+fault changes the sends), so a plan's memory grows with its faults, not with the recording. The
+caller hands `entries` to the server, `injected` (faults armed) to the report with `served(tags)`
+for the tags the server recorded, and `windows` to the checker (time from fault to a correct book);
+`sequence_breaks` (the gaps a client connected throughout must detect) is counted when asked for.
 
 Plans are venue-neutral: a frame's place in its update chain is the dialect's (`Frame.chain`,
 harness/venues/dialect.py), so a gap or a sequence break means the same for every venue. A fault
@@ -79,11 +79,21 @@ class FaultPlan:
     units: Sequence[ArmedUnit]
     fault_ids: dict[str, str]
     windows: list[FaultWindow]
-    sequence_breaks: int
     duration_ns: int
     heal_by_ns: int
     not_applicable: dict[str, str] = field(default_factory=dict)
     """Faults left out because the venue cannot have them: fault id -> why (in scenario order)."""
+    _breaks: int | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def sequence_breaks(self) -> int:
+        """Counted by a walk of the schedule the first time it is asked for (tests and digests ask; a
+        replay does not, so it does not pay a walk of the recording for it)."""
+        breaks = self._breaks
+        if breaks is None:
+            breaks = sequence_breaks(self.entries)
+            object.__setattr__(self, "_breaks", breaks)
+        return breaks
 
     @property
     def sends(self) -> list[Send]:
@@ -156,6 +166,8 @@ def build_schedule(
     Faults decide over the frames in index order; the schedule sends them in time order. A recording's
     frames are both (offsets never go back); a list built by hand whose offsets do is sorted, and any
     other sequence that is not in time order fails the build walk's order check (a bug, not bad input).
+    Only faults that change the sends need that walk (it is how they count what they armed): a plan
+    without one (`clean`, or faults that only add control entries) costs nothing per frame.
 
     With `venue`, faults (or parts of faults) that cannot happen there are left out and listed in
     `not_applicable`.
@@ -194,8 +206,7 @@ def build_schedule(
     timed = frames
     if isinstance(frames, list) and any(a.offset_ns > b.offset_ns for a, b in pairwise(frames)):
         timed = sorted(frames, key=_offset)
-    walk = _Tally(walk_sends(timed, active, build=True))
-    breaks = sequence_breaks(walk)
+    sends = _build_walk(walk_sends(timed, active, build=True)) if active else len(timed)
     controls: list[TimelineEntry] = []
     windows: list[FaultWindow] = []
     for stage, where in stages:
@@ -210,12 +221,11 @@ def build_schedule(
     for kind, count in units.counts():
         injected[kind] += count
     return FaultPlan(
-        entries=Schedule(timed, active, controls, walk.sends + len(controls)),
+        entries=Schedule(timed, active, controls, sends + len(controls)),
         injected=injected,
         units=units,
         fault_ids={fault_id: spec.kind for spec, fault_id in zip(faults, ids, strict=True)},
         windows=sorted(windows, key=lambda w: (w.start_ns, w.fault_id)),
-        sequence_breaks=breaks,
         duration_ns=duration_ns,
         heal_by_ns=heal_by_ns,
         not_applicable=skipped,
@@ -242,21 +252,17 @@ def _check_heal(where: str, heal_ns: int, heal_by_ns: int, duration_ns: int) -> 
         )
 
 
-class _Tally:
-    """The build walk's sends, counted, and checked to be in schedule order (every stage keeps it)."""
-
-    def __init__(self, sends: Iterator[Send]) -> None:
-        self._sends = sends
-        self.sends = 0
-
-    def __iter__(self) -> Iterator[Send]:
-        last = 0
-        for send in self._sends:
-            if send.offset_ns < last:
-                raise AssertionError(f"a stage sent frame {send.frame.index} back in time ({send.offset_ns} < {last})")
-            last = send.offset_ns
-            self.sends += 1
-            yield send
+def _build_walk(sends: Iterator[Send]) -> int:
+    """Walks the schedule's sends once, so that the stages count what they arm; checks they stay in
+    schedule order (every stage keeps it) and returns how many there are."""
+    last = 0
+    count = 0
+    for send in sends:
+        if send.offset_ns < last:
+            raise AssertionError(f"a stage sent frame {send.frame.index} back in time ({send.offset_ns} < {last})")
+        last = send.offset_ns
+        count += 1
+    return count
 
 
 def sequence_breaks(entries: Iterable[TimelineEntry]) -> int:

@@ -49,11 +49,11 @@ class FaultContext:
         return random.Random(self.stream_seed)
 
     def eligible(self, frame: Frame, *, inclusive: bool = False, frames: str | None = None) -> bool:
-        """A clean frame due in the fault's window, of the kinds its `frames` parameter names."""
-        depth_only = (frames or self.params.get("frames", "depth")) == "depth"
-        return self.start_ns <= frame.offset_ns < self.stop_ns + (1 if inclusive else 0) and (
-            frame.first_update_id is not None or not depth_only
-        )
+        """A clean frame due in the fault's window, of the kinds its `frames` parameter names. Asked of
+        every frame by each fault's decision pass: the window is checked first, the parameter only inside."""
+        if not self.start_ns <= frame.offset_ns < self.stop_ns + (1 if inclusive else 0):
+            return False
+        return frame.first_update_id is not None or (frames or self.params.get("frames", "depth")) != "depth"
 
 
 @dataclass(frozen=True, slots=True)
