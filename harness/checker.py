@@ -17,7 +17,6 @@ said the book was), and an id that is neither a frame boundary nor a served snap
 
 from __future__ import annotations
 
-import heapq
 from array import array
 from bisect import bisect_left
 from collections import Counter
@@ -25,13 +24,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from harness.deliveries import ChainJudge, Deliveries, Hole, SnapshotLike
+from harness.deliveries import NEVER, ChainJudge, Deliveries, Hole, SnapshotLike
 from harness.divergence_context import Nearby, first_difference, frames_around, writes_by_frame
 from harness.errors import HarnessError
 from harness.latency import Histogram
 from harness.level_match import LevelMatch, SnapshotReach, VisibleDepth, as_sent, within_reach
 from harness.observations import LOSES_SYNC, BookObservation, FinalBook, SubjectMessage, SyncEvent
-from harness.oracle import Oracle, Side
+from harness.oracle import DepthFrame, Oracle, Side
+from harness.send_digest import SendDigest, clock_of
 from harness.sync_timeline import DIVERGED, SYNCED, UNSYNCED, SyncTimeline, silent_while_synced
 from replayer.timeline import Frame
 
@@ -121,8 +121,9 @@ def send_log_clock(frames: Sequence[Frame], clients: Iterable[ClientLike]) -> Ca
     """Maps a replay offset to when the server wrote the first clean frame due at or after it.
 
     For speed 0 (as fast as the client reads), where offsets have no fixed place in time; an offset
-    after every write maps past the last one. Kept in arrays: 8 bytes a frame while it is built, then
-    16 bytes a distinct offset written.
+    after every write maps past the last one. From a send log in hand: 8 bytes a frame while it is
+    built, then 16 bytes a write batch (`harness replay` builds it as the writes happen instead:
+    `SendDigest.clock`).
     """
     count = len(frames)
     written = array("q", [_UNWRITTEN]) * count
@@ -131,37 +132,16 @@ def send_log_clock(frames: Sequence[Frame], clients: Iterable[ClientLike]) -> Ca
             i = send.frame_index
             if 0 <= i < count and send.write_mono_ns < written[i]:
                 written[i] = send.write_mono_ns
-    offsets, times = array("q"), array("q")
-    for i, when in enumerate(written):
-        if when == _UNWRITTEN:
-            continue
-        offset = frames[i].offset_ns
-        if offsets and offset <= offsets[-1]:
-            if offset < offsets[-1]:  # offsets that go back (a replay's never do): sorted the slow way
-                offsets, times = _points_sorted(frames, written)
-                break
-            times[-1] = min(times[-1], when)  # one point per offset: the earliest write then
-            continue
-        offsets.append(offset)
-        times.append(when)
-    last = max((when for when in written if when != _UNWRITTEN), default=0)
-    del written
 
-    def to_mono(offset_ns: int) -> int:
-        i = bisect_left(offsets, offset_ns)
-        return times[i] if i < len(times) else last + 1
+    offsets = getattr(frames, "offsets", None)  # a frame store's, without making the frames
 
-    return to_mono
+    def points() -> Iterator[tuple[int, int]]:
+        every = offsets() if offsets is not None else (frame.offset_ns for frame in frames)
+        for offset, when in zip(every, written, strict=True):
+            if when != _UNWRITTEN:
+                yield offset, when
 
-
-def _points_sorted(frames: Sequence[Frame], written: array) -> tuple[array, array]:
-    points = sorted((frame.offset_ns, written[i]) for i, frame in enumerate(frames) if written[i] != _UNWRITTEN)
-    offsets, times = array("q"), array("q")
-    for offset, t in points:
-        if not offsets or offsets[-1] != offset:
-            offsets.append(offset)
-            times.append(t)
-    return offsets, times
+    return clock_of(points)
 
 
 def _ascending(values: Iterable[int]) -> array:
@@ -385,8 +365,10 @@ class Checker:
             raise ValueError(f"stale_limit_ns must be positive, not {stale_limit_ns}")
         self._stale_limit_ns = stale_limit_ns
         self._due_of = None
+        self._frames = frames
+        self._to_mono = to_mono
         if frames is not None and to_mono is not None:
-            # Read a frame when asked (the stale search asks in order): no list of every offset.
+            # Read a frame when asked (a divergence's context asks for a few): no list of every offset.
             self._due_of = lambda index: to_mono(frames[index].offset_ns)
         if windows and to_mono is None:
             raise HarnessError("fault windows given without a clock to place them (pass to_mono)")
@@ -537,6 +519,8 @@ class Checker:
         clients: Iterable[ClientLike],
         snapshot_reach: Mapping[str, Sequence[SnapshotReach]] | None = None,
         end_mono_ns: int | None = None,
+        *,
+        sends: SendDigest | None = None,
     ) -> Findings:
         """Closes the run: final books against the oracle, the send log joined for gaps and latency.
 
@@ -544,9 +528,13 @@ class Checker:
         comparison to what the subject's last snapshot before its final update id could show it;
         without it the whole book is compared. `end_mono_ns`, when the runner stopped the subject,
         lets a silence that lasted to the end count as one (a silent subject reports nothing to date it).
+        `sends`, `clients`' writes digested as they happened: then `clients`' send logs are read only
+        to describe a divergence; without it they are read once here.
         """
         f = self.findings
         clients = list(clients)
+        if sends is None:
+            sends = SendDigest.of_clients(self._oracle, clients)
         end = self._end
         for state in self._symbols.values():
             self._set_synced(state, state.synced, end)
@@ -569,11 +557,11 @@ class Checker:
         for symbol, state in self._symbols.items():
             if state.synced:
                 self._episode_ended(symbol, state, None)
-        self._join_sends(clients)
+        self._join_sends(sends)
         f.start_mono_ns = self._start
         f.end_mono_ns = max(end, end_mono_ns or 0)
         self._dark_books()
-        self._stale(clients, f.end_mono_ns)
+        self._stale(sends, f.end_mono_ns)
         self._explain(clients)
         return f
 
@@ -637,19 +625,18 @@ class Checker:
             why = f"the venue wrote {sent} of its depth frames to the subject" if sent else NEVER_WRITTEN
             self._flag("dark_books", symbol, None, f"asked for {symbol}, never reported a book of it; {why}")
 
-    def _stale(self, clients: Sequence[ClientLike], end: int) -> None:
-        due_of = self._due_of
-        if self._stale_limit_ns is None or due_of is None:
+    def _stale(self, sends: SendDigest, end: int) -> None:
+        frames, to_mono = self._frames, self._to_mono
+        if self._stale_limit_ns is None or frames is None or to_mono is None:
             return
         self.findings.stale_limit_ns = self._stale_limit_ns
-        # Each connection's writes come in time order: merged, not sorted, into 8 bytes a write.
-        writes = _ascending(heapq.merge(*((send.write_mono_ns for send in client.sends) for client in clients)))
+        writes = sends.write_times()
         due: dict[str, array] = {}
-        for frame in self._oracle.depth_frame_ids():
+        for frame, offset in _with_offsets(self._oracle.depth_frame_ids(), frames):
             times = due.get(frame.symbol)
             if times is None:
                 times = due[frame.symbol] = array("q")
-            times.append(due_of(frame.index))
+            times.append(to_mono(offset))
         limit_s = self._stale_limit_ns / 1e9
         for symbol, times in sorted(due.items()):
             for silence in silent_while_synced(
@@ -745,46 +732,34 @@ class Checker:
         cut = FinalBook(book.symbol, book.update_id, book.synced, mine_bids, mine_asks)
         return cut, (tuple(bids), tuple(asks)), depth
 
-    def _join_sends(self, clients: Iterable[ClientLike]) -> None:
+    def _join_sends(self, sends: SendDigest) -> None:
+        """The writes' counts, and each observed state's first intact write for the latency join."""
         f = self.findings
-        oracle = self._oracle
+        f.frames_sent = sends.frames_sent
+        f.depth_frames_sent = sends.depth_frames_sent
+        f.gaps_injected = sends.gaps_injected
+        f.out_of_order_sent = sends.out_of_order_sent
+        self._written = sends.written
         first = self._first_obs
-        high: dict[tuple[Any, str], int] = {}
-        sends = ((client.client_id, send) for client in clients for send in client.sends)
-        for client_id, send in sends:
-            f.frames_sent += 1
-            frame = oracle.frame(send.frame_index)
-            if frame is None:
-                continue
-            f.depth_frames_sent += 1
-            self._written[frame.symbol] += 1
-            fault = getattr(send, "fault", None)
-            if fault is not None and fault.startswith("corrupt"):
+        frames = self._oracle.depth_frame_ids()
+        for frame, write, intended in zip(frames, sends.first_write, sends.first_intended, strict=True):
+            if write == NEVER:
                 continue
             seen = first.find(frame.symbol, frame.last_update_id)
             if seen is not None:
                 columns, row = seen
-                if send.write_mono_ns < columns[2][row]:
-                    columns[2][row] = send.write_mono_ns
-                    columns[3][row] = send.intended_mono_ns
-            stream = (client_id, frame.symbol)
-            top = high.get(stream)
-            if top is not None:
-                if frame.last_update_id <= top:
-                    f.out_of_order_sent += 1
-                    continue
-                if not frame.follows(top):
-                    f.gaps_injected += 1
-            high[stream] = frame.last_update_id
+                if write < columns[2][row]:
+                    columns[2][row] = write
+                    columns[3][row] = intended
         e2e = f.latency.setdefault("e2e", Histogram())
-        intended = f.latency.setdefault("e2e_intended", Histogram())
+        intended_hist = f.latency.setdefault("e2e_intended", Histogram())
         for recv, applied, actual, planned in first.rows():
             if actual == _UNWRITTEN:
                 f.unjoined += 1
                 continue
             self._stage("wire", recv - actual)
             self._record(e2e, applied - actual)
-            self._record(intended, applied - planned)
+            self._record(intended_hist, applied - planned)
 
     def _stage(self, stage: str, ns: int) -> None:
         self._record(self.findings.latency[stage], ns)
@@ -882,17 +857,22 @@ def check(
     frames: Sequence[Frame] | None = None,
     stale_limit_ns: int | None = None,
     end_mono_ns: int | None = None,
+    sends: SendDigest | None = None,
 ) -> Findings:
     """The whole check in one call, for a run whose messages (FinalBooks included) are all in hand.
 
     `snapshots`, the REST depth answers the venue served (replayer/server.py `snapshots_served`),
     turns on the hole search over `clients`' send log, and is the truth at ids inside an event; `snapshot_reach`
     (server `depths_served`) bounds the final-book comparison, as in `Checker.finish`; `requested`,
-    `frames`, `stale_limit_ns` and `end_mono_ns` are the Checker's and `finish`'s.
+    `frames`, `stale_limit_ns` and `end_mono_ns` are the Checker's and `finish`'s. `sends`, the
+    writes digested as they happened (harness/send_digest.py); without it `clients`' send logs are
+    read once to make it. Either way they are read again only to describe a divergence.
     """
     clients = list(clients)
+    if sends is None:
+        sends = SendDigest.of_clients(oracle, clients)
     snapshots = None if snapshots is None else list(snapshots)
-    deliveries = None if snapshots is None else Deliveries(oracle.depth_frame_ids(), clients, snapshots)
+    deliveries = None if snapshots is None else sends.deliveries(snapshots)
     checker = Checker(
         oracle,
         windows,
@@ -910,7 +890,24 @@ def check(
             finals.append(message)
         elif not finals:  # what a subject says while shutting down, after its final books, is not judged
             checker.feed(message)
-    return checker.finish(finals, clients, snapshot_reach, end_mono_ns)
+    return checker.finish(finals, clients, snapshot_reach, end_mono_ns, sends=sends)
+
+
+def _with_offsets(depth: Iterable[DepthFrame], frames: Sequence[Frame]) -> Iterator[tuple[DepthFrame, int]]:
+    """Each depth frame (in index order) with its offset_ns: from one pass over the frames' offsets
+    where the frames can give them without being made (replayer/frame_store.py), else by index."""
+    offsets = getattr(frames, "offsets", None)
+    if offsets is None:
+        for frame in depth:
+            yield frame, frames[frame.index].offset_ns
+        return
+    at, offset = -1, 0
+    every = offsets()
+    for frame in depth:
+        while at < frame.index:
+            offset = next(every)
+            at += 1
+        yield frame, offset
 
 
 def _last_reach(served: Sequence[SnapshotReach], update_id: int) -> SnapshotReach | None:

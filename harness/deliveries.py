@@ -90,7 +90,8 @@ class _Symbol:
 
 
 class Deliveries:
-    """The send log and the snapshots served, indexed per symbol for `ChainJudge`.
+    """The send log (or the first intact writes `harness.send_digest.SendDigest` took as they happened:
+    `of_first_writes`) and the snapshots served, indexed per symbol for `ChainJudge`.
 
     Kept in arrays (about 50 bytes a depth frame while built, 24 after) rather than a dict entry and
     a tuple per frame, so a long recording's index costs what its frames do in a Parquet column."""
@@ -98,23 +99,8 @@ class Deliveries:
     def __init__(
         self, frames: Iterable[DepthFrameLike], clients: Iterable[_Client], snapshots: Iterable[SnapshotLike]
     ) -> None:
-        indices = array("q")
-        rows: dict[str, tuple[array, array, array]] = {}
-        """Per symbol: each frame's first id (or its link's next), last id, and place in `indices`."""
-        in_stream: list[tuple[int, str, int]] = []
-        for frame in _in_index_order(frames):
-            place = len(indices)
-            indices.append(frame.index)
-            link = getattr(frame, "prev_last", None)
-            first = frame.first_update_id if link is None else min(frame.first_update_id, link + 1)
-            columns = rows.get(frame.symbol)
-            if columns is None:
-                columns = rows[frame.symbol] = (array("q"), array("q"), array("q"))
-            columns[0].append(first)
-            columns[1].append(frame.last_update_id)
-            columns[2].append(place)
-            if getattr(frame, "snapshot", False):
-                in_stream.append((place, frame.symbol, frame.last_update_id))
+        frames = _in_index_order(frames)
+        indices = array("q", (frame.index for frame in frames))
         first_write = array("q", [NEVER]) * len(indices)
         for client in clients:
             for send in client.sends:
@@ -124,10 +110,41 @@ class Deliveries:
                 at = bisect_left(indices, send.frame_index)
                 if at < len(indices) and indices[at] == send.frame_index and send.write_mono_ns < first_write[at]:
                     first_write[at] = send.write_mono_ns
+        del indices
         self._symbols: dict[str, _Symbol] = {}
-        for symbol, (starts, ends, places) in rows.items():
+        self._index(frames, first_write, snapshots)
+
+    @classmethod
+    def of_first_writes(
+        cls, frames: Iterable[DepthFrameLike], first_write: Sequence[int], snapshots: Iterable[SnapshotLike]
+    ) -> Deliveries:
+        """The index from each frame's first intact write, taken as the writes happened
+        (harness/send_digest.py): `frames` in index order, once each, `first_write` in the same order."""
+        deliveries = cls.__new__(cls)
+        deliveries._symbols = {}
+        deliveries._index(frames, first_write, snapshots)
+        return deliveries
+
+    def _index(
+        self, frames: Iterable[DepthFrameLike], first_write: Sequence[int], snapshots: Iterable[SnapshotLike]
+    ) -> None:
+        rows: dict[str, tuple[array, array, array]] = {}
+        """Per symbol: each frame's first id (or its link's next), last id, and first intact write."""
+        served = [(snap.served_mono_ns, snap.symbol, snap.last_update_id) for snap in snapshots]
+        for frame, when in zip(frames, first_write, strict=True):
+            link = getattr(frame, "prev_last", None)
+            first = frame.first_update_id if link is None else min(frame.first_update_id, link + 1)
+            columns = rows.get(frame.symbol)
+            if columns is None:
+                columns = rows[frame.symbol] = (array("q"), array("q"), array("q"))
+            columns[0].append(first)
+            columns[1].append(frame.last_update_id)
+            columns[2].append(when)
+            # A snapshot that travels on the stream (Bybit, OKX) is served when it reaches the subject intact.
+            if getattr(frame, "snapshot", False) and when < NEVER:
+                served.append((when, frame.symbol, frame.last_update_id))
+        for symbol, (starts, ends, written) in rows.items():
             entry = self._symbols[symbol] = _Symbol()
-            written = array("q", (first_write[place] for place in places))
             if _strictly_ascending(ends, starts):
                 entry.starts, entry.ends, entry.written = starts, ends, written
                 continue
@@ -138,11 +155,6 @@ class Deliveries:
                 entry.starts.append(start)
                 entry.ends.append(end)
                 entry.written.append(when)
-        served = [(snap.served_mono_ns, snap.symbol, snap.last_update_id) for snap in snapshots]
-        # A snapshot that travels on the stream (Bybit, OKX) is served when it reaches the subject intact.
-        for place, symbol, last_update_id in in_stream:
-            if first_write[place] < NEVER:
-                served.append((first_write[place], symbol, last_update_id))
         for served_ns, symbol, last_update_id in sorted(served):
             self._symbols.setdefault(symbol, _Symbol()).served.append((served_ns, last_update_id))
 
@@ -150,7 +162,7 @@ class Deliveries:
         return self._symbols.get(symbol)
 
 
-def _in_index_order(frames: Iterable[DepthFrameLike]) -> Iterable[DepthFrameLike]:
+def _in_index_order(frames: Iterable[DepthFrameLike]) -> Sequence[DepthFrameLike]:
     """The frames by index, once each (the last of a repeated index), without a copy when they come so."""
     frames = frames if isinstance(frames, Sequence) else list(frames)
     if all(frames[i].index < frames[i + 1].index for i in range(len(frames) - 1)):

@@ -1,8 +1,10 @@
 """The subject's reports, kept on disk in arrival order until the checker reads them after the run.
 
-The checker judges after the run (its hole search needs the venue's whole send log), so every report
-is kept until then. A report is parsed once, as it arrives (to check it and to see the subject catch
-up); what the checker will need of it is decided then:
+The checker judges after the run (a few of its answers need the future: whether a frame missing when
+a book was applied reached the subject later, whether any snapshot was ever served, where a fault
+window falls on the speed-0 clock), so every report is kept until then. A report is parsed once, as
+it arrives (to check it and to see the subject catch up); what the checker will need of it is decided
+then:
 
 - an observation whose top 20 the oracle already compared and found equal on arrival
   (`harness.checker.TopJudge`), or one that does not claim synced, keeps only its symbol, update id,

@@ -6,7 +6,8 @@ collect everything the subject reports until the plan has been walked and the su
 up (or gone quiet), stop both (the subject first: connections a half-open fault silenced stay silent
 until it has given its final books), and judge the subject's reports against the oracle. The judging is
 pure: each synced observation's top 20 is compared with the oracle as it arrives (so its levels are
-parsed once and never kept), the rest after the run, once the venue's whole send log is known.
+parsed once and never kept), and each write the venue makes is digested as it happens
+(harness/send_digest.py); the rest is judged after the run, from the reports kept and that digest.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from typing import Any
 import orjson
 
 from harness.book_events import DepthSnapshot
-from harness.checker import TopJudge, check, replay_clock, send_log_clock
+from harness.checker import TopJudge, check, replay_clock
 from harness.errors import HarnessError
 from harness.message_log import MessageLog
 from harness.observations import BookObservation, loads
 from harness.oracle import Oracle
 from harness.report import apply_expectations, build_report
 from harness.scenarios import load_scenario
+from harness.send_digest import SendDigest
 from harness.subject import DEFAULT_SUBJECT, check_factory_spec
 from replayer.replay_data import ReplayData, load_replay_data, wire_of
 from replayer.server import VenueServer
@@ -98,6 +100,8 @@ class _Setup:
     rest_weight_limit: int
     judge: TopJudge
     """Compares each synced observation with the oracle as it arrives (harness/message_log.py)."""
+    sends: SendDigest
+    """Takes each write the venue makes, for the check after the run (harness/send_digest.py)."""
 
 
 def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict[str, Any]:
@@ -130,7 +134,9 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
         weight = wire_of(data).limits.rest_weight_per_minute
     elif weight < 0:
         raise HarnessError(f"the REST weight limit must be >= 0 (0 turns it off), not {weight}")
-    setup = _Setup(data, plan.entries, speed, seed, venue, request.subject, final_ids, weight, TopJudge(oracle))
+    # The speed-0 clock is the writes' own: which write batch first carried each frame.
+    sends = SendDigest(oracle, len(data.frames) if speed == 0 else None)
+    setup = _Setup(data, plan.entries, speed, seed, venue, request.subject, final_ids, weight, TopJudge(oracle), sends)
     stderr_path = request.stderr_path or _temporary_log()
     try:
         stderr_file = open(stderr_path, "wb")  # noqa: SIM115 (closed below, before it is read back)
@@ -152,7 +158,11 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
     clients = list(server.clients.values())
     start = server.clock_start_mono_ns
     # No clock start: nothing was ever sent (the subject never subscribed), so the empty send log places windows.
-    to_mono = replay_clock(start, speed) if speed > 0 and start is not None else send_log_clock(data.frames, clients)
+    if speed > 0 and start is not None:
+        to_mono = replay_clock(start, speed)
+    else:
+        offsets = getattr(data.frames, "offsets", None) or (lambda: (frame.offset_ns for frame in data.frames))
+        to_mono = sends.clock(offsets)
     try:
         findings = check(
             oracle,
@@ -168,6 +178,7 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
             # At speed 0 nothing is ever due before it is sent, so no silence can be told from a quiet market.
             stale_limit_ns=round(scenario.stale_limit_s * 1e9) if speed > 0 and start is not None else None,
             end_mono_ns=ended_mono_ns,
+            sends=sends,
         )
     finally:  # what the judge kept on disk goes now, not when the collector finds it
         run.messages.close()
@@ -247,6 +258,7 @@ async def _run(setup: _Setup, progress: Progress | None, stderr_file: Any) -> tu
         socket_send_buffer=SLOW_READER_SNDBUF if _limits_client_buffers(setup.schedule) else None,
         rest_weight_limit=setup.rest_weight_limit,
         wire=wire_of(setup.data),
+        on_send=setup.sends.on_send,
     )
     try:
         await server.start()
