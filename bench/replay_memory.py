@@ -8,13 +8,15 @@ and samples the resident memory of the harness and of its largest child (the sub
 (every 0.25 s past a million frames). It prints each run's peaks, bytes per frame, and the RSS at
 every tenth of the run (the curve docs/performance.md plots).
 
-Flat means both: the peak on N frames within `--margin` of the peak on N/2 (memory that stays level
-within a run but was all taken while loading is not flat), and, within the N run, the peak of its
-second half within the margin of its first half's (memory that grows as the run goes). Written to
-bench/results.json as `memory_harness_flatness` and `memory_subject_flatness` (peak at N over peak
-at N/2), by `make bench` (bench/memory_bench.py, 200,000 frames) and by this module's own run. Exits
-1 when a goal is not met. tests/test_memory_smoke.py runs a cheap form of it in CI (200,000 frames
-against 20,000, and within the 200,000-frame run).
+Each synth is replayed `--rounds` times (2), the sizes in turns. Flat means both: the peak on N
+frames within `--margin` of the peak on N/2 (memory that stays level within a run but was all taken
+while loading is not flat), and, within the N run, the peak of its second half within the margin of
+its first half's (memory that grows as the run goes). A run's peak moves by 10 to 15% between
+identical runs, so both compare the runs with the lowest peak; the caps are judged on the highest.
+Written to bench/results.json as `memory_harness_flatness` and `memory_subject_flatness` (peak at N
+over peak at N/2), by `make bench` (bench/memory_bench.py, 200,000 frames) and by this module's own
+run. Exits 1 when a goal is not met. tests/test_memory_smoke.py runs a cheap form of it in CI
+(200,000 frames against 20,000, and within the 200,000-frame run).
 
     make bench-memory                                                 # 100,000 and 200,000 frames
     python -m bench.replay_memory --keep /tmp/synths                  # keep the synths for the next run
@@ -38,6 +40,7 @@ from bench.synths import BUSY_RATE, synth
 
 FRAMES = 200_000
 MARGIN = 0.10
+ROUNDS = 2
 GOAL_HARNESS_MB = 500
 GOAL_SUBJECT_MB = 300
 SAMPLE_S = 0.05
@@ -150,40 +153,52 @@ def replay(recording: Path, frames: int, *extra: str) -> MemoryRun:
     return MemoryRun(frames, code, samples)
 
 
-def measure(frames: int = FRAMES, rate: float | None = BUSY_RATE, keep: Path | None = None) -> list[MemoryRun]:
-    """The replays of synths of about frames/2 and frames frames, in that order."""
+def measure(
+    frames: int = FRAMES, rate: float | None = BUSY_RATE, keep: Path | None = None, rounds: int = ROUNDS
+) -> tuple[list[MemoryRun], list[MemoryRun]]:
+    """`rounds` replays of synths of about frames/2 and of frames frames, taken in turns."""
     with tempfile.TemporaryDirectory(prefix="replay-memory-") as tmp:
-        runs = []
-        for size in (frames // 2, frames):
-            runs.append(replay(synth(keep or Path(tmp), size, rate), size))
-            runs[-1].print()
+        recordings = [(size, synth(keep or Path(tmp), size, rate)) for size in (frames // 2, frames)]
+        runs: tuple[list[MemoryRun], list[MemoryRun]] = ([], [])
+        for _ in range(rounds):
+            for taken, (size, recording) in zip(runs, recordings, strict=True):
+                taken.append(replay(recording, size))
+                taken[-1].print()
     return runs
 
 
-def put_figures(half: MemoryRun, full: MemoryRun, rate: float | None, margin: float = MARGIN) -> bool:
-    """Prints the verdicts and `results.put`s both figures; returns whether both goals were met."""
+def put_figures(halves: list[MemoryRun], fulls: list[MemoryRun], rate: float | None, margin: float = MARGIN) -> bool:
+    """Prints the verdicts and `results.put`s both figures; returns whether both goals were met.
+
+    A run's peak moves by 10 to 15% between identical runs (transient allocations while it sets up and
+    judges), while a holder that grows with the recording raises every run's peak: so flatness compares
+    the lowest peak of the rounds at each size, within the run with the lowest peak at N, and the cap
+    is judged on the highest peak of all."""
     met_all = True
-    for name, who, goal_mb, index, values in (
-        ("memory_harness_flatness", "harness", GOAL_HARNESS_MB, 0, full.harness_kb),
-        ("memory_subject_flatness", "subject", GOAL_SUBJECT_MB, 1, full.subject_kb),
+    ran = all(run.exit_code == 0 for run in halves + fulls)
+    for name, who, goal_mb, index in (
+        ("memory_harness_flatness", "harness", GOAL_HARNESS_MB, 0),
+        ("memory_subject_flatness", "subject", GOAL_SUBJECT_MB, 1),
     ):
-        peak, peak_half = full.peaks_mb[index], half.peaks_mb[index]
+        full = min(fulls, key=lambda run: run.peaks_mb[index])
+        peak, peak_half = full.peaks_mb[index], min(run.peaks_mb[index] for run in halves)
+        highest = max(run.peaks_mb[index] for run in fulls)
         growth = peak / peak_half if peak_half else float("inf")
-        first, second = halves_mb(values)
+        first, second = halves_mb(full.harness_kb if index == 0 else full.subject_kb)
         within = second / first if first else float("inf")
-        ran = full.exit_code == 0 and half.exit_code == 0
-        met = ran and peak <= goal_mb and growth <= 1 + margin and within <= 1 + margin
+        met = ran and highest <= goal_mb and growth <= 1 + margin and within <= 1 + margin
         met_all = met_all and met
         print(
-            f"{who}: peak {peak:.0f} MB at ~{full.frames:,} frames, {growth:.2f}x its peak at half as many, "
-            f"second half of the run {within:.2f}x the first: goal (<= {goal_mb} MB, flat within {margin:.0%}) "
-            f"{'met' if met else 'NOT met'}"
+            f"{who}: peak {peak:.0f} MB at ~{full.frames:,} frames (highest of {len(fulls)}: {highest:.0f} MB), "
+            f"{growth:.2f}x its peak at half as many, second half of the run {within:.2f}x the first: "
+            f"goal (<= {goal_mb} MB, flat within {margin:.0%}) {'met' if met else 'NOT met'}"
         )
         results.put(
             name,
             ratio=growth,
-            meaning=f"{who} peak RSS of `harness replay --speed 0` on N frames over its peak on N/2 frames, same "
-            "run; 1.0 is flat (memory does not grow with the recording), lower is better",
+            meaning=f"{who} peak RSS of `harness replay --speed 0` on N frames over its peak on N/2 frames (the "
+            "lowest of the rounds at each size), same run; 1.0 is flat (memory does not grow with the recording), "
+            "lower is better",
             comparison=f"the same replay of a synth half as long (N = {full.frames:,}; issue 12's N is 10 million)",
             goal=f"peak <= {goal_mb} MB, flat (within {margin:.0%} from N/2 to N and from the run's first half to "
             "its second)",
@@ -191,9 +206,10 @@ def put_figures(half: MemoryRun, full: MemoryRun, rate: float | None, margin: fl
             raw={
                 "frames": full.frames,
                 "synth_rate": rate,
-                "exit_codes": [half.exit_code, full.exit_code],
-                "peak_mb": round(peak, 1),
-                "peak_mb_at_half_frames": round(peak_half, 1),
+                "rounds": len(fulls),
+                "exit_codes": [run.exit_code for run in halves + fulls],
+                "peaks_mb": [round(run.peaks_mb[index], 1) for run in fulls],
+                "peaks_mb_at_half_frames": [round(run.peaks_mb[index], 1) for run in halves],
                 "bytes_per_frame": round(peak * 2**20 / full.frames),
                 "within_run_first_half_peak_mb": round(first, 1),
                 "within_run_second_half_peak_mb": round(second, 1),
@@ -210,13 +226,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=FRAMES)
     parser.add_argument("--margin", type=float, default=MARGIN, help="allowed growth, from N/2 to N frames and within")
     parser.add_argument("--keep", type=Path, help="a folder to write (or reuse) the two synths in")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="replays of each synth, taken in turns")
     parser.add_argument(
         "--rate", type=float, default=BUSY_RATE, help="the synths' harness synth --rate; 0: the default synth"
     )
     args = parser.parse_args(argv)
     rate = args.rate or None
-    half, full = measure(args.frames, rate, args.keep)
-    met = put_figures(half, full, rate, args.margin)
+    halves, fulls = measure(args.frames, rate, args.keep, args.rounds)
+    met = put_figures(halves, fulls, rate, args.margin)
     print(f"== wrote {results.write()}")
     return 0 if met else 1
 

@@ -8,7 +8,8 @@ the machine needs. Flat, both ways, same run:
 - with the recording: the harness's peak RSS on 200,000 frames within GROWTH of its peak on a tenth as
   many. A replay that holds something per frame shows here even when it takes it all while loading:
   the code before the streaming work (dd9487a) peaked at 186 MB on 20,000 frames and 367 MB on
-  200,000 (1.97x); now 173 and 185 MB (1.07x).
+  200,000 (1.97x); now 173 and 185 MB (1.07x). GROWTH leaves room for a peak's noise: identical runs'
+  peaks differ by 10 to 15% (transient allocations while setting up and judging).
 - over the run: the peak of the 200,000-frame run's second half (served and judged) within WITHIN of its
   first half's (imports, loading, the plan, the oracle, the replay's start): a holder that grows as the
   venue walks (reports, send log) shows here.
@@ -28,7 +29,7 @@ from bench.synths import synth
 
 FRAMES = 200_000
 SMALL = FRAMES // 10
-GROWTH = 1.3
+GROWTH = 1.5
 WITHIN = 1.25
 
 
