@@ -282,6 +282,10 @@ class Findings:
     unjoined: int = 0
     negative_latencies: int = 0
     clean_depth_frames: int = 0
+    before_first_snapshot: int = 0
+    """Clean depth frames ending before the first REST snapshot the venue served of their symbol: no
+    subject can verify those states, so coverage leaves them out (at speed 0 the venue may send
+    thousands while the first snapshot is fetched; at speed 1, the few of that round trip)."""
     recording_gaps: int = 0
     losses_detected: int = 0
     """Times a symbol's book, once correct, stopped being synced as the subject shows it: an event that
@@ -349,9 +353,12 @@ class Checker:
         windows = list(windows)
         self._served: dict[tuple[str, int], list[ServedLike]] = {}
         first_snapshot: dict[str, int] = {}
+        first_served: dict[str, ServedLike] = {}
         for snap in served:
             self._served.setdefault((snap.symbol, snap.last_update_id), []).append(snap)
             first_snapshot[snap.symbol] = min(snap.served_mono_ns, first_snapshot.get(snap.symbol, snap.served_mono_ns))
+            if snap.symbol not in first_served or snap.served_mono_ns < first_served[snap.symbol].served_mono_ns:
+                first_served[snap.symbol] = snap
         if first_snapshot and deliveries is not None:
             # A snapshot frame that reached the subject on the stream (Bybit, OKX) was served too.
             for symbol in list(oracle.symbols):
@@ -395,6 +402,9 @@ class Checker:
         self.findings = Findings(
             latency={stage: Histogram() for stage in STAGES},
             clean_depth_frames=oracle.depth_frames,
+            before_first_snapshot=sum(
+                oracle.depth_frames_before(symbol, snap.last_update_id) for symbol, snap in first_served.items()
+            ),
             recording_gaps=oracle.recording_gaps,
             fault_windows=list(self._windows),
         )

@@ -186,6 +186,13 @@ class _DepthFrameIds:
         for i in range(len(self._indices)):
             yield self._at(i)
 
+    def count_below(self, symbol: str, update_id: int) -> int:
+        """How many of `symbol`'s depth frames end before `update_id`."""
+        number = self._numbers.get(symbol)
+        if number is None:
+            return 0
+        return sum(1 for i, last in enumerate(self._last) if last < update_id and self._symbols[i] == number)
+
     def indices_after(self, symbol: str, after_id: int, upto_id: int) -> Iterator[int]:
         """The frame indices of `symbol`'s depth frames that end after `after_id`, up to the first that
         starts after `upto_id`: read from the columns, so a caller decodes only those frames."""
@@ -262,6 +269,11 @@ class Oracle:
     def depth_frame_ids(self) -> Iterator[DepthFrame]:
         """Every clean depth frame's ids, in recording order (the checker's hole search walks them)."""
         return iter(self._frames)
+
+    def depth_frames_before(self, symbol: str, update_id: int) -> int:
+        """`symbol`'s clean depth frames that end before `update_id`: before a snapshot at that id, the
+        states no subject can verify."""
+        return self._frames.count_below(symbol, update_id)
 
     def knows(self, symbol: str, update_id: int) -> bool:
         return (symbol, update_id) in self._tops

@@ -76,7 +76,8 @@ def build_report(
         },
         "sync": {
             "checks": f.checks,
-            "coverage": round(min(1.0, f.checked_states / f.clean_depth_frames), 4) if f.clean_depth_frames else 0.0,
+            "coverage": _coverage(f),
+            "before_first_snapshot": f.before_first_snapshot,
             "divergent": f.divergent,
             "unknown_update_ids": f.unknown_update_ids,
             "holes_bridged": f.holes_bridged,
@@ -361,6 +362,13 @@ def _verdict(report: Mapping[str, Any]) -> Panel:
         why += "\nno fault of this scenario applies to this venue: this was a clean run"
     headline.append(f"  {report['scenario']}  seed {report['seed']}  {report['recording']}", style="default")
     return Panel(Group(headline, Text(why)), border_style="green" if report["passed"] else "red", expand=False)
+
+
+def _coverage(f: Findings) -> float:
+    """Distinct states verified over the clean depth states a subject could verify: those from its
+    symbol's first served snapshot on (a subject that is never served one can verify none)."""
+    verifiable = f.clean_depth_frames - f.before_first_snapshot
+    return round(min(1.0, f.checked_states / verifiable), 4) if verifiable > 0 else 0.0
 
 
 def _latency(findings: Findings, name: str) -> dict[str, float | int]:

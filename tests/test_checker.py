@@ -19,6 +19,7 @@ from harness.errors import HarnessError
 from harness.level_match import LevelMatch, reach_of
 from harness.observations import BookObservation, FinalBook, SubjectMessage, SyncEvent, dumps, loads
 from harness.oracle import DepthFrame, Oracle
+from harness.report import build_report
 from harness.sync_timeline import Silence, SyncTimeline, silent_while_synced
 from replayer.timeline import Frame
 
@@ -453,6 +454,23 @@ class Served:
 
 
 TOP_ONLY = DepthSnapshot(SYMBOL, 100, [["200.0", "1"], ["199.0", "2"]], [["201.0", "1"]])
+
+
+def test_states_before_the_first_snapshot_served_are_left_out_of_coverage() -> None:
+    frames = clean_frames()
+    messages, clients = run_subject(frames)
+    late = [m for m in messages if not isinstance(m, BookObservation) or m.update_id >= 105]  # synced late
+    served = [Served(SYMBOL, 110, T0 + 5 * STEP), Served(SYMBOL, 104, T0)]  # the first in time counts
+    found = check(Oracle(frames, SNAP), late, clients, snapshots=served)
+    assert found.before_first_snapshot == 4 and found.checked_states == 16  # updates 100..103; 105..120
+    report = build_report(found, scenario="clean", seed=1, recording="r", faults={})
+    assert report["sync"]["before_first_snapshot"] == 4
+    assert report["sync"]["coverage"] == round(16 / (21 - 4), 4)  # 104 was verifiable and not verified
+    unserved = check(Oracle(frames, SNAP), late, clients)  # no REST snapshot served: nothing left out
+    assert unserved.before_first_snapshot == 0
+    assert build_report(unserved, scenario="clean", seed=1, recording="r", faults={})["sync"]["coverage"] == round(
+        16 / 21, 4
+    )
 
 
 def overwriting_frames() -> list[Frame]:
