@@ -1,8 +1,12 @@
 """Throughput at `--speed 0`: `harness replay` end to end, and the fake venue alone, against a bare websockets
 push of the same frames to a bare client in another process, in the same run.
 
-The recording is issue 12's own kind, `harness synth --seconds 600 --seed 1` (about 19,000 frames: depth
-every 100 ms and trades). Three figures, frames/s, each from the best of ROUNDS rounds taken in turns:
+The recording is issue 12's own kind at a length where a replay's fixed costs (two interpreters, imports,
+the subject's first snapshot) no longer decide the figure: a default synth of about FRAMES frames (depth
+every 100 ms and trades, the streams the default subject takes, so every frame is sent; bench/synths.py).
+On the 600 s synth used before (19,000 frames) the bare push takes 0.2 s and the replay's fixed costs about
+1.5 s, which no per-frame work can win back. Three figures, frames/s, each from the best of ROUNDS rounds
+taken in turns:
 
 - replay: `harness replay --recording R --scenario clean --speed 0` as a user runs it (a new process:
   imports, loading, plan, oracle, the venue, the default subject in its own process, the checker), frames
@@ -30,11 +34,11 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from bench import results
-from harness.synth.run import synthesize
+from bench.synths import synth, synth_seconds
 from replayer.replay_data import ReplayData, load_replay_data
 from replayer.server import VenueServer
 
-SECONDS = 600
+FRAMES = 200_000
 SEED = 1
 ROUNDS = 2
 GOAL = 0.5
@@ -101,10 +105,10 @@ async def _read_all(url: str) -> None:
             pass
 
 
-def main(seconds: int = SECONDS) -> int:
+def main(frames: int = FRAMES) -> int:
+    seconds = synth_seconds(frames, None)
     with tempfile.TemporaryDirectory(prefix="speed0-bench-") as tmp:
-        recording = Path(tmp) / "synth"
-        synthesize(venue="binance-spot", symbols="BTCUSDT", seconds=seconds, seed=SEED, output=recording, rate=None)
+        recording = synth(Path(tmp), frames, rate=None, seed=SEED)
         data = load_replay_data(recording)
         payloads = [frame.payload for frame in data.frames]
         replay, venue, bare = [], [], []
@@ -153,9 +157,9 @@ def _rates(values: list[float]) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench.speed0_bench")
     parser.add_argument("--read", help="read every frame from this URL until it closes (the bench's client)")
-    parser.add_argument("--seconds", type=int, default=SECONDS, help="length of the synth recording")
+    parser.add_argument("--frames", type=int, default=FRAMES, help="about how many frames the synth holds")
     args = parser.parse_args()
     if args.read:
         asyncio.run(_read_all(args.read))
         sys.exit(0)
-    sys.exit(main(args.seconds))
+    sys.exit(main(args.frames))
