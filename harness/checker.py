@@ -31,7 +31,7 @@ from harness.latency import Histogram
 from harness.level_match import LevelMatch, SnapshotReach, VisibleDepth, as_sent, within_reach
 from harness.observations import LOSES_SYNC, BookObservation, FinalBook, SubjectMessage, SyncEvent
 from harness.oracle import DepthFrame, Oracle, Side
-from harness.send_digest import SendDigest, clock_of
+from harness.send_digest import ClientLike, SendDigest, clock_of
 from harness.sync_timeline import DIVERGED, SYNCED, UNSYNCED, SyncTimeline, silent_while_synced
 from replayer.timeline import Frame
 
@@ -86,18 +86,6 @@ class WindowLike(Protocol):
     def heal_ns(self) -> int: ...
 
 
-class SendLike(Protocol):
-    """One server write (replayer/server.py SendRecord); an optional `fault` attribute naming the fault
-    that produced the payload lets a corrupted frame count as not delivered."""
-
-    @property
-    def frame_index(self) -> int: ...
-    @property
-    def intended_mono_ns(self) -> int: ...
-    @property
-    def write_mono_ns(self) -> int: ...
-
-
 class ServedLike(SnapshotLike, Protocol):
     """One REST depth snapshot the venue served (replayer/server.py SnapshotRecord), with its top levels,
     best first; they are read only for a synced observation at an id no clean frame ends on."""
@@ -106,15 +94,6 @@ class ServedLike(SnapshotLike, Protocol):
     def bids(self) -> Side: ...
     @property
     def asks(self) -> Side: ...
-
-
-class ClientLike(Protocol):
-    """One connection the subject made and what the server wrote on it (replayer/server.py ClientRecord)."""
-
-    @property
-    def client_id(self) -> int: ...
-    @property
-    def sends(self) -> Iterable[SendLike]: ...
 
 
 def send_log_clock(frames: Sequence[Frame], clients: Iterable[ClientLike]) -> Callable[[int], int]:

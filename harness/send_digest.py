@@ -38,7 +38,10 @@ class DepthIndex(Protocol):
     def depth_frame_ids(self) -> Iterator[DepthFrame]: ...
 
 
-class _Send(Protocol):
+class SendLike(Protocol):
+    """One server write (replayer/server.py SendRecord); an optional `fault` attribute naming the fault
+    that produced the payload lets a corrupted frame count as not delivered."""
+
     @property
     def frame_index(self) -> int: ...
     @property
@@ -47,11 +50,13 @@ class _Send(Protocol):
     def write_mono_ns(self) -> int: ...
 
 
-class _Client(Protocol):
+class ClientLike(Protocol):
+    """One connection the subject made and what the server wrote on it (replayer/server.py ClientRecord)."""
+
     @property
     def client_id(self) -> int: ...
     @property
-    def sends(self) -> Iterable[_Send]: ...
+    def sends(self) -> Iterable[SendLike]: ...
 
 
 class SendDigest:
@@ -99,7 +104,7 @@ class SendDigest:
         """Which write (1 + its place in `_times`) first carried each frame, for the speed-0 clock."""
 
     @classmethod
-    def of_clients(cls, oracle: DepthIndex, clients: Iterable[_Client]) -> SendDigest:
+    def of_clients(cls, oracle: DepthIndex, clients: Iterable[ClientLike]) -> SendDigest:
         """The digest of a send log in hand: each connection's writes, read once."""
         digest = cls(oracle)
         for client in clients:
