@@ -21,6 +21,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Protocol, overload
 
 import pyarrow as pa
@@ -40,6 +41,8 @@ BLOCK_FRAMES = 4_096
 """Frames a block gathers before it is closed (a chunk is never split). Reading and filtering a chunk
 costs about 0.4 ms whatever its size, and a one-second row group of a quiet stream holds tens of
 frames: merged, a walk pays that once per block. Small enough that a look-back decodes a few ms."""
+MADE_AT_ONCE = 512
+"""Frames a block makes at a time as a walk reaches them (`LazyFrames`)."""
 FRAME_COLUMNS = ("kind", "stream", "payload", "recv_mono_ns")
 OFFSET_COLUMNS = ("kind", "stream", "recv_mono_ns")
 
@@ -164,6 +167,63 @@ def merged_blocks(blocks: Iterable[FrameBlock], frames: int) -> list[FrameBlock]
     return merged
 
 
+class LazyFrames(Sequence[Frame]):
+    """`count` frames that `made` yields in order, made a slice at a time as they are first asked for:
+    making a 10,000-row block's frames at once stalled a venue pacing 10,000 frames a second for 15 to
+    25 ms; a slice of MADE_AT_ONCE costs a few hundred microseconds."""
+
+    def __init__(self, count: int, made: Iterator[Frame], lock: threading.Lock) -> None:
+        self._count = count
+        self._frames: list[Frame] = []
+        self._made: Iterator[Frame] | None = made
+        self._lock = lock
+        """The store's: a venue on its own thread and a test may read one block together."""
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> Frame: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Frame]: ...
+
+    def __getitem__(self, index: int | slice) -> Frame | list[Frame]:
+        if isinstance(index, slice):
+            wanted = range(self._count)[index]
+            self._make(max(wanted) + 1 if wanted else 0)
+            if wanted.step == 1:
+                return self._frames[wanted.start : wanted.stop]
+            return [self._frames[i] for i in wanted]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError("frame index out of range")
+        self._make(index + 1)
+        return self._frames[index]
+
+    def __iter__(self) -> Iterator[Frame]:
+        for start in range(0, self._count, MADE_AT_ONCE):
+            self._make(start + MADE_AT_ONCE)
+            yield from self._frames[start : start + MADE_AT_ONCE]
+
+    def _make(self, upto: int) -> None:
+        """Makes the frames before `upto` (whole slices of MADE_AT_ONCE) that are not made yet."""
+        if len(self._frames) >= min(upto, self._count):
+            return
+        with self._lock:
+            frames, made = self._frames, self._made
+            while made is not None and len(frames) < upto:
+                before = len(frames)
+                frames.extend(islice(made, MADE_AT_ONCE))
+                if len(frames) - before < MADE_AT_ONCE:
+                    made = self._made = None
+            if len(frames) >= self._count:
+                self._made = None
+        if len(self._frames) < min(upto, self._count):
+            raise ValueError(f"the block made {len(self._frames)} frames of the {self._count} its span holds")
+
+
 class FrameStore(Sequence[Frame]):
     """`length` frames read through `source`, block by block (`blocks`, in order, merged up to
     BLOCK_FRAMES). Indexing, slicing and iterating give `Frame`s; a block is read and decoded again
@@ -194,7 +254,7 @@ class FrameStore(Sequence[Frame]):
         self._symbol_of = symbol_of
         self._symbols: dict[str, str | None] = {}
         self._names: dict[str, str] = {}
-        self._cache: dict[int, list[Frame]] = {}
+        self._cache: dict[int, LazyFrames] = {}
         self._cached = 0
         """Frames in the decoded blocks kept."""
         self._reading = threading.Lock()
@@ -254,7 +314,7 @@ class FrameStore(Sequence[Frame]):
             if kept is not None:
                 yield from (frame for frame in kept if accepts(frame.stream))
             else:
-                yield from self._decode(number, accepts)
+                yield from self._made(number, accepts)
 
     def offsets(self) -> Iterator[int]:
         """Every frame's `offset_ns`, in index order, without making the frames (reading the payloads)
@@ -286,17 +346,19 @@ class FrameStore(Sequence[Frame]):
             block += 1
         return out
 
-    def _block(self, block: int) -> list[Frame]:
-        """A decoded block; when too many are kept, the one furthest back goes (not the least recently
-        used: a walk touches its block once, a look-back behind it touches an older one more often)."""
+    def _block(self, block: int) -> LazyFrames:
+        """A block's frames, made as they are asked for; when too many are kept, the block furthest back
+        goes (not the least recently used: a walk touches its block once, a look-back behind it touches
+        an older one more often)."""
         frames = self._cache.get(block)
         if frames is not None:
             return frames
         with self._reading:
             frames = self._cache.get(block)
             if frames is None:
-                frames = self._cache[block] = self._decode(block)
-                self._cached += len(frames)
+                count = self._stop(self._blocks[block]) - self._firsts[block]
+                frames = self._cache[block] = LazyFrames(count, self._made(block), self._reading)
+                self._cached += count
                 while self._cached > FRAMES_CACHED and len(self._cache) > 1:
                     self._cached -= len(self._cache.pop(min(kept for kept in self._cache if kept != block)))
         return frames
@@ -336,16 +398,14 @@ class FrameStore(Sequence[Frame]):
         skip = min(max(0, -index), len(rows))  # frames before the replay start (the start's block)
         return rows.slice(skip, max(0, min(len(rows), stop - index) - skip)), index + skip
 
-    def _decode(self, number: int, accepts: Callable[[str], bool] | None = None) -> list[Frame]:
-        """Block `number`'s frames; with `accepts`, only those on the streams it accepts (the offsets
-        and indices still counted over every frame)."""
+    def _made(self, number: int, accepts: Callable[[str], bool] | None = None) -> Iterator[Frame]:
+        """Block `number`'s frames, made one at a time as they are asked for; with `accepts`, only those
+        on the streams it accepts (the offsets and indices still counted over every frame)."""
         self.blocks_read += 1
         block = self._blocks[number]
         stop = self._stop(block)
         chains = self._chains_in(block.first - self._base, stop)
         origin, offset, index = self._origin_ns, block.carry, block.first - self._base
-        frames: list[Frame] = []
-        append = frames.append
         for batch in self._frame_rows(number):
             rows, index = self._served(batch, index, stop)
             streams = rows.column("stream")
@@ -363,11 +423,10 @@ class FrameStore(Sequence[Frame]):
                     continue
                 ids = chains.get(index)
                 if ids is None:
-                    append(Frame(index, offset, names[code], payload, None, None, symbols[code]))
+                    yield Frame(index, offset, names[code], payload, None, None, symbols[code])
                 else:
-                    append(Frame(index, offset, names[code], payload, *ids))
+                    yield Frame(index, offset, names[code], payload, *ids)
                 index += 1
-        return frames
 
     def _name(self, stream: str) -> str:
         """One string per stream name for every frame made (as the reader gives one)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,20 @@ def test_a_crashed_recorders_journals_read_like_sealed_segments(
     assert list(store) == expected
     backwards = [store[i] for i in range(len(expected) - 1, -1, -(ROWS // 2))]  # behind the journal's cursor
     assert backwards == expected[::-1][:: ROWS // 2]
+
+
+def test_a_blocks_frames_are_made_a_slice_at_a_time_and_read_alike_every_way(
+    expected: list[Frame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(frame_store, "MADE_AT_ONCE", 7)
+    made = iter(expected[:100])
+    lazy = frame_store.LazyFrames(100, made, threading.Lock())
+    assert lazy[3] == expected[3] and len(lazy._frames) == 7  # one slice made, not the block
+    assert lazy[-1] == expected[99] and len(lazy._frames) == 100
+    fresh = frame_store.LazyFrames(100, iter(expected[:100]), threading.Lock())
+    for part in (slice(None, -5), slice(10, 20), slice(None, None, -3), slice(-30, None, 4), slice(50, 40)):
+        assert fresh[part] == expected[:100][part], part
+    assert list(frame_store.LazyFrames(100, iter(expected[:100]), threading.Lock())) == expected[:100]
+    short = frame_store.LazyFrames(100, iter(expected[:60]), threading.Lock())
+    with pytest.raises(ValueError, match="made 60 frames of the 100"):
+        short[80]
