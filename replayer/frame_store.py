@@ -16,6 +16,7 @@ never going back, the stream, the payload as recorded, the chain ids the dialect
 from __future__ import annotations
 
 import threading
+from abc import abstractmethod
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -167,7 +168,36 @@ def merged_blocks(blocks: Iterable[FrameBlock], frames: int) -> list[FrameBlock]
     return merged
 
 
-class LazyFrames(Sequence[Frame]):
+class _FramesByIndex(Sequence[Frame]):
+    """Indexing and slicing for frames made on demand: `_at` one frame (0 <= index < len), `_span` a run
+    of them (0 <= start, stop <= len)."""
+
+    @abstractmethod
+    def _at(self, index: int) -> Frame: ...
+
+    @abstractmethod
+    def _span(self, start: int, stop: int) -> list[Frame]: ...
+
+    @overload
+    def __getitem__(self, index: int) -> Frame: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Frame]: ...
+
+    def __getitem__(self, index: int | slice) -> Frame | list[Frame]:
+        if isinstance(index, slice):
+            wanted = range(len(self))[index]
+            if wanted.step == 1:
+                return self._span(wanted.start, wanted.stop)
+            return [self._at(i) for i in wanted]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("frame index out of range")
+        return self._at(index)
+
+
+class LazyFrames(_FramesByIndex):
     """`count` frames that `made` yields in order, made a slice at a time as they are first asked for:
     making a 10,000-row block's frames at once stalled a venue pacing 10,000 frames a second for 15 to
     25 ms; a slice of MADE_AT_ONCE costs a few hundred microseconds."""
@@ -182,25 +212,13 @@ class LazyFrames(Sequence[Frame]):
     def __len__(self) -> int:
         return self._count
 
-    @overload
-    def __getitem__(self, index: int) -> Frame: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[Frame]: ...
-
-    def __getitem__(self, index: int | slice) -> Frame | list[Frame]:
-        if isinstance(index, slice):
-            wanted = range(self._count)[index]
-            self._make(max(wanted) + 1 if wanted else 0)
-            if wanted.step == 1:
-                return self._frames[wanted.start : wanted.stop]
-            return [self._frames[i] for i in wanted]
-        if index < 0:
-            index += self._count
-        if not 0 <= index < self._count:
-            raise IndexError("frame index out of range")
+    def _at(self, index: int) -> Frame:
         self._make(index + 1)
         return self._frames[index]
+
+    def _span(self, start: int, stop: int) -> list[Frame]:
+        self._make(stop)
+        return self._frames[start:stop]
 
     def __iter__(self) -> Iterator[Frame]:
         for start in range(0, self._count, MADE_AT_ONCE):
@@ -224,7 +242,7 @@ class LazyFrames(Sequence[Frame]):
             raise ValueError(f"the block made {len(self._frames)} frames of the {self._count} its span holds")
 
 
-class FrameStore(Sequence[Frame]):
+class FrameStore(_FramesByIndex):
     """`length` frames read through `source`, block by block (`blocks`, in order, merged up to
     BLOCK_FRAMES). Indexing, slicing and iterating give `Frame`s; a block is read and decoded again
     only when it has left the FRAMES_CACHED kept, so a walk in order reads each block once and a
@@ -274,22 +292,7 @@ class FrameStore(Sequence[Frame]):
         """How many blocks hold the frames."""
         return len(self._blocks)
 
-    @overload
-    def __getitem__(self, index: int) -> Frame: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[Frame]: ...
-
-    def __getitem__(self, index: int | slice) -> Frame | list[Frame]:
-        if isinstance(index, slice):
-            wanted = range(self._length)[index]
-            if wanted.step == 1:
-                return self._run(wanted.start, wanted.stop)
-            return [self[i] for i in wanted]
-        if index < 0:
-            index += self._length
-        if not 0 <= index < self._length:
-            raise IndexError("frame index out of range")
+    def _at(self, index: int) -> Frame:
         block = bisect_right(self._firsts, index) - 1
         return self._block(block)[index - self._firsts[block]]
 
@@ -334,7 +337,7 @@ class FrameStore(Sequence[Frame]):
                     yield offset
                 index += len(rows)
 
-    def _run(self, start: int, stop: int) -> list[Frame]:
+    def _span(self, start: int, stop: int) -> list[Frame]:
         """Frames start..stop-1 (0 <= start, stop <= len), block by block."""
         out: list[Frame] = []
         block = bisect_right(self._firsts, start) - 1
