@@ -12,6 +12,15 @@ sizes = st.sampled_from(["0", "0.000", "1", "2.5", "0.001"])
 sides = st.lists(st.tuples(prices, sizes), max_size=8)
 
 
+def apply_to_model(model: list[dict[str, str]], sides: tuple[list, list]) -> None:
+    for side, levels in zip(model, sides, strict=True):
+        for price, size in levels:
+            if float(size) == 0:
+                side.pop(price, None)
+            else:
+                side[price] = size
+
+
 def model_side(levels: dict[str, str], best_high: bool) -> list[tuple[str, str]]:
     return sorted(levels.items(), key=lambda kv: -float(kv[0]) if best_high else float(kv[0]))
 
@@ -24,22 +33,12 @@ def test_levels_best_first_after_any_updates_and_a_copy_goes_its_own_way(
     book = ReferenceBook()
     book.load(1, *snapshot)
     model: list[dict[str, str]] = [{}, {}]
-    for side, levels in zip(model, snapshot, strict=True):
-        for price, size in levels:
-            if float(size) == 0:
-                side.pop(price, None)
-            else:
-                side[price] = size
+    apply_to_model(model, snapshot)
     copy = book.copy()
     at_snapshot = (model_side(model[0], True), model_side(model[1], False))
     for n, update in enumerate(updates, start=2):
         book.apply(n, *update)
-        for side, levels in zip(model, update, strict=True):
-            for price, size in levels:
-                if float(size) == 0:
-                    side.pop(price, None)
-                else:
-                    side[price] = size
+        apply_to_model(model, update)
         assert book.bids() == model_side(model[0], True) and book.asks() == model_side(model[1], False)
         assert book.bids(depth) == model_side(model[0], True)[:depth]
         assert book.asks(depth) == model_side(model[1], False)[:depth]
