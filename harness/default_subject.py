@@ -239,7 +239,7 @@ class DefaultSubject:
         task = self._fetches.get(symbol)
         if task is None or task.done():
             sync.snapshot_requested()
-            self._fetches[symbol] = asyncio.create_task(self._fetch_snapshot(symbol), name=f"snapshot-{symbol}")
+            self._start_fetch(symbol)
 
     def _want_snapshot(self, symbol: str) -> None:
         if self._in_stream:
@@ -249,6 +249,9 @@ class DefaultSubject:
         if task is not None and not task.done():
             self._refetch.add(symbol)
             return
+        self._start_fetch(symbol)
+
+    def _start_fetch(self, symbol: str) -> None:
         self._fetches[symbol] = asyncio.create_task(self._fetch_snapshot(symbol), name=f"snapshot-{symbol}")
 
     def _resubscribe(self, symbol: str) -> None:
