@@ -27,6 +27,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import repeat
 from operator import itemgetter
 from types import ModuleType
 from typing import NamedTuple, Protocol, cast, runtime_checkable
@@ -160,11 +161,12 @@ class _LastTouches:
 
     def add(self, ids: DepthFrame, bids: Sequence, asks: Sequence) -> None:
         last = ids.last_update_id
-        self.latest_first = max(self.latest_first, ids.first_update_id)
+        if ids.first_update_id > self.latest_first:
+            self.latest_first = ids.first_update_id
         if last >= self.latest_last:  # ids going up, as they do but after a venue's reset: in C
             self.latest_last = last
-            self.bids.update(dict.fromkeys(map(itemgetter(0), bids), last))
-            self.asks.update(dict.fromkeys(map(itemgetter(0), asks), last))
+            self.bids.update(zip(map(itemgetter(0), bids), repeat(last)))
+            self.asks.update(zip(map(itemgetter(0), asks), repeat(last)))
             return
         for side, levels in ((self.bids, bids), (self.asks, asks)):
             for level in levels:
@@ -337,7 +339,7 @@ class Oracle:
         tops = self._tops
         while tops.filled <= place and self._tops_pass is not None:
             self._step()
-        return tops.get(key)
+        return tops.at(place)
 
     def skips_states(self, symbol: str, earlier: int, later: int) -> bool:
         """Whether a book that moved from update `earlier` to `later` passed over a known state: it was

@@ -68,7 +68,7 @@ class TopsStore:
         self._cached: tuple[int, list[bytes]] = (-1, [])
         self._last: tuple[int, Sequence[Sequence[str]], Sequence[Sequence[str]]] = (-1, (), ())
         """The last place filled and its top as `fill` had it."""
-        self._answer: tuple[int, tuple[Side, Side] | None] = (-1, None)
+        self._answer: tuple[int, tuple[Side, Side]] = (-1, ((), ()))
         """The last place `get` answered, and its answer (observations of one state come in runs)."""
         self._planned = 0
         self.filled = 0
@@ -123,17 +123,16 @@ class TopsStore:
 
     def get(self, key: tuple[str, int]) -> tuple[Side, Side] | None:
         place = self.place(key)
-        if place is None:
-            return None
+        return None if place is None else self.at(place)
+
+    def at(self, place: int) -> tuple[Side, Side]:
+        """The top filled at `place` (a `place` answer)."""
         if place == self._answer[0]:
             return self._answer[1]
         if place >= self.filled:
-            raise ValueError(f"{key} is planned at place {place}, not filled yet ({self.filled} are)")
+            raise ValueError(f"place {place} is not filled yet ({self.filled} are)")
         last_place, last_bids, last_asks = self._last
-        if place == last_place:
-            answer = _side(last_bids), _side(last_asks)
-        else:
-            answer = self._decoded(place)
+        answer = (_side(last_bids), _side(last_asks)) if place == last_place else self._decoded(place)
         self._answer = (place, answer)
         return answer
 
@@ -144,7 +143,7 @@ class TopsStore:
             self._file = None
         self._ids, self._places, self._stray = {}, {}, {}
         self._blocks = array("q", [0])
-        self._open, self._cached, self._last, self._answer = [], (-1, []), (-1, (), ()), (-1, None)
+        self._open, self._cached, self._last, self._answer = [], (-1, []), (-1, (), ()), (-1, ((), ()))
         self._planned = self.filled = self._count = 0
 
     def _decoded(self, place: int) -> tuple[Side, Side]:
