@@ -188,9 +188,8 @@ def test_oracle_agrees_with_the_venue_books_on_a_synth_recording(venue: str) -> 
     assert oracle.recording_gaps == 0
 
 
-def test_an_in_stream_snapshot_replaces_the_book_whatever_its_id(monkeypatch: pytest.MonkeyPatch) -> None:
-    """For venues whose snapshots travel on the stream (Bybit, OKX) the rule says which frames are
-    snapshots; one replaces the book even at a lower id (a venue's ids reset after a restart)."""
+def use_stream_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The oracle reads `stream_frame`s: a venue whose snapshots travel on the stream (Bybit's shape)."""
 
     def decode(frame: Frame) -> tuple[str, int, int, None, list, list] | None:
         doc = orjson.loads(frame.payload)
@@ -203,10 +202,17 @@ def test_an_in_stream_snapshot_replaces_the_book_whatever_its_id(monkeypatch: py
     )
     monkeypatch.setattr("harness.oracle.oracle_rule", lambda venue: rule)
 
-    def frame(index: int, u: int, snap: bool, bids: list, asks: list) -> Frame:
-        payload = orjson.dumps({"s": SYMBOL, "u": u, "snap": snap, "b": bids, "a": asks})
-        return Frame(index, index, "orderbook.50.BTCUSDT", payload, u, u)
 
+def stream_frame(index: int, u: int, snap: bool, bids: list, asks: list) -> Frame:
+    payload = orjson.dumps({"s": SYMBOL, "u": u, "snap": snap, "b": bids, "a": asks})
+    return Frame(index, index, "orderbook.50.BTCUSDT", payload, u, u)
+
+
+def test_an_in_stream_snapshot_replaces_the_book_whatever_its_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For venues whose snapshots travel on the stream (Bybit, OKX) the rule says which frames are
+    snapshots; one replaces the book even at a lower id (a venue's ids reset after a restart)."""
+    use_stream_rule(monkeypatch)
+    frame = stream_frame
     frames = [
         frame(0, 10, True, [["100", "1"]], [["101", "1"]]),
         frame(1, 11, False, [["100", "2"]], []),
@@ -219,3 +225,32 @@ def test_an_in_stream_snapshot_replaces_the_book_whatever_its_id(monkeypatch: py
     assert oracle.top(SYMBOL, 1) == ((("99", "5"),), (("102", "1"),))
     assert oracle.last_update_id(SYMBOL) == 2
     assert oracle.full_book(SYMBOL, 2) == ((("99", "5"),), (("103", "4"),))
+
+
+def test_an_answer_is_the_same_whatever_order_it_is_asked_in_and_however_far_the_tops_went(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tops are computed as far as each question asks; the ids pass already placed every state,
+    so a state that comes again later (ids reset by an in-stream snapshot, or duplicated, or after a
+    break) answers with its latest top even when asked before the tops pass got there."""
+    use_stream_rule(monkeypatch)
+    rng = random.Random(3)
+    frames: list[Frame] = []
+    u = 0
+    for i in range(400):
+        snap = i == 0 or rng.random() < 0.08
+        u = rng.randrange(1, 30) if snap else u + rng.choice([1, 1, 1, 1, 2, 0])  # 2: a break, 0: a duplicate
+        side = [[f"{rng.randrange(90, 100)}", str(rng.choice([0, 1, 2]))] for _ in range(rng.randrange(0, 4))]
+        frames.append(stream_frame(i, u, snap, side if not snap else [*side, ["89", "1"]], [["101", str(i % 5 + 1)]]))
+    keys = [(SYMBOL, u) for u in range(0, 60)]
+    finished = Oracle(frames, [], venue="stream-venue")
+    finished.full_book(SYMBOL, 0)  # the tops pass goes to the end
+    expected = {key: finished.top(*key) for key in keys}
+    assert sum(top is not None for top in expected.values()) > 20 and finished.recording_gaps > 0
+    for order in range(3):
+        lazy = Oracle(frames, [], venue="stream-venue")
+        asked = list(keys)
+        random.Random(order).shuffle(asked)
+        for key in asked:
+            assert lazy.top(*key) == expected[key], key
+            assert lazy.knows(*key) == (expected[key] is not None)

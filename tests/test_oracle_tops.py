@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from harness.oracle_tops import TOPS_PER_BLOCK, TopsStore
 
 
@@ -39,3 +41,21 @@ def test_a_symbol_that_goes_back_keeps_every_key_and_each_symbol_its_own() -> No
     assert ("ETHUSDT", 11) not in store and ("BTCUSDT", 13) in store
     store.close()
     assert len(store) == 0 and store.get(("BTCUSDT", 13)) is None
+
+
+def test_keys_planned_first_are_answered_once_filled_in_the_same_order() -> None:
+    store = TopsStore()
+    count = TOPS_PER_BLOCK + 3
+    places = [store.plan(("BTCUSDT", i % (count - 2))) for i in range(count)]  # the last two come again
+    assert places == list(range(count)) and len(store) == count - 2
+    assert ("BTCUSDT", 1) in store and store.place(("BTCUSDT", 1)) == count - 1
+    for i in range(count - 1):
+        store.fill(*_top(i))
+    assert store.get(("BTCUSDT", 5)) == (tuple(_top(5)[0]), tuple(_top(5)[1]))
+    with pytest.raises(ValueError, match="not filled yet"):
+        store.get(("BTCUSDT", 1))  # planned again at the last place
+    store.fill(*_top(99))
+    assert store.get(("BTCUSDT", 1)) == (tuple(_top(99)[0]), tuple(_top(99)[1]))
+    assert store.get(("BTCUSDT", 3)) == (tuple(_top(3)[0]), tuple(_top(3)[1]))  # from a sealed block
+    with pytest.raises(ValueError, match="only 67 were planned"):
+        store.fill(*_top(0))
