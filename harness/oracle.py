@@ -295,7 +295,9 @@ class Oracle:
         """Breaks in the clean recording's own sequence: the book is unknown from each until a snapshot."""
         self.depth_frames = 0
         self._tops_pass: Iterator[tuple[str, ReferenceBook]] | None = None
-        """The pass that keeps the tops, advanced as far as `top` asks; None once it has ended."""
+        """The pass that keeps the tops, advanced as far as `top` and `frame` ask; None once it has ended."""
+        self._tops_read = -1
+        """The index of the last depth frame that pass has read."""
         if self._verify is None:
             for _ in self._replay(self._book_frames(), self._pending(), ids=True, tops=False):
                 pass
@@ -314,7 +316,12 @@ class Oracle:
         return sorted(self._finals)
 
     def frame(self, index: int) -> DepthFrame | None:
-        """The ids of clean frame `index` when it is a depth frame (the send log joins on this)."""
+        """The ids of clean frame `index` when it is a depth frame (the send log joins on this). The
+        venue's writes ask for each depth frame as it goes out (harness/send_digest.py): the tops are
+        computed up to it then, while the subject still reads what went out before, so its
+        observations of that frame find them ready."""
+        while self._tops_read < index and self._tops_pass is not None:
+            self._step()
         return self._frames.get(index)
 
     def depth_frame_ids(self) -> Iterator[DepthFrame]:
@@ -331,7 +338,7 @@ class Oracle:
 
     def top(self, symbol: str, update_id: int) -> tuple[Side, Side] | None:
         """Top 20 bids and asks, best first, after `update_id`; None where the book is unknown there.
-        Computes the tops up to that state's first (they come in recording order)."""
+        Computes the tops up to that state's first, when `frame` has not (they come in recording order)."""
         key = (symbol, update_id)
         place = self._tops.place(key)
         if place is None:
@@ -437,6 +444,7 @@ class Oracle:
                 self._frames.add(frame_ids)
                 self.depth_frames += 1
             if tops:
+                self._tops_read = frame_ids.index
                 touched = self._touched.get(symbol)
                 if touched is None:
                     touched = self._touched[symbol] = _LastTouches()

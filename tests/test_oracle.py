@@ -251,6 +251,7 @@ def test_an_answer_is_the_same_whatever_order_it_is_asked_in_and_however_far_the
         lazy = Oracle(frames, [], venue="stream-venue")
         asked = list(keys)
         random.Random(order).shuffle(asked)
-        for key in asked:
+        for n, key in enumerate(asked):
+            lazy.frame(n * 5)  # the venue's writes take the tops pass along too
             assert lazy.top(*key) == expected[key], key
             assert lazy.knows(*key) == (expected[key] is not None)
