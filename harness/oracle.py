@@ -441,6 +441,7 @@ class Oracle:
                 frame_ids = frame_ids._replace(prev_last=latest.get(symbol))
             latest[symbol] = frame_ids.last_update_id
             if ids:
+                _check_levels(frame_ids.index, bids, asks)
                 self._frames.add(frame_ids)
                 self.depth_frames += 1
             if tops:
@@ -510,6 +511,20 @@ class Oracle:
                 states.append(update_id)
         if tops:
             self._tops.fill(book.bids(TOP_DEPTH), book.asks(TOP_DEPTH))
+
+
+def _check_levels(index: int, bids: Sequence, asks: Sequence) -> None:
+    """HarnessError unless every level of clean frame `index` is a price and a size: read by the ids
+    pass, before serving, so that the tops pass, which applies them during the run, cannot fail there."""
+    levels: object = (bids, asks)
+    try:
+        for levels in (bids, asks):
+            for level in levels:
+                float(level[0])
+                float(level[1])
+    except (IndexError, KeyError, TypeError, ValueError):
+        what = f"book levels that are not prices and sizes: {repr(levels)[:80]}"
+        raise HarnessError(f"recording: clean frame {index} has {what}") from None
 
 
 def _position(states: Sequence[int], update_id: int) -> float:

@@ -158,6 +158,9 @@ def test_snapshot_from_rest_and_bad_input_are_one_line_errors() -> None:
     with pytest.raises(HarnessError, match="not JSON"):
         decode_depth(Frame(3, 0, STREAM, b"{nope"), oracle_rule("binance-spot"))
     assert decode_depth(Frame(4, 0, STREAM, b'{"result": null, "id": 1}'), oracle_rule("binance-spot")) is None
+    for level in (["100.0", "x"], ["100.0"], 7):  # found when the oracle is made, not when the run needs the tops
+        with pytest.raises(HarnessError, match="clean frame 2 has book levels that are not prices and sizes"):
+            Oracle([depth(1, 101, 102), depth(2, 103, 104, [level])], SNAP)
 
 
 @pytest.mark.parametrize("venue", ["binance-spot", "binance-usdm"])
