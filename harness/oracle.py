@@ -306,6 +306,11 @@ class Oracle:
             for _ in self._replay(self._book_frames(), self._pending(), ids=True, tops=True):
                 pass
 
+    def complete(self) -> None:
+        """Computes every top now, not as the run asks: for a caller that must not pay them while it
+        serves (a paced venue keeps its pace)."""
+        self._finish()
+
     def close(self) -> None:
         """Gives back the disk the tops took; `top` answers nothing afterwards."""
         self._tops_pass = None

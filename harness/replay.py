@@ -122,7 +122,7 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
     for note in data.notes:
         print(f"warning: {note}", file=sys.stderr)
     plan = scenario.plan(data.frames, seed, data.dialect)
-    oracle = oracle_for(data)
+    oracle = oracle_for(data, all_tops=speed > 0)
     final_ids = {symbol: oracle.last_update_id(symbol) for symbol in oracle.symbols}
     if not final_ids:
         raise HarnessError(
@@ -239,14 +239,20 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
     return apply_expectations(report, results)
 
 
-def oracle_for(data: ReplayData) -> Oracle:
-    """The independent truth: the clean frames over the recorded snapshots and the replay's start books."""
+def oracle_for(data: ReplayData, *, all_tops: bool = False) -> Oracle:
+    """The independent truth: the clean frames over the recorded snapshots and the replay's start books.
+    Its tops are computed as the venue writes and the checker asks (harness/oracle.py), over a run at
+    speed 0, which no pace binds; `all_tops` computes them all first, for a paced run, whose venue
+    must not pay them between two frames due."""
     snapshots: list[Any] = [snap for snaps in data.snapshots.values() for snap in snaps]
     snapshots += [
         DepthSnapshot(symbol, book.last_update_id, book.bids(), book.asks())
         for symbol, book in data.start_books.items()
     ]
-    return Oracle(data.frames, snapshots, venue=data.dialect.name)
+    oracle = Oracle(data.frames, snapshots, venue=data.dialect.name)
+    if all_tops:
+        oracle.complete()
+    return oracle
 
 
 async def _run(setup: _Setup, progress: Progress | None, stderr_file: Any) -> tuple[SubjectRun, VenueServer]:

@@ -247,7 +247,7 @@ def test_an_answer_is_the_same_whatever_order_it_is_asked_in_and_however_far_the
         frames.append(stream_frame(i, u, snap, side if not snap else [*side, ["89", "1"]], [["101", str(i % 5 + 1)]]))
     keys = [(SYMBOL, u) for u in range(0, 60)]
     finished = Oracle(frames, [], venue="stream-venue")
-    finished.full_book(SYMBOL, 0)  # the tops pass goes to the end
+    finished.complete()  # the tops pass goes to the end
     expected = {key: finished.top(*key) for key in keys}
     assert sum(top is not None for top in expected.values()) > 20 and finished.recording_gaps > 0
     for order in range(3):
