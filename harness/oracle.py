@@ -9,9 +9,10 @@ Two passes over the clean frames. The first, when the oracle is made, reads only
 frame's, the recording's gaps, which states (symbol, last update id) have a known book and which
 symbols end with one: all the venue and the runner need before serving. The second applies the
 levels and keeps the top of book after every known state, compressed (harness/oracle_tops.py); it
-runs on demand, as far as the state asked for (the checker asks as observations arrive, so this
-work overlaps the subject's instead of delaying the first frame), and to the end for what only the
-check after the run asks (full books, the prices touched). Both passes follow the same chain of
+runs on demand, as far as the frame the venue writes (`frame`) or the state the checker asks for
+(`top`), so at speed 0 this work overlaps the subject's instead of delaying the first frame, and to
+the end for what only the check after the run asks (full books, the prices touched) or when told
+(`complete`: a paced replay does, before serving). Both passes follow the same chain of
 ids, so the first already knows where each state's top will be, and an answer never depends on how
 far the second has gone. A venue whose frames carry a checksum (OKX) has no first pass: whether a
 state is known depends on the book, so its one pass does both, when the oracle is made.
