@@ -258,7 +258,7 @@ async def _run(setup: _Setup, progress: Progress | None, stderr_file: Any) -> tu
         socket_send_buffer=SLOW_READER_SNDBUF if _limits_client_buffers(setup.schedule) else None,
         rest_weight_limit=setup.rest_weight_limit,
         wire=wire_of(setup.data),
-        on_send=setup.sends.on_send,
+        on_written=setup.sends.on_written,
     )
     try:
         await server.start()

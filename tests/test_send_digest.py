@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
+from itertools import groupby
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +14,8 @@ from harness.checker import send_log_clock
 from harness.deliveries import ChainJudge, Deliveries
 from harness.oracle import DepthFrame
 from harness.send_digest import SendDigest
-from replayer.timeline import Frame
+from replayer.timeline import Frame, Send
+from replayer.venue_actions import Write
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
@@ -117,6 +119,30 @@ def test_the_digest_fed_online_equals_the_send_log_read_once(replay) -> None:
     assert online.first_intended == read.first_intended
     assert list(online.write_times()) == sorted({s.write_mono_ns for c in conns for s in c.sends})
     assert list(read.write_times()) == list(online.write_times())
+
+
+@settings(max_examples=60, deadline=None)
+@given(replays())
+def test_a_socket_write_digested_at_once_equals_its_frames_one_by_one(replay) -> None:
+    frames, conns = replay
+    conns = [Conn(c.client_id, sorted(c.sends, key=lambda s: s.write_mono_ns)) for c in conns]
+    by_frame, by_write = _online(frames, conns), SendDigest(Depth(len(frames)), len(frames))
+    written = _as_written(conns)
+    for (client_id, write_ns), group in groupby(written, key=lambda row: (row[0], row[1].write_mono_ns)):
+        sends = [send for _, send in group]
+        writes = [
+            Write(client_id, b"", True, Send(0, Frame(s.frame_index, 0, "s", b""), b"", s.fault), s.intended_mono_ns)
+            for s in sends
+        ]
+        by_write.on_written(client_id, writes, write_ns)
+    for name in ("frames_sent", "depth_frames_sent", "gaps_injected", "out_of_order_sent", "written"):
+        assert getattr(by_write, name) == getattr(by_frame, name), name
+    assert by_write.first_write == by_frame.first_write
+    assert by_write.first_intended == by_frame.first_intended
+    assert list(by_write.write_times()) == list(by_frame.write_times())
+    offsets = [frame.offset_ns for frame in frames]
+    clocks = [digest.clock(lambda: iter(offsets)) for digest in (by_frame, by_write)]
+    assert [clocks[0](o) for o in range(-1, offsets[-1] + 3)] == [clocks[1](o) for o in range(-1, offsets[-1] + 3)]
 
 
 @settings(max_examples=50, deadline=None)
