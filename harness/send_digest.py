@@ -21,6 +21,7 @@ from array import array
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import accumulate, islice
 from typing import Protocol
 
 from harness.deliveries import NEVER, Deliveries, SnapshotLike
@@ -205,7 +206,16 @@ class SendDigest:
                 raise ValueError("the speed-0 clock needs SendDigest(oracle, frames=...) before the writes")
             return clock_of(lambda: ())
         batch, times = self._batch, self._times
+        if batch.in_order():
+            try:
+                return clock_of(lambda: ((offset, times[first - 1]) for offset, first in batch.run_ends(offsets())))
+            except OffsetsWentBack:
+                pass  # every frame's point, sorted
         return clock_of(lambda: ((offset, times[first - 1]) for offset, first in batch.with_offsets(offsets())))
+
+
+class OffsetsWentBack(ValueError):
+    """`FirstWrites.run_ends` met an offset below the one before it: the clock needs every frame's point."""
 
 
 class FirstWrites:
@@ -249,6 +259,31 @@ class FirstWrites:
                 self._late_indices.append(index)
                 self._late_batches.append(batch)
         stream.add(firsts, batch)
+
+    def in_order(self) -> bool:
+        """Whether one connection first wrote every frame written, in index order (a replay at speed 0
+        to one client): then `run_ends` gives what the clock keeps."""
+        return len(self._streams) <= 1 and not self._late_indices
+
+    def run_ends(self, offsets: Iterable[int]) -> Iterator[tuple[int, int]]:
+        """When `in_order`: (offset_ns, batch) of the last frame of each run first written by one batch,
+        in index order. The clock made of these is the one `with_offsets` gives (a batch's frames are
+        one point, at the last one's offset, since offsets never go back), at a Python step per frame
+        instead of a few calls; OffsetsWentBack if they do go back."""
+        if not self.in_order():
+            raise ValueError("run_ends needs the first writes of one connection, in index order")
+        ends = (end for stream in self._streams.values() for end in stream.run_ends())
+        target, batch = next(ends, (-1, 0))
+        before = -(2**63)
+        for index, offset in enumerate(offsets):
+            if target < 0:
+                return
+            if offset < before:
+                raise OffsetsWentBack(f"frame {index}'s offset {offset} is below the one before, {before}")
+            before = offset
+            if index == target:
+                yield offset, batch
+                target, batch = next(ends, (-1, 0))
 
     def with_offsets(self, offsets: Iterable[int]) -> Iterator[tuple[int, int]]:
         """(offset_ns, batch) of every frame written, in index order; `offsets`: every frame's, in order."""
@@ -295,6 +330,14 @@ class _Ascending:
         else:
             self.run_counts.append(len(indices))
             self.run_batches.append(batch)
+
+    def run_ends(self) -> Iterator[tuple[int, int]]:
+        """(index, batch) of the last frame of each batch run."""
+        far = iter(self.far)
+        written = accumulate(self.gaps if not self.far else (gap or next(far) for gap in self.gaps), initial=-1)
+        next(written)
+        for count, batch in zip(self.run_counts, self.run_batches, strict=True):
+            yield next(islice(written, count - 1, None)), batch
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         index, far, runs = -1, iter(self.far), zip(self.run_counts, self.run_batches, strict=True)

@@ -157,6 +157,29 @@ def test_the_hole_search_from_the_digest_judges_as_from_the_send_log(replay, ask
         assert from_digest.judge(symbol, update_id, applied) == from_log.judge(symbol, update_id, applied)
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.sampled_from([0, 0, 1, 5, -3]), min_size=1, max_size=60),
+    st.lists(st.booleans(), min_size=60, max_size=60),
+    st.lists(st.sampled_from([0, 0, 0, 7]), min_size=60, max_size=60),
+)
+def test_one_connection_in_order_gets_the_clock_of_every_frame(steps, written, pauses) -> None:
+    """The clock from each batch's last frame (one connection, frames in order) against the send log's,
+    offsets that repeat and, now and then, go back."""
+    offsets = [1_000 + sum(steps[: i + 1]) for i in range(len(steps))]
+    frames = [Due(offset) for offset in offsets]
+    sends, t = [], 5_000
+    for i in range(len(frames)):
+        t += pauses[i]
+        if written[i]:
+            sends.append(Sent(i, 0, t))
+    conns = [Conn(1, sends)]
+    expected = send_log_clock(frames, conns)
+    clock = _online(frames, conns).clock(lambda: iter(offsets))
+    for offset in range(min(offsets) - 1, max(offsets) + 3):
+        assert clock(offset) == expected(offset), offset
+
+
 def test_the_clock_keeps_a_point_per_write_batch_not_per_frame() -> None:
     frames = [Due(i * 10) for i in range(1_000)]
     digest = SendDigest(Depth(len(frames)), len(frames))
