@@ -647,7 +647,7 @@ class VenueCore:
         for derived in self._derived[stream]:
             aggregate = self._aggregates.get(derived)
             if aggregate is None:
-                if not self.listening_to(derived):
+                if not any(conn.listening for conn in self._holding(derived)):
                     continue
                 aggregate = self._aggregates[derived] = self.wire.aggregator(derived)
             actions += self._derived_frames(derived, aggregate.add(offset_ns, payload))
