@@ -239,10 +239,8 @@ class FirstWrites:
         `client_id`."""
         bits, count = self._bits, self._count
         stream = self._streams.get(client_id)
-        if stream is None:
-            stream = self._streams[client_id] = _Ascending()
         firsts: list[int] = []
-        top = stream.top
+        top = -1 if stream is None else stream.top
         for index in indices:
             if not 0 <= index < count:
                 continue
@@ -258,7 +256,10 @@ class FirstWrites:
             else:
                 self._late_indices.append(index)
                 self._late_batches.append(batch)
-        stream.add(firsts, batch)
+        if firsts:
+            if stream is None:
+                stream = self._streams[client_id] = _Ascending()
+            stream.add(firsts, batch)
 
     def in_order(self) -> bool:
         """Whether one connection first wrote every frame written, in index order (a replay at speed 0
@@ -313,8 +314,6 @@ class _Ascending:
 
     def add(self, indices: Sequence[int], batch: int) -> None:
         """`indices`, ascending and above `top`, all first carried by `batch`."""
-        if not indices:
-            return
         gaps, top = self.gaps, self.top
         for index in indices:
             gap = index - top
