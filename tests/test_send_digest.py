@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
 
@@ -89,7 +90,7 @@ def _as_written(conns: list[Conn]) -> list[tuple[int, Sent]]:
     return [(client_id, send) for _, client_id, send in heapq.merge(*tagged, key=lambda row: row[0])]
 
 
-def _online(frames: list[Due], conns: list[Conn]) -> SendDigest:
+def _online(frames: Sequence[Due | Frame], conns: list[Conn]) -> SendDigest:
     digest = SendDigest(Depth(len(frames)), len(frames))
     for client_id, send in _as_written(conns):
         digest.add(client_id, send.frame_index, send.intended_mono_ns, send.write_mono_ns, send.fault)
@@ -167,7 +168,7 @@ def test_one_connection_in_order_gets_the_clock_of_every_frame(steps, written, p
     """The clock from each batch's last frame (one connection, frames in order) against the send log's,
     offsets that repeat and, now and then, go back."""
     offsets = [1_000 + sum(steps[: i + 1]) for i in range(len(steps))]
-    frames = [Due(offset) for offset in offsets]
+    frames = [Frame(i, offset, "btcusdt@depth", b"") for i, offset in enumerate(offsets)]
     sends, t = [], 5_000
     for i in range(len(frames)):
         t += pauses[i]
