@@ -37,6 +37,8 @@ from harness.venues.registry import dialect
 
 TOP_LEVELS = 20
 USER_AGENT = "harness-subject/1"
+_HIGH, _NORMAL = MessagePriority.HIGH, MessagePriority.NORMAL
+"""Read once: an enum member read through its class costs about 55 ns on 3.11, and every frame needs one."""
 
 
 def create(config: SubjectConfig) -> DefaultSubject | SubjectGroup:
@@ -159,13 +161,14 @@ class DefaultSubject:
             self._report(SyncEvent("decode_error", monotonic_ns(), str(exc)[:200]))
             return
         parsed = monotonic_ns()
-        if type(event) is DepthDelta and event.symbol in self._unasked:
-            self._ask_early(event.symbol)
-        if type(event) is DepthDelta or type(event) is DepthSnapshot:
-            if not self._queue.put_nowait((event, recv_mono_ns, parsed, conn_id), MessagePriority.NORMAL):
+        kind = type(event)
+        if kind is Trade:
+            self._queue.put_nowait((event, recv_mono_ns, parsed, conn_id), _HIGH)
+        elif kind is DepthDelta or kind is DepthSnapshot:
+            if kind is DepthDelta and event.symbol in self._unasked:
+                self._ask_early(event.symbol)
+            if not self._queue.put_nowait((event, recv_mono_ns, parsed, conn_id), _NORMAL):
                 self._report(SyncEvent("dropped", parsed, "queue full", event.symbol))
-        elif type(event) is Trade:
-            self._queue.put_nowait((event, recv_mono_ns, parsed, conn_id), MessagePriority.HIGH)
 
     def _on_event(self, event: ClientEvent) -> None:
         if self._stopping:
