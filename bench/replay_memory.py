@@ -22,6 +22,8 @@ run. Exits 1 when a goal is not met. tests/test_memory_smoke.py runs a cheap for
     make bench-memory                                                 # 100,000 and 200,000 frames
     python -m bench.replay_memory --keep /tmp/synths                  # keep the synths for the next run
     python -m bench.replay_memory --frames 1000000 --keep /tmp/synths # a larger N
+    python -m bench.replay_memory --frames 10000000 --rounds 1 --keep /tmp/synths \
+        --plot docs/replay-memory-10m.svg                             # issue 12's N, drawn
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import results
+from bench.memory_plot import memory_svg
 from bench.synths import BUSY_RATE, synth
 
 FRAMES = 200_000
@@ -239,10 +242,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rate", type=float, default=BUSY_RATE, help="the synths' harness synth --rate; 0: the default synth"
     )
+    parser.add_argument("--plot", type=Path, help="draw the N-frame run with the lowest peak here, as SVG")
     args = parser.parse_args(argv)
     rate = args.rate or None
     halves, fulls = measure(args.frames, rate, args.keep, args.rounds)
     met = put_figures(halves, fulls, rate, args.margin)
+    if args.plot:
+        drawn = min(fulls, key=lambda run: run.peaks_mb[0])
+        caps = (("harness cap", GOAL_HARNESS_MB), ("subject cap", GOAL_SUBJECT_MB))
+        title = f"harness replay --speed 0, ~{drawn.frames:,} frames: RSS over the run"
+        args.plot.write_text(memory_svg(drawn.samples, caps, title))
+        print(f"== drew {args.plot}")
     print(f"== wrote {results.write()}")
     return 0 if met else 1
 

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import orjson
 
+from harness.collector import freeze_loaded
 from harness.errors import HarnessError
 from harness.loopback import exposure_warning
 from harness.scenarios import Scenario, load_scenario
@@ -95,6 +96,7 @@ def run_serve(
     if injected_path is not None and not injected_path.parent.is_dir():
         raise HarnessError(f"--injected {injected_path}: folder {injected_path.parent} does not exist")
     log = InjectedLog(recording, loaded, seed, pace, plan, data, injected_path)
+    freeze_loaded()
     try:
         asyncio.run(
             _serve(
