@@ -161,11 +161,10 @@ class DefaultSubject:
             self._report(SyncEvent("decode_error", monotonic_ns(), str(exc)[:200]))
             return
         parsed = monotonic_ns()
-        kind = type(event)
-        if kind is Trade:
+        if type(event) is Trade:
             self._queue.put_nowait((event, recv_mono_ns, parsed, conn_id), _HIGH)
-        elif kind is DepthDelta or kind is DepthSnapshot:
-            if kind is DepthDelta and event.symbol in self._unasked:
+        elif type(event) is DepthDelta or type(event) is DepthSnapshot:
+            if type(event) is DepthDelta and event.symbol in self._unasked:
                 self._ask_early(event.symbol)
             if not self._queue.put_nowait((event, recv_mono_ns, parsed, conn_id), _NORMAL):
                 self._report(SyncEvent("dropped", parsed, "queue full", event.symbol))

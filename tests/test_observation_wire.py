@@ -32,9 +32,11 @@ def _general(row: Any) -> BookObservation | str:
 
 def _decoded(row: Any) -> BookObservation | str:
     try:
-        return loads(orjson.dumps(["o", row]))
+        message = loads(orjson.dumps(["o", row]))
     except HarnessError as exc:
         return "levels" if "not [price, size] pairs" in str(exc) else str(exc)
+    assert isinstance(message, BookObservation)
+    return message
 
 
 def test_the_shortcut_decodes_every_row_as_the_general_decode_does() -> None:

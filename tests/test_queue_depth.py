@@ -34,11 +34,11 @@ def test_notes_in_any_order_keep_the_deepest_per_bucket_as_the_plain_rule_does()
     rng = random.Random(7)
     for _ in range(200):
         sampler = QueueDepthSampler(bucket_ns=10, max_buckets=4)
-        width, buckets, origin = 10, {}, None
+        width, buckets, origin = 10, dict[int, int](), -1
         for _ in range(rng.randint(1, 40)):
             t, depth = rng.randint(0, 120), rng.randint(0, 9)
             sampler.note(t, depth)
-            origin = t if origin is None else origin
+            origin = t if origin < 0 else origin
             bucket = max(0, t - origin) // width
             buckets[bucket] = max(depth, buckets.get(bucket, -1))
             while max(buckets) >= 4:
