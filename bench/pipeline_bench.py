@@ -74,7 +74,7 @@ def _pipeline(frames: list[bytes], *, queue_only: bool = False) -> int:
     """decode -> queue -> sync -> book, as the default subject's `_on_message` and `_consume` do it."""
     sync = BookSync(BinanceSpotSequencing())
     queue = BoundedPriorityQueue(10_000, "DROP_LOWEST")
-    put, get = queue.put_nowait, queue.get_nowait
+    put, get = queue.put_nowait, queue.get_nowait_with_meta
     normal, high = MessagePriority.NORMAL, MessagePriority.HIGH
     conn_id = 1
     with cpu_timed() as spent:
@@ -91,8 +91,8 @@ def _pipeline(frames: list[bytes], *, queue_only: bool = False) -> int:
             elif type(event) is Trade:
                 put((event, recv, parsed, conn_id), high)
             while queue:
-                event, recv, parsed, conn = get()
-                monotonic_ns()
+                (event, recv, parsed, conn), _, waited, enqueued = get()
+                dequeued = enqueued + waited  # noqa: F841 (the subject's stamp, taken as it does)
                 if conn != conn_id or type(event) is Trade or queue_only:
                     continue
                 sync.on_delta(event)

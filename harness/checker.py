@@ -404,9 +404,10 @@ class Checker:
         t = obs.applied_mono_ns
         self._tick(t)
         f.observations += 1
-        self._stage("parse", obs.parsed_mono_ns - obs.recv_mono_ns)
-        self._stage("queue", obs.dequeued_mono_ns - obs.parsed_mono_ns)
-        self._stage("apply", obs.applied_mono_ns - obs.dequeued_mono_ns)
+        record, latency = self._record, f.latency
+        record(latency["parse"], obs.parsed_mono_ns - obs.recv_mono_ns)
+        record(latency["queue"], obs.dequeued_mono_ns - obs.parsed_mono_ns)
+        record(latency["apply"], obs.applied_mono_ns - obs.dequeued_mono_ns)
         self._first_obs.add(obs.symbol, obs.update_id, obs.recv_mono_ns, obs.applied_mono_ns, _UNWRITTEN, 0)
         state = self._symbol(obs.symbol)
         state.observed = True

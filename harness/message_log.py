@@ -60,6 +60,7 @@ class MessageLog:
     def append(self, line: bytes, message: SubjectMessage) -> None:
         """Keeps `message`, read from `line` (one line, no newline, that `observations.loads` read)."""
         self._count += 1
+        pending = self._pending
         if type(message) is BookObservation:
             if not message.synced:
                 packed = self._pack(b"u", message)
@@ -68,12 +69,14 @@ class MessageLog:
             else:
                 packed = None
             if packed is not None:
-                self._pending += packed
-                self._seal_if_full()
+                pending += packed
+                if len(pending) >= CHUNK_BYTES:
+                    self._seal()
                 return
-        self._pending += _LINE.pack(b"l", len(line))
-        self._pending += line
-        self._seal_if_full()
+        pending += _LINE.pack(b"l", len(line))
+        pending += line
+        if len(pending) >= CHUNK_BYTES:
+            self._seal()
 
     def __len__(self) -> int:
         return self._count
@@ -132,9 +135,7 @@ class MessageLog:
             cls = AgreedObservation if kind == b"a" else BookObservation
             yield cls(names[number], update_id, synced, (), (), recv, parsed, dequeued, applied)
 
-    def _seal_if_full(self) -> None:
-        if len(self._pending) < CHUNK_BYTES:
-            return
+    def _seal(self) -> None:
         if self._file is None:
             self._file = tempfile.SpooledTemporaryFile(SPILL_BYTES, prefix="harness-reports-")  # noqa: SIM115 (closed by close())
         compressed = zlib.compress(self._pending, 1)

@@ -18,7 +18,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,10 @@ recording takes as long as the subject reads, so a fixed limit would fail every 
 SLOW_READER_SNDBUF = 16 * 1024
 """The venue's socket send buffer when a plan limits client buffers: on loopback the kernel would
 otherwise autotune it to megabytes, more than a whole recording, and no reader would ever be slow."""
+REPORT_READ_BYTES = 1 << 18
+"""The most of the subject's output read at once (a few hundred report lines)."""
+REPORT_LINE_LIMIT = 2**24
+"""The longest report line kept (a final book of a deep market is a few megabytes)."""
 
 Progress = Callable[[int, int], None]
 
@@ -264,7 +268,7 @@ async def _run(setup: _Setup, progress: Progress | None, stderr_file: Any) -> tu
         socket_send_buffer=SLOW_READER_SNDBUF if _limits_client_buffers(setup.schedule) else None,
         rest_weight_limit=setup.rest_weight_limit,
         wire=wire_of(setup.data),
-        on_send=setup.sends.on_send,
+        on_written=setup.sends.on_written,
     )
     try:
         await server.start()
@@ -299,7 +303,7 @@ async def _drive_subject(server: VenueServer, setup: _Setup, progress: Progress 
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=stderr_file,
-        limit=2**24,
+        limit=REPORT_LINE_LIMIT,
         env=_env_importing_cwd(),
     )
     run = SubjectRun(messages=MessageLog(setup.judge.agrees))
@@ -368,35 +372,72 @@ async def _read_reports(
     `stats_in` at the stats line, which the subject writes after its final books."""
     pending = dict(final_ids)
     assert process.stdout is not None
-    while line := await process.stdout.readline():
-        line = line.rstrip(b"\n")
-        if not line:
-            continue
-        if line.startswith(b"{"):
-            try:
-                doc = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                doc = None
-            if isinstance(doc, dict) and isinstance(doc.get("crash"), str):
-                run.crash = doc["crash"]
+    async for lines in _report_lines(process.stdout, run):
+        for line in lines:
+            if not line:
                 continue
-            stats = doc.get("stats", {}) if isinstance(doc, dict) else None
-            if isinstance(stats, dict) and isinstance(stats.get("queue", {}), dict):
-                run.stats = stats
-            else:
-                run.protocol_error = f"unreadable stats line (stats and its queue must be objects): {line[:80]!r}"
-            stats_in.set()
+            if line.startswith(b"{"):
+                try:
+                    doc = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    doc = None
+                if isinstance(doc, dict) and isinstance(doc.get("crash"), str):
+                    run.crash = doc["crash"]
+                    continue
+                stats = doc.get("stats", {}) if isinstance(doc, dict) else None
+                if isinstance(stats, dict) and isinstance(stats.get("queue", {}), dict):
+                    run.stats = stats
+                else:
+                    run.protocol_error = f"unreadable stats line (stats and its queue must be objects): {line[:80]!r}"
+                stats_in.set()
+                continue
+            try:
+                message = loads(line)
+            except HarnessError as exc:
+                run.protocol_error = str(exc)
+                continue
+            run.messages.append(line, message)
+            if (
+                pending
+                and type(message) is BookObservation
+                and message.synced
+                and pending.get(message.symbol) == message.update_id
+            ):
+                del pending[message.symbol]
+                if not pending:
+                    caught_up.set()
+
+
+async def _report_lines(stdout: asyncio.StreamReader, run: SubjectRun) -> AsyncIterator[list[bytes]]:
+    """The subject's lines without their newlines, as many as each read brings (REPORT_READ_BYTES at
+    most): a read per few hundred lines, where a `readline` each cost the harness more than judging
+    the line. A line longer than REPORT_LINE_LIMIT is dropped, as a protocol error."""
+    held: list[bytes] = []
+    size = 0
+    dropping = False
+    while chunk := await stdout.read(REPORT_READ_BYTES):
+        end = chunk.rfind(b"\n")
+        if dropping:
+            if end < 0:
+                continue
+            chunk, dropping = chunk[chunk.index(b"\n") + 1 :], False
+            end = chunk.rfind(b"\n")
+        if end < 0:
+            held.append(chunk)
+            size += len(chunk)
+            if size > REPORT_LINE_LIMIT:
+                run.protocol_error = f"a report line longer than {REPORT_LINE_LIMIT} bytes: {held[0][:80]!r}"
+                held, size, dropping = [], 0, True
             continue
-        try:
-            message = loads(line)
-        except HarnessError as exc:
-            run.protocol_error = str(exc)
-            continue
-        run.messages.append(line, message)
-        if type(message) is BookObservation and message.synced and pending.get(message.symbol) == message.update_id:
-            del pending[message.symbol]
-            if not pending:
-                caught_up.set()
+        head = chunk[:end]
+        if held:
+            held.append(head)
+            head = b"".join(held)
+        rest = chunk[end + 1 :]
+        held, size = ([rest], len(rest)) if rest else ([], 0)
+        yield head.split(b"\n")
+    if held:
+        yield [b"".join(held)]
 
 
 async def _report_progress(server: VenueServer, progress: Progress) -> None:

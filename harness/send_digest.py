@@ -1,6 +1,6 @@
 """What the checker needs of the venue's writes, taken as each write happens.
 
-`harness replay` hands `SendDigest.add` to the venue as its `on_send`, so by the time the subject
+`harness replay` hands `SendDigest.on_written` to the venue (a call per socket write), so by the time the subject
 stops, the latency join's write times, the hole search's, the counts of frames sent, gaps and
 reorders on the wire, the silence search's write times and the speed-0 clock's are built: the
 check after the run reads no send log back (only a divergence's description does, for the few
@@ -20,12 +20,14 @@ import heapq
 from array import array
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import accumulate, islice
 from typing import Protocol
 
 from harness.deliveries import NEVER, Deliveries, SnapshotLike
 from harness.oracle import DepthFrame
 from replayer.timeline import Send
+from replayer.venue_actions import Write
 
 _GROW_BYTES = 1 << 13
 """Bytes (eight frames each) the written frames' bits grow by when a write goes past their end."""
@@ -123,6 +125,12 @@ class SendDigest:
     ) -> None:
         """Frame `frame_index` was written to connection `client_id` at `write_mono_ns`; `fault` is the
         fault that made its payload (a `corrupt*` one means the subject could not use it)."""
+        self.add_write(client_id, write_mono_ns, [(frame_index, intended_mono_ns, fault)])
+
+    def add_write(self, client_id: int, write_mono_ns: int, frames: Sequence[tuple[int, int, str | None]]) -> None:
+        """`add` for every frame of one socket write, in the order written: (frame index, intended,
+        fault) each. The venue's hot path: the write's time is taken once, and a frame that is not a
+        depth frame costs a bisection and a bit."""
         times = self._times
         if not times or write_mono_ns > times[-1]:
             times.append(write_mono_ns)
@@ -134,12 +142,18 @@ class SendDigest:
             times.append(write_mono_ns)
             self._times_ascending = False
         if self._batch is not None:
-            self._batch.add(client_id, frame_index, len(times))
-        self.frames_sent += 1
+            self._batch.add(client_id, [frame[0] for frame in frames], len(times))
+        self.frames_sent += len(frames)
         indices = self._indices
-        place = bisect_left(indices, frame_index)
-        if place == len(indices) or indices[place] != frame_index:
-            return  # not a depth frame
+        count = len(indices)
+        for frame_index, intended_mono_ns, fault in frames:
+            place = bisect_left(indices, frame_index)
+            if place < count and indices[place] == frame_index:
+                self._depth_written(client_id, place, frame_index, intended_mono_ns, write_mono_ns, fault)
+
+    def _depth_written(
+        self, client_id: int, place: int, frame_index: int, intended_mono_ns: int, write_mono_ns: int, fault: str | None
+    ) -> None:
         frame = self._oracle.frame(frame_index)
         assert frame is not None, "the oracle's depth frames are the ones indexed here"
         self.depth_frames_sent += 1
@@ -158,6 +172,17 @@ class SendDigest:
             if not frame.follows(top):
                 self.gaps_injected += 1
         self._high[stream] = frame.last_update_id
+
+    def on_written(self, client_id: int, writes: Sequence[Write], write_mono_ns: int) -> None:
+        """`add_write`, in the shape of the venue's `on_written` (replayer/server.py): one call per
+        socket write."""
+        frames = []
+        for write in writes:
+            entry = write.entry
+            if entry is None:
+                raise ValueError("on_written takes recorded frames: Writes with their entry")
+            frames.append((entry.frame.index, write.intended_mono_ns, entry.fault))
+        self.add_write(client_id, write_mono_ns, frames)
 
     def on_send(self, client_id: int, entry: Send, intended_mono_ns: int, write_mono_ns: int) -> None:
         """`add`, in the shape of the venue's `on_send` (replayer/server.py)."""
@@ -181,7 +206,16 @@ class SendDigest:
                 raise ValueError("the speed-0 clock needs SendDigest(oracle, frames=...) before the writes")
             return clock_of(lambda: ())
         batch, times = self._batch, self._times
+        if batch.in_order():
+            try:
+                return clock_of(lambda: ((offset, times[first - 1]) for offset, first in batch.run_ends(offsets())))
+            except OffsetsWentBack:
+                pass  # every frame's point, sorted
         return clock_of(lambda: ((offset, times[first - 1]) for offset, first in batch.with_offsets(offsets())))
+
+
+class OffsetsWentBack(ValueError):
+    """`FirstWrites.run_ends` met an offset below the one before it: the clock needs every frame's point."""
 
 
 class FirstWrites:
@@ -200,25 +234,57 @@ class FirstWrites:
         self._late_indices = array("q")
         self._late_batches = array("I")
 
-    def add(self, client_id: int, index: int, batch: int) -> None:
-        """`batch` (from 1, never going back) carried frame `index` to connection `client_id`."""
-        if not 0 <= index < self._count:
-            return
-        byte, bit = index >> 3, 1 << (index & 7)
-        bits = self._bits
-        if byte >= len(bits):
-            bits.extend(bytes(max(_GROW_BYTES, byte + 1 - len(bits))))
-        if bits[byte] & bit:
-            return  # written before, so earlier
-        bits[byte] |= bit
+    def add(self, client_id: int, indices: Iterable[int], batch: int) -> None:
+        """`batch` (from 1, never going back) carried frames `indices`, in this order, to connection
+        `client_id`."""
+        bits, count = self._bits, self._count
         stream = self._streams.get(client_id)
-        if stream is None:
-            stream = self._streams[client_id] = _Ascending()
-        if index > stream.top:
-            stream.add(index, batch)
-        else:
-            self._late_indices.append(index)
-            self._late_batches.append(batch)
+        firsts: list[int] = []
+        top = -1 if stream is None else stream.top
+        for index in indices:
+            if not 0 <= index < count:
+                continue
+            byte, bit = index >> 3, 1 << (index & 7)
+            if byte >= len(bits):
+                bits.extend(bytes(max(_GROW_BYTES, byte + 1 - len(bits))))
+            if bits[byte] & bit:
+                continue  # written before, so earlier
+            bits[byte] |= bit
+            if index > top:
+                firsts.append(index)
+                top = index
+            else:
+                self._late_indices.append(index)
+                self._late_batches.append(batch)
+        if firsts:
+            if stream is None:
+                stream = self._streams[client_id] = _Ascending()
+            stream.add(firsts, batch)
+
+    def in_order(self) -> bool:
+        """Whether one connection first wrote every frame written, in index order (a replay at speed 0
+        to one client): then `run_ends` gives what the clock keeps."""
+        return len(self._streams) <= 1 and not self._late_indices
+
+    def run_ends(self, offsets: Iterable[int]) -> Iterator[tuple[int, int]]:
+        """When `in_order`: (offset_ns, batch) of the last frame of each run first written by one batch,
+        in index order. The clock made of these is the one `with_offsets` gives (a batch's frames are
+        one point, at the last one's offset, since offsets never go back), at a Python step per frame
+        instead of a few calls; OffsetsWentBack if they do go back."""
+        if not self.in_order():
+            raise ValueError("run_ends needs the first writes of one connection, in index order")
+        ends = (end for stream in self._streams.values() for end in stream.run_ends())
+        target, batch = next(ends, (-1, 0))
+        before = -(2**63)
+        for index, offset in enumerate(offsets):
+            if target < 0:
+                return
+            if offset < before:
+                raise OffsetsWentBack(f"frame {index}'s offset {offset} is below the one before, {before}")
+            before = offset
+            if index == target:
+                yield offset, batch
+                target, batch = next(ends, (-1, 0))
 
     def with_offsets(self, offsets: Iterable[int]) -> Iterator[tuple[int, int]]:
         """(offset_ns, batch) of every frame written, in index order; `offsets`: every frame's, in order."""
@@ -246,19 +312,31 @@ class _Ascending:
         self.run_counts = array("I")
         self.run_batches = array("I")
 
-    def add(self, index: int, batch: int) -> None:
-        gap = index - self.top
-        if gap < 1 << 16:
-            self.gaps.append(gap)
-        else:
-            self.gaps.append(0)
-            self.far.append(gap)
-        self.top = index
+    def add(self, indices: Sequence[int], batch: int) -> None:
+        """`indices`, ascending and above `top`, all first carried by `batch`."""
+        gaps, top = self.gaps, self.top
+        for index in indices:
+            gap = index - top
+            if gap < 1 << 16:
+                gaps.append(gap)
+            else:
+                gaps.append(0)
+                self.far.append(gap)
+            top = index
+        self.top = top
         if self.run_batches and self.run_batches[-1] == batch:
-            self.run_counts[-1] += 1
+            self.run_counts[-1] += len(indices)
         else:
-            self.run_counts.append(1)
+            self.run_counts.append(len(indices))
             self.run_batches.append(batch)
+
+    def run_ends(self) -> Iterator[tuple[int, int]]:
+        """(index, batch) of the last frame of each batch run."""
+        far = iter(self.far)
+        written = accumulate(self.gaps if not self.far else (gap or next(far) for gap in self.gaps), initial=-1)
+        next(written)
+        for count, batch in zip(self.run_counts, self.run_batches, strict=True):
+            yield next(islice(written, count - 1, None)), batch
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         index, far, runs = -1, iter(self.far), zip(self.run_counts, self.run_batches, strict=True)

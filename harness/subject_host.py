@@ -26,6 +26,7 @@ from typing import BinaryIO
 
 import orjson
 
+from harness.collector import freeze_loaded
 from harness.errors import HarnessError
 from harness.observations import SubjectMessage, dumps
 from harness.subject import SubjectConfig, load_factory
@@ -85,6 +86,7 @@ async def _main(args: argparse.Namespace, channel: BinaryIO) -> int:
     writer = LineWriter(channel, loop)
     try:
         subject = load_factory(args.factory)(config)
+        freeze_loaded()
         await subject.run(writer, stop)
     except HarnessError:
         raise

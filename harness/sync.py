@@ -38,14 +38,19 @@ class Step(IntEnum):
     """Something between the book and this delta is missing: the book can no longer be trusted."""
 
 
+_DROP, _APPLY, _GAP = Step.DROP, Step.APPLY, Step.GAP
+"""The members as module globals: reading `Step.APPLY` goes through the enum's class attribute
+machinery (about 55 ns on 3.11), and the live path reads two or three per delta."""
+
+
 def consecutive_step(delta: DepthDelta, last_update_id: int) -> Step:
     """The rule of venues whose ids count every update (Binance spot's `U`, Bybit's `u`): a delta at or
     below the book's id is already in it, one starting right after it is next, anything later is a gap."""
     if delta.last_update_id <= last_update_id:
-        return Step.DROP
+        return _DROP
     if delta.first_update_id == last_update_id + 1:
-        return Step.APPLY
-    return Step.GAP
+        return _APPLY
+    return _GAP
 
 
 class SequencingRule(Protocol):
@@ -217,9 +222,9 @@ class BookSync:
         if self.synced:
             book = self.book
             step = self._rule.follow(delta, book.last_update_id)
-            if step is Step.APPLY:
+            if step is _APPLY:
                 return self._apply_live(delta)
-            if step is Step.DROP:
+            if step is _DROP:
                 self.stats.dropped += 1
                 return (Dropped(delta.first_update_id, delta.last_update_id, "already applied"),)
             gap = GapDetected(book.last_update_id, delta.first_update_id, delta.prev_last_update_id)
@@ -318,10 +323,10 @@ class BookSync:
         events: list[SyncEvent] = []
         if buffer:
             step = self._rule.follow(delta, buffer[-1].last_update_id)
-            if step is Step.DROP:
+            if step is _DROP:
                 self.stats.dropped += 1
                 return (Dropped(delta.first_update_id, delta.last_update_id, "already buffered"),)
-            if step is Step.GAP:
+            if step is _GAP:
                 self.stats.gaps += 1
                 events.append(GapDetected(buffer[-1].last_update_id, delta.first_update_id, delta.prev_last_update_id))
                 buffer.clear()
@@ -340,10 +345,10 @@ class BookSync:
         base = self._base
         assert base is not None
         step = self._rule.bridge(delta, base.last_update_id)
-        if step is Step.DROP:
+        if step is _DROP:
             self.stats.dropped += 1
             return (Dropped(delta.first_update_id, delta.last_update_id, "older than snapshot"),)
-        if step is Step.GAP:
+        if step is _GAP:
             self._base = None
             self.stats.stale_snapshots += 1
             stale = StaleSnapshot(base.last_update_id, delta.first_update_id)
@@ -367,12 +372,12 @@ class BookSync:
             self.stats.stale_snapshots += 1
             stale = StaleSnapshot(base.last_update_id, buffer[0].first_update_id)
             return (stale, *self._need_snapshot("stale snapshot"))
-        while buffer and rule.bridge(buffer[0], base.last_update_id) is Step.DROP:
+        while buffer and rule.bridge(buffer[0], base.last_update_id) is _DROP:
             buffer.popleft()
             self.stats.dropped += 1
         if not buffer:
             return ()
-        if rule.bridge(buffer[0], base.last_update_id) is Step.GAP:
+        if rule.bridge(buffer[0], base.last_update_id) is _GAP:
             self._base = None
             self.stats.stale_snapshots += 1
             stale = StaleSnapshot(base.last_update_id, buffer[0].first_update_id)
@@ -383,7 +388,7 @@ class BookSync:
         try:
             book.load(base.last_update_id, base.bids, base.asks)
             for delta in buffer:
-                if replayed and rule.follow(delta, book.last_update_id) is not Step.APPLY:
+                if replayed and rule.follow(delta, book.last_update_id) is not _APPLY:
                     return self._lose_sync("buffer out of sequence")
                 book.apply(delta.last_update_id, delta.bids, delta.asks)
                 replayed += 1

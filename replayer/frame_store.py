@@ -22,7 +22,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from typing import Protocol, overload
 
 import pyarrow as pa
@@ -402,34 +402,49 @@ class FrameStore(_FramesByIndex):
         return rows.slice(skip, max(0, min(len(rows), stop - index) - skip)), index + skip
 
     def _made(self, number: int, accepts: Callable[[str], bool] | None = None) -> Iterator[Frame]:
-        """Block `number`'s frames, made one at a time as they are asked for; with `accepts`, only those
-        on the streams it accepts (the offsets and indices still counted over every frame)."""
+        """Block `number`'s frames, made a slice at a time as they are asked for; with `accepts`, only
+        those on the streams it accepts (the offsets and indices still counted over every frame)."""
+        return chain.from_iterable(self._slices(number, accepts))
+
+    def _slices(self, number: int, accepts: Callable[[str], bool] | None) -> Iterator[list[Frame]]:
+        """`_made`'s frames in lists of up to MADE_AT_ONCE: each list made in one comprehension, the
+        offsets (the latest receive time so far) by Arrow, not a step of a generator per frame."""
         self.blocks_read += 1
         block = self._blocks[number]
         stop = self._stop(block)
         chains = self._chains_in(block.first - self._base, stop)
-        origin, offset, index = self._origin_ns, block.carry, block.first - self._base
+        offset, index = block.carry, block.first - self._base
         for batch in self._frame_rows(number):
             rows, index = self._served(batch, index, stop)
+            if not len(rows):
+                continue
             streams = rows.column("stream")
             names = [self._name(name) for name in streams.dictionary.to_pylist()]
             symbols = [self._symbol(name) for name in names]
             skip = [accepts is not None and not accepts(name) for name in names]
-            payloads = rows.column("payload").to_pylist()
-            for code, payload, mono in zip(
-                streams.indices.to_pylist(), payloads, rows.column("recv_mono_ns").to_pylist(), strict=True
-            ):
-                if mono - origin > offset:
-                    offset = mono - origin
-                if skip[code]:
-                    index += 1
-                    continue
-                ids = chains.get(index)
-                if ids is None:
-                    yield Frame(index, offset, names[code], payload, None, None, symbols[code])
-                else:
-                    yield Frame(index, offset, names[code], payload, *ids)
-                index += 1
+            since = pc.subtract_checked(rows.column("recv_mono_ns"), self._origin_ns)
+            offsets = pc.max_element_wise(pc.cumulative_max(since), offset)
+            offset = offsets[-1].as_py()
+            payloads = rows.column("payload")
+            for at in range(0, len(rows), MADE_AT_ONCE):
+                end = min(at + MADE_AT_ONCE, len(rows))
+                first = index + at
+                codes = streams.indices[at:end].to_pylist()
+                made = [
+                    Frame(i, o, names[c], p, None, None, symbols[c]) if (ids := chains.get(i)) is None
+                    else Frame(i, o, names[c], p, *ids)
+                    for i, c, p, o in zip(
+                        range(first, first + end - at),
+                        codes,
+                        payloads[at:end].to_pylist(),
+                        offsets[at:end].to_pylist(),
+                        strict=True,
+                    )
+                    if not skip[c]
+                ]  # fmt: skip
+                if made:
+                    yield made
+            index += len(rows)
 
     def _name(self, stream: str) -> str:
         """One string per stream name for every frame made (as the reader gives one)."""

@@ -90,7 +90,12 @@ ones up to one grain late, for a wake-up, a task switch and a syscall per grain 
 at 10,000 frames/s on a busy machine that CPU is what decides whether the venue keeps up at all."""
 
 OnSend = Callable[[int, Send, int, int], None]
-"""`on_send(client_id, entry, intended_mono_ns, write_mono_ns)`, called on the server's loop after each write."""
+"""`on_send(client_id, entry, intended_mono_ns, write_mono_ns)`, called on the server's loop for each
+recorded frame of each socket write."""
+OnWritten = Callable[[int, Sequence[Write], int], None]
+"""`on_written(client_id, writes, write_mono_ns)`, called on the server's loop once per socket write with
+its recorded frames (each Write's `entry` set) in order: what `on_send` hears, in a call per write
+instead of per frame."""
 
 VENUE: Literal["venue"] = "venue"
 """A limit or heartbeat argument left to the venue's wire (its published numbers)."""
@@ -132,6 +137,7 @@ class VenueServer:
         ping_interval_s: float | Literal["venue"] | None = VENUE,
         ping_timeout_s: float | Literal["venue"] | None = VENUE,
         on_send: OnSend | None = None,
+        on_written: OnWritten | None = None,
         keep_send_log: bool = True,
         socket_send_buffer: int | None = None,
         messages_per_second: int | Literal["venue"] | None = VENUE,
@@ -190,6 +196,7 @@ class VenueServer:
         self._ping_interval = beat.server_ping_interval_s if ping_interval_s == VENUE else ping_interval_s
         self._ping_timeout = beat.pong_timeout_s if ping_timeout_s == VENUE else ping_timeout_s
         self._on_send = on_send
+        self._on_written = on_written
         self._sndbuf = socket_send_buffer
         if handshake_timeout_s is not None and not handshake_timeout_s > 0:
             raise ValueError(f"handshake_timeout_s must be > 0 (None turns it off), got {handshake_timeout_s}")
@@ -550,7 +557,7 @@ class VenueServer:
         transport = connection.transport
         outbox = client.outbox
         core = self.core
-        on_send = self._on_send
+        on_send, on_written = self._on_send, self._on_written
         try:
             while True:
                 while not outbox:
@@ -584,6 +591,8 @@ class VenueServer:
                 transport.write(b"".join(parts))
                 if written:
                     core.written(client.id, written, write_ns)
+                    if on_written is not None:
+                        on_written(client.id, written, write_ns)
                     if on_send is not None:
                         for item in written:
                             assert item.entry is not None, "only recorded frames are kept"

@@ -82,7 +82,7 @@ from replayer.venue_actions import (
     Write,
 )
 from replayer.venue_limits import BINARY_MESSAGE_CLOSE, TRY_AGAIN_LATER_CLOSE, VenueLimits
-from replayer.venue_records import ClientRecord, SendRecord, ServerStats, SnapshotRecord
+from replayer.venue_records import ClientRecord, ServerStats, SnapshotRecord
 
 SERVED_LEVELS = 20
 """Levels per side of each served snapshot kept in `snapshots_served`: the depth the checker compares."""
@@ -499,7 +499,8 @@ class VenueCore:
         """`writes`, recorded frames queued to `conn_id` (each with its `entry`), were handed to its socket
         at `write_ns`, in this order: one call per socket write, not per frame."""
         served = self.served
-        sends = self.clients[conn_id].sends if self._keep_send_log else None
+        keep = self._keep_send_log
+        rows = []
         size = 0
         for write in writes:
             entry = write.entry
@@ -508,11 +509,13 @@ class VenueCore:
             size += len(write.payload)
             if entry.tags:
                 served.update(entry.tags)
-            if sends is not None:
+            if keep:
                 frame = entry.frame
-                intended = write.intended_mono_ns
-                record = SendRecord(frame.index, frame.stream, frame.last_update_id, intended, write_ns, entry.fault)
-                sends.append(record)
+                rows.append(
+                    (frame.index, frame.stream, frame.last_update_id, write.intended_mono_ns, write_ns, entry.fault)
+                )
+        if keep:
+            self.clients[conn_id].sends.extend_rows(rows)
         self.stats.frames_sent += len(writes)
         self.stats.bytes_sent += size
 
@@ -644,7 +647,7 @@ class VenueCore:
         for derived in self._derived[stream]:
             aggregate = self._aggregates.get(derived)
             if aggregate is None:
-                if not self.listening_to(derived):
+                if not any(conn.listening for conn in self._holding(derived)):
                     continue
                 aggregate = self._aggregates[derived] = self.wire.aggregator(derived)
             actions += self._derived_frames(derived, aggregate.add(offset_ns, payload))

@@ -58,24 +58,28 @@ class SendLog:
             self.append(record)
 
     def append(self, record: SendRecord) -> None:
-        numbers = self._numbers
-        stream = numbers.get(record.stream)
-        if stream is None:
-            stream = numbers[record.stream] = len(self._names)
-            self._names.append(record.stream)
-        fault = numbers.get(record.fault)
-        if fault is None:
-            fault = numbers[record.fault] = len(self._names)
-            self._names.append(record.fault)
-        last = _NO_ID if record.last_update_id is None else record.last_update_id
-        self._pending += _SEND.pack(
-            record.frame_index, last, record.intended_mono_ns, record.write_mono_ns, stream, fault
-        )
-        self._count += 1
-        if len(self._pending) >= SEND_BLOCK_BYTES:
+        r = record
+        self.extend_rows([(r.frame_index, r.stream, r.last_update_id, r.intended_mono_ns, r.write_mono_ns, r.fault)])
+
+    def extend_rows(self, rows: Iterable[tuple[int, str, int | None, int, int, str | None]]) -> None:
+        """Appends a SendRecord per row of its fields, in their order (frame index, stream, last update
+        id, intended, write, fault): a socket write's frames at once, without a record made per frame."""
+        numbers, pending, pack = self._numbers, self._pending, _SEND.pack
+        for index, name, last, intended, write, fault_name in rows:
+            stream = numbers.get(name)
+            if stream is None:
+                stream = numbers[name] = len(self._names)
+                self._names.append(name)
+            fault = numbers.get(fault_name)
+            if fault is None:
+                fault = numbers[fault_name] = len(self._names)
+                self._names.append(fault_name)
+            pending += pack(index, _NO_ID if last is None else last, intended, write, stream, fault)
+            self._count += 1
+        if len(pending) >= SEND_BLOCK_BYTES:
             if self._file is None:
                 self._file = tempfile.SpooledTemporaryFile(SPILL_BYTES, prefix="harness-sends-")  # noqa: SIM115 (closed by close())
-            self._file.write(self._pending)
+            self._file.write(pending)
             self._pending = bytearray()
 
     def __len__(self) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from harness.queue_depth import QueueDepthSampler
@@ -24,3 +26,24 @@ def test_a_long_run_merges_buckets_in_pairs_and_keeps_their_maxima() -> None:
     assert len(sampler.samples()) <= 4 and sampler.samples()[-1][1] == 2
     with pytest.raises(ValueError, match="bucket_ns"):
         QueueDepthSampler(bucket_ns=0)
+
+
+def test_notes_in_any_order_keep_the_deepest_per_bucket_as_the_plain_rule_does() -> None:
+    """The current-bucket shortcut gives what the rule gives (bucket = time since the first note over
+    the width, earlier times in bucket 0), for times that go back and forth and coarsening."""
+    rng = random.Random(7)
+    for _ in range(200):
+        sampler = QueueDepthSampler(bucket_ns=10, max_buckets=4)
+        width, buckets, origin = 10, dict[int, int](), -1
+        for _ in range(rng.randint(1, 40)):
+            t, depth = rng.randint(0, 120), rng.randint(0, 9)
+            sampler.note(t, depth)
+            origin = t if origin < 0 else origin
+            bucket = max(0, t - origin) // width
+            buckets[bucket] = max(depth, buckets.get(bucket, -1))
+            while max(buckets) >= 4:
+                merged: dict[int, int] = {}
+                for b, d in buckets.items():
+                    merged[b // 2] = max(d, merged.get(b // 2, 0))
+                buckets, width = merged, width * 2
+        assert sampler.samples() == [[origin + b * width, d] for b, d in sorted(buckets.items())]

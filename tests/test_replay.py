@@ -9,6 +9,7 @@ each with its own event loop, server and subject process.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+import harness.replay as replay_module
+from harness.message_log import MessageLog
 from harness.replay import BUNDLED_FIXTURE, ReplayRequest, run_replay
 from harness.replay_command import speed_zero_notice
 from harness.scenarios import list_scenarios, load_scenario
@@ -278,3 +281,27 @@ def test_cli_bad_scenario_file_names_file_and_key(tmp_path: Path) -> None:
     result = _cli("replay", "--scenario", str(bad))
     assert result.returncode == 2
     assert str(bad) in result.stderr and "speed" in result.stderr
+
+
+@pytest.mark.parametrize("read_bytes", [1, 3, 7, 64])
+def test_report_lines_come_whole_however_the_reads_cut_them(monkeypatch: pytest.MonkeyPatch, read_bytes: int) -> None:
+    monkeypatch.setattr(replay_module, "REPORT_READ_BYTES", read_bytes)
+    monkeypatch.setattr(replay_module, "REPORT_LINE_LIMIT", 20)
+    data = b'{"a":1}\n\nshort\n' + b"x" * 45 + b"\nafter the long one\nno newline"
+
+    async def lines() -> tuple[list[bytes], str | None]:
+        stdout = asyncio.StreamReader()
+        stdout.feed_data(data)
+        stdout.feed_eof()
+        run = replay_module.SubjectRun(messages=MessageLog())
+        got = [line async for batch in replay_module._report_lines(stdout, run) for line in batch]
+        return got, run.protocol_error
+
+    got, error = asyncio.run(lines())
+    kept = [b'{"a":1}', b"", b"short", b"after the long one", b"no newline"]
+    if read_bytes > 45:  # the long line came in one read with its newline: under the limit's watch
+        kept.insert(3, b"x" * 45)
+        assert error is None
+    else:
+        assert error is not None and "longer than 20 bytes" in error
+    assert got == kept

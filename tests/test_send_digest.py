@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import groupby
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +15,8 @@ from harness.checker import send_log_clock
 from harness.deliveries import ChainJudge, Deliveries
 from harness.oracle import DepthFrame
 from harness.send_digest import SendDigest
-from replayer.timeline import Frame
+from replayer.timeline import Frame, Send
+from replayer.venue_actions import Write
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
@@ -87,7 +90,7 @@ def _as_written(conns: list[Conn]) -> list[tuple[int, Sent]]:
     return [(client_id, send) for _, client_id, send in heapq.merge(*tagged, key=lambda row: row[0])]
 
 
-def _online(frames: list[Due], conns: list[Conn]) -> SendDigest:
+def _online(frames: Sequence[Due | Frame], conns: list[Conn]) -> SendDigest:
     digest = SendDigest(Depth(len(frames)), len(frames))
     for client_id, send in _as_written(conns):
         digest.add(client_id, send.frame_index, send.intended_mono_ns, send.write_mono_ns, send.fault)
@@ -119,6 +122,30 @@ def test_the_digest_fed_online_equals_the_send_log_read_once(replay) -> None:
     assert list(read.write_times()) == list(online.write_times())
 
 
+@settings(max_examples=60, deadline=None)
+@given(replays())
+def test_a_socket_write_digested_at_once_equals_its_frames_one_by_one(replay) -> None:
+    frames, conns = replay
+    conns = [Conn(c.client_id, sorted(c.sends, key=lambda s: s.write_mono_ns)) for c in conns]
+    by_frame, by_write = _online(frames, conns), SendDigest(Depth(len(frames)), len(frames))
+    written = _as_written(conns)
+    for (client_id, write_ns), group in groupby(written, key=lambda row: (row[0], row[1].write_mono_ns)):
+        sends = [send for _, send in group]
+        writes = [
+            Write(client_id, b"", True, Send(0, Frame(s.frame_index, 0, "s", b""), b"", s.fault), s.intended_mono_ns)
+            for s in sends
+        ]
+        by_write.on_written(client_id, writes, write_ns)
+    for name in ("frames_sent", "depth_frames_sent", "gaps_injected", "out_of_order_sent", "written"):
+        assert getattr(by_write, name) == getattr(by_frame, name), name
+    assert by_write.first_write == by_frame.first_write
+    assert by_write.first_intended == by_frame.first_intended
+    assert list(by_write.write_times()) == list(by_frame.write_times())
+    offsets = [frame.offset_ns for frame in frames]
+    clocks = [digest.clock(lambda: iter(offsets)) for digest in (by_frame, by_write)]
+    assert [clocks[0](o) for o in range(-1, offsets[-1] + 3)] == [clocks[1](o) for o in range(-1, offsets[-1] + 3)]
+
+
 @settings(max_examples=50, deadline=None)
 @given(replays(), st.lists(st.tuples(st.sampled_from(SYMBOLS), st.integers(99, 108), st.integers(990, 1_300))))
 def test_the_hole_search_from_the_digest_judges_as_from_the_send_log(replay, asks) -> None:
@@ -129,6 +156,29 @@ def test_the_hole_search_from_the_digest_judges_as_from_the_send_log(replay, ask
     from_digest = ChainJudge(SendDigest.of_clients(depth, conns).deliveries(snaps))
     for symbol, update_id, applied in asks:
         assert from_digest.judge(symbol, update_id, applied) == from_log.judge(symbol, update_id, applied)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.sampled_from([0, 0, 1, 5, -3]), min_size=1, max_size=60),
+    st.lists(st.booleans(), min_size=60, max_size=60),
+    st.lists(st.sampled_from([0, 0, 0, 7]), min_size=60, max_size=60),
+)
+def test_one_connection_in_order_gets_the_clock_of_every_frame(steps, written, pauses) -> None:
+    """The clock from each batch's last frame (one connection, frames in order) against the send log's,
+    offsets that repeat and, now and then, go back."""
+    offsets = [1_000 + sum(steps[: i + 1]) for i in range(len(steps))]
+    frames = [Frame(i, offset, "btcusdt@depth", b"") for i, offset in enumerate(offsets)]
+    sends, t = [], 5_000
+    for i in range(len(frames)):
+        t += pauses[i]
+        if written[i]:
+            sends.append(Sent(i, 0, t))
+    conns = [Conn(1, sends)]
+    expected = send_log_clock(frames, conns)
+    clock = _online(frames, conns).clock(lambda: iter(offsets))
+    for offset in range(min(offsets) - 1, max(offsets) + 3):
+        assert clock(offset) == expected(offset), offset
 
 
 def test_the_clock_keeps_a_point_per_write_batch_not_per_frame() -> None:

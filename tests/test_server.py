@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +31,7 @@ from replayer.timeline import (
     Stall,
     TimelineEntry,
 )
+from replayer.venue_actions import Write
 from tests.venue_recording import DEPTH, TRADE, Built, build_recording, sorted_levels
 
 REPO = Path(__file__).resolve().parent.parent
@@ -128,8 +129,17 @@ def test_replay_starts_at_the_first_frame_that_continues_the_snapshot(built: Bui
 
 
 def test_combined_path_delivers_the_recorded_bytes_in_order(built: Built, data: ReplayData) -> None:
+    per_frame: list[tuple[int, int, int, int]] = []
+    per_write: list[tuple[int, int, int, int]] = []
+
+    def on_send(client_id: int, entry: Send, intended: int, write_ns: int) -> None:
+        per_frame.append((client_id, entry.frame.index, intended, write_ns))
+
+    def on_written(client_id: int, writes: Sequence[Write], write_ns: int) -> None:
+        per_write.extend((client_id, w.entry.frame.index, w.intended_mono_ns, write_ns) for w in writes if w.entry)
+
     async def run() -> None:
-        async with serving(data, speed=0) as server:
+        async with serving(data, speed=0, on_send=on_send, on_written=on_written) as server:
             async with connect(f"{server.ws_url}/stream?streams={DEPTH}/{TRADE}", compression=None) as ws:
                 got = await recv_n(ws, len(built.served))
                 await server.finished.wait()
@@ -137,6 +147,8 @@ def test_combined_path_delivers_the_recorded_bytes_in_order(built: Built, data: 
             assert server.stats.frames_sent == len(got)
             (record,) = server.clients.values()
             assert [s.frame_index for s in record.sends] == list(range(len(got)))
+            logged = [(record.client_id, s.frame_index, s.intended_mono_ns, s.write_mono_ns) for s in record.sends]
+            assert per_write == per_frame == logged
 
     asyncio.run(run())
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
+from orjson import JSONDecodeError, loads
 
 from harness.book_events import DecodeError, DepthDelta, DepthSnapshot, TopOfBook, Trade
 
@@ -18,7 +18,11 @@ BookEvent = DepthDelta | TopOfBook | Trade
 
 def decode_frame(frame: bytes | str) -> BookEvent | None:
     """A depth update, best bid/ask or trade; None for frames that carry none (subscription acks)."""
-    return decode_payload(_loads(frame), require_prev=False)
+    try:
+        obj = loads(frame)
+    except JSONDecodeError as exc:
+        raise DecodeError(f"not JSON: {exc}") from None
+    return decode_payload(obj, False)
 
 
 def decode_snapshot(body: bytes | str, symbol: str) -> DepthSnapshot:
@@ -39,8 +43,9 @@ def decode_snapshot(body: bytes | str, symbol: str) -> DepthSnapshot:
     return DepthSnapshot(symbol, last_update_id, bids, asks)
 
 
-def decode_payload(obj: Any, *, require_prev: bool) -> BookEvent | None:
-    """Decode an already parsed frame; shared with the USD-M decoder, which requires `pu`."""
+def decode_payload(obj: Any, require_prev: bool) -> BookEvent | None:
+    """Decode an already parsed frame; shared with the USD-M decoder, which requires `pu`. Trades are
+    tested for first: on a busy symbol they are most frames."""
     if type(obj) is not dict:
         raise DecodeError(f"frame is not an object: {type(obj).__name__}")
     data = obj.get("data", obj) if "stream" in obj else obj
@@ -48,6 +53,8 @@ def decode_payload(obj: Any, *, require_prev: bool) -> BookEvent | None:
         raise DecodeError("frame data is not an object")
     kind = data.get("e")
     try:
+        if kind == "trade":
+            return Trade(data["s"], data["t"], data["p"], data["q"], data["m"], data["T"])
         if kind == "depthUpdate":
             prev = data.get("pu")
             delta = DepthDelta(data["s"], data["U"], data["u"], data["b"], data["a"], prev, data.get("E", 0))
@@ -64,8 +71,6 @@ def decode_payload(obj: Any, *, require_prev: bool) -> BookEvent | None:
             return delta
         if kind == "bookTicker" or (kind is None and "B" in data and "A" in data):
             return TopOfBook(data["s"], data["u"], data["b"], data["B"], data["a"], data["A"])
-        if kind == "trade":
-            return Trade(data["s"], data["t"], data["p"], data["q"], data["m"], data["T"])
     except KeyError as exc:
         raise DecodeError(f"{kind or 'frame'} without field {exc.args[0]!r}") from None
     if "result" in data and "id" in data:
@@ -77,6 +82,6 @@ def decode_payload(obj: Any, *, require_prev: bool) -> BookEvent | None:
 
 def _loads(frame: bytes | str) -> Any:
     try:
-        return orjson.loads(frame)
-    except orjson.JSONDecodeError as exc:
+        return loads(frame)
+    except JSONDecodeError as exc:
         raise DecodeError(f"not JSON: {exc}") from None

@@ -13,4 +13,4 @@ __all__ = ["decode_frame", "decode_snapshot"]
 
 def decode_frame(frame: bytes | str) -> BookEvent | None:
     """A depth update (with `pu`), best bid/ask or trade; None for frames that carry none."""
-    return decode_payload(_loads(frame), require_prev=True)
+    return decode_payload(_loads(frame), True)
