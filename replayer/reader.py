@@ -135,7 +135,7 @@ class Recording:
                 del self._parquet[next(iter(self._parquet))]
             # One thread: a block is a few thousand frames, and pool threads only add malloc arenas.
             return parquet.read_row_groups(groups, columns=columns, use_threads=False).to_batches()
-        except (pa.ArrowException, OSError) as exc:
+        except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
             raise RecordingError(f"{segment}: corrupt segment ({_first_line(exc)})") from None
 
     def iter_events(self) -> Iterator[RecordedEvent]:
@@ -191,7 +191,8 @@ class Recording:
                     raw = ipc.open_stream(handle).schema.metadata
             else:
                 raw = pq.read_schema(segment).metadata
-        except (pa.ArrowException, OSError, MemoryError) as exc:
+        except (pa.ArrowException, OSError, MemoryError, UnicodeDecodeError) as exc:
+            # A damaged footer can leave metadata bytes that are not UTF-8: pyarrow then raises from decoding.
             raise RecordingError(f"{segment}: not a readable segment ({_first_line(exc)})") from None
         try:
             meta = RecordingMeta.from_metadata(raw)
@@ -223,7 +224,7 @@ class Recording:
                 for group, table in _read_run(parquet, run, columns):
                     for batch in table.to_batches():
                         yield group, batch
-        except (pa.ArrowException, OSError) as exc:
+        except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
             raise RecordingError(f"{segment}: corrupt segment ({_first_line(exc)})") from None
 
 

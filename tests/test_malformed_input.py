@@ -134,6 +134,18 @@ def test_a_damaged_segment_reads_back_or_is_one_harness_error(
     assert [e.seq for e in events] == list(range(len(events)))
 
 
+def test_a_column_name_that_is_not_utf8_in_the_footer_is_one_harness_error(
+    fixture_segment: bytes, tmp_path: Path
+) -> None:
+    """pyarrow raises UnicodeDecodeError, not an ArrowException, for such a name (found by the test above)."""
+    footer_at = len(fixture_segment) - 8 - int.from_bytes(fixture_segment[-8:-4], "little")
+    damaged = bytearray(fixture_segment)
+    damaged[fixture_segment.index(b"conn_id", footer_at)] = 0xFF  # the schema's name, before the row groups'
+    (tmp_path / "segment-000000.parquet").write_bytes(bytes(damaged))
+    with pytest.raises(HarnessError, match=r"segment-000000\.parquet: not a readable segment"):
+        list(Recording(tmp_path).iter_events())
+
+
 def test_the_damaged_segment_test_starts_from_a_readable_fixture(tmp_path: Path) -> None:
     shutil.copytree(BUNDLED_FIXTURE, tmp_path / "copy")
     assert len(list(Recording(tmp_path / "copy").iter_events())) > 2000
