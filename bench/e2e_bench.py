@@ -45,7 +45,7 @@ ROUNDS = 2
 
 def _ours(recording: Path) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """(e2e percentiles, each stage's) from the replay's report."""
-    report = run_replay(ReplayRequest(scenario="clean", recording=recording, speed=1.0))
+    report = run_replay(ReplayRequest(scenario="clean", recording=recording, speed=1.0, owns_process=True))
     latency = report["latency_us"]
     if not latency["e2e"]["count"]:
         raise RuntimeError(f"the replay joined no write to an applied update: {report.get('verdict')}")

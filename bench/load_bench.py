@@ -2,12 +2,12 @@
 (issue 12's second row, goal >= 0.5x), on a busy symbol's synth made in the run.
 
 What `harness replay` does with a recording besides serving and judging it, in the order it does it:
-`load_replay_data` (the scan: replay start, snapshots, chain ids), `Scenario.plan` for `clean` (the
-fault plan's build walk), one walk of the schedule the venue walks (`FaultPlan.entries`, every frame
-decoded from the store into a `Send`), and the oracle (`oracle_for`: every depth frame decoded and
-applied, the tops kept) with the final ids the replay asks it for. The comparison reads the same
-segments' `payload` column with pyarrow (`iter_batches` + `to_pylist`: every payload as Python
-bytes), the least any reader of the recording must do.
+`load_replay_data` (the scan: replay start, snapshots, chain ids), `Scenario.plan` for `clean` (the fault
+plan's build walk), one walk of the schedule the venue walks (`FaultPlan.entries`, every frame decoded
+from the store into a `Send`), and the oracle (`oracle_for`: every depth frame decoded and applied, every
+top kept, which a speed-0 run computes while it serves) with the final ids the replay asks it for. The
+comparison reads the same segments' `payload` column with pyarrow (`iter_batches` + `to_pylist`: every
+payload as Python bytes), the least any reader of the recording must do.
 
 Both sides are timed in process CPU seconds (`time.process_time`: pyarrow may decode on its pool's
 threads, which thread CPU time would leave out, and a shared machine's load moves wall times by 10x),
@@ -78,7 +78,7 @@ def read_schedule_oracle(recording: Path, scenario: str = "clean") -> tuple[int,
 
 
 def _oracle_and_final_ids(data: Any) -> Any:
-    oracle = oracle_for(data)
+    oracle = oracle_for(data, all_tops=True)  # every top, as a run computes them (on demand at speed 0)
     final_ids = {symbol: oracle.last_update_id(symbol) for symbol in oracle.symbols}
     if not final_ids:
         raise RuntimeError("the oracle knows no book: nothing was judged")

@@ -33,6 +33,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from bench import results
 from bench.captures import SPOT_CAPTURE as CAPTURE
+from harness.collector import freeze_loaded
 from harness.venues.binance_spot.streams import combined_url
 from recorder.format import EventKind
 from recorder.import_hftbacktest import import_hftbacktest
@@ -143,6 +144,7 @@ def main() -> int:
         data = load_replay_data(paced_recording(Path(tmp)))
     payloads = [frame.payload for frame in data.frames]
     offsets = [frame.offset_ns for frame in data.frames]
+    freeze_loaded()  # as `harness replay` and `harness serve` do once loaded (harness/collector.py)
     runs: dict[str, list[dict[str, float]]] = {"ours": [], "bare": []}
     for _ in range(ROUNDS):
         errors, writes = asyncio.run(_ours(data))

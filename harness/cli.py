@@ -240,6 +240,7 @@ def replay(
             subject=subject,
             rest_weight_limit=rest_weight_limit,
             html=html,
+            owns_process=True,
         )
     )
 

@@ -27,6 +27,7 @@ import orjson
 
 from harness.book_events import DepthSnapshot
 from harness.checker import TopJudge, check, replay_clock
+from harness.collector import freeze_loaded
 from harness.errors import HarnessError
 from harness.message_log import MessageLog
 from harness.observations import BookObservation, loads
@@ -72,6 +73,9 @@ class ReplayRequest:
     rest_weight_limit: int | None = None
     """REST weight per IP and minute the venue serves; None: the recording's venue's own (Binance spot's
     6,000, USD-M's 2,400; docs/venues.md, "Limits"); 0 refuses nothing."""
+    owns_process: bool = False
+    """True where the caller gives the run its process (the command line): what was loaded is then frozen
+    out of the garbage collector before serving (harness/collector.py); never in a caller's own process."""
 
 
 @dataclass(slots=True)
@@ -147,6 +151,8 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
     except OSError as exc:
         raise HarnessError(f"cannot write the subject's stderr to {stderr_path}: {exc.strerror or exc}") from None
     keep = request.stderr_path is not None
+    if request.owns_process:
+        freeze_loaded()
     try:
         with stderr_file:
             run, server = asyncio.run(_run(setup, progress, stderr_file))

@@ -37,6 +37,7 @@ def run_replay_command(
     subject: str,
     rest_weight_limit: int | None = None,
     html: Path | None = None,
+    owns_process: bool = False,
 ) -> int:
     """Returns the exit code: 0 when every expectation holds, 1 when one fails.
 
@@ -53,6 +54,7 @@ def run_replay_command(
         subject=subject,
         stderr_path=subject_log_path(report),
         rest_weight_limit=rest_weight_limit,
+        owns_process=owns_process,
     )
     errors = Console(stderr=True)
     loaded = load_scenario(scenario)
