@@ -32,6 +32,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any, Literal
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -363,13 +364,17 @@ class VenueServer:
             self.finished.clear()
 
     async def _walk_once(self) -> None:
-        await self._clock_started.wait()
         core = self.core
+        # The first entry is made before the clock starts: making it reads the recording's first block
+        # (about 10 ms for 10,000 frames), which would otherwise make the schedule's first frames late.
+        entries = iter(core.schedule)
+        first = next(entries, None)
+        await self._clock_started.wait()
         paced = core.speed != 0
         batch = 0
         woke = 0
         cap = self._batch_bytes_cap()
-        for entry in core.schedule:
+        for entry in entries if first is None else chain((first,), entries):
             send = isinstance(entry, Send)
             if paced:
                 intended = core.due_ns(entry.offset_ns)
