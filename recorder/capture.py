@@ -57,11 +57,17 @@ class SnapshotNeeds:
 
     `on_frame` returns the symbol whose snapshot must be fetched now, at most once per symbol per
     connection; `fresh_enough` says whether a snapshot body ends the fetching for that symbol.
+    `waiting` holds the streams `on_frame` can still act on, the same dict for the connection's life,
+    so a caller may skip the call for any other frame (the recorder does, for nearly every frame).
     """
 
     venue: VenueDialect
     symbols_by_stream: dict[str, str]
     first_u: dict[str, int] = field(default_factory=dict)
+    waiting: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.waiting = {s: symbol for s, symbol in self.symbols_by_stream.items() if symbol not in self.first_u}
 
     @classmethod
     def for_symbols(cls, venue: VenueDialect, symbols: Sequence[str]) -> SnapshotNeeds:
@@ -80,6 +86,8 @@ class SnapshotNeeds:
         if ids is None:
             return None
         self.first_u[symbol] = ids.first_id
+        for done in [s for s, of in self.waiting.items() if of == symbol]:
+            del self.waiting[done]
         return symbol
 
     def fresh_enough(self, symbol: str, status: int, body: bytes) -> bool:

@@ -2,7 +2,9 @@
 
 The event loop only receives bytes and stamps them (`time.time_ns` and `time.monotonic_ns` right
 after each read); a writer thread owns the RecordingWriter, so a flush, an fsync or a segment being
-sealed to Parquet never delays a timestamp. The writer thread also acts as the flush timer: it ticks
+sealed to Parquet never delays a timestamp. The loop gathers each turn's events as runs (a
+connection's frames share every column but four) and hands them over once per turn, so its cost per
+frame is a tuple and an append. The writer thread also acts as the flush timer: it ticks
 the writer whenever the queue has been idle for a tenth of a second, so rows reach the disk within a
 second of arriving. The rows waiting for the writer are bounded (`max_backlog_bytes`): a disk that
 falls that far behind stops the recording with an error once everything received is written, rather
@@ -17,14 +19,16 @@ connection subscribes again and gets fresh snapshots: where the streams are in i
 fetches REST snapshots; where the venue subscribes by message and sends the book on subscribing
 (Bybit, OKX) the client runs the dialect's subscribe step, its messages are recorded as `ws_send`
 rows, and the acks and in-stream snapshots are frames like any other. Every
-row passes through `recorder.redaction` before it is queued for the writer, so a secret the
-recorder holds or meets never reaches the disk.
+row passes through `recorder.redaction` before it reaches the disk, so a secret the recorder holds
+or meets is never written: URLs, stream names and reasons on the loop, payloads in the writer thread
+as each batch is flushed (`Redactor.payloads`, one pass in C over the batch).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import operator
 import queue
 import random
 import signal
@@ -60,7 +64,7 @@ from harness.venues.registry import dialect
 from recorder.capture import SNAPSHOT_ATTEMPTS, SnapshotNeeds, capture_url, normalize_symbols
 from recorder.format import EventKind, RecordingMeta
 from recorder.redaction import Redactor
-from recorder.segments import SEGMENT_MAX_BYTES, RecordingWriter
+from recorder.segments import SEGMENT_MAX_BYTES, RecordingWriter, Row, RunHead
 
 USER_AGENT = f"harness-recorder/{harness.__version__}"
 WRITER_IDLE_TICK_S = 0.1
@@ -70,8 +74,13 @@ WATCHDOG_S = 60.0
 """A connection that delivers no frame for this long is replaced. Binance's depth@100ms stream sends
 whenever the book moved; a minute of silence on a listed symbol means the socket is dead, not quiet."""
 
+STREAM_TEXTS = 256
+"""Distinct stream names whose redacted text the recorder remembers (a venue sends a handful)."""
+
 Observer = Callable[[EventKind, int, str | None], None]
 ClientObserver = Callable[[ClientEvent], None]
+Batch = list[tuple[RunHead, list[Row]]]
+_PAYLOAD = operator.itemgetter(3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +233,7 @@ async def record(
 
 
 class _WriterThread:
-    """Owns the RecordingWriter; the loop hands it rows through a queue and never waits on the disk.
+    """Owns the RecordingWriter; the loop hands it batches through a queue and never waits on the disk.
 
     The backlog is two counters with one writer each (bytes put by the loop, bytes written by this
     thread), so reading it needs no lock.
@@ -233,7 +242,7 @@ class _WriterThread:
     def __init__(self, writer: RecordingWriter, on_failure: Callable[[], object]) -> None:
         self.writer = writer
         self.error: BaseException | None = None
-        self._queue: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Batch, int] | None] = queue.SimpleQueue()
         self._on_failure = on_failure
         self._put_bytes = 0
         self._written_bytes = 0
@@ -245,9 +254,9 @@ class _WriterThread:
         """Payload bytes handed over and not yet appended to the writer."""
         return self._put_bytes - self._written_bytes
 
-    def put(self, row: tuple) -> None:
-        self._put_bytes += len(row[4])
-        self._queue.put(row)
+    def put(self, batch: Batch, payload_bytes: int) -> None:
+        self._put_bytes += payload_bytes
+        self._queue.put((batch, payload_bytes))
 
     def close(self) -> list[Path]:
         self._queue.put(None)
@@ -261,25 +270,16 @@ class _WriterThread:
         try:
             while True:
                 try:
-                    row = self._queue.get(timeout=WRITER_IDLE_TICK_S)
+                    item = self._queue.get(timeout=WRITER_IDLE_TICK_S)
                 except queue.Empty:
                     writer.tick(time.monotonic_ns())
                     continue
-                if row is None:
+                if item is None:
                     break
-                kind, conn_id, wall_ns, mono_ns, payload, url, stream, status, reason = row
-                writer.append(
-                    kind,
-                    conn_id=conn_id,
-                    wall_ns=wall_ns,
-                    mono_ns=mono_ns,
-                    payload=payload,
-                    url=url,
-                    stream=stream,
-                    status=status,
-                    reason=reason,
-                )
-                self._written_bytes += len(payload)
+                batch, payload_bytes = item
+                for head, rows in batch:
+                    writer.extend(head, rows)
+                self._written_bytes += payload_bytes
             writer.close()
         except Exception as exc:
             self.error = exc
@@ -324,6 +324,18 @@ class _Recorder:
         self._subscribe_failure: HarnessError | None = None
         self._last_control = b""
         self._writer: _WriterThread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._batch: Batch = []
+        """Runs gathered on the loop since the last hand-over to the writer thread."""
+        self._frames: list[Row] | None = None
+        """The open run of the current connection's frames, the last run in `_batch`; None when the next
+        frame must open one (a hand-over, or another event, came after the last frame)."""
+        self._frame_head: RunHead | None = None
+        self._url_text = self.redact.text(self.url)
+        self._stream_of = self.venue.stream_of
+        self._stream_texts: dict[str | None, str | None] = {}
+        self._waiting: dict[str, str] = {}
+        """The open connection's `SnapshotNeeds.waiting`: the streams whose next frame may need a snapshot."""
 
     async def run(self, handle_signals: bool) -> RecordSummary:
         listing_url = self.venue.capture_policy().listing_url
@@ -358,9 +370,14 @@ class _Recorder:
         )
         output_existed = self.config.output.exists()
         writer = RecordingWriter(
-            self.config.output, meta, fsync=self.config.fsync, segment_max_bytes=self.config.segment_max_bytes
+            self.config.output,
+            meta,
+            fsync=self.config.fsync,
+            segment_max_bytes=self.config.segment_max_bytes,
+            redact_payloads=self.redact.payloads,
         )
         self._writer = _WriterThread(writer, lambda: loop.call_soon_threadsafe(self.stop.set))
+        self._loop = loop
         if handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.stop.set)
@@ -379,6 +396,7 @@ class _Recorder:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
             await self._finish_fetches()
+            self._hand_over()
             self.summary.segments = self._writer.close()
             self.summary.seconds = time.monotonic() - started
             if not output_existed and not self.summary.segments:
@@ -396,6 +414,8 @@ class _Recorder:
             self._conn_id = self._take_conn_id()
             if self.venue.capture_policy().snapshot_url is not None:
                 self._needs = SnapshotNeeds.for_symbols(self.venue, self.config.symbols)
+            self._waiting = {} if self._needs is None else self._needs.waiting
+            self._frame_head = (self._conn_id, EventKind.WS_RECV, self._url_text, None, None)
             self.summary.connections += 1
             self._emit(EventKind.WS_OPEN, self._conn_id, event.wall_ns, event.mono_ns, b"", self.url)
         elif isinstance(event, Disconnected) and self._conn_id is not None:
@@ -410,7 +430,7 @@ class _Recorder:
                 EventKind.WS_CLOSE, self._conn_id, event.wall_ns, event.mono_ns, b"", self.url,
                 status=event.code, reason=reason,
             )  # fmt: skip
-            self._conn_id, self._needs = None, None
+            self._conn_id, self._needs, self._waiting, self._frame_head = None, None, {}, None
         elif isinstance(event, ConnectFailed):
             self.summary.connect_failures += 1
             if self.summary.connections == 0 and self._connect_failure is None:
@@ -424,16 +444,74 @@ class _Recorder:
             self.observe_client(event)
 
     def _on_frame(self, payload: bytes, mono_ns: int, wall_ns: int, client_conn_id: int) -> None:
-        conn_id, needs = self._conn_id, self._needs
-        assert conn_id is not None, "a frame outside a connection"
-        stream = self.venue.stream_of(payload)
-        self.summary.frames += 1
-        self._emit(EventKind.WS_RECV, conn_id, wall_ns, mono_ns, payload, self.url, stream)
-        if stream is None:
+        """The hot path (profiled): everything but the tuple and the append is a lookup that misses."""
+        stream = self._stream_of(payload)
+        text = self._stream_texts.get(stream)
+        if text is None and stream is not None:
+            text = self._stream_text(stream)
+        rows = self._frames
+        if rows is None:
+            rows = self._open_frames()
+        rows.append((wall_ns, mono_ns, text, payload))
+        if self.observe is not None:
+            self._observe_frame(text)
+        if stream in self._waiting:
+            needs = self._needs
+            assert needs is not None, "waiting streams belong to the open connection's needs"
+            symbol = needs.on_frame(stream, payload)
+            if symbol is not None:
+                self._spawn_fetch(needs, symbol)
+        elif stream is None:
             self._last_control = payload[:300]
-        symbol = None if needs is None else needs.on_frame(stream, payload)
-        if needs is not None and symbol is not None:
-            self._spawn_fetch(needs, symbol)
+
+    def _observe_frame(self, stream: str | None) -> None:
+        conn_id = self._conn_id
+        assert conn_id is not None and self.observe is not None, "a frame outside a connection"
+        self.observe(EventKind.WS_RECV, conn_id, stream)
+
+    def _stream_text(self, stream: str) -> str:
+        text = self.redact.text(stream)
+        if len(self._stream_texts) < STREAM_TEXTS:
+            self._stream_texts[stream] = text
+        return text
+
+    def _open_frames(self) -> list[Row]:
+        head = self._frame_head
+        assert head is not None, "a frame outside a connection"
+        rows: list[Row] = []
+        self._add_run(head, rows)
+        self._frames = rows
+        return rows
+
+    def _add_run(self, head: RunHead, rows: list[Row]) -> None:
+        if not self._batch:
+            assert self._loop is not None, "run() sets the loop before any event arrives"
+            self._loop.call_soon(self._hand_over)
+        self._batch.append((head, rows))
+
+    def _hand_over(self) -> None:
+        """Gives the writer thread every run gathered since the last turn of the loop (one queue put a
+        turn rather than one a frame), counts them, and checks the backlog."""
+        batch = self._batch
+        if not batch:
+            return
+        self._batch, self._frames = [], None
+        payload_bytes = 0
+        summary = self.summary
+        for head, rows in batch:
+            payload_bytes += sum(map(len, map(_PAYLOAD, rows)))
+            summary.events += len(rows)
+            if head[1] is EventKind.WS_RECV:
+                summary.frames += len(rows)
+        assert self._writer is not None, "run() sets the writer before any event arrives"
+        self._writer.put(batch, payload_bytes)
+        if self._writer.backlog_bytes > self.config.max_backlog_bytes and self._backlog_failure is None:
+            mib = self.config.max_backlog_bytes / 2**20
+            self._backlog_failure = HarnessError(
+                f"the disk is not keeping up: more than {mib:g} MiB received and not yet written; recording "
+                f"stopped, and everything received up to then was written to {self.config.output}"
+            )
+            self.stop.set()
 
     def _on_send(self, message: str) -> None:
         conn_id = self._conn_id
@@ -526,18 +604,10 @@ class _Recorder:
         reason: str | None = None,
     ) -> None:
         redact = self.redact
-        payload, url, stream = redact.payload(payload), redact.text(url), redact.text(stream)
-        reason = redact.text(reason)
-        self.summary.events += 1
-        assert self._writer is not None, "run() sets the writer before any event arrives"
-        self._writer.put((kind, conn_id, wall_ns, mono_ns, payload, url, stream, status, reason))
-        if self._writer.backlog_bytes > self.config.max_backlog_bytes and self._backlog_failure is None:
-            mib = self.config.max_backlog_bytes / 2**20
-            self._backlog_failure = HarnessError(
-                f"the disk is not keeping up: more than {mib:g} MiB received and not yet written; recording "
-                f"stopped, and everything received up to then was written to {self.config.output}"
-            )
-            self.stop.set()
+        head = (conn_id, kind, redact.text(url), status, redact.text(reason))
+        stream = redact.text(stream)
+        self._add_run(head, [(wall_ns, mono_ns, stream, payload)])
+        self._frames = None
         if self.observe is not None:
             self.observe(kind, conn_id, stream)
 

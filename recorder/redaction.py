@@ -20,6 +20,9 @@ from collections.abc import Iterable
 from typing import overload
 from urllib.parse import quote
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 REDACTED = "<redacted>"
 SENSITIVE_NAMES = (
     "signature",
@@ -53,6 +56,7 @@ _LOWERED_BYTE_TRIGGER = re.compile(_TRIGGER.pattern.removeprefix("(?i)").encode(
 """`_TRIGGER` for bytes already lowered: a bytes pattern ignores case in ASCII only, as `bytes.lower()` lowers,
 so searching the lowered copy finds the same frames, about ten times faster than the `(?i)` search (profiled:
 that search was 40% of the recorder's time on the real capture)."""
+_TRIGGER_WORDS = (*SENSITIVE_NAMES, *SENSITIVE_HEADERS, "bearer")
 _REDACTED_BYTES = REDACTED.encode()
 _TEXT_CACHE_SIZE = 256
 """Distinct texts remembered per Redactor: the recorder redacts the same URL and stream names on every frame."""
@@ -61,7 +65,7 @@ _TEXT_CACHE_SIZE = 256
 class Redactor:
     """Scrubs one recorder's rows; built once from everything secret the recorder was configured with."""
 
-    __slots__ = ("_secret_bytes", "_secrets", "_texts")
+    __slots__ = ("_secret_bytes", "_secrets", "_suspect", "_texts")
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         values: set[str] = set()
@@ -73,6 +77,7 @@ class Redactor:
         # Longest first, so a secret that contains another is replaced whole.
         self._secrets = tuple(sorted(values, key=len, reverse=True))
         self._secret_bytes = tuple(s.encode() for s in self._secrets)
+        self._suspect = "|".join([*map(_any_case, _TRIGGER_WORDS), *map(_exactly, self._secret_bytes)])
         self._texts: dict[str, str] = {}
 
     @overload
@@ -109,6 +114,35 @@ class Redactor:
             for rule in _BYTE_RULES:
                 value = rule.sub(_keep_name_bytes, value)
         return value
+
+    def payloads(self, values: pa.BinaryArray) -> pa.BinaryArray:
+        """A column of frame or body bytes, each value as `payload` returns it; the same array when none
+        holds a secret.
+
+        The recorder's writer thread calls this once per batch: the values `payload` would change (a
+        known secret, or a trigger word in any ASCII case) are found in one pass by pyarrow's RE2,
+        outside the GIL, at about a sixth of the CPU of `payload`'s search per value (measured on the
+        real capture), and only those go through `payload`.
+        """
+        suspects = pc.match_substring_regex(values, pattern=self._suspect)
+        if not suspects.true_count:
+            return values
+        redacted = values.to_pylist()
+        for index in pc.indices_nonzero(suspects).to_pylist():
+            redacted[index] = self.payload(redacted[index])
+        return pa.array(redacted, values.type)
+
+
+def _any_case(word: str) -> str:
+    """RE2 syntax for `word` in any ASCII case, byte by byte: `bytes.lower()`'s folding and no other
+    (arrow matches binary values as Latin-1, where no other character folds to an ASCII letter, but
+    this does not rely on it)."""
+    return "".join(f"[{c}{c.upper()}]" if c.isascii() and c.isalpha() else f"\\x{ord(c):02x}" for c in word)
+
+
+def _exactly(value: bytes) -> str:
+    """RE2 syntax for these bytes exactly: arrow reads a binary value's bytes as Latin-1 characters."""
+    return "".join(f"\\x{byte:02x}" for byte in value)
 
 
 def _keep_name(match: re.Match[str]) -> str:

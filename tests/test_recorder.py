@@ -486,13 +486,13 @@ def test_a_disk_that_falls_behind_stops_the_recording_and_keeps_everything_recei
     fake = FakeBinance(endings=[("hold", 0, "")])
     output = tmp_path / "rec"
     disk_free = threading.Event()
-    append = RecordingWriter.append
+    extend = RecordingWriter.extend
 
-    def stuck_append(self: RecordingWriter, *args: Any, **kwargs: Any) -> None:
+    def stuck_extend(self: RecordingWriter, *args: Any, **kwargs: Any) -> None:
         disk_free.wait()
-        append(self, *args, **kwargs)
+        extend(self, *args, **kwargs)
 
-    monkeypatch.setattr(RecordingWriter, "append", stuck_append)
+    monkeypatch.setattr(RecordingWriter, "extend", stuck_extend)
     observed: list[EventKind] = []
 
     async def main() -> None:
