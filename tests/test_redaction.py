@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
@@ -22,7 +23,7 @@ from websockets.http11 import Request, Response
 from harness.replay import BUNDLED_FIXTURE
 from recorder.format import EventKind, RecordedEvent
 from recorder.live import RecordConfig, record
-from recorder.redaction import REDACTED, Redactor
+from recorder.redaction import REDACTED, SENSITIVE_HEADERS, SENSITIVE_NAMES, Redactor
 from replayer.reader import Recording
 from replayer.replay_data import build_replay_data, load_replay_data
 from replayer.server import VenueServer
@@ -55,6 +56,9 @@ def test_known_secrets_and_telling_shapes_are_redacted_everywhere() -> None:
     # Market data is left alone, as the same object: no copy on the hot path.
     frame = b'{"stream":"btcusdt@trade","data":{"e":"trade","p":"100.1","q":"0.5"}}'
     assert redact.payload(frame) is frame
+    market = pa.array([frame, b'{"stream":"btcusdt@depth@100ms","data":{"U":1}}'], pa.binary())
+    assert redact.payloads(market) is market
+    assert redact.payloads(pa.array([frame, payload], pa.binary())).to_pylist() == [frame, redact.payload(payload)]
     assert redact.text("btcusdt@depth@100ms") == "btcusdt@depth@100ms"
     # Redacting twice changes nothing more.
     assert redact.payload(redact.payload(payload)) == redact.payload(payload)
@@ -82,6 +86,44 @@ def test_a_secret_never_survives_whatever_surrounds_it(secret: str, before: byte
     assert value.encode() not in as_member.split(b":", 1)[1]
     in_query = Redactor().text(f"https://h/p?x=1&{named}={value}&y=2")
     assert in_query == f"https://h/p?x=1&{named}={REDACTED}&y=2"
+
+
+WORDS = st.sampled_from([*SENSITIVE_NAMES, *SENSITIVE_HEADERS, "bearer"])
+
+
+@st.composite
+def payload_pieces(draw: st.DrawFn, secrets: list[str]) -> bytes:
+    """Bytes around trigger words in mixed case, almost-words, known secrets and non-ASCII bytes."""
+    pieces = []
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(st.integers(0, 4))
+        if kind == 0:
+            pieces.append(draw(st.binary(max_size=20)))
+        elif kind in (1, 2):
+            word = draw(WORDS)
+            flips = draw(st.lists(st.booleans(), min_size=len(word), max_size=len(word)))
+            cased = "".join(c.upper() if flip else c for c, flip in zip(word, flips, strict=True))
+            if kind == 2:  # cut short, or with a byte inside: not a trigger, unless the rest makes one
+                at = draw(st.integers(0, len(cased)))
+                cased = cased[:at] + draw(st.sampled_from(["", "\u00e9", "_", "0"])) + cased[at + 1 :]
+            pieces.append(cased.encode() + draw(st.sampled_from([b"", b"=v1", b'":"v2"', b": v3", b" v4"])))
+        elif kind == 3 and secrets:
+            pieces.append(draw(st.sampled_from(secrets)).encode())
+        else:
+            pieces.append(draw(st.sampled_from([b"\xe9", b"\xc3\xa9", b"\x00", b"\xff", b'{"stream":"a@b"}'])))
+    return b"".join(pieces)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), secrets=st.lists(st.text(min_size=4, max_size=12), max_size=3))
+def test_a_batch_is_redacted_exactly_as_each_payload_alone(data: st.DataObject, secrets: list[str]) -> None:
+    """The writer thread's one pass over a batch finds the same values as `payload`'s own search."""
+    redact = Redactor(secrets)
+    values = data.draw(st.lists(payload_pieces(secrets), max_size=8))
+    column = pa.array(values, pa.binary())
+    expected = [redact.payload(value) for value in values]
+    redacted = redact.payloads(column)
+    assert redacted.to_pylist() == expected
 
 
 def test_config_names_its_own_secrets() -> None:
