@@ -11,8 +11,9 @@ to the writer thread, the writer's batches, journal, fsyncs, and the seal.
 
 Reported per frame, in process CPU time (the loop thread and the writer thread together, which share
 one core while the venue takes the other): the whole run from the first frame handed over to the
-recording sealed, the seal alone (Parquet conversion, once per segment), and the loop thread's part
-while frames are handed over. Rounds run one after another in the same process; the best is kept.
+recording sealed, the writer thread's part (its CPU from start to close), the seal alone (Parquet
+conversion, once per segment, in the writer thread), and the loop thread's part while frames are
+handed over. Rounds run one after another in the same process; the best is kept.
 Not one of the `make bench` figures: it is the driver behind docs/performance.md's "The recorder's
 own cost per frame", run on two commits in turns to compare them.
 """
@@ -50,6 +51,7 @@ READ_BYTES = 65_536
 class Cost:
     frames: int
     process_ns: int
+    writer_ns: int
     seal_ns: int
     feed_loop_ns: int
     wall_ns: int
@@ -60,9 +62,9 @@ class Cost:
     def line(self) -> str:
         return (
             f"{self.per_frame_us(self.process_ns):5.2f} us/frame all (process CPU, first frame to sealed), "
-            f"{self.per_frame_us(self.process_ns - self.seal_ns):5.2f} without the seal, "
-            f"seal {self.per_frame_us(self.seal_ns):4.2f}, loop thread while handing over "
-            f"{self.per_frame_us(self.feed_loop_ns):4.2f}; wall {self.wall_ns / 1e9:.2f} s"
+            f"{self.per_frame_us(self.process_ns - self.seal_ns):5.2f} without the seal (writer thread "
+            f"{self.per_frame_us(self.writer_ns - self.seal_ns):4.2f}), seal {self.per_frame_us(self.seal_ns):4.2f}; "
+            f"loop thread while handing over {self.per_frame_us(self.feed_loop_ns):4.2f}; wall {self.wall_ns / 1e9:.2f} s"
         )
 
 
@@ -129,6 +131,14 @@ async def _snapshot(url: str, **_: Any) -> HttpResponse:
 def one_round(groups: list[list[bytes]], output: Path) -> Cost:
     timings: dict[str, int] = {"seal": 0}
     seal = recorder.segments.seal_journal
+    close = recorder.segments.RecordingWriter.close
+
+    @functools.wraps(close)
+    def timed_close(self: recorder.segments.RecordingWriter) -> list[Path]:
+        try:
+            return close(self)
+        finally:
+            timings["writer"] = time.thread_time_ns()  # the writer thread's CPU since it started
 
     @functools.wraps(seal)
     def timed_seal(*args: Any, **kwargs: Any) -> int:
@@ -153,6 +163,7 @@ def one_round(groups: list[list[bytes]], output: Path) -> Cost:
             mock.patch.object(recorder.live, "ReconnectingClient", client),
             mock.patch.object(recorder.live, "http_get", _snapshot),
             mock.patch.object(recorder.segments, "seal_journal", timed_seal),
+            mock.patch.object(recorder.segments.RecordingWriter, "close", timed_close),
         ):
             summary = await record(config, stop=stop)
         timings["process_end"] = time.process_time_ns()
@@ -163,6 +174,7 @@ def one_round(groups: list[list[bytes]], output: Path) -> Cost:
     return Cost(
         frames=timings["frames"],
         process_ns=timings["process_end"] - timings["process_start"],
+        writer_ns=timings["writer"],
         seal_ns=timings["seal"],
         feed_loop_ns=timings["feed_loop"],
         wall_ns=timings["wall_end"] - timings["wall_start"],

@@ -66,8 +66,8 @@ class BinanceDialect:
 
     # --- recorded frames ------------------------------------------------------------------
 
-    def stream_of(self, payload: bytes) -> str | None:
-        return stream_of(payload)
+    stream_of = staticmethod(stream_of)
+    """The module function itself, not a method calling it: the recorder calls it on every frame."""
 
     def symbol_of(self, stream: str) -> str | None:
         # A market stream is `<symbol>@<kind>`; a user-data stream (a listen key) names no symbol.
