@@ -60,11 +60,12 @@ class Cost:
         return ns / self.frames / 1000
 
     def line(self) -> str:
+        us = self.per_frame_us
         return (
-            f"{self.per_frame_us(self.process_ns):5.2f} us/frame all (process CPU, first frame to sealed), "
-            f"{self.per_frame_us(self.process_ns - self.seal_ns):5.2f} without the seal (writer thread "
-            f"{self.per_frame_us(self.writer_ns - self.seal_ns):4.2f}), seal {self.per_frame_us(self.seal_ns):4.2f}; "
-            f"loop thread while handing over {self.per_frame_us(self.feed_loop_ns):4.2f}; wall {self.wall_ns / 1e9:.2f} s"
+            f"{us(self.process_ns):5.2f} us/frame all (process CPU, first frame to sealed), "
+            f"{us(self.process_ns - self.seal_ns):5.2f} without the seal (writer thread "
+            f"{us(self.writer_ns - self.seal_ns):4.2f}), seal {us(self.seal_ns):4.2f}; "
+            f"loop thread while handing over {us(self.feed_loop_ns):4.2f}; wall {self.wall_ns / 1e9:.2f} s"
         )
 
 

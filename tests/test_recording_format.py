@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -67,6 +68,34 @@ def test_round_trip_keeps_every_field_and_the_metadata(tmp_path: Path) -> None:
     recording = Recording(tmp_path / "rec")
     assert recording.meta == META
     assert list(recording.iter_events()) == events
+
+
+def test_runs_extended_in_bulk_read_back_as_the_events_they_hold(tmp_path: Path) -> None:
+    """The recorder's path (a run of events sharing conn_id, kind, url, status and reason, handed over
+    at once) and `append`'s, interleaved: the same rows, seqs in order, batches cut after a run."""
+    rng = random.Random(11)
+    events: list[RecordedEvent] = []
+    with RecordingWriter(tmp_path / "rec", META, rows_per_group=64, fsync=False) as writer:
+        while len(events) < 600:
+            first = make_event(len(events), rng)
+            head = (first.conn_id, first.kind, first.url, first.status, first.reason)
+            run = [
+                replace(make_event(len(events) + i, rng), conn_id=head[0], kind=head[1], url=head[2],
+                        status=head[3], reason=head[4])
+                for i in range(rng.randrange(1, 40))
+            ]  # fmt: skip
+            if rng.random() < 0.5:
+                seq = writer.extend(head, [(e.recv_wall_ns, e.recv_mono_ns, e.stream, e.payload) for e in run])
+            else:
+                seq = writer.append_event(run[0])
+                for event in run[1:]:
+                    writer.append_event(event)
+            assert seq == len(events)
+            events += run
+        assert writer.extend(head, []) == len(events)
+        batches = list(JournalReader(tmp_path / "rec" / segment_name(0, OPEN_SUFFIX)))
+    assert max(len(batch) for batch in batches) < 64 + 40
+    assert list(Recording(tmp_path / "rec").iter_events()) == events
 
 
 def test_segments_are_zstd_with_metadata_in_every_file(tmp_path: Path) -> None:
