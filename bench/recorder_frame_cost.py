@@ -11,9 +11,9 @@ to the writer thread, the writer's batches, journal, fsyncs, and the seal.
 
 Reported per frame, in process CPU time (the loop thread and the writer thread together, which share
 one core while the venue takes the other): the whole run from the first frame handed over to the
-recording sealed, the writer thread's part (its CPU from start to close), the seal alone (Parquet
-conversion, once per segment, in the writer thread), and the loop thread's part while frames are
-handed over. Rounds run one after another in the same process; the best is kept.
+recording sealed, the writer thread's part (its CPU from start to close), the seal alone (what
+rotation and close do to finish a segment, in the writer thread), and the loop thread's part while
+frames are handed over. Rounds run one after another in the same process; the best is kept.
 Not one of the `make bench` figures: it is the driver behind docs/performance.md's "The recorder's
 own cost per frame", run on two commits in turns to compare them.
 """
@@ -131,7 +131,7 @@ async def _snapshot(url: str, **_: Any) -> HttpResponse:
 
 def one_round(groups: list[list[bytes]], output: Path) -> Cost:
     timings: dict[str, int] = {"seal": 0}
-    seal = recorder.segments.seal_journal
+    seal = recorder.segments.RecordingWriter._seal
     close = recorder.segments.RecordingWriter.close
 
     @functools.wraps(close)
@@ -142,10 +142,10 @@ def one_round(groups: list[list[bytes]], output: Path) -> Cost:
             timings["writer"] = time.thread_time_ns()  # the writer thread's CPU since it started
 
     @functools.wraps(seal)
-    def timed_seal(*args: Any, **kwargs: Any) -> int:
+    def timed_seal(self: recorder.segments.RecordingWriter) -> None:
         started = time.thread_time_ns()
         try:
-            return seal(*args, **kwargs)
+            seal(self)
         finally:
             timings["seal"] += time.thread_time_ns() - started
 
@@ -163,7 +163,7 @@ def one_round(groups: list[list[bytes]], output: Path) -> Cost:
         with (
             mock.patch.object(recorder.live, "ReconnectingClient", client),
             mock.patch.object(recorder.live, "http_get", _snapshot),
-            mock.patch.object(recorder.segments, "seal_journal", timed_seal),
+            mock.patch.object(recorder.segments.RecordingWriter, "_seal", timed_seal),
             mock.patch.object(recorder.segments.RecordingWriter, "close", timed_close),
         ):
             summary = await record(config, stop=stop)

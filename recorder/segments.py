@@ -2,10 +2,13 @@
 
 Why a journal: a Parquet file is unreadable until its footer is written, so a recorder that dies
 mid-segment would lose the whole segment. The open segment is therefore an Arrow IPC stream, whose
-batches stay readable after a crash; each flush appends one batch and fsyncs. Rotation (by size or
-by age) and close convert the journal to a zstd Parquet file, one row group per flushed batch, and
-then remove the journal. A crash loses at most the rows not yet flushed, and the shell flushes at
-least once a second by calling `tick`.
+batches stay readable after a crash; each flush appends one batch and fsyncs. Each flushed batch also
+goes to the segment's Parquet file under a temporary name (zstd, row groups gathered from consecutive
+batches), so rotation (by size or by age) and close only finish that file, rename it and remove the
+journal, rather than reading the whole journal back and converting it while the recording waits. A
+crash loses at most the rows not yet flushed, and the shell flushes at least once a second by calling
+`tick`; the temporary file a crash leaves is ignored, and `seal_journal` makes the segment from the
+journal.
 
 Each journal batch carries a CRC32 of its buffers in its custom metadata, as sealed segments carry
 Parquet page checksums, so a flipped bit is an error rather than plausible wrong rows; and a batch
@@ -16,6 +19,7 @@ The writer reads no clock: callers pass the monotonic time they stamped on each 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zlib
 from collections.abc import Callable, Iterator
@@ -104,6 +108,7 @@ class RecordingWriter:
         self._journal_file: BinaryIO | None = None
         self._journal_path: Path | None = None
         self._header_checksum = 0
+        self._parquet: _ParquetSegment | None = None
         self._segment_started_ns: int | None = None
         self._last_flush_ns: int | None = None
         self.sealed: list[Path] = []
@@ -200,6 +205,8 @@ class RecordingWriter:
         self._journal_file.flush()
         if self._fsync:
             os.fsync(self._journal_file.fileno())
+        assert self._parquet is not None, "opened with the journal"
+        self._parquet.add(batch)
         size = self._journal_file.tell()
         age = (now_mono_ns or first_mono) - self._segment_started_ns
         if size >= self._segment_max_bytes or age >= self._segment_max_ns:
@@ -226,22 +233,21 @@ class RecordingWriter:
         schema = SCHEMA.with_metadata({**self.meta.to_metadata(self._segment_index), CHECKSUMS_KEY: b"crc32"})
         self._header_checksum = zlib.crc32(schema.serialize())
         self._journal = ipc.new_stream(self._journal_file, schema)
+        sealed_path = self.path / segment_name(self._segment_index, SEALED_SUFFIX)
+        self._parquet = _ParquetSegment(sealed_path, self.meta.to_metadata(self._segment_index), self._rows_per_group)
         self._segment_started_ns = first_mono_ns
 
     def _seal(self) -> None:
         if self._journal is None:
             return
-        assert self._journal_file is not None and self._journal_path is not None
+        assert self._journal_file is not None and self._journal_path is not None and self._parquet is not None
         self._journal.close()
         self._journal_file.close()
         self._journal = None
-        journal_path = self._journal_path
-        sealed_path = self.path / segment_name(self._segment_index, SEALED_SUFFIX)
-        seal_journal(
-            journal_path, sealed_path, self.meta.to_metadata(self._segment_index),
-            fsync=self._fsync, rows_per_group=self._rows_per_group,
-        )  # fmt: skip
-        self.sealed.append(sealed_path)
+        self._parquet.finish(fsync=self._fsync)
+        self._journal_path.unlink()
+        self.sealed.append(self._parquet.sealed_path)
+        self._parquet = None
         self._segment_index += 1
 
 
@@ -297,40 +303,67 @@ def seal_journal(
     JournalReader; a damaged journal raises JournalCorruptError and is left in place). Returns the
     number of rows sealed. Batch by batch: a 256 MiB journal is never held in memory at once.
     """
-    tmp_path = sealed_path.with_suffix(sealed_path.suffix + ".tmp")
-    schema = SCHEMA.with_metadata(metadata)
-    rows = 0
-    gathered: list[pa.RecordBatch] = []
-    held = 0
-    # Page checksums let a reader tell a damaged page from data: without them a flipped bit in a
-    # compressed page can decode to plausible, wrong rows.
+    segment = _ParquetSegment(sealed_path, metadata, rows_per_group)
     try:
-        with pq.ParquetWriter(
-            tmp_path, schema, compression="zstd", compression_level=3, write_page_checksum=True
-        ) as writer:
-            for batch in JournalReader(journal_path):
-                if gathered and held + len(batch) > rows_per_group:
-                    _write_row_group(writer, gathered, schema)
-                    gathered, held = [], 0
-                gathered.append(batch)
-                held += len(batch)
-                rows += len(batch)
-            if gathered:
-                _write_row_group(writer, gathered, schema)
+        for batch in JournalReader(journal_path):
+            segment.add(batch)
     except BaseException:
-        tmp_path.unlink(missing_ok=True)
+        segment.abandon()
         raise
-    if fsync:
-        with open(tmp_path, "rb") as handle:
-            os.fsync(handle.fileno())
-    os.replace(tmp_path, sealed_path)
+    segment.finish(fsync=fsync)
     journal_path.unlink()
-    return rows
+    return segment.rows
 
 
-def _write_row_group(writer: pq.ParquetWriter, batches: list[pa.RecordBatch], schema: pa.Schema) -> None:
-    rows = sum(len(batch) for batch in batches)
-    writer.write_table(pa.Table.from_batches(batches, schema=schema), row_group_size=rows or 1)
+class _ParquetSegment:
+    """A sealed segment in the making: written batch by batch to `<name>.parquet.tmp`, consecutive
+    batches gathered into row groups of up to `rows_per_group` rows (a larger batch is a row group of
+    its own), then fsynced and renamed by `finish`. At most one row group is held in memory."""
+
+    def __init__(self, sealed_path: Path, metadata: dict[bytes, bytes], rows_per_group: int) -> None:
+        self.sealed_path = sealed_path
+        self.rows = 0
+        self._tmp_path = sealed_path.with_suffix(sealed_path.suffix + ".tmp")
+        self._schema = SCHEMA.with_metadata(metadata)
+        self._rows_per_group = rows_per_group
+        self._gathered: list[pa.RecordBatch] = []
+        self._held = 0
+        # Page checksums let a reader tell a damaged page from data: without them a flipped bit in a
+        # compressed page can decode to plausible, wrong rows.
+        self._writer = pq.ParquetWriter(
+            self._tmp_path, self._schema, compression="zstd", compression_level=3, write_page_checksum=True
+        )
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        if self._gathered and self._held + len(batch) > self._rows_per_group:
+            self._write_gathered()
+        self._gathered.append(batch)
+        self._held += len(batch)
+        self.rows += len(batch)
+
+    def finish(self, *, fsync: bool) -> None:
+        try:
+            self._write_gathered()
+            self._writer.close()
+        except BaseException:
+            self.abandon()
+            raise
+        if fsync:
+            with open(self._tmp_path, "rb") as handle:
+                os.fsync(handle.fileno())
+        os.replace(self._tmp_path, self.sealed_path)
+
+    def abandon(self) -> None:
+        with contextlib.suppress(Exception):
+            self._writer.close()
+        self._tmp_path.unlink(missing_ok=True)
+
+    def _write_gathered(self) -> None:
+        if not self._gathered:
+            return
+        table = pa.Table.from_batches(self._gathered, schema=self._schema)
+        self._writer.write_table(table, row_group_size=self._held or 1)
+        self._gathered, self._held = [], 0
 
 
 def batch_checksum(batch: pa.RecordBatch) -> int:
