@@ -340,6 +340,8 @@ class _ParquetSegment:
         self._gathered.append(batch)
         self._held += len(batch)
         self.rows += len(batch)
+        if self._held >= self._rows_per_group:  # no batch could join it: written now, not held
+            self._write_gathered()
 
     def finish(self, *, fsync: bool) -> None:
         try:
