@@ -1,32 +1,34 @@
 """The reconnecting WebSocket client: an asyncio shell around `harness.client_state.ClientCore`.
 
 The shell moves bytes and timestamps and nothing else. Every frame goes, undecoded, to a synchronous
-`on_message(payload, recv_mono_ns, recv_wall_ns, conn_id)`; everything that happens to the connection
-goes, as a small dataclass from `harness.client_state`, to a synchronous `on_event(event)`. A new
-connection is always announced by `ConnectionOpened` before its first frame, and ended by
-`Disconnected` after its last, so a book sync can resync on every new `conn_id`.
+`on_message(payload, recv_mono_ns, recv_wall_ns, conn_id)`, called straight from the socket's read
+(`harness.ws_connection`: every frame of one read carries that read's timestamps); everything that
+happens to the connection goes, as a small dataclass from `harness.client_state`, to a synchronous
+`on_event(event)`. A new connection is always announced by `ConnectionOpened` before its first frame,
+and ended by `Disconnected` after its last, so a book sync can resync on every new `conn_id`.
 
-Liveness has two layers: websockets' keepalive pings (a server that stops answering is failed with
-1011) and a watchdog on received frames, which aborts a connection that has been silent longer
-than `watchdog_s` without waiting for any close handshake (a half-open socket never completes one).
-Where the venue wants application-level pings as well (OKX closes a connection it has heard nothing
-from for 30 s; ping frames do not count), `keepalive` sends its message on a timer.
+The subscribe and auth steps run in the same callbacks: a step's messages go out as the connection
+opens (or as the previous step is acknowledged), and each reply is classified as it is delivered, so
+the first frame after the last ack already finds the client ACTIVE.
 
-An exception raised by `on_message` or `on_event` is a bug in the caller: the client closes the
+Liveness has two layers: keepalive pings (a server that stops answering is failed with 1011) and a
+watchdog on received frames, which aborts a connection that has been silent longer than `watchdog_s`
+without waiting for any close handshake (a half-open socket never completes one). Where the venue
+wants application-level pings as well (OKX closes a connection it has heard nothing from for 30 s;
+ping frames do not count), `keepalive` sends its message on a timer.
+
+An exception raised by `on_message` or `on_event` is a bug in the caller: the client aborts the
 connection and `run()` re-raises it rather than carry on with a consumer that lost a frame.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
+from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
 from websockets.uri import parse_uri
 
 from harness.client_state import (
@@ -45,18 +47,12 @@ from harness.client_state import (
     WatchdogFired,
 )
 from harness.errors import HarnessError
+from harness.ws_connection import ClientWebSocket, WebSocketOptions, drop_message, open_websocket
 
 OnMessage = Callable[[bytes, int, int, int], None]
 OnEvent = Callable[[ClientEvent], None]
 
 _ABNORMAL_CLOSURE = 1006
-
-
-class _StepFailed(Exception):
-    def __init__(self, cause: DisconnectCause, reason: str) -> None:
-        super().__init__(reason)
-        self.cause = cause
-        self.reason = reason
 
 
 def _ignore_event(event: ClientEvent) -> None:
@@ -113,29 +109,27 @@ class ReconnectingClient:
         self._core = ClientCore(
             backoff or BackoffPolicy(), rng or random.Random(), max_retries, int(stable_after_s * 1e9)
         )
-        self._connect_kwargs: dict[str, Any] = {
-            "open_timeout": connect_timeout_s,
-            "ping_interval": ping_interval_s,
-            "ping_timeout": ping_timeout_s,
-            "close_timeout": close_timeout_s,
-            "max_size": max_size,
-            "compression": compression,
-            "proxy": None,
-            "additional_headers": list(headers) or None,
-        }
-        if user_agent is not None:
-            self._connect_kwargs["user_agent_header"] = user_agent
+        self._options = WebSocketOptions(
+            headers=tuple(headers),
+            user_agent=user_agent,
+            open_timeout_s=connect_timeout_s,
+            max_size=max_size,
+            compression=compression,
+            ping_interval_s=ping_interval_s,
+            ping_timeout_s=ping_timeout_s,
+            close_timeout_s=close_timeout_s,
+        )
         self._watchdog_ns = None if watchdog_s is None else int(watchdog_s * 1e9)
         self._keepalive = keepalive
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._ws: ClientConnection | None = None
+        self._ws: ClientWebSocket | None = None
+        self._opened_ns = 0
         self._watchdog: asyncio.TimerHandle | None = None
         self._watchdog_silence_ns = 0
-        self._last_rx_ns = 0
-        self._frames = 0
-        self._resubscribe: asyncio.Task[None] | None = None
-        self._requests: set[asyncio.Task[None]] = set()
+        self._step_index = 0
+        self._step_timer: asyncio.TimerHandle | None = None
+        self._cause: DisconnectCause | None = None
 
     @property
     def state(self) -> ConnectionState:
@@ -176,9 +170,10 @@ class ReconnectingClient:
         client gets a fresh snapshot from a venue that sends the book on subscribing (Bybit, OKX). Does
         nothing between connections or while such a close is under way."""
         ws = self._ws
-        if ws is None or self._resubscribe is not None:
+        if ws is None or self._cause is not None or not ws.is_open:
             return
-        self._resubscribe = asyncio.get_running_loop().create_task(ws.close(1000, reason))
+        self._cause = DisconnectCause.RESUBSCRIBE
+        ws.close(1000, reason)
 
     def send(self, messages: Sequence[str]) -> bool:
         """Sends `messages`, in order, on the open connection once it is subscribed: a request the venue
@@ -186,18 +181,11 @@ class ReconnectingClient:
         False, sending nothing, when no subscribed connection is open (the caller may `reconnect`)."""
         ws = self._ws
         subscribed = self._core.state in (ConnectionState.SUBSCRIBED, ConnectionState.ACTIVE)
-        if ws is None or self._resubscribe is not None or not subscribed:
+        if ws is None or self._cause is not None or not subscribed or not ws.is_open:
             return False
-        task = asyncio.get_running_loop().create_task(self._send_all(ws, messages))
-        self._requests.add(task)
-        task.add_done_callback(self._requests.discard)
+        for message in messages:
+            ws.send(message)
         return True
-
-    @staticmethod
-    async def _send_all(ws: ClientConnection, messages: Sequence[str]) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            for message in messages:
-                await ws.send(message)
 
     async def run(self) -> None:
         """Connect, keep reconnecting with backoff, and return after `stop()` or after giving up."""
@@ -231,10 +219,14 @@ class ReconnectingClient:
     async def _one_connection(self) -> None:
         core = self._core
         self._emit(core.connecting(time.monotonic_ns()))
+        self._cause = None
         try:
-            ws = await connect(self.url, **self._connect_kwargs)
+            await open_websocket(self.url, self._options, conn_id=0, on_message=drop_message, on_open=self._opened)
         except asyncio.CancelledError:
-            self._on_event(core.advance(ConnectionState.DISCONNECTED, time.monotonic_ns()))
+            if self._ws is None:
+                self._on_event(core.advance(ConnectionState.DISCONNECTED, time.monotonic_ns()))
+            else:
+                await self._cancelled_while_open(self._ws)
             raise
         except InvalidStatus as exc:
             self._emit(core.connect_failed(time.monotonic_ns(), exc.response.status_code, str(exc)))
@@ -242,53 +234,103 @@ class ReconnectingClient:
         except (OSError, WebSocketException) as exc:
             self._emit(core.connect_failed(time.monotonic_ns(), None, f"{type(exc).__name__}: {exc}"))
             return
-
-        now = time.monotonic_ns()
-        keepalive = ws.keepalive_task
-        self._ws = ws
-        self._last_rx_ns = now
-        self._frames = 0
-        self._watchdog_silence_ns = 0
-        cause: DisconnectCause | None = None
+        ws = self._ws
+        assert ws is not None, "open_websocket returns once on_open has run"
         pinger = None if self._keepalive is None else asyncio.create_task(self._app_pings(ws, self._keepalive))
         try:
-            self._emit(core.opened(now, time.time_ns(), self.url))
-            self._arm_watchdog()
-            for state, step in self._steps:
-                if step is not None:
-                    await self._run_step(ws, step)
-                self._on_event(core.advance(state, time.monotonic_ns()))
-            await self._receive(ws)
-        except ConnectionClosed:
-            if self._resubscribe is not None:
-                cause = DisconnectCause.RESUBSCRIBE
-        except _StepFailed as failed:
-            cause = failed.cause
-            await ws.close(1000, failed.reason)
+            await ws.wait_closed()
         except asyncio.CancelledError:
-            if self._stopping:
-                await ws.close(1000, "client stopping")
-                self._closed(ws, DisconnectCause.STOPPED)
+            await self._cancelled_while_open(ws)
             raise
         finally:
-            self._disarm_watchdog()
             if pinger is not None:
                 pinger.cancel()
                 await asyncio.wait([pinger])
-            if ws.transport is not None and not ws.transport.is_closing():
-                ws.transport.abort()
-            await ws.wait_closed()
-            if keepalive is not None:
-                await asyncio.wait([keepalive])
-            self._ws = None
-            if self._resubscribe is not None:
-                await asyncio.wait([self._resubscribe])
-                self._resubscribe = None
-        self._closed(ws, cause)
+            await self._let_go(ws)
+        if ws.failure is not None:
+            raise ws.failure
+        self._closed(ws, self._cause)
 
-    def _closed(self, ws: ClientConnection, cause: DisconnectCause | None) -> None:
-        rcvd, sent = ws.protocol.close_rcvd, ws.protocol.close_sent
-        server_first = rcvd is not None and (sent is None or bool(ws.protocol.close_rcvd_then_sent))
+    async def _cancelled_while_open(self, ws: ClientWebSocket) -> None:
+        """`stop()` closes an open connection with 1000 and reports it; any other cancel just drops it."""
+        try:
+            if self._stopping:
+                ws.on_message = drop_message
+                ws.close(1000, "client stopping")
+                await ws.wait_closed()
+                self._closed(ws, DisconnectCause.STOPPED)
+        finally:
+            await self._let_go(ws)
+
+    async def _let_go(self, ws: ClientWebSocket) -> None:
+        self._disarm_timers()
+        if not ws.closed.done():
+            ws.abort()
+            await ws.wait_closed()
+        self._ws = None
+
+    def _opened(self, ws: ClientWebSocket, mono_ns: int, wall_ns: int) -> None:
+        """The handshake completed (called from the socket's read, before any frame is delivered)."""
+        self._ws = ws
+        self._opened_ns = mono_ns
+        self._watchdog_silence_ns = 0
+        self._step_index = 0
+        self._emit(self._core.opened(mono_ns, wall_ns, self.url))
+        ws.conn_id = self._core.conn_id
+        self._arm_watchdog()
+        self._next_step(ws)
+
+    def _next_step(self, ws: ClientWebSocket) -> None:
+        """Runs the steps up to the next one that waits for a reply; after the last, the first frame makes
+        the connection ACTIVE."""
+        while self._step_index < len(self._steps):
+            state, step = self._steps[self._step_index]
+            if step is not None:
+                for message in step.messages():
+                    ws.send(message)
+                ws.on_message = self._step_reply
+                self._step_timer = asyncio.get_running_loop().call_later(step.timeout_s, self._step_timed_out)
+                return
+            self._step_index += 1
+            self._on_event(self._core.advance(state, time.monotonic_ns()))
+        ws.on_message = self._first_message
+
+    def _step_reply(self, payload: bytes, mono_ns: int, wall_ns: int, conn_id: int) -> None:
+        self._on_message(payload, mono_ns, wall_ns, conn_id)
+        ws = self._ws
+        state, step = self._steps[self._step_index]
+        assert ws is not None and step is not None, "replies are classified only while a step waits"
+        reply = step.classify(payload)
+        if reply is StepReply.ACK:
+            self._cancel_step_timer()
+            self._step_index += 1
+            self._on_event(self._core.advance(state, time.monotonic_ns()))
+            self._next_step(ws)
+        elif reply is StepReply.REJECTED:
+            self._end_connection(DisconnectCause.STEP_REJECTED, "request rejected")
+
+    def _step_timed_out(self) -> None:
+        self._step_timer = None
+        self._end_connection(DisconnectCause.STEP_TIMEOUT, "no ack before timeout")
+
+    def _end_connection(self, cause: DisconnectCause, reason: str) -> None:
+        ws = self._ws
+        assert ws is not None, "a step ends only an open connection"
+        self._cause = cause
+        ws.on_message = drop_message
+        ws.close(1000, reason)
+
+    def _first_message(self, payload: bytes, mono_ns: int, wall_ns: int, conn_id: int) -> None:
+        ws = self._ws
+        assert ws is not None, "frames arrive only on an open connection"
+        ws.on_message = self._on_message
+        self._on_event(self._core.advance(ConnectionState.ACTIVE, mono_ns))
+        self._on_message(payload, mono_ns, wall_ns, conn_id)
+
+    def _closed(self, ws: ClientWebSocket, cause: DisconnectCause | None) -> None:
+        protocol = ws.protocol
+        rcvd, sent = protocol.close_rcvd, protocol.close_sent
+        server_first = rcvd is not None and (sent is None or bool(protocol.close_rcvd_then_sent))
         frame = rcvd if server_first else sent
         if cause is None:
             if self._watchdog_silence_ns:
@@ -301,63 +343,27 @@ class ReconnectingClient:
             self._on_event(WatchdogFired(self._core.conn_id, self._watchdog_silence_ns, time.monotonic_ns()))
         code = _ABNORMAL_CLOSURE if frame is None else int(frame.code)
         reason = "" if frame is None else frame.reason
-        self._emit(self._core.closed(time.monotonic_ns(), time.time_ns(), code, reason, cause, self._frames))
-
-    async def _run_step(self, ws: ClientConnection, step: SessionStep) -> None:
-        for message in step.messages():
-            await ws.send(message)
-        on_message, conn_id = self._on_message, self._core.conn_id
-        try:
-            async with asyncio.timeout(step.timeout_s):
-                while True:
-                    payload = await ws.recv(decode=False)
-                    mono_ns = time.monotonic_ns()
-                    self._last_rx_ns = mono_ns
-                    self._frames += 1
-                    on_message(payload, mono_ns, time.time_ns(), conn_id)
-                    reply = step.classify(payload)
-                    if reply is StepReply.ACK:
-                        return
-                    if reply is StepReply.REJECTED:
-                        raise _StepFailed(DisconnectCause.STEP_REJECTED, "request rejected")
-        except TimeoutError:
-            raise _StepFailed(DisconnectCause.STEP_TIMEOUT, "no ack before timeout") from None
-
-    async def _receive(self, ws: ClientConnection) -> None:
-        recv, on_message, conn_id = ws.recv, self._on_message, self._core.conn_id
-        monotonic_ns, time_ns = time.monotonic_ns, time.time_ns
-        payload = await recv(False)
-        mono_ns = monotonic_ns()
-        self._last_rx_ns = mono_ns
-        self._frames += 1
-        self._on_event(self._core.advance(ConnectionState.ACTIVE, mono_ns))
-        on_message(payload, mono_ns, time_ns(), conn_id)
-        frames = self._frames
-        try:
-            while True:
-                payload = await recv(False)
-                mono_ns = monotonic_ns()
-                self._last_rx_ns = mono_ns
-                frames += 1
-                on_message(payload, mono_ns, time_ns(), conn_id)
-        finally:
-            self._frames = frames
+        self._emit(self._core.closed(time.monotonic_ns(), time.time_ns(), code, reason, cause, ws.frames))
 
     @staticmethod
-    async def _app_pings(ws: ClientConnection, keepalive: AppKeepalive) -> None:
+    async def _app_pings(ws: ClientWebSocket, keepalive: AppKeepalive) -> None:
         """Sends the venue's application-level ping every `interval_s` until the connection ends."""
         while True:
             await asyncio.sleep(keepalive.interval_s)
-            try:
-                await ws.send(keepalive.message)
-            except ConnectionClosed:
+            if not ws.send(keepalive.message):
                 return
 
     def _arm_watchdog(self) -> None:
         if self._watchdog_ns is not None:
             self._watchdog = asyncio.get_running_loop().call_later(self._watchdog_ns / 1e9, self._check_watchdog)
 
-    def _disarm_watchdog(self) -> None:
+    def _cancel_step_timer(self) -> None:
+        if self._step_timer is not None:
+            self._step_timer.cancel()
+            self._step_timer = None
+
+    def _disarm_timers(self) -> None:
+        self._cancel_step_timer()
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
@@ -365,19 +371,18 @@ class ReconnectingClient:
     def _check_watchdog(self) -> None:
         """Timer callback: abort a silent connection, else re-arm for the rest of the threshold.
 
-        It only aborts the transport; the receive path then sees the connection end and emits the
+        It only aborts the transport; the client's task then sees the connection end and emits the
         events, so callbacks never run outside the client's task.
         """
         assert self._watchdog_ns is not None
         ws = self._ws
         if ws is None:
             return
-        silence = time.monotonic_ns() - self._last_rx_ns
+        silence = time.monotonic_ns() - max(ws.last_rx_ns, self._opened_ns)
         if silence >= self._watchdog_ns:
             self._watchdog = None
             self._watchdog_silence_ns = silence
-            if ws.transport is not None:
-                ws.transport.abort()
+            ws.abort()
             return
         self._watchdog = asyncio.get_running_loop().call_later(
             (self._watchdog_ns - silence) / 1e9, self._check_watchdog

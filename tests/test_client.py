@@ -7,7 +7,6 @@ safety net so a broken client fails the test instead of hanging it.
 from __future__ import annotations
 
 import asyncio
-import functools
 import math
 import random
 import socket
@@ -18,7 +17,6 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import ServerConnection, serve
 
 from harness.client import ReconnectingClient
@@ -41,8 +39,8 @@ from harness.client_state import (
     WatchdogFired,
 )
 from harness.errors import HarnessError
+from tests.client_probe import SAFETY_S, CallbackProbe, aio
 
-SAFETY_S = 10
 TINY_BACKOFF = BackoffPolicy(base_s=0.001, multiplier=2.0, cap_s=0.01)
 ACK = b'{"result":null,"id":1}'
 FULL_STATES = [
@@ -54,49 +52,8 @@ FULL_STATES = [
 ]
 
 
-def aio(test: Callable) -> Callable:
-    """Run an async test in a fresh event loop (the project has no asyncio pytest plugin)."""
-
-    @functools.wraps(test)
-    def run(*args, **kwargs) -> None:
-        asyncio.run(test(*args, **kwargs))
-
-    return run
-
-
-class Probe:
-    """Collects the client's callbacks in one ordered log and resolves waiters as they arrive."""
-
-    def __init__(self) -> None:
-        self.log: list[object] = []
-        self.frames: list[tuple[bytes, int, int, int]] = []
-        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
-
-    def on_event(self, event: object) -> None:
-        self.log.append(event)
-        self._wake()
-
-    def on_message(self, payload: bytes, recv_mono_ns: int, recv_wall_ns: int, conn_id: int) -> None:
-        frame = (payload, recv_mono_ns, recv_wall_ns, conn_id)
-        self.frames.append(frame)
-        self.log.append(frame)
-        self._wake()
-
-    def _wake(self) -> None:
-        for predicate, future in self._waiters:
-            if not future.done() and predicate():
-                future.set_result(None)
-
-    async def until(self, predicate: Callable[[], bool]) -> None:
-        if predicate():
-            return
-        future = asyncio.get_running_loop().create_future()
-        self._waiters.append((predicate, future))
-        async with asyncio.timeout(SAFETY_S):
-            await future
-
-    def of(self, kind: type) -> list:
-        return [item for item in self.log if isinstance(item, kind)]
+class Probe(CallbackProbe):
+    """Also reads the client's events: states per connection, and a predicate for ACTIVE."""
 
     def states(self, conn_id: int) -> list[ConnectionState]:
         return [
@@ -112,14 +69,12 @@ def port_of(server) -> int:
 
 
 def client_tasks(client_task: asyncio.Task) -> list[asyncio.Task]:
-    """Tasks the client could have left: its own, and any websockets task bound to a client connection."""
-    left = []
-    for task in asyncio.all_tasks():
-        frame = getattr(task.get_coro(), "cr_frame", None)
-        owner = frame.f_locals.get("self") if frame is not None else None
-        if task is client_task or isinstance(owner, ClientConnection):
-            left.append(task)
-    return left
+    """Tasks the client could have left: its own, and its application-level pinger."""
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if task is client_task or getattr(task.get_coro(), "__qualname__", "").endswith("._app_pings")
+    ]
 
 
 def make_client(url: str, probe: Probe, **kwargs) -> ReconnectingClient:
@@ -355,7 +310,7 @@ async def test_stop_while_active_closes_1000_and_leaves_no_task() -> None:
         client = make_client(f"ws://127.0.0.1:{port_of(server)}/ws", probe, ping_interval_s=0.05, watchdog_s=5)
         task = client.start()
         await probe.until(probe.active(1))
-        assert client_tasks(task), "keepalive should be running while connected"
+        assert client_tasks(task) == [task]
         await client.stop()
         assert task.done() and not task.cancelled()
         assert client_tasks(task) == []
