@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import operator
 import queue
 import random
@@ -331,6 +332,8 @@ class _Recorder:
         """The open run of the current connection's frames, the last run in `_batch`; None when the next
         frame must open one (a hand-over, or another event, came after the last frame)."""
         self._frame_head: RunHead | None = None
+        self._observe_frame: Callable[[str | None], object] | None = None
+        """`observe` with the open connection's frame kind and id bound (C's partial: a Python call less a frame)."""
         self._url_text = self.redact.text(self.url)
         self._stream_of = self.venue.stream_of
         self._stream_texts: dict[str | None, str | None] = {}
@@ -416,6 +419,8 @@ class _Recorder:
                 self._needs = SnapshotNeeds.for_symbols(self.venue, self.config.symbols)
             self._waiting = {} if self._needs is None else self._needs.waiting
             self._frame_head = (self._conn_id, EventKind.WS_RECV, self._url_text, None, None)
+            if self.observe is not None:
+                self._observe_frame = functools.partial(self.observe, EventKind.WS_RECV, self._conn_id)
             self.summary.connections += 1
             self._emit(EventKind.WS_OPEN, self._conn_id, event.wall_ns, event.mono_ns, b"", self.url)
         elif isinstance(event, Disconnected) and self._conn_id is not None:
@@ -431,6 +436,7 @@ class _Recorder:
                 status=event.code, reason=reason,
             )  # fmt: skip
             self._conn_id, self._needs, self._waiting, self._frame_head = None, None, {}, None
+            self._observe_frame = None
         elif isinstance(event, ConnectFailed):
             self.summary.connect_failures += 1
             if self.summary.connections == 0 and self._connect_failure is None:
@@ -453,8 +459,9 @@ class _Recorder:
         if rows is None:
             rows = self._open_frames()
         rows.append((wall_ns, mono_ns, text, payload))
-        if self.observe is not None:
-            self._observe_frame(text)
+        observe = self._observe_frame
+        if observe is not None:
+            observe(text)
         if stream in self._waiting:
             needs = self._needs
             assert needs is not None, "waiting streams belong to the open connection's needs"
@@ -463,11 +470,6 @@ class _Recorder:
                 self._spawn_fetch(needs, symbol)
         elif stream is None:
             self._last_control = payload[:300]
-
-    def _observe_frame(self, stream: str | None) -> None:
-        conn_id = self._conn_id
-        assert conn_id is not None and self.observe is not None, "a frame outside a connection"
-        self.observe(EventKind.WS_RECV, conn_id, stream)
 
     def _stream_text(self, stream: str) -> str:
         text = self.redact.text(stream)
