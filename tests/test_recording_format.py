@@ -210,6 +210,26 @@ def test_crashed_journal_can_be_sealed_afterwards(tmp_path: Path) -> None:
     writer.close()
 
 
+def test_the_segment_written_as_it_flushes_is_the_one_its_journal_seals_to(tmp_path: Path) -> None:
+    """The writer's Parquet file, made batch by batch, against `seal_journal` of the same journal (the
+    crash path): the same rows in the same row groups, with the same file metadata."""
+    writer = RecordingWriter(tmp_path / "rec", META, rows_per_group=25, fsync=False)
+    rng = random.Random(5)
+    for seq in range(200):
+        writer.append_event(make_event(seq, rng))
+        if rng.random() < 0.1:
+            writer.flush(seq)
+    writer.flush()
+    journal = tmp_path / "rec" / segment_name(0, OPEN_SUFFIX)
+    from_journal = tmp_path / "copy" / segment_name(0, SEALED_SUFFIX)
+    from_journal.parent.mkdir()
+    shutil.copy(journal, from_journal.with_suffix(OPEN_SUFFIX))
+    seal_journal(from_journal.with_suffix(OPEN_SUFFIX), from_journal, META.to_metadata(0), rows_per_group=25)
+    [written] = writer.close()
+    assert row_groups(written) == row_groups(from_journal) and max(row_groups(written)) <= 25
+    assert pq.read_table(written).equals(pq.read_table(from_journal), check_metadata=True)
+
+
 def test_truncated_journal_tail_is_dropped_and_earlier_batches_kept(tmp_path: Path) -> None:
     writer = RecordingWriter(tmp_path / "rec", META, fsync=False)
     for batch in range(3):
