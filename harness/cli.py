@@ -225,6 +225,12 @@ def replay(
     subject: Annotated[str, typer.Option(help="Subject factory, module:function.")] = "harness.default_subject:create",
     rest_weight_limit: Annotated[int | None, typer.Option(min=0, help=_WEIGHT_HELP)] = None,
     html: Annotated[Path | None, typer.Option(help=_HTML_HELP)] = None,
+    busy_poll_us: Annotated[
+        int,
+        typer.Option(
+            min=0, max=1_000_000, help="The subject's loop polls this long before it sleeps: lower latency, a core."
+        ),
+    ] = 0,
 ) -> None:
     """Replay a recording through the fake venue with a scenario's faults; exit 0 pass, 1 fail, 2 bad input."""
     from harness.replay_command import run_replay_command
@@ -241,6 +247,7 @@ def replay(
             rest_weight_limit=rest_weight_limit,
             html=html,
             owns_process=True,
+            busy_poll_us=busy_poll_us,
         )
     )
 

@@ -76,6 +76,9 @@ class ReplayRequest:
     owns_process: bool = False
     """True where the caller gives the run its process (the command line): what was loaded is then frozen
     out of the garbage collector before serving (harness/collector.py); never in a caller's own process."""
+    subject_busy_poll_us: int = 0
+    """The subject host's event loop polls the kernel this long before it blocks (harness/busy_poll.py):
+    lower latency for a core's worth of CPU; 0 blocks at once, as asyncio does."""
 
 
 @dataclass(slots=True)
@@ -110,6 +113,7 @@ class _Setup:
     """Compares each synced observation with the oracle as it arrives (harness/message_log.py)."""
     sends: SendDigest
     """Takes each write the venue makes, for the check after the run (harness/send_digest.py)."""
+    busy_poll_us: int
 
 
 def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict[str, Any]:
@@ -144,7 +148,12 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
         raise HarnessError(f"the REST weight limit must be >= 0 (0 turns it off), not {weight}")
     # The speed-0 clock is the writes' own: which write batch first carried each frame.
     sends = SendDigest(oracle, len(data.frames) if speed == 0 else None)
-    setup = _Setup(data, plan.entries, speed, seed, venue, request.subject, final_ids, weight, TopJudge(oracle), sends)
+    if request.subject_busy_poll_us < 0:
+        raise HarnessError(f"the subject's busy-poll time must be >= 0 us, not {request.subject_busy_poll_us}")
+    setup = _Setup(
+        data, plan.entries, speed, seed, venue, request.subject, final_ids, weight, TopJudge(oracle), sends,
+        request.subject_busy_poll_us,
+    )  # fmt: skip
     stderr_path = request.stderr_path or _temporary_log()
     try:
         stderr_file = open(stderr_path, "wb")  # noqa: SIM115 (closed below, before it is read back)
@@ -227,6 +236,7 @@ def run_replay(request: ReplayRequest, progress: Progress | None = None) -> dict
     }
     report["subject"] = {
         "factory": request.subject,
+        "busy_poll_us": request.subject_busy_poll_us,
         "exit_code": run.exit_code,
         "protocol_error": run.protocol_error,
         "traceback": run.crash,
@@ -306,6 +316,8 @@ async def _drive_subject(server: VenueServer, setup: _Setup, progress: Progress 
         str(setup.seed),
         "--streams",
         ",".join(s for s in setup.data.streams if setup.data.dialect.is_book_stream(s)),
+        "--busy-poll-us",
+        str(setup.busy_poll_us),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=stderr_file,

@@ -38,6 +38,7 @@ def run_replay_command(
     rest_weight_limit: int | None = None,
     html: Path | None = None,
     owns_process: bool = False,
+    busy_poll_us: int = 0,
 ) -> int:
     """Returns the exit code: 0 when every expectation holds, 1 when one fails.
 
@@ -55,6 +56,7 @@ def run_replay_command(
         stderr_path=subject_log_path(report),
         rest_weight_limit=rest_weight_limit,
         owns_process=owns_process,
+        subject_busy_poll_us=busy_poll_us,
     )
     errors = Console(stderr=True)
     loaded = load_scenario(scenario)
@@ -73,7 +75,7 @@ def run_replay_command(
     with bar:
         task = bar.add_task("replay", total=None)
         result = run_replay(request, progress=lambda done, total: bar.update(task, completed=done, total=total))
-    options = _replay_options(recording, subject, speed, rest_weight_limit)
+    options = _replay_options(recording, subject, speed, rest_weight_limit, busy_poll_us)
     if report is not None and not result["passed"]:
         result["reproduce"] = write_reproduction(result, loaded, repro_path(report), options, speed)
     Console().print(render_terminal(result))
@@ -98,7 +100,7 @@ def repro_path(report: Path) -> Path:
 
 
 def _replay_options(
-    recording: Path | None, subject: str, speed: float | None, rest_weight_limit: int | None
+    recording: Path | None, subject: str, speed: float | None, rest_weight_limit: int | None, busy_poll_us: int
 ) -> list[str]:
     """`harness replay` and the options that are not in the scenario file (speed 0 cannot be written there)."""
     args = ["harness", "replay"]
@@ -110,6 +112,8 @@ def _replay_options(
         args += ["--speed", "0"]
     if rest_weight_limit is not None:
         args += ["--rest-weight-limit", str(rest_weight_limit)]
+    if busy_poll_us:
+        args += ["--busy-poll-us", str(busy_poll_us)]
     return args
 
 

@@ -30,6 +30,7 @@ from typing import BinaryIO
 
 import orjson
 
+from harness.busy_poll import busy_poll_loop_factory
 from harness.collector import freeze_loaded
 from harness.errors import HarnessError
 from harness.observations import SubjectMessage, dumps
@@ -133,13 +134,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rest-url", required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--streams", default="")
+    parser.add_argument("--busy-poll-us", type=int, default=0)
     args = parser.parse_args(argv)
     sys.stdout.flush()
     channel = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     deepen_pipe(channel.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     try:
-        return asyncio.run(_main(args, channel))
+        with asyncio.Runner(loop_factory=busy_poll_loop_factory(args.busy_poll_us)) as runner:
+            return runner.run(_main(args, channel))
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -370,6 +370,8 @@ class WebSocketOptions:
     ping_interval_s: float | None = 20.0
     ping_timeout_s: float | None = 20.0
     close_timeout_s: float = 2.0
+    ssl_context: ssl.SSLContext | None = None
+    """For wss:// URLs; None: the system's trust store (`ssl.create_default_context()`)."""
 
     def __post_init__(self) -> None:
         if self.compression not in (None, "deflate"):
@@ -393,7 +395,7 @@ async def open_websocket(
     for name, value in options.headers:
         request.headers[name] = value
     protocol.send_request(request)
-    context = ssl.create_default_context() if uri.secure else None
+    context = (options.ssl_context or ssl.create_default_context()) if uri.secure else None
 
     def make() -> ClientWebSocket:
         return ClientWebSocket(

@@ -241,13 +241,14 @@ def test_speed_zero_notes_the_faults_that_need_time_and_only_then() -> None:
 def test_cli_passing_run_writes_reports_and_exits_zero(tmp_path: Path) -> None:
     report_path, junit_path, html_path = tmp_path / "r.json", tmp_path / "r.xml", tmp_path / "r.html"
     outputs = ("--report", str(report_path), "--junit", str(junit_path), "--html", str(html_path))
-    result = _cli("replay", "--scenario", "clean", "--speed", "20", *outputs)
+    result = _cli("replay", "--scenario", "clean", "--speed", "20", "--busy-poll-us", "200", *outputs)
     assert result.returncode == 0, result.stderr
     assert "PASS" in result.stdout
     report = orjson.loads(report_path.read_bytes())
     for key in ("passed", "scenario", "seed", "recording", "faults", "frames", "sync", "latency_us", "expectations"):
         assert key in report
     assert report["passed"] is True and report["speed"] == 20
+    assert report["subject"]["busy_poll_us"] == 200  # the subject ran, and passed, on a busy-polling loop
     assert junit_path.read_text().startswith("<?xml")
     assert report["subject"]["stderr_file"] == str(tmp_path / "r.subject-stderr.log")
     assert (tmp_path / "r.subject-stderr.log").is_file()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
@@ -275,3 +277,32 @@ async def test_an_exception_from_on_message_is_kept_and_the_connection_aborted()
 def test_an_unknown_compression_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="compression"):
         WebSocketOptions(compression="brotli")
+
+
+TLS = Path(__file__).parent / "tls"
+"""A self-signed certificate for localhost and 127.0.0.1 (100 years), made for these tests only."""
+
+
+@aio
+async def test_wss_reads_through_tls_and_refuses_a_certificate_it_does_not_trust() -> None:
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(TLS / "localhost.crt", TLS / "localhost.key")
+    trusting = ssl.create_default_context(cafile=TLS / "localhost.crt")
+    sent = [b"x" * n for n in (10, 200, 70_000)]
+
+    async def handler(connection: ServerConnection) -> None:
+        for payload in sent:
+            await connection.send(payload)
+        await connection.wait_closed()
+
+    probe = CallbackProbe()
+    async with serve(handler, "127.0.0.1", 0, ssl=server_context) as server:
+        url = f"wss://localhost:{server.sockets[0].getsockname()[1]}/"
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await connect(url, CallbackProbe())
+        ws, _ = await connect(url, probe, WebSocketOptions(ssl_context=trusting))
+        await probe.until(lambda: len(probe.frames) == len(sent))
+        ws.close()
+        await ws.wait_closed()
+    assert [f[0] for f in probe.frames] == sent
+    assert ws.protocol.close_rcvd is not None and ws.protocol.close_rcvd.code == 1000
