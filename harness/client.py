@@ -47,9 +47,8 @@ from harness.client_state import (
     WatchdogFired,
 )
 from harness.errors import HarnessError
-from harness.ws_connection import ClientWebSocket, WebSocketOptions, drop_message, open_websocket
+from harness.ws_connection import ClientWebSocket, OnMessage, WebSocketOptions, drop_message, open_websocket
 
-OnMessage = Callable[[bytes, int, int, int], None]
 OnEvent = Callable[[ClientEvent], None]
 
 _ABNORMAL_CLOSURE = 1006
