@@ -123,7 +123,6 @@ class ReconnectingClient:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._ws: ClientWebSocket | None = None
-        self._opened_ns = 0
         self._watchdog: asyncio.TimerHandle | None = None
         self._watchdog_silence_ns = 0
         self._step_index = 0
@@ -271,7 +270,6 @@ class ReconnectingClient:
     def _opened(self, ws: ClientWebSocket, mono_ns: int, wall_ns: int) -> None:
         """The handshake completed (called from the socket's read, before any frame is delivered)."""
         self._ws = ws
-        self._opened_ns = mono_ns
         self._watchdog_silence_ns = 0
         self._step_index = 0
         self._emit(self._core.opened(mono_ns, wall_ns, self.url))
@@ -377,7 +375,7 @@ class ReconnectingClient:
         ws = self._ws
         if ws is None:
             return
-        silence = time.monotonic_ns() - max(ws.last_rx_ns, self._opened_ns)
+        silence = time.monotonic_ns() - ws.last_rx_ns
         if silence >= self._watchdog_ns:
             self._watchdog = None
             self._watchdog_silence_ns = silence

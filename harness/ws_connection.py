@@ -58,15 +58,7 @@ class ClientWebSocket(asyncio.Protocol):
     """
 
     def __init__(
-        self,
-        protocol: ClientProtocol,
-        conn_id: int,
-        on_message: OnMessage,
-        on_open: OnOpen,
-        *,
-        ping_interval_s: float | None,
-        ping_timeout_s: float | None,
-        close_timeout_s: float,
+        self, protocol: ClientProtocol, options: WebSocketOptions, conn_id: int, on_message: OnMessage, on_open: OnOpen
     ) -> None:
         loop = asyncio.get_running_loop()
         self.protocol = protocol
@@ -75,7 +67,8 @@ class ClientWebSocket(asyncio.Protocol):
         self.frames = 0
         """Messages delivered so far."""
         self.last_rx_ns = 0
-        """`time.monotonic_ns()` of the last read that held a message; 0 before the first."""
+        """`time.monotonic_ns()` of the last read that held a message, or of the one that completed the
+        handshake before any did (0 before that): the silence a watchdog measures starts there."""
         self.failure: Exception | None = None
         self.opened: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
@@ -84,15 +77,14 @@ class ClientWebSocket(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._partial = bytearray()
         self._wanted = 0
-        self._handshaking = True
         self._head_fed = False
         self._fast = False
         self._fragments: list[bytes] | None = None
         max_size = protocol.max_message_size
         self._max_size = (1 << 64) if max_size is None else max_size
-        self._ping_interval_s = ping_interval_s
-        self._ping_timeout_s = ping_timeout_s
-        self._close_timeout_s = close_timeout_s
+        self._ping_interval_s = options.ping_interval_s
+        self._ping_timeout_s = options.ping_timeout_s
+        self._close_timeout_s = options.close_timeout_s
         self._ping_data: bytes | None = None
         self._ping_sent_s = 0.0
         self._ping_timer: asyncio.TimerHandle | None = None
@@ -142,7 +134,7 @@ class ClientWebSocket(asyncio.Protocol):
             data = bytes(partial)
             partial.clear()
         try:
-            if self._handshaking:
+            if self.protocol.state is State.CONNECTING:
                 data = self._handshake(data, mono_ns, wall_ns)
                 if not data:
                     return
@@ -287,15 +279,14 @@ class ClientWebSocket(asyncio.Protocol):
         protocol.events_received()
         self._flush()
         if protocol.state is State.OPEN:
-            self._handshaking = False
+            self.last_rx_ns = mono_ns
             self._fast = not protocol.extensions
             self.opened.set_result(None)
             self._on_open(self, mono_ns, wall_ns)
             self._schedule_ping(self._ping_interval_s)
             return data
         if protocol.handshake_exc is not None:
-            if not self.opened.done():
-                self.opened.set_exception(protocol.handshake_exc)
+            self.opened.set_exception(protocol.handshake_exc)
             self.abort()
         return b""
 
@@ -397,19 +388,16 @@ async def open_websocket(
     protocol.send_request(request)
     context = (options.ssl_context or ssl.create_default_context()) if uri.secure else None
 
-    def make() -> ClientWebSocket:
-        return ClientWebSocket(
-            protocol, conn_id, on_message, on_open,
-            ping_interval_s=options.ping_interval_s, ping_timeout_s=options.ping_timeout_s,
-            close_timeout_s=options.close_timeout_s,
-        )  # fmt: skip
-
     loop = asyncio.get_running_loop()
     ws: ClientWebSocket | None = None
     try:
         async with asyncio.timeout(options.open_timeout_s):
             _, ws = await loop.create_connection(
-                make, uri.host, uri.port, ssl=context, server_hostname=uri.host if context else None
+                lambda: ClientWebSocket(protocol, options, conn_id, on_message, on_open),
+                uri.host,
+                uri.port,
+                ssl=context,
+                server_hostname=uri.host if context else None,
             )
             await asyncio.shield(ws.opened)
     except BaseException:

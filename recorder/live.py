@@ -75,9 +75,6 @@ WATCHDOG_S = 60.0
 """A connection that delivers no frame for this long is replaced. Binance's depth@100ms stream sends
 whenever the book moved; a minute of silence on a listed symbol means the socket is dead, not quiet."""
 
-STREAM_TEXTS = 256
-"""Distinct stream names whose redacted text the recorder remembers (a venue sends a handful)."""
-
 Observer = Callable[[EventKind, int, str | None], None]
 ClientObserver = Callable[[ClientEvent], None]
 Batch = list[tuple[RunHead, list[Row]]]
@@ -336,7 +333,7 @@ class _Recorder:
         """`observe` with the open connection's frame kind and id bound (C's partial: a Python call less a frame)."""
         self._url_text = self.redact.text(self.url)
         self._stream_of = self.venue.stream_of
-        self._stream_texts: dict[str | None, str | None] = {}
+        self._redact_text = self.redact.text
         self._waiting: dict[str, str] = {}
         """The open connection's `SnapshotNeeds.waiting`: the streams whose next frame may need a snapshot."""
 
@@ -452,9 +449,7 @@ class _Recorder:
     def _on_frame(self, payload: bytes, mono_ns: int, wall_ns: int, client_conn_id: int) -> None:
         """The hot path (profiled): everything but the tuple and the append is a lookup that misses."""
         stream = self._stream_of(payload)
-        text = self._stream_texts.get(stream)
-        if text is None and stream is not None:
-            text = self._stream_text(stream)
+        text = self._redact_text(stream)  # remembered by the redactor: a lookup for any stream seen before
         rows = self._frames
         if rows is None:
             rows = self._open_frames()
@@ -470,12 +465,6 @@ class _Recorder:
                 self._spawn_fetch(needs, symbol)
         elif stream is None:
             self._last_control = payload[:300]
-
-    def _stream_text(self, stream: str) -> str:
-        text = self.redact.text(stream)
-        if len(self._stream_texts) < STREAM_TEXTS:
-            self._stream_texts[stream] = text
-        return text
 
     def _open_frames(self) -> list[Row]:
         head = self._frame_head
