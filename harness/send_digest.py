@@ -26,7 +26,6 @@ from typing import Protocol
 
 from harness.deliveries import NEVER, Deliveries, SnapshotLike
 from harness.oracle import DepthFrame
-from replayer.timeline import Send
 from replayer.venue_actions import Write
 
 _GROW_BYTES = 1 << 13
@@ -183,10 +182,6 @@ class SendDigest:
                 raise ValueError("on_written takes recorded frames: Writes with their entry")
             frames.append((entry.frame.index, write.intended_mono_ns, entry.fault))
         self.add_write(client_id, write_mono_ns, frames)
-
-    def on_send(self, client_id: int, entry: Send, intended_mono_ns: int, write_mono_ns: int) -> None:
-        """`add`, in the shape of the venue's `on_send` (replayer/server.py)."""
-        self.add(client_id, entry.frame.index, intended_mono_ns, write_mono_ns, entry.fault)
 
     def deliveries(self, snapshots: Iterable[SnapshotLike]) -> Deliveries:
         """The hole search's index over the oracle's depth frames, from the writes kept here."""
